@@ -1,0 +1,658 @@
+package decode
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ParseHeader reads the fixed header at the start of b. It returns ok == false with a nil error
+// when b ends inside the header, and an error when the header is malformed.
+func ParseHeader(b []byte) (h FixedHeader, ok bool, err error) {
+	if len(b) == 0 {
+		return h, false, nil
+	}
+	v, n, st := readVBI(b[1:])
+	switch st {
+	case vbiShort:
+		return h, false, nil
+	case vbiTooLong:
+		return h, false, &Problem{Offset: 1, Field: "remaining_length", Rule: "MQTT-1.5.5-1", Reason: MalformedPacket,
+			Category: ErrMalformed, Message: "Remaining Length is longer than 4 bytes"}
+	}
+	return FixedHeader{Type: Type(b[0] >> 4), Flags: b[0] & 0x0f, RemainingLength: int(v), HeaderLen: 1 + n}, true, nil
+}
+
+// PeekVersion returns the protocol level a CONNECT frame asks for.
+func PeekVersion(frame []byte) (Version, bool) {
+	h, ok, err := ParseHeader(frame)
+	if !ok || err != nil || h.Type != CONNECT {
+		return 0, false
+	}
+	b := frame[h.HeaderLen:]
+	if len(b) < 2 {
+		return 0, false
+	}
+	n := int(b[0])<<8 | int(b[1])
+	if len(b) < 2+n+1 {
+		return 0, false
+	}
+	return Version(b[2+n]), true
+}
+
+// Decode decodes one frame of protocol version v (the version of the CONNECT that opened the
+// stream; a CONNECT itself is decoded by the level it carries). It always returns a packet with
+// every field it could read; what is wrong is in Info().Problems. The packet aliases frame.
+func Decode(frame []byte, v Version) Packet {
+	if !v.Valid() {
+		v = V5
+	}
+	base := Base{Version: v}
+	h, ok, err := ParseHeader(frame)
+	if err != nil || !ok {
+		u := &Unknown{Base: base}
+		u.Raw = frame
+		if err != nil {
+			u.Problems = append(u.Problems, err.(*Problem))
+		} else {
+			u.Problems = append(u.Problems, &Problem{Offset: len(frame), Field: "fixed_header", Reason: MalformedPacket,
+				Category: ErrMalformed, Message: "frame ends inside the fixed header"})
+		}
+		return u
+	}
+	base.Header = h
+	r := reader{b: frame, off: h.HeaderLen, end: len(frame)}
+	total := h.HeaderLen + h.RemainingLength
+	var extra int
+	switch {
+	case len(frame) < total:
+		// Decode what is there; the first read past the end reports the truncation.
+	case len(frame) > total:
+		extra = len(frame) - total
+		frame = frame[:total]
+		r.b, r.end = frame, total
+	}
+	base.Raw = frame
+	base.Fields = make([]Field, 0, 8)
+	base.Fields = append(base.Fields, Field{"fixed_header.type_flags", 0, 1}, Field{"fixed_header.remaining_length", 1, h.HeaderLen - 1})
+
+	var p Packet
+	switch h.Type {
+	case CONNECT:
+		p = decodeConnect(&r, base)
+	case CONNACK:
+		p = decodeConnack(&r, base)
+	case PUBLISH:
+		p = decodePublish(&r, base)
+	case PUBACK, PUBREC, PUBREL, PUBCOMP:
+		p = decodeAck(&r, base)
+	case SUBSCRIBE:
+		p = decodeSubscribe(&r, base)
+	case SUBACK:
+		p = decodeSuback(&r, base)
+	case UNSUBSCRIBE:
+		p = decodeUnsubscribe(&r, base)
+	case UNSUBACK:
+		p = decodeUnsuback(&r, base)
+	case PINGREQ:
+		q := &Pingreq{Base: base}
+		r.base = &q.Base
+		p = q
+	case PINGRESP:
+		q := &Pingresp{Base: base}
+		r.base = &q.Base
+		p = q
+	case DISCONNECT:
+		p = decodeDisconnect(&r, base)
+	case AUTH:
+		if v == V5 {
+			p = decodeAuth(&r, base)
+			break
+		}
+		fallthrough
+	default:
+		q := &Unknown{Base: base, Body: frame[min(h.HeaderLen, len(frame)):]}
+		r.base = &q.Base
+		r.malformed(0, "fixed_header.type_flags", "", fmt.Sprintf("packet type %d is reserved in MQTT %s", h.Type, base.Version))
+		r.off = r.end
+		return q
+	}
+	checkFlags(&r, h)
+	if !r.broken && r.off < r.end {
+		r.malformed(r.off, "remaining_length", "", fmt.Sprintf("%d bytes left over after the last field of %s", r.end-r.off, h.Type))
+	}
+	if extra > 0 {
+		r.malformed(total, "fixed_header.remaining_length", "", fmt.Sprintf("frame has %d bytes beyond its Remaining Length of %d", extra, h.RemainingLength))
+	}
+	return p
+}
+
+// checkFlags checks the fixed header's flag bits for types whose flags are fixed.
+func checkFlags(r *reader, h FixedHeader) {
+	want, fixed := fixedFlags(h.Type)
+	if !fixed || h.Flags == want {
+		return
+	}
+	rule := "MQTT-2.1.3-1"
+	switch h.Type {
+	case PUBREL:
+		rule = "MQTT-3.6.1-1"
+	case SUBSCRIBE:
+		rule = "MQTT-3.8.1-1"
+	case UNSUBSCRIBE:
+		rule = "MQTT-3.10.1-1"
+	}
+	r.malformed(0, "fixed_header.type_flags", rule, fmt.Sprintf("%s flags are 0x%X, the standard requires 0x%X", h.Type, h.Flags, want))
+}
+
+// Field names of properties, computed once so decoding does not build strings.
+var propFields, willPropFields = func() (m, w map[PropID]string) {
+	m, w = map[PropID]string{}, map[PropID]string{}
+	for id, p := range props {
+		m[id] = "properties." + p.key
+		w[id] = "will.properties." + p.key
+	}
+	return m, w
+}()
+
+// properties reads a property block for packet type t (Will for Will Properties).
+func (r *reader) properties(t Type) Properties {
+	lenField, fields := "properties.length", propFields
+	if t == Will {
+		lenField, fields = "will.properties.length", willPropFields
+	}
+	start := r.off
+	n, ok := r.vbi(lenField)
+	if !ok {
+		return nil
+	}
+	end := r.off + int(n)
+	if end > r.end {
+		r.malformed(start, lenField, "", fmt.Sprintf("property length %d but only %d bytes left", n, r.end-r.off))
+		r.broken, r.off = true, r.end
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	outerEnd := r.end
+	r.end = end
+	ps := make(Properties, 0, 2)
+	for r.off < r.end && !r.broken {
+		off := r.off
+		idv, _, st := readVBI(r.b[r.off:r.end])
+		if st != vbiOK {
+			r.malformed(off, lenField, "", "property identifier is not a valid variable byte integer")
+			r.broken = true
+			break
+		}
+		id := PropID(idv)
+		info, known := props[id]
+		if !known || idv > 0xff {
+			r.malformed(off, lenField, "", fmt.Sprintf("unknown property identifier 0x%02X; the rest of the properties cannot be read", idv))
+			r.broken = true
+			break
+		}
+		r.off++
+		field := fields[id]
+		prop := Property{ID: id, Offset: off}
+		ok := false
+		switch info.typ {
+		case TypeByte:
+			var v byte
+			v, ok = r.u8(field)
+			prop.Int = uint32(v)
+		case TypeUint16:
+			var v uint16
+			v, ok = r.u16(field)
+			prop.Int = uint32(v)
+		case TypeUint32:
+			prop.Int, ok = r.u32(field)
+		case TypeVarInt:
+			prop.Int, ok = r.vbi(field)
+		case TypeString:
+			prop.Str, ok = r.str(field)
+		case TypeBinary:
+			prop.Bin, ok = r.bin(field)
+		case TypeStringPair:
+			prop.Str, ok = r.str(field + ".name")
+			if ok {
+				prop.Value, ok = r.str(field + ".value")
+			}
+		}
+		if !ok {
+			break
+		}
+		prop.Len = r.off - off
+		r.checkProperty(prop, info, t, ps, field)
+		ps = append(ps, prop)
+	}
+	r.end = outerEnd
+	r.off = end
+	if r.broken && end <= r.end {
+		// A broken property block still has a known end: later fields can be read.
+		r.broken = false
+	}
+	return ps
+}
+
+// checkProperty applies the standard's rules for one property in packet type t.
+func (r *reader) checkProperty(p Property, info propInfo, t Type, seen Properties, field string) {
+	where := t.String()
+	if t == Will {
+		where = "Will Properties"
+	}
+	if !p.ID.AllowedIn(t) {
+		r.protocol(p.Offset, field, ProtocolError, "", fmt.Sprintf("%s is not allowed in %s", info.name, where))
+	}
+	if !p.ID.Repeatable(t) && seen.Has(p.ID) {
+		r.protocol(p.Offset, field, ProtocolError, "", fmt.Sprintf("%s appears more than once in %s", info.name, where))
+	}
+	if info.bool01 && p.Int > 1 {
+		r.protocol(p.Offset, field, ProtocolError, "", fmt.Sprintf("%s is %d; only 0 or 1 is allowed", info.name, p.Int))
+	}
+	if info.noZero && p.Int == 0 {
+		reason := ProtocolError
+		if p.ID == PropTopicAlias {
+			reason = TopicAliasInvalid
+		}
+		r.protocol(p.Offset, field, reason, info.zeroRul, fmt.Sprintf("%s is 0, which the standard forbids", info.name))
+	}
+	if p.ID == PropResponseTopic && strings.ContainsAny(p.Str, "+#") {
+		r.protocol(p.Offset, field, ProtocolError, "", "Response Topic contains a wildcard character")
+	}
+}
+
+func decodeConnect(r *reader, base Base) Packet {
+	p := &Connect{Base: base}
+	r.base = &p.Base
+	nameOff := r.off
+	p.ProtocolName, _ = r.str("protocol_name")
+	levelOff := r.off
+	p.ProtocolLevel, _ = r.u8("protocol_level")
+	if r.broken {
+		return p
+	}
+	v := Version(p.ProtocolLevel)
+	if !v.Valid() {
+		r.problem(levelOff, "protocol_level", LevelError, ErrUnsupportedVersion, UnsupportedProtocol, "MQTT-3.1.2-2",
+			fmt.Sprintf("protocol level %d is not 3, 4 or 5; decoding the rest as MQTT 5", p.ProtocolLevel))
+		v = V5
+	}
+	p.Version = v
+	wantName := "MQTT"
+	if v == V31 {
+		wantName = "MQIsdp"
+	}
+	if p.ProtocolName != wantName {
+		r.protocol(nameOff, "protocol_name", UnsupportedProtocol, "MQTT-3.1.2-1",
+			fmt.Sprintf("protocol name %q; protocol level %d needs %q", p.ProtocolName, p.ProtocolLevel, wantName))
+	}
+	flagsOff := r.off
+	flags, ok := r.u8("connect_flags")
+	if !ok {
+		return p
+	}
+	p.Flags = flags
+	if flags&0x01 != 0 {
+		r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-3", "the reserved bit 0 of the Connect Flags is 1")
+	}
+	p.CleanStart = flags&0x02 != 0
+	willFlag := flags&0x04 != 0
+	willQoS := (flags >> 3) & 0x03
+	willRetain := flags&0x20 != 0
+	p.HasPassword = flags&0x40 != 0
+	p.HasUsername = flags&0x80 != 0
+	if !willFlag {
+		if willQoS != 0 {
+			r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-11", fmt.Sprintf("Will QoS is %d but the Will Flag is 0", willQoS))
+		}
+		if willRetain {
+			r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-13", "Will Retain is 1 but the Will Flag is 0")
+		}
+	} else if willQoS == 3 {
+		r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-12", "Will QoS is 3")
+	}
+	if v != V5 && p.HasPassword && !p.HasUsername {
+		r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-22", "Password Flag is 1 but User Name Flag is 0 (not allowed before MQTT 5)")
+	}
+	p.KeepAlive, _ = r.u16("keep_alive")
+	if v == V5 {
+		p.Properties = r.properties(CONNECT)
+	}
+	idOff := r.off
+	p.ClientID, ok = r.str("client_id")
+	if !ok {
+		return p
+	}
+	if p.ClientID == "" && v != V5 && !p.CleanStart {
+		r.protocol(idOff, "client_id", ClientIDNotValid, "MQTT-3.1.3-8", "empty Client Identifier with Clean Session 0")
+	}
+	if willFlag {
+		w := &WillMessage{QoS: willQoS, Retain: willRetain}
+		p.Will = w
+		if v == V5 {
+			w.Properties = r.properties(Will)
+		}
+		topicOff := r.off
+		w.Topic, _ = r.str("will.topic")
+		checkTopicName(r, topicOff, "will.topic", w.Topic, false)
+		w.Payload, _ = r.bin("will.payload")
+		checkPayloadFormat(r, w.Properties, w.Payload, r.off-len(w.Payload), "will.payload")
+	}
+	if p.HasUsername {
+		p.Username, _ = r.str("username")
+	}
+	if p.HasPassword {
+		p.Password, _ = r.bin("password")
+	}
+	return p
+}
+
+// checkTopicName applies the rules for a Topic Name at off; aliased says a Topic Alias is present.
+func checkTopicName(r *reader, off int, field, topic string, aliased bool) {
+	if topic == "" {
+		if !aliased && !r.broken {
+			r.protocol(off, field, TopicNameInvalid, "MQTT-4.7.3-1", "Topic Name is empty")
+		}
+		return
+	}
+	if strings.ContainsAny(topic, "+#") {
+		r.protocol(off, field, TopicNameInvalid, "MQTT-3.3.2-2", fmt.Sprintf("Topic Name %q contains a wildcard character", topic))
+	}
+}
+
+// checkPayloadFormat reports a payload that is not UTF-8 though its Payload Format Indicator is 1.
+func checkPayloadFormat(r *reader, ps Properties, payload []byte, off int, field string) {
+	if v, ok := ps.Int(PropPayloadFormat); !ok || v != 1 {
+		return
+	}
+	if e, _ := checkUTF8(payload); e != nil {
+		r.problem(off+e.at, field, LevelError, ErrProtocol, PayloadFormatInvalid, "",
+			"Payload Format Indicator is 1 (UTF-8) but the payload "+strings.TrimPrefix(e.msg, "string "))
+	}
+}
+
+func decodeConnack(r *reader, base Base) Packet {
+	p := &Connack{Base: base}
+	r.base = &p.Base
+	off := r.off
+	flags, ok := r.u8("connack_flags")
+	if !ok {
+		return p
+	}
+	p.AckFlags = flags
+	p.SessionPresent = flags&0x01 != 0
+	if flags&0xfe != 0 {
+		r.malformed(off, "connack_flags", "MQTT-3.2.2-1", fmt.Sprintf("reserved bits of the Connect Acknowledge Flags are 0x%02X, must be 0", flags&0xfe))
+	}
+	rcOff := r.off
+	rc, ok := r.u8("reason_code")
+	if !ok {
+		return p
+	}
+	p.ReasonCode = ReasonCode(rc)
+	if p.Version == V5 {
+		if !p.ReasonCode.AllowedIn(CONNACK) {
+			r.malformed(rcOff, "reason_code", "", fmt.Sprintf("reason code 0x%02X is not allowed in CONNACK", rc))
+		}
+		if r.remaining() > 0 {
+			p.Properties = r.properties(CONNACK)
+		} else {
+			r.malformed(r.off, "properties.length", "", "CONNACK has no property length")
+		}
+	} else if rc > 5 {
+		r.malformed(rcOff, "reason_code", "", fmt.Sprintf("CONNACK return code %d is reserved", rc))
+	}
+	if rc != 0 && p.SessionPresent {
+		rule := "MQTT-3.2.2-6"
+		if p.Version != V5 {
+			rule = "MQTT-3.2.2-4"
+		}
+		r.protocol(off, "connack_flags", ProtocolError, rule, "Session Present is 1 in a CONNACK that refuses the connection")
+	}
+	return p
+}
+
+func decodePublish(r *reader, base Base) Packet {
+	p := &Publish{Base: base}
+	r.base = &p.Base
+	f := base.Header.Flags
+	p.Dup, p.QoS, p.Retain = f&0x08 != 0, (f>>1)&0x03, f&0x01 != 0
+	if p.QoS == 3 {
+		r.malformed(0, "fixed_header.type_flags", "MQTT-3.3.1-4", "PUBLISH QoS is 3")
+	}
+	if p.Dup && p.QoS == 0 {
+		r.malformed(0, "fixed_header.type_flags", "MQTT-3.3.1-2", "PUBLISH has DUP 1 at QoS 0")
+	}
+	topicOff := r.off
+	p.Topic, _ = r.str("topic")
+	if p.QoS > 0 {
+		off := r.off
+		var ok bool
+		if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
+			r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", "PUBLISH at QoS > 0 has Packet Identifier 0")
+		}
+	}
+	aliased := false
+	if p.Version == V5 {
+		p.Properties = r.properties(PUBLISH)
+		aliased = p.Properties.Has(PropTopicAlias)
+	}
+	checkTopicName(r, topicOff, "topic", p.Topic, aliased)
+	if !r.broken {
+		p.Payload = r.b[r.off:r.end:r.end]
+		if len(p.Payload) > 0 {
+			r.mark("payload", r.off, len(p.Payload))
+		}
+		checkPayloadFormat(r, p.Properties, p.Payload, r.off, "payload")
+		r.off = r.end
+	}
+	return p
+}
+
+// reasonAndProperties reads the optional MQTT 5 reason code and properties that end
+// PUBACK..PUBCOMP, DISCONNECT and AUTH.
+func reasonAndProperties(r *reader, t Type) (rc ReasonCode, ps Properties, hasRC, hasProps bool) {
+	if r.remaining() <= 0 || r.broken {
+		return 0, nil, false, false
+	}
+	off := r.off
+	c, _ := r.u8("reason_code")
+	rc, hasRC = ReasonCode(c), true
+	if !rc.AllowedIn(t) {
+		r.malformed(off, "reason_code", "", fmt.Sprintf("reason code 0x%02X (%s) is not allowed in %s", c, rc.Name(t), t))
+	}
+	if r.remaining() > 0 {
+		ps, hasProps = r.properties(t), true
+	}
+	return rc, ps, hasRC, hasProps
+}
+
+func decodeAck(r *reader, base Base) Packet {
+	p := &Ack{Base: base, PacketType: base.Header.Type}
+	r.base = &p.Base
+	off := r.off
+	var ok bool
+	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
+		r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", p.PacketType.String()+" has Packet Identifier 0")
+	}
+	if p.Version == V5 {
+		p.ReasonCode, p.Properties, p.HasReason, p.HasProperties = reasonAndProperties(r, p.PacketType)
+	}
+	return p
+}
+
+func decodeSubscribe(r *reader, base Base) Packet {
+	p := &Subscribe{Base: base}
+	r.base = &p.Base
+	off := r.off
+	var ok bool
+	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
+		r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", "SUBSCRIBE has Packet Identifier 0")
+	}
+	if p.Version == V5 {
+		p.Properties = r.properties(SUBSCRIBE)
+	}
+	for !r.broken && r.remaining() > 0 {
+		fOff := r.off
+		filter, ok := r.str("subscription.filter")
+		if !ok {
+			break
+		}
+		oOff := r.off
+		opts, ok := r.u8("subscription.options")
+		if !ok {
+			break
+		}
+		s := Subscription{Filter: filter, Options: opts, QoS: opts & 0x03}
+		if p.Version == V5 {
+			s.NoLocal, s.RetainAsPublished, s.RetainHandling = opts&0x04 != 0, opts&0x08 != 0, (opts>>4)&0x03
+			if opts&0xc0 != 0 {
+				r.malformed(oOff, "subscription.options", "MQTT-3.8.3-5", fmt.Sprintf("reserved bits of Subscription Options are set (0x%02X)", opts))
+			}
+			if s.RetainHandling == 3 {
+				r.protocol(oOff, "subscription.options", ProtocolError, "", "Retain Handling is 3")
+			}
+		} else if opts&0xfc != 0 {
+			r.malformed(oOff, "subscription.options", "MQTT-3.8.3-4", fmt.Sprintf("reserved bits of the Requested QoS byte are set (0x%02X)", opts))
+		}
+		if s.QoS == 3 {
+			r.malformed(oOff, "subscription.options", "MQTT-3.8.3-4", "requested QoS is 3")
+		}
+		checkTopicFilter(r, fOff, "subscription.filter", filter, s.NoLocal)
+		p.Subscriptions = append(p.Subscriptions, s)
+	}
+	if len(p.Subscriptions) == 0 && !r.broken {
+		r.protocol(r.off, "subscription.filter", ProtocolError, "MQTT-3.8.3-2", "SUBSCRIBE has no topic filter")
+	}
+	return p
+}
+
+// checkTopicFilter applies the syntax rules of Topic Filters and shared subscriptions.
+func checkTopicFilter(r *reader, off int, field, filter string, noLocal bool) {
+	if filter == "" {
+		r.protocol(off, field, TopicFilterInvalid, "MQTT-4.7.3-1", "Topic Filter is empty")
+		return
+	}
+	if msg, rule := FilterProblem(filter); msg != "" {
+		r.protocol(off, field, TopicFilterInvalid, rule, msg)
+	}
+	if noLocal && strings.HasPrefix(filter, "$share/") {
+		r.protocol(off, field, ProtocolError, "MQTT-3.8.3-4", "No Local is 1 on a shared subscription")
+	}
+}
+
+// FilterProblem checks a Topic Filter's syntax and returns what is wrong with it and the rule,
+// or "" when it is well-formed.
+func FilterProblem(filter string) (msg, rule string) {
+	f := filter
+	if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+		name, sub, found := strings.Cut(rest, "/")
+		if !found || name == "" || sub == "" {
+			return fmt.Sprintf("shared subscription %q needs $share/{ShareName}/{filter}", filter), "MQTT-4.8.2-1"
+		}
+		if strings.ContainsAny(name, "+#") {
+			return fmt.Sprintf("share name %q contains a wildcard", name), "MQTT-4.8.2-2"
+		}
+		f = sub
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+			return fmt.Sprintf("Topic Filter %q: '#' must be alone in the last level", filter), "MQTT-4.7.1-1"
+		}
+		if strings.Contains(l, "+") && l != "+" {
+			return fmt.Sprintf("Topic Filter %q: '+' must fill a whole level", filter), "MQTT-4.7.1-2"
+		}
+	}
+	return "", ""
+}
+
+func decodeSuback(r *reader, base Base) Packet {
+	p := &Suback{Base: base}
+	r.base = &p.Base
+	p.PacketID, _ = r.u16("packet_id")
+	if p.Version == V5 {
+		p.Properties = r.properties(SUBACK)
+	}
+	for !r.broken && r.remaining() > 0 {
+		off := r.off
+		c, _ := r.u8("reason_code")
+		rc := ReasonCode(c)
+		p.ReasonCodes = append(p.ReasonCodes, rc)
+		if p.Version == V5 && !rc.AllowedIn(SUBACK) {
+			r.malformed(off, "reason_code", "", fmt.Sprintf("reason code 0x%02X (%s) is not allowed in SUBACK", c, rc.Name(SUBACK)))
+		} else if p.Version != V5 && c > 2 && c != 0x80 {
+			r.malformed(off, "reason_code", "", fmt.Sprintf("SUBACK return code 0x%02X is reserved", c))
+		}
+	}
+	if len(p.ReasonCodes) == 0 && !r.broken {
+		r.protocol(r.off, "reason_code", ProtocolError, "", "SUBACK has no reason codes")
+	}
+	return p
+}
+
+func decodeUnsubscribe(r *reader, base Base) Packet {
+	p := &Unsubscribe{Base: base}
+	r.base = &p.Base
+	off := r.off
+	var ok bool
+	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
+		r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", "UNSUBSCRIBE has Packet Identifier 0")
+	}
+	if p.Version == V5 {
+		p.Properties = r.properties(UNSUBSCRIBE)
+	}
+	for !r.broken && r.remaining() > 0 {
+		fOff := r.off
+		f, ok := r.str("filter")
+		if !ok {
+			break
+		}
+		checkTopicFilter(r, fOff, "filter", f, false)
+		p.Filters = append(p.Filters, f)
+	}
+	if len(p.Filters) == 0 && !r.broken {
+		r.protocol(r.off, "filter", ProtocolError, "MQTT-3.10.3-2", "UNSUBSCRIBE has no topic filter")
+	}
+	return p
+}
+
+func decodeUnsuback(r *reader, base Base) Packet {
+	p := &Unsuback{Base: base}
+	r.base = &p.Base
+	p.PacketID, _ = r.u16("packet_id")
+	if p.Version != V5 {
+		return p
+	}
+	p.Properties = r.properties(UNSUBACK)
+	for !r.broken && r.remaining() > 0 {
+		off := r.off
+		c, _ := r.u8("reason_code")
+		rc := ReasonCode(c)
+		p.ReasonCodes = append(p.ReasonCodes, rc)
+		if !rc.AllowedIn(UNSUBACK) {
+			r.malformed(off, "reason_code", "", fmt.Sprintf("reason code 0x%02X (%s) is not allowed in UNSUBACK", c, rc.Name(UNSUBACK)))
+		}
+	}
+	if len(p.ReasonCodes) == 0 && !r.broken {
+		r.protocol(r.off, "reason_code", ProtocolError, "", "UNSUBACK has no reason codes")
+	}
+	return p
+}
+
+func decodeDisconnect(r *reader, base Base) Packet {
+	p := &Disconnect{Base: base}
+	r.base = &p.Base
+	if p.Version == V5 {
+		p.ReasonCode, p.Properties, p.HasReason, p.HasProperties = reasonAndProperties(r, DISCONNECT)
+	}
+	return p
+}
+
+func decodeAuth(r *reader, base Base) Packet {
+	p := &Auth{Base: base}
+	r.base = &p.Base
+	p.ReasonCode, p.Properties, p.HasReason, p.HasProperties = reasonAndProperties(r, AUTH)
+	return p
+}

@@ -1,0 +1,12 @@
+// Package decode is mqscope's wire codec for MQTT 5.0, 3.1.1 and 3.1.
+//
+// Decoding is best effort and separate from judging: Decode always returns a packet holding every
+// field it could read, its exact bytes, the offset and length of every field and property, and all
+// the problems found, each with its byte offset, the rule of the standard it breaks and the reason
+// code a receiver would answer with. Encode builds packets for every type and version;
+// Decode(Encode(p)) equals p and Encode(Decode(b)) equals b for well-formed input.
+//
+// SplitFrame and Framer find frame boundaries in byte streams that arrive in arbitrary pieces.
+//
+// The package does no I/O and imports nothing else of mqscope's.
+package decode
