@@ -16,7 +16,7 @@ func ParseHeader(b []byte) (h FixedHeader, ok bool, err error) {
 	case vbiShort:
 		return h, false, nil
 	case vbiTooLong:
-		return h, false, &Problem{Offset: 1, Field: "remaining_length", Rule: "MQTT-1.5.5-1", Reason: MalformedPacket,
+		return h, false, &Problem{Offset: 1, Field: "remaining_length", Reason: MalformedPacket,
 			Category: ErrMalformed, Message: "Remaining Length is longer than 4 bytes"}
 	}
 	return FixedHeader{Type: Type(b[0] >> 4), Flags: b[0] & 0x0f, RemainingLength: int(v), HeaderLen: 1 + n}, true, nil
@@ -140,6 +140,10 @@ func checkFlags(r *reader, h FixedHeader) {
 		rule = "MQTT-3.8.1-1"
 	case UNSUBSCRIBE:
 		rule = "MQTT-3.10.1-1"
+	case DISCONNECT:
+		rule = "MQTT-3.14.1-1"
+	case AUTH:
+		rule = "MQTT-3.15.1-1"
 	}
 	r.malformed(0, "fixed_header.type_flags", rule, fmt.Sprintf("%s flags are 0x%X, the standard requires 0x%X", h.Type, h.Flags, want))
 }
@@ -242,7 +246,8 @@ func (r *reader) checkProperty(p Property, info propInfo, t Type, seen Propertie
 		where = "Will Properties"
 	}
 	if !p.ID.AllowedIn(t) {
-		r.protocol(p.Offset, field, ProtocolError, "", fmt.Sprintf("%s is not allowed in %s", info.name, where))
+		// An identifier not valid for the packet makes it malformed (section 2.2.2.2).
+		r.malformed(p.Offset, field, "", fmt.Sprintf("%s is not allowed in %s", info.name, where))
 	}
 	if !p.ID.Repeatable(t) && seen.Has(p.ID) {
 		r.protocol(p.Offset, field, ProtocolError, "", fmt.Sprintf("%s appears more than once in %s", info.name, where))
@@ -258,7 +263,11 @@ func (r *reader) checkProperty(p Property, info propInfo, t Type, seen Propertie
 		r.protocol(p.Offset, field, reason, info.zeroRul, fmt.Sprintf("%s is 0, which the standard forbids", info.name))
 	}
 	if p.ID == PropResponseTopic && strings.ContainsAny(p.Str, "+#") {
-		r.protocol(p.Offset, field, ProtocolError, "", "Response Topic contains a wildcard character")
+		rule := "MQTT-3.3.2-14"
+		if t == Will {
+			rule = ""
+		}
+		r.protocol(p.Offset, field, ProtocolError, rule, "Response Topic contains a wildcard character")
 	}
 }
 
@@ -313,7 +322,7 @@ func decodeConnect(r *reader, base Base) Packet {
 		r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-12", "Will QoS is 3")
 	}
 	if v != V5 && p.HasPassword && !p.HasUsername {
-		r.malformed(flagsOff, "connect_flags", "MQTT-3.1.2-22", "Password Flag is 1 but User Name Flag is 0 (not allowed before MQTT 5)")
+		r.malformed(flagsOff, "connect_flags", "", "Password Flag is 1 but User Name Flag is 0 (not allowed before MQTT 5)")
 	}
 	p.KeepAlive, _ = r.u16("keep_alive")
 	if v == V5 {
@@ -325,7 +334,7 @@ func decodeConnect(r *reader, base Base) Packet {
 		return p
 	}
 	if p.ClientID == "" && v != V5 && !p.CleanStart {
-		r.protocol(idOff, "client_id", ClientIDNotValid, "MQTT-3.1.3-8", "empty Client Identifier with Clean Session 0")
+		r.protocol(idOff, "client_id", ClientIDNotValid, "", "empty Client Identifier with Clean Session 0")
 	}
 	if willFlag {
 		w := &WillMessage{QoS: willQoS, Retain: willRetain}
@@ -393,7 +402,7 @@ func decodeConnack(r *reader, base Base) Packet {
 	p.ReasonCode = ReasonCode(rc)
 	if p.Version == V5 {
 		if !p.ReasonCode.AllowedIn(CONNACK) {
-			r.malformed(rcOff, "reason_code", "", fmt.Sprintf("reason code 0x%02X is not allowed in CONNACK", rc))
+			r.malformed(rcOff, "reason_code", "MQTT-3.2.2-8", fmt.Sprintf("reason code 0x%02X is not allowed in CONNACK", rc))
 		}
 		if r.remaining() > 0 {
 			p.Properties = r.properties(CONNACK)
@@ -406,7 +415,7 @@ func decodeConnack(r *reader, base Base) Packet {
 	if rc != 0 && p.SessionPresent {
 		rule := "MQTT-3.2.2-6"
 		if p.Version != V5 {
-			rule = "MQTT-3.2.2-4"
+			rule = "" // MQTT 3.1.1 numbers its statements differently
 		}
 		r.protocol(off, "connack_flags", ProtocolError, rule, "Session Present is 1 in a CONNACK that refuses the connection")
 	}
@@ -514,10 +523,10 @@ func decodeSubscribe(r *reader, base Base) Packet {
 				r.protocol(oOff, "subscription.options", ProtocolError, "", "Retain Handling is 3")
 			}
 		} else if opts&0xfc != 0 {
-			r.malformed(oOff, "subscription.options", "MQTT-3.8.3-4", fmt.Sprintf("reserved bits of the Requested QoS byte are set (0x%02X)", opts))
+			r.malformed(oOff, "subscription.options", "", fmt.Sprintf("reserved bits of the Requested QoS byte are set (0x%02X)", opts))
 		}
 		if s.QoS == 3 {
-			r.malformed(oOff, "subscription.options", "MQTT-3.8.3-4", "requested QoS is 3")
+			r.malformed(oOff, "subscription.options", "", "requested QoS is 3")
 		}
 		checkTopicFilter(r, fOff, "subscription.filter", filter, s.NoLocal)
 		p.Subscriptions = append(p.Subscriptions, s)

@@ -75,7 +75,7 @@ func ReadVarInt(b []byte) (v uint32, n int, err error) {
 	case vbiShort:
 		return 0, 0, nil
 	case vbiTooLong:
-		return 0, 0, &Problem{Field: "variable byte integer", Rule: "MQTT-1.5.5-1", Reason: MalformedPacket,
+		return 0, 0, &Problem{Field: "variable byte integer", Reason: MalformedPacket,
 			Category: ErrMalformed, Message: "variable byte integer longer than 4 bytes"}
 	}
 	return v, n, nil

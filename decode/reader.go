@@ -94,7 +94,7 @@ func (r *reader) vbi(field string) (uint32, bool) {
 		r.broken, r.off = true, r.end
 		return 0, false
 	case vbiTooLong:
-		r.malformed(r.off, field, "MQTT-1.5.5-1", field+": variable byte integer longer than 4 bytes")
+		r.malformed(r.off, field, "", field+": variable byte integer longer than 4 bytes")
 		r.broken, r.off = true, r.end
 		return 0, false
 	case vbiNotShort:
