@@ -16,7 +16,7 @@ func ParseHeader(b []byte) (h FixedHeader, ok bool, err error) {
 	case vbiShort:
 		return h, false, nil
 	case vbiTooLong:
-		return h, false, &Problem{Offset: 1, Field: "remaining_length", Reason: MalformedPacket,
+		return h, false, &Problem{Offset: 1, Field: "fixed_header.remaining_length", Reason: MalformedPacket,
 			Category: ErrMalformed, Message: "Remaining Length is longer than 4 bytes"}
 	}
 	return FixedHeader{Type: Type(b[0] >> 4), Flags: b[0] & 0x0f, RemainingLength: int(v), HeaderLen: 1 + n}, true, nil
@@ -74,6 +74,12 @@ func Decode(frame []byte, v Version) Packet {
 	base.Raw = frame
 	base.Fields = make([]Field, 0, 8)
 	base.Fields = append(base.Fields, Field{"fixed_header.type_flags", 0, 1}, Field{"fixed_header.remaining_length", 1, h.HeaderLen - 1})
+	if h.HeaderLen > 2 && frame[h.HeaderLen-1] == 0 {
+		// Reported here because ParseHeader only frames; base is copied into the packet below.
+		base.Problems = append(base.Problems, &Problem{Offset: 1, Field: "fixed_header.remaining_length", Rule: "MQTT-1.5.5-1",
+			Reason: MalformedPacket, Level: LevelError, Category: ErrMalformed,
+			Message: fmt.Sprintf("Remaining Length %d uses %d bytes, more than the minimum", h.RemainingLength, h.HeaderLen-1)})
+	}
 
 	var p Packet
 	switch h.Type {
@@ -117,6 +123,10 @@ func Decode(frame []byte, v Version) Packet {
 		return q
 	}
 	checkFlags(&r, h)
+	if len(frame) < total && !r.short {
+		r.malformed(len(frame), "fixed_header.remaining_length", "",
+			fmt.Sprintf("frame ends after %d bytes; its Remaining Length of %d needs %d", len(frame), h.RemainingLength, total))
+	}
 	if !r.broken && r.off < r.end {
 		r.malformed(r.off, "remaining_length", "", fmt.Sprintf("%d bytes left over after the last field of %s", r.end-r.off, h.Type))
 	}
@@ -160,9 +170,9 @@ var propFields, willPropFields = func() (m, w map[PropID]string) {
 
 // properties reads a property block for packet type t (Will for Will Properties).
 func (r *reader) properties(t Type) Properties {
-	lenField, fields := "properties.length", propFields
+	propsField, lenField, fields := "properties", "properties.length", propFields
 	if t == Will {
-		lenField, fields = "will.properties.length", willPropFields
+		propsField, lenField, fields = "will.properties", "will.properties.length", willPropFields
 	}
 	start := r.off
 	n, ok := r.vbi(lenField)
@@ -172,6 +182,7 @@ func (r *reader) properties(t Type) Properties {
 	end := r.off + int(n)
 	if end > r.end {
 		r.malformed(start, lenField, "", fmt.Sprintf("property length %d but only %d bytes left", n, r.end-r.off))
+		r.overrun(r.end)
 		r.broken, r.off = true, r.end
 		return nil
 	}
@@ -185,14 +196,14 @@ func (r *reader) properties(t Type) Properties {
 		off := r.off
 		idv, _, st := readVBI(r.b[r.off:r.end])
 		if st != vbiOK {
-			r.malformed(off, lenField, "", "property identifier is not a valid variable byte integer")
+			r.malformed(off, propsField, "", "property identifier is not a valid variable byte integer")
 			r.broken = true
 			break
 		}
 		id := PropID(idv)
 		info, known := props[id]
 		if !known || idv > 0xff {
-			r.malformed(off, lenField, "", fmt.Sprintf("unknown property identifier 0x%02X; the rest of the properties cannot be read", idv))
+			r.malformed(off, propsField, "", fmt.Sprintf("unknown property identifier 0x%02X; the rest of the properties cannot be read", idv))
 			r.broken = true
 			break
 		}
@@ -407,7 +418,7 @@ func decodeConnack(r *reader, base Base) Packet {
 		if r.remaining() > 0 {
 			p.Properties = r.properties(CONNACK)
 		} else {
-			r.malformed(r.off, "properties.length", "", "CONNACK has no property length")
+			r.malformed(r.off, "properties.length", "MQTT-2.2.2-1", "CONNACK has no property length")
 		}
 	} else if rc > 5 {
 		r.malformed(rcOff, "reason_code", "", fmt.Sprintf("CONNACK return code %d is reserved", rc))
@@ -483,7 +494,8 @@ func decodeAck(r *reader, base Base) Packet {
 	off := r.off
 	var ok bool
 	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
-		r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", p.PacketType.String()+" has Packet Identifier 0")
+		// No numbered statement: MQTT-2.2.1-3 is about the sender of PUBLISH and SUBSCRIBE.
+		r.protocol(off, "packet_id", ProtocolError, "", p.PacketType.String()+" has Packet Identifier 0")
 	}
 	if p.Version == V5 {
 		p.ReasonCode, p.Properties, p.HasReason, p.HasProperties = reasonAndProperties(r, p.PacketType)
@@ -526,7 +538,12 @@ func decodeSubscribe(r *reader, base Base) Packet {
 			r.malformed(oOff, "subscription.options", "", fmt.Sprintf("reserved bits of the Requested QoS byte are set (0x%02X)", opts))
 		}
 		if s.QoS == 3 {
-			r.malformed(oOff, "subscription.options", "", "requested QoS is 3")
+			if p.Version == V5 {
+				// MQTT 5 section 3.8.3.1: a Maximum QoS of 3 is a Protocol Error.
+				r.protocol(oOff, "subscription.options", ProtocolError, "", "requested QoS is 3")
+			} else {
+				r.malformed(oOff, "subscription.options", "", "requested QoS is 3")
+			}
 		}
 		checkTopicFilter(r, fOff, "subscription.filter", filter, s.NoLocal)
 		p.Subscriptions = append(p.Subscriptions, s)

@@ -162,10 +162,11 @@ type Property struct {
 	Offset, Len int
 }
 
-// Equal compares the values of two properties, ignoring their position.
+// Equal compares the values of two properties, ignoring their position. Empty and nil Binary
+// Data are equal: the wire cannot tell them apart.
 func (p Property) Equal(q Property) bool {
 	return p.ID == q.ID && p.Int == q.Int && p.Str == q.Str && p.Value == q.Value &&
-		string(p.Bin) == string(q.Bin) && (p.Bin == nil) == (q.Bin == nil)
+		string(p.Bin) == string(q.Bin)
 }
 
 // Properties are a packet's properties in wire order, duplicates preserved.

@@ -14,6 +14,16 @@ type reader struct {
 	end    int // end of the region being read (the frame, or a property block)
 	base   *Base
 	broken bool
+	// short is set once a read fails because the frame ended: the truncation has been reported.
+	short bool
+}
+
+// overrun notes that a read failed at the end of region end; when that is the frame's end, the
+// frame is too short and the problem just reported says so.
+func (r *reader) overrun(end int) {
+	if end == len(r.b) {
+		r.short = true
+	}
 }
 
 // problem records a problem at offset off.
@@ -44,6 +54,7 @@ func (r *reader) need(n int, field string) bool {
 	}
 	if r.end-r.off < n {
 		r.malformed(r.off, field, "", fmt.Sprintf("%s needs %d bytes, only %d left", field, n, r.end-r.off))
+		r.overrun(r.end)
 		r.broken = true
 		r.off = r.end
 		return false
@@ -91,6 +102,7 @@ func (r *reader) vbi(field string) (uint32, bool) {
 	switch st {
 	case vbiShort:
 		r.malformed(r.off, field, "", field+": the bytes end inside a variable byte integer")
+		r.overrun(r.end)
 		r.broken, r.off = true, r.end
 		return 0, false
 	case vbiTooLong:
@@ -114,6 +126,7 @@ func (r *reader) bytes(field string) ([]byte, int, bool) {
 	start := r.off
 	if r.end-r.off-2 < n {
 		r.malformed(r.off, field, "", fmt.Sprintf("%s: length %d but only %d bytes left", field, n, r.end-r.off-2))
+		r.overrun(r.end)
 		r.broken, r.off = true, r.end
 		return nil, start, false
 	}
