@@ -26,6 +26,6 @@ asked for and was granted, topic aliases, reason codes, and every rule of the st
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(io))
+	root.AddCommand(newVersionCmd(io), newDecodeCmd(io))
 	return root
 }
