@@ -128,7 +128,7 @@ func Decode(frame []byte, v Version) Packet {
 			fmt.Sprintf("frame ends after %d bytes; its Remaining Length of %d needs %d", len(frame), h.RemainingLength, total))
 	}
 	if !r.broken && r.off < r.end {
-		r.malformed(r.off, "remaining_length", "", fmt.Sprintf("%d bytes left over after the last field of %s", r.end-r.off, h.Type))
+		r.malformed(r.off, "fixed_header.remaining_length", "", fmt.Sprintf("%d bytes left over after the last field of %s", r.end-r.off, h.Type))
 	}
 	if extra > 0 {
 		r.malformed(total, "fixed_header.remaining_length", "", fmt.Sprintf("frame has %d bytes beyond its Remaining Length of %d", extra, h.RemainingLength))
