@@ -1,0 +1,606 @@
+package capture
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/reassembly"
+)
+
+// DefaultPort and DefaultTLSPort are the registered ports of MQTT and MQTT over TLS.
+const (
+	DefaultPort    = 1883
+	DefaultTLSPort = 8883
+)
+
+// Transport says how MQTT is carried in a connection.
+type Transport uint8
+
+const (
+	TCP       Transport = iota // MQTT directly over TCP
+	WebSocket                  // MQTT in binary WebSocket frames after an HTTP upgrade
+	TLS                        // encrypted: only the server name is known
+)
+
+func (t Transport) String() string {
+	return [...]string{"tcp", "websocket", "tls"}[t]
+}
+
+// ConnInfo describes a connection found in the traffic.
+type ConnInfo struct {
+	ID             int // 1, 2, ... in the order connections are recognised
+	Client, Server netip.AddrPort
+	Start          time.Time // time of its first captured packet
+	Packet         int64     // number of its first captured packet (1-based, across files)
+	// MidStream is set when the TCP handshake was not captured: the connection was open before
+	// the capture began, so its first bytes may be the middle of an MQTT packet and the
+	// CONNECT that fixed its version and limits is unknown.
+	MidStream  bool
+	Transport  Transport
+	ServerName string // TLS: the server name of the ClientHello ("" when none was captured)
+	Path       string // WebSocket: the path of the upgrade request
+}
+
+// Handler receives the connections an Analyzer finds.
+type Handler interface {
+	// Open is called when a connection is recognised as MQTT (over TCP or WebSocket) or as TLS.
+	// The Conn it returns receives the MQTT byte stream (never for TLS) and the end.
+	Open(info *ConnInfo) Conn
+}
+
+// Conn receives one connection's MQTT byte stream, in order, each direction separately.
+type Conn interface {
+	// Data delivers the next bytes of direction dir, which became available at time t. The
+	// slice is only valid during the call. It reports whether the bytes completed at least
+	// one MQTT packet, and whether one of those is wanted (Options.Keep selects the captured
+	// packets that carried it); both are ignored without Options.Keep.
+	Data(dir Dir, t time.Time, b []byte) (completed, wanted bool)
+	// Gap reports that n bytes of direction dir were not captured (n < 0: an unknown number).
+	Gap(dir Dir, t time.Time, n int)
+	// Close ends the connection. by is "client", "server" or "" (the capture ended first);
+	// reason says how: "FIN", "RST", "end of capture".
+	Close(t time.Time, by, reason string)
+}
+
+// Options tune an Analyzer.
+type Options struct {
+	// Ports are the TCP ports whose connections are MQTT (DefaultPort when empty). On other
+	// ports a connection is MQTT when the client's first bytes are a CONNECT, or an HTTP
+	// upgrade to WebSocket with an mqtt subprotocol.
+	Ports []uint16
+	// TLSPorts are ports whose connections are TLS even when their handshake was not captured
+	// (DefaultTLSPort when empty). A ClientHello on any port is recognised anyway.
+	TLSPorts []uint16
+	// Wait is how long, in capture time, reassembly waits for a missing segment before it
+	// gives up and reports a gap (default 5s).
+	Wait time.Duration
+	// Keep, when set, is called with the number of every captured packet that carried part
+	// of a wanted MQTT packet (see Conn.Data), and of the handshake and closing packets of
+	// their connections. Numbers may repeat and come out of order.
+	Keep func(packet int64)
+}
+
+// Stats counts what an Analyzer saw.
+type Stats struct {
+	Packets     int64 // packets given to the Analyzer
+	TCP         int64 // TCP segments reassembled
+	Skipped     int64 // not TCP over IP, or an unsupported link type
+	Fragments   int64 // IP fragments (not reassembled)
+	Malformed   int64 // truncated or malformed headers
+	Connections int   // connections reported to the Handler
+}
+
+// Analyzer reassembles TCP connections from packets and hands the MQTT ones to a Handler.
+// It is not safe for concurrent use.
+type Analyzer struct {
+	h     Handler
+	opts  Options
+	ports map[uint16]Transport
+	asm   *reassembly.Assembler
+	tcp   layers.TCP
+	ctx   asmContext
+	stats Stats
+
+	lastFlush time.Time
+	ending    bool
+	nextID    int
+}
+
+// asmContext is the reassembly.AssemblerContext of the packet being assembled. One value is
+// reused for every packet; reassembly keeps each page's CaptureInfo by value, and the
+// packet number rides in its InterfaceIndex, so nothing is allocated per packet.
+type asmContext struct{ ci gopacket.CaptureInfo }
+
+func (c *asmContext) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
+
+// NewAnalyzer returns an Analyzer that reports to h.
+func NewAnalyzer(h Handler, opts Options) *Analyzer {
+	a := &Analyzer{h: h, opts: opts, ports: map[uint16]Transport{}}
+	if len(opts.Ports) == 0 {
+		opts.Ports = []uint16{DefaultPort}
+	}
+	if len(opts.TLSPorts) == 0 {
+		opts.TLSPorts = []uint16{DefaultTLSPort}
+	}
+	for _, p := range opts.TLSPorts {
+		a.ports[p] = TLS
+	}
+	for _, p := range opts.Ports {
+		a.ports[p] = TCP
+	}
+	if a.opts.Wait <= 0 {
+		a.opts.Wait = 5 * time.Second
+	}
+	a.asm = reassembly.NewAssembler(reassembly.NewStreamPool(factory{a}))
+	// Bound what one connection may hold while waiting for a missing segment (pages are
+	// about 1900 bytes): past this, reassembly gives up on the hole and reports a gap.
+	a.asm.MaxBufferedPagesPerConnection = 4096
+	a.asm.MaxBufferedPagesTotal = 1 << 18
+	return a
+}
+
+// Stats returns the counts so far.
+func (a *Analyzer) Stats() Stats { return a.stats }
+
+// Packet analyzes one captured packet: number n (1-based), its capture information and
+// its bytes as captured on a link of the given pcap LINKTYPE_. The bytes are only used during
+// the call.
+func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byte) {
+	a.stats.Packets++
+	ip, why := ipPacket(link, data)
+	var src, dst, seg []byte
+	if why == skipNone {
+		src, dst, seg, why = tcpSegment(ip)
+	}
+	switch why {
+	case skipNone:
+	case skipFragment:
+		a.stats.Fragments++
+		return
+	case skipTruncated:
+		a.stats.Malformed++
+		return
+	default:
+		a.stats.Skipped++
+		return
+	}
+	if err := a.tcp.DecodeFromBytes(seg, gopacket.NilDecodeFeedback); err != nil {
+		a.stats.Malformed++
+		return
+	}
+	a.stats.TCP++
+	et := layers.EndpointIPv4
+	if len(src) == 16 {
+		et = layers.EndpointIPv6
+	}
+	ci.InterfaceIndex = int(n)
+	a.ctx.ci = ci
+	a.asm.AssembleWithContext(gopacket.NewFlow(et, src, dst), &a.tcp, &a.ctx)
+	if t := ci.Timestamp; t.Sub(a.lastFlush) >= time.Second || t.Before(a.lastFlush) {
+		a.lastFlush = t
+		a.asm.FlushWithOptions(reassembly.FlushOptions{T: t.Add(-a.opts.Wait)})
+	}
+}
+
+// Close ends the analysis: it delivers what reassembly still holds, reporting holes as gaps,
+// and closes every connection still open.
+func (a *Analyzer) Close() {
+	a.ending = true
+	a.asm.FlushAll()
+}
+
+type factory struct{ a *Analyzer }
+
+func (f factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassembly.AssemblerContext) reassembly.Stream {
+	a := f.a
+	ci := ac.GetCaptureInfo()
+	s := &stream{a: a, first: int64(ci.InterfaceIndex), start: ci.Timestamp, lastT: ci.Timestamp}
+	srcIP, _ := netip.AddrFromSlice(netFlow.Src().Raw())
+	dstIP, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
+	s.addr[0] = netip.AddrPortFrom(srcIP, uint16(tcp.SrcPort))
+	s.addr[1] = netip.AddrPortFrom(dstIP, uint16(tcp.DstPort))
+	// Who is the client: the sender of a SYN, else the side away from a known port.
+	switch {
+	case tcp.SYN:
+		s.handshake = true
+		s.swapped = tcp.ACK // a SYN-ACK: its sender is the server
+	default:
+		_, srcKnown := a.ports[uint16(tcp.SrcPort)]
+		_, dstKnown := a.ports[uint16(tcp.DstPort)]
+		s.swapped = srcKnown && !dstKnown
+	}
+	return s
+}
+
+type kind uint8
+
+const (
+	kindUnknown kind = iota
+	kindMQTT
+	kindHTTP // waiting for a WebSocket upgrade
+	kindWS
+	kindTLS     // waiting for the rest of a ClientHello
+	kindTLSOpen // reported: only its end is watched
+	kindOther   // not ours: ignored from then on
+	kindDone    // closed: ignored from then on
+)
+
+// stream is one TCP connection. Reassembly's directions are relative to the first packet
+// seen; addr and half are indexed by those, and swapped says whether that packet came from
+// the server.
+type stream struct {
+	a         *Analyzer
+	addr      [2]netip.AddrPort
+	half      [2]half
+	swapped   bool
+	handshake bool
+	kind      kind
+	info      ConnInfo
+	conn      Conn
+	first     int64
+	start     time.Time
+	lastT     time.Time
+	endBy     string
+	endReason string
+	closed    bool
+
+	// for Options.Keep
+	control []int64 // handshake and closing packets
+	kept    bool
+}
+
+type half struct {
+	pre     []byte // bytes held until the connection is classified
+	preGap  int    // bytes lost before classification
+	ws      wsReader
+	lost    bool    // WebSocket framing lost after a gap: the rest of this direction is skipped
+	pending []int64 // packets with payload since the last completed MQTT packet
+}
+
+// dir turns a reassembly direction into a client/server one.
+func (s *stream) dir(rd reassembly.TCPFlowDirection) Dir {
+	d := ClientToServer
+	if rd == reassembly.TCPDirServerToClient {
+		d = ServerToClient
+	}
+	if s.swapped {
+		d ^= 1
+	}
+	return d
+}
+
+// rd is the index into addr and half of a client/server direction.
+func (s *stream) rd(d Dir) int {
+	if s.swapped {
+		return int(d ^ 1)
+	}
+	return int(d)
+}
+
+func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
+	s.lastT = ci.Timestamp
+	if s.kind >= kindOther {
+		return false
+	}
+	if s.kind == kindTLSOpen {
+		if tcp.FIN || tcp.RST {
+			s.endBy, s.endReason = "client", "FIN"
+			if s.dir(rdir) == ServerToClient {
+				s.endBy = "server"
+			}
+			if tcp.RST {
+				s.endReason = "RST"
+			}
+			s.finish(ci.Timestamp)
+		}
+		return false
+	}
+	if !*start && nextSeq == -1 {
+		// First packet of this direction without a SYN: start anyway (a capture that began
+		// in the middle of the connection, or a lost SYN).
+		*start = true
+	}
+	n := int64(ci.InterfaceIndex)
+	d := s.dir(rdir)
+	if s.a.opts.Keep != nil {
+		if tcp.SYN || tcp.FIN || tcp.RST {
+			if s.kept {
+				s.a.opts.Keep(n)
+			} else if len(s.control) < 8 {
+				s.control = append(s.control, n)
+			}
+		}
+		if len(tcp.Payload) > 0 && s.kind != kindTLS {
+			h := &s.half[s.rd(d)]
+			if k := len(h.pending); k == 0 || h.pending[k-1] != n {
+				h.pending = append(h.pending, n)
+			}
+		}
+	}
+	if (tcp.FIN || tcp.RST) && s.endBy == "" {
+		s.endBy, s.endReason = "client", "FIN"
+		if d == ServerToClient {
+			s.endBy = "server"
+		}
+		if tcp.RST {
+			s.endReason = "RST"
+		}
+	}
+	if tcp.RST {
+		// A reset ends both directions now; reassembly would wait for the other side.
+		s.finish(ci.Timestamp)
+		return false
+	}
+	return true
+}
+
+func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
+	rdir, _, _, skip := sg.Info()
+	avail, _ := sg.Lengths()
+	t := s.lastT
+	if ac != nil {
+		t = ac.GetCaptureInfo().Timestamp
+	}
+	if s.kind >= kindOther {
+		return
+	}
+	d := s.dir(rdir)
+	if skip > 0 {
+		s.gap(d, t, skip)
+	}
+	if avail == 0 {
+		return
+	}
+	s.data(d, t, sg.Fetch(avail))
+}
+
+func (s *stream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
+	s.finish(s.lastT)
+	return true
+}
+
+// finish closes the connection once.
+func (s *stream) finish(t time.Time) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.kind == kindUnknown && s.handshake && s.a.isPort(s.addr[s.rd(ServerToClient)].Port()) != nil {
+		// A connection on a known port whose bytes (if any) were all lost: still worth a line.
+		s.classify(t)
+	}
+	if s.kind == kindTLS {
+		s.reportTLS()
+	}
+	if s.conn != nil {
+		by, reason := s.endBy, s.endReason
+		if by == "" {
+			reason = "end of capture"
+			if !s.a.ending {
+				reason = "idle"
+			}
+		}
+		s.conn.Close(t, by, reason)
+	}
+	s.kind = kindDone
+}
+
+// isPort returns the transport registered for a port, or nil.
+func (a *Analyzer) isPort(p uint16) *Transport {
+	if t, ok := a.ports[p]; ok {
+		return &t
+	}
+	return nil
+}
+
+// gap handles n bytes lost in direction d.
+func (s *stream) gap(d Dir, t time.Time, n int) {
+	h := &s.half[s.rd(d)]
+	switch s.kind {
+	case kindUnknown, kindHTTP:
+		h.preGap += n
+		if s.kind == kindHTTP {
+			s.kind = kindOther // the upgrade cannot be followed
+		}
+	case kindMQTT:
+		s.conn.Gap(d, t, n)
+	case kindWS:
+		if !h.lost {
+			h.lost = true
+			s.conn.Gap(d, t, -1)
+		}
+	}
+}
+
+// data handles bytes of direction d in order.
+func (s *stream) data(d Dir, t time.Time, b []byte) {
+	switch s.kind {
+	case kindMQTT:
+		s.deliver(d, t, b)
+		return
+	case kindWS:
+		h := &s.half[s.rd(d)]
+		if !h.lost {
+			s.wsData(d, t, b)
+		}
+		return
+	}
+	if s.kind == kindTLS && d == ServerToClient {
+		return
+	}
+	// Not classified yet (or an HTTP upgrade in progress): hold the bytes.
+	h := &s.half[s.rd(d)]
+	if len(h.pre)+len(b) > maxPre {
+		s.kind = kindOther
+		h.pre = nil
+		return
+	}
+	h.pre = append(h.pre, b...)
+	s.classify(t)
+}
+
+// maxPre bounds the bytes held per direction to classify a connection (an HTTP upgrade
+// request or a TLS ClientHello).
+const maxPre = 32 << 10
+
+// classify decides what the connection carries from its ports and first bytes.
+func (s *stream) classify(t time.Time) {
+	c := &s.half[s.rd(ClientToServer)]
+	sv := &s.half[s.rd(ServerToClient)]
+	server := s.addr[s.rd(ServerToClient)].Port()
+	switch s.kind {
+	case kindHTTP:
+		s.upgrade(t)
+		return
+	case kindTLS:
+		s.tls(t)
+		return
+	}
+	port := s.a.isPort(server)
+	if port == nil && !s.handshake {
+		// Ports unknown and no SYN: whoever sends a CONNECT is the client.
+		if ok, _ := looksLikeConnect(sv.pre); ok {
+			s.swapped = !s.swapped
+			c, sv = sv, c
+		}
+	}
+	cb := c.pre
+	switch {
+	case len(cb) >= 3 && cb[0] == 0x16 && cb[1] == 0x03:
+		s.tls(t)
+	case len(cb) > 0 && (bytes.HasPrefix(cb, []byte("GET ")) || bytes.HasPrefix([]byte("GET "), cb)):
+		s.kind = kindHTTP
+		s.upgrade(t)
+	case port != nil && *port == TLS:
+		s.tls(t)
+	case port != nil:
+		s.open(t, TCP)
+	default:
+		ok, sure := looksLikeConnect(cb)
+		switch {
+		case ok && sure:
+			s.open(t, TCP)
+		case ok:
+			// Too few bytes to tell yet.
+		case len(cb) > 0 || len(sv.pre) > 0:
+			s.kind = kindOther
+			c.pre, sv.pre = nil, nil
+		}
+	}
+}
+
+// looksLikeConnect says whether b begins with an MQTT CONNECT (ok) and whether there were
+// enough bytes to be sure.
+func looksLikeConnect(b []byte) (ok, sure bool) {
+	if len(b) == 0 {
+		return false, false
+	}
+	if b[0] != 0x10 {
+		return false, true
+	}
+	// Remaining Length, then protocol name "MQTT" (3.1.1, 5) or "MQIsdp" (3.1).
+	i := 1
+	for ; i < len(b) && i < 5 && b[i]&0x80 != 0; i++ {
+	}
+	if i >= 5 {
+		return false, true
+	}
+	i++
+	rest := b[min(i, len(b)):]
+	for _, name := range []string{"\x00\x04MQTT", "\x00\x06MQIsdp"} {
+		n := min(len(rest), len(name))
+		if string(rest[:n]) == name[:n] {
+			if n == len(name) {
+				return true, true
+			}
+			return true, false
+		}
+	}
+	return false, true
+}
+
+// open reports the connection as MQTT and delivers what was held.
+func (s *stream) open(t time.Time, tr Transport) {
+	if tr == WebSocket {
+		s.kind = kindWS
+	} else {
+		s.kind = kindMQTT
+	}
+	s.report(tr)
+	for _, d := range []Dir{ClientToServer, ServerToClient} {
+		h := &s.half[s.rd(d)]
+		if h.preGap > 0 {
+			s.gap(d, t, h.preGap)
+			h.preGap = 0
+		}
+		pre := h.pre
+		h.pre = nil
+		if len(pre) > 0 {
+			s.data(d, t, pre)
+		}
+	}
+}
+
+// report tells the handler about the connection.
+func (s *stream) report(tr Transport) {
+	s.a.nextID++
+	s.a.stats.Connections++
+	s.info.ID = s.a.nextID
+	s.info.Client = s.addr[s.rd(ClientToServer)]
+	s.info.Server = s.addr[s.rd(ServerToClient)]
+	s.info.Start = s.start
+	s.info.Packet = s.first
+	s.info.MidStream = !s.handshake
+	s.info.Transport = tr
+	s.conn = s.a.h.Open(&s.info)
+}
+
+// deliver hands MQTT bytes to the connection and selects packets for Options.Keep.
+func (s *stream) deliver(d Dir, t time.Time, b []byte) {
+	completed, wanted := s.conn.Data(d, t, b)
+	keep := s.a.opts.Keep
+	if keep == nil || !completed {
+		return
+	}
+	h := &s.half[s.rd(d)]
+	if wanted {
+		if !s.kept {
+			s.kept = true
+			for _, n := range s.control {
+				keep(n)
+			}
+			s.control = nil
+		}
+		for _, n := range h.pending {
+			keep(n)
+		}
+	}
+	if k := len(h.pending); k > 1 {
+		// The last packet may hold the beginning of the next MQTT packet.
+		h.pending = append(h.pending[:0], h.pending[k-1])
+	}
+}
+
+// tls reports an encrypted connection once its ClientHello is complete (or cannot be).
+func (s *stream) tls(t time.Time) {
+	s.kind = kindTLS
+	c := &s.half[s.rd(ClientToServer)]
+	if _, complete := serverName(c.pre); !complete && c.preGap == 0 {
+		return // wait for the rest of the ClientHello
+	}
+	s.reportTLS()
+}
+
+func (s *stream) reportTLS() {
+	c := &s.half[s.rd(ClientToServer)]
+	if c.preGap == 0 {
+		s.info.ServerName, _ = serverName(c.pre)
+	}
+	s.report(TLS)
+	s.half[0].pre, s.half[1].pre = nil, nil
+	// Nothing more to learn from this connection but its end: stop reassembling it.
+	s.kind = kindTLSOpen
+}

@@ -1,0 +1,421 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+// recorder is a Handler that keeps every event.
+type recorder struct {
+	conns []*recConn
+}
+
+type recConn struct {
+	info   ConnInfo
+	stream [2][]byte
+	frames [2]int // whole frames seen
+	cut    [2]int // where the next frame starts in stream (framing restarts after a gap)
+	events []string
+	closed string
+}
+
+func (r *recorder) Open(info *ConnInfo) Conn {
+	c := &recConn{info: *info}
+	r.conns = append(r.conns, c)
+	return c
+}
+
+func (c *recConn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
+	c.stream[d] = append(c.stream[d], b...)
+	done := false
+	for {
+		n, err := decode.SplitFrame(c.stream[d][c.framed(d):], 0)
+		if err != nil || n == 0 {
+			break
+		}
+		c.frames[d]++
+		c.events = append(c.events, fmt.Sprintf("%v frame %d", d, c.frames[d]))
+		c.cut[d] += n
+		done = true
+	}
+	return done, done
+}
+
+func (c *recConn) Gap(d Dir, t time.Time, n int) {
+	c.events = append(c.events, fmt.Sprintf("%v gap %d", d, n))
+	c.stream[d] = append(c.stream[d], []byte(fmt.Sprintf("<gap %d>", n))...)
+	c.cut[d] = len(c.stream[d])
+}
+
+func (c *recConn) Close(t time.Time, by, reason string) {
+	c.closed = by + " " + reason
+}
+
+func (c *recConn) framed(d Dir) int { return c.cut[d] }
+
+// Test traffic.
+var (
+	cli     = netip.MustParseAddrPort("192.0.2.10:50000")
+	srv     = netip.MustParseAddrPort("192.0.2.1:1883")
+	connect = []byte{
+		0x10, 0x10, // CONNECT, remaining length 16
+		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name
+		0x04,       // level 4: 3.1.1
+		0x02,       // clean session
+		0x00, 0x3c, // keepalive 60
+		0x00, 0x04, 't', 'e', 's', 't', // client id
+	}
+	connack = []byte{0x20, 0x02, 0x00, 0x00}
+	pingreq = []byte{0xc0, 0x00}
+)
+
+// publish returns a QoS 0 PUBLISH on topic t with n bytes of payload.
+func publish(topic string, n int) []byte {
+	body := append([]byte{byte(len(topic) >> 8), byte(len(topic))}, topic...)
+	body = append(body, bytes.Repeat([]byte{'p'}, n)...)
+	b := decode.AppendVarInt([]byte{0x30}, uint32(len(body)))
+	return append(b, body...)
+}
+
+// file writes a pcapng built by fn and returns its path.
+func file(t *testing.T, fn func(sw *StreamWriter)) string {
+	t.Helper()
+	var buf bytes.Buffer
+	sw, err := NewStreamWriter(&buf)
+	must(t, err)
+	fn(sw)
+	must(t, sw.Flush())
+	p := filepath.Join(t.TempDir(), "c.pcapng")
+	must(t, os.WriteFile(p, buf.Bytes(), 0o644))
+	return p
+}
+
+func analyze(t *testing.T, opts Options, files ...string) *recorder {
+	t.Helper()
+	r := &recorder{}
+	a := NewAnalyzer(r, opts)
+	must(t, ReadFiles(context.Background(), files, a, nil))
+	return r
+}
+
+func ms(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+
+// seg writes a segment at a stream offset of direction d (0 = first byte after the SYN).
+func seg(t *testing.T, s *TCPStream, d Dir, at time.Time, off int, b []byte) {
+	t.Helper()
+	isn := s.seq[d] // after Open: ISN + 1
+	must(t, s.rawSegment(d, at, flagACK|flagPSH, isn+uint32(off), b))
+}
+
+func TestReassembly(t *testing.T) {
+	c2s := append(append(append([]byte{}, connect...), publish("a/b", 10)...), publish("big", 3000)...)
+	c2s = append(c2s, pingreq...)
+	s2c := append(append([]byte{}, connack...), 0xd0, 0x00)
+	cases := []struct {
+		name  string
+		write func(t *testing.T, s *TCPStream)
+	}{
+		{"in order, small segments", func(t *testing.T, s *TCPStream) {
+			s.sw.MSS = 7 // splits inside fixed headers and Remaining Lengths
+			must(t, s.Write(ClientToServer, ms(1), c2s))
+			must(t, s.Write(ServerToClient, ms(2), s2c))
+		}},
+		{"one byte per segment", func(t *testing.T, s *TCPStream) {
+			s.sw.MSS = 1
+			must(t, s.Write(ClientToServer, ms(1), c2s[:100]))
+			s.sw.MSS = 0
+			must(t, s.Write(ClientToServer, ms(1), c2s[100:]))
+			must(t, s.Write(ServerToClient, ms(2), s2c))
+		}},
+		{"out of order", func(t *testing.T, s *TCPStream) {
+			// Segments of 500 bytes sent in the order 1 0 3 2 5 4 ...
+			var parts [][2]int
+			for o := 0; o < len(c2s); o += 500 {
+				parts = append(parts, [2]int{o, min(o+500, len(c2s))})
+			}
+			for i := 0; i < len(parts); i += 2 {
+				if i+1 < len(parts) {
+					seg(t, s, ClientToServer, ms(1+i), parts[i+1][0], c2s[parts[i+1][0]:parts[i+1][1]])
+				}
+				seg(t, s, ClientToServer, ms(1+i), parts[i][0], c2s[parts[i][0]:parts[i][1]])
+			}
+			s.seq[ClientToServer] += uint32(len(c2s))
+			must(t, s.Write(ServerToClient, ms(20), s2c))
+		}},
+		{"retransmissions and overlaps", func(t *testing.T, s *TCPStream) {
+			seg(t, s, ClientToServer, ms(1), 0, c2s[:100])
+			seg(t, s, ClientToServer, ms(2), 0, c2s[:100])    // retransmission
+			seg(t, s, ClientToServer, ms(3), 50, c2s[50:300]) // overlaps the end
+			seg(t, s, ClientToServer, ms(4), 400, c2s[400:900])
+			seg(t, s, ClientToServer, ms(5), 250, c2s[250:450]) // fills the hole, overlapping both sides
+			seg(t, s, ClientToServer, ms(6), 900, c2s[900:])
+			seg(t, s, ClientToServer, ms(7), 800, c2s[800:1000]) // late duplicate
+			s.seq[ClientToServer] += uint32(len(c2s))
+			must(t, s.Write(ServerToClient, ms(20), s2c))
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := file(t, func(sw *StreamWriter) {
+				s, err := sw.Open(cli, srv, ms(0))
+				must(t, err)
+				tc.write(t, s)
+				must(t, s.Close(ClientToServer, ms(30)))
+			})
+			r := analyze(t, Options{}, p)
+			if len(r.conns) != 1 {
+				t.Fatalf("%d connections, want 1", len(r.conns))
+			}
+			c := r.conns[0]
+			if c.info.Client != cli || c.info.Server != srv || c.info.MidStream || c.info.ID != 1 {
+				t.Errorf("info = %+v", c.info)
+			}
+			if !bytes.Equal(c.stream[ClientToServer], c2s) {
+				t.Errorf("client stream differs:\n got %q\nwant %q", c.stream[0], c2s)
+			}
+			if !bytes.Equal(c.stream[ServerToClient], s2c) {
+				t.Errorf("server stream = %x, want %x", c.stream[1], s2c)
+			}
+			if c.frames != [2]int{4, 2} {
+				t.Errorf("frames = %v, want [4 2]", c.frames)
+			}
+			if c.closed != "client FIN" {
+				t.Errorf("closed = %q, want client FIN", c.closed)
+			}
+		})
+	}
+}
+
+func TestLoss(t *testing.T) {
+	c2s := append(append([]byte{}, connect...), publish("a", 1000)...)
+	c2s = append(c2s, publish("b", 5)...)
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // time of the packets after the hole
+	}{
+		{"reported at the end", time.Millisecond},
+		{"reported after the wait", 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := file(t, func(sw *StreamWriter) {
+				s, err := sw.Open(cli, srv, ms(0))
+				must(t, err)
+				seg(t, s, ClientToServer, ms(1), 0, c2s[:300])
+				// bytes 300..600 lost
+				seg(t, s, ClientToServer, ms(2), 600, c2s[600:])
+				s.seq[ClientToServer] += uint32(len(c2s))
+				must(t, s.Write(ServerToClient, ms(3), connack))
+				must(t, s.Write(ClientToServer, t0.Add(tc.after), pingreq))
+				must(t, s.Write(ServerToClient, t0.Add(tc.after+time.Second), []byte{0xd0, 0x00}))
+				must(t, s.Close(ServerToClient, t0.Add(tc.after+2*time.Second)))
+			})
+			r := analyze(t, Options{}, p)
+			if len(r.conns) != 1 {
+				t.Fatalf("%d connections", len(r.conns))
+			}
+			c := r.conns[0]
+			want := "client->server gap 300"
+			if !strings.Contains(strings.Join(c.events, "\n"), want) {
+				t.Errorf("events %q lack %q", c.events, want)
+			}
+			if got := c.stream[ClientToServer]; !bytes.HasSuffix(got, append(append([]byte("<gap 300>"), c2s[600:]...), pingreq...)) {
+				t.Errorf("client stream after the gap = %q", got)
+			}
+			if c.closed != "server FIN" {
+				t.Errorf("closed = %q", c.closed)
+			}
+		})
+	}
+}
+
+func TestMidStream(t *testing.T) {
+	// The capture starts after the handshake, with the server speaking first, in the middle
+	// of a PUBLISH.
+	pub := publish("x/y", 40)
+	p := file(t, func(sw *StreamWriter) {
+		s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
+		must(t, s.segment(ServerToClient, ms(1), flagACK|flagPSH, pub[10:]))
+		must(t, s.segment(ClientToServer, ms(2), flagACK|flagPSH, pingreq))
+		must(t, s.segment(ServerToClient, ms(3), flagACK|flagPSH, []byte{0xd0, 0x00}))
+	})
+	r := analyze(t, Options{}, p)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	c := r.conns[0]
+	if !c.info.MidStream || c.info.Client != cli || c.info.Server != srv {
+		t.Errorf("info = %+v", c.info)
+	}
+	if !bytes.Equal(c.stream[ServerToClient], append(pub[10:], 0xd0, 0x00)) || !bytes.Equal(c.stream[ClientToServer], pingreq) {
+		t.Errorf("streams = %q", c.stream)
+	}
+	if c.closed != " end of capture" {
+		t.Errorf("closed = %q", c.closed)
+	}
+}
+
+func TestDetection(t *testing.T) {
+	other := netip.MustParseAddrPort("192.0.2.1:4000")
+	p := file(t, func(sw *StreamWriter) {
+		// MQTT on port 4000: found by its CONNECT, the first bytes split over segments.
+		s, _ := sw.Open(cli, other, ms(0))
+		sw.MSS = 3
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		sw.MSS = 0
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Reset(ServerToClient, ms(3)))
+		// HTTP on port 4000 from another client: not MQTT.
+		s2, _ := sw.Open(netip.MustParseAddrPort("192.0.2.11:50001"), other, ms(4))
+		must(t, s2.Write(ClientToServer, ms(5), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")))
+		must(t, s2.Write(ServerToClient, ms(6), []byte("HTTP/1.1 200 OK\r\n\r\n")))
+		must(t, s2.Close(ClientToServer, ms(7)))
+		// An SSH-like banner from the server: not MQTT.
+		s3, _ := sw.Open(netip.MustParseAddrPort("192.0.2.12:50002"), other, ms(8))
+		must(t, s3.Write(ServerToClient, ms(9), []byte("SSH-2.0-x\r\n")))
+		must(t, s3.Close(ClientToServer, ms(10)))
+	})
+	r := analyze(t, Options{}, p)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections, want 1", len(r.conns))
+	}
+	c := r.conns[0]
+	if c.info.Server != other || !bytes.Equal(c.stream[0], connect) || !bytes.Equal(c.stream[1], connack) {
+		t.Errorf("conn = %+v %q", c.info, c.stream)
+	}
+	if c.closed != "server RST" {
+		t.Errorf("closed = %q", c.closed)
+	}
+	// With --port 4000 an HTTP stream there is still not MQTT (no upgrade).
+	if r := analyze(t, Options{Ports: []uint16{4000}}, p); len(r.conns) != 2 {
+		t.Errorf("with port 4000: %d connections, want 2 (MQTT and the silent client; HTTP without upgrade is not MQTT)", len(r.conns))
+	}
+}
+
+// wsFrame builds one WebSocket frame; mask != nil masks it (client to server).
+func wsFrame(fin bool, op byte, payload []byte, mask []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	b := []byte{b0}
+	m := byte(0)
+	if mask != nil {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, m|byte(n))
+	case n < 65536:
+		b = append(b, m|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, m|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	if mask == nil {
+		return append(b, payload...)
+	}
+	b = append(b, mask...)
+	for i, c := range payload {
+		b = append(b, c^mask[i%4])
+	}
+	return b
+}
+
+func TestWebSocket(t *testing.T) {
+	ws := netip.MustParseAddrPort("192.0.2.1:9001")
+	req := "GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kK0gzo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+	mask := []byte{1, 2, 3, 4}
+	pub := publish("ws/t", 300)
+	var c2s []byte
+	c2s = append(c2s, req...)
+	c2s = append(c2s, wsFrame(true, 2, connect, mask)...)
+	// A PUBLISH in three fragments with a ping between them; then two packets in one frame.
+	c2s = append(c2s, wsFrame(false, 2, pub[:2], mask)...)
+	c2s = append(c2s, wsFrame(true, 9, []byte("hi"), mask)...)
+	c2s = append(c2s, wsFrame(false, 0, pub[2:200], mask)...)
+	c2s = append(c2s, wsFrame(true, 0, pub[200:], mask)...)
+	c2s = append(c2s, wsFrame(true, 2, append(append([]byte{}, pingreq...), pingreq...), mask)...)
+	s2c := append([]byte(resp), wsFrame(true, 2, connack, nil)...)
+	s2c = append(s2c, wsFrame(true, 2, []byte{0xd0, 0x00, 0xd0, 0x00}, nil)...)
+	p := file(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, ws, ms(0))
+		sw.MSS = 37
+		must(t, s.Write(ClientToServer, ms(1), c2s[:len(req)+20]))
+		must(t, s.Write(ServerToClient, ms(2), s2c))
+		must(t, s.Write(ClientToServer, ms(3), c2s[len(req)+20:]))
+		must(t, s.Close(ClientToServer, ms(4)))
+	})
+	r := analyze(t, Options{}, p)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	c := r.conns[0]
+	if c.info.Transport != WebSocket || c.info.Path != "/mqtt" {
+		t.Errorf("info = %+v", c.info)
+	}
+	want := append(append(append(append([]byte{}, connect...), pub...), pingreq...), pingreq...)
+	if !bytes.Equal(c.stream[0], want) {
+		t.Errorf("client MQTT stream = %q\nwant %q", c.stream[0], want)
+	}
+	if c.frames != [2]int{4, 3} {
+		t.Errorf("frames = %v", c.frames)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	hello := clientHello("broker.example.com")
+	p := file(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:8883"), ms(0))
+		sw.MSS = 50
+		must(t, s.Write(ClientToServer, ms(1), hello))
+		must(t, s.Write(ServerToClient, ms(2), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
+		must(t, s.Close(ServerToClient, ms(3)))
+		// TLS on an unusual port, found by its ClientHello.
+		s2, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:4433"), ms(4))
+		must(t, s2.Write(ClientToServer, ms(5), clientHello("other.example")))
+		must(t, s2.Close(ServerToClient, ms(6)))
+	})
+	r := analyze(t, Options{}, p)
+	if len(r.conns) != 2 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	for i, name := range []string{"broker.example.com", "other.example"} {
+		c := r.conns[i]
+		if c.info.Transport != TLS || c.info.ServerName != name || c.closed != "server FIN" {
+			t.Errorf("conn %d: %+v closed %q", i, c.info, c.closed)
+		}
+	}
+}
+
+// clientHello builds a TLS 1.2 ClientHello record with an SNI extension.
+func clientHello(name string) []byte {
+	sni := []byte{0x00, 0x00} // extension type server_name
+	list := append([]byte{0x00}, byte(len(name)>>8), byte(len(name)))
+	list = append(list, name...)
+	ext := append([]byte{byte(len(list) >> 8), byte(len(list))}, list...)
+	sni = append(sni, byte(len(ext)>>8), byte(len(ext)))
+	sni = append(sni, ext...)
+	body := []byte{0x03, 0x03}
+	body = append(body, make([]byte, 32)...)    // random
+	body = append(body, 0x00)                   // session id
+	body = append(body, 0x00, 0x02, 0x13, 0x01) // cipher suites
+	body = append(body, 0x01, 0x00)             // compression
+	body = append(body, byte(len(sni)>>8), byte(len(sni)))
+	body = append(body, sni...)
+	hs := append([]byte{0x01, 0x00, byte(len(body) >> 8), byte(len(body))}, body...)
+	return append([]byte{0x16, 0x03, 0x01, byte(len(hs) >> 8), byte(len(hs))}, hs...)
+}

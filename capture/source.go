@@ -1,0 +1,297 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/pcapgo"
+	"github.com/google/gopacket/reassembly"
+	"golang.org/x/sys/unix"
+)
+
+// packetSource is what pcapgo's readers have in common.
+type packetSource interface {
+	ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error)
+}
+
+// File is an open pcap or pcapng file.
+type File struct {
+	name    string
+	f       *os.File
+	counter *countingReader
+	src     packetSource
+	ng      *pcapgo.NgReader
+	link    int   // pcap: the file's link type
+	ngLinks []int // pcapng: link type of each interface
+	n       int64 // packets read so far
+	Size    int64 // bytes in the file
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// OpenFile opens a pcap or pcapng file, telling them apart by their first bytes.
+func OpenFile(name string) (*File, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	cf := &File{name: name, f: f, Size: fi.Size()}
+	cf.counter = &countingReader{r: f}
+	br := bufio.NewReaderSize(cf.counter, 1<<20)
+	magic, _ := br.Peek(4)
+	if len(magic) < 4 {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a pcap or pcapng file: %d bytes", name, len(magic))
+	}
+	switch binary.LittleEndian.Uint32(magic) {
+	case 0x0A0D0D0A:
+		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: bad pcapng header: %w", name, err)
+		}
+		cf.src, cf.ng = r, r
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
+		r, err := pcapgo.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: bad pcap header: %w", name, err)
+		}
+		cf.src = r
+		cf.link = fixLink(int(r.LinkType()))
+	default:
+		f.Close()
+		return nil, fmt.Errorf("%s: not a pcap or pcapng file (starts with % x)", name, magic)
+	}
+	return cf, nil
+}
+
+// fixLink undoes gopacket's truncation of link types to a byte: LINKTYPE 276 (SLL2) reads
+// as 20, a number no link type uses.
+func fixLink(l int) int {
+	if l == LinkSLL2&0xff {
+		return LinkSLL2
+	}
+	return l
+}
+
+// Offset returns how many bytes of the file have been read.
+func (f *File) Offset() int64 { return f.counter.n }
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }
+
+// Next reads the next packet: its link type, capture information and bytes (valid until
+// the next call). It returns io.EOF at the end, and an error naming the file and the packet
+// number for a damaged or truncated file.
+func (f *File) Next() (link int, ci gopacket.CaptureInfo, data []byte, err error) {
+	data, ci, err = f.src.ZeroCopyReadPacketData()
+	if err != nil {
+		if err == io.EOF {
+			return 0, ci, nil, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = errors.New("the file is truncated")
+		}
+		return 0, ci, nil, fmt.Errorf("%s: packet %d: %w", f.name, f.n+1, err)
+	}
+	f.n++
+	link = f.link
+	if f.ng != nil {
+		i := ci.InterfaceIndex
+		for len(f.ngLinks) <= i {
+			intf, err := f.ng.Interface(len(f.ngLinks))
+			if err != nil {
+				return 0, ci, nil, fmt.Errorf("%s: packet %d: %w", f.name, f.n, err)
+			}
+			f.ngLinks = append(f.ngLinks, fixLink(int(intf.LinkType)))
+		}
+		link = f.ngLinks[i]
+	}
+	return link, ci, data, nil
+}
+
+// ReadFiles feeds every packet of the named files, in order, to a, numbering packets from 1
+// across files, and closes a at the end. progress, when set, is called now and then with the
+// bytes read so far of all files. A damaged file stops its own reading, not the others';
+// the errors are returned together.
+func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(read int64)) error {
+	var errs []error
+	var n, done int64
+	for _, name := range names {
+		f, err := OpenFile(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for {
+			link, ci, data, err := f.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			n++
+			a.Packet(n, link, ci, data)
+			if n&0xfff == 0 {
+				if progress != nil {
+					progress(done + f.Offset())
+				}
+				if ctx.Err() != nil {
+					f.Close()
+					a.Close()
+					return ctx.Err()
+				}
+			}
+		}
+		done += f.Size
+		f.Close()
+	}
+	if progress != nil {
+		progress(done)
+	}
+	a.Close()
+	return errors.Join(errs...)
+}
+
+// CopyPackets copies the packets numbered in keep (1-based across files, as ReadFiles
+// numbers them) from the named files to w.
+func CopyPackets(names []string, keep func(n int64) bool, w *PacketWriter) error {
+	var n int64
+	for _, name := range names {
+		f, err := OpenFile(name)
+		if err != nil {
+			return err
+		}
+		for {
+			link, ci, data, err := f.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				f.Close()
+				return err
+			}
+			n++
+			if keep(n) {
+				if err := w.WritePacket(link, ci.Timestamp, data, ci.Length); err != nil {
+					f.Close()
+					return err
+				}
+			}
+		}
+		f.Close()
+	}
+	return w.Flush()
+}
+
+// ErrPermission is returned by Live when the process may not capture packets.
+var ErrPermission = errors.New("capturing packets needs root or the CAP_NET_RAW capability")
+
+// Live captures on a network interface with an AF_PACKET socket (Linux only, no libpcap)
+// and feeds every packet to a until ctx is done, then closes a. rec, when set, receives every
+// TCP packet of a connection on one of a's ports, as captured (for recording).
+// On the loopback interface each packet is seen twice (sent and received); the copy is
+// dropped.
+func Live(ctx context.Context, iface string, a *Analyzer, rec func(link int, ci gopacket.CaptureInfo, data []byte)) error {
+	// pcapgo hides the errno; probe for the privilege first to say what is missing.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+	if err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			return fmt.Errorf("capture on %s: %w: %v", iface, ErrPermission, err)
+		}
+		return fmt.Errorf("capture on %s: %v", iface, err)
+	}
+	unix.Close(fd)
+	h, err := pcapgo.NewEthernetHandle(iface)
+	if err != nil {
+		return fmt.Errorf("capture on %s: %v", iface, err)
+	}
+	defer h.Close()
+	if err := h.SetCaptureLength(262144); err != nil {
+		return err
+	}
+	// A receive timeout lets the loop notice ctx; the descriptor is not exported.
+	if v := reflect.ValueOf(h).Elem().FieldByName("fd"); v.IsValid() && v.CanInt() {
+		tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
+		_ = unix.SetsockoptTimeval(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	}
+	var n int64
+	var prev []byte
+	var prevT time.Time
+	for ctx.Err() == nil {
+		data, ci, err := h.ZeroCopyReadPacketData()
+		if err != nil {
+			if isTimeout(err) {
+				a.Tick(time.Now())
+				continue
+			}
+			a.Close()
+			return fmt.Errorf("capture on %s: %v", iface, err)
+		}
+		if bytes.Equal(data, prev) && ci.Timestamp.Sub(prevT) < 10*time.Millisecond {
+			continue // the loopback copy
+		}
+		prev = append(prev[:0], data...)
+		prevT = ci.Timestamp
+		n++
+		if rec != nil && a.isOurs(LinkEthernet, data) {
+			rec(LinkEthernet, ci, data)
+		}
+		a.Packet(n, LinkEthernet, ci, data)
+	}
+	a.Close()
+	return nil
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, unix.EAGAIN) || bytes.Contains([]byte(err.Error()), []byte("resource temporarily unavailable"))
+}
+
+// Tick lets reassembly give up on missing segments when no packet comes (live capture).
+func (a *Analyzer) Tick(now time.Time) {
+	if now.Sub(a.lastFlush) >= time.Second {
+		a.lastFlush = now
+		a.asm.FlushWithOptions(reassembly.FlushOptions{T: now.Add(-a.opts.Wait)})
+	}
+}
+
+// isOurs reports whether a frame is a TCP segment to or from one of the MQTT or TLS ports.
+func (a *Analyzer) isOurs(link int, data []byte) bool {
+	ip, why := ipPacket(link, data)
+	if why != skipNone {
+		return false
+	}
+	_, _, seg, why := tcpSegment(ip)
+	if why != skipNone || len(seg) < 4 {
+		return false
+	}
+	_, s := a.ports[binary.BigEndian.Uint16(seg)]
+	_, d := a.ports[binary.BigEndian.Uint16(seg[2:])]
+	return s || d
+}
