@@ -189,7 +189,7 @@ func TestFramerHugeHeaderCostsNothing(t *testing.T) {
 		if fr != nil || (max == 0) != (err == nil) {
 			t.Fatalf("max %d: Next = %v, %v", max, fr, err)
 		}
-		if d := after.TotalAlloc - before.TotalAlloc; d > 4096 {
+		if d := after.TotalAlloc - before.TotalAlloc; d > 64<<10 { // a few KiB of noise; the frame is 256 MiB
 			t.Errorf("max %d: the header cost %d bytes", max, d)
 		}
 		if max == 0 && f.Buffered() != len(hdr)+3 {
