@@ -58,7 +58,8 @@ type Conn interface {
 	// one MQTT packet, and whether one of those is wanted (Options.Keep selects the captured
 	// packets that carried it); both are ignored without Options.Keep.
 	Data(dir Dir, t time.Time, b []byte) (completed, wanted bool)
-	// Gap reports that n bytes of direction dir were not captured (n < 0: an unknown number).
+	// Gap reports that n > 0 bytes of direction dir were not captured. Over WebSocket n counts
+	// the TCP bytes lost, and the rest of that direction is not delivered: its framing is lost.
 	Gap(dir Dir, t time.Time, n int)
 	// Close ends the connection. by is "client", "server" or "" (the capture ended first);
 	// reason says how: "FIN", "RST", "end of capture".
@@ -410,7 +411,7 @@ func (s *stream) gap(d Dir, t time.Time, n int) {
 	case kindWS:
 		if !h.lost {
 			h.lost = true
-			s.conn.Gap(d, t, -1)
+			s.conn.Gap(d, t, n)
 		}
 	}
 }

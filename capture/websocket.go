@@ -140,7 +140,7 @@ func (s *stream) wsData(d Dir, t time.Time, b []byte) {
 			if op >= 3 && op <= 7 || op > 10 || length < 0 || (op >= 8 && length > 125) {
 				// Not a frame: the WebSocket framing is lost for this direction.
 				h.lost = true
-				s.conn.Gap(d, t, -1)
+				s.conn.Gap(d, t, 1)
 				return
 			}
 			w.left = length

@@ -27,5 +27,6 @@ asked for and was granted, topic aliases, reason codes, and every rule of the st
 	root.SetErr(io.Err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(io), newDecodeCmd(io))
+	root.AddCommand(newReadCmd(io), newCaptureCmd(io))
 	return root
 }

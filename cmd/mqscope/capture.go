@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/google/gopacket"
+	"github.com/spf13/cobra"
+
+	"github.com/mqscope/mqscope/capture"
+)
+
+// captureOptions are the options of mqscope capture.
+type captureOptions struct {
+	io    *streams
+	iface string
+	out   outputOptions
+}
+
+func newCaptureCmd(io *streams) *cobra.Command {
+	o := &captureOptions{io: io}
+	cmd := &cobra.Command{
+		Use:   "capture -i IFACE",
+		Short: "Capture and explain MQTT traffic live (Linux)",
+		Long: `Capture packets on a network interface and explain every MQTT connection as it happens,
+with the same output and filters as mqscope read. Stop with Ctrl-C.
+
+Capturing uses an AF_PACKET socket directly (no libpcap) and needs root or the CAP_NET_RAW
+capability (sudo setcap cap_net_raw+ep $(which mqscope)). The loopback interface works.
+--write records every captured packet to or from an MQTT or TLS port as pcapng, for reading
+again later with mqscope read or Wireshark.`,
+		Example: `  sudo mqscope capture -i eth0
+  sudo mqscope capture -i lo --port 1884 --format jsonl --filter 'level == "error"'
+  sudo mqscope capture -i eth0 --write session.pcapng --summary`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("capture takes no arguments (got %q); name the interface with -i", args)}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.iface == "" {
+				return usageError{errors.New("capture needs an interface: -i IFACE (e.g. -i lo)")}
+			}
+			if err := o.out.check(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runCapture(ctx, o)
+		},
+	}
+	cmd.Flags().StringVarP(&o.iface, "interface", "i", "", "capture on network interface `IFACE`")
+	o.out.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.out.write, "write", "", "record the packets of MQTT and TLS ports to pcapng `FILE`")
+	return cmd
+}
+
+// runCapture captures until ctx is done.
+func runCapture(ctx context.Context, o *captureOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res, err := newOutput(&o.out, o.io.Out, cancel)
+	if err != nil {
+		return err
+	}
+	var rec func(int, gopacket.CaptureInfo, []byte)
+	var pw *capture.PacketWriter
+	if o.out.write != "" {
+		f, err := os.Create(o.out.write)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if pw, err = capture.NewPacketWriter(f); err != nil {
+			return err
+		}
+		var werr error
+		rec = func(link int, ci gopacket.CaptureInfo, data []byte) {
+			if werr == nil {
+				if werr = pw.WritePacket(link, ci.Timestamp, data, ci.Length); werr != nil {
+					cancel()
+				}
+			}
+		}
+	}
+	a := capture.NewAnalyzer(res.in, capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
+		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts)})
+	capErr := capture.Live(ctx, o.iface, a, rec)
+	if err := res.close(); err != nil {
+		return err
+	}
+	if pw != nil {
+		if err := pw.Flush(); err != nil {
+			return err
+		}
+	}
+	return capErr
+}

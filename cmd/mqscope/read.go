@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+// outputOptions are the flags read and capture share: what to print and which packets.
+type outputOptions struct {
+	format      string
+	summary     bool
+	profile     string
+	filter      string
+	payload     string
+	showSecrets bool
+	ports       []uint
+	tlsPorts    []uint
+	write       string
+}
+
+func (o *outputOptions) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
+	f.BoolVar(&o.summary, "summary", false, "print one summary per connection instead of every packet")
+	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file")
+	f.StringVar(&o.filter, "filter", "", "only packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
+	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
+	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
+	f.UintSliceVar(&o.ports, "port", nil, "a TCP `PORT` carrying MQTT besides 1883 (repeatable); MQTT on other ports is found by its CONNECT")
+	f.UintSliceVar(&o.tlsPorts, "tls-port", nil, "a TCP `PORT` carrying MQTT over TLS besides 8883 (repeatable)")
+}
+
+// check validates the flags.
+func (o *outputOptions) check() error {
+	if o.format != "text" && o.format != "jsonl" {
+		return usageError{fmt.Errorf("--format %q: want text or jsonl", o.format)}
+	}
+	if _, err := payload.ParseMode(o.payload); err != nil {
+		return usageError{fmt.Errorf("--payload: %w", err)}
+	}
+	for _, p := range append(append([]uint{}, o.ports...), o.tlsPorts...) {
+		if p == 0 || p > 65535 {
+			return usageError{fmt.Errorf("port %d: want 1 to 65535", p)}
+		}
+	}
+	return nil
+}
+
+func ports(def uint16, extra []uint) []uint16 {
+	ps := []uint16{def}
+	for _, p := range extra {
+		ps = append(ps, uint16(p))
+	}
+	return ps
+}
+
+// output is the inspection of connections and the writing of their records.
+type output struct {
+	in      *capture.Inspector
+	w       inspect.Writer
+	out     io.Writer
+	format  string
+	summary bool
+	tls     []*capture.TLSRecord
+}
+
+// newOutput compiles the filter, loads the profile and sets up the writer on out.
+func newOutput(o *outputOptions, out io.Writer, cancel func()) (*output, error) {
+	mode, _ := payload.ParseMode(o.payload)
+	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode}
+	if o.profile != "" {
+		p, err := inspect.LoadProfile(o.profile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--profile: %w", err)}
+		}
+		opts.Profile = p
+	}
+	res := &output{out: out, format: o.format, summary: o.summary}
+	res.in = &capture.Inspector{Options: opts}
+	if o.filter != "" {
+		f, err := inspect.CompileFilter(o.filter)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--filter: %w", err)}
+		}
+		res.in.Filter = f.Match
+	}
+	color := false
+	if f, ok := out.(*os.File); ok {
+		color = inspect.UseColor(f)
+	}
+	topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
+	switch {
+	case o.summary:
+		res.w = inspect.NewSummaryWriter(out, topts)
+	case o.format == "jsonl":
+		res.w = inspect.NewJSONWriter(out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
+	default:
+		res.w = inspect.NewTextWriter(out, topts)
+	}
+	res.in.Emit = func(r inspect.Record) error {
+		if t, ok := r.(*capture.TLSRecord); ok {
+			res.tls = append(res.tls, t)
+			return nil
+		}
+		err := res.w.Write(r)
+		if err != nil {
+			cancel()
+		}
+		return err
+	}
+	return res, nil
+}
+
+// close flushes the writer and lists the encrypted connections (inspect's writers know only
+// MQTT records, so these come last).
+func (res *output) close() error {
+	err := res.w.Close()
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(res.out)
+	for _, t := range res.tls {
+		name := t.ServerName
+		if res.format == "jsonl" && !res.summary {
+			fmt.Fprintf(bw, `{"kind":"tls","time":%q,"conn":%d,"client":%q,"server":%q,"server_name":%q,"mid_stream":%t}`+"\n",
+				t.Time.Format(inspect.TimeFormat), t.Conn, t.Client, t.Server, name, t.MidStream)
+			continue
+		}
+		if name == "" {
+			name = "not captured"
+		}
+		fmt.Fprintf(bw, "%s [%d] %s → %s  TLS, encrypted: not decoded (server name: %s)\n",
+			t.Time.Format("15:04:05.000000"), t.Conn, t.Client, t.Server, name)
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	return res.in.Err()
+}
+
+// readOptions are the options of mqscope read.
+type readOptions struct {
+	io    *streams
+	files []string
+	out   outputOptions
+	// progress: "auto" shows a bar on a terminal for inputs over 64 MB.
+	progress bool
+}
+
+func newReadCmd(io *streams) *cobra.Command {
+	o := &readOptions{io: io}
+	cmd := &cobra.Command{
+		Use:   "read FILE...",
+		Short: "Explain every MQTT connection in pcap or pcapng captures",
+		Long: `Read pcap and pcapng captures (from tcpdump, Wireshark, dumpcap...) and print the story of
+every MQTT connection in them: each packet with what it means, what each side asked for and
+was granted, and every rule of the standard a peer broke.
+
+TCP is reassembled (out-of-order segments, retransmissions, overlaps); bytes the capture lost
+are reported, and decoding resumes at the next packet. MQTT is found on port 1883 and the
+--port ones, by its CONNECT on any other port, and inside WebSocket connections that upgrade
+to the mqtt subprotocol. TLS connections (port 8883, --tls-port, or a ClientHello anywhere)
+are listed with their server name. Several files are read as one capture, in order.
+
+--write saves the captured packets that carried the packets passing --filter (with their
+connections' handshakes) to a new pcapng file.`,
+		Example: `  mqscope read customer.pcapng
+  mqscope read --summary --profile apsaramq a.pcap b.pcap
+  mqscope read --format jsonl --filter 'type == "PUBLISH" && topic matches "^sensors/"' dump.pcapng
+  mqscope read --filter 'level == "error"' --write errors.pcapng dump.pcapng`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError{errors.New("read needs at least one capture file")}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			if err := o.out.check(); err != nil {
+				return err
+			}
+			return runRead(cmd.Context(), o)
+		},
+	}
+	o.out.addFlags(cmd.Flags())
+	cmd.Flags().StringVar(&o.out.write, "write", "", "write the packets that pass the filter to pcapng `FILE`")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func runRead(ctx context.Context, o *readOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wf *os.File
+	if o.out.write != "" {
+		// Fail early, before reading gigabytes, when the output cannot be created.
+		f, err := os.Create(o.out.write)
+		if err != nil {
+			return err
+		}
+		wf = f
+		defer wf.Close()
+	}
+	res, err := newOutput(&o.out, o.io.Out, cancel)
+	if err != nil {
+		return err
+	}
+	aopts := capture.Options{Ports: ports(capture.DefaultPort, o.out.ports), TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts)}
+	var keep bitset
+	if wf != nil {
+		aopts.Keep = keep.set
+	}
+	a := capture.NewAnalyzer(res.in, aopts)
+	progress := o.progressBar()
+	readErr := capture.ReadFiles(ctx, o.files, a, progress)
+	if o.progress {
+		fmt.Fprintln(o.io.Err)
+	}
+	if err := res.close(); err != nil {
+		return err
+	}
+	if errors.Is(readErr, context.Canceled) {
+		readErr = nil // stopped by a write error, returned above
+	}
+	if wf != nil && readErr == nil {
+		pw, err := capture.NewPacketWriter(wf)
+		if err != nil {
+			return err
+		}
+		if err := capture.CopyPackets(o.files, keep.has, pw); err != nil {
+			return err
+		}
+		if err := wf.Close(); err != nil {
+			return err
+		}
+	}
+	return readErr
+}
+
+// progressBar returns a progress callback drawing a bar on standard error when it is a
+// terminal and the input is large, else nil.
+func (o *readOptions) progressBar() func(int64) {
+	f, ok := o.io.Err.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var total int64
+	for _, name := range o.files {
+		if fi, err := os.Stat(name); err == nil {
+			total += fi.Size()
+		}
+	}
+	if total < 64<<20 {
+		return nil
+	}
+	o.progress = true
+	bar := progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetDescription("reading"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	return func(n int64) { _ = bar.Set64(n) }
+}
+
+// bitset holds packet numbers.
+type bitset []uint64
+
+func (b *bitset) set(n int64) {
+	i := int(n >> 6)
+	for len(*b) <= i {
+		*b = append(*b, 0)
+	}
+	(*b)[i] |= 1 << (n & 63)
+}
+
+func (b *bitset) has(n int64) bool {
+	i := int(n >> 6)
+	return i < len(*b) && (*b)[i]&(1<<(n&63)) != 0
+}
