@@ -1,0 +1,562 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+// Options configure the inspection of a connection.
+type Options struct {
+	// Profile holds the limits a broker is known to apply; nil means the standard alone.
+	Profile *Profile
+	// ShowSecrets shows passwords and authentication data in the text of findings.
+	ShowSecrets bool
+	// Payload is how much of a payload records render by default.
+	Payload payload.Mode
+	// MaxFrame is the largest frame Feed accepts per direction; 0 means the protocol's maximum.
+	// Bigger frames are skipped with a finding.
+	MaxFrame int
+}
+
+// recentLen is how many packets per direction a Conn remembers for cause links.
+const recentLen = 32
+
+// Conn is the inspected state of one MQTT connection. Feed it the bytes (or frames) of both
+// directions in the order they were seen; it returns what it found out as records.
+//
+// A Conn is not safe for concurrent use, except Snapshot, which may be called from any
+// goroutine while another one feeds the Conn.
+type Conn struct {
+	mu   sync.Mutex // guards st and the fields Snapshot reads; held by every exported method
+	opts Options
+	prof *Profile
+
+	streams [2]stream
+
+	version      decode.Version
+	versionKnown bool
+
+	st ConnState // counters and negotiation; maps created on first use
+
+	connect    *PacketRecord // the CONNECT, nil until seen
+	connack    *PacketRecord // the first CONNACK
+	disconnect [2]*PacketRecord
+	closed     bool
+
+	counts    [2][17]int
+	aliases   [2]map[uint16]string
+	flight    [2]map[uint16]*inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
+	inflight  [2]int                  // QoS 1 and 2 PUBLISH in flight per direction
+	recent    [2][recentLen]*PacketRecord
+	recentN   [2]int
+	lastC2S   time.Time
+	kaFlagged bool
+	requests  map[string]request // "response topic\x00correlation data" -> request
+	authSteps int
+	pending   []Note // notes for the next packet in either direction
+}
+
+// stream frames one direction.
+type stream struct {
+	buf     []byte
+	start   int
+	skip    int    // bytes still to drop from an oversized frame
+	resync  bool   // looking for a plausible frame boundary after a gap
+	pending []Note // notes for the next packet of this direction
+	dead    bool   // after the sender's DISCONNECT
+}
+
+// inflight is a PUBLISH, SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement.
+type inflight struct {
+	rec   *PacketRecord
+	qos   byte
+	state byte // see the flight* constants
+}
+
+const (
+	flightAck   byte = iota + 1 // QoS 1 PUBLISH waiting for PUBACK
+	flightRec                   // QoS 2 PUBLISH waiting for PUBREC
+	flightRel                   // PUBREC seen, waiting for PUBREL
+	flightComp                  // PUBREL seen, waiting for PUBCOMP
+	flightSub                   // SUBSCRIBE waiting for SUBACK
+	flightUnsub                 // UNSUBSCRIBE waiting for UNSUBACK
+)
+
+type request struct {
+	index int
+	t     time.Time
+}
+
+// NewConn starts inspecting connection id between client and server (each "ip:port").
+func NewConn(id int, client, server string, opts Options) *Conn {
+	c := &Conn{opts: opts, prof: opts.Profile, version: decode.V5}
+	if c.prof == nil {
+		c.prof = specProfile
+	}
+	c.st = ConnState{ID: id, Client: client, Server: server, Version: decode.V5, Phase: "connecting", Profile: c.prof.Name}
+	return c
+}
+
+// ID returns the connection's id.
+func (c *Conn) ID() int { return c.st.ID }
+
+// MidStream marks a connection whose start was not captured: negotiation is unknown and limits
+// are not checked; the protocol version is detected from the packets.
+func (c *Conn) MidStream() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.st.MidStream = true
+	c.st.Phase = "connected"
+	c.versionKnown = false
+	c.pending = append(c.pending, Note{Level: decode.LevelInfo, Rule: RuleMidStream,
+		Text: "the capture starts in the middle of this connection: its CONNECT and CONNACK were not seen, so limits are not checked"})
+}
+
+// Feed takes the next bytes of direction dir, in any split, frames and decodes them, updates
+// the connection's state and returns the records produced: a packet record per whole packet,
+// and a session record right after the CONNACK's.
+func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.streams[dir&1]
+	if s.skip > 0 {
+		n := min(s.skip, len(b))
+		s.skip -= n
+		b = b[n:]
+	}
+	s.write(b)
+	var out []Record
+	for {
+		if s.resync {
+			off, ok := c.resyncOffset(s.buf[s.start:])
+			s.start += off
+			if !ok {
+				break
+			}
+			s.resync = false
+		}
+		rest := s.buf[s.start:]
+		n, err := decode.SplitFrame(rest, c.opts.MaxFrame)
+		if err != nil {
+			c.badHeader(dir, s, rest, err)
+			continue
+		}
+		if n == 0 {
+			break
+		}
+		frame := rest[:n:n]
+		s.start += n
+		out = c.frame(dir, t, frame, out)
+	}
+	return out
+}
+
+// write appends p to the buffer without ever writing over bytes handed out as frames.
+func (s *stream) write(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	switch {
+	case s.start == len(s.buf):
+		s.buf, s.start = nil, 0
+	case s.start > 0:
+		tail := s.buf[s.start:]
+		s.buf = append(make([]byte, 0, len(tail)+len(p)), tail...)
+		s.start = 0
+	}
+	if s.buf == nil {
+		// A private copy: the caller may reuse p, and frames alias the buffer.
+		s.buf = make([]byte, 0, len(p))
+	}
+	s.buf = append(s.buf, p...)
+}
+
+// badHeader handles a fixed header that cannot be framed: too large (skip the frame) or
+// malformed (look for the next plausible frame).
+func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
+	h, ok, _ := decode.ParseHeader(rest)
+	if errors.Is(err, decode.ErrTooLarge) && ok {
+		size := h.HeaderLen + h.RemainingLength
+		if len(rest) >= size {
+			s.start += size
+		} else {
+			s.skip = size - len(rest)
+			s.start = len(s.buf)
+		}
+		s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleTooLarge, Reason: decode.PacketTooLarge,
+			Text: fmt.Sprintf("a %s frame of %d bytes from the %s was skipped: larger than the %d-byte frame limit", h.Type, size, dir.sender(), c.opts.MaxFrame)})
+		c.count1(RuleTooLarge, decode.LevelError)
+		return
+	}
+	s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleMalformed, Reason: decode.MalformedPacket,
+		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.sender(), err)})
+	c.count1(RuleMalformed, decode.LevelError)
+	s.start++
+	s.resync = true
+}
+
+// resyncOffset finds where a plausible frame starts in b after lost bytes: the first offset
+// holding a whole frame that decodes without being malformed. ok is false when there is none
+// yet; off is then where to keep looking from when more bytes come (the first header that may
+// still turn out to be a whole frame).
+func (c *Conn) resyncOffset(b []byte) (off int, ok bool) {
+	limit := c.opts.MaxFrame
+	if limit <= 0 || limit > 1<<20 {
+		limit = 1 << 20
+	}
+	wait := len(b)
+	for i := 0; i < len(b); i++ {
+		h, hok, err := decode.ParseHeader(b[i:])
+		if err != nil {
+			continue
+		}
+		if !hok {
+			wait = min(wait, i)
+			break
+		}
+		if h.Type == decode.Reserved || !plausibleHeader(h, c.version) {
+			continue
+		}
+		size := h.HeaderLen + h.RemainingLength
+		if size > limit {
+			continue
+		}
+		if len(b)-i < size {
+			wait = min(wait, i)
+			continue
+		}
+		p := decode.Decode(b[i:i+size:i+size], c.version)
+		if !hasMalformed(p) && len(p.Info().Problems) == 0 {
+			return i, true
+		}
+	}
+	return wait, false
+}
+
+// plausibleHeader reports whether a fixed header could start a real packet: the flags the
+// standard fixes, and a Remaining Length the type can have.
+func plausibleHeader(h decode.FixedHeader, v decode.Version) bool {
+	if !plausibleFlags(h) {
+		return false
+	}
+	n := h.RemainingLength
+	switch h.Type {
+	case decode.PINGREQ, decode.PINGRESP:
+		return n == 0
+	case decode.PUBACK, decode.PUBREC, decode.PUBREL, decode.PUBCOMP:
+		return n >= 2 && (v == decode.V5 || n == 2)
+	case decode.CONNACK:
+		return n >= 2 && (v == decode.V5 || n == 2)
+	case decode.DISCONNECT:
+		return v == decode.V5 || n == 0
+	case decode.CONNECT:
+		return n >= 10
+	case decode.SUBSCRIBE, decode.UNSUBSCRIBE:
+		return n >= 5
+	case decode.SUBACK, decode.UNSUBACK:
+		return n >= 2
+	case decode.PUBLISH:
+		return n >= 2
+	}
+	return true
+}
+
+func plausibleFlags(h decode.FixedHeader) bool {
+	switch h.Type {
+	case decode.PUBLISH:
+		return (h.Flags>>1)&3 != 3
+	case decode.PUBREL, decode.SUBSCRIBE, decode.UNSUBSCRIBE:
+		return h.Flags == 2
+	default:
+		return h.Flags == 0
+	}
+}
+
+func hasMalformed(p decode.Packet) bool {
+	for _, pr := range p.Info().Problems {
+		if errors.Is(pr, decode.ErrMalformed) {
+			return true
+		}
+	}
+	return false
+}
+
+// Frame inspects one already-framed packet of direction dir. The packet record aliases frame.
+func (c *Conn) Frame(dir Dir, t time.Time, frame []byte) []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.frame(dir&1, t, frame, nil)
+}
+
+// Gap says n bytes of direction dir were lost by the capture. The next packet of dir carries a
+// finding, and framing resumes at the next plausible frame boundary.
+func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := &c.streams[dir&1]
+	if s.skip >= n {
+		// The lost bytes were inside a frame being skipped anyway.
+		s.skip -= n
+		return nil
+	}
+	n -= s.skip
+	s.skip = 0
+	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleCaptureGap,
+		Text: fmt.Sprintf("the capture lost %d bytes from the %s before this packet (at %s); topic aliases and in-flight messages may be incomplete", n, dir.sender(), t.Format("15:04:05.000000"))})
+	c.count1(RuleCaptureGap, decode.LevelWarning)
+	// The partial frame held is useless without its lost middle.
+	s.buf, s.start = nil, 0
+	s.resync = true
+	return nil
+}
+
+// decodeFrame decodes a frame with the connection's protocol version, learning it from CONNECT
+// or guessing it when the start of the connection was not seen.
+func (c *Conn) decodeFrame(dir Dir, frame []byte) decode.Packet {
+	if dir == C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
+		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
+			c.version, c.versionKnown = v, true
+		}
+		return decode.Decode(frame, c.version)
+	}
+	if c.versionKnown || !c.st.MidStream {
+		return decode.Decode(frame, c.version)
+	}
+	p := decode.Decode(frame, decode.V5)
+	if hasMalformed(p) {
+		if q := decode.Decode(frame, decode.V311); !hasMalformed(q) {
+			c.version = decode.V311
+			if q.Type() != decode.PUBLISH {
+				c.versionKnown = true
+			}
+			return q
+		}
+		return p
+	}
+	switch p.Type() {
+	case decode.CONNACK, decode.SUBSCRIBE, decode.SUBACK, decode.UNSUBACK, decode.AUTH:
+		c.version, c.versionKnown = decode.V5, true
+	}
+	return p
+}
+
+// frame decodes and inspects one frame, appending its records to out.
+func (c *Conn) frame(dir Dir, t time.Time, frame []byte, out []Record) []Record {
+	p := c.decodeFrame(dir, frame)
+	r := c.inspect(dir, t, p)
+	out = append(out, r)
+	if r.Type() == decode.CONNACK && c.connack == r {
+		out = append(out, c.sessionRecord(t))
+	}
+	return out
+}
+
+func (c *Conn) sessionRecord(t time.Time) *SessionRecord {
+	return &SessionRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID,
+		Version: c.st.Version, Requested: c.st.Requested, Granted: c.st.Granted, Effective: c.st.Effective}
+}
+
+// inspect builds the record of one decoded packet and updates the state.
+func (c *Conn) inspect(dir Dir, t time.Time, p decode.Packet) *PacketRecord {
+	s := &c.streams[dir]
+	r := &PacketRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, Dir: dir,
+		Version: p.Info().Version, Packet: p}
+	r.Index = c.counts[C2S][16] + c.counts[S2C][16] + 1
+	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
+		r.Notes = make([]Note, 0, n+1)
+	}
+	for _, pr := range p.Info().Problems {
+		r.Notes = append(r.Notes, Note{Level: pr.Level, Rule: problemRule(pr), Text: pr.Message, Reason: pr.Reason})
+	}
+	r.Notes = append(r.Notes, s.pending...)
+	r.Notes = append(r.Notes, c.pending...)
+	s.pending, c.pending = nil, nil
+
+	if c.st.Started.IsZero() {
+		c.st.Started = t
+	}
+	c.st.LastSeen = t
+	c.checkOrder(r)
+	c.checkKeepAlive(r)
+	switch q := p.(type) {
+	case *decode.Connect:
+		c.onConnect(r, q)
+	case *decode.Connack:
+		c.onConnack(r, q)
+	case *decode.Publish:
+		c.onPublish(r, q)
+	case *decode.Ack:
+		c.onAck(r, q)
+	case *decode.Subscribe:
+		c.onSubscribe(r, q)
+	case *decode.Suback:
+		c.onSuback(r, q.PacketID, q.ReasonCodes, decode.SUBACK)
+	case *decode.Unsubscribe:
+		c.onUnsubscribe(r, q)
+	case *decode.Unsuback:
+		if r.Version == decode.V5 {
+			c.onSuback(r, q.PacketID, q.ReasonCodes, decode.UNSUBACK)
+		} else {
+			c.onSuback(r, q.PacketID, nil, decode.UNSUBACK)
+		}
+	case *decode.Disconnect:
+		c.onDisconnect(r, q)
+	case *decode.Auth:
+		c.onAuth(r, q)
+	}
+	c.checkSize(r)
+	c.checkProblemInfo(r)
+	if dir == C2S {
+		c.lastC2S = t
+		c.kaFlagged = false
+	}
+	r.ClientID = c.st.ClientID
+	c.account(r)
+	c.remember(r)
+	return r
+}
+
+// account counts a record's packet, bytes, reason codes and notes.
+func (c *Conn) account(r *PacketRecord) {
+	d := r.Dir
+	c.counts[d][r.Type()&15]++
+	c.counts[d][16]++
+	c.st.PacketsC2S, c.st.PacketsS2C = c.counts[C2S][16], c.counts[S2C][16]
+	if d == C2S {
+		c.st.BytesC2S += int64(r.Size())
+	} else {
+		c.st.BytesS2C += int64(r.Size())
+	}
+	for i := range r.Notes {
+		c.count1(r.Notes[i].Rule, r.Notes[i].Level)
+	}
+	if r.Version == decode.V5 || r.Type() == decode.CONNACK || r.Type() == decode.SUBACK {
+		for _, rc := range reasonCodes(r.Packet) {
+			if rc == 0 && r.Type() != decode.CONNACK {
+				continue
+			}
+			if c.st.Reasons == nil {
+				c.st.Reasons = map[string]int{}
+			}
+			c.st.Reasons[fmt.Sprintf("%s 0x%02X %s", r.Type(), byte(rc), decode.ReasonName(r.Version, r.Type(), rc))]++
+		}
+	}
+}
+
+// count1 counts one finding.
+func (c *Conn) count1(rule string, l decode.Level) {
+	if c.st.Findings == nil {
+		c.st.Findings, c.st.Levels = map[string]int{}, map[string]int{}
+	}
+	c.st.Findings[rule]++
+	c.st.Levels[l.String()]++
+}
+
+// remember keeps the record among the recent packets of its direction.
+func (c *Conn) remember(r *PacketRecord) {
+	d := r.Dir
+	c.recent[d][c.recentN[d]%recentLen] = r
+	c.recentN[d]++
+}
+
+// eachRecent calls f with the remembered packets of direction d, newest first, until f
+// returns true.
+func (c *Conn) eachRecent(d Dir, f func(*PacketRecord) bool) {
+	n := c.recentN[d]
+	for i := 0; i < recentLen && i < n; i++ {
+		if f(c.recent[d][(n-1-i)%recentLen]) {
+			return
+		}
+	}
+}
+
+// reasonCodes returns the reason codes a packet carries.
+func reasonCodes(p decode.Packet) []decode.ReasonCode {
+	switch q := p.(type) {
+	case *decode.Connack:
+		return []decode.ReasonCode{q.ReasonCode}
+	case *decode.Ack:
+		if q.HasReason {
+			return []decode.ReasonCode{q.ReasonCode}
+		}
+	case *decode.Disconnect:
+		if q.HasReason {
+			return []decode.ReasonCode{q.ReasonCode}
+		}
+	case *decode.Auth:
+		if q.HasReason {
+			return []decode.ReasonCode{q.ReasonCode}
+		}
+	case *decode.Suback:
+		return q.ReasonCodes
+	case *decode.Unsuback:
+		return q.ReasonCodes
+	}
+	return nil
+}
+
+// Close ends the connection: by says who closed ("client", "server", "proxy", "unknown", or
+// variants such as "client-eof" or "server-reset") and reason says why. It returns the close
+// record; a second call returns nil.
+func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	c.st.Phase = "closed"
+	if t.IsZero() {
+		t = c.st.LastSeen
+	}
+	cr := &CloseRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID, By: by, Reason: reason}
+	if reason == "" {
+		for _, d := range []Dir{C2S, S2C} {
+			if r := c.disconnect[d]; r != nil {
+				q := r.Packet.(*decode.Disconnect)
+				cr.Reason = fmt.Sprintf("%s sent DISCONNECT 0x%02X %s", d.sender(), byte(q.ReasonCode), q.ReasonCode.Name(decode.DISCONNECT))
+				break
+			}
+		}
+	}
+	for i := range c.streams {
+		c.streams[i].buf, c.streams[i].start = nil, 0
+	}
+	cr.State = c.snapshot()
+	return cr
+}
+
+// Snapshot returns a copy of the connection's negotiated state and counters. It is safe to call
+// while another goroutine feeds the Conn.
+func (c *Conn) Snapshot() ConnState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snapshot()
+}
+
+func (c *Conn) snapshot() ConnState {
+	s := c.st.clone()
+	s.Packets = map[string]int{}
+	for t := range 16 {
+		if n := c.counts[C2S][t] + c.counts[S2C][t]; n > 0 {
+			s.Packets[decode.Type(t).String()] = n
+		}
+	}
+	s.AliasesC2S = cloneAliases(c.aliases[C2S])
+	s.AliasesS2C = cloneAliases(c.aliases[S2C])
+	s.InFlightC2S, s.InFlightS2C = c.inflight[C2S], c.inflight[S2C]
+	return s
+}
+
+func cloneAliases(m map[uint16]string) map[uint16]string {
+	out := make(map[uint16]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,405 @@
+package inspect
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+func TestNegotiationDefaults(t *testing.T) {
+	s := newSession(t, Options{})
+	cr, ar := s.connect(nil, nil)
+	clean(t, cr)
+	clean(t, ar)
+	if len(s.recs) != 3 {
+		t.Fatalf("got %d records, want CONNECT, CONNACK, session", len(s.recs))
+	}
+	sr, ok := s.recs[2].(*SessionRecord)
+	if !ok {
+		t.Fatalf("third record is %T", s.recs[2])
+	}
+	e := sr.Effective
+	if e.C2S != DefaultLimits || e.S2C != DefaultLimits {
+		t.Errorf("effective limits %+v / %+v, want the defaults %+v", e.C2S, e.S2C, DefaultLimits)
+	}
+	if e.KeepAlive != 60 || e.KeepAliveFrom != "client" || e.SessionExpiryInterval != 0 || e.ClientID != "dev1" {
+		t.Errorf("effective %+v", e)
+	}
+	st := s.c.Snapshot()
+	if st.Phase != "connected" || !st.Negotiated || st.ClientID != "dev1" {
+		t.Errorf("snapshot %+v", st)
+	}
+}
+
+func TestNegotiationGranted(t *testing.T) {
+	s := newSession(t, Options{})
+	_, ar := s.connect(
+		props(ip(decode.PropReceiveMaximum, 10), ip(decode.PropMaximumPacketSize, 1000), ip(decode.PropTopicAliasMaximum, 5), ip(decode.PropSessionExpiry, 100)),
+		props(ip(decode.PropReceiveMaximum, 2), ip(decode.PropMaximumPacketSize, 200), ip(decode.PropTopicAliasMaximum, 2),
+			ip(decode.PropMaximumQoS, 1), ip(decode.PropRetainAvailable, 0), ip(decode.PropServerKeepAlive, 30),
+			ip(decode.PropSessionExpiry, 60), ip(decode.PropWildcardSubAvailable, 0), ip(decode.PropSubIDAvailable, 0),
+			ip(decode.PropSharedSubAvailable, 0)))
+	e := s.c.Snapshot().Effective
+	wantC2S := Limits{ReceiveMaximum: 2, MaximumPacketSize: 200, TopicAliasMaximum: 2, MaximumQoS: 1}
+	wantS2C := DefaultLimits
+	wantS2C.ReceiveMaximum, wantS2C.MaximumPacketSize, wantS2C.TopicAliasMaximum = 10, 1000, 5
+	if e.C2S != wantC2S {
+		t.Errorf("c2s %+v, want %+v", e.C2S, wantC2S)
+	}
+	if e.S2C != wantS2C {
+		t.Errorf("s2c %+v, want %+v", e.S2C, wantS2C)
+	}
+	if e.KeepAlive != 30 || e.KeepAliveFrom != "server" {
+		t.Errorf("keep alive %d from %s, want the Server Keep Alive 30", e.KeepAlive, e.KeepAliveFrom)
+	}
+	if e.SessionExpiryInterval != 60 {
+		t.Errorf("session expiry %d, want CONNACK's 60", e.SessionExpiryInterval)
+	}
+	note(t, ar, RuleServerKeepAlive)
+	note(t, ar, RuleSessionGranted)
+}
+
+func TestMaximumPacketSizeCause(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropMaximumPacketSize, 200)))
+	ok := s.c2s(publish("a/b", 0, 0, strings.Repeat("x", 150)))
+	clean(t, ok)
+	big := s.c2s(publish("a/b", 0, 0, strings.Repeat("x", 195)))
+	n := note(t, big, "MQTT-3.2.2-15")
+	if !strings.Contains(n.Text, "over the 200-byte Maximum Packet Size granted in CONNACK") || !strings.Contains(n.Text, "payload alone is 195 bytes") {
+		t.Errorf("text %q", n.Text)
+	}
+	s.c2s(&decode.Pingreq{})
+	d := s.s2c(&decode.Disconnect{ReasonCode: decode.PacketTooLarge, HasReason: true})
+	dn := note(t, d, RuleDisconnectError)
+	if dn.Cause == nil || dn.Cause.Index != big.Index {
+		t.Fatalf("cause %+v, want #%d", dn.Cause, big.Index)
+	}
+	want := "PUBLISH #4, 204 bytes, over the 200-byte Maximum Packet Size granted in CONNACK"
+	if dn.Cause.Summary != want {
+		t.Errorf("summary %q, want %q", dn.Cause.Summary, want)
+	}
+}
+
+func TestMaximumPacketSizeServer(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(props(ip(decode.PropMaximumPacketSize, 100)), nil)
+	r := s.s2c(publish("a/b", 0, 0, strings.Repeat("x", 96)))
+	n := note(t, r, "MQTT-3.1.2-24")
+	if !strings.Contains(n.Text, "count only the payload") {
+		t.Errorf("text %q", n.Text)
+	}
+}
+
+func TestTopicAliases(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropTopicAliasMaximum, 2)))
+	alias := func(a uint32) decode.Property { return ip(decode.PropTopicAlias, a) }
+	r := s.c2s(publish("sensors/t", 0, 0, "1", alias(1)))
+	clean(t, r)
+	r = s.c2s(publish("", 0, 0, "2", alias(1)))
+	clean(t, r)
+	if r.Topic != "sensors/t" {
+		t.Errorf("resolved topic %q", r.Topic)
+	}
+	r = s.c2s(publish("", 0, 0, "3", alias(2)))
+	note(t, r, RuleAliasUnknown)
+	r = s.c2s(publish("", 0, 0, "6", alias(0)))
+	note(t, r, "MQTT-3.3.2-8")
+	r = s.c2s(publish("other", 0, 0, "5", alias(1)))
+	note(t, r, RuleAliasRemap)
+	r = s.c2s(publish("x", 0, 0, "4", alias(3)))
+	note(t, r, "MQTT-3.3.2-9")
+	// The server's aliases are bounded by CONNECT, which allowed none.
+	r = s.s2c(publish("down", 0, 0, "7", alias(1)))
+	note(t, r, "MQTT-3.1.2-27")
+	d := s.s2c(&decode.Disconnect{ReasonCode: decode.TopicAliasInvalid, HasReason: true})
+	if n := note(t, d, RuleDisconnectError); n.Cause == nil || n.Cause.Index != 8 {
+		t.Errorf("cause %+v, want the PUBLISH with alias 3 (#8)", n.Cause)
+	}
+	st := s.c.Snapshot()
+	if st.AliasesC2S[1] != "other" || len(st.AliasesS2C) != 0 {
+		t.Errorf("tables %v %v", st.AliasesC2S, st.AliasesS2C)
+	}
+	// Tables start empty on a new connection.
+	s2 := newSession(t, Options{})
+	s2.connect(nil, props(ip(decode.PropTopicAliasMaximum, 2)))
+	note(t, s2.c2s(publish("", 0, 0, "x", alias(1))), RuleAliasUnknown)
+}
+
+func TestFlowControl(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropReceiveMaximum, 2)))
+	clean(t, s.c2s(publish("a", 1, 1, "1")))
+	clean(t, s.c2s(publish("a", 2, 2, "2")))
+	third := s.c2s(publish("a", 1, 3, "3"))
+	n := note(t, third, "MQTT-3.3.4-7")
+	if !strings.Contains(n.Text, "Receive Maximum 2 granted in CONNACK") {
+		t.Errorf("text %q", n.Text)
+	}
+	reuse := s.c2s(publish("a", 1, 1, "again"))
+	note(t, reuse, "MQTT-2.2.1-3")
+	dup := s.c2s(&decode.Publish{Topic: "a", QoS: 1, PacketID: 1, Dup: true, Payload: []byte("1")})
+	note(t, dup, RuleRetransmit)
+	clean(t, s.s2c(ack(decode.PUBACK, 1, 0)))
+	note(t, s.s2c(ack(decode.PUBACK, 9, 0)), RuleAckUnknown)
+	// QoS 2 exchange for id 2.
+	clean(t, s.s2c(ack(decode.PUBREC, 2, 0)))
+	clean(t, s.c2s(ack(decode.PUBREL, 2, 0)))
+	clean(t, s.s2c(ack(decode.PUBCOMP, 2, 0)))
+	note(t, s.c2s(ack(decode.PUBREL, 2, 0)), RulePubrelUnknown)
+	clean(t, s.s2c(ack(decode.PUBACK, 3, 0)))
+	if st := s.c.Snapshot(); st.InFlightC2S != 0 {
+		t.Errorf("in flight %d", st.InFlightC2S)
+	}
+}
+
+func TestReceiveMaximumCause(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropReceiveMaximum, 1)))
+	s.c2s(publish("a", 1, 1, "1"))
+	over := s.c2s(publish("a", 1, 2, "2"))
+	note(t, over, "MQTT-3.3.4-7")
+	d := s.s2c(&decode.Disconnect{ReasonCode: decode.ReceiveMaximumExceeded, HasReason: true})
+	if n := note(t, d, RuleDisconnectError); n.Cause == nil || n.Cause.Index != over.Index {
+		t.Fatalf("cause %+v", n.Cause)
+	}
+	if st := s.c.Snapshot(); st.InFlightC2S != 2 {
+		t.Errorf("in flight %d", st.InFlightC2S)
+	}
+}
+
+func TestQoSAndRetain(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropMaximumQoS, 1), ip(decode.PropRetainAvailable, 0)))
+	r := s.c2s(publish("a", 2, 1, "x"))
+	note(t, r, "MQTT-3.2.2-11")
+	p := publish("a", 0, 0, "x")
+	p.Retain = true
+	note(t, s.c2s(p), "MQTT-3.2.2-14")
+	d := s.s2c(&decode.Disconnect{ReasonCode: decode.QoSNotSupported, HasReason: true})
+	if n := note(t, d, RuleDisconnectError); n.Cause == nil || n.Cause.Index != r.Index {
+		t.Fatalf("cause %+v", n.Cause)
+	}
+}
+
+func TestSessionExpiryDisconnect(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	d := s.c2s(&decode.Disconnect{HasReason: true, HasProperties: true, Properties: props(ip(decode.PropSessionExpiry, 3600))})
+	note(t, d, RuleSessionExpiry0)
+
+	s = newSession(t, Options{})
+	s.connect(props(ip(decode.PropSessionExpiry, 10)), nil)
+	d = s.c2s(&decode.Disconnect{HasReason: true, HasProperties: true, Properties: props(ip(decode.PropSessionExpiry, 3600))})
+	clean(t, d)
+	if got := s.c.Snapshot().Effective.SessionExpiryInterval; got != 3600 {
+		t.Errorf("session expiry after DISCONNECT %d", got)
+	}
+	note(t, s.c2s(&decode.Pingreq{}), RuleAfterDisconnect)
+}
+
+func TestConnackRefusedCause(t *testing.T) {
+	s := newSession(t, Options{})
+	cr := s.c2s(&decode.Connect{ClientID: "dev1", HasUsername: true, Username: "bob", HasPassword: true, Password: []byte("hunter2")})
+	ar := s.s2c(&decode.Connack{ReasonCode: decode.BadUserNameOrPassword})
+	n := note(t, ar, RuleConnackRefused)
+	if n.Cause == nil || n.Cause.Index != cr.Index || !strings.Contains(n.Cause.Summary, `user name "bob", password (redacted)`) {
+		t.Fatalf("cause %+v", n.Cause)
+	}
+	if strings.Contains(n.Cause.Summary, "hunter2") {
+		t.Fatal("password shown")
+	}
+	note(t, s.s2c(&decode.Pingresp{}), "MQTT-3.2.2-7")
+	if ph := s.c.Snapshot().Phase; ph != "refused" {
+		t.Errorf("phase %q", ph)
+	}
+}
+
+func TestAckErrorCause(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	p := s.c2s(publish("secret/x", 1, 7, "x"))
+	a := s.s2c(ack(decode.PUBACK, 7, decode.NotAuthorized))
+	n := note(t, a, RuleAckError)
+	if n.Cause == nil || n.Cause.Index != p.Index || !strings.Contains(n.Cause.Summary, `not authorized to publish to "secret/x"`) {
+		t.Fatalf("cause %+v", n.Cause)
+	}
+}
+
+func TestKeepAlive(t *testing.T) {
+	s := newSession(t, Options{})
+	s.c2s(&decode.Connect{ClientID: "d", KeepAlive: 10})
+	s.s2c(&decode.Connack{})
+	s.wait(12 * time.Second)
+	r := s.c2s(&decode.Pingreq{})
+	note(t, r, "MQTT-3.1.2-20")
+	noNote(t, r, "MQTT-3.1.2-22")
+	s.wait(16 * time.Second)
+	r = s.c2s(&decode.Pingreq{})
+	note(t, r, "MQTT-3.1.2-22")
+	s.wait(16 * time.Second)
+	d := s.s2c(&decode.Disconnect{ReasonCode: decode.KeepAliveTimeout, HasReason: true})
+	n := note(t, d, RuleDisconnectError)
+	if n.Cause == nil || n.Cause.Index != r.Index || !strings.Contains(n.Cause.Summary, "keep alive 10 s") {
+		t.Fatalf("cause %+v", n.Cause)
+	}
+}
+
+func TestRequestResponse(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	req := s.c2s(publish("svc/req", 0, 0, "q", decode.StrProp(decode.PropResponseTopic, "svc/resp/1"), decode.BinProp(decode.PropCorrelationData, []byte("c1"))))
+	s.wait(20 * time.Millisecond)
+	resp := s.s2c(publish("svc/resp/1", 0, 0, "a", decode.BinProp(decode.PropCorrelationData, []byte("c1"))))
+	if resp.Response == nil || resp.Response.Request != req.Index || resp.Response.Latency != 21*time.Millisecond {
+		t.Fatalf("response %+v", resp.Response)
+	}
+}
+
+func TestOrder(t *testing.T) {
+	s := newSession(t, Options{})
+	note(t, s.c2s(&decode.Pingreq{}), "MQTT-3.1.0-1")
+	s = newSession(t, Options{})
+	s.c2s(&decode.Connect{ClientID: "x"})
+	note(t, s.s2c(&decode.Pingresp{}), "MQTT-3.2.0-1")
+	s.s2c(&decode.Connack{})
+	note(t, s.s2c(&decode.Connack{}), "MQTT-3.2.0-2")
+	note(t, s.c2s(&decode.Connect{ClientID: "x"}), "MQTT-3.1.0-2")
+}
+
+func TestAssignedClientID(t *testing.T) {
+	s := newSession(t, Options{})
+	s.c2s(&decode.Connect{CleanStart: true})
+	note(t, s.s2c(&decode.Connack{}), "MQTT-3.2.2-16")
+	s = newSession(t, Options{})
+	s.c2s(&decode.Connect{CleanStart: true})
+	ar := s.s2c(&decode.Connack{Properties: props(decode.StrProp(decode.PropAssignedClientID, "auto-1"))})
+	clean(t, ar)
+	if ar.ClientID != "auto-1" || s.c.Snapshot().ClientID != "auto-1" {
+		t.Errorf("client id %q", ar.ClientID)
+	}
+}
+
+func TestSubscribeAvailability(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropWildcardSubAvailable, 0), ip(decode.PropSharedSubAvailable, 0), ip(decode.PropSubIDAvailable, 0)))
+	sub := s.c2s(&decode.Subscribe{PacketID: 1, Properties: props(ip(decode.PropSubscriptionID, 4)),
+		Subscriptions: []decode.Subscription{{Filter: "a/#", QoS: 1}, {Filter: "$share/g/b", QoS: 0}}})
+	note(t, sub, RuleWildcardUnavail)
+	note(t, sub, RuleSharedUnavail)
+	note(t, sub, RuleSubIDUnavail)
+	sa := s.s2c(&decode.Suback{PacketID: 1, ReasonCodes: []decode.ReasonCode{decode.WildcardSubsNotSupported, decode.SharedSubsNotSupported}})
+	var causes int
+	for _, n := range sa.Notes {
+		if n.Rule == RuleSubackError && n.Cause != nil && n.Cause.Index == sub.Index {
+			causes++
+		}
+	}
+	if causes != 2 {
+		t.Fatalf("SUBACK notes: %s", notesText(sa))
+	}
+	note(t, s.s2c(&decode.Suback{PacketID: 1, ReasonCodes: []decode.ReasonCode{0}}), RuleAckUnknown)
+}
+
+func TestFeedAnySplit(t *testing.T) {
+	var stream []byte
+	stream = append(stream, enc(t, &decode.Connect{ClientID: "dev1", KeepAlive: 30})...)
+	stream = append(stream, enc(t, publish("a/b", 1, 1, strings.Repeat("p", 300)))...)
+	stream = append(stream, enc(t, &decode.Pingreq{})...)
+	for _, step := range []int{1, 2, 3, 7, 64, len(stream)} {
+		c := NewConn(1, "c", "s", Options{})
+		var got []string
+		for i := 0; i < len(stream); i += step {
+			for _, r := range c.Feed(C2S, t0, stream[i:min(i+step, len(stream))]) {
+				got = append(got, r.(*PacketRecord).Type().String())
+			}
+		}
+		if strings.Join(got, " ") != "CONNECT PUBLISH PINGREQ" {
+			t.Errorf("step %d: %v", step, got)
+		}
+	}
+}
+
+func TestGap(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	b := enc(t, publish("a/b", 0, 0, strings.Repeat("p", 100)))
+	s.c.Feed(C2S, t0, b[:50])
+	s.c.Gap(C2S, t0, 40)
+	// The rest of the lost packet, then a whole PINGREQ and a PUBLISH.
+	recs := s.c.Feed(C2S, t0, append(append(b[90:], enc(t, &decode.Pingreq{})...), enc(t, publish("c", 0, 0, "x"))...))
+	if len(recs) == 0 {
+		t.Fatal("no packet after the gap")
+	}
+	r := recs[0].(*PacketRecord)
+	note(t, r, RuleCaptureGap)
+	if r.Type() != decode.PINGREQ {
+		t.Errorf("resynced at %s", r.Type())
+	}
+}
+
+func TestMaxFrame(t *testing.T) {
+	c := NewConn(1, "c", "s", Options{MaxFrame: 100})
+	c.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	big := enc(t, publish("a", 0, 0, strings.Repeat("x", 500)))
+	recs := c.Feed(C2S, t0, big[:200])
+	recs = append(recs, c.Feed(C2S, t0, append(big[200:], enc(t, &decode.Pingreq{})...))...)
+	if len(recs) != 1 {
+		t.Fatalf("records %d", len(recs))
+	}
+	r := recs[0].(*PacketRecord)
+	if r.Type() != decode.PINGREQ {
+		t.Fatalf("got %s", r.Type())
+	}
+	note(t, r, RuleTooLarge)
+}
+
+func TestMidStreamVersion(t *testing.T) {
+	c := NewConn(1, "c", "s", Options{})
+	c.MidStream()
+	// An MQTT 3.1.1 SUBACK is malformed as MQTT 5 and teaches the version.
+	p := &decode.Suback{PacketID: 1, ReasonCodes: []decode.ReasonCode{1}}
+	p.Version = decode.V311
+	recs := c.Feed(S2C, t0, enc(t, p))
+	r := recs[0].(*PacketRecord)
+	if r.Version != decode.V311 {
+		t.Errorf("version %d", r.Version)
+	}
+	note(t, r, RuleMidStream)
+}
+
+func TestCloseRecord(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	s.c2s(publish("a", 0, 0, "x"))
+	s.c2s(&decode.Disconnect{})
+	cr := s.c.Close(s.now, "client", "")
+	if cr == nil || cr.Reason != "client sent DISCONNECT 0x00 Normal disconnection" {
+		t.Fatalf("close %+v", cr)
+	}
+	if cr.State.Packets["PUBLISH"] != 1 || cr.State.PacketsC2S != 3 || cr.State.PacketsS2C != 1 {
+		t.Errorf("counts %+v", cr.State)
+	}
+	if s.c.Close(s.now, "client", "") != nil {
+		t.Error("second Close returned a record")
+	}
+}
+
+func TestSnapshotConcurrent(t *testing.T) {
+	s := newSession(t, Options{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 200 {
+			_ = s.c.Snapshot()
+		}
+	}()
+	s.connect(nil, props(ip(decode.PropTopicAliasMaximum, 5)))
+	for i := range 200 {
+		s.c2s(publish("a", 0, 0, "x", ip(decode.PropTopicAlias, uint32(i%5+1))))
+	}
+	<-done
+}

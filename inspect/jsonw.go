@@ -1,0 +1,442 @@
+package inspect
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"sort"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+// Writer writes records somewhere. Close flushes (the summary writer prints at Close).
+type Writer interface {
+	Write(Record) error
+	Close() error
+}
+
+// JSONOptions configure the JSON-lines writer.
+type JSONOptions struct {
+	// Payload is how much of each payload to include (None: only payload_size).
+	Payload     payload.Mode
+	ShowSecrets bool
+}
+
+// TimeFormat is the time format of JSON lines: RFC 3339 with nanoseconds.
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
+const redacted = "<redacted>"
+
+type jsonWriter struct {
+	w   *bufio.Writer
+	o   JSONOptions
+	buf []byte
+}
+
+// NewJSONWriter returns a Writer of JSON lines, one object per record; README.md documents
+// the keys as a stable interface.
+func NewJSONWriter(w io.Writer, o JSONOptions) Writer {
+	return &jsonWriter{w: bufio.NewWriter(w), o: o}
+}
+
+func (j *jsonWriter) Write(r Record) error {
+	j.buf = AppendJSON(j.buf[:0], r, j.o)
+	j.buf = append(j.buf, '\n')
+	_, err := j.w.Write(j.buf)
+	return err
+}
+
+func (j *jsonWriter) Close() error { return j.w.Flush() }
+
+// AppendJSON appends the JSON object of a record (without a newline) to b.
+func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
+	e := jsonObj{b: append(b, '{')}
+	switch r := r.(type) {
+	case *PacketRecord:
+		packetJSON(&e, r, o)
+	case *SessionRecord:
+		e.str("kind", "session")
+		e.str("time", r.Time.Format(TimeFormat))
+		e.int("conn", r.Conn)
+		e.str("client", r.Client)
+		e.str("server", r.Server)
+		e.str("client_id", r.ClientID)
+		e.int("version", int(r.Version))
+		e.val("requested", r.Requested)
+		e.val("granted", r.Granted)
+		e.val("effective", r.Effective)
+	case *CloseRecord:
+		s := &r.State
+		e.str("kind", "close")
+		e.str("time", r.Time.Format(TimeFormat))
+		e.int("conn", r.Conn)
+		e.str("client", r.Client)
+		e.str("server", r.Server)
+		e.str("client_id", r.ClientID)
+		e.str("by", r.By)
+		e.str("reason", r.Reason)
+		if !s.Started.IsZero() {
+			e.int("duration_ns", int(r.Time.Sub(s.Started)))
+		}
+		e.val("packets", s.Packets)
+		e.int("packets_c2s", s.PacketsC2S)
+		e.int("packets_s2c", s.PacketsS2C)
+		e.int("bytes_c2s", int(s.BytesC2S))
+		e.int("bytes_s2c", int(s.BytesS2C))
+		e.val("findings", nonNil(s.Findings))
+		e.val("levels", nonNil(s.Levels))
+		e.val("reasons", nonNil(s.Reasons))
+		e.val("aliases_c2s", s.AliasesC2S)
+		e.val("aliases_s2c", s.AliasesS2C)
+		e.int("in_flight_c2s", s.InFlightC2S)
+		e.int("in_flight_s2c", s.InFlightS2C)
+	}
+	return append(e.b, '}')
+}
+
+func nonNil(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
+	}
+	return m
+}
+
+func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
+	p := r.Packet
+	t := p.Type()
+	e.str("kind", "packet")
+	e.str("time", r.Time.Format(TimeFormat))
+	e.int("conn", r.Conn)
+	e.int("index", r.Index)
+	e.str("client", r.Client)
+	e.str("server", r.Server)
+	e.str("client_id", r.ClientID)
+	e.str("dir", r.Dir.String())
+	e.int("version", int(r.Version))
+	e.str("type", t.String())
+	e.int("size", r.Size())
+	if id, ok := decode.PacketID(p); ok && id != 0 {
+		e.int("packet_id", int(id))
+	}
+	switch q := p.(type) {
+	case *decode.Connect:
+		e.str("protocol_name", q.ProtocolName)
+		e.int("protocol_level", int(q.ProtocolLevel))
+		e.bool("clean_start", q.CleanStart)
+		e.int("keep_alive", int(q.KeepAlive))
+		e.str("connect_client_id", q.ClientID)
+		if q.HasUsername {
+			e.str("username", q.Username)
+		}
+		if q.HasPassword {
+			if o.ShowSecrets {
+				e.str("password", string(q.Password))
+			} else {
+				e.str("password", redacted)
+			}
+		}
+		if w := q.Will; w != nil {
+			e.key("will")
+			we := jsonObj{b: append(e.b, '{')}
+			we.str("topic", w.Topic)
+			we.int("qos", int(w.QoS))
+			we.bool("retain", w.Retain)
+			we.int("payload_size", len(w.Payload))
+			propsJSON(&we, w.Properties, o)
+			payloadJSON(&we, r, o)
+			e.b = append(we.b, '}')
+		}
+	case *decode.Connack:
+		e.bool("session_present", q.SessionPresent)
+		e.int("reason_code", int(q.ReasonCode))
+		e.str("reason", decode.ReasonName(r.Version, t, q.ReasonCode))
+	case *decode.Publish:
+		e.int("qos", int(q.QoS))
+		e.bool("retain", q.Retain)
+		e.bool("dup", q.Dup)
+		e.str("topic", r.Topic)
+		if a, ok := q.Properties.TopicAlias(); ok {
+			e.int("topic_alias", int(a))
+		}
+		e.int("payload_size", len(q.Payload))
+	case *decode.Ack:
+		if q.HasReason || r.Version == decode.V5 {
+			e.int("reason_code", int(q.ReasonCode))
+			e.str("reason", q.ReasonCode.Name(t))
+		}
+	case *decode.Disconnect:
+		if r.Version == decode.V5 {
+			e.int("reason_code", int(q.ReasonCode))
+			e.str("reason", q.ReasonCode.Name(t))
+		}
+	case *decode.Auth:
+		e.int("reason_code", int(q.ReasonCode))
+		e.str("reason", q.ReasonCode.Name(t))
+	case *decode.Suback:
+		reasonCodesJSON(e, r.Version, t, q.ReasonCodes)
+	case *decode.Unsuback:
+		if r.Version == decode.V5 {
+			reasonCodesJSON(e, r.Version, t, q.ReasonCodes)
+		}
+	case *decode.Subscribe:
+		e.key("subscriptions")
+		e.b = append(e.b, '[')
+		for i, s := range q.Subscriptions {
+			if i > 0 {
+				e.b = append(e.b, ',')
+			}
+			se := jsonObj{b: append(e.b, '{')}
+			se.str("filter", s.Filter)
+			se.int("qos", int(s.QoS))
+			se.bool("no_local", s.NoLocal)
+			se.bool("retain_as_published", s.RetainAsPublished)
+			se.int("retain_handling", int(s.RetainHandling))
+			e.b = append(se.b, '}')
+		}
+		e.b = append(e.b, ']')
+	case *decode.Unsubscribe:
+		e.val("filters", q.Filters)
+	}
+	propsJSON(e, decode.PropertiesOf(p), o)
+	if _, ok := p.(*decode.Publish); ok {
+		payloadJSON(e, r, o)
+	}
+	if r.Response != nil {
+		e.key("response_to")
+		re := jsonObj{b: append(e.b, '{')}
+		re.int("index", r.Response.Request)
+		re.int("latency_ns", int(r.Response.Latency))
+		e.b = append(re.b, '}')
+	}
+	if len(r.Notes) > 0 {
+		e.key("notes")
+		e.b = append(e.b, '[')
+		for i := range r.Notes {
+			n := &r.Notes[i]
+			if i > 0 {
+				e.b = append(e.b, ',')
+			}
+			ne := jsonObj{b: append(e.b, '{')}
+			ne.str("level", n.Level.String())
+			ne.str("rule", n.Rule)
+			ne.str("text", n.Text)
+			if n.Cause != nil {
+				ne.key("cause")
+				ce := jsonObj{b: append(ne.b, '{')}
+				ce.int("index", n.Cause.Index)
+				ce.str("type", n.Cause.Type.String())
+				ce.str("summary", n.Cause.Summary)
+				ne.b = append(ce.b, '}')
+			}
+			e.b = append(ne.b, '}')
+		}
+		e.b = append(e.b, ']')
+	}
+}
+
+func reasonCodesJSON(e *jsonObj, v decode.Version, t decode.Type, codes []decode.ReasonCode) {
+	e.key("reason_codes")
+	e.b = append(e.b, '[')
+	for i, c := range codes {
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		ce := jsonObj{b: append(e.b, '{')}
+		ce.int("code", int(c))
+		ce.str("reason", decode.ReasonName(v, t, c))
+		e.b = append(ce.b, '}')
+	}
+	e.b = append(e.b, ']')
+}
+
+// propsJSON writes "properties" keyed by the standard's names in snake_case.
+func propsJSON(e *jsonObj, ps decode.Properties, o JSONOptions) {
+	if len(ps) == 0 {
+		return
+	}
+	e.key("properties")
+	pe := jsonObj{b: append(e.b, '{')}
+	var users, subIDs []int
+	for i, p := range ps {
+		switch p.ID {
+		case decode.PropUserProperty:
+			users = append(users, i)
+			continue
+		case decode.PropSubscriptionID:
+			subIDs = append(subIDs, i)
+			continue
+		}
+		if !p.ID.Known() {
+			continue
+		}
+		switch p.ID.Type() {
+		case decode.TypeString:
+			pe.str(p.ID.Key(), p.Str)
+		case decode.TypeBinary:
+			switch p.ID {
+			case decode.PropCorrelationData:
+				s, text := payload.CorrelationData(p.Bin)
+				pe.str("correlation_data", s)
+				if text {
+					pe.str("correlation_data_encoding", "text")
+				} else {
+					pe.str("correlation_data_encoding", "hex")
+				}
+			case decode.PropAuthData:
+				if o.ShowSecrets {
+					pe.str(p.ID.Key(), base64.StdEncoding.EncodeToString(p.Bin))
+				} else {
+					pe.str(p.ID.Key(), redacted)
+				}
+			default:
+				pe.str(p.ID.Key(), base64.StdEncoding.EncodeToString(p.Bin))
+			}
+		default:
+			pe.int(p.ID.Key(), int(p.Int))
+		}
+	}
+	if len(subIDs) > 0 {
+		pe.key("subscription_identifier")
+		pe.b = append(pe.b, '[')
+		for i, k := range subIDs {
+			if i > 0 {
+				pe.b = append(pe.b, ',')
+			}
+			pe.b = strconv.AppendUint(pe.b, uint64(ps[k].Int), 10)
+		}
+		pe.b = append(pe.b, ']')
+	}
+	if len(users) > 0 {
+		pe.key("user_property")
+		pe.b = append(pe.b, '[')
+		for i, k := range users {
+			if i > 0 {
+				pe.b = append(pe.b, ',')
+			}
+			pe.b = append(pe.b, '[')
+			pe.b = appendJSONString(pe.b, ps[k].Str)
+			pe.b = append(pe.b, ',')
+			pe.b = appendJSONString(pe.b, ps[k].Value)
+			pe.b = append(pe.b, ']')
+		}
+		pe.b = append(pe.b, ']')
+	}
+	e.b = append(pe.b, '}')
+}
+
+// payloadJSON writes the payload keys (payload_format, payload or payload_b64, ...).
+func payloadJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
+	if o.Payload == payload.None {
+		return
+	}
+	rd := r.Rendered(o.Payload)
+	if rd == nil {
+		return
+	}
+	data, _, _ := payloadOf(r.Packet)
+	f := payload.Fields(*rd, data, o.Payload, payload.Limits{})
+	keys := make([]string, 0, len(f))
+	for k := range f {
+		if k == "payload_size" {
+			continue // written with the packet
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e.val(k, f[k])
+	}
+}
+
+// jsonObj appends the members of a JSON object.
+type jsonObj struct {
+	b []byte
+	n int
+}
+
+func (e *jsonObj) key(k string) {
+	if e.n > 0 {
+		e.b = append(e.b, ',')
+	}
+	e.n++
+	e.b = append(e.b, '"')
+	e.b = append(e.b, k...)
+	e.b = append(e.b, '"', ':')
+}
+
+func (e *jsonObj) str(k, v string) {
+	e.key(k)
+	e.b = appendJSONString(e.b, v)
+}
+
+func (e *jsonObj) int(k string, v int) {
+	e.key(k)
+	e.b = strconv.AppendInt(e.b, int64(v), 10)
+}
+
+func (e *jsonObj) bool(k string, v bool) {
+	e.key(k)
+	e.b = strconv.AppendBool(e.b, v)
+}
+
+func (e *jsonObj) val(k string, v any) {
+	e.key(k)
+	switch x := v.(type) {
+	case time.Time:
+		e.b = appendJSONString(e.b, x.Format(TimeFormat))
+		return
+	case json.RawMessage:
+		if len(x) > 0 {
+			e.b = append(e.b, x...)
+			return
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte("null")
+	}
+	e.b = append(e.b, b...)
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&15])
+		default:
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return append(b, '"')
+}

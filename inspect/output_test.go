@@ -1,0 +1,177 @@
+package inspect
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+func TestJSONLines(t *testing.T) {
+	s := newSession(t, Options{})
+	s.c2s(&decode.Connect{ClientID: "dev1", KeepAlive: 60, HasUsername: true, Username: "bob", HasPassword: true, Password: []byte("hunter2"),
+		Properties: props(ip(decode.PropTopicAliasMaximum, 4), decode.UserProp("a", "1"), decode.UserProp("a", "2"))})
+	s.s2c(&decode.Connack{Properties: props(ip(decode.PropMaximumPacketSize, 100), ip(decode.PropTopicAliasMaximum, 3))})
+	s.c2s(publish("sensors/t", 1, 5, `{"t":21.5}`, ip(decode.PropTopicAlias, 1), decode.BinProp(decode.PropCorrelationData, []byte{0, 1})))
+	s.c2s(publish("", 0, 0, "\xff\xfe", ip(decode.PropTopicAlias, 1)))
+	s.c2s(&decode.Subscribe{PacketID: 2, Subscriptions: []decode.Subscription{{Filter: "a/+", QoS: 1, NoLocal: true, RetainHandling: 2}}})
+	s.s2c(&decode.Suback{PacketID: 2, ReasonCodes: []decode.ReasonCode{decode.NotAuthorized}})
+	s.c2s(publish("big", 0, 0, strings.Repeat("x", 200)))
+	cr := s.c.Close(s.now, "server", "")
+	var buf bytes.Buffer
+	w := NewJSONWriter(&buf, JSONOptions{Payload: payload.Full})
+	for _, r := range append(s.recs, cr) {
+		if err := w.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var objs []map[string]any
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		objs = append(objs, m)
+	}
+	if strings.Contains(buf.String(), "hunter2") {
+		t.Error("password in JSON")
+	}
+	connect := objs[0]
+	if connect["kind"] != "packet" || connect["type"] != "CONNECT" || connect["dir"] != "c2s" || connect["version"] != 5.0 ||
+		connect["password"] != "<redacted>" || connect["client"] != "10.0.0.2:50000" || connect["time"] != "2026-11-26T12:00:00.001000000Z" {
+		t.Errorf("CONNECT %v", connect)
+	}
+	up := connect["properties"].(map[string]any)["user_property"].([]any)
+	if len(up) != 2 || up[1].([]any)[1] != "2" || connect["properties"].(map[string]any)["topic_alias_maximum"] != 4.0 {
+		t.Errorf("properties %v", connect["properties"])
+	}
+	sess := objs[2]
+	eff := sess["effective"].(map[string]any)
+	if sess["kind"] != "session" || eff["c2s"].(map[string]any)["maximum_packet_size"] != 100.0 || eff["s2c"].(map[string]any)["topic_alias_maximum"] != 4.0 {
+		t.Errorf("session %v", sess)
+	}
+	pub := objs[3]
+	if pub["topic"] != "sensors/t" || pub["qos"] != 1.0 || pub["packet_id"] != 5.0 || pub["topic_alias"] != 1.0 || pub["payload_format"] != "json" || pub["payload_size"] != 10.0 {
+		t.Errorf("PUBLISH %v", pub)
+	}
+	if p := pub["properties"].(map[string]any); p["correlation_data"] != "0001" || p["correlation_data_encoding"] != "hex" {
+		t.Errorf("correlation data %v", p)
+	}
+	alias := objs[4]
+	if alias["topic"] != "sensors/t" || alias["payload_b64"] != "//4=" {
+		t.Errorf("alias-only PUBLISH %v", alias)
+	}
+	sub := objs[5]["subscriptions"].([]any)[0].(map[string]any)
+	if sub["filter"] != "a/+" || sub["no_local"] != true || sub["retain_handling"] != 2.0 {
+		t.Errorf("subscription %v", sub)
+	}
+	suback := objs[6]
+	if rc := suback["reason_codes"].([]any)[0].(map[string]any); rc["code"] != 135.0 || rc["reason"] != "Not authorized" {
+		t.Errorf("SUBACK %v", suback)
+	}
+	n := suback["notes"].([]any)[0].(map[string]any)
+	if n["level"] != "error" || n["rule"] != RuleSubackError || n["cause"].(map[string]any)["index"] != 5.0 {
+		t.Errorf("note %v", n)
+	}
+	big := objs[7]
+	if big["notes"].([]any)[0].(map[string]any)["rule"] != "MQTT-3.2.2-15" {
+		t.Errorf("big %v", big)
+	}
+	closeRec := objs[len(objs)-1]
+	if closeRec["kind"] != "close" || closeRec["by"] != "server" || closeRec["packets"].(map[string]any)["PUBLISH"] != 3.0 ||
+		closeRec["findings"].(map[string]any)["MQTT-3.2.2-15"] != 1.0 || closeRec["aliases_c2s"].(map[string]any)["1"] != "sensors/t" {
+		t.Errorf("close %v", closeRec)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropTopicAliasMaximum, 2)))
+	pub := s.c2s(publish("sensors/t", 1, 1, "21.5", decode.UserProp("unit", "C")))
+	bad := s.c2s(publish("x", 0, 0, "y", ip(decode.PropTopicAlias, 0)))
+	ack := s.s2c(ack(decode.PUBACK, 1, decode.NotAuthorized))
+	cases := []struct {
+		expr string
+		want []*PacketRecord
+	}{
+		{`type == "PUBLISH" && topic startsWith "sensors/" && qos > 0`, []*PacketRecord{pub}},
+		{`notes.rule == "MQTT-3.3.2-8"`, []*PacketRecord{bad}},
+		{`notes.rule != "MQTT-3.3.2-8" && type == "PUBLISH"`, []*PacketRecord{pub}},
+		{`notes.rule startsWith "MQSCOPE-"`, []*PacketRecord{ack}},
+		{`"MQSCOPE-ACK-ERROR" in notes.rule`, []*PacketRecord{ack}},
+		{`conn == 1 && dir == "s2c" && reason_code >= 0x80`, []*PacketRecord{ack}},
+		{`user_properties.unit == "C" && payload == "21.5"`, []*PacketRecord{pub}},
+		{`level == "error"`, []*PacketRecord{bad, ack}},
+		{``, []*PacketRecord{pub, bad, ack}},
+	}
+	for _, c := range cases {
+		f, err := CompileFilter(c.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", c.expr, err)
+		}
+		var got []*PacketRecord
+		for _, r := range []*PacketRecord{pub, bad, ack} {
+			if f.Match(r) {
+				got = append(got, r)
+			}
+		}
+		if len(got) != len(c.want) {
+			t.Errorf("%s: matched %d, want %d", c.expr, len(got), len(c.want))
+			continue
+		}
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Errorf("%s: match %d is #%d, want #%d", c.expr, i, got[i].Index, c.want[i].Index)
+			}
+		}
+	}
+}
+
+func TestFilterErrors(t *testing.T) {
+	for _, src := range []string{`type == `, `tpye == "PUBLISH"`, `qos > "x"`} {
+		_, err := CompileFilter(src)
+		if err == nil || !errors.Is(err, ErrFilter) {
+			t.Errorf("%q: error %v", src, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "^") || !strings.Contains(err.Error(), "(1:") {
+			t.Errorf("%q: the error does not show where: %v", src, err)
+		}
+	}
+}
+
+func TestFilterNotCondition(t *testing.T) {
+	if _, err := CompileFilter(`topic`); err == nil || !strings.Contains(err.Error(), "a filter is a condition") {
+		t.Errorf("error %v", err)
+	}
+	if _, err := CompileFilter(`tpye == 1`); err == nil || !strings.Contains(err.Error(), "fields: kind") {
+		t.Errorf("error %v", err)
+	}
+}
+
+func TestTextOutput(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, props(ip(decode.PropMaximumPacketSize, 50)))
+	s.c2s(publish("a/b", 1, 1, strings.Repeat("x", 60)))
+	var buf bytes.Buffer
+	w := NewTextWriter(&buf, TextOptions{Payload: payload.Preview})
+	for _, r := range s.recs {
+		w.Write(r)
+	}
+	w.Close()
+	out := buf.String()
+	for _, want := range []string{"→ PUBLISH     id=1 \"a/b\" q1", "MQTT-3.2.2-15", "session  keep alive 60 s (client)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("colour without Color")
+	}
+}

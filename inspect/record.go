@@ -1,0 +1,221 @@
+package inspect
+
+import (
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+// Dir is the direction a packet travels in.
+type Dir uint8
+
+// Directions.
+const (
+	C2S Dir = iota // client to server
+	S2C            // server to client
+)
+
+// String returns "c2s" or "s2c".
+func (d Dir) String() string {
+	if d == S2C {
+		return "s2c"
+	}
+	return "c2s"
+}
+
+// Arrow returns "→" for client to server and "←" for server to client.
+func (d Dir) Arrow() string {
+	if d == S2C {
+		return "←"
+	}
+	return "→"
+}
+
+// Peer returns the other direction.
+func (d Dir) Peer() Dir { return 1 - d }
+
+// sender names the side that sends in direction d.
+func (d Dir) sender() string {
+	if d == S2C {
+		return "server"
+	}
+	return "client"
+}
+
+// MarshalText makes a Dir appear as "c2s" or "s2c" in JSON.
+func (d Dir) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Record is one thing an inspected connection reports: *PacketRecord ("packet"),
+// *SessionRecord ("session") or *CloseRecord ("close").
+type Record interface{ Kind() string }
+
+// PacketRecord is one packet of a connection with what inspection found out about it.
+type PacketRecord struct {
+	Time     time.Time
+	Conn     int
+	Client   string // "ip:port"
+	Server   string // "ip:port"
+	ClientID string // the client identifier of the connection (assigned one if the server assigned it)
+	Dir      Dir
+	Version  decode.Version
+	Packet   decode.Packet
+	// Index numbers the packets of a connection from 1, both directions together.
+	Index int
+	// Topic is the PUBLISH topic resolved through the sender's topic alias table ("" when
+	// neither the packet nor the table has it).
+	Topic string
+	// Notes are the findings about this packet: the decoder's problems first, then the
+	// connection's.
+	Notes []Note
+	// Response links a PUBLISH that answers a request (same Response Topic and Correlation
+	// Data) to its request; nil otherwise.
+	Response *ResponseRef
+
+	payloadCache [3]*payload.Rendered
+}
+
+// Kind returns "packet".
+func (*PacketRecord) Kind() string { return "packet" }
+
+// Type returns the packet's type.
+func (r *PacketRecord) Type() decode.Type { return r.Packet.Type() }
+
+// Size returns the packet's size on the wire, fixed header included.
+func (r *PacketRecord) Size() int { return r.Packet.Info().Size() }
+
+// Rendered returns the payload of a PUBLISH (or the Will of a CONNECT) rendered in mode m,
+// computed once per mode; nil when the packet has no payload to show or m is None.
+func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered {
+	if m <= payload.None || int(m) >= len(r.payloadCache) {
+		return nil
+	}
+	if c := r.payloadCache[m]; c != nil {
+		return c
+	}
+	data, h, ok := payloadOf(r.Packet)
+	if !ok {
+		return nil
+	}
+	rd := payload.Render(data, h, m, payload.Limits{})
+	r.payloadCache[m] = &rd
+	return &rd
+}
+
+// payloadOf returns the payload a packet carries and its hints.
+func payloadOf(p decode.Packet) ([]byte, payload.Hints, bool) {
+	var ps decode.Properties
+	var data []byte
+	will := false
+	switch q := p.(type) {
+	case *decode.Publish:
+		ps, data = q.Properties, q.Payload
+	case *decode.Connect:
+		if q.Will == nil {
+			return nil, payload.Hints{}, false
+		}
+		ps, data, will = q.Will.Properties, q.Will.Payload, true
+	default:
+		return nil, payload.Hints{}, false
+	}
+	h := payload.Hints{FormatIndicator: -1, Will: will}
+	h.ContentType, _ = ps.String(decode.PropContentType)
+	if v, ok := ps.Int(decode.PropPayloadFormat); ok {
+		h.FormatIndicator = int(v)
+	}
+	return data, h, true
+}
+
+// MaxLevel returns the most severe level among the record's notes, and false when it has none.
+func (r *PacketRecord) MaxLevel() (decode.Level, bool) {
+	if len(r.Notes) == 0 {
+		return 0, false
+	}
+	l := decode.LevelInfo
+	for _, n := range r.Notes {
+		l = min(l, n.Level)
+	}
+	return l, true
+}
+
+// HasRule reports whether any note of the record has the given rule ID.
+func (r *PacketRecord) HasRule(rule string) bool {
+	for _, n := range r.Notes {
+		if n.Rule == rule {
+			return true
+		}
+	}
+	return false
+}
+
+// Note is one finding about a packet.
+type Note struct {
+	Level decode.Level
+	// Rule is the standard's conformance statement ("MQTT-3.3.2-8") or an mqscope ID
+	// ("MQSCOPE-ALIAS-UNKNOWN"); see RuleText.
+	Rule string
+	// Text says what is wrong, for a firmware engineer.
+	Text string
+	// Cause links an error reason code to the packet that most likely caused it.
+	Cause *CauseRef
+	// Reason is the reason code a receiver would answer this with (0 when none).
+	Reason decode.ReasonCode
+
+	why string // a short phrase for cause links; Text when empty
+}
+
+// whyText is the phrase a cause link uses for this note.
+func (n *Note) whyText() string {
+	if n.why != "" {
+		return n.why
+	}
+	return n.Text
+}
+
+// CauseRef points at an earlier packet of the same connection.
+type CauseRef struct {
+	Index   int         // the packet's Index
+	Type    decode.Type // its type
+	Summary string      // e.g. "PUBLISH #41, 300 bytes, over the 200-byte Maximum Packet Size granted in CONNACK"
+}
+
+// ResponseRef links a response to its request.
+type ResponseRef struct {
+	Request int           // Index of the request PUBLISH
+	Latency time.Duration // time from the request to this response
+}
+
+// SessionRecord reports what was negotiated, right after the CONNACK's packet record.
+type SessionRecord struct {
+	Time      time.Time
+	Conn      int
+	Client    string
+	Server    string
+	ClientID  string
+	Version   decode.Version
+	Requested Requested
+	Granted   Granted
+	Effective Effective
+}
+
+// Kind returns "session".
+func (*SessionRecord) Kind() string { return "session" }
+
+// CloseRecord reports the end of a connection.
+type CloseRecord struct {
+	Time     time.Time
+	Conn     int
+	Client   string
+	Server   string
+	ClientID string
+	// By is who closed: "client", "server", "proxy", "unknown", or variants such as
+	// "client-eof", "server-reset".
+	By string
+	// Reason says why, e.g. "DISCONNECT 0x00 Normal disconnection" or "EOF".
+	Reason string
+	// State is the connection's final state: negotiation, alias tables and counters.
+	State ConnState
+}
+
+// Kind returns "close".
+func (*CloseRecord) Kind() string { return "close" }

@@ -1,0 +1,196 @@
+package inspect
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+type summaryWriter struct {
+	w     io.Writer
+	o     TextOptions
+	conns map[int]*connSummary
+	order []int
+}
+
+// connSummary accumulates what the summary shows about one connection.
+type connSummary struct {
+	id             int
+	client, server string
+	clientID       string
+	version        decode.Version
+	session        *SessionRecord
+	close          *CloseRecord
+	packets        [17]int
+	aliases        [2]map[uint16]string
+	reasons        map[string]int
+	rules          map[string]int
+	levels         map[string]decode.Level
+	findings       [3]int
+}
+
+// NewSummaryWriter returns a Writer that collects records and, at Close, prints per
+// connection the negotiated limits, both alias tables, counts by packet type, the reason codes
+// seen and the findings by rule.
+func NewSummaryWriter(w io.Writer, o TextOptions) Writer {
+	return &summaryWriter{w: w, o: o, conns: map[int]*connSummary{}}
+}
+
+func (s *summaryWriter) conn(id int, client, server string) *connSummary {
+	c := s.conns[id]
+	if c == nil {
+		c = &connSummary{id: id, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, levels: map[string]decode.Level{}}
+		s.conns[id] = c
+		s.order = append(s.order, id)
+	}
+	return c
+}
+
+func (s *summaryWriter) Write(r Record) error {
+	switch r := r.(type) {
+	case *PacketRecord:
+		c := s.conn(r.Conn, r.Client, r.Server)
+		c.clientID, c.version = r.ClientID, r.Version
+		c.packets[r.Type()&15]++
+		c.packets[16]++
+		if p, ok := r.Packet.(*decode.Publish); ok && r.Version == decode.V5 {
+			if a, ok := p.Properties.TopicAlias(); ok && a != 0 && p.Topic != "" {
+				if c.aliases[r.Dir] == nil {
+					c.aliases[r.Dir] = map[uint16]string{}
+				}
+				c.aliases[r.Dir][a] = p.Topic
+			}
+		}
+		for _, rc := range reasonCodes(r.Packet) {
+			if rc == 0 && r.Type() != decode.CONNACK {
+				continue
+			}
+			c.reasons[fmt.Sprintf("%s 0x%02X %s", r.Type(), byte(rc), decode.ReasonName(r.Version, r.Type(), rc))]++
+		}
+		for _, n := range r.Notes {
+			c.rules[n.Rule]++
+			if l, ok := c.levels[n.Rule]; !ok || n.Level < l {
+				c.levels[n.Rule] = n.Level
+			}
+			c.findings[n.Level]++
+		}
+	case *SessionRecord:
+		c := s.conn(r.Conn, r.Client, r.Server)
+		c.session = r
+		c.clientID = r.ClientID
+	case *CloseRecord:
+		c := s.conn(r.Conn, r.Client, r.Server)
+		c.close = r
+	}
+	return nil
+}
+
+func (s *summaryWriter) Close() error {
+	var sb strings.Builder
+	for i, id := range s.order {
+		if i > 0 {
+			sb.WriteByte('\n')
+		}
+		s.conns[id].write(&sb, s.o)
+	}
+	_, err := io.WriteString(s.w, sb.String())
+	return err
+}
+
+func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
+	head := fmt.Sprintf("Connection %d  %s → %s  client_id %q  MQTT %s", c.id, c.client, c.server, c.clientID, c.version)
+	sb.Write(o.paint(nil, ansiBold, head))
+	sb.WriteByte('\n')
+	if c.close != nil {
+		fmt.Fprintf(sb, "  closed by %s", c.close.By)
+		if c.close.Reason != "" {
+			fmt.Fprintf(sb, ": %s", c.close.Reason)
+		}
+		sb.WriteByte('\n')
+	}
+	if s := c.session; s != nil {
+		e := &s.Effective
+		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; keep alive %d s (from the %s); session expiry %s\n", byte(s.Granted.ReasonCode), s.Granted.Reason, e.KeepAlive, e.KeepAliveFrom, seconds(e.SessionExpiryInterval))
+		tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  Limit\tclient→server (CONNACK)\tserver→client (CONNECT)\n")
+		row := func(name, a, b string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, a, b) }
+		row("Receive Maximum", fmt.Sprint(e.C2S.ReceiveMaximum), fmt.Sprint(e.S2C.ReceiveMaximum))
+		row("Maximum Packet Size", sizeLimit(e.C2S.MaximumPacketSize), sizeLimit(e.S2C.MaximumPacketSize))
+		row("Topic Alias Maximum", fmt.Sprint(e.C2S.TopicAliasMaximum), fmt.Sprint(e.S2C.TopicAliasMaximum))
+		row("Maximum QoS", fmt.Sprint(e.C2S.MaximumQoS), "-")
+		row("Retain Available", yesNo(e.C2S.RetainAvailable), "-")
+		row("Wildcard Subscription", yesNo(e.C2S.WildcardSubscriptionAvailable), "-")
+		row("Subscription Identifiers", yesNo(e.C2S.SubscriptionIdentifiersAvailable), "-")
+		row("Shared Subscription", yesNo(e.C2S.SharedSubscriptionAvailable), "-")
+		tw.Flush()
+	} else {
+		sb.WriteString("  no CONNACK seen: limits unknown\n")
+	}
+	for _, d := range []Dir{C2S, S2C} {
+		fmt.Fprintf(sb, "  Topic aliases %s: ", map[Dir]string{C2S: "client→server", S2C: "server→client"}[d])
+		m := c.aliases[d]
+		if len(m) == 0 {
+			sb.WriteString("none\n")
+			continue
+		}
+		keys := make([]int, 0, len(m))
+		for k := range m {
+			keys = append(keys, int(k))
+		}
+		sort.Ints(keys)
+		for i, k := range keys {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(sb, "%d=%q", k, m[uint16(k)])
+		}
+		sb.WriteByte('\n')
+	}
+	var types []string
+	for t := range 16 {
+		if n := c.packets[t]; n > 0 {
+			types = append(types, fmt.Sprintf("%s %d", decode.Type(t), n))
+		}
+	}
+	fmt.Fprintf(sb, "  Packets: %d (%s)\n", c.packets[16], strings.Join(types, ", "))
+	if len(c.reasons) > 0 {
+		sb.WriteString("  Reason codes:")
+		for _, k := range sortedKeys(c.reasons) {
+			fmt.Fprintf(sb, " %s ×%d;", k, c.reasons[k])
+		}
+		sb.WriteByte('\n')
+	}
+	if len(c.rules) == 0 {
+		sb.WriteString("  Findings: none\n")
+		return
+	}
+	fmt.Fprintf(sb, "  Findings: %d errors, %d warnings, %d info\n", c.findings[decode.LevelError], c.findings[decode.LevelWarning], c.findings[decode.LevelInfo])
+	rules := sortedKeys(c.rules)
+	sort.SliceStable(rules, func(i, j int) bool { return c.levels[rules[i]] < c.levels[rules[j]] })
+	for _, k := range rules {
+		l := c.levels[k]
+		sb.WriteString("    ")
+		sb.Write(o.paint(nil, levelColor(l), fmt.Sprintf("%-7s", l)))
+		fmt.Fprintf(sb, " %-34s ×%d", k, c.rules[k])
+		if t, ok := RuleText(k); ok {
+			if len(t) > 90 {
+				t = t[:87] + "..."
+			}
+			fmt.Fprintf(sb, "  %s", t)
+		}
+		sb.WriteByte('\n')
+	}
+}
+
+func sortedKeys(m map[string]int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

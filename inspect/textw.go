@@ -1,0 +1,287 @@
+package inspect
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+// TextOptions configure the text and summary writers.
+type TextOptions struct {
+	Color       bool
+	Payload     payload.Mode
+	ShowSecrets bool
+}
+
+// UseColor reports whether output to f should be coloured: f is a terminal and NO_COLOR is
+// unset or empty.
+func UseColor(f *os.File) bool {
+	if os.Getenv("NO_COLOR") != "" || f == nil {
+		return false
+	}
+	return term.IsTerminal(int(f.Fd()))
+}
+
+// ANSI colours.
+const (
+	ansiReset  = "\x1b[0m"
+	ansiBold   = "\x1b[1m"
+	ansiDim    = "\x1b[2m"
+	ansiRed    = "\x1b[31m"
+	ansiYellow = "\x1b[33m"
+	ansiBlue   = "\x1b[34m"
+	ansiCyan   = "\x1b[36m"
+	ansiGreen  = "\x1b[32m"
+)
+
+type textWriter struct {
+	w *bufio.Writer
+	o TextOptions
+	b []byte
+}
+
+// NewTextWriter returns a Writer of one line per packet with its findings indented beneath.
+func NewTextWriter(w io.Writer, o TextOptions) Writer {
+	return &textWriter{w: bufio.NewWriter(w), o: o}
+}
+
+func (t *textWriter) Close() error { return t.w.Flush() }
+
+func (t *textWriter) Write(r Record) error {
+	t.b = AppendText(t.b[:0], r, t.o)
+	_, err := t.w.Write(t.b)
+	return err
+}
+
+func (o TextOptions) paint(b []byte, color, s string) []byte {
+	if !o.Color || color == "" {
+		return append(b, s...)
+	}
+	b = append(b, color...)
+	b = append(b, s...)
+	return append(b, ansiReset...)
+}
+
+func levelColor(l decode.Level) string {
+	switch l {
+	case decode.LevelError:
+		return ansiRed
+	case decode.LevelWarning:
+		return ansiYellow
+	}
+	return ansiBlue
+}
+
+// AppendText appends the text form of a record, newline-terminated, to b.
+func AppendText(b []byte, r Record, o TextOptions) []byte {
+	switch r := r.(type) {
+	case *PacketRecord:
+		return packetText(b, r, o)
+	case *SessionRecord:
+		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
+		b = fmt.Appendf(b, " [%d]   session  ", r.Conn)
+		b = append(b, sessionLine(&r.Effective, r.Version)...)
+		return append(b, '\n')
+	case *CloseRecord:
+		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
+		b = fmt.Appendf(b, " [%d]   closed by %s", r.Conn, r.By)
+		if r.Reason != "" {
+			b = append(b, ": "...)
+			b = append(b, r.Reason...)
+		}
+		s := &r.State
+		b = fmt.Appendf(b, " (%d packets", s.PacketsC2S+s.PacketsS2C)
+		if n := s.Levels["error"]; n > 0 {
+			b = fmt.Appendf(b, ", %d errors", n)
+		}
+		if n := s.Levels["warning"]; n > 0 {
+			b = fmt.Appendf(b, ", %d warnings", n)
+		}
+		b = append(b, ')', '\n')
+		return b
+	}
+	return b
+}
+
+// sessionLine summarises the effective values on one line.
+func sessionLine(e *Effective, v decode.Version) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "keep alive %d s (%s)", e.KeepAlive, e.KeepAliveFrom)
+	if v != decode.V5 {
+		return sb.String()
+	}
+	fmt.Fprintf(&sb, ", session expiry %s", seconds(e.SessionExpiryInterval))
+	lim := func(d string, l *Limits, server bool) {
+		fmt.Fprintf(&sb, "; %s receive max %d, max packet %s, alias max %d", d, l.ReceiveMaximum, sizeLimit(l.MaximumPacketSize), l.TopicAliasMaximum)
+		if server {
+			fmt.Fprintf(&sb, ", max QoS %d, retain %s, wildcard %s, sub id %s, shared %s", l.MaximumQoS,
+				yesNo(l.RetainAvailable), yesNo(l.WildcardSubscriptionAvailable), yesNo(l.SubscriptionIdentifiersAvailable), yesNo(l.SharedSubscriptionAvailable))
+		}
+	}
+	lim("c→s", &e.C2S, true)
+	lim("s→c", &e.S2C, false)
+	return sb.String()
+}
+
+func sizeLimit(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return strconv.Itoa(n)
+}
+
+func yesNo(v bool) string {
+	if v {
+		return "yes"
+	}
+	return "no"
+}
+
+func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
+	p := r.Packet
+	t := p.Type()
+	b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
+	b = fmt.Appendf(b, " [%d] #%-4d %s ", r.Conn, r.Index, r.Dir.Arrow())
+	b = o.paint(b, ansiBold+ansiCyan, fmt.Sprintf("%-11s", t.String()))
+	if id, ok := decode.PacketID(p); ok && id != 0 {
+		b = fmt.Appendf(b, " id=%d", id)
+	}
+	switch q := p.(type) {
+	case *decode.Connect:
+		b = fmt.Appendf(b, " v%d client_id=%q keep_alive=%d", q.ProtocolLevel, q.ClientID, q.KeepAlive)
+		if q.CleanStart {
+			b = append(b, " clean_start"...)
+		}
+		if q.HasUsername {
+			b = fmt.Appendf(b, " user=%q", q.Username)
+		}
+		if q.HasPassword {
+			if o.ShowSecrets {
+				b = fmt.Appendf(b, " password=%q", q.Password)
+			} else {
+				b = append(b, " password="+redacted...)
+			}
+		}
+		if w := q.Will; w != nil {
+			b = fmt.Appendf(b, " will=%q q%d", w.Topic, w.QoS)
+			if w.Retain {
+				b = append(b, " retain"...)
+			}
+		}
+	case *decode.Connack:
+		b = appendReason(b, o, decode.ReasonName(r.Version, t, q.ReasonCode), q.ReasonCode)
+		if q.SessionPresent {
+			b = append(b, " session_present"...)
+		}
+	case *decode.Publish:
+		b = fmt.Appendf(b, " %q q%d", r.Topic, q.QoS)
+		if q.Retain {
+			b = append(b, " retain"...)
+		}
+		if q.Dup {
+			b = append(b, " dup"...)
+		}
+		if a, ok := q.Properties.TopicAlias(); ok {
+			b = fmt.Appendf(b, " alias=%d", a)
+		}
+	case *decode.Ack:
+		if q.HasReason {
+			b = appendReason(b, o, q.ReasonCode.Name(t), q.ReasonCode)
+		}
+	case *decode.Disconnect:
+		if q.HasReason {
+			b = appendReason(b, o, q.ReasonCode.Name(t), q.ReasonCode)
+		}
+	case *decode.Auth:
+		if q.HasReason {
+			b = appendReason(b, o, q.ReasonCode.Name(t), q.ReasonCode)
+		}
+		if m, ok := q.Properties.String(decode.PropAuthMethod); ok {
+			b = fmt.Appendf(b, " method=%q", m)
+		}
+	case *decode.Subscribe:
+		for i, s := range q.Subscriptions {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = fmt.Appendf(b, " %q q%d", s.Filter, s.QoS)
+		}
+	case *decode.Unsubscribe:
+		for i, f := range q.Filters {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = fmt.Appendf(b, " %q", f)
+		}
+	case *decode.Suback:
+		for i, c := range q.ReasonCodes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendReason(b, o, decode.ReasonName(r.Version, t, c), c)
+		}
+	case *decode.Unsuback:
+		for i, c := range q.ReasonCodes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendReason(b, o, decode.ReasonName(r.Version, t, c), c)
+		}
+	}
+	b = fmt.Appendf(b, " %dB", r.Size())
+	if r.Response != nil {
+		b = fmt.Appendf(b, " (response to #%d after %s)", r.Response.Request, r.Response.Latency)
+	}
+	var full *payload.Rendered
+	if o.Payload != payload.None {
+		if rd := r.Rendered(o.Payload); rd != nil && rd.Format != "" && rd.Format != payload.FormatEmpty {
+			if o.Payload == payload.Preview {
+				b = append(b, "  "...)
+				b = o.paint(b, ansiGreen, rd.Text)
+			} else {
+				full = rd
+				b = fmt.Appendf(b, "  [%s]", rd.Format)
+			}
+		}
+	}
+	b = append(b, '\n')
+	if full != nil {
+		for _, line := range strings.Split(strings.TrimRight(full.Text, "\n"), "\n") {
+			b = append(b, "        | "...)
+			b = append(b, line...)
+			b = append(b, '\n')
+		}
+	}
+	for i := range r.Notes {
+		n := &r.Notes[i]
+		b = append(b, "    "...)
+		b = o.paint(b, levelColor(n.Level), fmt.Sprintf("%-7s", n.Level.String()))
+		b = append(b, ' ')
+		b = o.paint(b, ansiDim, n.Rule)
+		b = append(b, "  "...)
+		b = append(b, n.Text...)
+		b = append(b, '\n')
+		if n.Cause != nil {
+			b = append(b, "        ↳ caused by "...)
+			b = append(b, n.Cause.Summary...)
+			b = append(b, '\n')
+		}
+	}
+	return b
+}
+
+func appendReason(b []byte, o TextOptions, name string, c decode.ReasonCode) []byte {
+	s := fmt.Sprintf(" 0x%02X %s", byte(c), name)
+	if c.IsError() {
+		return o.paint(b, ansiRed, s)
+	}
+	return append(b, s...)
+}
