@@ -28,5 +28,6 @@ asked for and was granted, topic aliases, reason codes, and every rule of the st
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(io), newDecodeCmd(io))
 	root.AddCommand(newReadCmd(io), newCaptureCmd(io))
+	root.AddCommand(newProxyCmd(io), newCACmd(io))
 	return root
 }

@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/proxy"
+)
+
+// proxyOptions are the options of mqscope proxy.
+type proxyOptions struct {
+	io *streams
+
+	listen, upstream string
+	api              string
+	record           string
+
+	format, filter, profile, payload string
+	summary, showSecrets, quiet      bool
+	maxFrame, bufferSize             int
+
+	// Device-facing TLS: a given certificate, or one minted by the mqscope CA.
+	cert, key, caDir string
+	// Broker-facing TLS.
+	upstreamCA, upstreamCert, upstreamKey, sni string
+	insecure                                   bool
+	keylog                                     string
+
+	transparentShutdown bool
+	shutdownTimeout     time.Duration
+
+	// started, when set, is called once the proxy listens (tests use it to find the ports).
+	started func(srv *proxy.Server, api net.Addr)
+}
+
+func newProxyCmd(io *streams) *cobra.Command {
+	o := &proxyOptions{io: io}
+	cmd := &cobra.Command{
+		Use:   "proxy --upstream ADDR",
+		Short: "Sit between a device and its broker and show every packet live",
+		Long: `Listen for MQTT connections, open one to the broker for each, and forward every byte
+unchanged while printing what each packet means and every rule a peer broke.
+
+Addresses are host:port for TCP, or tls://, ws://host:port/path and wss://host:port/path;
+each side chooses independently, so a WebSocket device can talk to a TCP broker and the
+other way round. --upstream embedded starts an in-process MQTT 5 broker.
+
+Device-facing TLS (--listen tls://... or wss://...) uses --cert and --key, or else a
+certificate minted for the name the device asks for by the CA of 'mqscope ca init'.
+Broker-facing TLS verifies the broker (system roots or --upstream-ca) unless --insecure.
+
+When the broker cannot be reached, the device gets CONNACK Server unavailable (0x88, or
+return code 3 in MQTT 3.1.1). On SIGINT or SIGTERM the proxy stops accepting, sends MQTT 5
+devices DISCONNECT 0x8B Server shutting down (unless --transparent-shutdown), and flushes
+its output and recording.`,
+		Example: `  mqscope proxy --upstream embedded
+  mqscope proxy --listen 127.0.0.1:1884 --upstream broker.example.com:1883
+  mqscope proxy --listen tls://0.0.0.0:8883 --upstream tls://broker.example.com:8883 --keylog keys.txt
+  mqscope proxy --listen ws://127.0.0.1:8080/mqtt --upstream 127.0.0.1:1883 --format jsonl
+  mqscope proxy --upstream embedded --api 127.0.0.1:9090 --record session.pcapng`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runProxy(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:1884", "where devices connect: `ADDR` (host:port, tls://, ws://, wss://)")
+	f.StringVar(&o.upstream, "upstream", "", "the broker: `ADDR` (host:port, tls://, ws://, wss://) or \"embedded\"")
+	f.StringVar(&o.api, "api", "", "serve the control API (HTTP, JSON, /metrics) on `ADDR`")
+	f.StringVar(&o.record, "record", "", "record the session to pcapng `FILE`")
+	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
+	f.BoolVar(&o.summary, "summary", false, "print one summary per connection at exit instead of every packet")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no records (use with --api or --record)")
+	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file")
+	f.StringVar(&o.filter, "filter", "", "only print packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
+	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
+	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
+	f.IntVar(&o.maxFrame, "max-frame", 1<<20, "inspect frames up to `BYTES` (bigger ones are forwarded but not decoded)")
+	f.IntVar(&o.bufferSize, "buffer", 4096, "read buffer per direction, `BYTES`")
+	f.StringVar(&o.cert, "cert", "", "device-facing TLS certificate `FILE` (PEM, chain included)")
+	f.StringVar(&o.key, "key", "", "device-facing TLS private key `FILE` (PEM)")
+	f.StringVar(&o.caDir, "ca-dir", "", "the mqscope CA's `DIR` (default: where 'mqscope ca init' puts it)")
+	f.StringVar(&o.upstreamCA, "upstream-ca", "", "verify the broker with the CA certificates in `FILE` (PEM)")
+	f.StringVar(&o.upstreamCert, "upstream-cert", "", "client certificate `FILE` for brokers that want mutual TLS")
+	f.StringVar(&o.upstreamKey, "upstream-key", "", "private key `FILE` of --upstream-cert")
+	f.StringVar(&o.sni, "sni", "", "server `NAME` sent to and verified on the broker (default: the host of --upstream)")
+	f.BoolVar(&o.insecure, "insecure", false, "do not verify the broker's certificate")
+	f.StringVar(&o.keylog, "keylog", "", "append TLS secrets of both sides to `FILE` (NSS key log format, for Wireshark)")
+	f.BoolVar(&o.transparentShutdown, "transparent-shutdown", false, "on exit, close connections without sending DISCONNECT 0x8B")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for connections to end on exit")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// config turns the options into the proxy's configuration (without observers).
+func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
+	var cfg proxy.Config
+	var closers []io.Closer
+	fail := func(err error) (proxy.Config, []io.Closer, error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return proxy.Config{}, nil, err
+	}
+	if o.upstream == "" {
+		return fail(usageError{errors.New("--upstream is required (an address, or \"embedded\")")})
+	}
+	if o.format != "text" && o.format != "jsonl" {
+		return fail(usageError{fmt.Errorf("--format %q: want text or jsonl", o.format)})
+	}
+	if _, err := payload.ParseMode(o.payload); err != nil {
+		return fail(usageError{fmt.Errorf("--payload: %w", err)})
+	}
+	l, err := proxy.ParseEndpoint(o.listen, "127.0.0.1")
+	if err != nil {
+		return fail(usageError{fmt.Errorf("--listen: %w", err)})
+	}
+	cfg.Listen = l
+	if o.upstream == "embedded" {
+		cfg.Embedded = true
+	} else {
+		u, err := proxy.ParseEndpoint(o.upstream, "127.0.0.1")
+		if err != nil {
+			return fail(usageError{fmt.Errorf("--upstream: %w", err)})
+		}
+		cfg.Upstream = u
+	}
+	if (o.cert == "") != (o.key == "") {
+		return fail(usageError{errors.New("--cert and --key go together")})
+	}
+	if (o.upstreamCert == "") != (o.upstreamKey == "") {
+		return fail(usageError{errors.New("--upstream-cert and --upstream-key go together")})
+	}
+	if o.bufferSize < 512 || o.bufferSize > 1<<20 {
+		return fail(usageError{fmt.Errorf("--buffer %d: want 512 to 1048576", o.bufferSize)})
+	}
+	cfg.BufferSize = o.bufferSize
+	cfg.TransparentShutdown = o.transparentShutdown
+
+	var keylog io.Writer
+	if o.keylog != "" {
+		f, err := os.OpenFile(o.keylog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, f)
+		keylog = f
+	}
+	if l.Secure() {
+		var tc *tls.Config
+		if o.cert != "" {
+			pair, err := tls.LoadX509KeyPair(o.cert, o.key)
+			if err != nil {
+				return fail(fmt.Errorf("--cert/--key: %w", err))
+			}
+			tc = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		} else {
+			dir := o.caDir
+			if dir == "" {
+				if dir, err = proxy.DefaultCADir(); err != nil {
+					return fail(err)
+				}
+			}
+			ca, err := proxy.LoadCA(dir)
+			if err != nil {
+				return fail(err)
+			}
+			tc = ca.ServerConfig(l.Host())
+		}
+		tc.KeyLogWriter = keylog
+		cfg.ListenTLS = tc
+	} else if o.cert != "" {
+		return fail(usageError{errors.New("--cert needs a tls:// or wss:// --listen address")})
+	}
+	if cfg.Upstream.Secure() {
+		tc := &tls.Config{InsecureSkipVerify: o.insecure, ServerName: o.sni, KeyLogWriter: keylog}
+		if o.upstreamCA != "" {
+			pem, err := os.ReadFile(o.upstreamCA)
+			if err != nil {
+				return fail(fmt.Errorf("--upstream-ca: %w", err))
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fail(fmt.Errorf("--upstream-ca %s: no PEM certificates", o.upstreamCA))
+			}
+			tc.RootCAs = pool
+		}
+		if o.upstreamCert != "" {
+			pair, err := tls.LoadX509KeyPair(o.upstreamCert, o.upstreamKey)
+			if err != nil {
+				return fail(fmt.Errorf("--upstream-cert/--upstream-key: %w", err))
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		cfg.UpstreamTLS = tc
+	} else if o.upstreamCA != "" || o.upstreamCert != "" || o.insecure || o.sni != "" {
+		return fail(usageError{errors.New("--upstream-ca, --upstream-cert, --insecure and --sni need a tls:// or wss:// --upstream")})
+	}
+	return cfg, closers, nil
+}
+
+func runProxy(ctx context.Context, o *proxyOptions) (err error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cfg, closers, err := o.config()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range closers {
+			if cerr := c.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}()
+	mode, _ := payload.ParseMode(o.payload)
+	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame}
+	if o.profile != "" {
+		p, err := inspect.LoadProfile(o.profile)
+		if err != nil {
+			return usageError{fmt.Errorf("--profile: %w", err)}
+		}
+		iopts.Profile = p
+	}
+	var filter *inspect.Filter
+	if o.filter != "" {
+		if filter, err = inspect.CompileFilter(o.filter); err != nil {
+			return usageError{fmt.Errorf("--filter: %w", err)}
+		}
+	}
+	var w inspect.Writer
+	if !o.quiet {
+		color := false
+		if f, ok := o.io.Out.(*os.File); ok {
+			color = inspect.UseColor(f)
+		}
+		topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
+		switch {
+		case o.summary:
+			w = inspect.NewSummaryWriter(o.io.Out, topts)
+		case o.format == "jsonl":
+			w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
+		default:
+			w = inspect.NewTextWriter(o.io.Out, topts)
+		}
+	}
+	metrics := proxy.NewMetrics()
+	var hub *proxy.Hub
+	if o.api != "" {
+		hub = proxy.NewHub(inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
+	}
+	out := proxy.NewOutput(w, filter, hub, metrics, 1<<16)
+	in := &proxy.Inspector{Options: iopts, Out: out, Metrics: metrics}
+	cfg.Metrics = metrics
+	cfg.Observers = []proxy.Observer{in}
+	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }
+	cfg.Logf = logf
+	if o.record != "" {
+		rec, err := proxy.NewRecorder(o.record, cfg.Listen, logf)
+		if err != nil {
+			out.Close()
+			return err
+		}
+		cfg.Observers = append(cfg.Observers, rec)
+	}
+
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		out.Close()
+		for _, ob := range cfg.Observers {
+			if f, ok := ob.(proxy.Flusher); ok {
+				f.Flush()
+			}
+		}
+		return err
+	}
+	var apiAddr net.Addr
+	var apiSrv *http.Server
+	if o.api != "" {
+		ln, err := net.Listen("tcp", defaultLoopback(o.api))
+		if err != nil {
+			srv.Shutdown(context.Background())
+			return fmt.Errorf("--api: %w", err)
+		}
+		apiAddr = ln.Addr()
+		apiSrv = &http.Server{Handler: proxy.NewAPI(srv, in, hub), ReadHeaderTimeout: 10 * time.Second}
+		go apiSrv.Serve(ln)
+	}
+	up := srv.Upstream().String()
+	if cfg.Embedded {
+		up = "embedded broker at " + up
+	}
+	fmt.Fprintf(o.io.Err, "mqscope: proxying %s -> %s\n", endpointOf(cfg.Listen, srv.Addr()), up)
+	if apiAddr != nil {
+		fmt.Fprintf(o.io.Err, "mqscope: control API on http://%s/ (metrics at /metrics)\n", apiAddr)
+	}
+	if o.started != nil {
+		o.started(srv, apiAddr)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(o.io.Err, "mqscope: shutting down")
+	case err = <-served:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if apiSrv != nil {
+		hub.Close() // ends the event streams so Shutdown need not wait for them
+		apiSrv.Shutdown(sctx)
+	}
+	serr := srv.Shutdown(sctx)
+	if err == nil {
+		err = <-served
+	}
+	if n := out.Dropped(); n > 0 {
+		fmt.Fprintf(o.io.Err, "mqscope: %d records were not printed: the output could not keep up\n", n)
+	}
+	if err == nil {
+		err = serr
+	}
+	return err
+}
+
+// defaultLoopback puts 127.0.0.1 in an address given as ":port".
+func defaultLoopback(addr string) string {
+	if strings.HasPrefix(addr, ":") {
+		return "127.0.0.1" + addr
+	}
+	return addr
+}
+
+// endpointOf shows the listening endpoint with the port actually bound.
+func endpointOf(e proxy.Endpoint, a net.Addr) string {
+	e.Addr = a.String()
+	return e.String()
+}

@@ -1,0 +1,224 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/mqscope/mqscope/decode"
+)
+
+// broker starts the named broker and returns its address.
+func broker(t *testing.T, name string) string {
+	t.Helper()
+	switch name {
+	case "embedded":
+		b, err := StartEmbedded("127.0.0.1:0", t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b.Addr()
+	case "mosquitto":
+		addr, _ := startMosquitto(t)
+		return addr
+	}
+	t.Fatalf("unknown broker %q", name)
+	return ""
+}
+
+// pubSub runs one subscriber and one publisher through dial, publishes n messages at each QoS
+// and checks they all arrive in order with their payloads.
+func pubSub(t *testing.T, dial func() net.Conn, n int) (sub, pub *recConn) {
+	t.Helper()
+	sub = newRecConn(dial())
+	s := connectPaho(t, sub, "sub")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := s.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "mqscope/#", QoS: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	pub = newRecConn(dial())
+	p := connectPaho(t, pub, "pub")
+	var want []string
+	for qos := byte(0); qos <= 2; qos++ {
+		for i := range n {
+			payload := fmt.Sprintf("qos%d message %d %s", qos, i, strings.Repeat("x", i*37%300))
+			want = append(want, payload)
+			if _, err := p.Publish(ctx, &paho.Publish{Topic: fmt.Sprintf("mqscope/q%d", qos), QoS: qos, Payload: []byte(payload)}); err != nil {
+				t.Fatalf("publish: %v", err)
+			}
+		}
+	}
+	got := s.wait(t, len(want))
+	for i, m := range got {
+		if i >= len(want) || string(m.Payload) != want[i] {
+			t.Fatalf("message %d: got %q, want %q", i, m.Payload, want[i])
+		}
+	}
+	if err := p.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
+		t.Fatal(err)
+	}
+	return sub, pub
+}
+
+func dialTCP(t testing.TB, addr string) func() net.Conn {
+	return func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// TestForwardTransparent: every message arrives, and the bytes each side sent are the bytes the
+// other received, with the embedded broker and with mosquitto.
+func TestForwardTransparent(t *testing.T) {
+	for _, name := range []string{"embedded", "mosquitto"} {
+		t.Run(name, func(t *testing.T) {
+			tp := startTap(t, broker(t, name))
+			col := newCollector()
+			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}, Observers: []Observer{col}})
+			dev := startTap(t, srv.Addr().String()) // records what the devices sent and received
+			pubSub(t, dialTCP(t, dev.addr()), 20)
+			for i := range 2 {
+				by, reason := col.waitClosed(t, i+1)
+				t.Logf("conn %d closed by %s: %s", i+1, by, reason)
+				if !strings.Contains(reason, "closed (EOF)") {
+					t.Errorf("conn %d closed by %q: %q, want a normal close", i+1, by, reason)
+				}
+				wrote, read := dev.conn(i)
+				toBroker, fromBroker := tp.conn(i)
+				if !bytes.Equal(wrote, toBroker) {
+					t.Errorf("conn %d: device sent %d bytes, broker got %d (equal prefix %v)", i+1, len(wrote), len(toBroker), bytes.HasPrefix(wrote, toBroker))
+				}
+				if !bytes.Equal(read, fromBroker) {
+					t.Errorf("conn %d: broker sent %d bytes, device got %d", i+1, len(fromBroker), len(read))
+				}
+				col.mu.Lock()
+				if cc := col.conns[i+1]; !bytes.Equal(cc.data[C2S].Bytes(), wrote) || !bytes.Equal(cc.data[S2C].Bytes(), fromBroker) {
+					t.Errorf("conn %d: observers did not see exactly the forwarded bytes", i+1)
+				}
+				col.mu.Unlock()
+			}
+			if got := srv.Metrics().Packets(C2S, decode.PUBLISH); got != 60 {
+				t.Errorf("metrics: %d PUBLISH c2s, want 60", got)
+			}
+		})
+	}
+}
+
+// TestUpstreamUnreachable: the device gets CONNACK Server unavailable in its own version.
+func TestUpstreamUnreachable(t *testing.T) {
+	dead := freePort(t) // nothing listens there
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: dead}, Observers: []Observer{col}})
+
+	t.Run("mqtt5", func(t *testing.T) {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cl := paho.NewClient(paho.ClientConfig{Conn: c})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ack, err := cl.Connect(ctx, &paho.Connect{ClientID: "dev", KeepAlive: 30, CleanStart: true})
+		if err == nil || ack == nil {
+			t.Fatalf("connect succeeded or no CONNACK: %v %v", ack, err)
+		}
+		if ack.ReasonCode != 0x88 {
+			t.Errorf("reason code %#x, want 0x88", ack.ReasonCode)
+		}
+		if ack.Properties == nil || !strings.Contains(ack.Properties.ReasonString, dead) {
+			t.Errorf("reason string %+v does not name the upstream", ack.Properties)
+		}
+	})
+	t.Run("mqtt311", func(t *testing.T) {
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V311}, ProtocolName: "MQTT", ProtocolLevel: 4, CleanStart: true, KeepAlive: 30, ClientID: "dev311"})
+		c.Write(connect)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got bytes.Buffer
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			got.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		want := []byte{0x20, 0x02, 0x00, 0x03} // CONNACK, no session, return code 3
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Errorf("got % x, want % x", got.Bytes(), want)
+		}
+	})
+	for id := 1; id <= 2; id++ {
+		by, reason := col.waitClosed(t, id)
+		if by != "proxy" || !strings.Contains(reason, "unreachable") || !strings.Contains(reason, "Server unavailable") {
+			t.Errorf("conn %d: close by %q: %q", id, by, reason)
+		}
+	}
+}
+
+// TestMosquittoClients: mosquitto_sub and mosquitto_pub through the proxy, MQTT 5 and 3.1.1.
+func TestMosquittoClients(t *testing.T) {
+	pubBin := requirePeer(t, "mosquitto_pub")
+	subBin := requirePeer(t, "mosquitto_sub")
+	for _, ver := range []string{"mqttv5", "mqttv311"} {
+		t.Run(ver, func(t *testing.T) {
+			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: broker(t, "mosquitto")}})
+			host, port, _ := net.SplitHostPort(srv.Addr().String())
+			const n = 10
+			sub := exec.Command(subBin, "-h", host, "-p", port, "-V", ver, "-t", "mq/#", "-q", "1", "-C", fmt.Sprint(n), "-W", "20")
+			var out bytes.Buffer
+			sub.Stdout = &out
+			if err := sub.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// mosquitto_sub subscribes asynchronously: publish until it has had everything.
+			deadline := time.Now().Add(15 * time.Second)
+			done := make(chan error, 1)
+			go func() { done <- sub.Wait() }()
+			i := 0
+		loop:
+			for time.Now().Before(deadline) {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatalf("mosquitto_sub: %v", err)
+					}
+					break loop
+				default:
+				}
+				pub := exec.Command(pubBin, "-h", host, "-p", port, "-V", ver, "-t", "mq/x", "-q", "1", "-m", fmt.Sprintf("m%d", i))
+				if b, err := pub.CombinedOutput(); err != nil {
+					t.Fatalf("mosquitto_pub: %v %s", err, b)
+				}
+				i++
+				time.Sleep(20 * time.Millisecond)
+			}
+			lines := strings.Fields(out.String())
+			if len(lines) != n {
+				t.Fatalf("mosquitto_sub printed %q", out.String())
+			}
+			if !strings.HasPrefix(lines[0], "m") {
+				t.Errorf("unexpected payload %q", lines[0])
+			}
+		})
+	}
+}

@@ -1,0 +1,395 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// requirePeer skips the test when an external program is missing, unless MQSCOPE_REQUIRE_PEERS=1.
+func requirePeer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				return filepath.Join(dir, name)
+			}
+		}
+		if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
+			t.Fatalf("%s not installed and MQSCOPE_REQUIRE_PEERS=1", name)
+		}
+		t.Skipf("%s not installed (apt-get install mosquitto mosquitto-clients); set MQSCOPE_REQUIRE_PEERS=1 to fail instead", name)
+	}
+	return p
+}
+
+// freePort returns a free loopback address.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func waitListening(t testing.TB, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nothing listening on %s", addr)
+}
+
+// startMosquitto runs mosquitto on a free loopback port with extra config lines; it returns the
+// address and the process.
+func startMosquitto(t testing.TB, extra ...string) (string, *exec.Cmd) {
+	t.Helper()
+	bin := requirePeer(t, "mosquitto")
+	addr := freePort(t)
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	for _, l := range extra {
+		conf += l + "\n"
+	}
+	path := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", path)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	waitListening(t, addr)
+	return addr, cmd
+}
+
+// startProxy starts a proxy with cfg (listening on a free loopback port unless set) and stops
+// it when the test ends.
+func startProxy(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	if cfg.Listen.Addr == "" {
+		cfg.Listen = Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}
+	}
+	if cfg.Listen.Transport == "" {
+		cfg.Listen.Transport = TCP
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = t.Logf
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return s
+}
+
+// recConn records what was written to and read from a connection. Its Close only half-closes,
+// so the client's reader goes on receiving what the other side still sends until EOF; bytes()
+// waits for that.
+type recConn struct {
+	net.Conn
+	mu          sync.Mutex
+	read, wrote bytes.Buffer
+	eofOnce     sync.Once
+	eof         chan struct{}
+	closeOnce   sync.Once
+}
+
+func newRecConn(c net.Conn) *recConn { return &recConn{Conn: c, eof: make(chan struct{})} }
+
+func (c *recConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.read.Write(p[:n])
+	c.mu.Unlock()
+	if err != nil {
+		c.eofOnce.Do(func() { close(c.eof) })
+	}
+	return n, err
+}
+
+func (c *recConn) Close() error {
+	c.closeOnce.Do(func() {
+		closeWrite(c.Conn)
+		go func() {
+			select {
+			case <-c.eof:
+			case <-time.After(10 * time.Second):
+			}
+			c.Conn.Close()
+		}()
+	})
+	return nil
+}
+
+func (c *recConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.wrote.Write(p[:n])
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *recConn) bytes() (read, wrote []byte) {
+	select {
+	case <-c.eof:
+	case <-time.After(10 * time.Second):
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.read.Bytes()), bytes.Clone(c.wrote.Bytes())
+}
+
+// tap is a plain relay between the proxy and the broker that records both directions, so tests
+// can compare what the broker sent and received with what the device received and sent.
+type tap struct {
+	ln       net.Listener
+	target   string
+	mu       sync.Mutex
+	toBroker []*syncBuf // per connection, in accept order
+	toProxy  []*syncBuf
+	done     []*sync.WaitGroup
+	wg       sync.WaitGroup
+}
+
+func startTap(t testing.TB, target string) *tap {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := &tap{ln: ln, target: target}
+	go tp.serve()
+	t.Cleanup(func() { ln.Close() })
+	return tp
+}
+
+func (tp *tap) addr() string { return tp.ln.Addr().String() }
+
+func (tp *tap) serve() {
+	for {
+		c, err := tp.ln.Accept()
+		if err != nil {
+			return
+		}
+		u, err := net.Dial("tcp", tp.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		in, out := &syncBuf{}, &syncBuf{}
+		tp.mu.Lock()
+		tp.toBroker = append(tp.toBroker, in)
+		tp.toProxy = append(tp.toProxy, out)
+		wg := new(sync.WaitGroup)
+		wg.Add(2)
+		tp.done = append(tp.done, wg)
+		tp.mu.Unlock()
+		cp := func(dst, src net.Conn, rec *syncBuf) {
+			defer wg.Done()
+			io.Copy(io.MultiWriter(dst, rec), src)
+			if tc, ok := dst.(*net.TCPConn); ok {
+				tc.CloseWrite()
+			}
+		}
+		go cp(u, c, in)
+		go cp(c, u, out)
+	}
+}
+
+// conn waits until connection i has ended both ways and returns what went through it towards
+// the broker and back.
+func (tp *tap) conn(i int) (toBroker, fromBroker []byte) {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if i >= len(tp.toBroker) {
+		return nil, nil
+	}
+	ended := make(chan struct{})
+	go func() { tp.done[i].Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+	}
+	return tp.toBroker[i].bytes(), tp.toProxy[i].bytes()
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// pahoClient connects an MQTT 5 client over conn and collects the messages it receives.
+type pahoClient struct {
+	*paho.Client
+	mu   sync.Mutex
+	msgs []*paho.Publish
+	got  chan struct{}
+}
+
+func connectPaho(t testing.TB, conn net.Conn, id string) *pahoClient {
+	t.Helper()
+	pc := &pahoClient{got: make(chan struct{}, 1<<16)}
+	pc.Client = paho.NewClient(paho.ClientConfig{
+		ClientID:      id,
+		Conn:          packets.NewThreadSafeConn(conn), // paho writes a packet in several Writes
+		OnClientError: func(err error) { t.Logf("%s: client error: %v", id, err) },
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			t.Logf("%s: server sent DISCONNECT %#x", id, d.ReasonCode)
+		},
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			pc.mu.Lock()
+			pc.msgs = append(pc.msgs, pr.Packet)
+			pc.mu.Unlock()
+			pc.got <- struct{}{}
+			return true, nil
+		}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ack, err := pc.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+	if err != nil {
+		t.Fatalf("connect %s: %v", id, err)
+	}
+	if ack.ReasonCode != 0 {
+		t.Fatalf("connect %s: reason code %#x", id, ack.ReasonCode)
+	}
+	return pc
+}
+
+func (pc *pahoClient) wait(t testing.TB, n int) []*paho.Publish {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		pc.mu.Lock()
+		k := len(pc.msgs)
+		pc.mu.Unlock()
+		if k >= n {
+			break
+		}
+		select {
+		case <-pc.got:
+		case <-deadline:
+			t.Fatalf("received %d of %d messages", k, n)
+		}
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return append([]*paho.Publish(nil), pc.msgs...)
+}
+
+// collector is an Observer that keeps everything for assertions.
+type collector struct {
+	mu     sync.Mutex
+	conns  map[int]*collected
+	closed chan int
+}
+
+type collected struct {
+	info   ConnInfo
+	data   [2]bytes.Buffer
+	by     string
+	reason string
+}
+
+func newCollector() *collector {
+	return &collector{conns: map[int]*collected{}, closed: make(chan int, 1<<14)}
+}
+
+func (c *collector) Open(info ConnInfo) ConnObserver {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc := &collected{info: info}
+	c.conns[info.ID] = cc
+	return &collectorConn{c: c, cc: cc}
+}
+
+type collectorConn struct {
+	c  *collector
+	cc *collected
+}
+
+func (o *collectorConn) Data(d Dir, _ time.Time, b []byte) {
+	o.c.mu.Lock()
+	o.cc.data[d].Write(b)
+	o.c.mu.Unlock()
+}
+
+func (o *collectorConn) Close(_ time.Time, by, reason string) {
+	o.c.mu.Lock()
+	o.cc.by, o.cc.reason = by, reason
+	o.c.mu.Unlock()
+	o.c.closed <- o.cc.info.ID
+}
+
+// waitClosed waits for the close of connection id and returns who closed and why.
+func (c *collector) waitClosed(t testing.TB, id int) (by, reason string) {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		c.mu.Lock()
+		cc := c.conns[id]
+		if cc != nil && cc.by != "" {
+			by, reason = cc.by, cc.reason
+			c.mu.Unlock()
+			return by, reason
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.closed:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("connection %d did not close", id)
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqscope/mqscope/inspect"
+)
+
+// Inspector is the Observer that runs mqscope's inspection (package inspect) on every
+// connection, inline with forwarding, and hands the records to an Output. It also counts
+// findings in the metrics.
+type Inspector struct {
+	Options inspect.Options
+	Out     *Output
+	Metrics *Metrics // may be nil
+
+	mu    sync.Mutex
+	conns map[int]*inspect.Conn
+}
+
+// Open starts inspecting a connection.
+func (in *Inspector) Open(info ConnInfo) ConnObserver {
+	c := inspect.NewConn(info.ID, info.Client, info.Server, in.Options)
+	in.mu.Lock()
+	if in.conns == nil {
+		in.conns = map[int]*inspect.Conn{}
+	}
+	in.conns[info.ID] = c
+	in.mu.Unlock()
+	return &inspectConn{in: in, c: c}
+}
+
+// Snapshot returns the negotiated state and counters of an open connection.
+func (in *Inspector) Snapshot(id int) (inspect.ConnState, bool) {
+	in.mu.Lock()
+	c := in.conns[id]
+	in.mu.Unlock()
+	if c == nil {
+		return inspect.ConnState{}, false
+	}
+	return c.Snapshot(), true
+}
+
+// Flush writes out what the output holds.
+func (in *Inspector) Flush() error {
+	if in.Out == nil {
+		return nil
+	}
+	return in.Out.Close()
+}
+
+type inspectConn struct {
+	in *Inspector
+	c  *inspect.Conn
+}
+
+func (ic *inspectConn) Data(dir Dir, t time.Time, b []byte) {
+	for _, r := range ic.c.Feed(inspect.Dir(dir), t, b) {
+		ic.emit(r)
+	}
+}
+
+func (ic *inspectConn) Close(t time.Time, by, reason string) {
+	if r := ic.c.Close(t, by, reason); r != nil {
+		ic.emit(r)
+	}
+	ic.in.mu.Lock()
+	delete(ic.in.conns, ic.c.ID())
+	ic.in.mu.Unlock()
+}
+
+func (ic *inspectConn) emit(r inspect.Record) {
+	if pr, ok := r.(*inspect.PacketRecord); ok && ic.in.Metrics != nil {
+		for _, n := range pr.Notes {
+			ic.in.Metrics.Finding(n.Rule, n.Level.String())
+		}
+	}
+	if ic.in.Out != nil {
+		ic.in.Out.Emit(r)
+	}
+}
+
+// Output writes records on its own goroutine, so a slow terminal or file never holds up
+// forwarding: records wait in a bounded queue, and when it is full they are dropped and counted
+// (the count is printed at the end). It also feeds the event stream of the control API.
+type Output struct {
+	w       inspect.Writer
+	filter  *inspect.Filter
+	Events  *Hub
+	metrics *Metrics
+	ch      chan inspect.Record
+	done    chan struct{}
+	once    sync.Once
+	err     error
+	dropped atomic.Uint64
+	closed  atomic.Bool
+	mu      sync.RWMutex // Emit holds it for reading, Close for writing
+}
+
+// NewOutput starts writing records to w (nil: nowhere but the event hub), packets passing
+// filter only (nil: all), with a queue of queue records (4096 when 0).
+func NewOutput(w inspect.Writer, filter *inspect.Filter, events *Hub, m *Metrics, queue int) *Output {
+	if queue <= 0 {
+		queue = 4096
+	}
+	o := &Output{w: w, filter: filter, Events: events, metrics: m, ch: make(chan inspect.Record, queue), done: make(chan struct{})}
+	go o.run()
+	return o
+}
+
+// Emit queues a record; it never blocks.
+func (o *Output) Emit(r inspect.Record) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	if o.closed.Load() {
+		return
+	}
+	select {
+	case o.ch <- r:
+	default:
+		o.dropped.Add(1)
+		if o.metrics != nil {
+			o.metrics.Dropped(1)
+		}
+	}
+}
+
+// Dropped returns how many records were dropped because output could not keep up.
+func (o *Output) Dropped() uint64 { return o.dropped.Load() }
+
+func (o *Output) run() {
+	defer close(o.done)
+	for r := range o.ch {
+		if o.Events != nil {
+			o.Events.publish(r)
+		}
+		if o.w == nil || o.err != nil {
+			continue
+		}
+		if pr, ok := r.(*inspect.PacketRecord); ok && o.filter != nil && !o.filter.Match(pr) {
+			continue
+		}
+		o.err = o.w.Write(r)
+	}
+}
+
+// Close writes what is queued and closes the writer (the summary writer prints then).
+func (o *Output) Close() error {
+	o.once.Do(func() {
+		o.mu.Lock()
+		o.closed.Store(true)
+		close(o.ch)
+		o.mu.Unlock()
+		<-o.done
+		if o.Events != nil {
+			o.Events.Close()
+		}
+		if o.w != nil {
+			if err := o.w.Close(); o.err == nil {
+				o.err = err
+			}
+		}
+	})
+	return o.err
+}
+
+// Hub fans records out as JSON lines to the control API's event streams. A subscriber that
+// cannot keep up loses lines (counted), never slowing the others.
+type Hub struct {
+	opts   inspect.JSONOptions
+	mu     sync.Mutex
+	subs   map[*Sub]struct{}
+	closed bool
+}
+
+// NewHub returns a hub rendering records with opts.
+func NewHub(opts inspect.JSONOptions) *Hub { return &Hub{opts: opts, subs: map[*Sub]struct{}{}} }
+
+// Sub is one event stream.
+type Sub struct {
+	C       chan []byte // JSON lines, newline included; closed when the hub closes
+	filter  *inspect.Filter
+	Dropped atomic.Uint64
+}
+
+// Subscribe starts a stream of the records passing filter (nil: all).
+func (h *Hub) Subscribe(filter *inspect.Filter) *Sub {
+	s := &Sub{C: make(chan []byte, 1024), filter: filter}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		close(s.C)
+		return s
+	}
+	h.subs[s] = struct{}{}
+	return s
+}
+
+// Unsubscribe ends a stream.
+func (h *Hub) Unsubscribe(s *Sub) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		close(s.C)
+	}
+}
+
+func (h *Hub) publish(r inspect.Record) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.subs) == 0 {
+		return
+	}
+	var line []byte
+	for s := range h.subs {
+		if pr, ok := r.(*inspect.PacketRecord); ok && s.filter != nil && !s.filter.Match(pr) {
+			continue
+		}
+		if line == nil {
+			line = append(inspect.AppendJSON(nil, r, h.opts), '\n')
+		}
+		select {
+		case s.C <- line:
+		default:
+			s.Dropped.Add(1)
+		}
+	}
+}
+
+// Close ends every stream.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		delete(h.subs, s)
+		close(s.C)
+	}
+}

@@ -1,0 +1,382 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mqscope/mqscope/decode"
+)
+
+// Dir is the direction bytes travel in.
+type Dir uint8
+
+// Directions.
+const (
+	C2S Dir = iota // from the device (client) to the broker (server)
+	S2C            // from the broker to the device
+)
+
+func (d Dir) String() string {
+	if d == S2C {
+		return "s2c"
+	}
+	return "c2s"
+}
+
+// Config says what the proxy listens on, where it connects, and who watches.
+type Config struct {
+	// Listen is where devices connect. Its TLS and WSS forms need ListenTLS.
+	Listen    Endpoint
+	ListenTLS *tls.Config
+	// Upstream is the broker. With Embedded set, an in-process broker is started instead and
+	// Upstream is ignored.
+	Upstream    Endpoint
+	UpstreamTLS *tls.Config // for TLS and WSS upstreams; nil verifies with the system roots
+	Embedded    bool
+
+	DialTimeout      time.Duration // connecting to the broker; 10s when 0
+	HandshakeTimeout time.Duration // the device's TLS or WebSocket handshake; 10s when 0
+	// ConnectTimeout bounds the wait for the device's CONNECT when the broker is unreachable
+	// (the proxy answers it with a CONNACK); 10s when 0.
+	ConnectTimeout time.Duration
+	// HalfCloseTimeout bounds how long the other direction may stay open, silent, after one
+	// side has closed its sending half; 60s when 0.
+	HalfCloseTimeout time.Duration
+	// BufferSize is the read buffer of each direction; 4096 when 0.
+	BufferSize int
+	// TransparentShutdown closes connections on Shutdown without telling MQTT 5 devices
+	// (normally they get DISCONNECT 0x8B Server shutting down).
+	TransparentShutdown bool
+
+	// Observers see every connection's bytes; see Observer.
+	Observers []Observer
+	// Metrics counts what is forwarded; New makes one when nil.
+	Metrics *Metrics
+
+	// Now and Rand are the clock and the random source of the pipeline (for fault stages and
+	// deterministic tests); time.Now and a seeded PCG when nil.
+	Now  func() time.Time
+	Rand *rand.Rand
+	// Logf reports what is not part of any connection (accept errors, broker logs); nil: silent.
+	Logf func(format string, args ...any)
+}
+
+func (c *Config) defaults() {
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.HalfCloseTimeout <= 0 {
+		c.HalfCloseTimeout = 60 * time.Second
+	}
+	if c.BufferSize <= 0 {
+		c.BufferSize = 4096
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x6d71))
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// ConnInfo identifies one proxied connection.
+type ConnInfo struct {
+	ID       int       `json:"id"`
+	Client   string    `json:"client"` // the device's address
+	Server   string    `json:"server"` // the broker's address
+	Listener Transport `json:"listener"`
+	Upstream Transport `json:"upstream"`
+	Opened   time.Time `json:"opened"`
+}
+
+// Observer watches connections. Open is called once per connection, before any bytes; the
+// ConnObserver it returns gets the connection's bytes and its end. Calls for one connection are
+// serialised; calls for different connections run concurrently.
+type Observer interface {
+	Open(info ConnInfo) ConnObserver
+}
+
+// ConnObserver watches one connection.
+type ConnObserver interface {
+	// Data shows bytes that were just forwarded (or injected by the proxy) in direction dir,
+	// read at time t. b is only valid during the call. Data must be quick: forwarding in that
+	// direction waits for it.
+	Data(dir Dir, t time.Time, b []byte)
+	// Close reports the connection's end: by "client", "server" or "proxy", and why.
+	Close(t time.Time, by, reason string)
+}
+
+// Flusher is implemented by observers that hold output to flush when the proxy stops.
+type Flusher interface {
+	Flush() error
+}
+
+// Server is a running proxy.
+type Server struct {
+	cfg      Config
+	ln       net.Listener
+	broker   *Embedded
+	upstream Endpoint
+	metrics  *Metrics
+
+	mu       sync.Mutex
+	sessions map[int]*session
+	nextID   int
+	closing  bool
+	wg       sync.WaitGroup
+	served   chan struct{}
+	stopped  atomic.Bool
+}
+
+// New starts listening (and the embedded broker when asked) but accepts nothing until Serve.
+func New(cfg Config) (*Server, error) {
+	cfg.defaults()
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	s := &Server{cfg: cfg, sessions: map[int]*session{}, metrics: cfg.Metrics, served: make(chan struct{})}
+	if cfg.Listen.Secure() && cfg.ListenTLS == nil {
+		return nil, errors.New("listening with TLS needs a certificate")
+	}
+	s.upstream = cfg.Upstream
+	if cfg.Embedded {
+		b, err := StartEmbedded("127.0.0.1:0", cfg.Logf)
+		if err != nil {
+			return nil, err
+		}
+		s.broker = b
+		s.upstream = Endpoint{Transport: TCP, Addr: b.Addr()}
+	}
+	ln, err := listen(cfg.Listen, cfg.ListenTLS, cfg.HandshakeTimeout, cfg.Logf)
+	if err != nil {
+		if s.broker != nil {
+			s.broker.Close()
+		}
+		return nil, err
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the address devices connect to.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Upstream is the broker the proxy connects to (the embedded one's address when embedded).
+func (s *Server) Upstream() Endpoint { return s.upstream }
+
+// Metrics returns the proxy's counters.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Serve accepts connections until Shutdown; it returns nil then.
+func (s *Server) Serve() error {
+	defer close(s.served)
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.stopped.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait and try again, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.cfg.Logf("accept: %v; retrying in %v", err, delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s.nextID++
+		ss := newSession(s, s.nextID, c)
+		s.sessions[ss.info.ID] = ss
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go ss.run()
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) remove(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss.info.ID)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, ends every connection (telling MQTT 5 devices with DISCONNECT 0x8B
+// Server shutting down unless Config.TransparentShutdown), stops the embedded broker and flushes
+// the observers. Connections still open when ctx ends are closed abruptly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	list := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		list = append(list, ss)
+	}
+	s.mu.Unlock()
+	s.stopped.Store(true)
+	s.ln.Close()
+
+	var wg sync.WaitGroup
+	for _, ss := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.cfg.TransparentShutdown {
+				ss.terminate(nil, "", "proxy shutting down")
+			} else {
+				rc := decode.ServerShuttingDown
+				ss.terminate(&rc, "", "proxy shutting down")
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for _, ss := range s.sessions {
+			ss.abort()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+	if s.broker != nil {
+		s.broker.Close()
+	}
+	for _, o := range s.cfg.Observers {
+		if f, ok := o.(Flusher); ok {
+			if ferr := f.Flush(); ferr != nil && err == nil {
+				err = ferr
+			}
+		}
+	}
+	return err
+}
+
+// ConnStatus is one connection as the control API lists it.
+type ConnStatus struct {
+	ConnInfo
+	State    string    `json:"state"` // "connecting", "open", "half-closed", "closing"
+	Version  string    `json:"protocol,omitempty"`
+	Bytes    [2]uint64 `json:"-"`
+	Packets  [2]uint64 `json:"-"`
+	Counters struct {
+		C2SBytes   uint64 `json:"c2s_bytes"`
+		S2CBytes   uint64 `json:"s2c_bytes"`
+		C2SPackets uint64 `json:"c2s_packets"`
+		S2CPackets uint64 `json:"s2c_packets"`
+	} `json:"counters"`
+}
+
+// Conns lists the open connections in the order they were accepted.
+func (s *Server) Conns() []ConnStatus {
+	s.mu.Lock()
+	list := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		list = append(list, ss)
+	}
+	s.mu.Unlock()
+	sort.Slice(list, func(i, j int) bool { return list[i].info.ID < list[j].info.ID })
+	out := make([]ConnStatus, 0, len(list))
+	for _, ss := range list {
+		out = append(out, ss.status())
+	}
+	return out
+}
+
+// ErrNoConn is returned for a connection ID that is not open.
+var ErrNoConn = errors.New("no such connection")
+
+// CloseConn ends connection id. With rc set and an MQTT 5 device, the device first gets a
+// DISCONNECT with that reason code and reason string (between two frames of the broker's).
+func (s *Server) CloseConn(id int, rc *decode.ReasonCode, reasonString string) error {
+	s.mu.Lock()
+	ss := s.sessions[id]
+	s.mu.Unlock()
+	if ss == nil {
+		return fmt.Errorf("connection %d: %w", id, ErrNoConn)
+	}
+	why := "closed through the control API"
+	ss.terminate(rc, reasonString, why)
+	return nil
+}
+
+// dial opens the upstream connection.
+func (s *Server) dial(ctx context.Context) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
+	defer cancel()
+	e := s.upstream
+	switch e.Transport {
+	case TCP:
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", e.Addr)
+	case TLS:
+		d := tls.Dialer{Config: clientTLS(s.cfg.UpstreamTLS, e)}
+		return d.DialContext(ctx, "tcp", e.Addr)
+	case WS, WSS:
+		d := websocket.Dialer{
+			Subprotocols:     []string{"mqtt"},
+			HandshakeTimeout: s.cfg.DialTimeout,
+			ReadBufferSize:   s.cfg.BufferSize,
+			WriteBufferSize:  s.cfg.BufferSize,
+		}
+		if e.Transport == WSS {
+			d.TLSClientConfig = clientTLS(s.cfg.UpstreamTLS, e)
+		}
+		ws, resp, err := d.DialContext(ctx, e.String(), nil)
+		if err != nil {
+			if resp != nil {
+				return nil, fmt.Errorf("websocket handshake: %v (HTTP %s)", err, resp.Status)
+			}
+			return nil, err
+		}
+		return newWSConn(ws), nil
+	}
+	return nil, fmt.Errorf("unknown transport %q", e.Transport)
+}
+
+// clientTLS returns cfg (or a default) with the server name set from the endpoint if missing.
+func clientTLS(cfg *tls.Config, e Endpoint) *tls.Config {
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg = cfg.Clone()
+		cfg.ServerName = e.Host()
+	}
+	return cfg
+}

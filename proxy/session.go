@@ -1,0 +1,549 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+// Session states.
+const (
+	stConnecting = "connecting"
+	stOpen       = "open"
+	stHalfClosed = "half-closed"
+	stClosing    = "closing"
+)
+
+// session is one device connection and its upstream connection.
+type session struct {
+	srv    *Server
+	info   ConnInfo
+	client net.Conn
+
+	mu     sync.Mutex // guards server, state
+	server net.Conn
+	state  string
+
+	omu sync.Mutex // serialises observer calls
+	obs []ConnObserver
+
+	// wmu[d] guards writes in direction d, track[d] and shut[d] (the destination's sending
+	// half is closed).
+	wmu   [2]sync.Mutex
+	track [2]tracker
+	shut  [2]bool
+
+	version  atomic.Uint32 // protocol level of the device's CONNECT, 0 until seen
+	bytes    [2]atomic.Uint64
+	packets  [2]atomic.Uint64
+	count    [2]frameFn
+	stopping atomic.Bool
+	why      atomic.Pointer[string] // what the proxy did when it ended the connection
+	pipeDone [2]chan struct{}
+	finished chan struct{}
+}
+
+func newSession(srv *Server, id int, c net.Conn) *session {
+	ss := &session{
+		srv:    srv,
+		client: c,
+		state:  stConnecting,
+		info: ConnInfo{
+			ID:       id,
+			Client:   c.RemoteAddr().String(),
+			Server:   srv.upstream.String(),
+			Listener: srv.cfg.Listen.Transport,
+			Upstream: srv.upstream.Transport,
+			Opened:   srv.cfg.Now(),
+		},
+		pipeDone: [2]chan struct{}{make(chan struct{}), make(chan struct{})},
+		finished: make(chan struct{}),
+	}
+	for d := range ss.count {
+		dir := Dir(d)
+		ss.count[d] = func(typ byte, size int) {
+			ss.packets[dir].Add(1)
+			srv.metrics.packet(dir, typ, size)
+		}
+	}
+	return ss
+}
+
+func (ss *session) now() time.Time { return ss.srv.cfg.Now() }
+
+// run serves the connection to its end.
+func (ss *session) run() {
+	defer ss.srv.remove(ss)
+	defer close(ss.finished)
+	m := ss.srv.metrics
+	m.connOpened()
+	defer m.connClosed()
+
+	if err := ss.handshake(); err != nil {
+		ss.open()
+		ss.client.Close()
+		ss.closeObservers("client", "handshake failed: "+err.Error())
+		return
+	}
+	up, err := ss.srv.dial(context.Background())
+	if err != nil {
+		ss.open()
+		ss.unavailable(err)
+		return
+	}
+	ss.mu.Lock()
+	ss.server = up
+	ss.info.Server = up.RemoteAddr().String()
+	if ss.stopping.Load() {
+		ss.mu.Unlock()
+		ss.open()
+		up.Close()
+		ss.client.Close()
+		ss.closeObservers("proxy", *ss.why.Load())
+		return
+	}
+	ss.state = stOpen
+	ss.mu.Unlock()
+	ss.open()
+
+	ends := make(chan pipeEnd, 2)
+	go ss.pipe(C2S, ss.client, up, ends)
+	go ss.pipe(S2C, up, ss.client, ends)
+	first := <-ends
+	if first.kind == endEOF {
+		ss.setState(stHalfClosed)
+		// The other direction may go on; but not forever if its sender vanished.
+		src := up
+		if first.dir == S2C {
+			src = ss.client
+		}
+		src.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
+	}
+	second := <-ends
+	ss.setState(stClosing)
+	ss.client.Close()
+	up.Close()
+	by, reason := describeEnd(first, second)
+	if w := ss.why.Load(); w != nil {
+		by, reason = "proxy", *w
+	}
+	ss.closeObservers(by, reason)
+}
+
+func (ss *session) setState(s string) {
+	ss.mu.Lock()
+	ss.state = s
+	ss.mu.Unlock()
+}
+
+// handshake completes the device's TLS handshake, so a failure is reported as such.
+func (ss *session) handshake() error {
+	tc, ok := ss.client.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ss.srv.cfg.HandshakeTimeout)
+	defer cancel()
+	return tc.HandshakeContext(ctx)
+}
+
+func (ss *session) open() {
+	ss.omu.Lock()
+	defer ss.omu.Unlock()
+	if ss.obs != nil {
+		return
+	}
+	ss.obs = make([]ConnObserver, 0, len(ss.srv.cfg.Observers))
+	for _, o := range ss.srv.cfg.Observers {
+		if co := o.Open(ss.info); co != nil {
+			ss.obs = append(ss.obs, co)
+		}
+	}
+}
+
+func (ss *session) observe(dir Dir, t time.Time, b []byte) {
+	ss.omu.Lock()
+	for _, o := range ss.obs {
+		o.Data(dir, t, b)
+	}
+	ss.omu.Unlock()
+}
+
+func (ss *session) closeObservers(by, reason string) {
+	t := ss.now()
+	ss.omu.Lock()
+	for _, o := range ss.obs {
+		o.Close(t, by, reason)
+	}
+	ss.omu.Unlock()
+}
+
+// endKind says how a pipe ended.
+type endKind int
+
+const (
+	endEOF     endKind = iota // the source closed its sending half (passed on as a half-close)
+	endReset                  // the source reset the connection (passed on as a reset)
+	endTimeout                // the source timed out (passed on as a reset)
+	endError                  // another read error (passed on as a reset)
+	endWrite                  // the destination refused the bytes (the source is reset)
+	endStopped                // the proxy ended the connection
+)
+
+type pipeEnd struct {
+	dir  Dir
+	kind endKind
+	err  error
+}
+
+// side names who sends in direction d.
+func side(d Dir) string {
+	if d == S2C {
+		return "server"
+	}
+	return "client"
+}
+
+func describeEnd(first, second pipeEnd) (by, reason string) {
+	one := func(e pipeEnd) string {
+		src, dst := side(e.dir), side(1-e.dir)
+		switch e.kind {
+		case endEOF:
+			return src + " closed (EOF), passed on as half-close"
+		case endReset:
+			return src + " reset the connection, passed on as reset"
+		case endTimeout:
+			return src + " timed out (" + errText(e.err) + "), passed on as reset"
+		case endWrite:
+			return dst + " refused data (" + errText(e.err) + ")"
+		case endStopped:
+			return "stopped by proxy"
+		}
+		return src + " read error (" + errText(e.err) + "), passed on as reset"
+	}
+	by = side(first.dir)
+	if first.kind == endWrite {
+		by = side(1 - first.dir)
+	}
+	reason = one(first)
+	if second.kind != endStopped && !(second.kind == endError && first.kind != endEOF) {
+		reason += "; then " + one(second)
+	}
+	return by, reason
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error()
+	}
+	return err.Error()
+}
+
+// classify turns a read error into an end.
+func classify(err error) endKind {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return endEOF
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
+		return endReset
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return endTimeout
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return endTimeout
+	}
+	return endError
+}
+
+// pipe forwards src to dst until either fails: read, write the same bytes at once, then show
+// them to the observers before the buffer is read into again.
+func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
+	defer close(ss.pipeDone[dir])
+	buf := make([]byte, ss.srv.cfg.BufferSize)
+	m := ss.srv.metrics
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			t := ss.now()
+			b := buf[:n]
+			ss.wmu[dir].Lock()
+			_, werr := dst.Write(b)
+			if werr == nil {
+				ss.track[dir].feed(b, ss.count[dir])
+			} else {
+				ss.track[dir].broken = true
+			}
+			ss.wmu[dir].Unlock()
+			if dir == C2S && ss.version.Load() == 0 {
+				if v, ok := decode.PeekVersion(ss.track[C2S].headBytes()); ok {
+					ss.version.Store(uint32(v))
+				}
+			}
+			ss.bytes[dir].Add(uint64(n))
+			m.bytesIn(dir, n)
+			ss.observe(dir, t, b)
+			if werr != nil {
+				if ss.stopping.Load() {
+					ends <- pipeEnd{dir, endStopped, werr}
+					return
+				}
+				// As a direct connection would: the sender finds its peer gone.
+				reset(src)
+				dst.Close()
+				ends <- pipeEnd{dir, endWrite, werr}
+				return
+			}
+		}
+		if rerr == nil {
+			continue
+		}
+		if ss.stopping.Load() {
+			ends <- pipeEnd{dir, endStopped, rerr}
+			return
+		}
+		k := classify(rerr)
+		if k == endEOF {
+			ss.wmu[dir].Lock()
+			ss.shut[dir] = true
+			closeWrite(dst)
+			ss.wmu[dir].Unlock()
+		} else {
+			reset(dst)
+			src.Close()
+		}
+		ends <- pipeEnd{dir, k, rerr}
+		return
+	}
+}
+
+// terminate ends the connection from the proxy. With rc set and an MQTT 5 device, the device
+// first gets a DISCONNECT with that reason code (and reasonString) placed between two of the
+// broker's frames; why goes to the close record.
+func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
+	if !ss.stopping.CompareAndSwap(false, true) {
+		<-ss.finished
+		return
+	}
+	w := why
+	ss.mu.Lock()
+	up := ss.server
+	ss.mu.Unlock()
+	if up == nil {
+		// Still connecting or answering for an unreachable broker.
+		ss.why.Store(&w)
+		ss.client.Close()
+		<-ss.finished
+		return
+	}
+	// Stop the broker-to-device direction between reads, then speak on its behalf.
+	up.SetReadDeadline(time.Unix(1, 0))
+	ss.client.SetWriteDeadline(ss.now().Add(2 * time.Second))
+	<-ss.pipeDone[S2C]
+	ss.wmu[S2C].Lock()
+	v := decode.Version(ss.version.Load())
+	switch {
+	case rc == nil:
+	case v != decode.V5:
+		if v == 0 {
+			w += "; no DISCONNECT: the device sent no CONNECT"
+		} else {
+			w += "; no DISCONNECT: the device speaks MQTT " + v.String()
+		}
+	case ss.shut[S2C]:
+		w += "; no DISCONNECT: the connection to the device was already half-closed"
+	case !ss.track[S2C].boundary():
+		w += "; no DISCONNECT: the broker's last frame was incomplete"
+	default:
+		d := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: *rc, HasReason: true}
+		if reasonString != "" {
+			d.Properties = decode.Properties{decode.StrProp(decode.PropReasonString, reasonString)}
+		}
+		b, err := decode.Encode(nil, d)
+		if err == nil {
+			_, err = ss.client.Write(b)
+		}
+		if err == nil {
+			ss.track[S2C].feed(b, ss.count[S2C])
+			ss.observe(S2C, ss.now(), b)
+			w += fmt.Sprintf("; sent DISCONNECT %s to the device", rc.String())
+		} else {
+			w += "; DISCONNECT not delivered: " + errText(err)
+		}
+	}
+	ss.wmu[S2C].Unlock()
+	ss.why.Store(&w)
+	closeWrite(ss.client)
+	// Let the device read the DISCONNECT and close; then close both sides.
+	ss.client.SetReadDeadline(ss.now().Add(time.Second))
+	up.Close()
+	select {
+	case <-ss.pipeDone[C2S]:
+	case <-time.After(time.Second):
+	}
+	ss.client.Close()
+	<-ss.finished
+}
+
+// abort closes both sides at once.
+func (ss *session) abort() {
+	ss.stopping.Store(true)
+	ss.mu.Lock()
+	up := ss.server
+	ss.mu.Unlock()
+	if up != nil {
+		up.Close()
+	}
+	ss.client.Close()
+}
+
+func (ss *session) status() ConnStatus {
+	ss.mu.Lock()
+	st := ConnStatus{ConnInfo: ss.info, State: ss.state}
+	ss.mu.Unlock()
+	if v := decode.Version(ss.version.Load()); v != 0 {
+		st.Version = v.String()
+	}
+	for d := range 2 {
+		st.Bytes[d] = ss.bytes[d].Load()
+		st.Packets[d] = ss.packets[d].Load()
+	}
+	st.Counters.C2SBytes, st.Counters.S2CBytes = st.Bytes[0], st.Bytes[1]
+	st.Counters.C2SPackets, st.Counters.S2CPackets = st.Packets[0], st.Packets[1]
+	return st
+}
+
+// unavailable answers the device's CONNECT with a CONNACK Server unavailable (0x88 in MQTT 5,
+// return code 3 in 3.1.1) when the broker cannot be reached, then closes.
+func (ss *session) unavailable(dialErr error) {
+	up := ss.srv.upstream.String()
+	why := fmt.Sprintf("upstream %s unreachable: %s", up, errText(dialErr))
+	buf := make([]byte, 1024)
+	fr := decode.NewFramer(64 << 10)
+	deadline := ss.now().Add(ss.srv.cfg.ConnectTimeout)
+	ss.client.SetReadDeadline(deadline)
+	var frame []byte
+	for frame == nil {
+		n, err := ss.client.Read(buf)
+		if n > 0 {
+			ss.bytes[C2S].Add(uint64(n))
+			ss.track[C2S].feed(buf[:n], ss.count[C2S])
+			ss.observe(C2S, ss.now(), buf[:n])
+			fr.Write(buf[:n])
+			var ferr error
+			frame, ferr = fr.Next()
+			if ferr != nil {
+				why += "; the device's first bytes are not an MQTT frame"
+				break
+			}
+		}
+		if err != nil && frame == nil {
+			if classify(err) == endTimeout {
+				why += fmt.Sprintf("; no CONNECT from the device within %v", ss.srv.cfg.ConnectTimeout)
+			} else {
+				why += "; the device left before sending CONNECT"
+			}
+			break
+		}
+	}
+	if frame != nil {
+		v, ok := decode.PeekVersion(frame)
+		if ok {
+			ss.version.Store(uint32(v))
+			ack := &decode.Connack{Base: decode.Base{Version: v}}
+			if v == decode.V5 {
+				ack.ReasonCode = decode.ServerUnavailable
+				ack.Properties = decode.Properties{decode.StrProp(decode.PropReasonString, "mqscope: "+why)}
+			} else {
+				ack.ReasonCode = 3 // Connection Refused, Server unavailable
+			}
+			b, err := decode.Encode(nil, ack)
+			if err == nil {
+				ss.client.SetWriteDeadline(ss.now().Add(5 * time.Second))
+				_, err = ss.client.Write(b)
+			}
+			if err == nil {
+				ss.bytes[S2C].Add(uint64(len(b)))
+				ss.track[S2C].feed(b, ss.count[S2C])
+				ss.observe(S2C, ss.now(), b)
+				if v == decode.V5 {
+					why += "; sent CONNACK 0x88 Server unavailable"
+				} else {
+					why += "; sent CONNACK return code 3 Server unavailable"
+				}
+			}
+		} else {
+			why += "; the device's first packet is not a CONNECT"
+		}
+	}
+	closeWrite(ss.client)
+	// Give the device a moment to read the CONNACK and close first.
+	ss.client.SetReadDeadline(ss.now().Add(time.Second))
+	io.Copy(io.Discard, io.LimitReader(ss.client, 64<<10))
+	ss.client.Close()
+	if w := ss.why.Load(); w != nil {
+		why += "; " + *w
+	}
+	ss.closeObservers("proxy", why)
+}
+
+// closeWrite closes c's sending half: TCP FIN, TLS close_notify then FIN, WebSocket close frame.
+func closeWrite(c net.Conn) {
+	switch c := c.(type) {
+	case *tls.Conn:
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.CloseWrite()
+		closeWrite(c.NetConn())
+	case interface{ CloseWrite() error }:
+		c.CloseWrite()
+	default:
+		c.Close()
+	}
+}
+
+// reset closes c with a TCP reset where it can, so the peer sees what the proxy saw.
+func reset(c net.Conn) {
+	if tc := tcpConn(c); tc != nil {
+		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+func tcpConn(c net.Conn) *net.TCPConn {
+	for {
+		switch x := c.(type) {
+		case *net.TCPConn:
+			return x
+		case *tls.Conn:
+			c = x.NetConn()
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+// isClosed reports errors from using a connection the proxy closed itself.
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || strings.Contains(errText(err), "use of closed")
+}

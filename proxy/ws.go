@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsConn carries an MQTT byte stream in WebSocket binary messages (MQTT 5.0 section 6): reads
+// return message data whatever the framing, each Write sends one message. Pings are answered by
+// the WebSocket library; a close frame reads as EOF.
+type wsConn struct {
+	ws *websocket.Conn
+	r  io.Reader
+}
+
+func newWSConn(ws *websocket.Conn) *wsConn { return &wsConn{ws: ws} }
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r == nil {
+			_, r, err := c.ws.NextReader()
+			if err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					switch ce.Code {
+					case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+						return 0, io.EOF
+					}
+				}
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					return 0, io.EOF
+				}
+				return 0, err
+			}
+			c.r = r
+		}
+		n, err := c.r.Read(p)
+		if err == io.EOF {
+			c.r = nil
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// CloseWrite sends a close frame: the WebSocket way of saying "no more from me".
+func (c *wsConn) CloseWrite() error {
+	return c.ws.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+}
+
+func (c *wsConn) Close() error                       { return c.ws.Close() }
+func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
+func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+func (c *wsConn) NetConn() net.Conn                  { return c.ws.NetConn() }
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	c.ws.SetReadDeadline(t)
+	return c.ws.SetWriteDeadline(t)
+}
+
+// wsListener accepts WebSocket connections on one path and hands them out as net.Conns.
+type wsListener struct {
+	ln    net.Listener
+	path  string
+	srv   *http.Server
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+	up    websocket.Upgrader
+}
+
+func newWSListener(ln net.Listener, path string, handshake time.Duration, bufSize int, logf func(string, ...any)) *wsListener {
+	l := &wsListener{ln: ln, path: path, conns: make(chan net.Conn), done: make(chan struct{})}
+	l.up = websocket.Upgrader{
+		Subprotocols:     []string{"mqtt"},
+		HandshakeTimeout: handshake,
+		ReadBufferSize:   bufSize,
+		WriteBufferSize:  bufSize,
+		CheckOrigin:      func(*http.Request) bool { return true },
+	}
+	l.srv = &http.Server{Handler: l, ReadHeaderTimeout: handshake, ErrorLog: nil}
+	go func() {
+		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logf("websocket listener: %v", err)
+		}
+		l.Close()
+	}()
+	return l
+}
+
+func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if l.path != "" && l.path != "/" && r.URL.Path != l.path {
+		http.Error(w, "mqscope: MQTT over WebSocket is at "+l.path, http.StatusNotFound)
+		return
+	}
+	ws, err := l.up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := newWSConn(ws)
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *wsListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *wsListener) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		l.srv.Close()
+	})
+	return nil
+}
+
+func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
+
+// listen opens the device-facing listener.
+func listen(e Endpoint, cfg *tls.Config, handshake time.Duration, logf func(string, ...any)) (net.Listener, error) {
+	ln, err := net.Listen("tcp", e.Addr)
+	if err != nil {
+		return nil, err
+	}
+	switch e.Transport {
+	case TLS:
+		return tls.NewListener(ln, cfg), nil
+	case WS:
+		return newWSListener(ln, e.Path, handshake, 4096, logf), nil
+	case WSS:
+		return newWSListener(tls.NewListener(ln, cfg), e.Path, handshake, 4096, logf), nil
+	}
+	return ln, nil
+}
