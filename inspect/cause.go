@@ -103,11 +103,12 @@ func (c *Conn) causeOf(d Dir, rc decode.ReasonCode, t time.Time) *CauseRef {
 		if found != nil {
 			why = fmt.Sprintf("topic %q", found.Topic)
 		}
-	case decode.MalformedPacket, decode.ProtocolError:
-		// The newest packet with any error the decoder or the connection found.
+	case decode.MalformedPacket, decode.ProtocolError, decode.UnspecifiedError, decode.ImplementationError:
+		// The newest packet with an error the decoder or the connection found: receivers do not
+		// agree on which code a given fault gets (mosquitto answers Topic Alias 0 with 0x81).
 		pick(func(p *PacketRecord) bool {
 			for _, n := range p.Notes {
-				if n.Level == decode.LevelError && (n.Reason == decode.MalformedPacket || n.Reason == decode.ProtocolError || rc == decode.ProtocolError) && n.Reason != 0 {
+				if n.Level == decode.LevelError && n.Reason.IsError() {
 					why = n.whyText()
 					return true
 				}

@@ -524,11 +524,55 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 			}
 		}
 	}
+	c.closeNotes(cr)
+	for i := range cr.Notes {
+		c.count1(cr.Notes[i].Rule, cr.Notes[i].Level)
+	}
 	for i := range c.streams {
 		c.streams[i].buf, c.streams[i].start = nil, 0
 	}
 	cr.State = c.snapshot()
 	return cr
+}
+
+// closeNotes explains how the connection ended.
+func (c *Conn) closeNotes(cr *CloseRecord) {
+	var last *PacketRecord
+	for _, d := range []Dir{C2S, S2C} {
+		if n := c.recentN[d]; n > 0 {
+			if r := c.recent[d][(n-1)%recentLen]; last == nil || r.Index > last.Index {
+				last = r
+			}
+		}
+	}
+	if last == nil {
+		return
+	}
+	if c.disconnect[C2S] == nil && c.disconnect[S2C] == nil && !c.refused() {
+		l := decode.LevelInfo
+		text := "the connection closed without a DISCONNECT"
+		if cr.By != "" {
+			text = fmt.Sprintf("the connection closed (%s) without a DISCONNECT", cr.By)
+		}
+		switch {
+		case c.connect != nil && c.connack == nil && !c.st.MidStream:
+			l = decode.LevelWarning
+			text += fmt.Sprintf(", before any CONNACK: the server dropped CONNECT #%d (%d bytes) without saying why", c.connect.Index, c.connect.Size())
+		case last.Dir == C2S && c.version != decode.V5:
+			text += fmt.Sprintf("; in MQTT %s a server closes this way when it refuses a packet", c.version)
+		}
+		if c.connect != nil && c.st.Requested.Will != nil {
+			text += "; the server publishes the Will message"
+		}
+		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleCloseNoDisc, Text: text,
+			Cause: &CauseRef{Index: last.Index, Type: last.Type(), Summary: summarize(last, "the last packet before the close")}})
+	}
+	for _, d := range []Dir{C2S, S2C} {
+		if n := c.inflight[d]; n > 0 {
+			cr.Notes = append(cr.Notes, Note{Level: decode.LevelInfo, Rule: RuleUnacked,
+				Text: fmt.Sprintf("%d QoS 1/2 PUBLISH from the %s left unacknowledged at the close", n, d.sender())})
+		}
+	}
 }
 
 // Snapshot returns a copy of the connection's negotiated state and counters. It is safe to call

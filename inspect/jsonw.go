@@ -95,6 +95,7 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		e.val("aliases_s2c", s.AliasesS2C)
 		e.int("in_flight_c2s", s.InFlightC2S)
 		e.int("in_flight_s2c", s.InFlightS2C)
+		notesJSON(&e, r.Notes)
 	}
 	return append(e.b, '}')
 }
@@ -213,30 +214,35 @@ func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 		re.int("latency_ns", int(r.Response.Latency))
 		e.b = append(re.b, '}')
 	}
-	if len(r.Notes) > 0 {
-		e.key("notes")
-		e.b = append(e.b, '[')
-		for i := range r.Notes {
-			n := &r.Notes[i]
-			if i > 0 {
-				e.b = append(e.b, ',')
-			}
-			ne := jsonObj{b: append(e.b, '{')}
-			ne.str("level", n.Level.String())
-			ne.str("rule", n.Rule)
-			ne.str("text", n.Text)
-			if n.Cause != nil {
-				ne.key("cause")
-				ce := jsonObj{b: append(ne.b, '{')}
-				ce.int("index", n.Cause.Index)
-				ce.str("type", n.Cause.Type.String())
-				ce.str("summary", n.Cause.Summary)
-				ne.b = append(ce.b, '}')
-			}
-			e.b = append(ne.b, '}')
-		}
-		e.b = append(e.b, ']')
+	notesJSON(e, r.Notes)
+}
+
+func notesJSON(e *jsonObj, notes []Note) {
+	if len(notes) == 0 {
+		return
 	}
+	e.key("notes")
+	e.b = append(e.b, '[')
+	for i := range notes {
+		n := &notes[i]
+		if i > 0 {
+			e.b = append(e.b, ',')
+		}
+		ne := jsonObj{b: append(e.b, '{')}
+		ne.str("level", n.Level.String())
+		ne.str("rule", n.Rule)
+		ne.str("text", n.Text)
+		if n.Cause != nil {
+			ne.key("cause")
+			ce := jsonObj{b: append(ne.b, '{')}
+			ce.int("index", n.Cause.Index)
+			ce.str("type", n.Cause.Type.String())
+			ce.str("summary", n.Cause.Summary)
+			ne.b = append(ce.b, '}')
+		}
+		e.b = append(ne.b, '}')
+	}
+	e.b = append(e.b, ']')
 }
 
 func reasonCodesJSON(e *jsonObj, v decode.Version, t decode.Type, codes []decode.ReasonCode) {

@@ -213,6 +213,9 @@ type CloseRecord struct {
 	By string
 	// Reason says why, e.g. "DISCONNECT 0x00 Normal disconnection" or "EOF".
 	Reason string
+	// Notes are findings about the end of the connection: a close without DISCONNECT (with the
+	// last packet before it as the cause), messages left unacknowledged.
+	Notes []Note
 	// State is the connection's final state: negotiation, alias tables and counters.
 	State ConnState
 }

@@ -45,8 +45,8 @@ const (
 	RuleSubIDUnavail    = "MQSCOPE-SUBID-UNAVAILABLE"
 	RuleSharedUnavail   = "MQSCOPE-SHARED-UNAVAILABLE"
 	RuleAuthNoMethod    = "MQSCOPE-AUTH-NO-METHOD"
-	RuleKeepAliveLate   = "MQSCOPE-KEEP-ALIVE-LATE"
 	RuleCloseNoDisc     = "MQSCOPE-CLOSE-WITHOUT-DISCONNECT"
+	RuleUnacked         = "MQSCOPE-UNACKNOWLEDGED-AT-CLOSE"
 
 	RuleProfileKeepAlive  = "MQSCOPE-PROFILE-KEEP-ALIVE"
 	RuleProfileSession    = "MQSCOPE-PROFILE-SESSION-EXPIRY"
@@ -95,8 +95,8 @@ var mqscopeRules = map[string]string{
 	RuleSubIDUnavail:    "A Subscription Identifier though the server said Subscription Identifiers Available 0 (0xA1).",
 	RuleSharedUnavail:   "A shared subscription though the server said Shared Subscription Available 0 (0x9E).",
 	RuleAuthNoMethod:    "An AUTH packet without an Authentication Method (§3.15.2.2.2): a Protocol Error.",
-	RuleKeepAliveLate:   "The client sent nothing for more than one and a half Keep Alive periods, yet the connection stayed open (see MQTT-3.1.2-22).",
-	RuleCloseNoDisc:     "The connection closed without a DISCONNECT: the Will message, if any, is published.",
+	RuleCloseNoDisc:     "The connection closed without a DISCONNECT: the Will message, if any, is published; linked to the last packet before the close.",
+	RuleUnacked:         "QoS 1 or 2 messages were still unacknowledged when the connection closed (they are resent on a resumed session).",
 
 	RuleProfileKeepAlive:  "The broker profile says this broker changes the requested Keep Alive.",
 	RuleProfileSession:    "The broker profile says this broker changes the requested Session Expiry Interval.",

@@ -106,7 +106,27 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 			b = fmt.Appendf(b, ", %d warnings", n)
 		}
 		b = append(b, ')', '\n')
-		return b
+		return appendNotes(b, r.Notes, o)
+	}
+	return b
+}
+
+// appendNotes writes findings indented beneath their line.
+func appendNotes(b []byte, notes []Note, o TextOptions) []byte {
+	for i := range notes {
+		n := &notes[i]
+		b = append(b, "    "...)
+		b = o.paint(b, levelColor(n.Level), fmt.Sprintf("%-7s", n.Level.String()))
+		b = append(b, ' ')
+		b = o.paint(b, ansiDim, n.Rule)
+		b = append(b, "  "...)
+		b = append(b, n.Text...)
+		b = append(b, '\n')
+		if n.Cause != nil {
+			b = append(b, "        ↳ caused by "...)
+			b = append(b, n.Cause.Summary...)
+			b = append(b, '\n')
+		}
 	}
 	return b
 }
@@ -260,22 +280,7 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 			b = append(b, '\n')
 		}
 	}
-	for i := range r.Notes {
-		n := &r.Notes[i]
-		b = append(b, "    "...)
-		b = o.paint(b, levelColor(n.Level), fmt.Sprintf("%-7s", n.Level.String()))
-		b = append(b, ' ')
-		b = o.paint(b, ansiDim, n.Rule)
-		b = append(b, "  "...)
-		b = append(b, n.Text...)
-		b = append(b, '\n')
-		if n.Cause != nil {
-			b = append(b, "        ↳ caused by "...)
-			b = append(b, n.Cause.Summary...)
-			b = append(b, '\n')
-		}
-	}
-	return b
+	return appendNotes(b, r.Notes, o)
 }
 
 func appendReason(b []byte, o TextOptions, name string, c decode.ReasonCode) []byte {
