@@ -87,7 +87,7 @@ func (ic *inspectConn) emit(r inspect.Record) {
 // (the count is printed at the end). It also feeds the event stream of the control API.
 type Output struct {
 	w       inspect.Writer
-	filter  *inspect.Filter
+	fs      *filterState
 	Events  *Hub
 	metrics *Metrics
 	ch      chan inspect.Record
@@ -105,7 +105,7 @@ func NewOutput(w inspect.Writer, filter *inspect.Filter, events *Hub, m *Metrics
 	if queue <= 0 {
 		queue = 4096
 	}
-	o := &Output{w: w, filter: filter, Events: events, metrics: m, ch: make(chan inspect.Record, queue), done: make(chan struct{})}
+	o := &Output{w: w, fs: newFilterState(filter), Events: events, metrics: m, ch: make(chan inspect.Record, queue), done: make(chan struct{})}
 	go o.run()
 	return o
 }
@@ -139,10 +139,9 @@ func (o *Output) run() {
 		if o.w == nil || o.err != nil {
 			continue
 		}
-		if pr, ok := r.(*inspect.PacketRecord); ok && o.filter != nil && !o.filter.Match(pr) {
-			continue
+		if o.fs.pass(r) {
+			o.err = o.w.Write(r)
 		}
-		o.err = o.w.Write(r)
 	}
 }
 
@@ -181,13 +180,13 @@ func NewHub(opts inspect.JSONOptions) *Hub { return &Hub{opts: opts, subs: map[*
 // Sub is one event stream.
 type Sub struct {
 	C       chan []byte // JSON lines, newline included; closed when the hub closes
-	filter  *inspect.Filter
+	fs      *filterState
 	Dropped atomic.Uint64
 }
 
 // Subscribe starts a stream of the records passing filter (nil: all).
 func (h *Hub) Subscribe(filter *inspect.Filter) *Sub {
-	s := &Sub{C: make(chan []byte, 1024), filter: filter}
+	s := &Sub{C: make(chan []byte, 1024), fs: newFilterState(filter)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -216,7 +215,7 @@ func (h *Hub) publish(r inspect.Record) {
 	}
 	var line []byte
 	for s := range h.subs {
-		if pr, ok := r.(*inspect.PacketRecord); ok && s.filter != nil && !s.filter.Match(pr) {
+		if !s.fs.pass(r) {
 			continue
 		}
 		if line == nil {
@@ -239,4 +238,36 @@ func (h *Hub) Close() {
 		delete(h.subs, s)
 		close(s.C)
 	}
+}
+
+// filterState applies a filter as mqscope read does: only the packet records it accepts, and
+// the session and close records of the connections that had one.
+type filterState struct {
+	f       *inspect.Filter
+	matched map[int]bool
+}
+
+func newFilterState(f *inspect.Filter) *filterState {
+	return &filterState{f: f, matched: map[int]bool{}}
+}
+
+func (fs *filterState) pass(r inspect.Record) bool {
+	if fs == nil || fs.f == nil {
+		return true
+	}
+	switch r := r.(type) {
+	case *inspect.PacketRecord:
+		if fs.f.Match(r) {
+			fs.matched[r.Conn] = true
+			return true
+		}
+		return false
+	case *inspect.SessionRecord:
+		return fs.matched[r.Conn]
+	case *inspect.CloseRecord:
+		ok := fs.matched[r.Conn]
+		delete(fs.matched, r.Conn)
+		return ok
+	}
+	return true
 }

@@ -1,0 +1,215 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+)
+
+// disconnects connects an MQTT 5 client through addr and reports the DISCONNECT it gets.
+func disconnects(t *testing.T, addr, id string) (<-chan *paho.Disconnect, *paho.Client) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *paho.Disconnect, 1)
+	cl := paho.NewClient(paho.ClientConfig{ClientID: id, Conn: c, OnServerDisconnect: func(d *paho.Disconnect) { got <- d }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	return got, cl
+}
+
+func TestShutdownDisconnect(t *testing.T) {
+	for _, transparent := range []bool{false, true} {
+		name := "disconnect"
+		if transparent {
+			name = "transparent"
+		}
+		t.Run(name, func(t *testing.T) {
+			col := newCollector()
+			srv, err := New(Config{Listen: Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}, Embedded: true,
+				TransparentShutdown: transparent, Observers: []Observer{col}, Logf: t.Logf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve()
+			got, cl := disconnects(t, srv.Addr().String(), "dev5")
+			// An MQTT 3.1.1 device gets no DISCONNECT, only the close.
+			c311, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c311.Close()
+			connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V311}, ProtocolName: "MQTT", ProtocolLevel: 4, CleanStart: true, KeepAlive: 30, ClientID: "dev311"})
+			c311.Write(connect)
+			ack := make([]byte, 4)
+			if _, err := io.ReadFull(c311, ack); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case d := <-got:
+				if transparent {
+					t.Errorf("transparent shutdown sent DISCONNECT %#x", d.ReasonCode)
+				} else if d.ReasonCode != 0x8B {
+					t.Errorf("DISCONNECT %#x, want 0x8B", d.ReasonCode)
+				}
+			case <-cl.Done():
+				if !transparent {
+					t.Error("connection closed without DISCONNECT 0x8B")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("nothing happened to the client")
+			}
+			c311.SetReadDeadline(time.Now().Add(5 * time.Second))
+			rest, err := io.ReadAll(c311)
+			if len(rest) != 0 || err != nil {
+				t.Errorf("3.1.1 device got % x, %v; want a plain close", rest, err)
+			}
+			by, reason := col.waitClosed(t, 1)
+			if by != "proxy" || !strings.Contains(reason, "shutting down") {
+				t.Errorf("close record: %s %q", by, reason)
+			}
+			if !transparent && !strings.Contains(reason, "sent DISCONNECT 0x8B") {
+				t.Errorf("close record does not say DISCONNECT was sent: %q", reason)
+			}
+			_, reason = col.waitClosed(t, 2)
+			if !transparent && !strings.Contains(reason, "MQTT 3.1.1") {
+				t.Errorf("close record of the 3.1.1 device: %q", reason)
+			}
+		})
+	}
+}
+
+// TestAPI: list connections with their negotiated state, stream events, close one with a
+// DISCONNECT, read metrics.
+func TestAPI(t *testing.T) {
+	m := NewMetrics()
+	hub := NewHub(inspect.JSONOptions{})
+	out := NewOutput(nil, nil, hub, m, 0)
+	in := &Inspector{Out: out, Metrics: m}
+	srv := startProxy(t, Config{Embedded: true, Metrics: m, Observers: []Observer{in}})
+	api := httptest.NewServer(NewAPI(srv, in, hub))
+	defer api.Close()
+
+	// Events first, so the stream sees everything.
+	resp, err := http.Get(api.URL + "/events?filter=" + `type%20==%20"PUBLISH"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/x-ndjson" {
+		t.Errorf("events content type %q", ct)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	time.Sleep(50 * time.Millisecond) // let the subscription start
+
+	got, cl := disconnects(t, srv.Addr().String(), "apidev")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Publish(ctx, &paho.Publish{Topic: "api/test", QoS: 1, Payload: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-lines:
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(l), &ev); err != nil {
+			t.Fatalf("event %q: %v", l, err)
+		}
+		if ev["type"] != "PUBLISH" || ev["topic"] != "api/test" {
+			t.Errorf("event %s", l)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+
+	var conns []ConnView
+	getJSON(t, api.URL+"/connections", &conns)
+	if len(conns) != 1 || conns[0].MQTT == nil || conns[0].MQTT.ClientID != "apidev" || conns[0].Counters.C2SPackets < 2 {
+		t.Fatalf("connections: %+v", conns)
+	}
+	if conns[0].MQTT.Phase != "connected" {
+		t.Errorf("phase %q", conns[0].MQTT.Phase)
+	}
+
+	req, _ := http.NewRequest("POST", api.URL+"/connections/1/close", strings.NewReader(`{"reason_code":"0x98","reason_string":"maintenance"}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("close: %s", res.Status)
+	}
+	select {
+	case d := <-got:
+		if d.ReasonCode != 0x98 || d.Properties == nil || d.Properties.ReasonString != "maintenance" {
+			t.Errorf("DISCONNECT %#x %+v", d.ReasonCode, d.Properties)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no DISCONNECT")
+	}
+	res, _ = http.Post(api.URL+"/connections/1/close", "", nil)
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("closing a closed connection: %s", res.Status)
+	}
+	res, _ = http.Post(api.URL+"/connections/x/close?reason_code=0x98", "", nil)
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad id: %s", res.Status)
+	}
+
+	res, err = http.Get(api.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`mqscope_connections_total 1`,
+		`mqscope_packets_total{direction="c2s",type="PUBLISH"} 1`,
+		`mqscope_packets_total{direction="s2c",type="DISCONNECT"} 1`,
+		`mqscope_bytes_total{direction="c2s"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
