@@ -158,11 +158,11 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	}
 	fmt.Fprintf(sb, "  Packets: %d (%s)\n", c.packets[16], strings.Join(types, ", "))
 	if len(c.reasons) > 0 {
-		sb.WriteString("  Reason codes:")
+		var rs []string
 		for _, k := range sortedKeys(c.reasons) {
-			fmt.Fprintf(sb, " %s ×%d;", k, c.reasons[k])
+			rs = append(rs, fmt.Sprintf("%s ×%d", k, c.reasons[k]))
 		}
-		sb.WriteByte('\n')
+		fmt.Fprintf(sb, "  Reason codes: %s\n", strings.Join(rs, "; "))
 	}
 	if len(c.rules) == 0 {
 		sb.WriteString("  Findings: none\n")
@@ -177,8 +177,8 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		sb.Write(o.paint(nil, levelColor(l), fmt.Sprintf("%-7s", l)))
 		fmt.Fprintf(sb, " %-34s ×%d", k, c.rules[k])
 		if t, ok := RuleText(k); ok {
-			if len(t) > 90 {
-				t = t[:87] + "..."
+			if r := []rune(t); len(r) > 90 {
+				t = string(r[:89]) + "…"
 			}
 			fmt.Fprintf(sb, "  %s", t)
 		}

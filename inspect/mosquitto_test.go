@@ -1,0 +1,162 @@
+package inspect
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+// startMosquitto runs mosquitto on a free 127.0.0.1 port (never 1883) with the given extra
+// configuration lines and returns its address.
+func startMosquitto(t *testing.T, conf ...string) string {
+	t.Helper()
+	bin := requirePeer(t, "mosquitto")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	lines := append([]string{"listener " + port + " 127.0.0.1", "allow_anonymous true", "persistence false", "log_dest stderr", "user root"}, conf...)
+	path := filepath.Join(dir, "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", path)
+	var log strings.Builder
+	cmd.Stderr = &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", log.String())
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+	}
+	t.Fatalf("mosquitto did not listen on %s:\n%s", addr, log.String())
+	return ""
+}
+
+// rawClient is a TCP client that sends packets built in code and feeds everything it sends
+// and receives to a Conn, as a proxy would.
+type rawClient struct {
+	t    *testing.T
+	nc   net.Conn
+	conn *Conn
+	recs []*PacketRecord
+}
+
+func dialRaw(t *testing.T, addr string) *rawClient {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawClient{t: t, nc: nc, conn: NewConn(1, nc.LocalAddr().String(), addr, Options{})}
+}
+
+func (c *rawClient) feed(d Dir, b []byte) {
+	for _, r := range c.conn.Feed(d, time.Now(), b) {
+		if p, ok := r.(*PacketRecord); ok {
+			c.recs = append(c.recs, p)
+		}
+	}
+}
+
+func (c *rawClient) send(p decode.Packet) *PacketRecord {
+	c.t.Helper()
+	b := enc(c.t, p)
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatal(err)
+	}
+	c.feed(C2S, b)
+	return c.recs[len(c.recs)-1]
+}
+
+// expect reads until a packet of type typ arrives from the broker, or EOF.
+func (c *rawClient) expect(typ decode.Type) *PacketRecord {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	for {
+		for _, r := range c.recs {
+			if r.Dir == S2C && r.Type() == typ {
+				return r
+			}
+		}
+		n, err := c.nc.Read(buf)
+		if n > 0 {
+			c.feed(S2C, append([]byte(nil), buf[:n]...))
+			continue
+		}
+		if err == io.EOF {
+			c.t.Fatalf("connection closed before %s", typ)
+		}
+		if err != nil {
+			c.t.Fatalf("waiting for %s: %v", typ, err)
+		}
+	}
+}
+
+// TestMosquittoCauseLink breaks mosquitto's limits with a raw client and checks that the
+// broker's answer is linked to the breaking packet.
+func TestMosquittoCauseLink(t *testing.T) {
+	addr := startMosquitto(t, "max_packet_size 200", "max_qos 1", "max_topic_alias 2")
+	for _, c := range []struct {
+		name    string
+		pub     *decode.Publish
+		reason  decode.ReasonCode
+		summary string // after "PUBLISH #3, N bytes, "
+	}{
+		{"too large", publish("mqscope/live/big", 0, 0, strings.Repeat("x", 250)), decode.PacketTooLarge,
+			"over the 200-byte Maximum Packet Size granted in CONNACK"},
+		{"qos 2", publish("mqscope/live/q2", 2, 1, "x"), decode.QoSNotSupported,
+			"QoS 2, above the Maximum QoS 1 granted in CONNACK"},
+		{"alias 3", publish("mqscope/live/a", 0, 0, "x", ip(decode.PropTopicAlias, 3)), decode.TopicAliasInvalid,
+			"Topic Alias 3, above the maximum 2 granted in CONNACK"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rc := dialRaw(t, addr)
+			rc.send(&decode.Connect{ClientID: "mqscope-live-" + strings.ReplaceAll(c.name, " ", "-"), KeepAlive: 30, CleanStart: true})
+			ack := rc.expect(decode.CONNACK)
+			clean(t, ack)
+			if mps := rc.conn.Snapshot().Effective.C2S.MaximumPacketSize; mps != 200 {
+				t.Fatalf("effective Maximum Packet Size %d, want mosquitto's 200", mps)
+			}
+			pub := rc.send(c.pub)
+			d := rc.expect(decode.DISCONNECT)
+			if got := d.Packet.(*decode.Disconnect).ReasonCode; got != c.reason {
+				t.Fatalf("mosquitto answered 0x%02X, want 0x%02X", byte(got), byte(c.reason))
+			}
+			n := note(t, d, RuleDisconnectError)
+			want := fmt.Sprintf("PUBLISH #%d, %d bytes, %s", pub.Index, pub.Size(), c.summary)
+			if n.Cause == nil || n.Cause.Index != pub.Index || n.Cause.Summary != want {
+				t.Errorf("cause %+v, want %q", n.Cause, want)
+			}
+			if testing.Verbose() {
+				for _, r := range rc.recs {
+					fmt.Print(string(AppendText(nil, r, TextOptions{})))
+				}
+			}
+		})
+	}
+}
