@@ -155,6 +155,21 @@ func (ca *CA) Leaf(name string) (*tls.Certificate, error) {
 	if c := ca.cache[name]; c != nil {
 		return c, nil
 	}
+	c, err := ca.issue(name, x509.ExtKeyUsageServerAuth)
+	if err != nil {
+		return nil, err
+	}
+	ca.cache[name] = c
+	return c, nil
+}
+
+// ClientCert issues a client certificate for name, for brokers that want mutual TLS (and for
+// tests).
+func (ca *CA) ClientCert(name string) (*tls.Certificate, error) {
+	return ca.issue(name, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *CA) issue(name string, usage x509.ExtKeyUsage) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -166,7 +181,7 @@ func (ca *CA) Leaf(name string) (*tls.Certificate, error) {
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.AddDate(0, 0, 397),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
@@ -179,9 +194,7 @@ func (ca *CA) Leaf(name string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key}
-	ca.cache[name] = c
-	return c, nil
+	return &tls.Certificate{Certificate: [][]byte{der, ca.Cert.Raw}, PrivateKey: key, Leaf: nil}, nil
 }
 
 // ServerConfig returns a TLS configuration presenting a certificate minted for the name each
@@ -197,4 +210,20 @@ func (ca *CA) ServerConfig(defaultName string) *tls.Config {
 			return ca.Leaf(name)
 		},
 	}
+}
+
+// WritePEM writes a certificate chain and its key as PEM files (the key 0600).
+func WritePEM(c *tls.Certificate, certPath, keyPath string) error {
+	var chain []byte
+	for _, der := range c.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		return err
+	}
+	return writeFile(certPath, chain, 0o644)
 }

@@ -47,18 +47,17 @@ func freePort(t testing.TB) string {
 	return addr
 }
 
-func waitListening(t testing.TB, addr string) {
-	t.Helper()
+func listening(addr string) bool {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
-			return
+			return true
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("nothing listening on %s", addr)
+	return false
 }
 
 // startMosquitto runs mosquitto on a free loopback port with extra config lines; it returns the
@@ -69,7 +68,11 @@ func startMosquitto(t testing.TB, extra ...string) (string, *exec.Cmd) {
 	addr := freePort(t)
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
+	conf := "persistence false\n"
+	if os.Geteuid() == 0 {
+		conf += "user root\n" // else mosquitto drops to user mosquitto and cannot read the test's files
+	}
+	conf += fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
 	for _, l := range extra {
 		conf += l + "\n"
 	}
@@ -87,7 +90,9 @@ func startMosquitto(t testing.TB, extra ...string) (string, *exec.Cmd) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	waitListening(t, addr)
+	if !listening(addr) {
+		t.Fatalf("mosquitto did not start:\n%s", log.String())
+	}
 	return addr, cmd
 }
 
