@@ -345,10 +345,21 @@ func (c *Conn) decodeFrame(dir Dir, frame []byte) decode.Packet {
 	return p
 }
 
+// packetAlloc puts a record and a small result slice in one allocation.
+type packetAlloc struct {
+	r   PacketRecord
+	out [2]Record
+}
+
 // frame decodes and inspects one frame, appending its records to out.
 func (c *Conn) frame(dir Dir, t time.Time, frame []byte, out []Record) []Record {
 	p := c.decodeFrame(dir, frame)
-	r := c.inspect(dir, t, p)
+	a := &packetAlloc{}
+	r := &a.r
+	c.inspect(r, dir, t, p)
+	if out == nil {
+		out = a.out[:0:2]
+	}
 	out = append(out, r)
 	if r.Type() == decode.CONNACK && c.connack == r {
 		out = append(out, c.sessionRecord(t))
@@ -362,9 +373,9 @@ func (c *Conn) sessionRecord(t time.Time) *SessionRecord {
 }
 
 // inspect builds the record of one decoded packet and updates the state.
-func (c *Conn) inspect(dir Dir, t time.Time, p decode.Packet) *PacketRecord {
+func (c *Conn) inspect(r *PacketRecord, dir Dir, t time.Time, p decode.Packet) {
 	s := &c.streams[dir]
-	r := &PacketRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, Dir: dir,
+	*r = PacketRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, Dir: dir,
 		Version: p.Info().Version, Packet: p}
 	r.Index = c.counts[C2S][16] + c.counts[S2C][16] + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
@@ -418,7 +429,6 @@ func (c *Conn) inspect(dir Dir, t time.Time, p decode.Packet) *PacketRecord {
 	r.ClientID = c.st.ClientID
 	c.account(r)
 	c.remember(r)
-	return r
 }
 
 // account counts a record's packet, bytes, reason codes and notes.

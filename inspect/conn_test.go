@@ -403,3 +403,18 @@ func TestSnapshotConcurrent(t *testing.T) {
 	}
 	<-done
 }
+
+func TestDecoderFindingsMapped(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	sub := s.c2s(&decode.Subscribe{PacketID: 1, Properties: props(ip(decode.PropSubscriptionID, 0)), Subscriptions: []decode.Subscription{{Filter: "a"}}})
+	note(t, sub, RuleSubIDZero)
+	bad := s.c2s(publish("a", 1, 2, "\xff", ip(decode.PropPayloadFormat, 1)))
+	note(t, bad, RulePayloadUTF)
+	a := s.s2c(ack(decode.PUBACK, 2, decode.PayloadFormatInvalid))
+	if n := note(t, a, RuleAckError); n.Cause == nil || n.Cause.Index != bad.Index {
+		t.Errorf("cause %+v", n.Cause)
+	}
+	note(t, s.c2s(publish("a/+", 0, 0, "x")), "MQTT-3.3.2-2")
+	note(t, s.c2s(&decode.Subscribe{PacketID: 3, Subscriptions: []decode.Subscription{{Filter: "$share//a"}}}), "MQTT-4.8.2-1")
+}
