@@ -1,0 +1,150 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+// dialWS opens an MQTT-over-WebSocket connection to url with the given write buffer (small
+// buffers make gorilla fragment messages into several frames).
+func dialWS(t testing.TB, url string, writeBuf int) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, WriteBufferSize: writeBuf}
+	ws, resp, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	if resp.Header.Get("Sec-Websocket-Protocol") != "mqtt" {
+		t.Errorf("subprotocol %q", resp.Header.Get("Sec-Websocket-Protocol"))
+	}
+	return ws
+}
+
+// startWSBroker runs mochi with a WebSocket listener (the upstream side of the WS tests).
+func startWSBroker(t *testing.T) string {
+	t.Helper()
+	srv := mqtt.New(&mqtt.Options{Logger: nil})
+	srv.AddHook(new(auth.AllowHook), nil)
+	addr := freePort(t)
+	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if !listening(addr) {
+		t.Fatal("websocket broker did not start")
+	}
+	return addr
+}
+
+func TestWebSocket(t *testing.T) {
+	t.Run("device-ws-to-tcp", func(t *testing.T) {
+		srv := startProxy(t, Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: TCP, Addr: broker(t, "mosquitto")}})
+		url := "ws://" + srv.Addr().String() + "/mqtt"
+		pubSub(t, func() net.Conn { return newWSConn(dialWS(t, url, 4096)) }, 10)
+	})
+	t.Run("tcp-to-broker-ws", func(t *testing.T) {
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: WS, Addr: startWSBroker(t), Path: "/"}})
+		pubSub(t, dialTCP(t, srv.Addr().String()), 10)
+	})
+	t.Run("wss-both", func(t *testing.T) {
+		ca := newTestCA(t)
+		front := startProxy(t, Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true})
+		// A second proxy terminates wss and speaks wss to the first... through plain ws.
+		back := startProxy(t, Config{Listen: Endpoint{Transport: WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"),
+			Upstream: Endpoint{Transport: WS, Addr: front.Addr().String(), Path: "/mqtt"}})
+		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: clientTLS(nil, Endpoint{Addr: "localhost:1"})}
+		d.TLSClientConfig.RootCAs = ca.pool()
+		pubSub(t, func() net.Conn {
+			ws, _, err := d.Dial("wss://"+back.Addr().String()+"/mqtt", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return newWSConn(ws)
+		}, 10)
+	})
+	t.Run("framing-and-ping", func(t *testing.T) {
+		// MQTT packets split across messages, several in one message, messages fragmented into
+		// many frames, and a ping: the broker sees exactly the MQTT bytes.
+		tp := startTap(t, broker(t, "mosquitto"))
+		srv := startProxy(t, Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}})
+		ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 64) // 64-byte frames
+		defer ws.Close()
+		pong := make(chan string, 1)
+		ws.SetPongHandler(func(s string) error { pong <- s; return nil })
+		var sent []byte
+		connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "wsframes"})
+		sub, _ := decode.Encode(nil, &decode.Subscribe{Base: decode.Base{Version: decode.V5}, PacketID: 1, Subscriptions: []decode.Subscription{{Filter: "ws/#", QoS: 0}}})
+		big := bytes.Repeat([]byte("0123456789"), 3000) // 30 kB: hundreds of frames
+		pub, _ := decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: "ws/big", Payload: big})
+		send := func(b []byte) {
+			if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+				t.Fatal(err)
+			}
+			sent = append(sent, b...)
+		}
+		send(append(connect, sub...)) // two packets in one message
+		if err := ws.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		send(pub[:3]) // one packet over three messages
+		send(pub[3:1000])
+		send(pub[1000:])
+		// Read: CONNACK, SUBACK, then our PUBLISH back, in whatever framing.
+		var got []byte
+		want := len(pub)
+		deadline := time.Now().Add(10 * time.Second)
+		ws.SetReadDeadline(deadline)
+		fr := decode.NewFramer(0)
+		var frames [][]byte
+		for len(frames) < 3 {
+			_, r, err := ws.NextReader()
+			if err != nil {
+				t.Fatalf("read: %v (frames %d)", err, len(frames))
+			}
+			b, _ := io.ReadAll(r)
+			got = append(got, b...)
+			fr.Write(b)
+			for {
+				f, err := fr.Next()
+				if err != nil || f == nil {
+					break
+				}
+				frames = append(frames, f)
+			}
+		}
+		select {
+		case s := <-pong:
+			if s != "hello" {
+				t.Errorf("pong %q", s)
+			}
+		default:
+			t.Error("no pong")
+		}
+		if len(frames[2]) != want || !bytes.Equal(frames[2][len(frames[2])-len(big):], big) {
+			t.Errorf("PUBLISH came back as %d bytes, want %d", len(frames[2]), want)
+		}
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		ws.Close()
+		toBroker, fromBroker := tp.conn(0)
+		if !bytes.Equal(toBroker, sent) {
+			t.Errorf("broker got %d bytes, device sent %d", len(toBroker), len(sent))
+		}
+		if !bytes.HasPrefix(fromBroker, got) {
+			t.Errorf("device got bytes the broker did not send")
+		}
+	})
+}
+
