@@ -123,6 +123,15 @@ func (c *Conn) onConnect(r *PacketRecord, q *decode.Connect) {
 	c.st.ClientID = q.ClientID
 	c.st.Effective = effectiveOf(c.st.Requested, Granted{}, q.Version)
 	c.profileConnect(r, q)
+	if c.opts.Sessions != nil && q.ClientID != "" {
+		if prev, ok := c.opts.Sessions.claim(q.ClientID, c.st.ID, r.Index, r.Time); ok {
+			what := "a new session replaces its session"
+			if !q.CleanStart {
+				what = "this connection resumes its session"
+			}
+			r.add(decode.LevelInfo, RuleTakeover, 0, fmt.Sprintf("Client Identifier %q is in use on connection %d: the server closes that one (DISCONNECT 0x8E in MQTT 5) and %s", q.ClientID, prev.conn, what))
+		}
+	}
 }
 
 func (c *Conn) onConnack(r *PacketRecord, q *decode.Connack) {
@@ -687,7 +696,11 @@ func (c *Conn) onDisconnect(r *PacketRecord, q *decode.Disconnect) {
 		r.add(decode.LevelError, "MQTT-3.14.2-1", decode.ProtocolError, fmt.Sprintf("DISCONNECT reason code 0x%02X %s may only be sent by the %s", byte(rc), rc.Name(decode.DISCONNECT), d.Peer().sender()))
 	}
 	if rc == decode.SessionTakenOver {
-		r.add(decode.LevelWarning, RuleTakenOver, 0, fmt.Sprintf("another connection with Client Identifier %q took over this session", c.st.ClientID))
+		n := r.add(decode.LevelWarning, RuleTakenOver, 0, fmt.Sprintf("another connection with Client Identifier %q took over this session", c.st.ClientID))
+		if o, ok := c.takenOverBy(); ok {
+			n.Text = fmt.Sprintf("connection %d connected with Client Identifier %q and took over this session", o.conn, c.st.Requested.ClientID)
+			n.Cause = &CauseRef{Conn: o.conn, Index: o.index, Type: decode.CONNECT, Summary: fmt.Sprintf("CONNECT #%d of connection %d at %s", o.index, o.conn, o.t.Format("15:04:05.000000"))}
+		}
 	}
 	if s, ok := q.Properties.String(decode.PropServerReference); ok {
 		r.add(decode.LevelInfo, RuleServerReference, 0, fmt.Sprintf("the server suggests another server: %q", s))

@@ -21,6 +21,9 @@ type Options struct {
 	// MaxFrame is the largest frame Feed accepts per direction; 0 means the protocol's maximum.
 	// Bigger frames are skipped with a finding.
 	MaxFrame int
+	// Sessions, when shared between the Conns of a capture or proxy, explains session
+	// takeovers across connections; nil disables that.
+	Sessions *Sessions
 }
 
 // recentLen is how many packets per direction a Conn remembers for cause links.
@@ -535,6 +538,9 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 		}
 	}
 	c.closeNotes(cr)
+	if c.opts.Sessions != nil && c.connect != nil {
+		c.opts.Sessions.release(c.st.Requested.ClientID, c.st.ID)
+	}
 	for i := range cr.Notes {
 		c.count1(cr.Notes[i].Rule, cr.Notes[i].Level)
 	}
@@ -577,12 +583,26 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleCloseNoDisc, Text: text,
 			Cause: &CauseRef{Index: last.Index, Type: last.Type(), Summary: summarize(last, "the last packet before the close")}})
 	}
+	if o, ok := c.takenOverBy(); ok && c.disconnect[S2C] == nil {
+		cr.Notes = append(cr.Notes, Note{Level: decode.LevelWarning, Rule: RuleTakenOver,
+			Text:  fmt.Sprintf("connection %d connected with the same Client Identifier %q: the server closed this one (session takeover)", o.conn, c.st.Requested.ClientID),
+			Cause: &CauseRef{Conn: o.conn, Index: o.index, Type: decode.CONNECT, Summary: fmt.Sprintf("CONNECT #%d of connection %d at %s", o.index, o.conn, o.t.Format("15:04:05.000000"))}})
+	}
 	for _, d := range []Dir{C2S, S2C} {
 		if n := c.inflight[d]; n > 0 {
 			cr.Notes = append(cr.Notes, Note{Level: decode.LevelInfo, Rule: RuleUnacked,
 				Text: fmt.Sprintf("%d QoS 1/2 PUBLISH from the %s left unacknowledged at the close", n, d.sender())})
 		}
 	}
+}
+
+// takenOverBy returns the connection that took this one's Client Identifier after it.
+func (c *Conn) takenOverBy() (sessionOwner, bool) {
+	if c.opts.Sessions == nil || c.connect == nil || c.st.Requested.ClientID == "" {
+		return sessionOwner{}, false
+	}
+	o, ok := c.opts.Sessions.owner(c.st.Requested.ClientID)
+	return o, ok && o.conn != c.st.ID && !o.t.Before(c.connect.Time)
 }
 
 // Snapshot returns a copy of the connection's negotiated state and counters. It is safe to call

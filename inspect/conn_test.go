@@ -418,3 +418,39 @@ func TestDecoderFindingsMapped(t *testing.T) {
 	note(t, s.c2s(publish("a/+", 0, 0, "x")), "MQTT-3.3.2-2")
 	note(t, s.c2s(&decode.Subscribe{PacketID: 3, Subscriptions: []decode.Subscription{{Filter: "$share//a"}}}), "MQTT-4.8.2-1")
 }
+
+func TestSessionTakeover(t *testing.T) {
+	reg := NewSessions()
+	old := NewConn(1, "c1", "s", Options{Sessions: reg})
+	nw := NewConn(2, "c2", "s", Options{Sessions: reg})
+	old.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "dev", KeepAlive: 60}))
+	old.Feed(S2C, t0, enc(t, &decode.Connack{}))
+	recs := nw.Feed(C2S, t0.Add(time.Second), enc(t, &decode.Connect{ClientID: "dev", KeepAlive: 60}))
+	n := note(t, recs[0].(*PacketRecord), RuleTakeover)
+	if !strings.Contains(n.Text, "connection 1") || !strings.Contains(n.Text, "resumes its session") {
+		t.Errorf("text %q", n.Text)
+	}
+	recs = old.Feed(S2C, t0.Add(time.Second+time.Millisecond), enc(t, &decode.Disconnect{ReasonCode: decode.SessionTakenOver, HasReason: true}))
+	n = note(t, recs[0].(*PacketRecord), RuleTakenOver)
+	if n.Cause == nil || n.Cause.Conn != 2 || n.Cause.Index != 1 {
+		t.Errorf("cause %+v", n.Cause)
+	}
+	// MQTT 3.1.1: the old connection just closes.
+	reg = NewSessions()
+	a := NewConn(1, "c1", "s", Options{Sessions: reg})
+	b := NewConn(2, "c2", "s", Options{Sessions: reg})
+	c311 := &decode.Connect{ClientID: "dev", KeepAlive: 60}
+	c311.Version = decode.V311
+	a.Feed(C2S, t0, enc(t, c311))
+	b.Feed(C2S, t0.Add(time.Second), enc(t, c311))
+	cr := a.Close(t0.Add(2*time.Second), "server", "")
+	var found bool
+	for _, n := range cr.Notes {
+		if n.Rule == RuleTakenOver && n.Cause != nil && n.Cause.Conn == 2 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("close notes %+v", cr.Notes)
+	}
+}

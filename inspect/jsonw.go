@@ -235,6 +235,9 @@ func notesJSON(e *jsonObj, notes []Note) {
 		if n.Cause != nil {
 			ne.key("cause")
 			ce := jsonObj{b: append(ne.b, '{')}
+			if n.Cause.Conn != 0 {
+				ce.int("conn", n.Cause.Conn)
+			}
 			ce.int("index", n.Cause.Index)
 			ce.str("type", n.Cause.Type.String())
 			ce.str("summary", n.Cause.Summary)

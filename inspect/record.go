@@ -172,8 +172,10 @@ func (n *Note) whyText() string {
 	return n.Text
 }
 
-// CauseRef points at an earlier packet of the same connection.
+// CauseRef points at an earlier packet: of the same connection, or of connection Conn when
+// Conn is not 0 (a session takeover).
 type CauseRef struct {
+	Conn    int         // another connection's id; 0 for this connection
 	Index   int         // the packet's Index
 	Type    decode.Type // its type
 	Summary string      // e.g. "PUBLISH #41, 300 bytes, over the 200-byte Maximum Packet Size granted in CONNACK"

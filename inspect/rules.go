@@ -34,6 +34,7 @@ const (
 	RuleServerReference = "MQSCOPE-SERVER-REFERENCE"
 	RuleAssignedID      = "MQSCOPE-ASSIGNED-CLIENT-ID"
 	RuleTakenOver       = "MQSCOPE-SESSION-TAKEN-OVER"
+	RuleTakeover        = "MQSCOPE-SESSION-TAKEOVER"
 	RuleAliasUnknown    = "MQSCOPE-ALIAS-UNKNOWN"
 	RuleAliasRemap      = "MQSCOPE-ALIAS-REMAP"
 	RuleAckUnknown      = "MQSCOPE-ACK-UNKNOWN"
@@ -84,6 +85,7 @@ var mqscopeRules = map[string]string{
 	RuleServerReference: "The server named another server to use (Server Reference, §4.11).",
 	RuleAssignedID:      "The server assigned a Client Identifier though the client sent one.",
 	RuleTakenOver:       "The server closed this connection because another connection used the same Client Identifier (0x8E).",
+	RuleTakeover:        "A CONNECT uses a Client Identifier that another open connection uses: the server closes the other one (session takeover, §3.1.4).",
 	RuleAliasUnknown:    "A PUBLISH with an empty topic uses a Topic Alias that was never mapped on this connection: a Protocol Error (§3.3.4; mappings start empty, MQTT-3.3.2-7).",
 	RuleAliasRemap:      "A Topic Alias was mapped again to a different topic.",
 	RuleAckUnknown:      "An acknowledgement (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) for a Packet Identifier that is not in flight.",

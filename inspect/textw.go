@@ -212,6 +212,16 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 		if a, ok := q.Properties.TopicAlias(); ok {
 			b = fmt.Appendf(b, " alias=%d", a)
 		}
+		if rt, ok := q.Properties.String(decode.PropResponseTopic); ok {
+			b = fmt.Appendf(b, " response_topic=%q", rt)
+		}
+		if cd, ok := q.Properties.Binary(decode.PropCorrelationData); ok {
+			if s, text := payload.CorrelationData(cd); text {
+				b = fmt.Appendf(b, " correlation=%q", s)
+			} else {
+				b = fmt.Appendf(b, " correlation=0x%s", s)
+			}
+		}
 	case *decode.Ack:
 		if q.HasReason {
 			b = appendReason(b, o, q.ReasonCode.Name(t), q.ReasonCode)
