@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"io"
 	"time"
 
 	"github.com/mqscope/mqscope/inspect"
@@ -21,17 +22,42 @@ func (*TLSRecord) Kind() string { return "tls" }
 
 // Inspector is a Handler that inspects every MQTT connection with package inspect and
 // passes the records on. With a Filter, only the packet records it accepts are passed, with
-// the session and close records of the connections that had one.
+// the session and close records of the connections that had one. Call Close at the end.
 type Inspector struct {
 	Options inspect.Options
 	Filter  func(*inspect.PacketRecord) bool
 	// Emit receives the records in order. Its first error stops emitting and is kept.
 	Emit func(inspect.Record) error
-	err  error
+	// Workers > 1 inspects connections on that many goroutines; records still come out in
+	// order, the same as with one. Conn.Data then reports nothing: not for Options.Keep.
+	Workers int
+	// Render, with Workers, turns packet, session and close records into bytes on the workers
+	// (inspect.AppendJSON, inspect.AppendText), which are written to Out instead of going to
+	// Emit. TLS records still go to Emit.
+	Render func(b []byte, r inspect.Record) []byte
+	Out    io.Writer
+
+	err error
+	par *parallel
 }
 
-// Err returns the first error of Emit.
-func (in *Inspector) Err() error { return in.err }
+// Close waits for the records of every connection to be emitted and returns the first error.
+func (in *Inspector) Close() error {
+	if in.par != nil {
+		in.par.close()
+	}
+	return in.Err()
+}
+
+// Err returns the first error of Emit (or of Out).
+func (in *Inspector) Err() error {
+	if in.err == nil && in.par != nil {
+		in.par.mu.Lock()
+		in.err = in.par.err
+		in.par.mu.Unlock()
+	}
+	return in.err
+}
 
 func (in *Inspector) emit(r inspect.Record) {
 	if in.err == nil {
@@ -42,16 +68,29 @@ func (in *Inspector) emit(r inspect.Record) {
 // Open implements Handler.
 func (in *Inspector) Open(info *ConnInfo) Conn {
 	client, server := info.Client.String(), info.Server.String()
+	if in.Workers > 1 && in.par == nil {
+		in.par = newParallel(in)
+	}
 	if info.Transport == TLS {
-		in.emit(&TLSRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
-			ServerName: info.ServerName, MidStream: info.MidStream})
+		r := &TLSRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
+			ServerName: info.ServerName, MidStream: info.MidStream}
+		if in.par != nil {
+			in.par.add(event{kind: evTLS, tls: r})
+		} else {
+			in.emit(r)
+		}
 		return tlsConn{}
 	}
-	c := &inspConn{in: in, c: inspect.NewConn(info.ID, client, server, in.Options)}
+	ic := inspect.NewConn(info.ID, client, server, in.Options)
 	if info.MidStream {
-		c.c.MidStream()
+		ic.MidStream()
 	}
-	return c
+	if p := in.par; p != nil {
+		c := &pconn{p: p, c: ic, worker: p.next}
+		p.next = (p.next + 1) % len(p.workers)
+		return c
+	}
+	return &inspConn{in: in, c: ic}
 }
 
 type tlsConn struct{}
@@ -88,15 +127,21 @@ func (c *inspConn) Gap(d Dir, t time.Time, n int) {
 	}
 }
 
-func (c *inspConn) Close(t time.Time, by, reason string) {
+// closeWords turns the Analyzer's account of a connection's end into inspect's.
+func closeWords(by, reason string) (string, string) {
 	switch {
 	case by == "":
-		by, reason = "unknown", "the capture ended with the connection open"
+		return "unknown", "the capture ended with the connection open"
 	case reason == "FIN":
-		by, reason = by+"-eof", "TCP FIN"
+		return by + "-eof", "TCP FIN"
 	case reason == "RST":
-		by, reason = by+"-reset", "TCP RST"
+		return by + "-reset", "TCP RST"
 	}
+	return by, reason
+}
+
+func (c *inspConn) Close(t time.Time, by, reason string) {
+	by, reason = closeWords(by, reason)
 	if r := c.c.Close(t, by, reason); r != nil && (c.in.Filter == nil || c.matched) {
 		c.in.emit(r)
 	}

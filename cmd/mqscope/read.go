@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -75,10 +76,25 @@ type output struct {
 	format  string
 	summary bool
 	tls     []*capture.TLSRecord
+	bw      *bufio.Writer // the parallel inspector's output
+}
+
+// cancelWriter cancels the reading when a write fails (e.g. a closed pipe).
+type cancelWriter struct {
+	w      io.Writer
+	cancel func()
+}
+
+func (c cancelWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.cancel()
+	}
+	return n, err
 }
 
 // newOutput compiles the filter, loads the profile and sets up the writer on out.
-func newOutput(o *outputOptions, out io.Writer, cancel func()) (*output, error) {
+func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*output, error) {
 	mode, _ := payload.ParseMode(o.payload)
 	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode}
 	if o.profile != "" {
@@ -102,11 +118,12 @@ func newOutput(o *outputOptions, out io.Writer, cancel func()) (*output, error) 
 		color = inspect.UseColor(f)
 	}
 	topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
+	jopts := inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets}
 	switch {
 	case o.summary:
 		res.w = inspect.NewSummaryWriter(out, topts)
 	case o.format == "jsonl":
-		res.w = inspect.NewJSONWriter(out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
+		res.w = inspect.NewJSONWriter(out, jopts)
 	default:
 		res.w = inspect.NewTextWriter(out, topts)
 	}
@@ -121,14 +138,36 @@ func newOutput(o *outputOptions, out io.Writer, cancel func()) (*output, error) 
 		}
 		return err
 	}
+	if workers > 1 {
+		// Inspect connections on every core; text and JSON are rendered there too.
+		res.in.Workers = workers
+		if !o.summary {
+			res.bw = bufio.NewWriterSize(out, 256<<10)
+			res.in.Out = cancelWriter{res.bw, cancel}
+			if o.format == "jsonl" {
+				res.in.Render = func(b []byte, r inspect.Record) []byte {
+					return append(inspect.AppendJSON(b, r, jopts), '\n')
+				}
+			} else {
+				res.in.Render = func(b []byte, r inspect.Record) []byte { return inspect.AppendText(b, r, topts) }
+			}
+		}
+	}
 	return res, nil
 }
 
 // close flushes the writer and lists the encrypted connections (inspect's writers know only
 // MQTT records, so these come last).
 func (res *output) close() error {
-	err := res.w.Close()
-	if err != nil {
+	if err := res.in.Close(); err != nil {
+		return err
+	}
+	if res.bw != nil {
+		if err := res.bw.Flush(); err != nil {
+			return err
+		}
+	}
+	if err := res.w.Close(); err != nil {
 		return err
 	}
 	bw := bufio.NewWriter(res.out)
@@ -217,7 +256,11 @@ func runRead(ctx context.Context, o *readOptions) error {
 		wf = f
 		defer wf.Close()
 	}
-	res, err := newOutput(&o.out, o.io.Out, cancel)
+	workers := runtime.GOMAXPROCS(0)
+	if wf != nil {
+		workers = 1 // --write needs to know at once which packets pass the filter
+	}
+	res, err := newOutput(&o.out, o.io.Out, cancel, workers)
 	if err != nil {
 		return err
 	}

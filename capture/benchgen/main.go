@@ -1,0 +1,139 @@
+// Command benchgen writes a large synthetic MQTT capture for benchmarks: many connections
+// (MQTT 5 and 3.1.1 alternately) open at once, each publishing QoS 0 and QoS 1 messages that
+// the broker acknowledges, with several packets per segment now and then.
+//
+//	go run ./capture/benchgen -o big.pcapng -conns 200 -packets 500000
+package main
+
+import (
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/decode"
+)
+
+func main() {
+	out := flag.String("o", "bench.pcapng", "output `FILE`")
+	conns := flag.Int("conns", 200, "number of connections")
+	packets := flag.Int("packets", 500000, "about how many MQTT packets in all")
+	flag.Parse()
+	if err := run(*out, *conns, *packets); err != nil {
+		fmt.Fprintln(os.Stderr, "benchgen:", err)
+		os.Exit(1)
+	}
+}
+
+type conn struct {
+	s   *capture.TCPStream
+	v   decode.Version
+	id  uint16
+	seq int
+}
+
+func run(name string, nconns, npackets int) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sw, err := capture.NewStreamWriter(f)
+	if err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tick := func() time.Time { t = t.Add(time.Duration(50+rng.IntN(100)) * time.Microsecond); return t }
+	server := netip.MustParseAddrPort("10.0.0.1:1883")
+	cs := make([]*conn, nconns)
+	total := 0
+	for i := range cs {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(20000+i))
+		s, err := sw.Open(client, server, tick())
+		if err != nil {
+			return err
+		}
+		c := &conn{s: s, v: decode.V5}
+		if i%2 == 1 {
+			c.v = decode.V311
+		}
+		cs[i] = c
+		con := &decode.Connect{ProtocolName: "MQTT", ProtocolLevel: byte(c.v), CleanStart: true, KeepAlive: 60,
+			ClientID: fmt.Sprintf("bench-%d", i)}
+		if err := c.send(capture.ClientToServer, tick(), con); err != nil {
+			return err
+		}
+		if err := c.send(capture.ServerToClient, tick(), &decode.Connack{}); err != nil {
+			return err
+		}
+		total += 2
+	}
+	payload := make([]byte, 64)
+	for total < npackets {
+		c := cs[rng.IntN(len(cs))]
+		topic := fmt.Sprintf("bench/%d/sensor/%d", c.seq%16, c.seq%7)
+		c.seq++
+		for i := range payload {
+			payload[i] = byte('a' + rng.IntN(26))
+		}
+		// A burst: 1 to 4 publishes in one segment.
+		n := 1 + rng.IntN(4)
+		var b []byte
+		var ids []uint16
+		for k := 0; k < n; k++ {
+			p := &decode.Publish{Topic: topic, Payload: payload}
+			if rng.IntN(2) == 0 {
+				c.id++
+				if c.id == 0 {
+					c.id = 1
+				}
+				p.QoS, p.PacketID = 1, c.id
+				ids = append(ids, c.id)
+			}
+			p.Version = c.v
+			if b, err = decode.Encode(b, p); err != nil {
+				return err
+			}
+		}
+		if err := c.s.Write(capture.ClientToServer, tick(), b); err != nil {
+			return err
+		}
+		total += n
+		b = b[:0]
+		for _, id := range ids {
+			a := &decode.Ack{PacketType: decode.PUBACK, PacketID: id}
+			a.Version = c.v
+			if b, err = decode.Encode(b, a); err != nil {
+				return err
+			}
+		}
+		if len(b) > 0 {
+			if err := c.s.Write(capture.ServerToClient, tick(), b); err != nil {
+				return err
+			}
+			total += len(ids)
+		}
+	}
+	for _, c := range cs {
+		if err := c.send(capture.ClientToServer, tick(), &decode.Disconnect{}); err != nil {
+			return err
+		}
+		if err := c.s.Close(capture.ClientToServer, tick()); err != nil {
+			return err
+		}
+	}
+	return sw.Flush()
+}
+
+func (c *conn) send(d capture.Dir, t time.Time, p decode.Packet) error {
+	p.Info().Version = c.v
+	b, err := decode.Encode(nil, p)
+	if err != nil {
+		return err
+	}
+	return c.s.Write(d, t, b)
+}

@@ -1,0 +1,227 @@
+package capture
+
+import (
+	"sync"
+	"time"
+
+	"github.com/mqscope/mqscope/inspect"
+)
+
+// Parallel inspection: the goroutine that reads and reassembles packets puts each
+// connection's bytes, gaps and ends into batches of events; Inspector.Workers goroutines
+// inspect the connections (each connection always on the same worker) and render their
+// records; one more goroutine writes the results of each batch in event order. The output is
+// the same as with one goroutine.
+
+const (
+	batchEvents = 2048
+	batchBytes  = 1 << 20
+)
+
+type evKind uint8
+
+const (
+	evData evKind = iota
+	evGap
+	evClose
+	evTLS
+)
+
+type event struct {
+	c          *pconn
+	kind       evKind
+	dir        Dir
+	t          time.Time
+	off, n     int // evData: arena[off:off+n]; evGap: n
+	by, reason string
+	tls        *TLSRecord
+	// Results, written by the connection's worker.
+	recs       []inspect.Record
+	outA, outB int // rendered bytes: worker's out[outA:outB]
+}
+
+type batch struct {
+	events []event
+	arena  []byte
+	out    [][]byte // rendered bytes per worker
+	wg     sync.WaitGroup
+}
+
+// pconn is a connection inspected by a worker.
+type pconn struct {
+	p       *parallel
+	c       *inspect.Conn
+	worker  int
+	matched bool // worker-owned
+}
+
+type parallel struct {
+	in      *Inspector
+	workers []chan *batch
+	merge   chan *batch
+	free    chan *batch
+	cur     *batch
+	next    int // round-robin worker assignment
+	done    chan struct{}
+	mu      sync.Mutex
+	err     error
+}
+
+func newParallel(in *Inspector) *parallel {
+	p := &parallel{in: in, merge: make(chan *batch, 2), free: make(chan *batch, 16), done: make(chan struct{})}
+	for k := 0; k < in.Workers; k++ {
+		ch := make(chan *batch, 2)
+		p.workers = append(p.workers, ch)
+		go p.work(k, ch)
+	}
+	go p.merger()
+	p.cur = p.newBatch()
+	return p
+}
+
+func (p *parallel) newBatch() *batch {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+	}
+	return &batch{out: make([][]byte, len(p.workers))}
+}
+
+func (p *parallel) add(e event) {
+	b := p.cur
+	b.events = append(b.events, e)
+	if len(b.events) >= batchEvents || len(b.arena) >= batchBytes {
+		p.flush()
+	}
+}
+
+// flush hands the current batch to the workers and the merger.
+func (p *parallel) flush() {
+	b := p.cur
+	if len(b.events) == 0 {
+		return
+	}
+	b.wg.Add(len(p.workers))
+	for _, ch := range p.workers {
+		ch <- b
+	}
+	p.merge <- b
+	p.cur = p.newBatch()
+}
+
+// close waits until everything is written.
+func (p *parallel) close() {
+	p.flush()
+	for _, ch := range p.workers {
+		close(ch)
+	}
+	close(p.merge)
+	<-p.done
+}
+
+func (p *parallel) failed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err != nil
+}
+
+func (p *parallel) work(k int, ch chan *batch) {
+	in := p.in
+	for b := range ch {
+		out := b.out[k][:0]
+		for i := range b.events {
+			e := &b.events[i]
+			if e.c == nil || e.c.worker != k {
+				continue
+			}
+			var recs []inspect.Record
+			switch e.kind {
+			case evData:
+				recs = e.c.c.Feed(inspect.Dir(e.dir), e.t, b.arena[e.off:e.off+e.n])
+			case evGap:
+				recs = e.c.c.Gap(inspect.Dir(e.dir), e.t, e.n)
+			case evClose:
+				if r := e.c.c.Close(e.t, e.by, e.reason); r != nil {
+					recs = []inspect.Record{r}
+				}
+			}
+			e.recs = e.recs[:0]
+			e.outA = len(out)
+			for _, r := range recs {
+				if pr, ok := r.(*inspect.PacketRecord); ok {
+					if in.Filter != nil && !in.Filter(pr) {
+						continue
+					}
+					e.c.matched = true
+				} else if in.Filter != nil && !e.c.matched {
+					continue
+				}
+				if in.Render != nil {
+					out = in.Render(out, r)
+				} else {
+					e.recs = append(e.recs, r)
+				}
+			}
+			e.outB = len(out)
+		}
+		b.out[k] = out
+		b.wg.Done()
+	}
+}
+
+func (p *parallel) merger() {
+	defer close(p.done)
+	for b := range p.merge {
+		b.wg.Wait()
+		for i := range b.events {
+			e := &b.events[i]
+			if p.failed() {
+				break
+			}
+			var err error
+			switch {
+			case e.kind == evTLS:
+				err = p.in.Emit(e.tls)
+			case p.in.Render != nil && e.outB > e.outA:
+				_, err = p.in.Out.Write(b.out[e.c.worker][e.outA:e.outB])
+			default:
+				for _, r := range e.recs {
+					if err = p.in.Emit(r); err != nil {
+						break
+					}
+				}
+			}
+			if err != nil {
+				p.mu.Lock()
+				p.err = err
+				p.mu.Unlock()
+			}
+		}
+		for i := range b.events {
+			b.events[i] = event{recs: b.events[i].recs[:0]}
+		}
+		b.events, b.arena = b.events[:0], b.arena[:0]
+		select {
+		case p.free <- b:
+		default:
+		}
+	}
+}
+
+func (c *pconn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
+	bt := c.p.cur
+	off := len(bt.arena)
+	bt.arena = append(bt.arena, b...)
+	c.p.add(event{c: c, kind: evData, dir: d, t: t, off: off, n: len(b)})
+	return false, false
+}
+
+func (c *pconn) Gap(d Dir, t time.Time, n int) {
+	c.p.add(event{c: c, kind: evGap, dir: d, t: t, n: n})
+}
+
+func (c *pconn) Close(t time.Time, by, reason string) {
+	by, reason = closeWords(by, reason)
+	c.p.add(event{c: c, kind: evClose, t: t, by: by, reason: reason})
+}

@@ -1,0 +1,57 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/inspect/payload"
+)
+
+// run reads files with an Inspector of the given number of workers and returns its JSON lines.
+func runJSON(t *testing.T, workers int, filter func(*inspect.PacketRecord) bool, files ...string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	o := inspect.JSONOptions{Payload: payload.Preview}
+	w := inspect.NewJSONWriter(&buf, o)
+	in := &Inspector{Emit: w.Write, Filter: filter, Workers: workers, Out: &buf}
+	if workers > 1 {
+		in.Render = func(b []byte, r inspect.Record) []byte { return append(inspect.AppendJSON(b, r, o), '\n') }
+	}
+	must(t, ReadFiles(context.Background(), files, NewAnalyzer(in, Options{}), nil))
+	must(t, in.Close())
+	must(t, w.Close())
+	return buf.String()
+}
+
+func TestParallelSameOutput(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*.pcapng"))
+	c2sA, s2cA, c2sB, s2cB := v5Session(t)
+	files = append(files, file(t, func(sw *StreamWriter) {
+		for i := 0; i < 50; i++ {
+			s, _ := sw.Open(netip.AddrPortFrom(cli.Addr(), uint16(40000+i)), srv, ms(i))
+			sw.MSS = 3 + i
+			must(t, s.Write(ClientToServer, ms(i+1), c2sA))
+			must(t, s.Write(ServerToClient, ms(i+2), s2cA))
+			must(t, s.Write(ClientToServer, ms(i+3), c2sB))
+			must(t, s.Write(ServerToClient, ms(i+4), s2cB))
+			must(t, s.Close(ClientToServer, ms(i+5)))
+		}
+	}))
+	f, err := inspect.CompileFilter(`type == "PUBLISH"`)
+	must(t, err)
+	for _, file := range files {
+		for _, filter := range []func(*inspect.PacketRecord) bool{nil, f.Match} {
+			one := runJSON(t, 1, filter, file)
+			if many := runJSON(t, 3, filter, file); one != many {
+				t.Errorf("%s: 3 workers write something else than 1", file)
+			}
+			if one == "" {
+				t.Errorf("%s: no output", file)
+			}
+		}
+	}
+}
