@@ -1,0 +1,105 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+)
+
+// TestLiveLoopback captures on lo while a client talks MQTT to a mosquitto broker on a free
+// port.
+func TestLiveLoopback(t *testing.T) {
+	mosquitto := requirePeer(t, "mosquitto")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	conf := filepath.Join(t.TempDir(), "m.conf")
+	must(t, os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)), 0o644))
+	broker := exec.Command(mosquitto, "-c", conf)
+	must(t, broker.Start())
+	t.Cleanup(func() { broker.Process.Kill(); broker.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i == 50 {
+			t.Fatalf("mosquitto does not listen on %s: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	r := &recorder{}
+	a := NewAnalyzer(r, Options{Ports: []uint16{uint16(port)}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	var recorded int
+	go func() {
+		done <- Live(ctx, "lo", a, func(int, gopacket.CaptureInfo, []byte) { recorded++ })
+	}()
+	select {
+	case err := <-done:
+		if errors.Is(err, ErrPermission) && os.Getenv("MQSCOPE_REQUIRE_PEERS") != "1" {
+			t.Skipf("live capture not permitted (needs root or CAP_NET_RAW): %v", err)
+		}
+		t.Fatalf("Live returned at once: %v", err)
+	case <-time.After(500 * time.Millisecond): // capturing
+	}
+
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Write(connect)
+	must(t, err)
+	expect(t, c, connack)
+	pub := []byte{0x32, 0x0a, 0x00, 0x03, 'a', '/', 'b', 0x00, 0x01, 'h', 'e', 'y'} // QoS 1, id 1
+	_, err = c.Write(pub)
+	must(t, err)
+	expect(t, c, []byte{0x40, 0x02, 0x00, 0x01})
+	_, err = c.Write([]byte{0xe0, 0x00})
+	must(t, err)
+	c.Close()
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	must(t, <-done)
+
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections captured, want 1", len(r.conns))
+	}
+	got := r.conns[0]
+	want := append(append(append([]byte{}, connect...), pub...), 0xe0, 0x00)
+	if !bytes.Equal(got.stream[ClientToServer], want) || !bytes.Equal(got.stream[ServerToClient], []byte{0x20, 0x02, 0x00, 0x00, 0x40, 0x02, 0x00, 0x01}) {
+		t.Errorf("captured streams %x", got.stream)
+	}
+	if got.closed != "client FIN" || got.info.MidStream {
+		t.Errorf("closed %q, info %+v", got.closed, got.info)
+	}
+	if recorded == 0 {
+		t.Error("nothing recorded")
+	}
+}
+
+func expect(t *testing.T, c net.Conn, want []byte) {
+	t.Helper()
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatalf("reading %x: %v", want, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got %x, want %x", got, want)
+	}
+}
