@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/proxy"
+)
+
+func TestProxyFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no upstream", []string{"proxy"}, "--upstream is required"},
+		{"bad format", []string{"proxy", "--upstream", "embedded", "--format", "xml"}, "--format"},
+		{"bad scheme", []string{"proxy", "--upstream", "http://x:1"}, "unknown scheme"},
+		{"cert without key", []string{"proxy", "--upstream", "embedded", "--listen", "tls://127.0.0.1:0", "--cert", "c.pem"}, "--cert and --key"},
+		{"insecure on tcp", []string{"proxy", "--upstream", "127.0.0.1:1", "--insecure"}, "need a tls://"},
+		{"bad filter", []string{"proxy", "--upstream", "embedded", "--listen", "127.0.0.1:0", "--filter", "type =="}, "--filter"},
+		{"unknown flag", []string{"proxy", "--nope"}, "unknown flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, strings.NewReader(""), &out, &errb)
+			if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, errb.String(), exitUsage, tc.want)
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the proxy's output goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startProxyCmd runs runProxy with o until the test ends; it returns the proxy's address.
+func startProxyCmd(t *testing.T, o *proxyOptions) (addr string, stop func() error) {
+	t.Helper()
+	ready := make(chan string, 1)
+	o.started = func(srv *proxy.Server, _ net.Addr) { ready <- srv.Addr().String() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runProxy(ctx, o) }()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("runProxy: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("proxy did not start")
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { stop() })
+	return addr, stop
+}
+
+// session connects as an MQTT 5 client, publishes one message and disconnects.
+func session(t *testing.T, addr, clientID, topic, payload string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v5 := decode.Base{Version: decode.V5}
+	var b []byte
+	b, _ = decode.Encode(b, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: clientID})
+	c.Write(b)
+	ack := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(ack); err != nil || n < 4 || ack[0] != 0x20 {
+		t.Fatalf("CONNACK: % x %v", ack[:n], err)
+	}
+	b, _ = decode.Encode(nil, &decode.Publish{Base: v5, Topic: topic, Payload: []byte(payload)})
+	d, _ := decode.Encode(nil, &decode.Disconnect{Base: v5})
+	c.Write(append(b, d...))
+	c.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, c)
+}
+
+func TestRunProxyText(t *testing.T) {
+	var out, errb syncBuffer
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
+		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
+	addr, stop := startProxyCmd(t, o)
+	session(t, addr, "textdev", "sensors/1", "21.5")
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CONNECT", "CONNACK", `"sensors/1"`, "21.5", "DISCONNECT", "closed by client"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "proxying 127.0.0.1:") {
+		t.Errorf("stderr: %s", errb.String())
+	}
+}
+
+func TestRunProxyJSONFilter(t *testing.T) {
+	var out, errb syncBuffer
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
+		format: "jsonl", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second,
+		filter: `type == "PUBLISH" && topic startsWith "keep/"`}
+	addr, stop := startProxyCmd(t, o)
+	session(t, addr, "a", "keep/this", "1")
+	session(t, addr, "b", "drop/this", "2")
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		kinds[m["kind"].(string)]++
+		if m["kind"] == "packet" && m["topic"] != "keep/this" {
+			t.Errorf("filtered packet %s", l)
+		}
+	}
+	if kinds["packet"] != 1 || kinds["close"] != 1 {
+		t.Errorf("records by kind %v:\n%s", kinds, out.String())
+	}
+}
+
+func TestRunProxySummary(t *testing.T) {
+	var out, errb syncBuffer
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
+		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second, summary: true, profile: "spec"}
+	addr, stop := startProxyCmd(t, o)
+	session(t, addr, "sumdev", "s/1", "x")
+	time.Sleep(100 * time.Millisecond)
+	if out.String() != "" {
+		t.Errorf("summary printed before exit: %s", out.String())
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "sumdev") || !strings.Contains(out.String(), "PUBLISH") {
+		t.Errorf("summary:\n%s", out.String())
+	}
+}
+
+func TestCAInit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	var out bytes.Buffer
+	o := &caInitOptions{io: &streams{Out: &out, Err: io.Discard}, dir: dir}
+	if err := runCAInit(o); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "ca-key.pem")
+	fi, err := os.Stat(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %v", fi.Mode().Perm())
+	}
+	if !strings.Contains(out.String(), key) || !strings.Contains(out.String(), "--cafile") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	err = runCAInit(o)
+	var ue usageError
+	if !errors.As(err, &ue) {
+		t.Errorf("second init: %v, want a usage error", err)
+	}
+	// The proxy then terminates TLS with a certificate from it.
+	var pout, perr syncBuffer
+	po := &proxyOptions{io: &streams{Out: &pout, Err: &perr}, listen: "tls://127.0.0.1:0", upstream: "embedded", caDir: dir,
+		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
+	startProxyCmd(t, po)
+}

@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRecord: --record writes a pcapng that tshark decodes into the same MQTT packets.
+func TestRecord(t *testing.T) {
+	tshark := requirePeer(t, "tshark")
+	path := filepath.Join(t.TempDir(), "session.pcapng")
+	rec, err := NewRecorder(path, Endpoint{Transport: TCP, Addr: "127.0.0.1:1884"}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Listen: Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}, Embedded: true, Observers: []Observer{rec}, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	pubSub(t, dialTCP(t, srv.Addr().String()), 5)
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(srv.Upstream().Addr)
+	out, err := exec.Command(tshark, "-r", path, "-d", "tcp.port=="+port+",mqtt", "-Y", "mqtt", "-T", "fields", "-e", "mqtt.msgtype", "-e", "mqtt.topic").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tshark: %v\n%s", err, out)
+	}
+	counts := map[string]int{}
+	topics := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Split(l, "\t")
+		for _, typ := range strings.Split(f[0], ",") {
+			counts[typ]++
+		}
+		if len(f) > 1 && f[1] != "" {
+			for _, tp := range strings.Split(f[1], ",") {
+				topics[tp]++
+			}
+		}
+	}
+	// 15 PUBLISH from the publisher, 15 to the subscriber; 2 CONNECT, 2 CONNACK.
+	if counts["3"] != 30 || counts["1"] != 2 || counts["2"] != 2 || counts["8"] != 1 {
+		t.Errorf("tshark counts by type: %v\n%s", counts, out)
+	}
+	if topics["mqscope/q1"] != 10 {
+		t.Errorf("tshark topics: %v", topics)
+	}
+}
