@@ -214,7 +214,13 @@ func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 		re.int("latency_ns", int(r.Response.Latency))
 		e.b = append(re.b, '}')
 	}
-	notesJSON(e, r.Notes)
+	notes := r.Notes
+	if o.Payload != payload.None {
+		if pn := r.PayloadNotes(o.Payload); len(pn) > 0 {
+			notes = append(notes[:len(notes):len(notes)], pn...)
+		}
+	}
+	notesJSON(e, notes)
 }
 
 func notesJSON(e *jsonObj, notes []Note) {

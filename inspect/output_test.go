@@ -175,3 +175,19 @@ func TestTextOutput(t *testing.T) {
 		t.Error("colour without Color")
 	}
 }
+
+func TestPayloadNotes(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	r := s.c2s(publish("a", 0, 0, "not json", decode.StrProp(decode.PropContentType, "application/json")))
+	clean(t, r)
+	if len(r.PayloadNotes(payload.None)) != 0 {
+		t.Error("payload notes in mode none")
+	}
+	var txt, js bytes.Buffer
+	render(NewTextWriter(&txt, TextOptions{Payload: payload.Preview}), []Record{r})
+	render(NewJSONWriter(&js, JSONOptions{Payload: payload.Preview}), []Record{r})
+	if !strings.Contains(txt.String(), RulePayloadContent) || !strings.Contains(js.String(), RulePayloadContent) {
+		t.Errorf("no payload note:\n%s\n%s", txt.String(), js.String())
+	}
+}

@@ -224,3 +224,30 @@ type CloseRecord struct {
 
 // Kind returns "close".
 func (*CloseRecord) Kind() string { return "close" }
+
+// PayloadNotes are findings about the payload made while rendering it in mode m (a Content
+// Type the payload does not match, a damaged compressed stream, a payload too large to
+// decode), with rule MQSCOPE-PAYLOAD-CONTENT. They depend on rendering, so they are not among
+// Notes; writers show them with the payload. The UTF-8 check of Payload Format Indicator 1 is
+// in Notes already (from the decoder) and is left out here.
+func (r *PacketRecord) PayloadNotes(m payload.Mode) []Note {
+	rd := r.Rendered(m)
+	if rd == nil {
+		return nil
+	}
+	var out []Note
+	for _, p := range rd.Problems {
+		if p.Rule != "" {
+			continue
+		}
+		l := decode.LevelInfo
+		switch p.Level {
+		case payload.LevelError:
+			l = decode.LevelError
+		case payload.LevelWarning:
+			l = decode.LevelWarning
+		}
+		out = append(out, Note{Level: l, Rule: RulePayloadContent, Text: p.Text})
+	}
+	return out
+}

@@ -19,6 +19,8 @@ const (
 	RulePayloadUTF = "MQSCOPE-PAYLOAD-UTF8"
 	RuleSubIDZero  = "MQSCOPE-SUBID-ZERO"
 
+	RulePayloadContent = "MQSCOPE-PAYLOAD-CONTENT"
+
 	RuleCaptureGap      = "MQSCOPE-CAPTURE-GAP"
 	RuleMidStream       = "MQSCOPE-MID-STREAM"
 	RuleConnackRefused  = "MQSCOPE-CONNACK-REFUSED"
@@ -63,12 +65,13 @@ const (
 
 // mqscopeRules explains every mqscope rule ID.
 var mqscopeRules = map[string]string{
-	RuleMalformed:  "The decoder could not read the packet as the standard lays it out (Malformed Packet, 0x81), and the standard numbers no statement for this case.",
-	RuleProtocol:   "The packet breaks a rule the standard states without a number (Protocol Error, 0x82): a repeated property, a property in the wrong packet, a forbidden value.",
-	RuleSuspicious: "Legal but likely a mistake, e.g. control characters in a string.",
-	RuleTooLarge:   "A frame larger than mqscope's framing limit (--max-frame); its bytes were skipped.",
-	RulePayloadUTF: "Payload Format Indicator 1 with a payload that is not well-formed UTF-8 (§3.3.2.3.2, §3.1.3.2.3); a receiver may answer 0x99.",
-	RuleSubIDZero:  "Subscription Identifier 0 (§3.3.2.3.8, §3.8.2.1.2): a Protocol Error.",
+	RuleMalformed:      "The decoder could not read the packet as the standard lays it out (Malformed Packet, 0x81), and the standard numbers no statement for this case.",
+	RuleProtocol:       "The packet breaks a rule the standard states without a number (Protocol Error, 0x82): a repeated property, a property in the wrong packet, a forbidden value.",
+	RuleSuspicious:     "Legal but likely a mistake, e.g. control characters in a string.",
+	RuleTooLarge:       "A frame larger than mqscope's framing limit (--max-frame); its bytes were skipped.",
+	RulePayloadUTF:     "Payload Format Indicator 1 with a payload that is not well-formed UTF-8 (§3.3.2.3.2, §3.1.3.2.3); a receiver may answer 0x99.",
+	RulePayloadContent: "Found while rendering the payload: a Content Type the payload does not match, a damaged compressed stream, a payload too large to decode. Shown only when payloads are shown (--payload preview or full).",
+	RuleSubIDZero:      "Subscription Identifier 0 (§3.3.2.3.8, §3.8.2.1.2): a Protocol Error.",
 
 	RuleCaptureGap:      "Bytes of the stream were lost by the capture; framing resumed at the next plausible packet, and state (aliases, in-flight messages) may be incomplete.",
 	RuleMidStream:       "The capture began after the connection opened: negotiation is unknown, limits are not checked.",

@@ -61,3 +61,29 @@ func TestDecoderRulesKnown(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesDoc keeps RULES.md, the table of mqscope's rule IDs, in step with mqscopeRules
+// (go test ./inspect -run RulesDoc -update rewrites it).
+func TestRulesDoc(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("# mqscope rule IDs\n\n")
+	sb.WriteString("Every finding names a rule. IDs of the form `MQTT-x.y.z-n` are the MQTT 5.0 standard's\n")
+	sb.WriteString("conformance statements (`decode.LookupRule` explains them; `mqscope` cites them as the standard\n")
+	sb.WriteString("prints them). Where the standard states a requirement without a number, or a finding is advice,\n")
+	sb.WriteString("mqscope uses its own IDs, listed here. IDs are stable: a rule may be reworded, never renamed.\n\n")
+	sb.WriteString("| ID | Meaning |\n|---|---|\n")
+	for _, id := range MQScopeRules() {
+		sb.WriteString("| `" + id + "` | " + strings.ReplaceAll(mqscopeRules[id], "|", `\|`) + " |\n")
+	}
+	got := []byte(sb.String())
+	if *update {
+		if err := os.WriteFile("RULES.md", got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile("RULES.md")
+	if err != nil || string(want) != string(got) {
+		t.Fatalf("RULES.md is out of date: go test ./inspect -run RulesDoc -update")
+	}
+}

@@ -290,7 +290,11 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 			b = append(b, '\n')
 		}
 	}
-	return appendNotes(b, r.Notes, o)
+	b = appendNotes(b, r.Notes, o)
+	if o.Payload != payload.None {
+		b = appendNotes(b, r.PayloadNotes(o.Payload), o)
+	}
+	return b
 }
 
 func appendReason(b []byte, o TextOptions, name string, c decode.ReasonCode) []byte {
