@@ -27,7 +27,7 @@ type Options struct {
 }
 
 // recentLen is how many packets per direction a Conn remembers for cause links.
-const recentLen = 32
+const recentLen = 16
 
 // Conn is the inspected state of one MQTT connection. Feed it the bytes (or frames) of both
 // directions in the order they were seen; it returns what it found out as records.
@@ -70,6 +70,10 @@ type stream struct {
 	start   int
 	skip    int    // bytes still to drop from an oversized frame
 	resync  bool   // looking for a plausible frame boundary after a gap
+	// While resyncing: offsets (from start) of plausible headers whose frames are not whole
+	// yet, and how far the buffer was scanned, so that no byte is scanned twice.
+	cands   []int
+	scanned int
 	pending []Note // notes for the next packet of this direction
 	dead    bool   // after the sender's DISCONNECT
 }
@@ -136,7 +140,7 @@ func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
 	var out []Record
 	for {
 		if s.resync {
-			off, ok := c.resyncOffset(s.buf[s.start:])
+			off, ok := c.resyncOffset(s)
 			s.start += off
 			if !ok {
 				break
@@ -200,45 +204,75 @@ func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
 		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.sender(), err)})
 	c.count1(RuleMalformed, decode.LevelError)
 	s.start++
-	s.resync = true
+	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
 }
 
-// resyncOffset finds where a plausible frame starts in b after lost bytes: the first offset
-// holding a whole frame that decodes without being malformed. ok is false when there is none
-// yet; off is then where to keep looking from when more bytes come (the first header that may
-// still turn out to be a whole frame).
-func (c *Conn) resyncOffset(b []byte) (off int, ok bool) {
+// resyncOffset finds where a plausible frame starts in the stream's buffer after lost bytes:
+// the first offset holding a whole frame that decodes without problems. ok is false when there
+// is none yet; off is then how many bytes can be dropped for good. Offsets are scanned once:
+// headers whose frames are not whole yet are remembered and checked again as bytes come.
+func (c *Conn) resyncOffset(s *stream) (off int, ok bool) {
+	b := s.buf[s.start:]
 	limit := c.opts.MaxFrame
 	if limit <= 0 || limit > 1<<20 {
 		limit = 1 << 20
 	}
-	wait := len(b)
-	for i := 0; i < len(b); i++ {
+	clean := func(i, size int) bool {
+		p := decode.Decode(b[i:i+size:i+size], c.version)
+		return len(p.Info().Problems) == 0
+	}
+	found := -1
+	kept := s.cands[:0]
+	for _, i := range s.cands {
+		h, _, _ := decode.ParseHeader(b[i:])
+		size := h.HeaderLen + h.RemainingLength
+		switch {
+		case found >= 0:
+		case len(b)-i < size:
+			kept = append(kept, i)
+		case clean(i, size):
+			found = i
+		}
+	}
+	s.cands = kept
+	tail := len(b) // where a header cut by the end of the buffer starts
+	for i := s.scanned; i < len(b) && found < 0; i++ {
 		h, hok, err := decode.ParseHeader(b[i:])
 		if err != nil {
 			continue
 		}
 		if !hok {
-			wait = min(wait, i)
+			tail = i
 			break
 		}
 		if h.Type == decode.Reserved || !plausibleHeader(h, c.version) {
 			continue
 		}
 		size := h.HeaderLen + h.RemainingLength
-		if size > limit {
-			continue
-		}
-		if len(b)-i < size {
-			wait = min(wait, i)
-			continue
-		}
-		p := decode.Decode(b[i:i+size:i+size], c.version)
-		if !hasMalformed(p) && len(p.Info().Problems) == 0 {
-			return i, true
+		switch {
+		case size > limit:
+		case len(b)-i < size:
+			if len(s.cands) < 64 {
+				s.cands = append(s.cands, i)
+			}
+		case clean(i, size):
+			found = i
 		}
 	}
-	return wait, false
+	if found >= 0 {
+		s.cands, s.scanned = s.cands[:0], 0
+		return found, true
+	}
+	s.scanned = tail
+	off = tail
+	if len(s.cands) > 0 {
+		off = min(off, s.cands[0])
+	}
+	for i := range s.cands {
+		s.cands[i] -= off
+	}
+	s.scanned -= off
+	return off, false
 }
 
 // plausibleHeader reports whether a fixed header could start a real packet: the flags the
@@ -314,7 +348,7 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 	c.count1(RuleCaptureGap, decode.LevelWarning)
 	// The partial frame held is useless without its lost middle.
 	s.buf, s.start = nil, 0
-	s.resync = true
+	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
 	return nil
 }
 
@@ -538,6 +572,8 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 		}
 	}
 	c.closeNotes(cr)
+	c.recent = [2][recentLen]*PacketRecord{} // let the packets go
+	c.flight = [2]map[uint16]*inflight{}
 	if c.opts.Sessions != nil && c.connect != nil {
 		c.opts.Sessions.release(c.st.Requested.ClientID, c.st.ID)
 	}

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -452,5 +453,96 @@ func TestSessionTakeover(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("close notes %+v", cr.Notes)
+	}
+}
+
+func TestAuthExchange(t *testing.T) {
+	method := decode.StrProp(decode.PropAuthMethod, "SCRAM-SHA-1")
+	s := newSession(t, Options{})
+	s.c2s(&decode.Connect{ClientID: "d", Properties: props(method, decode.BinProp(decode.PropAuthData, []byte("client-first")))})
+	note(t, s.c2s(&decode.Subscribe{PacketID: 1, Subscriptions: []decode.Subscription{{Filter: "a"}}}), "MQTT-3.1.2-30")
+	clean(t, s.s2c(&decode.Auth{ReasonCode: decode.ContinueAuthentication, HasReason: true, HasProperties: true, Properties: props(method)}))
+	clean(t, s.c2s(&decode.Auth{ReasonCode: decode.ContinueAuthentication, HasReason: true, HasProperties: true, Properties: props(method)}))
+	note(t, s.s2c(&decode.Auth{ReasonCode: decode.ContinueAuthentication, HasReason: true, HasProperties: true,
+		Properties: props(decode.StrProp(decode.PropAuthMethod, "PLAIN"))}), "MQTT-4.12.0-5")
+	note(t, s.s2c(&decode.Auth{ReasonCode: decode.Success, HasReason: true, HasProperties: true, Properties: props(method)}), "MQTT-4.12.0-2")
+	note(t, s.s2c(&decode.Connack{}), "MQTT-4.12.0-5") // CONNACK must repeat the method
+	if got := s.c.Snapshot().Effective.AuthenticationMethod; got != "SCRAM-SHA-1" {
+		t.Errorf("effective method %q", got)
+	}
+	clean(t, s.c2s(&decode.Auth{ReasonCode: decode.ReAuthenticate, HasReason: true, HasProperties: true, Properties: props(method)}))
+
+	s = newSession(t, Options{})
+	s.connect(nil, nil)
+	note(t, s.s2c(&decode.Auth{ReasonCode: decode.ContinueAuthentication, HasReason: true, HasProperties: true, Properties: props(method)}), "MQTT-4.12.0-6")
+	note(t, s.c2s(&decode.Auth{ReasonCode: decode.ReAuthenticate, HasReason: true, HasProperties: true, Properties: props(method)}), "MQTT-4.12.0-7")
+}
+
+func TestUseColor(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if UseColor(f) {
+		t.Error("colour for a file")
+	}
+	t.Setenv("NO_COLOR", "1")
+	if UseColor(os.Stdout) {
+		t.Error("colour with NO_COLOR")
+	}
+}
+
+// FuzzConn feeds arbitrary bytes, split anywhere, to both directions: inspection never panics
+// and every record renders.
+func FuzzConn(f *testing.F) {
+	f.Add(enc(f, &decode.Connect{ClientID: "a", KeepAlive: 10}), enc(f, &decode.Connack{}), uint8(3))
+	f.Add(enc(f, publish("a", 1, 1, "x", ip(decode.PropTopicAlias, 1))), enc(f, ack(decode.PUBACK, 1, decode.NotAuthorized)), uint8(1))
+	f.Add([]byte{0x30, 0x02, 0x00, 0x00, 0xe0, 0x00}, []byte{0xe0, 0x01, 0x95}, uint8(2))
+	f.Fuzz(func(t *testing.T, c2s, s2c []byte, step uint8) {
+		n := int(step%16) + 1
+		c := NewConn(1, "c", "s", Options{MaxFrame: 1 << 16})
+		var recs []Record
+		for i := 0; i < max(len(c2s), len(s2c)); i += n {
+			if i < len(c2s) {
+				recs = append(recs, c.Feed(C2S, t0, c2s[i:min(i+n, len(c2s))])...)
+			}
+			if i < len(s2c) {
+				recs = append(recs, c.Feed(S2C, t0, s2c[i:min(i+n, len(s2c))])...)
+			}
+			if i == n {
+				c.Gap(C2S, t0, 3)
+			}
+		}
+		recs = append(recs, c.Close(t0, "eof", ""))
+		for _, r := range recs {
+			AppendJSON(nil, r, JSONOptions{})
+			AppendText(nil, r, TextOptions{})
+		}
+	})
+}
+
+// TestGapLinear feeds a megabyte of bytes that look like headers after a gap, in TCP-sized
+// pieces: resynchronisation must stay linear, then find the next real packet.
+func TestGapLinear(t *testing.T) {
+	c := NewConn(1, "c", "s", Options{})
+	c.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	c.Gap(C2S, t0, 100)
+	junk := make([]byte, 1<<20)
+	for i := range junk {
+		junk[i] = 0x30 // PUBLISH headers announcing 48-byte frames of junk
+	}
+	start := time.Now()
+	for i := 0; i < len(junk); i += 1460 {
+		if recs := c.Feed(C2S, t0, junk[i:min(i+1460, len(junk))]); len(recs) != 0 {
+			t.Fatalf("resynced inside junk at %d: %s", i, recs[0].(*PacketRecord).Type())
+		}
+	}
+	recs := c.Feed(C2S, t0, append([]byte{0xff, 0xff, 0xff}, enc(t, &decode.Pingreq{})...))
+	if len(recs) != 1 || recs[0].(*PacketRecord).Type() != decode.PINGREQ {
+		t.Fatalf("records %v", recs)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("resync took %v", d)
 	}
 }

@@ -221,6 +221,18 @@ func (c *Conn) profileConnack(r *PacketRecord) {
 	if p.ReceiveMaximum > 0 {
 		expect("Receive Maximum", p.ReceiveMaximum, g.ReceiveMaximum, 65535)
 	}
+	if p.ReceiveMaximumMirrorsClient {
+		want := 65535
+		if req.ReceiveMaximum != nil {
+			want = int(*req.ReceiveMaximum)
+		}
+		expect("Receive Maximum", want, g.ReceiveMaximum, 65535)
+	}
+	if p.SessionExpiry.set() && req.SessionExpiryInterval != nil && *req.SessionExpiryInterval != 0 && *req.SessionExpiryInterval != 0xFFFFFFFF {
+		if v := int(*req.SessionExpiryInterval); p.SessionExpiry.clamp(v) != v {
+			expect("Session Expiry Interval", p.SessionExpiry.clamp(v), g.SessionExpiryInterval, v)
+		}
+	}
 	if len(diffs) > 0 {
 		r.add(decode.LevelInfo, RuleProfileMismatch, 0, fmt.Sprintf("profile %s expected %s", p.Name, strings.Join(diffs, "; ")))
 	}
@@ -243,6 +255,10 @@ func (c *Conn) profilePublish(r *PacketRecord, q *decode.Publish) {
 	if a, ok := q.Properties.TopicAlias(); ok && p.TopicAliasMaximum > 0 && int(a) > p.TopicAliasMaximum && !r.HasRule("MQTT-3.3.2-9") {
 		r.addWhy(decode.LevelWarning, RuleProfileTopicAlias, decode.TopicNameInvalid, fmt.Sprintf("Topic Alias %d, above this broker's %d", a, p.TopicAliasMaximum),
 			fmt.Sprintf("Topic Alias %d: this broker (%s) accepts at most %d aliases and disconnects a client that uses more", a, p.Name, p.TopicAliasMaximum))
+	}
+	if q.QoS > 0 && p.ReceiveMaximum > 0 && c.inflight[C2S] > p.ReceiveMaximum && c.st.Granted.ReceiveMaximum == nil {
+		r.addWhy(decode.LevelWarning, RuleProfileReceiveMax, decode.ReceiveMaximumExceeded, fmt.Sprintf("%d unacknowledged, over this broker's Receive Maximum %d", c.inflight[C2S], p.ReceiveMaximum),
+			fmt.Sprintf("%d QoS 1/2 PUBLISH unacknowledged: this broker (%s) accepts at most %d in flight", c.inflight[C2S], p.Name, p.ReceiveMaximum))
 	}
 	if p.MaximumQoS != nil && int(q.QoS) > *p.MaximumQoS && !r.HasRule("MQTT-3.2.2-11") {
 		r.add(decode.LevelWarning, RuleProfileQoS, decode.QoSNotSupported, fmt.Sprintf("PUBLISH at QoS %d: this broker (%s) supports at most QoS %d", q.QoS, p.Name, *p.MaximumQoS))

@@ -87,3 +87,25 @@ func TestProfileFile(t *testing.T) {
 		t.Error("min > max accepted")
 	}
 }
+
+func TestProfileReceiveMaximum(t *testing.T) {
+	p, err := ParseProfile([]byte("receive_maximum: 1\n"), "rm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(t, Options{Profile: p})
+	s.c2s(&decode.Connect{ClientID: "d"})
+	note(t, s.s2c(&decode.Connack{}), RuleProfileMismatch)
+	clean(t, s.c2s(publish("a", 1, 1, "x")))
+	note(t, s.c2s(publish("a", 1, 2, "x")), RuleProfileReceiveMax)
+}
+
+func TestProfileMirrors(t *testing.T) {
+	p, _ := LoadProfile("apsaramq")
+	s := newSession(t, Options{Profile: p})
+	s.c2s(&decode.Connect{ClientID: "d", KeepAlive: 60, Properties: props(ip(decode.PropReceiveMaximum, 5))})
+	ar := s.s2c(&decode.Connack{Properties: props(ip(decode.PropTopicAliasMaximum, 30), ip(decode.PropMaximumPacketSize, 131072))})
+	if n := note(t, ar, RuleProfileMismatch); !strings.Contains(n.Text, "Receive Maximum 5, CONNACK has none") {
+		t.Errorf("%q", n.Text)
+	}
+}

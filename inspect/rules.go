@@ -106,7 +106,7 @@ var mqscopeRules = map[string]string{
 	RuleProfileKeepAlive:  "The broker profile says this broker changes the requested Keep Alive.",
 	RuleProfileSession:    "The broker profile says this broker changes the requested Session Expiry Interval.",
 	RuleProfileTopicAlias: "The broker profile says this broker limits Topic Aliases below what the device asks for or uses.",
-	RuleProfileReceiveMax: "The broker profile says this broker limits Receive Maximum below what the device asks for.",
+	RuleProfileReceiveMax: "The broker profile says this broker accepts fewer QoS 1/2 messages in flight than the device has unacknowledged.",
 	RuleProfilePayload:    "The broker profile says this broker refuses a message body this large.",
 	RuleProfilePacketSize: "The broker profile says this broker refuses a packet this large.",
 	RuleProfileQoS:        "The broker profile says this broker does not support this QoS.",
