@@ -28,8 +28,10 @@ const capturesDir = "../testdata/captures"
 //   - tshark resolves a PUBLISH that carries only a Topic Alias through one alias table shared
 //     by both directions of a connection, so it may show another direction's topic, or none
 //     ("Unknown topic alias"). The topic on the wire is empty; we compare it only when present.
-//   - tshark 4.0 does not reassemble an MQTT packet whose Remaining Length is split across TCP
-//     segments; it then shows fewer messages in a frame (see splitHeader below).
+//   - tshark 4.0 does not reassemble an MQTT packet whose fixed header (type byte and Remaining
+//     Length) is split across TCP segments; it then shows a different number of messages in
+//     that frame. Such frames are skipped when one of our messages there had its header split
+//     (ourMessage.headerSplit); the committed captures have none.
 //
 // Real traffic must decode without error-level problems, except the violations a capture makes
 // on purpose (expectedProblems).
@@ -83,6 +85,8 @@ type ourMessage struct {
 	stream   string
 	toBroker bool
 	p        Packet
+	// headerSplit: a TCP segment boundary fell inside the frame's fixed header.
+	headerSplit bool
 }
 
 func crossCheck(t *testing.T, tshark, file, port, decodeAs string) {
@@ -107,6 +111,11 @@ func crossCheck(t *testing.T, tshark, file, port, decodeAs string) {
 	for _, f := range frames {
 		ms, ts := byFrame[f], theirs[f]
 		if len(ms) != len(ts) {
+			if slices.ContainsFunc(ms, func(m ourMessage) bool { return m.headerSplit }) {
+				t.Logf("frame %d: we decode %d messages, tshark %d: a fixed header split across segments (known tshark fault), skipped", f, len(ms), len(ts))
+				skipped++
+				continue
+			}
 			t.Errorf("frame %d: we decode %d messages, tshark %d", f, len(ms), len(ts))
 			continue
 		}
@@ -136,6 +145,8 @@ func ourMessages(t *testing.T, tshark, file, port, decodeAs string) []ourMessage
 	out := run(t, tshark, "-r", file, "-d", decodeAs, "-Y", "tcp.len>0", "-T", "fields", "-E", "separator=/t",
 		"-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.payload")
 	framers := map[string]*Framer{}
+	bounds := map[string][]int64{} // stream offsets where a TCP segment began, per direction
+	written := map[string]int64{}
 	versions := map[string]Version{}
 	var msgs []ourMessage
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -157,8 +168,11 @@ func ourMessages(t *testing.T, tshark, file, port, decodeAs string) []ourMessage
 			fr = NewFramer(0)
 			framers[key] = fr
 		}
+		bounds[key] = append(bounds[key], written[key])
+		written[key] += int64(len(payload))
 		fr.Write(payload)
 		for {
+			start := fr.Offset()
 			b, err := fr.Next()
 			if err != nil {
 				t.Fatalf("frame %d: %v", frame, err)
@@ -174,7 +188,11 @@ func ourMessages(t *testing.T, tshark, file, port, decodeAs string) []ourMessage
 			if !ok {
 				t.Fatalf("frame %d: stream %s has no CONNECT before its first packet", frame, stream)
 			}
-			msgs = append(msgs, ourMessage{frame, stream, toBroker, Decode(b, v)})
+			p := Decode(b, v)
+			split := slices.ContainsFunc(bounds[key], func(o int64) bool {
+				return o > start && o < start+int64(p.Info().Header.HeaderLen)
+			})
+			msgs = append(msgs, ourMessage{frame, stream, toBroker, p, split})
 		}
 	}
 	for key, fr := range framers {
