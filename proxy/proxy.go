@@ -51,7 +51,8 @@ type Config struct {
 	// HalfCloseTimeout bounds how long the other direction may stay open, silent, after one
 	// side has closed its sending half; 60s when 0.
 	HalfCloseTimeout time.Duration
-	// BufferSize is the read buffer of each direction; 4096 when 0.
+	// BufferSize is the read buffer of each direction (pooled: idle TCP connections hold none);
+	// 16 KiB when 0.
 	BufferSize int
 	// TransparentShutdown closes connections on Shutdown without telling MQTT 5 devices
 	// (normally they get DISCONNECT 0x8B Server shutting down).
@@ -84,7 +85,7 @@ func (c *Config) defaults() {
 		c.HalfCloseTimeout = 60 * time.Second
 	}
 	if c.BufferSize <= 0 {
-		c.BufferSize = 4096
+		c.BufferSize = 16 << 10
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -136,6 +137,7 @@ type Server struct {
 	broker   *Embedded
 	upstream Endpoint
 	metrics  *Metrics
+	bufs     sync.Pool // read buffers of BufferSize bytes
 
 	mu       sync.Mutex
 	sessions map[int]*session
@@ -153,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Metrics = NewMetrics()
 	}
 	s := &Server{cfg: cfg, sessions: map[int]*session{}, metrics: cfg.Metrics, served: make(chan struct{})}
+	s.bufs.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	if cfg.Listen.Secure() && cfg.ListenTLS == nil {
 		return nil, errors.New("listening with TLS needs a certificate")
 	}

@@ -51,6 +51,7 @@ type session struct {
 	stopping atomic.Bool
 	why      atomic.Pointer[string] // what the proxy did when it ended the connection
 	pipeDone [2]chan struct{}
+	termDone chan struct{} // closed by terminate once why is set
 	finished chan struct{}
 }
 
@@ -69,6 +70,7 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 		},
 		pipeDone: [2]chan struct{}{make(chan struct{}), make(chan struct{})},
 		finished: make(chan struct{}),
+		termDone: make(chan struct{}),
 	}
 	for d := range ss.count {
 		dir := Dir(d)
@@ -118,19 +120,20 @@ func (ss *session) run() {
 	ss.open()
 
 	ends := make(chan pipeEnd, 2)
-	go ss.pipe(C2S, ss.client, up, ends)
 	go ss.pipe(S2C, up, ss.client, ends)
+	ss.pipe(C2S, ss.client, up, ends) // on this goroutine: one goroutine less per connection
 	first := <-ends
 	if first.kind == endEOF {
 		ss.setState(stHalfClosed)
-		// The other direction may go on; but not forever if its sender vanished.
-		src := up
-		if first.dir == S2C {
-			src = ss.client
-		}
-		src.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
 	}
 	second := <-ends
+	if ss.stopping.Load() {
+		// terminate is still writing down what it did.
+		select {
+		case <-ss.termDone:
+		case <-time.After(3 * time.Second):
+		}
+	}
 	ss.setState(stClosing)
 	ss.client.Close()
 	up.Close()
@@ -279,11 +282,27 @@ func classify(err error) endKind {
 // them to the observers before the buffer is read into again.
 func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	defer close(ss.pipeDone[dir])
-	buf := make([]byte, ss.srv.cfg.BufferSize)
+	wait := readWaiter(src)
+	var bp *[]byte
+	if wait == nil {
+		bp = ss.srv.bufs.Get().(*[]byte)
+		defer ss.srv.bufs.Put(bp)
+	}
 	m := ss.srv.metrics
 	for {
-		n, rerr := src.Read(buf)
+		var n int
+		var rerr error
+		if wait != nil {
+			// Idle connections hold no buffer: wait, then borrow one.
+			if rerr = wait(); rerr == nil {
+				bp = ss.srv.bufs.Get().(*[]byte)
+				n, rerr = src.Read(*bp)
+			}
+		} else {
+			n, rerr = src.Read(*bp)
+		}
 		if n > 0 {
+			buf := *bp
 			t := ss.now()
 			b := buf[:n]
 			ss.wmu[dir].Lock()
@@ -302,15 +321,19 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 			ss.bytes[dir].Add(uint64(n))
 			m.bytesIn(dir, n)
 			ss.observe(dir, t, b)
+			if wait != nil {
+				ss.srv.bufs.Put(bp)
+			}
 			if werr != nil {
 				if ss.stopping.Load() {
 					ends <- pipeEnd{dir, endStopped, werr}
 					return
 				}
-				// As a direct connection would: the sender finds its peer gone.
+				// As a direct connection would: the sender finds its peer gone. Report first,
+				// so this end comes before the one it causes in the other direction.
+				ends <- pipeEnd{dir, endWrite, werr}
 				reset(src)
 				dst.Close()
-				ends <- pipeEnd{dir, endWrite, werr}
 				return
 			}
 		}
@@ -322,16 +345,18 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 			return
 		}
 		k := classify(rerr)
+		ends <- pipeEnd{dir, k, rerr}
 		if k == endEOF {
 			ss.wmu[dir].Lock()
 			ss.shut[dir] = true
 			closeWrite(dst)
 			ss.wmu[dir].Unlock()
+			// The other direction may go on, but not forever if its sender vanished.
+			dst.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
 		} else {
 			reset(dst)
 			src.Close()
 		}
-		ends <- pipeEnd{dir, k, rerr}
 		return
 	}
 }
@@ -351,6 +376,7 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	if up == nil {
 		// Still connecting or answering for an unreachable broker.
 		ss.why.Store(&w)
+		close(ss.termDone)
 		ss.client.Close()
 		<-ss.finished
 		return
@@ -392,6 +418,7 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	}
 	ss.wmu[S2C].Unlock()
 	ss.why.Store(&w)
+	close(ss.termDone)
 	closeWrite(ss.client)
 	// Let the device read the DISCONNECT and close; then close both sides.
 	ss.client.SetReadDeadline(ss.now().Add(time.Second))

@@ -147,4 +147,3 @@ func TestWebSocket(t *testing.T) {
 		}
 	})
 }
-

@@ -1,0 +1,291 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+)
+
+// rawServer accepts connections and runs handle on each; it stands in for a broker that
+// misbehaves at the TCP level.
+func rawServer(t testing.TB, handle func(net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func inspector() *Inspector {
+	return &Inspector{Options: inspect.Options{MaxFrame: 1 << 20}}
+}
+
+// TestHalfClose: the device closes its sending half; the broker still answers, and the device
+// gets the answer and then EOF, as on a direct connection.
+func TestHalfClose(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		defer c.Close()
+		b, _ := io.ReadAll(c) // until the device's FIN
+		c.Write(append([]byte("echo:"), b...))
+	})
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col, inspector()}})
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("not even MQTT"))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "echo:not even MQTT" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	by, reason := col.waitClosed(t, 1)
+	if by != "client" || !strings.Contains(reason, "half-close") {
+		t.Errorf("close: %s %q", by, reason)
+	}
+}
+
+// TestResets: a reset on either side reaches the other as a reset.
+func TestResets(t *testing.T) {
+	t.Run("broker-resets", func(t *testing.T) {
+		addr := rawServer(t, func(c net.Conn) {
+			buf := make([]byte, 10)
+			c.Read(buf)
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		})
+		col := newCollector()
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.Write([]byte{0x10, 0x00})
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.ReadAll(c)
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("device read: %v, want connection reset", err)
+		}
+		by, reason := col.waitClosed(t, 1)
+		if by != "server" || !strings.Contains(reason, "reset") {
+			t.Errorf("close: %s %q", by, reason)
+		}
+	})
+	t.Run("device-vanishes", func(t *testing.T) {
+		got := make(chan error, 1)
+		addr := rawServer(t, func(c net.Conn) {
+			_, err := io.Copy(io.Discard, c)
+			got <- err
+		})
+		col := newCollector()
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
+		c, err := net.Dial("tcp", srv.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte{0x10})
+		time.Sleep(50 * time.Millisecond)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		select {
+		case err := <-got:
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("broker read: %v, want connection reset", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("broker saw nothing")
+		}
+		by, reason := col.waitClosed(t, 1)
+		if by != "client" || !strings.Contains(reason, "reset") {
+			t.Errorf("close: %s %q", by, reason)
+		}
+	})
+}
+
+// TestBrokerDies: mosquitto is killed mid-session; the device sees the end, the close record
+// says the server went, and the proxy serves the next connection (once a broker is back).
+func TestBrokerDies(t *testing.T) {
+	addr, cmd := startMosquitto(t)
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
+	got, cl := disconnects(t, srv.Addr().String(), "victim")
+	cmd.Process.Kill()
+	select {
+	case <-cl.Done():
+	case d := <-got:
+		t.Logf("DISCONNECT %#x", d.ReasonCode)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device did not notice")
+	}
+	by, reason := col.waitClosed(t, 1)
+	if by != "server" {
+		t.Errorf("close: %s %q", by, reason)
+	}
+	cmd.Wait() // the process is gone, its listener too
+	// Now nothing listens: the next device hears CONNACK 0x88.
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: "next"})
+	c.Write(connect)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(c)
+	if len(b) < 4 || b[0] != 0x20 || b[3] != 0x88 {
+		by, reason := col.waitClosed(t, 2)
+		t.Errorf("got % x, want CONNACK 0x88 (close: %s %q)", b, by, reason)
+	}
+}
+
+// heapInUse returns the bytes of heap and stacks in use after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+// TestHostile: a header announcing 268 MB followed by a flood, a slow drip, and a crowd of
+// connections that never send CONNECT: the proxy forwards what it gets, stays within bounded
+// memory, and a normal session alongside is not disturbed.
+func TestHostile(t *testing.T) {
+	var sunk sync.Map // connection -> *int64 bytes received by the sink broker
+	sink := rawServer(t, func(c net.Conn) {
+		n, _ := io.Copy(io.Discard, c)
+		sunk.Store(c, n)
+		c.Close()
+	})
+	// The idle crowd goes to a broker that holds connections without a goroutine each, so the
+	// memory measured is the proxy's (and the test clients').
+	var heldMu sync.Mutex
+	var held []net.Conn
+	hln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hln.Close()
+	go func() {
+		for {
+			c, err := hln.Accept()
+			if err != nil {
+				return
+			}
+			heldMu.Lock()
+			held = append(held, c)
+			heldMu.Unlock()
+		}
+	}()
+	real := broker(t, "embedded")
+	hostile := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: sink}, Observers: []Observer{inspector()}})
+	crowd := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: hln.Addr().String()}, Observers: []Observer{inspector()}})
+	normal := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: real}, Observers: []Observer{inspector()}})
+	base := heapInUse()
+
+	var wg sync.WaitGroup
+	// 1. 268 MB announced, 64 MB sent.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := net.Dial("tcp", hostile.Addr().String())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		hdr := []byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F} // PUBLISH, Remaining Length 268,435,455
+		c.Write(hdr)
+		junk := bytes.Repeat([]byte{0xAB}, 64<<10)
+		for range 1024 {
+			if _, err := c.Write(junk); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+	}()
+	// 2. A slow drip: one byte every 2 ms.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c, err := net.Dial("tcp", hostile.Addr().String())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "drip"})
+		for _, b := range connect {
+			c.Write([]byte{b})
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	// 3. 1000 connections that say nothing.
+	const idle = 1000
+	conns := make([]net.Conn, 0, idle)
+	for range idle {
+		c, err := net.Dial("tcp", crowd.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// Meanwhile, a normal session through the other proxy.
+	pubSub(t, dialTCP(t, normal.Addr().String()), 20)
+	wg.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for crowd.Metrics().OpenConns() < idle && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	used := int64(heapInUse()) - int64(base)
+	// Two proxies' worth of goroutines and buffers per idle connection (client and upstream
+	// sides), plus the test's own client conns: well under 32 KB each.
+	per := used / idle
+	t.Logf("memory: %d KB in use for %d idle connections (%d bytes each, test clients included)", used>>10, idle, per)
+	if per > 32<<10 {
+		t.Errorf("%d bytes per idle connection, want under 32 KB", per)
+	}
+	var maxSunk int64
+	sunk.Range(func(_, v any) bool { maxSunk = max(maxSunk, v.(int64)); return true })
+	if want := int64(5 + 64<<20); maxSunk != want {
+		t.Errorf("the sink got %d bytes of the flood, want %d", maxSunk, want)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	heldMu.Lock()
+	for _, c := range held {
+		c.Close()
+	}
+	heldMu.Unlock()
+	if hostile.Metrics().Packets(C2S, decode.CONNECT) < 1 {
+		t.Error("the drip CONNECT was not seen")
+	}
+}
