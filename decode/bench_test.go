@@ -1,0 +1,104 @@
+package decode
+
+import (
+	"bytes"
+	"testing"
+)
+
+// Typical packets for the benchmarks.
+var (
+	benchPublish = mustEncode(&Publish{Base: v5base(), QoS: 1, PacketID: 42, Topic: "sensors/building-7/floor-3/temperature",
+		Properties: Properties{IntProp(PropTopicAlias, 3)}, Payload: bytes.Repeat([]byte("x"), 100)})
+	benchConnect = mustEncode(&Connect{Base: v5base(), ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 60,
+		Properties: Properties{IntProp(PropSessionExpiry, 3600), IntProp(PropReceiveMaximum, 20),
+			IntProp(PropTopicAliasMaximum, 10), UserProp("app", "mqscope")},
+		ClientID: "device-0042",
+		Will: &WillMessage{QoS: 1, Properties: Properties{IntProp(PropWillDelay, 5)}, Topic: "devices/0042/status",
+			Payload: []byte("offline")},
+		HasUsername: true, Username: "device", HasPassword: true, Password: []byte("s3cr3t")})
+	benchSuback = mustEncode(&Suback{Base: v5base(), PacketID: 7, ReasonCodes: []ReasonCode{GrantedQoS1, GrantedQoS2, 0}})
+)
+
+func mustEncode(p Packet) []byte {
+	b, err := Encode(nil, p)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func benchDecode(b *testing.B, frame []byte) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	if p := Decode(frame, V5); len(p.Info().Problems) > 0 {
+		b.Fatalf("problems:%s", problemList(p.Info().Problems))
+	}
+	for b.Loop() {
+		Decode(frame, V5)
+	}
+}
+
+func BenchmarkDecodePublish(b *testing.B) { benchDecode(b, benchPublish) }
+func BenchmarkDecodeConnect(b *testing.B) { benchDecode(b, benchConnect) }
+func BenchmarkDecodeSuback(b *testing.B)  { benchDecode(b, benchSuback) }
+
+// benchFrame feeds a stream of 64 copies of frame to a Framer in 1460-byte segments.
+func benchFrame(b *testing.B, frame []byte) {
+	stream := bytes.Repeat(frame, 64)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		f := NewFramer(1 << 20)
+		n := 0
+		for off := 0; off < len(stream); off += 1460 {
+			f.Write(stream[off:min(off+1460, len(stream))])
+			for {
+				fr, err := f.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if fr == nil {
+					break
+				}
+				n++
+			}
+		}
+		if n != 64 {
+			b.Fatalf("%d frames", n)
+		}
+	}
+}
+
+func BenchmarkFramePublish(b *testing.B) { benchFrame(b, benchPublish) }
+func BenchmarkFrameConnect(b *testing.B) { benchFrame(b, benchConnect) }
+func BenchmarkFrameSuback(b *testing.B)  { benchFrame(b, benchSuback) }
+
+func BenchmarkSplitFramePublish(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if n, err := SplitFrame(benchPublish, 0); n != len(benchPublish) || err != nil {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+func BenchmarkEncodePublish(b *testing.B) {
+	p := Decode(benchPublish, V5)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = Encode(buf[:0], p)
+	}
+}
+
+// TestDecodePublishAllocations: decoding a PUBLISH allocates its result and nothing else: the
+// packet (its Fields in the same allocation), the topic string and the properties.
+func TestDecodePublishAllocations(t *testing.T) {
+	if testing.CoverMode() != "" || raceEnabled {
+		t.Skip("allocation counts differ under -cover and -race")
+	}
+	n := testing.AllocsPerRun(200, func() { Decode(benchPublish, V5) })
+	if n > 4 {
+		t.Errorf("Decode(PUBLISH) does %v allocations, want at most 4", n)
+	}
+}
