@@ -68,14 +68,15 @@ func OpenFile(name string) (*File, error) {
 	}
 	switch binary.LittleEndian.Uint32(magic) {
 	case 0x0A0D0D0A:
-		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
+		g := &ngGuard{r: br, bo: binary.LittleEndian, size: cf.Size}
+		r, err := pcapgo.NewNgReader(g, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: bad pcapng header: %w", name, err)
 		}
 		cf.src, cf.ng = r, r
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		r, err := pcapgo.NewReader(br)
+		r, err := pcapgo.NewReader(&pcapGuard{r: br})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: bad pcap header: %w", name, err)
@@ -88,6 +89,8 @@ func OpenFile(name string) (*File, error) {
 	}
 	return cf, nil
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 // fixLink undoes gopacket's truncation of link types to a byte: LINKTYPE 276 (SLL2) reads
 // as 20, a number no link type uses.

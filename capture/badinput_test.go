@@ -1,0 +1,229 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+)
+
+// goodCapture is a small capture of one MQTT connection, and the offset where its fourth
+// packet starts.
+func goodCapture(t *testing.T) []byte {
+	t.Helper()
+	p := file(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, srv, ms(0))
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Write(ClientToServer, ms(3), publish("a", 3000)))
+		must(t, s.Close(ClientToServer, ms(4)))
+	})
+	b, err := os.ReadFile(p)
+	must(t, err)
+	return b
+}
+
+func TestBadFiles(t *testing.T) {
+	good := goodCapture(t)
+	pcapHeader := func(caplen uint32) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, 0xa1b2c3d4)
+		b = binary.LittleEndian.AppendUint16(b, 2)
+		b = binary.LittleEndian.AppendUint16(b, 4)
+		b = append(b, make([]byte, 8)...)
+		b = binary.LittleEndian.AppendUint32(b, 65535) // snap length
+		b = binary.LittleEndian.AppendUint32(b, 1)     // Ethernet
+		// One packet header announcing caplen bytes, then 10 bytes.
+		b = append(b, make([]byte, 8)...)
+		b = binary.LittleEndian.AppendUint32(b, caplen)
+		b = binary.LittleEndian.AppendUint32(b, caplen)
+		return append(b, make([]byte, 10)...)
+	}
+	cases := []struct {
+		name  string
+		data  []byte
+		want  []string // in the error
+		conns int      // connections still reported
+	}{
+		{"empty", nil, []string{"bad.pcap", "not a pcap or pcapng file"}, 0},
+		{"garbage", []byte("this is not a capture at all"), []string{"bad.pcap", "not a pcap or pcapng file"}, 0},
+		{"truncated inside a packet", good[:len(good)-200], []string{"bad.pcap", "packet 9", "truncated"}, 1},
+		{"truncated pcapng header", good[:20], []string{"bad.pcap"}, 0},
+		{"pcap packet longer than the file", pcapHeader(1000), []string{"bad.pcap", "packet 1"}, 0},
+		{"pcap packet of 4 GB", pcapHeader(0xffffffff), []string{"bad.pcap", "packet 1"}, 0},
+		{"pcapng block of 4 GB", append(append([]byte{}, good...), 6, 0, 0, 0, 0xff, 0xff, 0xff, 0xff), []string{"bad.pcap", "packet 12", "4294967295 bytes"}, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "bad.pcap")
+			must(t, os.WriteFile(p, tc.data, 0o644))
+			r := &recorder{}
+			err := ReadFiles(context.Background(), []string{p}, NewAnalyzer(r, Options{}), nil)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if len(r.conns) != tc.conns {
+				t.Errorf("%d connections reported, want %d", len(r.conns), tc.conns)
+			}
+		})
+	}
+}
+
+// TestFilesInOrder reads a capture cut in two files as one.
+func TestFilesInOrder(t *testing.T) {
+	c2s := append(append([]byte{}, connect...), publish("x", 10)...)
+	var bufs [2]bytes.Buffer
+	sws := [2]*StreamWriter{}
+	for i := range sws {
+		sws[i], _ = NewStreamWriter(&bufs[i])
+	}
+	s, _ := sws[0].Open(cli, srv, ms(0))
+	must(t, s.Write(ClientToServer, ms(1), c2s[:10]))
+	s.sw = sws[1]
+	must(t, s.Write(ClientToServer, ms(2), c2s[10:]))
+	must(t, s.Close(ClientToServer, ms(3)))
+	var files []string
+	for i := range sws {
+		must(t, sws[i].Flush())
+		p := filepath.Join(t.TempDir(), "part.pcapng")
+		must(t, os.WriteFile(p, bufs[i].Bytes(), 0o644))
+		files = append(files, p)
+	}
+	r := analyze(t, Options{}, files...)
+	if len(r.conns) != 1 || !bytes.Equal(r.conns[0].stream[0], c2s) {
+		t.Errorf("streams across files: %d connections", len(r.conns))
+	}
+}
+
+// TestLinkTypes reads the same connection framed by every supported link layer.
+func TestLinkTypes(t *testing.T) {
+	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, srv, ms(0))
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Close(ClientToServer, ms(3)))
+	})
+	pkts6 := ethernetPackets(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(netip.MustParseAddrPort("[2001:db8::2]:40000"), netip.MustParseAddrPort("[2001:db8::1]:1883"), ms(0))
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Close(ClientToServer, ms(3)))
+	})
+	conv := map[string]struct {
+		link int
+		wrap func(eth []byte) []byte
+	}{
+		"ethernet": {LinkEthernet, func(e []byte) []byte { return e }},
+		"vlan": {LinkEthernet, func(e []byte) []byte {
+			b := append([]byte{}, e[:12]...)
+			b = append(b, 0x88, 0xa8, 0x00, 0x2a) // 802.1ad service tag
+			b = append(b, 0x81, 0x00, 0x00, 0x07) // 802.1Q customer tag
+			return append(b, e[12:]...)
+		}},
+		"sll": {LinkSLL, func(e []byte) []byte {
+			b := []byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0, 1, 0}
+			return append(b, e[12:]...)
+		}},
+		"sll2": {LinkSLL2, func(e []byte) []byte {
+			b := append([]byte{}, e[12:14]...)
+			b = append(b, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 6, 2, 0, 0, 0, 0, 0, 0)
+			return append(b, e[14:]...)
+		}},
+		"null": {LinkNull, func(e []byte) []byte {
+			fam := uint32(2)
+			if e[12] == 0x86 {
+				fam = 30
+			}
+			return append(binary.LittleEndian.AppendUint32(nil, fam), e[14:]...)
+		}},
+		"loop": {LinkLoop, func(e []byte) []byte {
+			fam := uint32(2)
+			if e[12] == 0x86 {
+				fam = 24
+			}
+			return append(binary.BigEndian.AppendUint32(nil, fam), e[14:]...)
+		}},
+		"raw": {LinkRaw, func(e []byte) []byte { return e[14:] }},
+	}
+	for name, cv := range conv {
+		for ipv, src := range map[string][]gopacketPkt{"ipv4": pkts, "ipv6": pkts6} {
+			t.Run(name+"/"+ipv, func(t *testing.T) {
+				r := &recorder{}
+				a := NewAnalyzer(r, Options{})
+				for i, p := range src {
+					a.Packet(int64(i+1), cv.link, p.ci, cv.wrap(p.data))
+				}
+				a.Close()
+				if len(r.conns) != 1 || !bytes.Equal(r.conns[0].stream[0], connect) || !bytes.Equal(r.conns[0].stream[1], connack) {
+					t.Fatalf("%d connections", len(r.conns))
+				}
+				if s := a.Stats(); s.TCP != int64(len(src)) {
+					t.Errorf("stats %+v", s)
+				}
+			})
+		}
+	}
+}
+
+type gopacketPkt struct {
+	ci   gopacket.CaptureInfo
+	data []byte
+}
+
+// ethernetPackets returns the packets a StreamWriter writes.
+func ethernetPackets(t *testing.T, fn func(sw *StreamWriter)) []gopacketPkt {
+	t.Helper()
+	p := file(t, fn)
+	f, err := OpenFile(p)
+	must(t, err)
+	defer f.Close()
+	var out []gopacketPkt
+	for {
+		_, ci, data, err := f.Next()
+		if err != nil {
+			break
+		}
+		out = append(out, gopacketPkt{ci, append([]byte{}, data...)})
+	}
+	return out
+}
+
+// FuzzAnalyzer feeds arbitrary frames of every link type: nothing may panic.
+func FuzzAnalyzer(f *testing.F) {
+	for _, p := range ethernetPackets(&testing.T{}, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, srv, ms(0))
+		s.Write(ClientToServer, ms(1), connect)
+	}) {
+		f.Add(byte(LinkEthernet), p.data)
+	}
+	f.Fuzz(func(t *testing.T, link byte, data []byte) {
+		a := NewAnalyzer(&recorder{}, Options{})
+		for _, l := range []int{int(link), LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull} {
+			a.Packet(1, l, gopacket.CaptureInfo{Timestamp: time.Unix(1, 0)}, data)
+		}
+		a.Close()
+	})
+}
+
+// FuzzReadFile reads arbitrary files: errors, never a panic.
+func FuzzReadFile(f *testing.F) {
+	f.Add(goodCapture(&testing.T{}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_ = ReadFiles(context.Background(), []string{p}, NewAnalyzer(&recorder{}, Options{}), nil)
+	})
+}
