@@ -66,10 +66,10 @@ type Conn struct {
 
 // stream frames one direction.
 type stream struct {
-	buf     []byte
-	start   int
-	skip    int    // bytes still to drop from an oversized frame
-	resync  bool   // looking for a plausible frame boundary after a gap
+	buf    []byte
+	start  int
+	skip   int  // bytes still to drop from an oversized frame
+	resync bool // looking for a plausible frame boundary after a gap
 	// While resyncing: offsets (from start) of plausible headers whose frames are not whole
 	// yet, and how far the buffer was scanned, so that no byte is scanned twice.
 	cands   []int
