@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
@@ -72,7 +73,7 @@ type PacketRecord struct {
 	// Data) to its request; nil otherwise.
 	Response *ResponseRef
 
-	payloadCache [3]*payload.Rendered
+	payloadCache [3]atomic.Pointer[payload.Rendered]
 }
 
 // Kind returns "packet".
@@ -85,12 +86,13 @@ func (r *PacketRecord) Type() decode.Type { return r.Packet.Type() }
 func (r *PacketRecord) Size() int { return r.Packet.Info().Size() }
 
 // Rendered returns the payload of a PUBLISH (or the Will of a CONNECT) rendered in mode m,
-// computed once per mode; nil when the packet has no payload to show or m is None.
+// computed once per mode; nil when the packet has no payload to show or m is None. It is safe
+// to call from several goroutines (writers sharing a record).
 func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered {
 	if m <= payload.None || int(m) >= len(r.payloadCache) {
 		return nil
 	}
-	if c := r.payloadCache[m]; c != nil {
+	if c := r.payloadCache[m].Load(); c != nil {
 		return c
 	}
 	data, h, ok := payloadOf(r.Packet)
@@ -98,7 +100,7 @@ func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered {
 		return nil
 	}
 	rd := payload.Render(data, h, m, payload.Limits{})
-	r.payloadCache[m] = &rd
+	r.payloadCache[m].Store(&rd)
 	return &rd
 }
 
