@@ -259,6 +259,7 @@ type half struct {
 	ws      wsReader
 	lost    bool    // WebSocket framing lost after a gap: the rest of this direction is skipped
 	pending []int64 // packets with payload since the last completed MQTT packet
+	opened  bool    // the first MQTT packet of this direction is complete
 }
 
 // dir turns a reassembly direction into a client/server one.
@@ -310,7 +311,7 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 		if tcp.SYN || tcp.FIN || tcp.RST {
 			if s.kept {
 				s.a.opts.Keep(n)
-			} else if len(s.control) < 8 {
+			} else if len(s.control) < 64 {
 				s.control = append(s.control, n)
 			}
 		}
@@ -567,6 +568,18 @@ func (s *stream) deliver(d Dir, t time.Time, b []byte) {
 		return
 	}
 	h := &s.half[s.rd(d)]
+	if !h.opened {
+		// The packets of the first MQTT packet of each direction (CONNECT, CONNACK) go with
+		// any kept packet of the connection: they give the version and the negotiation.
+		h.opened = true
+		if s.kept {
+			for _, n := range h.pending {
+				keep(n)
+			}
+		} else {
+			s.control = append(s.control, h.pending...)
+		}
+	}
 	if wanted {
 		if !s.kept {
 			s.kept = true

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const multiCapture = "../../testdata/captures/mqtt-multi.pcapng"
+
+// jsonLines parses JSON lines output.
+func jsonLines(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not JSON: %q: %v", sc.Text(), err)
+		}
+		recs = append(recs, m)
+	}
+	return recs
+}
+
+func count(recs []map[string]any, key, value string) int {
+	n := 0
+	for _, r := range recs {
+		if r[key] == value {
+			n++
+		}
+	}
+	return n
+}
+
+func TestReadArgs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"no file", []string{"read"}, exitUsage, "at least one capture file"},
+		{"bad format", []string{"read", "--format", "xml", multiCapture}, exitUsage, "--format"},
+		{"bad filter", []string{"read", "--filter", "type ==", multiCapture}, exitUsage, "--filter"},
+		{"bad port", []string{"read", "--port", "70000", multiCapture}, exitUsage, "port 70000"},
+		{"bad payload", []string{"read", "--payload", "all", multiCapture}, exitUsage, "--payload"},
+		{"unknown profile", []string{"read", "--profile", "no-such-profile", multiCapture}, exitUsage, "--profile"},
+		{"missing file", []string{"read", "no/such.pcap"}, exitError, "no/such.pcap"},
+		{"not a capture", []string{"read", "read.go"}, exitError, "read.go: not a pcap or pcapng file"},
+		{"capture without interface", []string{"capture"}, exitUsage, "-i IFACE"},
+		{"capture with arguments", []string{"capture", "-i", "lo", "x"}, exitUsage, "no arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := runCmd(t, "", tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.err) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, errOut, tc.code, tc.err)
+			}
+		})
+	}
+}
+
+func TestReadJSONLines(t *testing.T) {
+	code, out, errOut := runCmd(t, "", "read", "--format", "jsonl", multiCapture)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	recs := jsonLines(t, out)
+	if n := count(recs, "kind", "close"); n != 8 {
+		t.Errorf("%d connections closed, want 8", n)
+	}
+	if n := count(recs, "type", "PUBLISH"); n < 80 {
+		t.Errorf("%d PUBLISH packets", n)
+	}
+}
+
+func TestReadFilterAndWrite(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "publish.pcapng")
+	code, stdout, errOut := runCmd(t, "", "read", "--format", "jsonl", "--filter", `type == "PUBLISH" && topic == "mqscope/multi/p2"`,
+		"--write", out, multiCapture)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	recs := jsonLines(t, stdout)
+	pubs := 0
+	for _, r := range recs {
+		if r["kind"] == "packet" {
+			if r["type"] != "PUBLISH" || r["topic"] != "mqscope/multi/p2" {
+				t.Errorf("filtered output has %v", r)
+			}
+			pubs++
+		}
+	}
+	if pubs == 0 {
+		t.Fatal("nothing passed the filter")
+	}
+	// The written file holds those PUBLISH packets (and whatever shared their segments).
+	code, again, errOut := runCmd(t, "", "read", "--format", "jsonl", "--filter", `type == "PUBLISH" && topic == "mqscope/multi/p2"`, out)
+	if code != 0 {
+		t.Fatalf("reading the written file: exit %d: %s", code, errOut)
+	}
+	if n := count(jsonLines(t, again), "type", "PUBLISH"); n != pubs {
+		t.Errorf("the written file has %d of the %d PUBLISH packets", n, pubs)
+	}
+	// And tshark reads it too.
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
+			t.Fatal("tshark is required (MQSCOPE_REQUIRE_PEERS=1)")
+		}
+		t.Skip("tshark not installed; skipping its check of the written file")
+	}
+	o, err := exec.Command(tshark, "-r", out, "-d", "tcp.port==18833,mqtt", "-Y", `mqtt.topic == "mqscope/multi/p2"`, "-T", "fields", "-e", "mqtt.topic", "-E", "occurrence=a", "-E", "aggregator=\n").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	if n := strings.Count(string(o), "mqscope/multi/p2"); n != pubs {
+		t.Errorf("tshark sees %d PUBLISH packets on the topic in the written file, want %d", n, pubs)
+	}
+}
+
+func TestReadSummaryAndText(t *testing.T) {
+	code, out, errOut := runCmd(t, "", "read", "--summary", multiCapture, "../../testdata/captures/mqtt-tls.pcapng")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "TLS, encrypted") || !strings.Contains(out, "server name: localhost") {
+		t.Errorf("summary lacks the TLS connections:\n%s", out)
+	}
+	code, out, _ = runCmd(t, "", "read", "../../testdata/captures/mqtt-ws.pcapng")
+	if code != 0 || !strings.Contains(out, "CONNECT") {
+		t.Errorf("text output of the WebSocket capture: exit %d\n%s", code, out)
+	}
+}
+
+// TestCaptureWithoutPrivilege runs mqscope capture without CAP_NET_RAW and expects the
+// missing privilege named.
+func TestCaptureWithoutPrivilege(t *testing.T) {
+	capsh, err := exec.LookPath("capsh")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and capsh to drop CAP_NET_RAW")
+	}
+	bin := filepath.Join(t.TempDir(), "mqscope")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(capsh, "--drop=cap_net_raw", "--", "-c", bin+" capture -i lo").CombinedOutput()
+	if err == nil {
+		t.Fatalf("capture without CAP_NET_RAW succeeded: %s", out)
+	}
+	if !strings.Contains(string(out), "CAP_NET_RAW") || !strings.Contains(string(out), "root") {
+		t.Errorf("error does not name the privilege: %s", out)
+	}
+}
