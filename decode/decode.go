@@ -72,7 +72,16 @@ func Decode(frame []byte, v Version) Packet {
 		r.b, r.end = frame, total
 	}
 	base.Raw = frame
-	base.Fields = make([]Field, 0, 8)
+	var blk *publishBlock
+	switch h.Type {
+	case PUBLISH:
+		blk = new(publishBlock)
+		base.Fields = blk.fields[:0]
+	case CONNECT:
+		base.Fields = make([]Field, 0, 24)
+	default:
+		base.Fields = make([]Field, 0, 8)
+	}
 	base.Fields = append(base.Fields, Field{"fixed_header.type_flags", 0, 1}, Field{"fixed_header.remaining_length", 1, h.HeaderLen - 1})
 	if h.HeaderLen > 2 && frame[h.HeaderLen-1] == 0 {
 		// Reported here because ParseHeader only frames; base is copied into the packet below.
@@ -88,7 +97,7 @@ func Decode(frame []byte, v Version) Packet {
 	case CONNACK:
 		p = decodeConnack(&r, base)
 	case PUBLISH:
-		p = decodePublish(&r, base)
+		p = decodePublish(&r, base, blk)
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
 		p = decodeAck(&r, base)
 	case SUBSCRIBE:
@@ -168,6 +177,19 @@ var propFields, willPropFields = func() (m, w map[PropID]string) {
 	return m, w
 }()
 
+// pairFields names the two halves of a string pair property, by the property's field name.
+var pairFields = func() map[string][2]string {
+	out := map[string][2]string{}
+	for _, m := range []map[PropID]string{propFields, willPropFields} {
+		for id, f := range m {
+			if id.Type() == TypeStringPair {
+				out[f] = [2]string{f + ".name", f + ".value"}
+			}
+		}
+	}
+	return out
+}()
+
 // properties reads a property block for packet type t (Will for Will Properties).
 func (r *reader) properties(t Type) Properties {
 	propsField, lenField, fields := "properties", "properties.length", propFields
@@ -191,7 +213,12 @@ func (r *reader) properties(t Type) Properties {
 	}
 	outerEnd := r.end
 	r.end = end
-	ps := make(Properties, 0, 2)
+	var ps Properties
+	if count := countProps(r.b[r.off:end]); cap(r.propBuf) >= count {
+		ps, r.propBuf = r.propBuf[:0], nil
+	} else {
+		ps = make(Properties, 0, count)
+	}
 	for r.off < r.end && !r.broken {
 		off := r.off
 		idv, _, st := readVBI(r.b[r.off:r.end])
@@ -229,9 +256,10 @@ func (r *reader) properties(t Type) Properties {
 		case TypeBinary:
 			prop.Bin, ok = r.bin(field)
 		case TypeStringPair:
-			prop.Str, ok = r.str(field + ".name")
+			names := pairFields[field]
+			prop.Str, ok = r.str(names[0])
 			if ok {
-				prop.Value, ok = r.str(field + ".value")
+				prop.Value, ok = r.str(names[1])
 			}
 		}
 		if !ok {
@@ -250,11 +278,52 @@ func (r *reader) properties(t Type) Properties {
 	return ps
 }
 
+// countProps returns how many properties the block b holds, for sizing the result; a block it
+// cannot walk counts one more than it could walk (the decoder stops there too).
+func countProps(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); n++ {
+		info, ok := props[PropID(b[i])]
+		if !ok {
+			return n + 1
+		}
+		i++
+		switch info.typ {
+		case TypeByte:
+			i++
+		case TypeUint16:
+			i += 2
+		case TypeUint32:
+			i += 4
+		case TypeVarInt:
+			for j := 0; j < 4 && i < len(b) && b[i]&0x80 != 0; j++ {
+				i++
+			}
+			i++
+		case TypeString, TypeBinary, TypeStringPair:
+			for k := 0; k < 1+b2i(info.typ == TypeStringPair); k++ {
+				if i+2 > len(b) {
+					return n + 1
+				}
+				i += 2 + (int(b[i])<<8 | int(b[i+1]))
+			}
+		}
+	}
+	return n
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // checkProperty applies the standard's rules for one property in packet type t.
 func (r *reader) checkProperty(p Property, info propInfo, t Type, seen Properties, field string) {
-	where := t.String()
-	if t == Will {
-		where = "Will Properties"
+	where := "Will Properties"
+	if t != Will {
+		where = typeNames[t]
 	}
 	if !p.ID.AllowedIn(t) {
 		// An identifier not valid for the packet makes it malformed (section 2.2.2.2).
@@ -433,8 +502,18 @@ func decodeConnack(r *reader, base Base) Packet {
 	return p
 }
 
-func decodePublish(r *reader, base Base) Packet {
-	p := &Publish{Base: base}
+// publishBlock is a decoded PUBLISH with room for the fields and properties of a typical one, so
+// that decoding it takes one allocation besides the topic string.
+type publishBlock struct {
+	p      Publish
+	fields [10]Field
+	props  [2]Property
+}
+
+func decodePublish(r *reader, base Base, blk *publishBlock) Packet {
+	p := &blk.p
+	p.Base = base
+	r.propBuf = blk.props[:0]
 	r.base = &p.Base
 	f := base.Header.Flags
 	p.Dup, p.QoS, p.Retain = f&0x08 != 0, (f>>1)&0x03, f&0x01 != 0

@@ -14,6 +14,8 @@ type reader struct {
 	end    int // end of the region being read (the frame, or a property block)
 	base   *Base
 	broken bool
+	// propBuf, when it has room, holds the next property block read (see publishBlock).
+	propBuf Properties
 	// short is set once a read fails because the frame ended: the truncation has been reported.
 	short bool
 }
@@ -148,6 +150,12 @@ func (r *reader) str(field string) (string, bool) {
 		return "", false
 	}
 	r.checkString(b, start+2, field)
+	switch string(b) { // the protocol names, without allocating
+	case "MQTT":
+		return "MQTT", true
+	case "MQIsdp":
+		return "MQIsdp", true
+	}
 	return string(b), true
 }
 
