@@ -16,7 +16,9 @@ type Options struct {
 	Profile *Profile
 	// ShowSecrets shows passwords and authentication data in the text of findings.
 	ShowSecrets bool
-	// Payload is how much of a payload records render by default.
+	// Payload is how much of payloads the consumers of the records show. Inspection itself
+	// does not depend on it (findings are the same in every mode); PacketRecord.Rendered and
+	// the writers take the mode they need.
 	Payload payload.Mode
 	// MaxFrame is the largest frame Feed accepts per direction; 0 means the protocol's maximum.
 	// Bigger frames are skipped with a finding.
@@ -612,6 +614,11 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 			text += fmt.Sprintf(", before any CONNACK: the server dropped CONNECT #%d (%d bytes) without saying why", c.connect.Index, c.connect.Size())
 		case last.Dir == C2S && c.version != decode.V5:
 			text += fmt.Sprintf("; in MQTT %s a server closes this way when it refuses a packet", c.version)
+		}
+		if ka := c.keepAlive(); ka > 0 && !c.lastC2S.IsZero() && !c.st.MidStream {
+			if gap := cr.Time.Sub(c.lastC2S); gap > time.Duration(ka)*time.Second*3/2 {
+				text += fmt.Sprintf("; the client had sent nothing for %.1f s, more than 1.5 × its %d s keep alive: a keep alive timeout", gap.Seconds(), ka)
+			}
 		}
 		if c.connect != nil && c.st.Requested.Will != nil {
 			text += "; the server publishes the Will message"

@@ -547,3 +547,17 @@ func TestGapLinear(t *testing.T) {
 		t.Errorf("resync took %v", d)
 	}
 }
+
+func TestKeepAliveAtClose(t *testing.T) {
+	c311 := &decode.Connect{ClientID: "d", KeepAlive: 10}
+	c311.Version = decode.V311
+	s := newSession(t, Options{})
+	s.c2s(c311)
+	ack := &decode.Connack{}
+	ack.Version = decode.V311
+	s.s2c(ack)
+	cr := s.c.Close(s.now.Add(16*time.Second), "server", "")
+	if len(cr.Notes) == 0 || !strings.Contains(cr.Notes[0].Text, "keep alive timeout") {
+		t.Errorf("close notes %+v", cr.Notes)
+	}
+}

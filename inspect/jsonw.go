@@ -30,8 +30,6 @@ type JSONOptions struct {
 // TimeFormat is the time format of JSON lines: RFC 3339 with nanoseconds.
 const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 
-const redacted = "<redacted>"
-
 type jsonWriter struct {
 	w   *bufio.Writer
 	o   JSONOptions
@@ -138,7 +136,7 @@ func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 			if o.ShowSecrets {
 				e.str("password", string(q.Password))
 			} else {
-				e.str("password", redacted)
+				e.str("password", Redacted)
 			}
 		}
 		if w := q.Will; w != nil {
@@ -235,23 +233,28 @@ func notesJSON(e *jsonObj, notes []Note) {
 			e.b = append(e.b, ',')
 		}
 		ne := jsonObj{b: append(e.b, '{')}
-		ne.str("level", n.Level.String())
-		ne.str("rule", n.Rule)
-		ne.str("text", n.Text)
-		if n.Cause != nil {
-			ne.key("cause")
-			ce := jsonObj{b: append(ne.b, '{')}
-			if n.Cause.Conn != 0 {
-				ce.int("conn", n.Cause.Conn)
-			}
-			ce.int("index", n.Cause.Index)
-			ce.str("type", n.Cause.Type.String())
-			ce.str("summary", n.Cause.Summary)
-			ne.b = append(ce.b, '}')
-		}
+		notesJSONOne(&ne, n)
 		e.b = append(ne.b, '}')
 	}
 	e.b = append(e.b, ']')
+}
+
+// notesJSONOne writes the members of one note.
+func notesJSONOne(ne *jsonObj, n *Note) {
+	ne.str("level", n.Level.String())
+	ne.str("rule", n.Rule)
+	ne.str("text", n.Text)
+	if n.Cause != nil {
+		ne.key("cause")
+		ce := jsonObj{b: append(ne.b, '{')}
+		if n.Cause.Conn != 0 {
+			ce.int("conn", n.Cause.Conn)
+		}
+		ce.int("index", n.Cause.Index)
+		ce.str("type", n.Cause.Type.String())
+		ce.str("summary", n.Cause.Summary)
+		ne.b = append(ce.b, '}')
+	}
 }
 
 func reasonCodesJSON(e *jsonObj, v decode.Version, t decode.Type, codes []decode.ReasonCode) {
@@ -306,7 +309,7 @@ func propsJSON(e *jsonObj, ps decode.Properties, o JSONOptions) {
 				if o.ShowSecrets {
 					pe.str(p.ID.Key(), base64.StdEncoding.EncodeToString(p.Bin))
 				} else {
-					pe.str(p.ID.Key(), redacted)
+					pe.str(p.ID.Key(), Redacted)
 				}
 			default:
 				pe.str(p.ID.Key(), base64.StdEncoding.EncodeToString(p.Bin))

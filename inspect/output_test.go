@@ -191,3 +191,11 @@ func TestPayloadNotes(t *testing.T) {
 		t.Errorf("no payload note:\n%s\n%s", txt.String(), js.String())
 	}
 }
+
+func TestNoteMarshalJSON(t *testing.T) {
+	n := Note{Level: decode.LevelWarning, Rule: "MQTT-3.3.2-9", Text: "t", Cause: &CauseRef{Index: 3, Type: decode.PUBLISH, Summary: "s"}}
+	b, err := json.Marshal([]Note{n})
+	if err != nil || string(b) != `[{"level":"warning","rule":"MQTT-3.3.2-9","text":"t","cause":{"index":3,"type":"PUBLISH","summary":"s"}}]` {
+		t.Errorf("%s %v", b, err)
+	}
+}

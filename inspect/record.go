@@ -166,6 +166,13 @@ type Note struct {
 	why string // a short phrase for cause links; Text when empty
 }
 
+// MarshalJSON writes a note as the JSON lines do: {"level":"error","rule":…,"text":…,"cause":…}.
+func (n Note) MarshalJSON() ([]byte, error) {
+	e := jsonObj{b: []byte{'{'}}
+	notesJSONOne(&e, &n)
+	return append(e.b, '}'), nil
+}
+
 // whyText is the phrase a cause link uses for this note.
 func (n *Note) whyText() string {
 	if n.why != "" {
@@ -177,10 +184,10 @@ func (n *Note) whyText() string {
 // CauseRef points at an earlier packet: of the same connection, or of connection Conn when
 // Conn is not 0 (a session takeover).
 type CauseRef struct {
-	Conn    int         // another connection's id; 0 for this connection
-	Index   int         // the packet's Index
-	Type    decode.Type // its type
-	Summary string      // e.g. "PUBLISH #41, 300 bytes, over the 200-byte Maximum Packet Size granted in CONNACK"
+	Conn    int         `json:"conn,omitempty"` // another connection's id; 0 for this connection
+	Index   int         `json:"index"`          // the packet's Index
+	Type    decode.Type `json:"-"`              // its type
+	Summary string      `json:"summary"`        // e.g. "PUBLISH #41, 300 bytes, over the 200-byte Maximum Packet Size granted in CONNACK"
 }
 
 // ResponseRef links a response to its request.

@@ -187,7 +187,7 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 			if o.ShowSecrets {
 				b = fmt.Appendf(b, " password=%q", q.Password)
 			} else {
-				b = append(b, " password="+redacted...)
+				b = append(b, " password="+Redacted...)
 			}
 		}
 		if w := q.Will; w != nil {
