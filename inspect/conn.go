@@ -76,6 +76,7 @@ type stream struct {
 	// yet, and how far the buffer was scanned, so that no byte is scanned twice.
 	cands   []int
 	scanned int
+	dropped int    // bytes skipped while resyncing
 	pending []Note // notes for the next packet of this direction
 	dead    bool   // after the sender's DISCONNECT
 }
@@ -124,6 +125,12 @@ func (c *Conn) MidStream() {
 	c.versionKnown = false
 	c.pending = append(c.pending, Note{Level: decode.LevelInfo, Rule: RuleMidStream,
 		Text: "the capture starts in the middle of this connection: its CONNECT and CONNACK were not seen, so limits are not checked"})
+	// The first bytes of each direction may be the middle of a packet.
+	for d := range c.streams {
+		if s := &c.streams[d]; len(s.buf) == s.start {
+			s.resync, s.cands, s.scanned = true, s.cands[:0], 0
+		}
+	}
 }
 
 // Feed takes the next bytes of direction dir, in any split, frames and decodes them, updates
@@ -144,10 +151,16 @@ func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
 		if s.resync {
 			off, ok := c.resyncOffset(s)
 			s.start += off
+			s.dropped += off
 			if !ok {
 				break
 			}
 			s.resync = false
+			if s.dropped > 0 {
+				s.pending = append(s.pending, Note{Level: decode.LevelInfo, Rule: RuleCaptureGap,
+					Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", s.dropped, dir.sender())})
+				s.dropped = 0
+			}
 		}
 		rest := s.buf[s.start:]
 		n, err := decode.SplitFrame(rest, c.opts.MaxFrame)
@@ -221,7 +234,17 @@ func (c *Conn) resyncOffset(s *stream) (off int, ok bool) {
 	}
 	clean := func(i, size int) bool {
 		p := decode.Decode(b[i:i+size:i+size], c.version)
-		return len(p.Info().Problems) == 0
+		if len(p.Info().Problems) == 0 {
+			return true
+		}
+		if c.versionKnown || !c.st.MidStream {
+			return false
+		}
+		other := decode.V311
+		if c.version != decode.V5 {
+			other = decode.V5
+		}
+		return len(decode.Decode(b[i:i+size:i+size], other).Info().Problems) == 0
 	}
 	found := -1
 	kept := s.cands[:0]

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -560,4 +561,40 @@ func TestKeepAliveAtClose(t *testing.T) {
 	if len(cr.Notes) == 0 || !strings.Contains(cr.Notes[0].Text, "keep alive timeout") {
 		t.Errorf("close notes %+v", cr.Notes)
 	}
+}
+
+// TestMidStreamResync starts inside a packet: the bytes before the first whole packet are
+// skipped with a note, in both protocol versions.
+func TestMidStreamResync(t *testing.T) {
+	for _, v := range []decode.Version{decode.V5, decode.V311} {
+		c := NewConn(1, "c", "s", Options{})
+		c.MidStream()
+		p := publish("sensors/t", 1, 9, "21.5")
+		p.Version = v
+		first := enc(t, p)
+		second := enc(t, p)
+		a := &decode.Ack{PacketType: decode.PUBACK, PacketID: 9}
+		a.Version = v
+		recs := c.Feed(C2S, t0, append(first[5:], second...))
+		recs = append(recs, c.Feed(S2C, t0, enc(t, a))...)
+		if len(recs) != 2 {
+			t.Fatalf("v%d: %d records", v, len(recs))
+		}
+		r := recs[0].(*PacketRecord)
+		if r.Type() != decode.PUBLISH || r.Topic != "sensors/t" || r.Version != v {
+			t.Errorf("v%d: %s %q v%d", v, r.Type(), r.Topic, r.Version)
+		}
+		if n := note(t, r, RuleCaptureGap); !strings.Contains(n.Text, fmt.Sprintf("%d bytes", len(first)-5)) {
+			t.Errorf("v%d: %q", v, n.Text)
+		}
+		clean(t, recs[1].(*PacketRecord))
+	}
+	// Starting on a boundary skips nothing.
+	c := NewConn(1, "c", "s", Options{})
+	c.MidStream()
+	recs := c.Feed(C2S, t0, enc(t, &decode.Pingreq{}))
+	if len(recs) != 1 {
+		t.Fatalf("%d records", len(recs))
+	}
+	noNote(t, recs[0].(*PacketRecord), RuleCaptureGap)
 }
