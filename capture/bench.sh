@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# bench.sh compares mqscope read with tshark on a large synthetic MQTT capture, from one run of
+# each on the same file, and checks that mqscope's memory stays flat as the file grows:
+#
+#   bash capture/bench.sh [PACKETS] [CONNECTIONS]      # default 500000 MQTT packets, 500 connections
+#
+#   read --summary       vs  tshark -T fields -e mqtt.msgtype
+#   read --format jsonl  vs  tshark -T json -j mqtt
+#
+# It prints wall-clock seconds, CPU seconds and peak resident memory (from GNU time) of each,
+# and the ratio tshark / mqscope. The capture comes from capture/benchgen (MQTT 5 and 3.1.1
+# clients publishing QoS 0 and 1 to port 1883, several packets per segment now and then).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packets=${1:-500000}
+conns=${2:-500}
+for tool in tshark go /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "bench.sh: $tool is needed" >&2; exit 1; }
+done
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+go build -o "$work/mqscope" ./cmd/mqscope
+go build -o "$work/benchgen" ./capture/benchgen
+"$work/benchgen" -o "$work/big.pcapng" -conns "$conns" -packets "$packets"
+"$work/benchgen" -o "$work/small.pcapng" -conns "$conns" -packets $((packets / 5))
+
+# measure NAME CMD...: run once, output to /dev/null; prints "wall cpu maxrss_kb".
+measure() {
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" ||
+    { cat "$work/stderr" >&2; exit 1; }
+  awk '{printf "%.2f %.2f %d\n", $1, $2 + $3, $4}' "$work/time"
+}
+
+size=$(du -m "$work/big.pcapng" | cut -f1)
+frames=$(tshark -r "$work/big.pcapng" -T fields -e frame.number 2>/dev/null | tail -1)
+echo "capture: ${size} MB, ${frames} TCP packets, about ${packets} MQTT packets, ${conns} connections"
+echo "machine: $(nproc) CPUs, $(tshark -v 2>/dev/null | head -1), $(go version | cut -d' ' -f3)"
+echo
+printf '%-22s %9s %9s %9s   %-34s %9s %9s %9s   %7s %7s\n' \
+  "mqscope" "wall s" "cpu s" "peak MB" "tshark" "wall s" "cpu s" "peak MB" "wall x" "cpu x"
+row() { # LABEL_M LABEL_T -- MQSCOPE_ARGS -- TSHARK_ARGS
+  local lm=$1 lt=$2
+  shift 3
+  local margs=() targs=()
+  while [ "$1" != -- ]; do margs+=("$1"); shift; done
+  shift
+  targs=("$@")
+  read -r mw mc mm < <(measure "$work/mqscope" read "${margs[@]}" "$work/big.pcapng")
+  read -r tw tc tm < <(measure tshark -r "$work/big.pcapng" "${targs[@]}")
+  printf '%-22s %9s %9s %9d   %-34s %9s %9s %9d   %7.1f %7.1f\n' "$lm" "$mw" "$mc" $((mm / 1024)) \
+    "$lt" "$tw" "$tc" $((tm / 1024)) "$(echo "$tw / $mw" | bc -l)" "$(echo "$tc / $mc" | bc -l)"
+}
+row "read --summary" "-T fields -e mqtt.msgtype" -- --summary -- -T fields -e mqtt.msgtype
+tshark_big_mem=$tm
+row "read --format jsonl" "-T json -j mqtt" -- --format jsonl -- -T json -j mqtt
+echo
+read -r _ _ msmall < <(measure "$work/mqscope" read --summary "$work/small.pcapng")
+read -r _ _ mbig < <(measure "$work/mqscope" read --summary "$work/big.pcapng")
+read -r _ _ tsmall < <(measure tshark -r "$work/small.pcapng" -T fields -e mqtt.msgtype)
+echo "peak memory of the summary, file 5 times larger: mqscope $((msmall / 1024)) MB -> $((mbig / 1024)) MB," \
+  "tshark $((tsmall / 1024)) MB -> $((tshark_big_mem / 1024)) MB"
