@@ -298,3 +298,27 @@ func TestCaptureOthers(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureProfile replays real mosquitto sessions against the apsaramq profile: the
+// device's requests that ApsaraMQ would change are flagged at CONNECT, and mosquitto's CONNACK
+// is reported as not what that broker would send.
+func TestCaptureProfile(t *testing.T) {
+	p, err := LoadProfile("apsaramq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := replay(t, "mqtt5-session.pcapng", 18831, Options{Profile: p})
+	rc := byClientID(t, list, "mqscope-sub")
+	if se := rc.conn.Snapshot().Requested.SessionExpiryInterval; se == nil || *se != 300 {
+		t.Fatalf("capture changed: session expiry %v", se)
+	}
+	cn := firstOf(t, rc, C2S, decode.CONNECT)
+	if n := note(t, cn, RuleProfileSession); n.Text != "session expiry 300 s will be raised to 600 s by this broker (apsaramq)" {
+		t.Errorf("%q", n.Text)
+	}
+	ack := firstOf(t, rc, S2C, decode.CONNACK)
+	if n := note(t, ack, RuleProfileMismatch); !strings.Contains(n.Text, "Topic Alias Maximum 30, CONNACK has 4") ||
+		!strings.Contains(n.Text, "Maximum Packet Size 131072, CONNACK has none") {
+		t.Errorf("%q", n.Text)
+	}
+}
