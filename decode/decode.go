@@ -407,6 +407,7 @@ func decodeConnect(r *reader, base Base) Packet {
 	p.KeepAlive, _ = r.u16("keep_alive")
 	if v == V5 {
 		p.Properties = r.properties(CONNECT)
+		checkAuthProps(r, p.Properties, "properties.authentication_data")
 	}
 	idOff := r.off
 	p.ClientID, ok = r.str("client_id")
@@ -486,6 +487,7 @@ func decodeConnack(r *reader, base Base) Packet {
 		}
 		if r.remaining() > 0 {
 			p.Properties = r.properties(CONNACK)
+			checkAuthProps(r, p.Properties, "properties.authentication_data")
 		} else {
 			r.malformed(r.off, "properties.length", "MQTT-2.2.2-1", "CONNACK has no property length")
 		}
@@ -639,7 +641,8 @@ func checkTopicFilter(r *reader, off int, field, filter string, noLocal bool) {
 		r.protocol(off, field, TopicFilterInvalid, "MQTT-4.7.3-1", "Topic Filter is empty")
 		return
 	}
-	if msg, rule := FilterProblem(filter); msg != "" {
+	// Shared subscriptions are MQTT 5's: in 3.1.1 "$share/..." is an ordinary filter.
+	if msg, rule := filterProblem(filter, r.base.Version == V5); msg != "" {
 		r.protocol(off, field, TopicFilterInvalid, rule, msg)
 	}
 	if noLocal && strings.HasPrefix(filter, "$share/") {
@@ -649,9 +652,12 @@ func checkTopicFilter(r *reader, off int, field, filter string, noLocal bool) {
 
 // FilterProblem checks a Topic Filter's syntax and returns what is wrong with it and the rule,
 // or "" when it is well-formed.
-func FilterProblem(filter string) (msg, rule string) {
+func FilterProblem(filter string) (msg, rule string) { return filterProblem(filter, true) }
+
+// filterProblem is FilterProblem; shared says whether "$share/" starts a shared subscription.
+func filterProblem(filter string, shared bool) (msg, rule string) {
 	f := filter
-	if rest, ok := strings.CutPrefix(f, "$share/"); ok {
+	if rest, ok := strings.CutPrefix(f, "$share/"); ok && shared {
 		name, sub, found := strings.Cut(rest, "/")
 		if !found || name == "" || sub == "" {
 			return fmt.Sprintf("shared subscription %q needs $share/{ShareName}/{filter}", filter), "MQTT-4.8.2-1"
@@ -661,16 +667,19 @@ func FilterProblem(filter string) (msg, rule string) {
 		}
 		f = sub
 	}
-	levels := strings.Split(f, "/")
-	for i, l := range levels {
-		if strings.Contains(l, "#") && (l != "#" || i != len(levels)-1) {
+	for {
+		l, rest, more := strings.Cut(f, "/")
+		if strings.Contains(l, "#") && (l != "#" || more) {
 			return fmt.Sprintf("Topic Filter %q: '#' must be alone in the last level", filter), "MQTT-4.7.1-1"
 		}
 		if strings.Contains(l, "+") && l != "+" {
 			return fmt.Sprintf("Topic Filter %q: '+' must fill a whole level", filter), "MQTT-4.7.1-2"
 		}
+		if !more {
+			return "", ""
+		}
+		f = rest
 	}
-	return "", ""
 }
 
 func decodeSuback(r *reader, base Base) Packet {
@@ -759,5 +768,23 @@ func decodeAuth(r *reader, base Base) Packet {
 	p := &Auth{Base: base}
 	r.base = &p.Base
 	p.ReasonCode, p.Properties, p.HasReason, p.HasProperties = reasonAndProperties(r, AUTH)
+	checkAuthProps(r, p.Properties, "properties.authentication_data")
+	if !r.broken && !p.Properties.Has(PropAuthMethod) && (p.ReasonCode == ContinueAuthentication || p.ReasonCode == ReAuthenticate) {
+		// Section 3.15.2.2.2: omitting the Authentication Method is a Protocol Error. An AUTH
+		// with Remaining Length 0 (Success, section 3.15.2.1) is left alone.
+		rule := ""
+		if p.ReasonCode == ReAuthenticate {
+			rule = "MQTT-4.12.1-1"
+		}
+		r.protocol(r.off, "properties", ProtocolError, rule, fmt.Sprintf("AUTH with reason code 0x%02X has no Authentication Method", byte(p.ReasonCode)))
+	}
 	return p
+}
+
+// checkAuthProps reports Authentication Data without an Authentication Method, a Protocol Error
+// (sections 3.1.2.11.10, 3.2.2.3.18, 3.15.2.2.3).
+func checkAuthProps(r *reader, ps Properties, field string) {
+	if d, ok := ps.Get(PropAuthData); ok && !ps.Has(PropAuthMethod) {
+		r.protocol(d.Offset, field, ProtocolError, "", "Authentication Data without an Authentication Method")
+	}
 }

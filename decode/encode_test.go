@@ -23,7 +23,7 @@ func builtPackets() []Packet {
 			HasUsername: true, Username: "", HasPassword: true, Password: nil},
 		&Connect{Base: Base{Version: V31}, ProtocolName: "MQIsdp", ProtocolLevel: 3, ClientID: "c", HasUsername: true, Username: "u"},
 		&Connack{Base: v5base(), ReasonCode: BadAuthenticationMethod, Properties: Properties{StrProp(PropReasonString, "no"),
-			StrProp(PropResponseInfo, "ri"), StrProp(PropServerReference, "other:1883"), BinProp(PropAuthData, nil)}},
+			StrProp(PropResponseInfo, "ri"), StrProp(PropServerReference, "other:1883"), StrProp(PropAuthMethod, "m"), BinProp(PropAuthData, nil)}},
 		&Publish{Base: v5base(), QoS: 2, PacketID: 65535, Topic: "a/b/c", Payload: bytes.Repeat([]byte{0}, 20000)},
 		&Publish{Base: v5base(), Topic: "t", Properties: Properties{IntProp(PropSubscriptionID, MaxVarInt),
 			IntProp(PropSubscriptionID, 1), IntProp(PropTopicAlias, 1)}},

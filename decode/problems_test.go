@@ -450,6 +450,18 @@ var problemCases = []problemCase{
 		0xE0, 0x01, // DISCONNECT
 		0x10, // no matching subscribers
 	}, []wantProblem{malformedAt(2, "reason_code", "")}, nil},
+	{"CONNECT/authentication-data-without-method", V5, frameIn(CONNECT, []byte{
+		0x16, 0x00, 0x01, 0x07, // authentication data, no authentication method
+	}), []wantProblem{protocolAt(13, "properties.authentication_data", ProtocolError, "")}, nil},
+	{"AUTH/continue-without-method", V5, []byte{
+		0xF0, 0x02, // AUTH
+		0x18, // continue authentication
+		0x00, // property length 0: no authentication method
+	}, []wantProblem{protocolAt(4, "properties", ProtocolError, "")}, nil},
+	{"AUTH/re-authenticate-without-method", V5, []byte{
+		0xF0, 0x01, // AUTH
+		0x19, // re-authenticate, properties left out
+	}, []wantProblem{protocolAt(3, "properties", ProtocolError, "MQTT-4.12.1-1")}, nil},
 	{"AUTH/reason-not-allowed", V5, []byte{
 		0xF0, 0x01, // AUTH
 		0x80, // unspecified error
@@ -522,18 +534,26 @@ var problemCases = []problemCase{
 		0x00, 0x02, 'a', '+', // topic filter a+
 		0x00, // requested QoS
 	}, []wantProblem{protocolAt(4, "subscription.filter", TopicFilterInvalid, "MQTT-4.7.1-2")}, nil},
-	{"SUBSCRIBE/share-without-filter", V311, []byte{
-		0x82, 0x0D, // SUBSCRIBE
+	{"SUBSCRIBE/share-without-filter", V5, []byte{
+		0x82, 0x0E, // SUBSCRIBE
 		0x00, 0x01, // packet identifier
+		0x00,                                               // property length
 		0x00, 0x08, '$', 's', 'h', 'a', 'r', 'e', '/', 'g', // topic filter $share/g
-		0x00, // requested QoS
-	}, []wantProblem{protocolAt(4, "subscription.filter", TopicFilterInvalid, "MQTT-4.8.2-1")}, nil},
-	{"SUBSCRIBE/share-name-wildcard", V311, []byte{
+		0x00, // options
+	}, []wantProblem{protocolAt(5, "subscription.filter", TopicFilterInvalid, "MQTT-4.8.2-1")}, nil},
+	{"SUBSCRIBE/share-name-wildcard", V5, []byte{
+		0x82, 0x10, // SUBSCRIBE
+		0x00, 0x01, // packet identifier
+		0x00,                                                         // property length
+		0x00, 0x0A, '$', 's', 'h', 'a', 'r', 'e', '/', '+', '/', 'a', // topic filter $share/+/a
+		0x00, // options
+	}, []wantProblem{protocolAt(5, "subscription.filter", TopicFilterInvalid, "MQTT-4.8.2-2")}, nil},
+	{"SUBSCRIBE/share-is-ordinary-in-3.1.1", V311, []byte{
 		0x82, 0x0F, // SUBSCRIBE
 		0x00, 0x01, // packet identifier
-		0x00, 0x0A, '$', 's', 'h', 'a', 'r', 'e', '/', '+', '/', 'a', // topic filter $share/+/a
+		0x00, 0x0A, '$', 's', 'h', 'a', 'r', 'e', '/', '+', '/', 'a', // $share/+/a: a plain, valid filter in 3.1.1
 		0x00, // requested QoS
-	}, []wantProblem{protocolAt(4, "subscription.filter", TopicFilterInvalid, "MQTT-4.8.2-2")}, nil},
+	}, nil, nil},
 	{"SUBSCRIBE/no-local-on-share", V5, []byte{
 		0x82, 0x10, // SUBSCRIBE
 		0x00, 0x01, // packet identifier

@@ -25,6 +25,16 @@ func inPacket(t Type, prop []byte) (frame []byte, off int) {
 			n,    // property length
 		}
 	case AUTH:
+		if prop[0] != byte(PropAuthMethod) {
+			// Every AUTH that continues authentication names its method.
+			frame = []byte{
+				0xF0, 7 + n, // AUTH
+				0x18,                       // reason code: continue authentication
+				5 + n,                      // property length
+				0x15, 0x00, 0x02, 'm', '1', // authentication method
+			}
+			break
+		}
 		frame = []byte{
 			0xF0, 2 + n, // AUTH
 			0x18, // reason code: continue authentication
@@ -83,7 +93,7 @@ var propertyCases = []struct {
 	{CONNACK, []byte{0x12, 0x00, 0x02, 'a', '1'}, StrProp(PropAssignedClientID, "a1"), "assigned_client_identifier", 4},               // assigned client identifier
 	{CONNACK, []byte{0x13, 0x01, 0x2C}, IntProp(PropServerKeepAlive, 300), "server_keep_alive", 2},                                    // server keep alive 300
 	{AUTH, []byte{0x15, 0x00, 0x03, 'K', 'R', 'B'}, StrProp(PropAuthMethod, "KRB"), "authentication_method", 5},                       // authentication method
-	{AUTH, []byte{0x16, 0x00, 0x00}, BinProp(PropAuthData, []byte{}), "authentication_data", 2},                                       // authentication data: empty
+	{AUTH, []byte{0x16, 0x00, 0x00}, BinProp(PropAuthData, []byte{}), "authentication_data", 2},                                       // authentication data: empty (after a method)
 	{CONNECT, []byte{0x17, 0x00}, IntProp(PropRequestProblemInfo, 0), "request_problem_information", 1},                               // request problem information 0
 	{Will, []byte{0x18, 0x00, 0x00, 0x00, 0x3C}, IntProp(PropWillDelay, 60), "will_delay_interval", 4},                                // will delay interval 60
 	{CONNECT, []byte{0x19, 0x01}, IntProp(PropRequestResponseInfo, 1), "request_response_information", 1},                             // request response information 1
@@ -121,10 +131,10 @@ func TestProperties(t *testing.T) {
 			if c.in == Will {
 				ps, prefix = p.(*Connect).Will.Properties, "will.properties."
 			}
-			if len(ps) != 1 {
+			if len(ps) != 1 && !(len(ps) == 2 && ps[0].ID == PropAuthMethod) {
 				t.Fatalf("got %d properties, want 1: %+v", len(ps), ps)
 			}
-			got := ps[0]
+			got := ps[len(ps)-1]
 			if !got.Equal(c.want) {
 				t.Errorf("property = %+v, want %+v", got, c.want)
 			}
