@@ -282,29 +282,18 @@ func classify(err error) endKind {
 // them to the observers before the buffer is read into again.
 func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	defer close(ss.pipeDone[dir])
-	wait := readWaiter(src)
-	var bp *[]byte
-	if wait == nil {
-		bp = ss.srv.bufs.Get().(*[]byte)
+	rd := pooledReader(src, &ss.srv.bufs)
+	if rd == nil {
+		bp := ss.srv.bufs.Get().(*[]byte)
 		defer ss.srv.bufs.Put(bp)
+		rd = &connReader{c: src, buf: *bp}
 	}
+	defer rd.release()
 	m := ss.srv.metrics
 	for {
-		var n int
-		var rerr error
-		if wait != nil {
-			// Idle connections hold no buffer: wait, then borrow one.
-			if rerr = wait(); rerr == nil {
-				bp = ss.srv.bufs.Get().(*[]byte)
-				n, rerr = src.Read(*bp)
-			}
-		} else {
-			n, rerr = src.Read(*bp)
-		}
-		if n > 0 {
-			buf := *bp
+		b, rerr := rd.read()
+		if n := len(b); n > 0 {
 			t := ss.now()
-			b := buf[:n]
 			ss.wmu[dir].Lock()
 			_, werr := dst.Write(b)
 			if werr == nil {
@@ -321,9 +310,7 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 			ss.bytes[dir].Add(uint64(n))
 			m.bytesIn(dir, n)
 			ss.observe(dir, t, b)
-			if wait != nil {
-				ss.srv.bufs.Put(bp)
-			}
+			rd.release()
 			if werr != nil {
 				if ss.stopping.Load() {
 					ends <- pipeEnd{dir, endStopped, werr}
@@ -360,6 +347,32 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 		return
 	}
 }
+
+// reader is where a pipe gets its bytes: read returns the next bytes (valid until release).
+type reader interface {
+	read() ([]byte, error)
+	release()
+}
+
+// connReader reads with net.Conn.Read into a buffer of its own.
+type connReader struct {
+	c   net.Conn
+	buf []byte
+}
+
+func (r *connReader) read() ([]byte, error) {
+	n, err := r.c.Read(r.buf)
+	if n > 0 {
+		// Bytes first; the error (EOF included) comes again on the next read.
+		return r.buf[:n], nil
+	}
+	if err == nil {
+		return nil, nil
+	}
+	return nil, err
+}
+
+func (r *connReader) release() {}
 
 // terminate ends the connection from the proxy. With rc set and an MQTT 5 device, the device
 // first gets a DISCONNECT with that reason code (and reasonString) placed between two of the

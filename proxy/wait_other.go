@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"sync"
+)
 
-// readWaiter is Linux only; elsewhere each pipe keeps its buffer.
-func readWaiter(net.Conn) func() error { return nil }
+// pooledReader is Linux only; elsewhere each pipe keeps its buffer.
+func pooledReader(net.Conn, *sync.Pool) reader { return nil }
