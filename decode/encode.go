@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrEncode is the category of errors from Encode: a value the wire format cannot carry.
@@ -98,6 +99,11 @@ func Encode(dst []byte, p Packet) ([]byte, error) {
 	if !v.Valid() {
 		v = V5
 	}
+	if v != V5 {
+		if err := notIn311(p, v); err != nil {
+			return dst, err
+		}
+	}
 	var e encoder
 	flags, _ := fixedFlags(p.Type())
 	switch q := p.(type) {
@@ -187,6 +193,39 @@ func Encode(dst []byte, p Packet) ([]byte, error) {
 	dst = append(dst, byte(p.Type())<<4|flags&0x0f)
 	dst = AppendVarInt(dst, uint32(len(e.b)))
 	return append(dst, e.b...), nil
+}
+
+// notIn311 reports what MQTT 3.1 and 3.1.1 (version v) cannot carry: properties, reason codes
+// outside CONNACK and SUBACK, and AUTH. Leaving them out silently would encode another packet.
+func notIn311(p Packet, v Version) error {
+	what := ""
+	switch q := p.(type) {
+	case *Connect:
+		if q.Will != nil && len(q.Will.Properties) > 0 {
+			what = "Will Properties"
+		}
+	case *Ack:
+		if q.HasReason || q.HasProperties || q.ReasonCode != 0 {
+			what = "a reason code"
+		}
+	case *Disconnect:
+		if q.HasReason || q.HasProperties || q.ReasonCode != 0 {
+			what = "a reason code"
+		}
+	case *Unsuback:
+		if len(q.ReasonCodes) > 0 {
+			what = "reason codes"
+		}
+	case *Auth:
+		what = "a packet type AUTH"
+	}
+	if len(PropertiesOf(p)) > 0 {
+		what = "properties"
+	}
+	if what == "" {
+		return nil
+	}
+	return fmt.Errorf("%w: MQTT %s has no %s in %s", ErrEncode, v, strings.TrimPrefix(what, "a packet type "), p.Type())
 }
 
 // reasonAndProperties writes the optional trailing reason code and properties, leaving them

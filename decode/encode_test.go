@@ -129,11 +129,6 @@ func TestEncodeDefaults(t *testing.T) {
 			0x07,                                   // property length
 			0x26, 0x00, 0x01, 'a', 0x00, 0x01, 'b', // user property
 		}},
-		{&Disconnect{Base: v311base(), ReasonCode: ServerBusy}, []byte{0xE0, 0x00}}, // 3.1.1 has no reason code
-		{&Unsuback{Base: v311base(), PacketID: 5, ReasonCodes: []ReasonCode{0x80}}, []byte{
-			0xB0, 0x02, // UNSUBACK: 3.1.1 has no reason codes
-			0x00, 0x05, // packet identifier
-		}},
 		{&Unknown{Base: Base{Header: FixedHeader{Type: Reserved, Flags: 0x5}}, Body: []byte{1, 2}}, []byte{
 			0x05, 0x02, // type 0, flags 0101, as given
 			0x01, 0x02, // body
@@ -169,6 +164,13 @@ func TestEncodeErrors(t *testing.T) {
 		{"binary property too long", &Publish{Topic: "t", Properties: Properties{BinProp(PropCorrelationData, []byte(long))}}},
 		{"user property value too long", &Publish{Topic: "t", Properties: Properties{UserProp("a", long)}}},
 		{"not a packet type of this package", &notAPacket{}},
+		{"3.1.1 DISCONNECT with a reason code", &Disconnect{Base: v311base(), ReasonCode: ServerBusy}},
+		{"3.1.1 PUBACK with a reason code", &Ack{Base: v311base(), PacketType: PUBACK, PacketID: 1, HasReason: true}},
+		{"3.1.1 UNSUBACK with reason codes", &Unsuback{Base: v311base(), PacketID: 5, ReasonCodes: []ReasonCode{0x80}}},
+		{"3.1.1 PUBLISH with properties", &Publish{Base: v311base(), Topic: "t", Properties: Properties{IntProp(PropTopicAlias, 1)}}},
+		{"3.1 CONNECT with Will Properties", &Connect{Base: Base{Version: V31}, Will: &WillMessage{Topic: "t",
+			Properties: Properties{IntProp(PropWillDelay, 1)}}}},
+		{"3.1.1 AUTH", &Auth{Base: v311base()}},
 	} {
 		dst := []byte{0xAA}
 		got, err := Encode(dst, c.p)
