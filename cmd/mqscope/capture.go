@@ -67,7 +67,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	res, err := newOutput(&o.out, o.io.Out, cancel, 1) // live: records as they come
+	res, err := newOutput(&o.out, o.io.Out, cancel, 0)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,8 @@ func (c cancelWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// newOutput compiles the filter, loads the profile and sets up the writer on out.
+// newOutput compiles the filter, loads the profile and sets up the writer on out, for
+// inspecting on that many workers (0: live, one goroutine writing each record at once).
 func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*output, error) {
 	mode, _ := payload.ParseMode(o.payload)
 	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode}
@@ -137,6 +138,26 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 			cancel()
 		}
 		return err
+	}
+	if workers == 0 && !o.summary {
+		// Live: each record is written at once, not when a buffer fills.
+		var buf []byte
+		res.in.Emit = func(r inspect.Record) error {
+			if t, ok := r.(*capture.TLSRecord); ok {
+				res.tls = append(res.tls, t)
+				return nil
+			}
+			if o.format == "jsonl" {
+				buf = append(inspect.AppendJSON(buf[:0], r, jopts), '\n')
+			} else {
+				buf = inspect.AppendText(buf[:0], r, topts)
+			}
+			_, err := out.Write(buf)
+			if err != nil {
+				cancel()
+			}
+			return err
+		}
 	}
 	if workers > 1 {
 		// Inspect connections on every core; text and JSON are rendered there too.

@@ -2,12 +2,20 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/capture"
 )
 
 const multiCapture = "../../testdata/captures/mqtt-multi.pcapng"
@@ -156,4 +164,83 @@ func TestCaptureWithoutPrivilege(t *testing.T) {
 	if !strings.Contains(string(out), "CAP_NET_RAW") || !strings.Contains(string(out), "root") {
 		t.Errorf("error does not name the privilege: %s", out)
 	}
+}
+
+// TestCaptureLive runs mqscope capture on lo while a client sends a CONNECT to a small
+// server on a free port, and expects the JSON lines of both packets as they happen.
+func TestCaptureLive(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64)
+		c.Read(b)
+		c.Write([]byte{0x20, 0x02, 0x00, 0x00})
+		c.Read(b)
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	var out, errb lockedBuffer
+	o := &captureOptions{io: &streams{Out: &out, Err: &errb}, iface: "lo",
+		out: outputOptions{format: "jsonl", payload: "preview", ports: []uint{uint(port)}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runCapture(ctx, o) }()
+	select {
+	case err := <-done:
+		if errors.Is(err, capture.ErrPermission) && os.Getenv("MQSCOPE_REQUIRE_PEERS") != "1" {
+			t.Skipf("live capture not permitted: %v", err)
+		}
+		t.Fatalf("capture ended at once: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'})
+	c.Read(make([]byte, 4))
+	c.Write([]byte{0xe0, 0x00})
+	// The records appear while the capture runs.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), `"type":"CONNACK"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no CONNACK record while capturing; output so far:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Close()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs := jsonLines(t, out.String())
+	if count(recs, "type", "CONNECT") != 1 || count(recs, "type", "DISCONNECT") != 1 || count(recs, "kind", "close") != 1 {
+		t.Errorf("capture output:\n%s", out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *lockedBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *lockedBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
