@@ -176,8 +176,12 @@ func envOf(r *PacketRecord) filterEnv {
 	if len(rcs) == 1 && p.Type() != decode.SUBACK && p.Type() != decode.UNSUBACK {
 		e.ReasonCode = int(rcs[0])
 		e.Reason = decode.ReasonName(r.Version, p.Type(), rcs[0])
-	} else if _, ok := p.(*decode.Disconnect); ok && r.Version == decode.V5 {
-		e.ReasonCode, e.Reason = 0, decode.Success.Name(decode.DISCONNECT)
+	} else if r.Version == decode.V5 {
+		// The short forms of MQTT 5 PUBACK..PUBCOMP, DISCONNECT and AUTH mean reason 0x00.
+		switch t := p.Type(); t {
+		case decode.PUBACK, decode.PUBREC, decode.PUBREL, decode.PUBCOMP, decode.DISCONNECT, decode.AUTH:
+			e.ReasonCode, e.Reason = 0, decode.Success.Name(t)
+		}
 	}
 	if ps := decode.PropertiesOf(p); len(ps) > 0 {
 		e.Properties = make(map[string]any, len(ps))

@@ -108,6 +108,8 @@ func TestFilter(t *testing.T) {
 		{`conn == 1 && dir == "s2c" && reason_code >= 0x80`, []*PacketRecord{ack}},
 		{`user_properties.unit == "C" && payload == "21.5"`, []*PacketRecord{pub}},
 		{`level == "error"`, []*PacketRecord{bad, ack}},
+		{`reason_code == 0`, nil},
+		{`reason_code == -1`, []*PacketRecord{pub, bad}},
 		{``, []*PacketRecord{pub, bad, ack}},
 	}
 	for _, c := range cases {
@@ -197,5 +199,16 @@ func TestNoteMarshalJSON(t *testing.T) {
 	b, err := json.Marshal([]Note{n})
 	if err != nil || string(b) != `[{"level":"warning","rule":"MQTT-3.3.2-9","text":"t","cause":{"index":3,"type":"PUBLISH","summary":"s"}}]` {
 		t.Errorf("%s %v", b, err)
+	}
+}
+
+func TestFilterShortAck(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	s.c2s(publish("a", 1, 1, "x"))
+	a := s.s2c(ack(decode.PUBACK, 1, 0))
+	f, _ := CompileFilter(`type == "PUBACK" && reason_code == 0 && reason == "Success"`)
+	if !f.Match(a) {
+		t.Error("short PUBACK is not reason 0")
 	}
 }
