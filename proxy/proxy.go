@@ -60,6 +60,11 @@ type Config struct {
 
 	// Observers see every connection's bytes; see Observer.
 	Observers []Observer
+	// Stages, when set, gives a connection's direction its frame-level pipeline (fault rules);
+	// nil or an empty list forwards bytes as they come.
+	Stages func(info ConnInfo, dir Dir, env StageEnv) []Stage
+	// StageMaxFrame bounds the frames a direction with stages holds; 1 MiB when 0.
+	StageMaxFrame int
 	// Metrics counts what is forwarded; New makes one when nil.
 	Metrics *Metrics
 
@@ -86,6 +91,9 @@ func (c *Config) defaults() {
 	}
 	if c.BufferSize <= 0 {
 		c.BufferSize = 16 << 10
+	}
+	if c.StageMaxFrame <= 0 {
+		c.StageMaxFrame = 1 << 20
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -117,8 +125,8 @@ type Observer interface {
 
 // ConnObserver watches one connection.
 type ConnObserver interface {
-	// Data shows bytes that were just forwarded (or injected by the proxy) in direction dir,
-	// read at time t. b is only valid during the call. Data must be quick: forwarding in that
+	// Data shows bytes read from the sender in direction dir at time t (with stages, what went
+	// on may differ), or injected by the proxy. b is only valid during the call. Data must be quick: forwarding in that
 	// direction waits for it.
 	Data(dir Dir, t time.Time, b []byte)
 	// Close reports the connection's end: by "client", "server" or "proxy", and why.

@@ -290,18 +290,33 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	}
 	defer rd.release()
 	m := ss.srv.metrics
+	write := func(b []byte) error {
+		ss.wmu[dir].Lock()
+		defer ss.wmu[dir].Unlock()
+		_, err := dst.Write(b)
+		if err == nil {
+			ss.track[dir].feed(b, ss.count[dir])
+		} else {
+			ss.track[dir].broken = true
+		}
+		return err
+	}
+	var fp *framePipe
+	if f := ss.srv.cfg.Stages; f != nil {
+		if stages := f(ss.info, dir, StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand}); len(stages) > 0 {
+			fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, write)
+		}
+	}
 	for {
 		b, rerr := rd.read()
 		if n := len(b); n > 0 {
 			t := ss.now()
-			ss.wmu[dir].Lock()
-			_, werr := dst.Write(b)
-			if werr == nil {
-				ss.track[dir].feed(b, ss.count[dir])
+			var werr error
+			if fp != nil {
+				werr = fp.feed(ss.info, dir, t, b)
 			} else {
-				ss.track[dir].broken = true
+				werr = write(b)
 			}
-			ss.wmu[dir].Unlock()
 			if dir == C2S && ss.version.Load() == 0 {
 				if v, ok := decode.PeekVersion(ss.track[C2S].headBytes()); ok {
 					ss.version.Store(uint32(v))

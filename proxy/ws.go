@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +80,14 @@ func (c *wsConn) SetDeadline(t time.Time) error {
 	return c.ws.SetWriteDeadline(t)
 }
 
+// logfWriter turns the HTTP server's log lines (failed TLS handshakes...) into logf calls.
+type logfWriter func(string, ...any)
+
+func (f logfWriter) Write(b []byte) (int, error) {
+	f("websocket listener: %s", strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
 // wsListener accepts WebSocket connections on one path and hands them out as net.Conns.
 type wsListener struct {
 	ln    net.Listener
@@ -98,7 +108,7 @@ func newWSListener(ln net.Listener, path string, handshake time.Duration, bufSiz
 		WriteBufferSize:  bufSize,
 		CheckOrigin:      func(*http.Request) bool { return true },
 	}
-	l.srv = &http.Server{Handler: l, ReadHeaderTimeout: handshake, ErrorLog: nil}
+	l.srv = &http.Server{Handler: l, ReadHeaderTimeout: handshake, ErrorLog: log.New(logfWriter(logf), "", 0)}
 	go func() {
 		if err := l.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logf("websocket listener: %v", err)
