@@ -112,7 +112,9 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		}
 		sb.WriteByte('\n')
 	}
-	if s := c.session; s != nil {
+	if s := c.session; s != nil && s.Granted.ReasonCode != 0 {
+		fmt.Fprintf(sb, "  refused: CONNACK 0x%02X %s\n", byte(s.Granted.ReasonCode), s.Granted.Reason)
+	} else if s != nil {
 		e := &s.Effective
 		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; keep alive %d s (from the %s); session expiry %s\n", byte(s.Granted.ReasonCode), s.Granted.Reason, e.KeepAlive, e.KeepAliveFrom, seconds(e.SessionExpiryInterval))
 		tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)

@@ -88,7 +88,11 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 	case *SessionRecord:
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
 		b = fmt.Appendf(b, " [%d]   session  ", r.Conn)
-		b = append(b, sessionLine(&r.Effective, r.Version)...)
+		if g := r.Granted; g.ReasonCode != 0 {
+			b = fmt.Appendf(b, "refused: 0x%02X %s", byte(g.ReasonCode), g.Reason)
+		} else {
+			b = append(b, sessionLine(&r.Effective, r.Version)...)
+		}
 		return append(b, '\n')
 	case *CloseRecord:
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
