@@ -119,3 +119,17 @@ func TestShowSecrets(t *testing.T) {
 		t.Error("password shown without --show-secrets")
 	}
 }
+
+// TestGoldenCapture renders the real mosquitto limits capture as text and as a summary.
+func TestGoldenCapture(t *testing.T) {
+	list := replay(t, "mqtt5-limits.pcapng", 18834, Options{})
+	var recs []Record
+	for _, rc := range list {
+		recs = append(recs, rc.recs...)
+	}
+	var txt, sum bytes.Buffer
+	render(NewTextWriter(&txt, TextOptions{Payload: payload.Preview}), recs)
+	render(NewSummaryWriter(&sum, TextOptions{}), recs)
+	checkGolden(t, "limits.txt", txt.Bytes())
+	checkGolden(t, "limits-summary.txt", sum.Bytes())
+}

@@ -71,13 +71,7 @@ func (s *summaryWriter) Write(r Record) error {
 			}
 			c.reasons[fmt.Sprintf("%s 0x%02X %s", r.Type(), byte(rc), decode.ReasonName(r.Version, r.Type(), rc))]++
 		}
-		for _, n := range r.Notes {
-			c.rules[n.Rule]++
-			if l, ok := c.levels[n.Rule]; !ok || n.Level < l {
-				c.levels[n.Rule] = n.Level
-			}
-			c.findings[n.Level]++
-		}
+		c.note(r.Notes)
 	case *SessionRecord:
 		c := s.conn(r.Conn, r.Client, r.Server)
 		c.session = r
@@ -85,8 +79,20 @@ func (s *summaryWriter) Write(r Record) error {
 	case *CloseRecord:
 		c := s.conn(r.Conn, r.Client, r.Server)
 		c.close = r
+		c.note(r.Notes)
 	}
 	return nil
+}
+
+// note counts findings by rule and level.
+func (c *connSummary) note(notes []Note) {
+	for _, n := range notes {
+		c.rules[n.Rule]++
+		if l, ok := c.levels[n.Rule]; !ok || n.Level < l {
+			c.levels[n.Rule] = n.Level
+		}
+		c.findings[n.Level]++
+	}
 }
 
 func (s *summaryWriter) Close() error {
