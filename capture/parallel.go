@@ -68,7 +68,7 @@ type parallel struct {
 }
 
 func newParallel(in *Inspector) *parallel {
-	p := &parallel{in: in, merge: make(chan *batch, 2), free: make(chan *batch, 16), done: make(chan struct{})}
+	p := &parallel{in: in, merge: make(chan *batch, 2), free: make(chan *batch, 4), done: make(chan struct{})}
 	for k := 0; k < in.Workers; k++ {
 		ch := make(chan *batch, 2)
 		p.workers = append(p.workers, ch)

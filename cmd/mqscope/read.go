@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -264,6 +265,11 @@ connections' handshakes) to a new pcapng file.`,
 func runRead(ctx context.Context, o *readOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
+	}
+	if os.Getenv("GOGC") == "" {
+		// Most of what reading allocates dies young; collecting less often saves a quarter of
+		// the CPU time for a few tens of MB, still independent of the size of the input.
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
