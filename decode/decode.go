@@ -129,9 +129,11 @@ func Decode(frame []byte, v Version) Packet {
 		r.base = &q.Base
 		r.malformed(0, "fixed_header.type_flags", "", fmt.Sprintf("packet type %d is reserved in MQTT %s", h.Type, base.Version))
 		r.off = r.end
-		return q
+		p = q
 	}
-	checkFlags(&r, h)
+	if _, unknown := p.(*Unknown); !unknown {
+		checkFlags(&r, h)
+	}
 	if len(frame) < total && !r.short {
 		r.malformed(len(frame), "fixed_header.remaining_length", "",
 			fmt.Sprintf("frame ends after %d bytes; its Remaining Length of %d needs %d", len(frame), h.RemainingLength, total))
@@ -151,18 +153,26 @@ func checkFlags(r *reader, h FixedHeader) {
 	if !fixed || h.Flags == want {
 		return
 	}
-	rule := "MQTT-2.1.3-1"
-	switch h.Type {
-	case PUBREL:
+	rule := ""
+	switch {
+	case r.base.Version == V31:
+		// MQTT 3.1 sends PUBREL, SUBSCRIBE and UNSUBSCRIBE at QoS 1 and sets DUP when it
+		// retransmits them; it numbers no statements, so no rule applies.
+		if (h.Type == PUBREL || h.Type == SUBSCRIBE || h.Type == UNSUBSCRIBE) && h.Flags&^0x08 == want {
+			return
+		}
+	case h.Type == PUBREL:
 		rule = "MQTT-3.6.1-1"
-	case SUBSCRIBE:
+	case h.Type == SUBSCRIBE:
 		rule = "MQTT-3.8.1-1"
-	case UNSUBSCRIBE:
+	case h.Type == UNSUBSCRIBE:
 		rule = "MQTT-3.10.1-1"
-	case DISCONNECT:
+	case h.Type == DISCONNECT:
 		rule = "MQTT-3.14.1-1"
-	case AUTH:
+	case h.Type == AUTH:
 		rule = "MQTT-3.15.1-1"
+	default:
+		rule = "MQTT-2.1.3-1"
 	}
 	r.malformed(0, "fixed_header.type_flags", rule, fmt.Sprintf("%s flags are 0x%X, the standard requires 0x%X", h.Type, h.Flags, want))
 }

@@ -93,7 +93,8 @@ func (e *encoder) properties(ps Properties) {
 
 // Encode appends the wire form of p to dst. For packets built in code, Info().Version selects
 // the protocol version (0 means MQTT 5); fixed-header flags are the standard's, except
-// PUBLISH whose flags come from Dup, QoS and Retain.
+// PUBLISH whose flags come from Dup, QoS and Retain. A decoded packet (Raw set) of another
+// type keeps the flags it was received with, so that Encode(Decode(b)) reproduces b.
 func Encode(dst []byte, p Packet) ([]byte, error) {
 	v := p.Info().Version
 	if !v.Valid() {
@@ -186,6 +187,9 @@ func Encode(dst []byte, p Packet) ([]byte, error) {
 	}
 	if e.err != nil {
 		return dst, fmt.Errorf("encoding %s: %w", p.Type(), e.err)
+	}
+	if h := p.Info().Header; p.Info().Raw != nil && h.Type == p.Type() && p.Type() != PUBLISH {
+		flags = h.Flags // a decoded packet keeps the flags it came with, reserved bits included
 	}
 	if len(e.b) > MaxVarInt {
 		return dst, fmt.Errorf("%w: %s body is %d bytes, above the maximum Remaining Length", ErrEncode, p.Type(), len(e.b))

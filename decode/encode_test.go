@@ -182,3 +182,24 @@ func TestEncodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestEncodeKeepsReceivedFlags: a decoded packet re-encodes with the flags it came with, even
+// reserved ones; the same packet built in code gets the standard's.
+func TestEncodeKeepsReceivedFlags(t *testing.T) {
+	for _, b := range [][]byte{
+		{0x60, 0x02, 0x00, 0x01}, // PUBREL with flags 0000
+		{0x6A, 0x02, 0x00, 0x01}, // PUBREL DUP, QoS 1 (MQTT 3.1)
+		{0xC3, 0x00},             // PINGREQ with flags 0011
+	} {
+		p := Decode(b, V31)
+		got, err := Encode(nil, p)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Errorf("Encode(Decode(% X)) = % X, %v", b, got, err)
+		}
+		p.Info().Raw = nil // as if built in code
+		got, _ = Encode(nil, p)
+		if want, _ := fixedFlags(p.Type()); got[0]&0x0f != want {
+			t.Errorf("built %s: flags 0x%X", p.Type(), got[0]&0x0f)
+		}
+	}
+}

@@ -79,6 +79,19 @@ var problemCases = []problemCase{
 			t.Errorf("decoded %T %+v", p, p)
 		}
 	}},
+	{"header/reserved-type-truncated", V5, []byte{
+		0x00, 0x03, // type 0, remaining length 3
+		0x01, // one byte of the body
+	}, []wantProblem{malformedAt(0, "fixed_header.type_flags", ""), malformedAt(3, "fixed_header.remaining_length", "")}, nil},
+	{"header/reserved-type-extra-bytes", V5, []byte{
+		0x00, 0x01, // type 0, remaining length 1
+		0x01, // the body
+		0xC0, // a byte of the next frame
+	}, []wantProblem{malformedAt(0, "fixed_header.type_flags", ""), malformedAt(3, "fixed_header.remaining_length", "")}, func(t *testing.T, p Packet) {
+		if u := p.(*Unknown); string(u.Body) != "\x01" {
+			t.Errorf("body % X", u.Body)
+		}
+	}},
 	{"frame/truncated-between-fields", V5, []byte{
 		0xC0, 0x02, // PINGREQ announcing 2 bytes that are missing
 	}, []wantProblem{malformedAt(2, "fixed_header.remaining_length", "")}, nil},
@@ -116,6 +129,13 @@ var problemCases = []problemCase{
 		0x00, 0x01, // packet identifier
 		0x00, 0x01, 'a', // topic filter
 	}, []wantProblem{malformedAt(0, "fixed_header.type_flags", "MQTT-3.10.1-1")}, nil},
+	{"flags/PUBREL-3.1-DUP", V31, []byte{0x6A, 0x02, 0x00, 0x01}, nil, nil}, // PUBREL DUP QoS 1: a 3.1 retransmission
+	{"flags/SUBSCRIBE-3.1-QoS-0", V31, []byte{
+		0x80, 0x06, // SUBSCRIBE with flags 0000
+		0x00, 0x01, // packet identifier
+		0x00, 0x01, 'a', // topic filter
+		0x00, // requested QoS
+	}, []wantProblem{malformedAt(0, "fixed_header.type_flags", "")}, nil},
 	{"flags/PINGREQ", V5, []byte{0xC1, 0x00}, []wantProblem{malformedAt(0, "fixed_header.type_flags", "MQTT-2.1.3-1")}, nil},            // PINGREQ with flags 0001
 	{"flags/PUBACK", V5, []byte{0x42, 0x02, 0x00, 0x01}, []wantProblem{malformedAt(0, "fixed_header.type_flags", "MQTT-2.1.3-1")}, nil}, // PUBACK with flags 0010
 	{"flags/DISCONNECT", V5, []byte{0xE8, 0x00}, []wantProblem{malformedAt(0, "fixed_header.type_flags", "MQTT-3.14.1-1")}, nil},        // DISCONNECT with flags 1000
