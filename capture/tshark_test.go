@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -31,31 +32,55 @@ func (m msg) String() string {
 	return fmt.Sprintf("%s %s type=%d len=%d id=%d topic=%q", m.Conn, m.Dir, m.Type, m.Len, m.ID, m.Topic)
 }
 
-// mqscopeMsgs reads a capture with mqscope's pipeline.
+// mqscopeMsgs reads a capture with mqscope's pipeline and takes the packets from its JSON
+// lines, the output of mqscope read --format jsonl.
 func mqscopeMsgs(t *testing.T, file string, opts Options) []msg {
 	t.Helper()
+	var buf bytes.Buffer
+	w := inspect.NewJSONWriter(&buf, inspect.JSONOptions{})
+	in := &Inspector{Emit: w.Write}
+	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(in, opts), nil))
+	must(t, in.Close())
+	must(t, w.Close())
 	var out []msg
-	in := &Inspector{Emit: func(r inspect.Record) error {
-		pr, ok := r.(*inspect.PacketRecord)
-		if !ok {
-			return nil
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var r struct {
+			Kind, Client, Server, Dir, Type, Topic string
+			Size                                   int
+			PacketID                               *int `json:"packet_id"`
 		}
-		m := msg{Dir: pr.Dir.String(), Type: int(pr.Type()), Len: pr.Packet.Info().Header.RemainingLength, ID: -1}
-		cport := pr.Client[strings.LastIndexByte(pr.Client, ':')+1:]
-		sport := pr.Server[strings.LastIndexByte(pr.Server, ':')+1:]
-		m.Conn = cport + "->" + sport
-		if id, ok := decode.PacketID(pr.Packet); ok {
-			m.ID = int(id)
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Fatalf("JSON line %q: %v", line, err)
 		}
-		if pr.Type() == decode.PUBLISH {
-			m.Topic = pr.Topic // resolved through the sender's alias table, as tshark does
+		if r.Kind != "packet" {
+			continue
+		}
+		typ := 0
+		for ; typ < 16 && decode.Type(typ).String() != r.Type; typ++ {
+		}
+		m := msg{Dir: r.Dir, Type: typ, ID: -1, Topic: r.Topic}
+		m.Conn = r.Client[strings.LastIndexByte(r.Client, ':')+1:] + "->" + r.Server[strings.LastIndexByte(r.Server, ':')+1:]
+		if r.PacketID != nil {
+			m.ID = *r.PacketID
+		}
+		// Compare the Remaining Length, which is what tshark shows.
+		m.Len = r.Size - 1 - varIntLenOfSize(r.Size)
+		if typ != 3 {
+			m.Topic = ""
 		}
 		out = append(out, m)
-		return nil
-	}}
-	a := NewAnalyzer(in, opts)
-	must(t, ReadFiles(context.Background(), []string{file}, a, nil))
+	}
 	return out
+}
+
+// varIntLenOfSize returns the length of the Remaining Length field of a packet of size bytes.
+func varIntLenOfSize(size int) int {
+	for n := 1; n <= 4; n++ {
+		if rl := size - 1 - n; rl >= 0 && decode.VarIntLen(uint32(rl)) == n {
+			return n
+		}
+	}
+	return 1
 }
 
 // tsharkMsgs decodes a capture with tshark; args pick the dissector (-d ...).
