@@ -92,6 +92,7 @@ type Stats struct {
 	Fragments   int64 // IP fragments (not reassembled)
 	Malformed   int64 // truncated or malformed headers
 	Connections int   // connections reported to the Handler
+	Open        int   // TCP connections held by reassembly now (any protocol)
 }
 
 // Analyzer reassembles TCP connections from packets and hands the MQTT ones to a Handler.
@@ -173,6 +174,11 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		return
 	}
 	a.stats.TCP++
+	if len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST {
+		// A bare acknowledgement carries nothing to reassemble, and the last one of a closed
+		// connection would make reassembly open a new, empty one.
+		return
+	}
 	et := layers.EndpointIPv4
 	if len(src) == 16 {
 		et = layers.EndpointIPv6
@@ -198,6 +204,7 @@ type factory struct{ a *Analyzer }
 func (f factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassembly.AssemblerContext) reassembly.Stream {
 	a := f.a
 	ci := ac.GetCaptureInfo()
+	a.stats.Open++
 	s := &stream{a: a, first: int64(ci.InterfaceIndex), start: ci.Timestamp, lastT: ci.Timestamp}
 	srcIP, _ := netip.AddrFromSlice(netFlow.Src().Raw())
 	dstIP, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
@@ -284,11 +291,15 @@ func (s *stream) rd(d Dir) int {
 
 func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
 	s.lastT = ci.Timestamp
-	if s.kind >= kindOther {
-		return false
+	if !*start && nextSeq == -1 {
+		// First packet of this direction without a SYN: start anyway (a capture that began
+		// in the middle of the connection, or a lost SYN).
+		*start = true
 	}
-	if s.kind == kindTLSOpen {
-		if tcp.FIN || tcp.RST {
+	if s.kind >= kindTLSOpen {
+		// Nothing more to decode, but reassembly goes on seeing the packets (ReassembledSG
+		// drops their bytes at once) so that it notices the end and forgets the connection.
+		if s.kind == kindTLSOpen && (tcp.FIN || tcp.RST) {
 			s.endBy, s.endReason = "client", "FIN"
 			if s.dir(rdir) == ServerToClient {
 				s.endBy = "server"
@@ -298,12 +309,7 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 			}
 			s.finish(ci.Timestamp)
 		}
-		return false
-	}
-	if !*start && nextSeq == -1 {
-		// First packet of this direction without a SYN: start anyway (a capture that began
-		// in the middle of the connection, or a lost SYN).
-		*start = true
+		return true
 	}
 	n := int64(ci.InterfaceIndex)
 	d := s.dir(rdir)
@@ -334,7 +340,6 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 	if tcp.RST {
 		// A reset ends both directions now; reassembly would wait for the other side.
 		s.finish(ci.Timestamp)
-		return false
 	}
 	return true
 }
@@ -346,7 +351,7 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 	if ac != nil {
 		t = ac.GetCaptureInfo().Timestamp
 	}
-	if s.kind >= kindOther {
+	if s.kind >= kindTLSOpen {
 		return
 	}
 	d := s.dir(rdir)
@@ -361,6 +366,7 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 
 func (s *stream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
 	s.finish(s.lastT)
+	s.a.stats.Open--
 	return true
 }
 

@@ -419,3 +419,47 @@ func clientHello(name string) []byte {
 	hs := append([]byte{0x01, 0x00, byte(len(body) >> 8), byte(len(body))}, body...)
 	return append([]byte{0x16, 0x03, 0x01, byte(len(hs) >> 8), byte(len(hs))}, hs...)
 }
+
+// TestForgetsClosedConnections: memory follows the connections open, not those seen; closed
+// connections of every kind (MQTT, other protocols, TLS, reset) are forgotten.
+func TestForgetsClosedConnections(t *testing.T) {
+	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+		for i := 0; i < 200; i++ {
+			c := netip.AddrPortFrom(cli.Addr(), uint16(30000+i))
+			var s *TCPStream
+			switch i % 4 {
+			case 0: // MQTT
+				s, _ = sw.Open(c, srv, ms(i))
+				must(t, s.Write(ClientToServer, ms(i), connect))
+				must(t, s.Write(ServerToClient, ms(i), connack))
+			case 1: // HTTP on another port
+				s, _ = sw.Open(c, netip.MustParseAddrPort("192.0.2.1:80"), ms(i))
+				must(t, s.Write(ClientToServer, ms(i), []byte("GET / HTTP/1.1\r\n\r\n")))
+				must(t, s.Write(ServerToClient, ms(i), []byte("HTTP/1.1 200 OK\r\n\r\n")))
+			case 2: // TLS
+				s, _ = sw.Open(c, netip.MustParseAddrPort("192.0.2.1:8883"), ms(i))
+				must(t, s.Write(ClientToServer, ms(i), clientHello("x")))
+				must(t, s.Write(ServerToClient, ms(i), []byte{0x16, 3, 3, 0, 1, 0}))
+			case 3: // MQTT, reset by the server
+				s, _ = sw.Open(c, srv, ms(i))
+				must(t, s.Write(ClientToServer, ms(i), connect))
+				must(t, s.Reset(ServerToClient, ms(i)))
+				continue
+			}
+			must(t, s.Close(ClientToServer, ms(i)))
+		}
+	})
+	r := &recorder{}
+	a := NewAnalyzer(r, Options{})
+	for i, p := range pkts {
+		a.Packet(int64(i+1), LinkEthernet, p.ci, p.data)
+	}
+	// Closed connections are gone but for the reset ones, whose other side never ends.
+	if open := a.Stats().Open; open > 50 {
+		t.Errorf("%d connections still held after 200 closed", open)
+	}
+	a.Close()
+	if len(r.conns) != 150 {
+		t.Errorf("%d connections reported, want 150", len(r.conns))
+	}
+}
