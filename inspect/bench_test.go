@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -112,4 +113,31 @@ func BenchmarkJSON(b *testing.B) {
 		buf = AppendJSON(buf[:0], recs[i%len(recs)], JSONOptions{})
 	}
 	reportCPU(b, cpu)
+}
+
+// BenchmarkConnMemory reports the heap one open connection holds after CONNECT, CONNACK and
+// a few packets: capture keeps thousands of them.
+func BenchmarkConnMemory(b *testing.B) {
+	setup, cycle := benchCycle(b)
+	const n = 2000
+	conns := make([]*Conn, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range b.N {
+		for i := range conns {
+			c := NewConn(i, "10.0.0.2:50000", "10.0.0.1:1883", Options{})
+			for _, f := range setup {
+				c.Frame(f.dir, t0, f.frame)
+			}
+			for _, f := range cycle {
+				c.Frame(f.dir, t0, f.frame)
+			}
+			conns[i] = c
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "heap-B/conn")
+	runtime.KeepAlive(conns)
 }

@@ -511,22 +511,25 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 		text += fmt.Sprintf(" (%q)", s)
 	}
 	n := r.add(decode.LevelError, RuleAckError, 0, text)
-	var cause *PacketRecord
 	if e != nil {
-		cause = e.rec
-	} else {
-		// PUBREL or PUBCOMP 0x92: the packet this answers is the peer's last one with that id.
-		c.eachRecent(d.Peer(), func(p *PacketRecord) bool {
-			if pid, ok := decode.PacketID(p.Packet); ok && pid == id {
-				cause = p
-				return true
-			}
+		n.Cause = &CauseRef{Index: e.rec.Index, Type: e.rec.Type(), Summary: summarize(e.rec, ackWhy(e.rec, q.ReasonCode))}
+		return
+	}
+	// PUBREL or PUBCOMP 0x92: the packet this answers is the peer's last one with that id.
+	c.eachRecent(d.Peer(), func(f *fact) bool {
+		if f.pid != id {
 			return false
-		})
-	}
-	if cause != nil {
-		n.Cause = &CauseRef{Index: cause.Index, Type: cause.Type(), Summary: summarize(cause, ackWhy(cause, q.ReasonCode))}
-	}
+		}
+		why := ""
+		for _, cn := range f.notes {
+			if cn.reason == q.ReasonCode {
+				why = cn.why
+				break
+			}
+		}
+		n.Cause = f.ref(why)
+		return true
+	})
 }
 
 // ackWhy explains an error reason code in terms of the packet it answers.

@@ -53,11 +53,11 @@ type Conn struct {
 	disconnect [2]*PacketRecord
 	closed     bool
 
-	counts    [2][17]int
+	counts    [2][17]int32
 	aliases   [2]map[uint16]string
 	flight    [2]map[uint16]*inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
 	inflight  [2]int                  // QoS 1 and 2 PUBLISH in flight per direction
-	recent    [2][recentLen]*PacketRecord
+	recent    [2][recentLen]fact      // compact facts about the last packets, for cause links
 	recentN   [2]int
 	lastC2S   time.Time
 	kaFlagged bool
@@ -439,7 +439,7 @@ func (c *Conn) inspect(r *PacketRecord, dir Dir, t time.Time, p decode.Packet) {
 	s := &c.streams[dir]
 	*r = PacketRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, Dir: dir,
 		Version: p.Info().Version, Packet: p}
-	r.Index = c.counts[C2S][16] + c.counts[S2C][16] + 1
+	r.Index = int(c.counts[C2S][16]+c.counts[S2C][16]) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)
 	}
@@ -498,7 +498,7 @@ func (c *Conn) account(r *PacketRecord) {
 	d := r.Dir
 	c.counts[d][r.Type()&15]++
 	c.counts[d][16]++
-	c.st.PacketsC2S, c.st.PacketsS2C = c.counts[C2S][16], c.counts[S2C][16]
+	c.st.PacketsC2S, c.st.PacketsS2C = int(c.counts[C2S][16]), int(c.counts[S2C][16])
 	if d == C2S {
 		c.st.BytesC2S += int64(r.Size())
 	} else {
@@ -529,19 +529,67 @@ func (c *Conn) count1(rule string, l decode.Level) {
 	c.st.Levels[l.String()]++
 }
 
-// remember keeps the record among the recent packets of its direction.
+// fact is what cause links need to know about a recent packet: kept instead of the record so
+// that an open connection holds no packets beyond those in flight.
+type fact struct {
+	t       int64  // UnixNano
+	topic   string // resolved
+	notes   []causeNote
+	index   int32
+	size    int32
+	payload int32
+	pid     uint16
+	alias   uint16 // Topic Alias, 0 when none
+	typ     decode.Type
+	qos     byte
+	retain  bool
+}
+
+// causeNote is a finding that calls for a reason code.
+type causeNote struct {
+	reason decode.ReasonCode
+	level  decode.Level
+	why    string
+}
+
+// summary describes the packet for a cause link: "PUBLISH #41, 300 bytes, why".
+func (f *fact) summary(why string) string {
+	s := fmt.Sprintf("%s #%d, %d bytes", f.typ, f.index, f.size)
+	if why != "" {
+		s += ", " + why
+	}
+	return s
+}
+
+// ref links to the packet.
+func (f *fact) ref(why string) *CauseRef {
+	return &CauseRef{Index: int(f.index), Type: f.typ, Summary: f.summary(why)}
+}
+
+// remember keeps the facts of a record among the recent packets of its direction.
 func (c *Conn) remember(r *PacketRecord) {
 	d := r.Dir
-	c.recent[d][c.recentN[d]%recentLen] = r
+	f := &c.recent[d][c.recentN[d]%recentLen]
+	*f = fact{index: int32(r.Index), t: r.Time.UnixNano(), typ: r.Type(), size: int32(r.Size()), topic: r.Topic}
+	f.pid, _ = decode.PacketID(r.Packet)
+	if p, ok := r.Packet.(*decode.Publish); ok {
+		f.qos, f.retain, f.payload = p.QoS, p.Retain, int32(len(p.Payload))
+		f.alias, _ = p.Properties.TopicAlias()
+	}
+	for i := range r.Notes {
+		if n := &r.Notes[i]; n.Reason.IsError() {
+			f.notes = append(f.notes, causeNote{reason: n.Reason, level: n.Level, why: n.whyText()})
+		}
+	}
 	c.recentN[d]++
 }
 
 // eachRecent calls f with the remembered packets of direction d, newest first, until f
 // returns true.
-func (c *Conn) eachRecent(d Dir, f func(*PacketRecord) bool) {
+func (c *Conn) eachRecent(d Dir, f func(*fact) bool) {
 	n := c.recentN[d]
 	for i := 0; i < recentLen && i < n; i++ {
-		if f(c.recent[d][(n-1-i)%recentLen]) {
+		if f(&c.recent[d][(n-1-i)%recentLen]) {
 			return
 		}
 	}
@@ -597,7 +645,6 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 		}
 	}
 	c.closeNotes(cr)
-	c.recent = [2][recentLen]*PacketRecord{} // let the packets go
 	c.flight = [2]map[uint16]*inflight{}
 	if c.opts.Sessions != nil && c.connect != nil {
 		c.opts.Sessions.release(c.st.Requested.ClientID, c.st.ID)
@@ -614,10 +661,10 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 
 // closeNotes explains how the connection ended.
 func (c *Conn) closeNotes(cr *CloseRecord) {
-	var last *PacketRecord
+	var last *fact
 	for _, d := range []Dir{C2S, S2C} {
 		if n := c.recentN[d]; n > 0 {
-			if r := c.recent[d][(n-1)%recentLen]; last == nil || r.Index > last.Index {
+			if r := &c.recent[d][(n-1)%recentLen]; last == nil || r.index > last.index {
 				last = r
 			}
 		}
@@ -635,7 +682,7 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 		case c.connect != nil && c.connack == nil && !c.st.MidStream:
 			l = decode.LevelWarning
 			text += fmt.Sprintf(", before any CONNACK: the server dropped CONNECT #%d (%d bytes) without saying why", c.connect.Index, c.connect.Size())
-		case last.Dir == C2S && c.version != decode.V5:
+		case c.recentN[C2S] > 0 && last == &c.recent[C2S][(c.recentN[C2S]-1)%recentLen] && c.version != decode.V5:
 			text += fmt.Sprintf("; in MQTT %s a server closes this way when it refuses a packet", c.version)
 		}
 		if ka := c.keepAlive(); ka > 0 && !c.lastC2S.IsZero() && !c.st.MidStream {
@@ -647,7 +694,7 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 			text += "; the server publishes the Will message"
 		}
 		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleCloseNoDisc, Text: text,
-			Cause: &CauseRef{Index: last.Index, Type: last.Type(), Summary: summarize(last, "the last packet before the close")}})
+			Cause: last.ref("the last packet before the close")})
 	}
 	if o, ok := c.takenOverBy(); ok && c.disconnect[S2C] == nil {
 		cr.Notes = append(cr.Notes, Note{Level: decode.LevelWarning, Rule: RuleTakenOver,
@@ -684,7 +731,7 @@ func (c *Conn) snapshot() ConnState {
 	s.Packets = map[string]int{}
 	for t := range 16 {
 		if n := c.counts[C2S][t] + c.counts[S2C][t]; n > 0 {
-			s.Packets[decode.Type(t).String()] = n
+			s.Packets[decode.Type(t).String()] = int(n)
 		}
 	}
 	s.AliasesC2S = cloneAliases(c.aliases[C2S])
