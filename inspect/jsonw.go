@@ -93,6 +93,9 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		e.val("aliases_s2c", s.AliasesS2C)
 		e.int("in_flight_c2s", s.InFlightC2S)
 		e.int("in_flight_s2c", s.InFlightS2C)
+		if s.Negotiated && s.Version == decode.V5 {
+			e.int("session_expiry_interval", int(s.Effective.SessionExpiryInterval))
+		}
 		notesJSON(&e, r.Notes)
 	}
 	return append(e.b, '}')
