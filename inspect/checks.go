@@ -196,6 +196,10 @@ func (c *Conn) onConnack(r *PacketRecord, q *decode.Connack) {
 	if g.ServerReference != nil {
 		r.add(decode.LevelInfo, RuleServerReference, 0, fmt.Sprintf("the server suggests another server: %q", *g.ServerReference))
 	}
+	if c.authSteps > 0 && req.AuthenticationMethod != nil {
+		r.add(decode.LevelInfo, RuleAuthExchange, 0, fmt.Sprintf("enhanced authentication %q completed after %d AUTH packets, %s after CONNECT",
+			*req.AuthenticationMethod, c.authSteps, r.Time.Sub(c.connect.Time).Round(time.Microsecond)))
+	}
 	c.profileConnack(r)
 }
 

@@ -467,7 +467,11 @@ func TestAuthExchange(t *testing.T) {
 	note(t, s.s2c(&decode.Auth{ReasonCode: decode.ContinueAuthentication, HasReason: true, HasProperties: true,
 		Properties: props(decode.StrProp(decode.PropAuthMethod, "PLAIN"))}), "MQTT-4.12.0-5")
 	note(t, s.s2c(&decode.Auth{ReasonCode: decode.Success, HasReason: true, HasProperties: true, Properties: props(method)}), "MQTT-4.12.0-2")
-	note(t, s.s2c(&decode.Connack{}), "MQTT-4.12.0-5") // CONNACK must repeat the method
+	ack := s.s2c(&decode.Connack{})
+	note(t, ack, "MQTT-4.12.0-5") // CONNACK must repeat the method
+	if n := note(t, ack, RuleAuthExchange); !strings.Contains(n.Text, `"SCRAM-SHA-1" completed after 4 AUTH packets`) {
+		t.Errorf("%q", n.Text)
+	}
 	if got := s.c.Snapshot().Effective.AuthenticationMethod; got != "SCRAM-SHA-1" {
 		t.Errorf("effective method %q", got)
 	}

@@ -48,6 +48,7 @@ const (
 	RuleSubIDUnavail    = "MQSCOPE-SUBID-UNAVAILABLE"
 	RuleSharedUnavail   = "MQSCOPE-SHARED-UNAVAILABLE"
 	RuleAuthNoMethod    = "MQSCOPE-AUTH-NO-METHOD"
+	RuleAuthExchange    = "MQSCOPE-AUTH-EXCHANGE"
 	RuleCloseNoDisc     = "MQSCOPE-CLOSE-WITHOUT-DISCONNECT"
 	RuleUnacked         = "MQSCOPE-UNACKNOWLEDGED-AT-CLOSE"
 
@@ -99,6 +100,7 @@ var mqscopeRules = map[string]string{
 	RuleWildcardUnavail: "A wildcard subscription though the server said Wildcard Subscription Available 0 (0xA2).",
 	RuleSubIDUnavail:    "A Subscription Identifier though the server said Subscription Identifiers Available 0 (0xA1).",
 	RuleSharedUnavail:   "A shared subscription though the server said Shared Subscription Available 0 (0x9E).",
+	RuleAuthExchange:    "Enhanced authentication (§4.12) completed: the method, how many AUTH packets it took and how long.",
 	RuleAuthNoMethod:    "An AUTH packet without an Authentication Method (§3.15.2.2.2): a Protocol Error.",
 	RuleCloseNoDisc:     "The connection closed without a DISCONNECT: the Will message, if any, is published; linked to the last packet before the close.",
 	RuleUnacked:         "QoS 1 or 2 messages were still unacknowledged when the connection closed (they are resent on a resumed session).",
