@@ -374,10 +374,10 @@ func (c *Conn) publishFlow(r *PacketRecord, q *decode.Publish) {
 		return
 	}
 	if c.flight[d] == nil {
-		c.flight[d] = map[uint16]*inflight{}
+		c.flight[d] = map[uint16]inflight{}
 	}
 	m := c.flight[d]
-	if e := m[q.PacketID]; e != nil {
+	if e, ok := m[q.PacketID]; ok {
 		if q.Dup && (e.state == flightAck || e.state == flightRec) {
 			r.add(decode.LevelInfo, RuleRetransmit, 0, fmt.Sprintf("retransmission of PUBLISH #%d (Packet Identifier %d)", e.rec.Index, q.PacketID))
 			return
@@ -413,7 +413,7 @@ func (c *Conn) publishFlow(r *PacketRecord, q *decode.Publish) {
 	if q.QoS == 2 {
 		st = flightRec
 	}
-	m[q.PacketID] = &inflight{rec: r, qos: q.QoS, state: st}
+	m[q.PacketID] = inflight{rec: r, qos: q.QoS, state: st}
 	c.inflight[d]++
 }
 
@@ -450,8 +450,8 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 		pubDir = d
 	}
 	var e *inflight
-	if m := c.flight[pubDir]; m != nil {
-		e = m[id]
+	if x, ok := c.flight[pubDir][id]; ok {
+		e = &x
 	}
 	if e != nil && (e.state == flightSub || e.state == flightUnsub) {
 		e = nil
@@ -483,6 +483,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 				done()
 			} else {
 				e.state = flightRel
+				c.flight[pubDir][id] = *e
 			}
 		}
 	case decode.PUBREL:
@@ -494,6 +495,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBREL for PUBLISH #%d before its PUBREC", e.rec.Index))
 		case e.state == flightRel:
 			e.state = flightComp
+			c.flight[pubDir][id] = *e
 		}
 	case decode.PUBCOMP:
 		switch {
@@ -596,9 +598,9 @@ func (c *Conn) trackID(r *PacketRecord, id uint16, st byte) {
 	}
 	d := r.Dir
 	if c.flight[d] == nil {
-		c.flight[d] = map[uint16]*inflight{}
+		c.flight[d] = map[uint16]inflight{}
 	}
-	if e := c.flight[d][id]; e != nil {
+	if e, ok := c.flight[d][id]; ok {
 		rule := "MQTT-2.2.1-3"
 		if d == S2C {
 			rule = "MQTT-2.2.1-4"
@@ -609,7 +611,7 @@ func (c *Conn) trackID(r *PacketRecord, id uint16, st byte) {
 			return // keep the PUBLISH in flight
 		}
 	}
-	c.flight[d][id] = &inflight{rec: r, state: st}
+	c.flight[d][id] = inflight{rec: r, state: st}
 }
 
 // onSuback checks a SUBACK or UNSUBACK against its request.
@@ -619,11 +621,9 @@ func (c *Conn) onSuback(r *PacketRecord, id uint16, codes []decode.ReasonCode, t
 		want = flightUnsub
 	}
 	var e *inflight
-	if m := c.flight[C2S]; m != nil {
-		if x := m[id]; x != nil && x.state == want {
-			e = x
-			delete(m, id)
-		}
+	if x, ok := c.flight[C2S][id]; ok && x.state == want {
+		e = &x
+		delete(c.flight[C2S], id)
 	}
 	if e == nil {
 		req := "SUBSCRIBE"

@@ -55,9 +55,9 @@ type Conn struct {
 
 	counts    [2][17]int32
 	aliases   [2]map[uint16]string
-	flight    [2]map[uint16]*inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
-	inflight  [2]int                  // QoS 1 and 2 PUBLISH in flight per direction
-	recent    [2][recentLen]fact      // compact facts about the last packets, for cause links
+	flight    [2]map[uint16]inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
+	inflight  [2]int                 // QoS 1 and 2 PUBLISH in flight per direction
+	recent    [2][recentLen]fact     // compact facts about the last packets, for cause links
 	recentN   [2]int
 	lastC2S   time.Time
 	kaFlagged bool
@@ -645,7 +645,7 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 		}
 	}
 	c.closeNotes(cr)
-	c.flight = [2]map[uint16]*inflight{}
+	c.flight = [2]map[uint16]inflight{}
 	if c.opts.Sessions != nil && c.connect != nil {
 		c.opts.Sessions.release(c.st.Requested.ClientID, c.st.ID)
 	}
