@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -175,18 +176,35 @@ func TestUpstreamUnreachable(t *testing.T) {
 	}
 }
 
-// TestMosquittoClients: mosquitto_sub and mosquitto_pub through the proxy, MQTT 5 and 3.1.1.
+// TestMosquittoClients: mosquitto_sub and mosquitto_pub through the proxy, MQTT 5 and 3.1.1,
+// over TCP and TLS.
 func TestMosquittoClients(t *testing.T) {
 	pubBin := requirePeer(t, "mosquitto_pub")
 	subBin := requirePeer(t, "mosquitto_sub")
-	for _, ver := range []string{"mqttv5", "mqttv311"} {
-		t.Run(ver, func(t *testing.T) {
-			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: broker(t, "mosquitto")}})
+	for _, tc := range []struct {
+		name, ver string
+		tls       bool
+	}{
+		{"mqttv5", "mqttv5", false},
+		{"mqttv311", "mqttv311", false},
+		{"tls-mqttv5", "mqttv5", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{Upstream: Endpoint{Transport: TCP, Addr: broker(t, "mosquitto")}}
+			var extra []string
+			if tc.tls {
+				ca := newTestCA(t)
+				cfg.Listen = Endpoint{Transport: TLS, Addr: "127.0.0.1:0"}
+				cfg.ListenTLS = ca.ServerConfig("localhost")
+				extra = []string{"--cafile", filepath.Join(ca.Dir, CACertFile)}
+			}
+			srv := startProxy(t, cfg)
 			host, port, _ := net.SplitHostPort(srv.Addr().String())
+			common := append([]string{"-h", host, "-p", port, "-V", tc.ver, "-q", "1"}, extra...)
 			const n = 10
-			sub := exec.Command(subBin, "-h", host, "-p", port, "-V", ver, "-t", "mq/#", "-q", "1", "-C", fmt.Sprint(n), "-W", "20")
-			var out bytes.Buffer
-			sub.Stdout = &out
+			sub := exec.Command(subBin, append(common, "-t", "mq/#", "-C", fmt.Sprint(n), "-W", "20")...)
+			var out, serr bytes.Buffer
+			sub.Stdout, sub.Stderr = &out, &serr
 			if err := sub.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -200,12 +218,12 @@ func TestMosquittoClients(t *testing.T) {
 				select {
 				case err := <-done:
 					if err != nil {
-						t.Fatalf("mosquitto_sub: %v", err)
+						t.Fatalf("mosquitto_sub: %v %s", err, serr.String())
 					}
 					break loop
 				default:
 				}
-				pub := exec.Command(pubBin, "-h", host, "-p", port, "-V", ver, "-t", "mq/x", "-q", "1", "-m", fmt.Sprintf("m%d", i))
+				pub := exec.Command(pubBin, append(common, "-t", "mq/x", "-m", fmt.Sprintf("m%d", i))...)
 				if b, err := pub.CombinedOutput(); err != nil {
 					t.Fatalf("mosquitto_pub: %v %s", err, b)
 				}

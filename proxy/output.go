@@ -112,6 +112,9 @@ func NewOutput(w inspect.Writer, filter *inspect.Filter, events *Hub, m *Metrics
 
 // Emit queues a record; it never blocks.
 func (o *Output) Emit(r inspect.Record) {
+	if o.w == nil && o.Events == nil {
+		return // nowhere to go: spare the hand-off
+	}
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if o.closed.Load() {

