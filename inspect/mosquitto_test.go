@@ -92,6 +92,19 @@ func (c *rawClient) send(p decode.Packet) *PacketRecord {
 	return c.recs[len(c.recs)-1]
 }
 
+// readMore reads what the broker sends next and feeds it.
+func (c *rawClient) readMore() {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := c.nc.Read(buf)
+	if n > 0 {
+		c.feed(S2C, append([]byte(nil), buf[:n]...))
+		return
+	}
+	c.t.Fatalf("reading: %v", err)
+}
+
 // expect reads until a packet of type typ arrives from the broker, or EOF.
 func (c *rawClient) expect(typ decode.Type) *PacketRecord {
 	c.t.Helper()
@@ -120,7 +133,7 @@ func (c *rawClient) expect(typ decode.Type) *PacketRecord {
 // TestMosquittoCauseLink breaks mosquitto's limits with a raw client and checks that the
 // broker's answer is linked to the breaking packet.
 func TestMosquittoCauseLink(t *testing.T) {
-	addr := startMosquitto(t, "max_packet_size 200", "max_qos 1", "max_topic_alias 2")
+	addr := startMosquitto(t, "max_packet_size 200", "max_qos 1", "max_topic_alias 2", "retain_available false", "max_inflight_messages 2")
 	for _, c := range []struct {
 		name    string
 		pub     *decode.Publish
@@ -133,6 +146,8 @@ func TestMosquittoCauseLink(t *testing.T) {
 			"QoS 2, above the Maximum QoS 1 granted in CONNACK"},
 		{"alias 3", publish("mqscope/live/a", 0, 0, "x", ip(decode.PropTopicAlias, 3)), decode.TopicAliasInvalid,
 			"Topic Alias 3, above the maximum 2 granted in CONNACK"},
+		{"retain", &decode.Publish{Topic: "mqscope/live/r", Retain: true, Payload: []byte("r")}, decode.RetainNotSupported,
+			"RETAIN 1, though CONNACK said Retain Available 0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rc := dialRaw(t, addr)
@@ -141,6 +156,14 @@ func TestMosquittoCauseLink(t *testing.T) {
 			clean(t, ack)
 			if mps := rc.conn.Snapshot().Effective.C2S.MaximumPacketSize; mps != 200 {
 				t.Fatalf("effective Maximum Packet Size %d, want mosquitto's 200", mps)
+			}
+			if c.name == "too large" {
+				// The other limits mosquitto announces, as the effective values.
+				want := Limits{ReceiveMaximum: 2, MaximumPacketSize: 200, TopicAliasMaximum: 2, MaximumQoS: 1,
+					WildcardSubscriptionAvailable: true, SubscriptionIdentifiersAvailable: true, SharedSubscriptionAvailable: true}
+				if got := rc.conn.Snapshot().Effective.C2S; got != want {
+					t.Errorf("effective %+v, want %+v", got, want)
+				}
 			}
 			pub := rc.send(c.pub)
 			d := rc.expect(decode.DISCONNECT)
@@ -158,5 +181,37 @@ func TestMosquittoCauseLink(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMosquittoReceiveMaximum sends more QoS 1 messages than mosquitto's Receive Maximum
+// (max_inflight_messages 2) without waiting for PUBACK. The client breaks MQTT-3.3.4-7;
+// mosquitto 2.0.11 does not enforce it (no DISCONNECT 0x93) and acknowledges all three, which
+// is what mqscope shows: the finding on the client's third PUBLISH, and no cause link.
+func TestMosquittoReceiveMaximum(t *testing.T) {
+	addr := startMosquitto(t, "max_inflight_messages 2")
+	rc := dialRaw(t, addr)
+	rc.send(&decode.Connect{ClientID: "mqscope-live-inflight", KeepAlive: 30, CleanStart: true})
+	rc.expect(decode.CONNACK)
+	if rm := rc.conn.Snapshot().Effective.C2S.ReceiveMaximum; rm != 2 {
+		t.Fatalf("Receive Maximum %d, want max_inflight_messages 2", rm)
+	}
+	rc.send(publish("mqscope/live/q1", 1, 1, "1"))
+	rc.send(publish("mqscope/live/q1", 1, 2, "2"))
+	third := rc.send(publish("mqscope/live/q1", 1, 3, "3"))
+	note(t, third, "MQTT-3.3.4-7")
+	for acks := 0; acks < 3; {
+		acks = 0
+		for _, r := range rc.recs {
+			if r.Type() == decode.PUBACK {
+				acks++
+			}
+		}
+		if acks < 3 {
+			rc.readMore()
+		}
+	}
+	if st := rc.conn.Snapshot(); st.InFlightC2S != 0 {
+		t.Errorf("in flight %d after three PUBACKs", st.InFlightC2S)
 	}
 }
