@@ -45,6 +45,7 @@ var (
 	rounds   = flag.Int("rounds", 3, "alternate direct and proxied runs this many times; medians are reported")
 	brokerF  = flag.String("broker", "auto", "mosquitto, embedded, or auto")
 	proxyBin = flag.String("mqscope", "", "mqscope binary (default: built from this module)")
+	cpuProf  = flag.String("cpuprofile", "", "write the proxy's CPU profile to `FILE`")
 	format   = flag.String("format", "jsonl", "the proxy's output format, written to /dev/null (none: --quiet, inspection without printing)")
 )
 
@@ -82,6 +83,9 @@ func run() error {
 		args = append(args, "--quiet") // inspection on, records not printed
 	} else {
 		args = append(args, "--format", *format)
+	}
+	if *cpuProf != "" {
+		args = append(args, "--cpuprofile", *cpuProf)
 	}
 	pcmd := exec.Command(bin, args...)
 	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
