@@ -34,8 +34,10 @@ const recentLen = 16
 // Conn is the inspected state of one MQTT connection. Feed it the bytes (or frames) of both
 // directions in the order they were seen; it returns what it found out as records.
 //
-// A Conn is not safe for concurrent use, except Snapshot, which may be called from any
-// goroutine while another one feeds the Conn.
+// Every method takes the Conn's lock, so a proxy may feed the two directions from two
+// goroutines and call Snapshot from a third; the packets of the two directions are then
+// inspected in the order the calls get the lock, which is the order the Conn assumes they
+// happened in.
 type Conn struct {
 	mu   sync.Mutex // guards st and the fields Snapshot reads; held by every exported method
 	opts Options

@@ -602,3 +602,26 @@ func TestMidStreamResync(t *testing.T) {
 	}
 	noNote(t, recs[0].(*PacketRecord), RuleCaptureGap)
 }
+
+// TestConcurrentFeed feeds the two directions from two goroutines, as a proxy does.
+func TestConcurrentFeed(t *testing.T) {
+	c := NewConn(1, "c", "s", Options{})
+	c.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	c.Feed(S2C, t0, enc(t, &decode.Connack{}))
+	done := make(chan int)
+	for _, d := range []Dir{C2S, S2C} {
+		go func() {
+			n := 0
+			for range 300 {
+				n += len(c.Feed(d, t0, enc(t, publish("a", 0, 0, "x"))))
+			}
+			done <- n
+		}()
+	}
+	if n := <-done + <-done; n != 600 {
+		t.Errorf("%d records", n)
+	}
+	if st := c.Snapshot(); st.Packets["PUBLISH"] != 600 {
+		t.Errorf("%v", st.Packets)
+	}
+}
