@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -13,43 +14,59 @@ const (
 	maxSnapLen = 256 << 10 // snap lengths above this are taken as this
 )
 
-// ngGuard hands pcapgo's pcapng reader one whole block at a time after checking its lengths:
-// a block longer than maxBlock or than what is left of the file, an Enhanced Packet Block
-// whose captured length exceeds the block, are errors; an interface's snap length is capped
-// (pcapgo allocates it for every interface).
+// ngGuard checks each pcapng block's lengths before pcapgo's reader sees it: a block longer
+// than maxBlock or than what is left of the file, an Enhanced Packet Block whose captured
+// length exceeds the block, are errors; an interface's snap length is capped (pcapgo allocates
+// it for every interface). Blocks pass through without a copy, but for the rare interface
+// blocks, which are patched.
 type ngGuard struct {
-	r    io.Reader
+	r    *bufio.Reader
 	bo   binary.ByteOrder
-	buf  []byte
-	pos  int   // read position in buf
+	left int64  // bytes of the current block still to pass through from r
+	buf  []byte // a patched block to serve first
+	pos  int
 	off  int64 // file offset of the next block
 	size int64 // file size
 }
 
 func (g *ngGuard) Read(p []byte) (int, error) {
-	if g.pos == len(g.buf) {
+	if g.pos < len(g.buf) {
+		n := copy(p, g.buf[g.pos:])
+		g.pos += n
+		return n, nil
+	}
+	if g.left == 0 {
 		if err := g.next(); err != nil {
 			return 0, err
 		}
+		if g.pos < len(g.buf) {
+			return g.Read(p)
+		}
 	}
-	n := copy(p, g.buf[g.pos:])
-	g.pos += n
-	return n, nil
+	if int64(len(p)) > g.left {
+		p = p[:g.left]
+	}
+	n, err := g.r.Read(p)
+	g.left -= int64(n)
+	if err == io.EOF && g.left > 0 {
+		err = fmt.Errorf("the file ends inside the block at offset %d", g.off)
+	}
+	return n, err
 }
 
+// next checks the header of the next block.
 func (g *ngGuard) next() error {
 	g.buf, g.pos = g.buf[:0], 0
-	var h [12]byte
-	n, err := io.ReadFull(g.r, h[:8])
+	h, err := g.r.Peek(8)
 	if err != nil {
-		if n == 0 && err == io.EOF {
+		if len(h) == 0 && err == io.EOF {
 			return io.EOF
 		}
 		return fmt.Errorf("the file ends inside a block header at offset %d", g.off)
 	}
 	typ := g.bo.Uint32(h[:4])
 	if typ == 0x0A0D0D0A { // a section header sets the byte order
-		if _, err := io.ReadFull(g.r, h[8:12]); err != nil {
+		if h, err = g.r.Peek(12); err != nil {
 			return fmt.Errorf("the file ends inside a section header at offset %d", g.off)
 		}
 		switch {
@@ -60,31 +77,32 @@ func (g *ngGuard) next() error {
 		default:
 			return fmt.Errorf("bad byte-order magic in the section header at offset %d", g.off)
 		}
-		n = 12
 	}
 	blen := int64(g.bo.Uint32(h[4:8]))
 	if blen < 12 || blen%4 != 0 || blen > maxBlock || g.off+blen > g.size {
 		return fmt.Errorf("damaged block at offset %d: type %#x announces %d bytes (%d left in the file)", g.off, typ, blen, g.size-g.off)
 	}
-	if cap(g.buf) < int(blen) {
-		g.buf = make([]byte, blen)
-	}
-	g.buf = g.buf[:blen]
-	copy(g.buf, h[:n])
-	if _, err := io.ReadFull(g.r, g.buf[n:]); err != nil {
-		return fmt.Errorf("the file ends inside the block at offset %d", g.off)
-	}
 	switch typ {
+	case 6: // Enhanced Packet
+		h, err := g.r.Peek(24)
+		if err != nil || blen < 32 || int64(g.bo.Uint32(h[20:])) > blen-32 {
+			return fmt.Errorf("damaged packet block at offset %d: its captured length exceeds the block", g.off)
+		}
 	case 1: // Interface Description: cap the snap length
+		if cap(g.buf) < int(blen) {
+			g.buf = make([]byte, blen)
+		}
+		g.buf = g.buf[:blen]
+		if _, err := io.ReadFull(g.r, g.buf); err != nil {
+			return fmt.Errorf("the file ends inside the block at offset %d", g.off)
+		}
 		if blen >= 20 && g.bo.Uint32(g.buf[12:]) > maxSnapLen {
 			g.bo.PutUint32(g.buf[12:], 0)
 		}
-	case 6: // Enhanced Packet
-		if blen < 32 || int64(g.bo.Uint32(g.buf[20:])) > blen-32 {
-			return fmt.Errorf("damaged packet block at offset %d: its captured length exceeds the block", g.off)
-		}
-	case 3: // Simple Packet: pcapgo reads its length from the block
+		g.off += blen
+		return nil
 	}
+	g.left = blen
 	g.off += blen
 	return nil
 }
