@@ -200,11 +200,13 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 				b = append(b, " retain"...)
 			}
 		}
+		b = appendProps(b, q.Properties, o)
 	case *decode.Connack:
 		b = appendReason(b, o, decode.ReasonName(r.Version, t, q.ReasonCode), q.ReasonCode)
 		if q.SessionPresent {
 			b = append(b, " session_present"...)
 		}
+		b = appendProps(b, q.Properties, o)
 	case *decode.Publish:
 		b = fmt.Appendf(b, " %q q%d", r.Topic, q.QoS)
 		if q.Retain {
@@ -234,6 +236,7 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 		if q.HasReason {
 			b = appendReason(b, o, q.ReasonCode.Name(t), q.ReasonCode)
 		}
+		b = appendProps(b, q.Properties, o)
 	case *decode.Auth:
 		if q.HasReason {
 			b = appendReason(b, o, q.ReasonCode.Name(t), q.ReasonCode)
@@ -297,6 +300,34 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 	b = appendNotes(b, r.Notes, o)
 	if o.Payload != payload.None {
 		b = appendNotes(b, r.PayloadNotes(o.Payload), o)
+	}
+	return b
+}
+
+// appendProps writes the properties of CONNECT, CONNACK and DISCONNECT as key=value, the
+// standard's names in snake_case; binary values as their length, Authentication Data redacted.
+func appendProps(b []byte, ps decode.Properties, o TextOptions) []byte {
+	for _, p := range ps {
+		if !p.ID.Known() {
+			continue
+		}
+		b = append(b, ' ')
+		b = append(b, p.ID.Key()...)
+		b = append(b, '=')
+		switch p.ID.Type() {
+		case decode.TypeString:
+			b = strconv.AppendQuote(b, p.Str)
+		case decode.TypeStringPair:
+			b = strconv.AppendQuote(b, p.Str+"="+p.Value)
+		case decode.TypeBinary:
+			if p.ID == decode.PropAuthData && !o.ShowSecrets {
+				b = append(b, Redacted...)
+			} else {
+				b = fmt.Appendf(b, "(%d bytes)", len(p.Bin))
+			}
+		default:
+			b = strconv.AppendUint(b, uint64(p.Int), 10)
+		}
 	}
 	return b
 }
