@@ -46,19 +46,17 @@ func TestLiveLoopback(t *testing.T) {
 	a := NewAnalyzer(r, Options{Ports: []uint16{uint16(port)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	src, err := OpenLive("lo")
+	if errors.Is(err, ErrPermission) && os.Getenv("MQSCOPE_REQUIRE_PEERS") != "1" {
+		t.Skipf("live capture not permitted (needs root or CAP_NET_RAW): %v", err)
+	}
+	must(t, err)
+	defer src.Close()
 	done := make(chan error, 1)
 	var recorded int
 	go func() {
-		done <- Live(ctx, "lo", a, func(int, gopacket.CaptureInfo, []byte) { recorded++ })
+		done <- src.Run(ctx, a, func(int, gopacket.CaptureInfo, []byte) { recorded++ })
 	}()
-	select {
-	case err := <-done:
-		if errors.Is(err, ErrPermission) && os.Getenv("MQSCOPE_REQUIRE_PEERS") != "1" {
-			t.Skipf("live capture not permitted (needs root or CAP_NET_RAW): %v", err)
-		}
-		t.Fatalf("Live returned at once: %v", err)
-	case <-time.After(500 * time.Millisecond): // capturing
-	}
 
 	c, err := net.Dial("tcp", addr)
 	must(t, err)

@@ -218,44 +218,71 @@ var ErrPermission = errors.New("capturing packets needs root or the CAP_NET_RAW 
 
 // Live captures on a network interface with an AF_PACKET socket (Linux only, no libpcap)
 // and feeds every packet to a until ctx is done, then closes a. rec, when set, receives every
-// TCP packet of a connection on one of a's ports, as captured (for recording).
-// On the loopback interface each packet is seen twice (sent and received); the copy is
-// dropped.
+// TCP packet to or from one of a's ports, as captured (for recording). It is OpenLive and Run.
 func Live(ctx context.Context, iface string, a *Analyzer, rec func(link int, ci gopacket.CaptureInfo, data []byte)) error {
+	src, err := OpenLive(iface)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	return src.Run(ctx, a, rec)
+}
+
+// LiveSource is an open capture on a network interface.
+type LiveSource struct {
+	iface string
+	h     *pcapgo.EthernetHandle
+}
+
+// OpenLive starts capturing on a network interface: packets are queued from now on. The
+// error wraps ErrPermission when the process has neither root nor CAP_NET_RAW.
+func OpenLive(iface string) (*LiveSource, error) {
 	// pcapgo hides the errno; probe for the privilege first to say what is missing.
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 	if err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
-			return fmt.Errorf("capture on %s: %w: %v", iface, ErrPermission, err)
+			return nil, fmt.Errorf("capture on %s: %w: %v", iface, ErrPermission, err)
 		}
-		return fmt.Errorf("capture on %s: %v", iface, err)
+		return nil, fmt.Errorf("capture on %s: %v", iface, err)
 	}
 	unix.Close(fd)
 	h, err := pcapgo.NewEthernetHandle(iface)
 	if err != nil {
-		return fmt.Errorf("capture on %s: %v", iface, err)
+		return nil, fmt.Errorf("capture on %s: %v", iface, err)
 	}
-	defer h.Close()
 	if err := h.SetCaptureLength(262144); err != nil {
-		return err
+		h.Close()
+		return nil, err
 	}
-	// A receive timeout lets the loop notice ctx; the descriptor is not exported.
+	// The descriptor is not exported: a receive timeout lets Run notice its context, and a
+	// larger buffer loses fewer packets in bursts.
 	if v := reflect.ValueOf(h).Elem().FieldByName("fd"); v.IsValid() && v.CanInt() {
 		tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
 		_ = unix.SetsockoptTimeval(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		_ = unix.SetsockoptInt(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	}
+	return &LiveSource{iface: iface, h: h}, nil
+}
+
+// Close stops capturing. Call it after Run has returned.
+func (l *LiveSource) Close() { l.h.Close() }
+
+// Run feeds every captured packet to a until ctx is done, then closes a; rec, when set,
+// receives every TCP packet to or from one of a's ports, as captured. On the loopback
+// interface each packet is seen twice (sent and received); the copy is dropped.
+func (l *LiveSource) Run(ctx context.Context, a *Analyzer, rec func(link int, ci gopacket.CaptureInfo, data []byte)) error {
 	var n int64
 	var prev []byte
 	var prevT time.Time
 	for ctx.Err() == nil {
-		data, ci, err := h.ZeroCopyReadPacketData()
+		data, ci, err := l.h.ZeroCopyReadPacketData()
 		if err != nil {
 			if isTimeout(err) {
 				a.Tick(time.Now())
 				continue
 			}
 			a.Close()
-			return fmt.Errorf("capture on %s: %v", iface, err)
+			return fmt.Errorf("capture on %s: %v", l.iface, err)
 		}
 		if bytes.Equal(data, prev) && ci.Timestamp.Sub(prevT) < 10*time.Millisecond {
 			continue // the loopback copy

@@ -19,6 +19,7 @@ type captureOptions struct {
 	io    *streams
 	iface string
 	out   outputOptions
+	ready func() // called once capturing (tests)
 }
 
 func newCaptureCmd(io *streams) *cobra.Command {
@@ -93,7 +94,15 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	a := capture.NewAnalyzer(res.in, capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
 		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts)})
-	capErr := capture.Live(ctx, o.iface, a, rec)
+	src, err := capture.OpenLive(o.iface)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if o.ready != nil {
+		o.ready()
+	}
+	capErr := src.Run(ctx, a, rec)
 	if err := res.close(); err != nil {
 		return err
 	}

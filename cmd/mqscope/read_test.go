@@ -192,6 +192,8 @@ func TestCaptureLive(t *testing.T) {
 		out: outputOptions{format: "jsonl", payload: "preview", ports: []uint{uint(port)}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	ready := make(chan struct{})
+	o.ready = func() { close(ready) }
 	go func() { done <- runCapture(ctx, o) }()
 	select {
 	case err := <-done:
@@ -199,7 +201,7 @@ func TestCaptureLive(t *testing.T) {
 			t.Skipf("live capture not permitted: %v", err)
 		}
 		t.Fatalf("capture ended at once: %v", err)
-	case <-time.After(500 * time.Millisecond):
+	case <-ready:
 	}
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
