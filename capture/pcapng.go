@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/google/gopacket"
@@ -177,8 +178,10 @@ func (d Dir) String() string {
 // pcapng file as well-formed Ethernet/IPv4 or IPv6 packets: the three-way handshake, data
 // split into segments of at most MSS bytes with the right sequence and acknowledgement
 // numbers and checksums, and the closing FIN exchange. Wireshark and tshark decode the result
-// like a capture of the real connection. It is not safe for concurrent use.
+// like a capture of the real connection. It is safe for concurrent use: the streams of
+// many connections, and both directions of one, may be written from different goroutines.
 type StreamWriter struct {
+	mu  sync.Mutex
 	nw  *ngWriter
 	buf gopacket.SerializeBuffer
 	// MSS is the largest payload of one segment; 0 means 1460 for IPv4 and 1440 for IPv6.
@@ -196,7 +199,11 @@ func NewStreamWriter(w io.Writer) (*StreamWriter, error) {
 }
 
 // Flush writes out buffered packets.
-func (sw *StreamWriter) Flush() error { return sw.nw.flush() }
+func (sw *StreamWriter) Flush() error {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	return sw.nw.flush()
+}
 
 // TCPStream is one connection being written by a StreamWriter.
 type TCPStream struct {
@@ -219,6 +226,8 @@ func (sw *StreamWriter) Open(client, server netip.AddrPort, t time.Time) (*TCPSt
 		return nil, fmt.Errorf("capture: client %v and server %v are not of the same IP version", client, server)
 	}
 	s := &TCPStream{sw: sw}
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
 	s.client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	s.server = netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
 	// Initial sequence numbers derived from the ports, so that files are reproducible.
@@ -235,6 +244,8 @@ func (sw *StreamWriter) Open(client, server netip.AddrPort, t time.Time) (*TCPSt
 
 // Write writes bytes sent in direction dir at time t, as many segments as needed.
 func (s *TCPStream) Write(dir Dir, t time.Time, b []byte) error {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
 	if s.closed {
 		return errors.New("capture: write on a closed stream")
 	}
@@ -258,6 +269,8 @@ func (s *TCPStream) Write(dir Dir, t time.Time, b []byte) error {
 // Close ends the connection at time t: the side by sends FIN, the other answers FIN, and
 // the first acknowledges.
 func (s *TCPStream) Close(by Dir, t time.Time) error {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
 	if s.closed {
 		return nil
 	}
@@ -274,6 +287,8 @@ func (s *TCPStream) Close(by Dir, t time.Time) error {
 
 // Reset ends the connection at time t with a RST from the side by.
 func (s *TCPStream) Reset(by Dir, t time.Time) error {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
 	if s.closed {
 		return nil
 	}
@@ -301,7 +316,8 @@ func (s *TCPStream) segment(dir Dir, t time.Time, flags int, payload []byte) err
 }
 
 // rawSegment writes a segment with an explicit sequence number and does not advance anything:
-// tests use it to build retransmissions, overlaps and holes.
+// tests use it to build retransmissions, overlaps and holes. The caller holds sw.mu (or is
+// a test on one goroutine).
 func (s *TCPStream) rawSegment(dir Dir, t time.Time, flags int, seq uint32, payload []byte) error {
 	src, dst := s.client, s.server
 	smac, dmac := clientMAC, serverMAC

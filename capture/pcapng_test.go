@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -83,5 +84,55 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStreamWriterConcurrent writes 20 connections from 40 goroutines (one per direction)
+// and reads them back.
+func TestStreamWriterConcurrent(t *testing.T) {
+	var buf bytes.Buffer
+	sw, err := NewStreamWriter(&buf)
+	must(t, err)
+	var wg sync.WaitGroup
+	c2s := append(append([]byte{}, connect...), publish("c/t", 5000)...)
+	s2c := append(append([]byte{}, connack...), publish("s/t", 3000)...)
+	for i := 0; i < 20; i++ {
+		s, err := sw.Open(netip.AddrPortFrom(cli.Addr(), uint16(41000+i)), srv, ms(i))
+		must(t, err)
+		done := make(chan struct{}, 2)
+		for d, b := range [][]byte{c2s, s2c} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := 0; k < len(b); k += 700 {
+					if err := s.Write(Dir(d), ms(i+1), b[k:min(k+700, len(b))]); err != nil {
+						t.Error(err)
+					}
+				}
+				done <- struct{}{}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-done
+			<-done
+			if err := s.Close(ClientToServer, ms(100)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	must(t, sw.Flush())
+	p := filepath.Join(t.TempDir(), "c.pcapng")
+	must(t, os.WriteFile(p, buf.Bytes(), 0o644))
+	r := analyze(t, Options{}, p)
+	if len(r.conns) != 20 {
+		t.Fatalf("%d connections, want 20", len(r.conns))
+	}
+	for _, c := range r.conns {
+		if !bytes.Equal(c.stream[0], c2s) || !bytes.Equal(c.stream[1], s2c) {
+			t.Errorf("connection %v: streams differ", c.info.Client)
+		}
 	}
 }
