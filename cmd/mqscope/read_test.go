@@ -189,7 +189,8 @@ func TestCaptureLive(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	var out, errb lockedBuffer
 	o := &captureOptions{io: &streams{Out: &out, Err: &errb}, iface: "lo",
-		out: outputOptions{format: "jsonl", payload: "preview", ports: []uint{uint(port)}}}
+		out: outputOptions{format: "jsonl", payload: "preview", ports: []uint{uint(port)},
+			write: filepath.Join(t.TempDir(), "live.pcapng")}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
@@ -234,6 +235,14 @@ func TestCaptureLive(t *testing.T) {
 	}
 	if count(recs, "type", "CONNECT") != 1 || count(recs, "type", "DISCONNECT") != 1 || count(recs, "kind", "close") != 1 {
 		t.Errorf("capture output:\n%s", out.String())
+	}
+	// --write recorded the packets of the port: reading them again tells the same story.
+	code, again, errOut := runCmd(t, "", "read", "--format", "jsonl", "--port", fmt.Sprint(port), o.out.write)
+	if code != 0 {
+		t.Fatalf("reading the recording: %s", errOut)
+	}
+	if recs := jsonLines(t, again); count(recs, "type", "CONNECT") != 1 || count(recs, "type", "CONNACK") != 1 || count(recs, "type", "DISCONNECT") != 1 {
+		t.Errorf("recording read back:\n%s", again)
 	}
 }
 
