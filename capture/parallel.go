@@ -14,8 +14,8 @@ import (
 // the same as with one goroutine.
 
 const (
-	batchEvents = 2048
-	batchBytes  = 1 << 20
+	batchEvents = 512
+	batchBytes  = 256 << 10
 )
 
 type evKind uint8
