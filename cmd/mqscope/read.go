@@ -217,7 +217,7 @@ type readOptions struct {
 	io    *streams
 	files []string
 	out   outputOptions
-	// progress: "auto" shows a bar on a terminal for inputs over 64 MB.
+	// progress is set when a bar is drawn (standard error is a terminal, input over 64 MB).
 	progress bool
 }
 
