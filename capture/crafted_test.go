@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -77,9 +78,11 @@ func TestTsharkAgreesOnCrafted(t *testing.T) {
 		name  string
 		write func(t *testing.T, s *TCPStream)
 		// fix corrects tshark's known mistakes after checking they are there.
-		fix func(t *testing.T, theirs []msg) []msg
+		fix  func(t *testing.T, theirs []msg) []msg
+		ipv6 bool
 	}{
 		{name: "whole packets", write: interleaved, fix: tsharkSharedAliases},
+		{name: "whole packets over IPv6", write: interleaved, fix: tsharkSharedAliases, ipv6: true},
 		{name: "many packets per segment, packets over many segments", write: func(t *testing.T, s *TCPStream) {
 			s.sw.MSS = 29
 			interleaved(t, s)
@@ -104,8 +107,12 @@ func TestTsharkAgreesOnCrafted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			c, sv := cli, srv
+			if tc.ipv6 {
+				c, sv = netip.MustParseAddrPort("[2001:db8::10]:50000"), netip.MustParseAddrPort("[2001:db8::1]:1883")
+			}
 			p := file(t, func(sw *StreamWriter) {
-				s, err := sw.Open(cli, srv, ms(0))
+				s, err := sw.Open(c, sv, ms(0))
 				must(t, err)
 				tc.write(t, s)
 				must(t, s.Close(ClientToServer, ms(30)))
