@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"testing"
@@ -61,10 +62,10 @@ func TestWebSocket(t *testing.T) {
 	})
 	t.Run("wss-both", func(t *testing.T) {
 		ca := newTestCA(t)
-		front := startProxy(t, Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true})
-		// A second proxy terminates wss and speaks wss to the first... through plain ws.
+		// device --wss--> back --wss--> front --tcp--> embedded broker: WSS on both sides of back.
+		front := startProxy(t, Config{Listen: Endpoint{Transport: WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"), Embedded: true})
 		back := startProxy(t, Config{Listen: Endpoint{Transport: WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"),
-			Upstream: Endpoint{Transport: WS, Addr: front.Addr().String(), Path: "/mqtt"}})
+			Upstream: Endpoint{Transport: WSS, Addr: front.Addr().String(), Path: "/mqtt"}, UpstreamTLS: &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}})
 		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: clientTLS(nil, Endpoint{Addr: "localhost:1"})}
 		d.TLSClientConfig.RootCAs = ca.pool()
 		pubSub(t, func() net.Conn {

@@ -95,7 +95,7 @@ its output and recording.`,
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
 	f.IntVar(&o.maxFrame, "max-frame", 1<<20, "inspect frames up to `BYTES` (bigger ones are forwarded but not decoded)")
-	f.IntVar(&o.bufferSize, "buffer", 16<<10, "read buffer per direction, `BYTES`")
+	f.IntVar(&o.bufferSize, "buffer", 16<<10, "read buffer of each direction in `BYTES` (pooled: idle TCP connections hold none)")
 	f.StringVar(&o.cert, "cert", "", "device-facing TLS certificate `FILE` (PEM, chain included)")
 	f.StringVar(&o.key, "key", "", "device-facing TLS private key `FILE` (PEM)")
 	f.StringVar(&o.caDir, "ca-dir", "", "the mqscope CA's `DIR` (default: where 'mqscope ca init' puts it)")
