@@ -139,8 +139,8 @@ func NewAnalyzer(h Handler, opts Options) *Analyzer {
 	a.asm = reassembly.NewAssembler(reassembly.NewStreamPool(factory{a}))
 	// Bound what one connection may hold while waiting for a missing segment (pages are
 	// about 1900 bytes): past this, reassembly gives up on the hole and reports a gap.
-	a.asm.MaxBufferedPagesPerConnection = 4096
-	a.asm.MaxBufferedPagesTotal = 1 << 18
+	a.asm.MaxBufferedPagesPerConnection = 1024
+	a.asm.MaxBufferedPagesTotal = 1 << 16
 	return a
 }
 

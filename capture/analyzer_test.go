@@ -463,3 +463,42 @@ func TestForgetsClosedConnections(t *testing.T) {
 		t.Errorf("%d connections reported, want 150", len(r.conns))
 	}
 }
+
+// TestLossBoundedBuffer: behind a hole that is never filled, reassembly holds a bounded
+// amount of data, then reports the gap and goes on, long before the capture ends.
+func TestLossBoundedBuffer(t *testing.T) {
+	var c2s []byte
+	c2s = append(c2s, connect...)
+	for len(c2s) < 4<<20 {
+		c2s = append(c2s, publish("bulk", 1000)...)
+	}
+	p := file(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, srv, ms(0))
+		seg(t, s, ClientToServer, ms(1), 0, c2s[:100])
+		for off := 1500; off < len(c2s); off += 1400 { // bytes 100..1500 lost
+			seg(t, s, ClientToServer, ms(2), off, c2s[off:min(off+1400, len(c2s))])
+		}
+	})
+	r := &recorder{}
+	a := NewAnalyzer(r, Options{})
+	f, err := OpenFile(p)
+	must(t, err)
+	defer f.Close()
+	var n int64
+	for {
+		link, ci, data, err := f.Next()
+		if err != nil {
+			break
+		}
+		n++
+		a.Packet(n, link, ci, data)
+	}
+	// Before Close (the end of the capture), the gap is out and most of the data with it.
+	if len(r.conns) != 1 || !strings.Contains(strings.Join(r.conns[0].events, "\n"), "gap 1400") {
+		t.Fatalf("no gap reported before the end: %d connections", len(r.conns))
+	}
+	if got := len(r.conns[0].stream[0]); got < 2<<20 {
+		t.Errorf("only %d bytes delivered before the end of the capture", got)
+	}
+	a.Close()
+}
