@@ -7,12 +7,15 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 )
 
 // broker starts the named broker and returns its address.
@@ -36,17 +39,15 @@ func broker(t *testing.T, name string) string {
 
 // pubSub runs one subscriber and one publisher through dial, publishes n messages at each QoS
 // and checks they all arrive in order with their payloads.
-func pubSub(t *testing.T, dial func() net.Conn, n int) (sub, pub *recConn) {
+func pubSub(t *testing.T, dial func() net.Conn, n int) (payloads []string) {
 	t.Helper()
-	sub = newRecConn(dial())
-	s := connectPaho(t, sub, "sub")
+	s := connectPaho(t, dial(), "sub")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := s.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "mqscope/#", QoS: 2}}}); err != nil {
 		t.Fatal(err)
 	}
-	pub = newRecConn(dial())
-	p := connectPaho(t, pub, "pub")
+	p := connectPaho(t, dial(), "pub")
 	var want []string
 	for qos := byte(0); qos <= 2; qos++ {
 		for i := range n {
@@ -69,8 +70,23 @@ func pubSub(t *testing.T, dial func() net.Conn, n int) (sub, pub *recConn) {
 	if err := s.Disconnect(&paho.Disconnect{ReasonCode: 0}); err != nil {
 		t.Fatal(err)
 	}
-	return sub, pub
+	return want
 }
+
+// recordWriter keeps the records an Output writes.
+type recordWriter struct {
+	mu   sync.Mutex
+	recs []inspect.Record
+}
+
+func (w *recordWriter) Write(r inspect.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.recs = append(w.recs, r)
+	return nil
+}
+
+func (w *recordWriter) Close() error { return nil }
 
 func dialTCP(t testing.TB, addr string) func() net.Conn {
 	return func() net.Conn {
@@ -89,9 +105,11 @@ func TestForwardTransparent(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tp := startTap(t, broker(t, name))
 			col := newCollector()
-			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}, Observers: []Observer{col}})
+			rw := &recordWriter{}
+			in := &Inspector{Out: NewOutput(rw, nil, nil, nil, 0)}
+			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}, Observers: []Observer{col, in}})
 			dev := startTap(t, srv.Addr().String()) // records what the devices sent and received
-			pubSub(t, dialTCP(t, dev.addr()), 20)
+			want := pubSub(t, dialTCP(t, dev.addr()), 20)
 			for i := range 2 {
 				by, reason := col.waitClosed(t, i+1)
 				t.Logf("conn %d closed by %s: %s", i+1, by, reason)
@@ -114,6 +132,32 @@ func TestForwardTransparent(t *testing.T) {
 			}
 			if got := srv.Metrics().Packets(C2S, decode.PUBLISH); got != 60 {
 				t.Errorf("metrics: %d PUBLISH c2s, want 60", got)
+			}
+			// The inspect output tells the same story: every PUBLISH, both ways, with its payload.
+			in.Flush()
+			rw.mu.Lock()
+			defer rw.mu.Unlock()
+			var sent, delivered []string
+			closes := 0
+			for _, r := range rw.recs {
+				switch r := r.(type) {
+				case *inspect.PacketRecord:
+					if p, ok := r.Packet.(*decode.Publish); ok {
+						if r.Dir == inspect.C2S && r.ClientID == "pub" {
+							sent = append(sent, string(p.Payload))
+						} else if r.Dir == inspect.S2C && r.ClientID == "sub" {
+							delivered = append(delivered, string(p.Payload))
+						}
+					}
+				case *inspect.CloseRecord:
+					closes++
+				}
+			}
+			if !slices.Equal(sent, want) || !slices.Equal(delivered, want) {
+				t.Errorf("inspect saw %d PUBLISH from the publisher and %d to the subscriber; want %d each, same payloads", len(sent), len(delivered), len(want))
+			}
+			if closes != 2 {
+				t.Errorf("%d close records, want 2", closes)
 			}
 		})
 	}

@@ -126,63 +126,6 @@ func startProxy(t testing.TB, cfg Config) *Server {
 	return s
 }
 
-// recConn records what was written to and read from a connection. Its Close only half-closes,
-// so the client's reader goes on receiving what the other side still sends until EOF; bytes()
-// waits for that.
-type recConn struct {
-	net.Conn
-	mu          sync.Mutex
-	read, wrote bytes.Buffer
-	eofOnce     sync.Once
-	eof         chan struct{}
-	closeOnce   sync.Once
-}
-
-func newRecConn(c net.Conn) *recConn { return &recConn{Conn: c, eof: make(chan struct{})} }
-
-func (c *recConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	c.read.Write(p[:n])
-	c.mu.Unlock()
-	if err != nil {
-		c.eofOnce.Do(func() { close(c.eof) })
-	}
-	return n, err
-}
-
-func (c *recConn) Close() error {
-	c.closeOnce.Do(func() {
-		closeWrite(c.Conn)
-		go func() {
-			select {
-			case <-c.eof:
-			case <-time.After(10 * time.Second):
-			}
-			c.Conn.Close()
-		}()
-	})
-	return nil
-}
-
-func (c *recConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.mu.Lock()
-	c.wrote.Write(p[:n])
-	c.mu.Unlock()
-	return n, err
-}
-
-func (c *recConn) bytes() (read, wrote []byte) {
-	select {
-	case <-c.eof:
-	case <-time.After(10 * time.Second):
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return bytes.Clone(c.read.Bytes()), bytes.Clone(c.wrote.Bytes())
-}
-
 // tap is a plain relay between the proxy and the broker that records both directions, so tests
 // can compare what the broker sent and received with what the device received and sent.
 type tap struct {
