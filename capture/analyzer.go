@@ -59,7 +59,7 @@ type Conn interface {
 	// packets that carried it); both are ignored without Options.Keep.
 	Data(dir Dir, t time.Time, b []byte) (completed, wanted bool)
 	// Gap reports that n > 0 bytes of direction dir were not captured. Over WebSocket n counts
-	// the TCP bytes lost, and the rest of that direction is not delivered: its framing is lost.
+	// the TCP bytes lost; delivery resumes at the next WebSocket frame.
 	Gap(dir Dir, t time.Time, n int)
 	// Close ends the connection. by is "client", "server" or "" (the capture ended first);
 	// reason says how: "FIN", "RST", "end of capture".
@@ -264,7 +264,6 @@ type half struct {
 	pre     []byte // bytes held until the connection is classified
 	preGap  int    // bytes lost before classification
 	ws      wsReader
-	lost    bool    // WebSocket framing lost after a gap: the rest of this direction is skipped
 	pending []int64 // packets with payload since the last completed MQTT packet
 	opened  bool    // the first MQTT packet of this direction is complete
 }
@@ -416,10 +415,9 @@ func (s *stream) gap(d Dir, t time.Time, n int) {
 	case kindMQTT:
 		s.conn.Gap(d, t, n)
 	case kindWS:
-		if !h.lost {
-			h.lost = true
-			s.conn.Gap(d, t, n)
-		}
+		// The WebSocket framing is lost too: look for the next frame header.
+		s.conn.Gap(d, t, n)
+		h.ws.lose()
 	}
 }
 
@@ -430,10 +428,7 @@ func (s *stream) data(d Dir, t time.Time, b []byte) {
 		s.deliver(d, t, b)
 		return
 	case kindWS:
-		h := &s.half[s.rd(d)]
-		if !h.lost {
-			s.wsData(d, t, b)
-		}
+		s.wsData(d, t, b)
 		return
 	}
 	if s.kind == kindTLS && d == ServerToClient {

@@ -502,3 +502,71 @@ func TestLossBoundedBuffer(t *testing.T) {
 	}
 	a.Close()
 }
+
+// TestWebSocketLoss loses bytes inside a WebSocket frame: the gap is reported and decoding
+// resumes at the next frame header, in both directions.
+func TestWebSocketLoss(t *testing.T) {
+	ws := netip.MustParseAddrPort("192.0.2.1:9001")
+	req := "GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+	mask := []byte{9, 8, 7, 6}
+	var pubs [][]byte
+	for i := 0; i < 6; i++ {
+		pubs = append(pubs, publish(fmt.Sprintf("t/%d", i), 300+i))
+	}
+	c2s := append([]byte(req), wsFrame(true, 2, connect, mask)...)
+	s2c := append([]byte(resp), wsFrame(true, 2, connack, nil)...)
+	var lostC, lostS [2]int
+	for i, p := range pubs {
+		if i == 2 {
+			lostC[0] = len(c2s) + 50
+			lostS[0] = len(s2c) + 100
+		}
+		c2s = append(c2s, wsFrame(true, 2, p, mask)...)
+		s2c = append(s2c, wsFrame(true, 2, p, nil)...)
+		if i == 2 {
+			lostC[1] = len(c2s) - 20
+			lostS[1] = len(s2c) + 7 // into the next frame's header
+		}
+	}
+	p := file(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, ws, ms(0))
+		for d, b := range map[Dir][]byte{ClientToServer: c2s, ServerToClient: s2c} {
+			lost := lostC
+			if d == ServerToClient {
+				lost = lostS
+			}
+			for off := 0; off < len(b); off += 200 {
+				end := min(off+200, len(b))
+				for _, part := range [][2]int{{off, min(end, lost[0])}, {max(off, lost[1]), end}} {
+					if part[0] < part[1] {
+						seg(t, s, d, ms(1+off/200), part[0], b[part[0]:part[1]])
+					}
+				}
+			}
+		}
+		s.seq[ClientToServer] += uint32(len(c2s))
+		s.seq[ServerToClient] += uint32(len(s2c))
+	})
+	r := analyze(t, Options{}, p)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	c := r.conns[0]
+	for d, want := range [][]byte{
+		append(append(append([]byte{}, connect...), pubs[0]...), pubs[1]...),
+		append(append(append([]byte{}, connack...), pubs[0]...), pubs[1]...),
+	} {
+		got := c.stream[d]
+		if !bytes.HasPrefix(got, want) || !bytes.Contains(got, []byte("<gap")) {
+			t.Errorf("%v: stream starts %q", Dir(d), got[:min(len(got), len(want)+20)])
+		}
+		tail := append(append([]byte{}, pubs[4]...), pubs[5]...)
+		if d == 0 {
+			tail = append(append([]byte{}, pubs[3]...), tail...)
+		}
+		if !bytes.HasSuffix(got, tail) {
+			t.Errorf("%v: decoding did not resume after the gap: ends %q", Dir(d), got[max(0, len(got)-len(tail)):])
+		}
+	}
+}

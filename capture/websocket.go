@@ -81,6 +81,83 @@ type wsReader struct {
 	masked bool
 	mpos   int
 	buf    []byte // unmasked payload, reused
+	// After a gap: bytes held while looking for the next frame header.
+	resync bool
+	hold   []byte
+}
+
+// maxHold bounds the bytes held to find a frame header after a gap.
+const maxHold = 64 << 10
+
+// lose forgets the frame in progress: the next bytes are searched for a frame header.
+func (w *wsReader) lose() {
+	w.resync, w.hold, w.left, w.nh = true, w.hold[:0], 0, 0
+}
+
+// wsHeader parses a frame header at the start of b: ok when it is plausible for a frame
+// of this direction (masked from the client, not from the server), its length in n and the
+// header's in hl; more when b is too short to tell.
+func wsHeader(b []byte, masked bool) (ok, more bool, hl int, n int64) {
+	if len(b) < 2 {
+		return false, true, 0, 0
+	}
+	op := b[0] & 0x0f
+	if b[0]&0x70 != 0 || (op > 2 && op < 8) || op > 10 || (b[1]&0x80 != 0) != masked {
+		return false, false, 0, 0
+	}
+	hl = wsHeaderLen(b[1])
+	if len(b) < hl {
+		return false, true, 0, 0
+	}
+	n = int64(b[1] & 0x7f)
+	switch n {
+	case 126:
+		n = int64(binary.BigEndian.Uint16(b[2:]))
+		if n < 126 {
+			return false, false, 0, 0
+		}
+	case 127:
+		u := binary.BigEndian.Uint64(b[2:])
+		if u < 65536 || u > 1<<40 {
+			return false, false, 0, 0
+		}
+		n = int64(u)
+	}
+	if op >= 8 && (b[0]&0x80 == 0 || n > 125) {
+		return false, false, 0, 0
+	}
+	return true, false, hl, n
+}
+
+// resyncAt finds where the next frame starts in b: a plausible header followed by another
+// one (or by the end of b, exactly); -1 when none yet.
+func resyncAt(b []byte, masked, full bool) int {
+	for i := range b {
+		ok, more, hl, n := wsHeader(b[i:], masked)
+		if more {
+			return -1
+		}
+		if !ok {
+			continue
+		}
+		next := int64(i+hl) + n
+		switch {
+		case next == int64(len(b)):
+			return i
+		case next < int64(len(b)):
+			if ok2, more2, _, _ := wsHeader(b[next:], masked); ok2 || more2 {
+				if ok2 {
+					return i
+				}
+				return -1 // wait for the next header's bytes
+			}
+		case full:
+			return i // cannot check further: take it
+		default:
+			return -1 // wait until the frame's end is held
+		}
+	}
+	return -1
 }
 
 // wsHeaderLen returns the length of the frame header starting with b0, b1.
@@ -102,6 +179,19 @@ func wsHeaderLen(b1 byte) int {
 func (s *stream) wsData(d Dir, t time.Time, b []byte) {
 	h := &s.half[s.rd(d)]
 	w := &h.ws
+	if w.resync {
+		w.hold = append(w.hold, b...)
+		if len(w.hold) > maxHold {
+			w.hold = append(w.hold[:0], w.hold[len(w.hold)-maxHold:]...)
+		}
+		i := resyncAt(w.hold, d == ClientToServer, len(w.hold) >= maxHold)
+		if i < 0 {
+			return
+		}
+		w.resync = false
+		b = append([]byte(nil), w.hold[i:]...)
+		w.hold = w.hold[:0]
+	}
 	for len(b) > 0 {
 		if w.left == 0 {
 			// Frame header.
@@ -138,9 +228,10 @@ func (s *stream) wsData(d Dir, t time.Time, b []byte) {
 			w.nh, w.mpos = 0, 0
 			w.inData = op <= 2
 			if op >= 3 && op <= 7 || op > 10 || length < 0 || (op >= 8 && length > 125) {
-				// Not a frame: the WebSocket framing is lost for this direction.
-				h.lost = true
+				// Not a frame: the WebSocket framing is lost; look for the next one.
 				s.conn.Gap(d, t, 1)
+				w.lose()
+				s.wsData(d, t, b)
 				return
 			}
 			w.left = length
