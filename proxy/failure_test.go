@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -287,5 +288,94 @@ func TestHostile(t *testing.T) {
 	heldMu.Unlock()
 	if hostile.Metrics().Packets(C2S, decode.CONNECT) < 1 {
 		t.Error("the drip CONNECT was not seen")
+	}
+}
+
+// TestBackpressure: a broker that does not read stops the device's writes (the proxy holds no
+// more than one read buffer per direction); once it reads, everything arrives.
+func TestBackpressure(t *testing.T) {
+	release := make(chan struct{})
+	got := make(chan int64, 1)
+	addr := rawServer(t, func(c net.Conn) {
+		<-release
+		n, _ := io.Copy(io.Discard, c)
+		got <- n
+		c.Close()
+	})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{inspector()}})
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const total = 64 << 20
+	var written atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hdr := []byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F} // one PUBLISH frame of 256 MB, mostly to come
+		n, _ := c.Write(hdr)
+		written.Add(int64(n))
+		chunk := bytes.Repeat([]byte{0xAB}, 64<<10)
+		for written.Load() < total {
+			if rest := total - written.Load(); rest < int64(len(chunk)) {
+				chunk = chunk[:rest]
+			}
+			n, err := c.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	time.Sleep(time.Second)
+	stalled := written.Load()
+	before := heapInUse()
+	time.Sleep(200 * time.Millisecond)
+	if w := written.Load(); w >= total || w-stalled > 1<<20 {
+		t.Fatalf("the device wrote %d MB (%d MB after a second) into a broker that reads nothing", w>>20, stalled>>20)
+	}
+	t.Logf("device stalled after %d MB (kernel socket buffers on both legs)", stalled>>20)
+	close(release)
+	select {
+	case n := <-got:
+		if n != total {
+			t.Errorf("broker got %d bytes, want %d", n, total)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flood did not drain")
+	}
+	<-done
+	if after := heapInUse(); after > before+16<<20 {
+		t.Errorf("heap grew from %d MB to %d MB while forwarding", before>>20, after>>20)
+	}
+}
+
+// TestHalfCloseTimeout: after the device's half-close, a broker that neither answers nor closes
+// is given HalfCloseTimeout; then both sides are reset and the close record says so.
+func TestHalfCloseTimeout(t *testing.T) {
+	addr := rawServer(t, func(c net.Conn) {
+		io.Copy(io.Discard, c) // reads the EOF, then keeps the connection open
+		time.Sleep(5 * time.Second)
+		c.Close()
+	})
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, HalfCloseTimeout: 200 * time.Millisecond, Observers: []Observer{col}})
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{0xC0, 0x00})
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadAll(c)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("device read: %v, want a reset after the half-close timeout", err)
+	}
+	by, reason := col.waitClosed(t, 1)
+	if by != "client" || !strings.Contains(reason, "timed out") {
+		t.Errorf("close: %s %q", by, reason)
 	}
 }
