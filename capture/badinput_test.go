@@ -227,3 +227,31 @@ func FuzzReadFile(f *testing.F) {
 		_ = ReadFiles(context.Background(), []string{p}, NewAnalyzer(&recorder{}, Options{}), nil)
 	})
 }
+
+// FuzzWebSocket feeds arbitrary WebSocket bytes, in arbitrary pieces and with gaps, to a
+// connection upgraded to MQTT over WebSocket: nothing may panic or hold unbounded memory.
+func FuzzWebSocket(f *testing.F) {
+	f.Add(wsFrame(true, 2, connect, []byte{1, 2, 3, 4}), uint8(7), uint8(3))
+	f.Add([]byte{0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}, uint8(1), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, piece, gapEvery uint8) {
+		a := NewAnalyzer(&recorder{}, Options{})
+		s := &stream{a: a, kind: kindUnknown, handshake: true}
+		s.addr[0], s.addr[1] = cli, srv
+		s.open(ms(0), WebSocket)
+		n := int(piece) + 1
+		for i := 0; len(data) > 0; i++ {
+			k := min(n, len(data))
+			d := Dir(i & 1)
+			if gapEvery > 0 && i%int(gapEvery) == 0 {
+				s.gap(d, ms(i), k)
+			}
+			s.data(d, ms(i), data[:k])
+			data = data[k:]
+		}
+		for _, h := range s.half {
+			if len(h.ws.hold) > maxHold {
+				t.Fatalf("holding %d bytes", len(h.ws.hold))
+			}
+		}
+	})
+}
