@@ -305,6 +305,10 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if err := res.close(); err != nil {
 		return err
 	}
+	if st := a.Stats(); st.Connections == 0 && readErr == nil {
+		fmt.Fprintf(o.io.Err, "mqscope: no MQTT connection in %d packets (%d TCP); MQTT on a port other than 1883 whose connections began before the capture needs --port\n",
+			st.Packets, st.TCP)
+	}
 	if errors.Is(readErr, context.Canceled) {
 		readErr = nil // stopped by a write error, returned above
 	}

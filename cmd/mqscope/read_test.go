@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -262,4 +263,24 @@ func (s *lockedBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestReadNothingFound: a capture without MQTT says so, and how to find MQTT on other ports.
+func TestReadNothingFound(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "http.pcapng")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := capture.NewStreamWriter(f)
+	now := time.Now()
+	s, _ := sw.Open(netip.MustParseAddrPort("192.0.2.2:40000"), netip.MustParseAddrPort("192.0.2.1:80"), now)
+	s.Write(capture.ClientToServer, now, []byte("GET / HTTP/1.1\r\n\r\n"))
+	s.Close(capture.ClientToServer, now)
+	sw.Flush()
+	f.Close()
+	code, out, errOut := runCmd(t, "", "read", p)
+	if code != 0 || out != "" || !strings.Contains(errOut, "no MQTT connection in 7 packets") || !strings.Contains(errOut, "--port") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 }
