@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -206,4 +208,66 @@ func TestCAInit(t *testing.T) {
 	po := &proxyOptions{io: &streams{Out: &pout, Err: &perr}, listen: "tls://127.0.0.1:0", upstream: "embedded", caDir: dir,
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
 	startProxyCmd(t, po)
+}
+
+// TestProxyHelperProcess is not a test: TestProxySignal runs the test binary as mqscope.
+func TestProxyHelperProcess(t *testing.T) {
+	if os.Getenv("MQSCOPE_PROXY_HELPER") != "1" {
+		t.Skip("helper process for TestProxySignal")
+	}
+	args := strings.Split(os.Getenv("MQSCOPE_PROXY_ARGS"), " ")
+	os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// TestProxySignal: on SIGINT and SIGTERM the proxy tells an MQTT 5 device DISCONNECT 0x8B,
+// flushes its output and exits 0.
+func TestProxySignal(t *testing.T) {
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := l.Addr().String()
+			l.Close()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
+			cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=proxy --upstream embedded --listen "+addr+" --summary")
+			var out, errb syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			var c net.Conn
+			for range 200 {
+				if c, err = net.Dial("tcp", addr); err == nil {
+					break
+				}
+				time.Sleep(25 * time.Millisecond)
+			}
+			if err != nil {
+				t.Fatalf("proxy not listening: %v\n%s", err, errb.String())
+			}
+			defer c.Close()
+			connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "sigdev"})
+			c.Write(connect)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			buf := make([]byte, 256)
+			n, err := c.Read(buf)
+			if err != nil || n < 4 || buf[0] != 0x20 {
+				t.Fatalf("CONNACK: % x %v", buf[:n], err)
+			}
+			cmd.Process.Signal(sig)
+			rest, _ := io.ReadAll(c)
+			if len(rest) < 3 || rest[0] != 0xE0 || rest[2] != 0x8B {
+				t.Errorf("device got % x, want DISCONNECT 0x8B", rest)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("exit: %v\n%s", err, errb.String())
+			}
+			if !strings.Contains(out.String(), "sigdev") {
+				t.Errorf("summary not flushed:\n%s", out.String())
+			}
+		})
+	}
 }
