@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"sort"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -360,18 +359,7 @@ func payloadJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 		return
 	}
 	data, _, _ := payloadOf(r.Packet)
-	f := payload.Fields(*rd, data, o.Payload, payload.Limits{})
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		if k == "payload_size" {
-			continue // written with the packet
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		e.val(k, f[k])
-	}
+	e.b = payload.AppendFields(e.b, *rd, data, o.Payload, payload.Limits{}) // after other keys: e.n > 0
 }
 
 // jsonObj appends the members of a JSON object.

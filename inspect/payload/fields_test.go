@@ -1,0 +1,66 @@
+package payload
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// fieldsViaMap is how the JSON-lines writer wrote the payload keys before AppendFields: the map
+// of Fields in key order, payload_size left out, nested values as they are, the rest through
+// encoding/json. AppendFields must write the same bytes.
+func fieldsViaMap(r Rendered, data []byte, mode Mode, lim Limits) string {
+	m := Fields(r, data, mode, lim)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k != "payload_size" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b []byte
+	for _, k := range keys {
+		b = append(b, `,"`+k+`":`...)
+		if raw, ok := m[k].(json.RawMessage); ok && len(raw) > 0 {
+			b = append(b, raw...)
+			continue
+		}
+		v, err := json.Marshal(m[k])
+		if err != nil {
+			v = []byte("null")
+		}
+		b = append(b, v...)
+	}
+	return string(b)
+}
+
+func checkAppendFields(t *testing.T, data []byte, h Hints, mode Mode, lim Limits) {
+	t.Helper()
+	r := Render(data, h, mode, lim)
+	got := string(AppendFields(nil, r, data, mode, lim))
+	if want := fieldsViaMap(r, data, mode, lim); got != want {
+		t.Fatalf("payload %q (%+v, mode %v):\nAppendFields %s\nvia the map  %s", data, h, mode, got, want)
+	}
+}
+
+func TestAppendFieldsMatchesFields(t *testing.T) {
+	tricky := []string{
+		"", "plain", `quote " backslash \ slash /`, "<b>&amp;</b>", "tab\tnl\ncr\rbs\bff\fnul\x00esc\x1bdel\x7f",
+		"é ü 中文 🙂", "line\u2028para\u2029", "bad \xff utf8 \xc3", "cut rune \xe4\xb8",
+		`{"html":"<&>","ls":"\u2028"}`, `["a\u0000b"]`, strings.Repeat("ab<", 600), strings.Repeat("é", 700),
+	}
+	var cases []renderCase
+	for _, s := range tricky {
+		for _, h := range []Hints{absent, {ContentType: "text/plain", FormatIndicator: 1}, {ContentType: "application/octet-stream"}} {
+			cases = append(cases, renderCase{data: []byte(s), hints: h})
+		}
+	}
+	cases = append(cases, renderCases(t)...)
+	for _, tc := range cases {
+		for _, mode := range []Mode{None, Preview, Full} {
+			checkAppendFields(t, tc.data, tc.hints, mode, Limits{})
+			checkAppendFields(t, tc.data, tc.hints, mode, fuzzLimits)
+		}
+	}
+}
