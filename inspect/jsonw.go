@@ -58,7 +58,7 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		packetJSON(&e, r, o)
 	case *SessionRecord:
 		e.str("kind", "session")
-		e.str("time", r.Time.Format(TimeFormat))
+		e.time("time", r.Time)
 		e.int("conn", r.Conn)
 		e.str("client", r.Client)
 		e.str("server", r.Server)
@@ -70,7 +70,7 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 	case *CloseRecord:
 		s := &r.State
 		e.str("kind", "close")
-		e.str("time", r.Time.Format(TimeFormat))
+		e.time("time", r.Time)
 		e.int("conn", r.Conn)
 		e.str("client", r.Client)
 		e.str("server", r.Server)
@@ -111,7 +111,7 @@ func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	p := r.Packet
 	t := p.Type()
 	e.str("kind", "packet")
-	e.str("time", r.Time.Format(TimeFormat))
+	e.time("time", r.Time)
 	e.int("conn", r.Conn)
 	e.int("index", r.Index)
 	e.str("client", r.Client)
@@ -383,6 +383,11 @@ func (e *jsonObj) str(k, v string) {
 	e.b = appendJSONString(e.b, v)
 }
 
+func (e *jsonObj) time(k string, t time.Time) {
+	e.key(k)
+	e.b = appendJSONTime(e.b, t)
+}
+
 func (e *jsonObj) int(k string, v int) {
 	e.key(k)
 	e.b = strconv.AppendInt(e.b, int64(v), 10)
@@ -397,7 +402,7 @@ func (e *jsonObj) val(k string, v any) {
 	e.key(k)
 	switch x := v.(type) {
 	case time.Time:
-		e.b = appendJSONString(e.b, x.Format(TimeFormat))
+		e.b = appendJSONTime(e.b, x)
 		return
 	case json.RawMessage:
 		if len(x) > 0 {
@@ -412,40 +417,92 @@ func (e *jsonObj) val(k string, v any) {
 	e.b = append(e.b, b...)
 }
 
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
+// appendJSONTime appends t in TimeFormat as a JSON string. It writes the digits itself for
+// years 0 to 9999 and offsets of whole minutes (what captures hold), else leaves it to
+// time.Time.AppendFormat: the same bytes, several times faster.
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	_, off := t.Zone()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 || off%60 != 0 {
+		return append(t.AppendFormat(b, TimeFormat), '"')
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = appendDigits(append(b, '-'), int(month), 2)
+	b = appendDigits(append(b, '-'), day, 2)
+	b = appendDigits(append(b, 'T'), hour, 2)
+	b = appendDigits(append(b, ':'), minute, 2)
+	b = appendDigits(append(b, ':'), sec, 2)
+	b = appendDigits(append(b, '.'), t.Nanosecond(), 9)
+	if off == 0 {
+		return append(b, 'Z', '"')
+	}
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	b = appendDigits(append(b, sign), off/3600, 2)
+	b = appendDigits(append(b, ':'), off/60%60, 2)
+	return append(b, '"')
+}
+
+// appendDigits appends v (≥ 0) in decimal, zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	n := len(b) + width
+	b = append(b, make([]byte, width)...)
+	for i := n - 1; i >= n-width; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD. Runs of bytes
+// that need no escaping are copied at once.
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
 				b = append(b, '\\', c)
-			case c == '\n':
+			case '\n':
 				b = append(b, '\\', 'n')
-			case c == '\r':
+			case '\r':
 				b = append(b, '\\', 'r')
-			case c == '\t':
+			case '\t':
 				b = append(b, '\\', 't')
-			case c < 0x20 || c == 0x7f:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
 			}
 			i++
+			start = i
 			continue
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && n == 1:
+			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
 		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
 			b = append(b, '\\', 'u', '2', '0', '2', hex[r&15])
 		default:
-			b = append(b, s[i:i+n]...)
+			i += n
+			continue
 		}
 		i += n
+		start = i
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
