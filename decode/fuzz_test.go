@@ -3,6 +3,7 @@ package decode
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -30,8 +31,9 @@ func seedFrames() [][]byte {
 	return out
 }
 
-// FuzzDecode: Decode never panics and keeps its invariants; a packet without error-level
-// problems re-encodes to the same bytes, and those decode to the same packet.
+// FuzzDecode: Decode never panics and keeps its invariants; DecodeLean differs only by not
+// locating fields; a packet without error-level problems re-encodes to the same bytes, and
+// those decode to the same packet.
 func FuzzDecode(f *testing.F) {
 	for _, b := range seedFrames() {
 		for _, v := range []Version{V31, V311, V5} {
@@ -42,6 +44,7 @@ func FuzzDecode(f *testing.F) {
 		v := fuzzVersion(level)
 		p := Decode(b, v)
 		checkLayout(t, p)
+		checkLean(t, b, v, p)
 		if !bytes.Equal(p.Info().Raw, b[:min(len(b), len(p.Info().Raw))]) {
 			t.Fatalf("Raw is not a prefix of the input")
 		}
@@ -63,6 +66,23 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("problems differ:%s\nvs%s", problemList(q.Info().Problems), problemList(p.Info().Problems))
 		}
 	})
+}
+
+// checkLean checks that DecodeLean(b, v) is p, the packet Decode(b, v) returned, without
+// Fields.
+func checkLean(t *testing.T, b []byte, v Version, p Packet) {
+	t.Helper()
+	lean := DecodeLean(b, v)
+	if lean.Info().Fields != nil {
+		t.Fatalf("DecodeLean located %d fields", len(lean.Info().Fields))
+	}
+	located := reflect.ValueOf(p).Elem()
+	want := reflect.New(located.Type())
+	want.Elem().Set(located)
+	want.Interface().(Packet).Info().Fields = nil
+	if !reflect.DeepEqual(lean, want.Interface()) {
+		t.Fatalf("DecodeLean differs from Decode beyond Fields:\n%+v\n%+v", lean, want.Interface())
+	}
 }
 
 // FuzzFramer: a stream split into random pieces frames exactly as SplitFrame does in one go.

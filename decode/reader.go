@@ -18,6 +18,8 @@ type reader struct {
 	propBuf Properties
 	// short is set once a read fails because the frame ended: the truncation has been reported.
 	short bool
+	// locate records where each field is (Base.Fields).
+	locate bool
 }
 
 // overrun notes that a read failed at the end of region end; when that is the frame's end, the
@@ -46,6 +48,9 @@ func (r *reader) protocol(off int, field string, reason ReasonCode, rule, msg st
 }
 
 func (r *reader) mark(field string, off, n int) {
+	if !r.locate {
+		return
+	}
 	r.base.Fields = append(r.base.Fields, Field{Name: field, Offset: off, Len: n})
 }
 

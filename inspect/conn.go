@@ -235,7 +235,7 @@ func (c *Conn) resyncOffset(s *stream) (off int, ok bool) {
 		limit = 1 << 20
 	}
 	clean := func(i, size int) bool {
-		p := decode.Decode(b[i:i+size:i+size], c.version)
+		p := decode.DecodeLean(b[i:i+size:i+size], c.version)
 		if len(p.Info().Problems) == 0 {
 			return true
 		}
@@ -246,7 +246,7 @@ func (c *Conn) resyncOffset(s *stream) (off int, ok bool) {
 		if c.version != decode.V5 {
 			other = decode.V5
 		}
-		return len(decode.Decode(b[i:i+size:i+size], other).Info().Problems) == 0
+		return len(decode.DecodeLean(b[i:i+size:i+size], other).Info().Problems) == 0
 	}
 	found := -1
 	kept := s.cands[:0]
@@ -386,14 +386,14 @@ func (c *Conn) decodeFrame(dir Dir, frame []byte) decode.Packet {
 		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
 			c.version, c.versionKnown = v, true
 		}
-		return decode.Decode(frame, c.version)
+		return decode.DecodeLean(frame, c.version)
 	}
 	if c.versionKnown || !c.st.MidStream {
-		return decode.Decode(frame, c.version)
+		return decode.DecodeLean(frame, c.version)
 	}
-	p := decode.Decode(frame, decode.V5)
+	p := decode.DecodeLean(frame, decode.V5)
 	if hasMalformed(p) {
-		if q := decode.Decode(frame, decode.V311); !hasMalformed(q) {
+		if q := decode.DecodeLean(frame, decode.V311); !hasMalformed(q) {
 			c.version = decode.V311
 			if q.Type() != decode.PUBLISH {
 				c.versionKnown = true

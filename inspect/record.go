@@ -60,7 +60,9 @@ type PacketRecord struct {
 	ClientID string // the client identifier of the connection (assigned one if the server assigned it)
 	Dir      Dir
 	Version  decode.Version
-	Packet   decode.Packet
+	// Packet is the decoded packet. Its fields are not located (decode.DecodeLean): decode the
+	// Raw bytes again to show where each one is.
+	Packet decode.Packet
 	// Index numbers the packets of a connection from 1, both directions together.
 	Index int
 	// Topic is the PUBLISH topic resolved through the sender's topic alias table ("" when
