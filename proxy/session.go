@@ -95,7 +95,11 @@ func (ss *session) run() {
 	if err := ss.handshake(); err != nil {
 		ss.open()
 		ss.client.Close()
-		ss.closeObservers("client", "handshake failed: "+err.Error())
+		by, reason := "client", "TLS handshake failed: "+err.Error()
+		if w := ss.stoppedWhy(); w != "" {
+			by, reason = "proxy", w
+		}
+		ss.closeObservers(by, reason)
 		return
 	}
 	up, err := ss.srv.dial(context.Background())
@@ -112,7 +116,7 @@ func (ss *session) run() {
 		ss.open()
 		up.Close()
 		ss.client.Close()
-		ss.closeObservers("proxy", *ss.why.Load())
+		ss.closeObservers("proxy", ss.stoppedWhy())
 		return
 	}
 	ss.state = stOpen
@@ -127,21 +131,30 @@ func (ss *session) run() {
 		ss.setState(stHalfClosed)
 	}
 	second := <-ends
-	if ss.stopping.Load() {
-		// terminate is still writing down what it did.
-		select {
-		case <-ss.termDone:
-		case <-time.After(3 * time.Second):
-		}
-	}
 	ss.setState(stClosing)
 	ss.client.Close()
 	up.Close()
 	by, reason := describeEnd(first, second)
-	if w := ss.why.Load(); w != nil {
-		by, reason = "proxy", *w
+	if w := ss.stoppedWhy(); w != "" {
+		by, reason = "proxy", w
 	}
 	ss.closeObservers(by, reason)
+}
+
+// stoppedWhy returns what the proxy did when it ended the connection ("" when it did not),
+// waiting for terminate to write it down.
+func (ss *session) stoppedWhy() string {
+	if !ss.stopping.Load() {
+		return ""
+	}
+	select {
+	case <-ss.termDone:
+	case <-time.After(3 * time.Second):
+	}
+	if w := ss.why.Load(); w != nil {
+		return *w
+	}
+	return "closed by the proxy"
 }
 
 func (ss *session) setState(s string) {
