@@ -107,8 +107,8 @@ func TestForwardTransparent(t *testing.T) {
 			col := newCollector()
 			rw := &recordWriter{}
 			in := &Inspector{Out: NewOutput(rw, nil, nil, nil, 0)}
-			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}, Observers: []Observer{col, in}})
-			dev := startTap(t, srv.Addr().String()) // records what the devices sent and received
+			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}, Observers: []Observer{in, col}}) // in first: its close record is out when col sees the close
+			dev := startTap(t, srv.Addr().String())                                                                           // records what the devices sent and received
 			want := pubSub(t, dialTCP(t, dev.addr()), 20)
 			for i := range 2 {
 				by, reason := col.waitClosed(t, i+1)
