@@ -436,11 +436,12 @@ func (c *Conn) sessionRecord(t time.Time) *SessionRecord {
 		Version: c.st.Version, Requested: c.st.Requested, Granted: c.st.Granted, Effective: c.st.Effective}
 }
 
-// inspect builds the record of one decoded packet and updates the state.
+// inspect builds the record of one decoded packet in r, a zero record, and updates the state.
 func (c *Conn) inspect(r *PacketRecord, dir Dir, t time.Time, p decode.Packet) {
 	s := &c.streams[dir]
-	*r = PacketRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, Dir: dir,
-		Version: p.Info().Version, Packet: p}
+	// Field by field: assigning a whole PacketRecord copies it through a temporary.
+	r.Time, r.Conn, r.Client, r.Server, r.Dir = t, c.st.ID, c.st.Client, c.st.Server, dir
+	r.Version, r.Packet = p.Info().Version, p
 	r.Index = int(c.counts[C2S][16]+c.counts[S2C][16]) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)

@@ -370,10 +370,11 @@ type jsonObj struct {
 
 func (e *jsonObj) key(k string) {
 	if e.n > 0 {
-		e.b = append(e.b, ',')
+		e.b = append(e.b, ',', '"')
+	} else {
+		e.b = append(e.b, '"')
 	}
 	e.n++
-	e.b = append(e.b, '"')
 	e.b = append(e.b, k...)
 	e.b = append(e.b, '"', ':')
 }
@@ -458,6 +459,14 @@ func appendDigits(b []byte, v, width int) []byte {
 	return b
 }
 
+// jsonPlain holds the ASCII bytes a JSON string holds as they are.
+var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := byte(0x20); c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD. Runs of bytes
 // that need no escaping are copied at once.
 func appendJSONString(b []byte, s string) []byte {
@@ -467,7 +476,7 @@ func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
+			if jsonPlain[c] {
 				i++
 				continue
 			}
