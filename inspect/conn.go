@@ -180,24 +180,22 @@ func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
 	return out
 }
 
-// write appends p to the buffer without ever writing over bytes handed out as frames.
+// streamChunk is the least a stream buffer holds, so that the small segments of a busy
+// connection share one allocation. A record kept longer (a message in flight) keeps its chunk.
+const streamChunk = 1024
+
+// write appends p to the buffer without ever writing over bytes handed out as frames: into
+// the buffer's spare room (frames end before it, with no room of their own), else into a new
+// buffer, a private copy, since the caller may reuse p.
 func (s *stream) write(p []byte) {
-	if len(p) == 0 {
+	if len(p) == 0 || len(p) <= cap(s.buf)-len(s.buf) {
+		s.buf = append(s.buf, p...)
 		return
 	}
-	switch {
-	case s.start == len(s.buf):
-		s.buf, s.start = nil, 0
-	case s.start > 0:
-		tail := s.buf[s.start:]
-		s.buf = append(make([]byte, 0, len(tail)+len(p)), tail...)
-		s.start = 0
-	}
-	if s.buf == nil {
-		// A private copy: the caller may reuse p, and frames alias the buffer.
-		s.buf = make([]byte, 0, len(p))
-	}
+	tail := s.buf[s.start:]
+	s.buf = append(make([]byte, 0, max(len(tail)+len(p), streamChunk)), tail...)
 	s.buf = append(s.buf, p...)
+	s.start = 0
 }
 
 // badHeader handles a fixed header that cannot be framed: too large (skip the frame) or
