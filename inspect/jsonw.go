@@ -13,6 +13,10 @@ import (
 	"github.com/mqscope/mqscope/inspect/payload"
 )
 
+// Flusher is implemented by writers that buffer: live sources call Flush when they go idle, so
+// records reach a pipe as they happen rather than when a buffer fills.
+type Flusher interface{ Flush() error }
+
 // Writer writes records somewhere. Close flushes (the summary writer prints at Close).
 type Writer interface {
 	Write(Record) error
@@ -49,6 +53,9 @@ func (j *jsonWriter) Write(r Record) error {
 }
 
 func (j *jsonWriter) Close() error { return j.w.Flush() }
+
+// Flush writes out what the writer buffers, for live output.
+func (j *jsonWriter) Flush() error { return j.w.Flush() }
 
 // AppendJSON appends the JSON object of a record (without a newline) to b.
 func AppendJSON(b []byte, r Record, o JSONOptions) []byte {

@@ -55,6 +55,9 @@ func NewTextWriter(w io.Writer, o TextOptions) Writer {
 
 func (t *textWriter) Close() error { return t.w.Flush() }
 
+// Flush writes out what the writer buffers, for live output.
+func (t *textWriter) Flush() error { return t.w.Flush() }
+
 func (t *textWriter) Write(r Record) error {
 	t.b = AppendText(t.b[:0], r, t.o)
 	_, err := t.w.Write(t.b)

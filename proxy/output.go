@@ -145,6 +145,10 @@ func (o *Output) run() {
 		if o.fs.pass(r) {
 			o.err = o.w.Write(r)
 		}
+		// Live output: once the queue is drained, push what the writer buffers to its reader.
+		if f, ok := o.w.(inspect.Flusher); ok && len(o.ch) == 0 && o.err == nil {
+			o.err = f.Flush()
+		}
 	}
 }
 

@@ -291,8 +291,8 @@ func classify(err error) endKind {
 	return endError
 }
 
-// pipe forwards src to dst until either fails: read, write the same bytes at once, then show
-// them to the observers before the buffer is read into again.
+// pipe forwards src to dst until either fails: read, show the bytes to the observers, and
+// write the same bytes at once, before the buffer is read into again.
 func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	defer close(ss.pipeDone[dir])
 	rd := pooledReader(src, &ss.srv.bufs)
@@ -324,6 +324,10 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 		b, rerr := rd.read()
 		if n := len(b); n > 0 {
 			t := ss.now()
+			// Observe before forwarding: once the bytes are sent the peer may answer, and its
+			// answer must not be inspected before what it answers (a PUBLISH before the CONNACK
+			// that allowed it). Inspection is inline and takes about a microsecond.
+			ss.observe(dir, t, b)
 			var werr error
 			if fp != nil {
 				werr = fp.feed(ss.info, dir, t, b)
@@ -337,7 +341,6 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 			}
 			ss.bytes[dir].Add(uint64(n))
 			m.bytesIn(dir, n)
-			ss.observe(dir, t, b)
 			rd.release()
 			if werr != nil {
 				if ss.stopping.Load() {
