@@ -36,7 +36,7 @@ The protocol version comes from a CONNECT in the input, else --version, else MQT
 The exit status is 1 when the input is not hex, ends inside a packet, or a packet is malformed.`,
 		Example: `  mqscope decode 10 10 00 04 4d 51 54 54 05 02 00 3c 03 21 00 14 00 00
   mqscope decode --raw testdata/sample.bin --bytes
-  echo "0x30,0x07,0x00,0x03,0x61,0x2f,0x62,0x68,0x69" | mqscope decode --format jsonl`,
+  echo "0x30,0x07,0x00,0x03,0x61,0x2f,0x62,0x68,0x69" | mqscope decode --version 4 --format jsonl`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.hex = args
 			if o.raw != "" && len(args) > 0 {
