@@ -190,11 +190,10 @@ func checkFlags(r *reader, h FixedHeader) {
 }
 
 // Field names of properties, computed once so decoding does not build strings.
-var propFields, willPropFields = func() (m, w map[PropID]string) {
-	m, w = map[PropID]string{}, map[PropID]string{}
-	for id, p := range props {
-		m[id] = "properties." + p.key
-		w[id] = "will.properties." + p.key
+var propFields, willPropFields = func() (m, w [256]string) {
+	for _, id := range PropIDs() {
+		m[id] = "properties." + props[id].key
+		w[id] = "will.properties." + props[id].key
 	}
 	return m, w
 }()
@@ -202,9 +201,9 @@ var propFields, willPropFields = func() (m, w map[PropID]string) {
 // pairFields names the two halves of a string pair property, by the property's field name.
 var pairFields = func() map[string][2]string {
 	out := map[string][2]string{}
-	for _, m := range []map[PropID]string{propFields, willPropFields} {
+	for _, m := range [][256]string{propFields, willPropFields} {
 		for id, f := range m {
-			if id.Type() == TypeStringPair {
+			if f != "" && PropID(id).Type() == TypeStringPair {
 				out[f] = [2]string{f + ".name", f + ".value"}
 			}
 		}
@@ -250,7 +249,7 @@ func (r *reader) properties(t Type) Properties {
 			break
 		}
 		id := PropID(idv)
-		info, known := props[id]
+		info, known := id.info()
 		if !known || idv > 0xff {
 			r.malformed(off, propsField, "", fmt.Sprintf("unknown property identifier 0x%02X; the rest of the properties cannot be read", idv))
 			r.broken = true
@@ -305,7 +304,7 @@ func (r *reader) properties(t Type) Properties {
 func countProps(b []byte) int {
 	n := 0
 	for i := 0; i < len(b); n++ {
-		info, ok := props[PropID(b[i])]
+		info, ok := PropID(b[i]).info()
 		if !ok {
 			return n + 1
 		}
@@ -342,7 +341,7 @@ func b2i(b bool) int {
 }
 
 // checkProperty applies the standard's rules for one property in packet type t.
-func (r *reader) checkProperty(p Property, info propInfo, t Type, seen Properties, field string) {
+func (r *reader) checkProperty(p Property, info *propInfo, t Type, seen Properties, field string) {
 	where := "Will Properties"
 	if t != Will {
 		where = typeNames[t]

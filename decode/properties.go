@@ -67,7 +67,8 @@ type propInfo struct {
 
 var msgProps = []Type{PUBLISH, Will}
 
-var props = map[PropID]propInfo{
+// props describes each property, indexed by identifier (a zero propInfo for an unknown one).
+var props = [256]propInfo{
 	PropPayloadFormat:        {"Payload Format Indicator", "payload_format_indicator", TypeByte, msgProps, false, true, false, ""},
 	PropMessageExpiry:        {"Message Expiry Interval", "message_expiry_interval", TypeUint32, msgProps, false, false, false, ""},
 	PropContentType:          {"Content Type", "content_type", TypeString, msgProps, false, false, false, ""},
@@ -97,9 +98,15 @@ var props = map[PropID]propInfo{
 	PropSharedSubAvailable:   {"Shared Subscription Available", "shared_subscription_available", TypeByte, []Type{CONNACK}, false, true, false, ""},
 }
 
+// info returns what is known of the property, and whether it is a property of MQTT 5.0.
+func (id PropID) info() (*propInfo, bool) {
+	p := &props[id]
+	return p, p.name != ""
+}
+
 // Name returns the standard's name of the property, e.g. "Topic Alias Maximum".
 func (id PropID) Name() string {
-	if p, ok := props[id]; ok {
+	if p, ok := id.info(); ok {
 		return p.name
 	}
 	return fmt.Sprintf("Unknown property 0x%02X", byte(id))
@@ -107,7 +114,7 @@ func (id PropID) Name() string {
 
 // Key returns the property's snake_case name, e.g. "topic_alias_maximum".
 func (id PropID) Key() string {
-	if p, ok := props[id]; ok {
+	if p, ok := id.info(); ok {
 		return p.key
 	}
 	return fmt.Sprintf("property_0x%02x", byte(id))
@@ -119,7 +126,7 @@ func (id PropID) String() string { return id.Name() }
 func (id PropID) Type() PropType { return props[id].typ }
 
 // Known reports whether id is a property of MQTT 5.0.
-func (id PropID) Known() bool { _, ok := props[id]; return ok }
+func (id PropID) Known() bool { _, ok := id.info(); return ok }
 
 // AllowedIn reports whether the property may appear in packet type t (Will for Will Properties).
 func (id PropID) AllowedIn(t Type) bool {
@@ -142,9 +149,9 @@ func (id PropID) Repeatable(t Type) bool {
 
 // PropIDs returns every property identifier of MQTT 5.0 in ascending order.
 func PropIDs() []PropID {
-	out := make([]PropID, 0, len(props))
-	for i := 0; i < 256; i++ {
-		if _, ok := props[PropID(i)]; ok {
+	var out []PropID
+	for i := range len(props) {
+		if PropID(i).Known() {
 			out = append(out, PropID(i))
 		}
 	}
