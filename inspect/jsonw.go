@@ -115,8 +115,6 @@ func nonNil(m map[string]int) map[string]int {
 }
 
 func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
-	p := r.Packet
-	t := p.Type()
 	e.str("kind", "packet")
 	e.time("time", r.Time)
 	e.int("conn", r.Conn)
@@ -125,6 +123,14 @@ func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	e.str("server", r.Server)
 	e.str("client_id", r.ClientID)
 	e.str("dir", r.Dir.String())
+	packetBodyJSON(e, r, o)
+}
+
+// packetBodyJSON writes the keys of a packet record that come from the packet itself, from
+// version on; the connection's keys are written before it.
+func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
+	p := r.Packet
+	t := p.Type()
 	e.int("version", int(r.Version))
 	e.str("type", t.String())
 	e.int("size", r.Size())
@@ -361,7 +367,7 @@ func payloadJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	if o.Payload == payload.None {
 		return
 	}
-	rd := r.Rendered(o.Payload)
+	rd := r.recognised(o.Payload)
 	if rd == nil {
 		return
 	}

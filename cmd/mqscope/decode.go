@@ -11,6 +11,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/inspect/payload"
 )
 
 type decodeOptions struct {
@@ -21,10 +22,11 @@ type decodeOptions struct {
 	format      string
 	showSecrets bool
 	bytes       bool
+	payload     payload.Mode
 }
 
 func newDecodeCmd(io *streams) *cobra.Command {
-	o := &decodeOptions{io: io}
+	o := &decodeOptions{io: io, payload: payload.Full}
 	cmd := &cobra.Command{
 		Use:   "decode [HEX...]",
 		Short: "Decode MQTT packets from hex or raw bytes",
@@ -59,6 +61,7 @@ The exit status is 1 when the input is not hex, ends inside a packet, or a packe
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
 	f.BoolVar(&o.bytes, "bytes", false, "list every field with its offset and bytes")
+	f.Var(&o.payload, "payload", "payloads in JSON lines: none, preview or full")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -126,7 +129,7 @@ func runDecode(o *decodeOptions) error {
 func packetOutput(o *decodeOptions) func(index int, offset int64, p decode.Packet) error {
 	if o.format == "jsonl" {
 		return func(index int, offset int64, p decode.Packet) error {
-			return inspect.WriteDetailJSON(o.io.Out, index, offset, p, o.showSecrets)
+			return inspect.WriteDetailJSON(o.io.Out, index, offset, p, o.payload, o.showSecrets)
 		}
 	}
 	first := true

@@ -117,11 +117,17 @@ func TestDecodeJSONLines(t *testing.T) {
 	if pub["type"] != "PUBLISH" || pub["topic"] != "sensors/7/temp" || pub["packet_id"] != 2.0 || props["content_type"] != "application/json" {
 		t.Errorf("PUBLISH record = %v", pub)
 	}
+	if pl, _ := pub["payload"].(map[string]any); pl["t"] != 21.5 || pub["payload_format"] != "json" {
+		t.Errorf("PUBLISH payload = %v (%v), want the JSON object", pub["payload"], pub["payload_format"])
+	}
 	if up, _ := props["user_property"].([]any); len(up) != 1 {
 		t.Errorf("user_property = %v, want one pair", props["user_property"])
 	}
 	var conn map[string]any
 	_ = json.Unmarshal([]byte(lines[0]), &conn)
+	if conn["connect_client_id"] != "sensor-7" {
+		t.Errorf("connect_client_id = %v", conn["connect_client_id"])
+	}
 	if conn["password"] != "<redacted>" {
 		t.Errorf("password in JSON = %v, want redacted", conn["password"])
 	}
