@@ -75,7 +75,8 @@ type PacketRecord struct {
 	// Data) to its request; nil otherwise.
 	Response *ResponseRef
 
-	payloadCache [3]atomic.Pointer[payload.Rendered]
+	// payloadCache holds the payload as Rendered ([1]) or only recognised ([0]), by mode - 1.
+	payloadCache [2][2]atomic.Pointer[payload.Rendered]
 }
 
 // Kind returns "packet".
@@ -90,20 +91,42 @@ func (r *PacketRecord) Size() int { return r.Packet.Info().Size() }
 // Rendered returns the payload of a PUBLISH (or the Will of a CONNECT) rendered in mode m,
 // computed once per mode; nil when the packet has no payload to show or m is None. It is safe
 // to call from several goroutines (writers sharing a record).
-func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered {
-	if m <= payload.None || int(m) >= len(r.payloadCache) {
+func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered { return r.rendering(m, true) }
+
+// recognised is Rendered without the Text unless it was rendered already
+// (payload.Recognise): what the payload keys of JSON lines and PayloadNotes need.
+func (r *PacketRecord) recognised(m payload.Mode) *payload.Rendered { return r.rendering(m, false) }
+
+func (r *PacketRecord) rendering(m payload.Mode, text bool) *payload.Rendered {
+	if m != payload.Preview && m != payload.Full {
 		return nil
 	}
-	if c := r.payloadCache[m].Load(); c != nil {
+	cache := &r.payloadCache[m-1]
+	if c := cache[1].Load(); c != nil {
+		return c
+	}
+	if c := cache[0].Load(); c != nil && !text {
 		return c
 	}
 	data, h, ok := payloadOf(r.Packet)
 	if !ok {
 		return nil
 	}
-	rd := payload.Render(data, h, m, payload.Limits{})
-	r.payloadCache[m].Store(&rd)
+	var rd payload.Rendered
+	if text {
+		rd = payload.Render(data, h, m, payload.Limits{})
+	} else {
+		rd = payload.Recognise(data, h, m, payload.Limits{})
+	}
+	cache[b2i(text)].Store(&rd)
 	return &rd
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // payloadOf returns the payload a packet carries and its hints.
@@ -242,7 +265,7 @@ func (*CloseRecord) Kind() string { return "close" }
 // Notes; writers show them with the payload. The UTF-8 check of Payload Format Indicator 1 is
 // in Notes already (from the decoder) and is left out here.
 func (r *PacketRecord) PayloadNotes(m payload.Mode) []Note {
-	rd := r.Rendered(m)
+	rd := r.recognised(m)
 	if rd == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package payload
 
 import (
 	"encoding/json"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -35,6 +36,16 @@ func fieldsViaMap(r Rendered, data []byte, mode Mode, lim Limits) string {
 	return string(b)
 }
 
+// checkRecognise checks that Recognise is Render without Text and Truncated.
+func checkRecognise(t *testing.T, data []byte, h Hints, mode Mode, lim Limits) {
+	t.Helper()
+	want := Render(data, h, mode, lim)
+	want.Text, want.Truncated = "", false
+	if got := Recognise(data, h, mode, lim); !reflect.DeepEqual(got, want) {
+		t.Fatalf("payload %q (%+v, mode %v):\nRecognise %+v\nRender    %+v", data, h, mode, got, want)
+	}
+}
+
 func checkAppendFields(t *testing.T, data []byte, h Hints, mode Mode, lim Limits) {
 	t.Helper()
 	r := Render(data, h, mode, lim)
@@ -44,7 +55,9 @@ func checkAppendFields(t *testing.T, data []byte, h Hints, mode Mode, lim Limits
 	}
 }
 
-func TestAppendFieldsMatchesFields(t *testing.T) {
+// TestFieldsAndRecognise checks AppendFields and Recognise on tricky strings and every render
+// case, in every mode.
+func TestFieldsAndRecognise(t *testing.T) {
 	tricky := []string{
 		"", "plain", `quote " backslash \ slash /`, "<b>&amp;</b>", "tab\tnl\ncr\rbs\bff\fnul\x00esc\x1bdel\x7f",
 		"é ü 中文 🙂", "line\u2028para\u2029", "bad \xff utf8 \xc3", "cut rune \xe4\xb8",
@@ -61,6 +74,8 @@ func TestAppendFieldsMatchesFields(t *testing.T) {
 		for _, mode := range []Mode{None, Preview, Full} {
 			checkAppendFields(t, tc.data, tc.hints, mode, Limits{})
 			checkAppendFields(t, tc.data, tc.hints, mode, fuzzLimits)
+			checkRecognise(t, tc.data, tc.hints, mode, Limits{})
+			checkRecognise(t, tc.data, tc.hints, mode, fuzzLimits)
 		}
 	}
 }

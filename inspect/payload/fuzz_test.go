@@ -15,7 +15,7 @@ var fuzzLimits = Limits{PreviewChars: 40, PreviewBytes: 256, MaxDecode: 64 << 10
 // FuzzRender checks, for any payload and properties, that Render does not panic, is
 // deterministic, keeps a Preview to one bounded line and a Full rendering within a constant
 // factor of the content, writes only printable text, that its JSON and Fields are JSON,
-// and that AppendFields writes what Fields holds.
+// that AppendFields writes what Fields holds, and that Recognise is Render without the text.
 func FuzzRender(f *testing.F) {
 	contentTypes := []string{"", "application/json", "text/plain", "application/cbor", "application/x-protobuf",
 		"application/octet-stream", "application/gzip", "application/deflate", "application/json+gzip", "x/unknown"}
@@ -73,6 +73,7 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("Fields: %v", err)
 		}
 		checkAppendFields(t, data, h, mode, fuzzLimits)
+		checkRecognise(t, data, h, mode, fuzzLimits)
 		CorrelationData(data)
 	})
 }

@@ -192,9 +192,19 @@ type Rendered struct {
 // Render recognises data, the payload of a PUBLISH or Will message with the properties h,
 // and renders it for mode within lim. It never panics and does bounded work for any input.
 func Render(data []byte, h Hints, mode Mode, lim Limits) Rendered {
+	return render(data, h, mode, lim, true)
+}
+
+// Recognise is Render without the Text (and Truncated, which is about it): what Fields and
+// the payload's findings need, for less work. Every other field is what Render returns.
+func Recognise(data []byte, h Hints, mode Mode, lim Limits) Rendered {
+	return render(data, h, mode, lim, false)
+}
+
+func render(data []byte, h Hints, mode Mode, lim Limits, text bool) Rendered {
 	lim = lim.withDefaults()
 	r := Rendered{Size: len(data), UTF8: utf8.Valid(data)}
-	rr := &renderer{lim: lim, mode: mode}
+	rr := &renderer{lim: lim, mode: mode, text: text}
 	if h.FormatIndicator == 1 && !r.UTF8 {
 		rr.problem(badUTF8Problem(data, h.Will))
 	}
@@ -222,7 +232,10 @@ func Render(data []byte, h Hints, mode Mode, lim Limits) Rendered {
 		r.Size = v.size
 	}
 	r.Text = v.text
-	if mode == Preview {
+	switch {
+	case !text:
+		r.Text, r.Truncated = "", false // what was computed anyway (CBOR, protobuf)
+	case mode == Preview:
 		var cut bool
 		r.Text, cut = previewLine(v.text, lim.PreviewChars)
 		r.Truncated = r.Truncated || cut

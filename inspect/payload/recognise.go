@@ -91,6 +91,7 @@ type view struct {
 type renderer struct {
 	lim      Limits
 	mode     Mode
+	text     bool // the text is wanted (Render, not Recognise)
 	problems []Problem
 }
 
@@ -205,6 +206,9 @@ func (rr *renderer) undecoded(data []byte, isUTF8, textOnly bool) view {
 
 // textPrefix escapes UTF-8 data for Text, all of it in Full, else just enough for a preview.
 func (rr *renderer) textPrefix(data []byte) string {
+	if !rr.text {
+		return ""
+	}
 	if !rr.full() {
 		data = runePrefix(data, 4*rr.lim.PreviewChars+4)
 	}
@@ -221,18 +225,23 @@ func (rr *renderer) asJSON(data []byte, isUTF8 bool) (view, bool) {
 		return view{}, false
 	}
 	v := view{format: FormatJSON, json: compact.Bytes()}
-	if rr.full() {
+	switch {
+	case !rr.text:
+	case rr.full():
 		var pretty bytes.Buffer
 		if json.Indent(&pretty, compact.Bytes(), "", "  ") == nil {
 			v.text = escapeText(pretty.Bytes())
 		}
-	} else {
+	default:
 		v.text = escapeText(runePrefix(compact.Bytes(), 4*rr.lim.PreviewChars+4))
 	}
 	return v, true
 }
 
 func (rr *renderer) asBinary(data []byte) view {
+	if !rr.text {
+		return view{format: FormatBinary}
+	}
 	if rr.full() {
 		return view{format: FormatBinary, text: strings.TrimSuffix(hexDump(data), "\n")}
 	}
