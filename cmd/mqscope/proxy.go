@@ -247,7 +247,8 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	mode, _ := payload.ParseMode(o.payload)
-	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame}
+	// One session registry for all connections: a takeover is explained on both of them.
+	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame, Sessions: inspect.NewSessions()}
 	if o.profile != "" {
 		p, err := inspect.LoadProfile(o.profile)
 		if err != nil {

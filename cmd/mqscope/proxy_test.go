@@ -271,3 +271,35 @@ func TestProxySignal(t *testing.T) {
 		})
 	}
 }
+
+// TestRunProxySessionTakeover: a second connection with the same Client Identifier takes the
+// session over; the broker's DISCONNECT 0x8E on the first is linked to the second's CONNECT.
+func TestRunProxySessionTakeover(t *testing.T) {
+	var out, errb syncBuffer
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
+		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
+	addr, stop := startProxyCmd(t, o)
+	first, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	b, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, CleanStart: true, KeepAlive: 30, ClientID: "twin"})
+	first.Write(b)
+	first.SetReadDeadline(time.Now().Add(5 * time.Second))
+	ack := make([]byte, 64)
+	if n, err := first.Read(ack); err != nil || n < 4 || ack[0] != 0x20 {
+		t.Fatalf("CONNACK: % x %v", ack[:n], err)
+	}
+	session(t, addr, "twin", "t/x", "second") // takes the session over
+	first.Read(ack)                           // the broker's DISCONNECT 0x8E
+	time.Sleep(100 * time.Millisecond)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MQSCOPE-SESSION-TAKEOVER", "0x8E Session taken over", "connection 2 connected with Client Identifier \"twin\" and took over this session", "caused by CONNECT #1 of connection 2"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
