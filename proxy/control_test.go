@@ -158,8 +158,15 @@ func TestAPI(t *testing.T) {
 		t.Fatal("no event")
 	}
 
+	// The event is emitted as the PUBLISH is inspected, just before it is forwarded and counted:
+	// wait for the counter to catch up.
 	var conns []ConnView
-	getJSON(t, api.URL+"/connections", &conns)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		getJSON(t, api.URL+"/connections", &conns)
+		if len(conns) != 1 || conns[0].Counters.C2SPackets >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(conns) != 1 || conns[0].MQTT == nil || conns[0].MQTT.ClientID != "apidev" || conns[0].Counters.C2SPackets < 2 {
 		t.Fatalf("connections: %+v", conns)
 	}
