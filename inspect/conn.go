@@ -443,13 +443,13 @@ func (c *Conn) inspect(r *PacketRecord, dir Dir, t time.Time, p decode.Packet) {
 	r.Index = int(c.counts[C2S][16]+c.counts[S2C][16]) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)
+		for _, pr := range p.Info().Problems {
+			r.Notes = append(r.Notes, Note{Level: pr.Level, Rule: problemRule(pr), Text: pr.Message, Reason: pr.Reason})
+		}
+		r.Notes = append(r.Notes, s.pending...)
+		r.Notes = append(r.Notes, c.pending...)
+		s.pending, c.pending = nil, nil
 	}
-	for _, pr := range p.Info().Problems {
-		r.Notes = append(r.Notes, Note{Level: pr.Level, Rule: problemRule(pr), Text: pr.Message, Reason: pr.Reason})
-	}
-	r.Notes = append(r.Notes, s.pending...)
-	r.Notes = append(r.Notes, c.pending...)
-	s.pending, c.pending = nil, nil
 
 	if c.st.Started.IsZero() {
 		c.st.Started = t

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -219,6 +220,8 @@ type readOptions struct {
 	out   outputOptions
 	// progress is set when a bar is drawn (standard error is a terminal, input over 64 MB).
 	progress bool
+	// cpuProfile is a file for a CPU profile of the reading (hidden flag, for tuning).
+	cpuProfile string
 }
 
 func newReadCmd(io *streams) *cobra.Command {
@@ -258,6 +261,8 @@ connections' handshakes) to a new pcapng file.`,
 	}
 	o.out.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.out.write, "write", "", "write the packets that pass the filter to pcapng `FILE`")
+	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
+	_ = cmd.Flags().MarkHidden("cpuprofile")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -267,9 +272,21 @@ func runRead(ctx context.Context, o *readOptions) error {
 		ctx = context.Background()
 	}
 	if os.Getenv("GOGC") == "" {
-		// Most of what reading allocates dies young: collecting half as often saves CPU time
-		// for a few tens of MB, still independent of the size of the input.
-		defer debug.SetGCPercent(debug.SetGCPercent(200))
+		// Most of what reading allocates dies young: collecting a fifth as often as by default
+		// saves CPU time (5% over GOGC 200 on the benchmark of README.md) for about 40 MB
+		// more, still independent of the size of the input (the live heap stays at 15 to 35 MB).
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
