@@ -306,10 +306,16 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	write := func(b []byte) error {
 		ss.wmu[dir].Lock()
 		defer ss.wmu[dir].Unlock()
+		// Track the frames before writing: once written, the peer may answer and a shutdown
+		// may ask where the frames stand and which version the device speaks.
+		ss.track[dir].feed(b, ss.count[dir])
+		if dir == C2S && ss.version.Load() == 0 {
+			if v, ok := decode.PeekVersion(ss.track[C2S].headBytes()); ok {
+				ss.version.Store(uint32(v))
+			}
+		}
 		_, err := dst.Write(b)
-		if err == nil {
-			ss.track[dir].feed(b, ss.count[dir])
-		} else {
+		if err != nil {
 			ss.track[dir].broken = true
 		}
 		return err
@@ -333,11 +339,6 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 				werr = fp.feed(ss.info, dir, t, b)
 			} else {
 				werr = write(b)
-			}
-			if dir == C2S && ss.version.Load() == 0 {
-				if v, ok := decode.PeekVersion(ss.track[C2S].headBytes()); ok {
-					ss.version.Store(uint32(v))
-				}
 			}
 			ss.bytes[dir].Add(uint64(n))
 			m.bytesIn(dir, n)

@@ -260,7 +260,7 @@ func TestProxySignal(t *testing.T) {
 			cmd.Process.Signal(sig)
 			rest, _ := io.ReadAll(c)
 			if len(rest) < 3 || rest[0] != 0xE0 || rest[2] != 0x8B {
-				t.Errorf("device got % x, want DISCONNECT 0x8B", rest)
+				t.Errorf("device got % x, want DISCONNECT 0x8B\n%s", rest, errb.String())
 			}
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("exit: %v\n%s", err, errb.String())
