@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -173,7 +172,21 @@ func (tp *tap) serve() {
 		tp.mu.Unlock()
 		cp := func(dst, src net.Conn, rec *syncBuf) {
 			defer wg.Done()
-			io.Copy(io.MultiWriter(dst, rec), src)
+			// Record everything that arrives, even once the receiver has closed (a client gone
+			// after its DISCONNECT): what the tap got is what the other end sent.
+			buf := make([]byte, 32<<10)
+			dstOK := true
+			for {
+				n, err := src.Read(buf)
+				rec.Write(buf[:n])
+				if dstOK && n > 0 {
+					_, werr := dst.Write(buf[:n])
+					dstOK = werr == nil
+				}
+				if err != nil {
+					break
+				}
+			}
 			if tc, ok := dst.(*net.TCPConn); ok {
 				tc.CloseWrite()
 			}

@@ -131,6 +131,10 @@ func (ss *session) run() {
 		ss.setState(stHalfClosed)
 	}
 	second := <-ends
+	// A pipe reports its end before passing it on (a reset, say): let both finish, or a plain
+	// Close here could beat a reset and send the peer a FIN instead.
+	<-ss.pipeDone[S2C]
+	<-ss.pipeDone[C2S]
 	ss.setState(stClosing)
 	ss.client.Close()
 	up.Close()
