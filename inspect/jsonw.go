@@ -131,6 +131,7 @@ func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	p := r.Packet
 	t := p.Type()
+	rd, hasPayload := r.recognise(o.Payload)
 	e.int("version", int(r.Version))
 	e.str("type", t.String())
 	e.int("size", r.Size())
@@ -162,7 +163,9 @@ func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 			we.bool("retain", w.Retain)
 			we.int("payload_size", len(w.Payload))
 			propsJSON(&we, w.Properties, o)
-			payloadJSON(&we, r, o)
+			if hasPayload {
+				payloadJSON(&we, r, &rd, o)
+			}
 			e.b = append(we.b, '}')
 		}
 	case *decode.Connack:
@@ -217,8 +220,8 @@ func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 		e.val("filters", q.Filters)
 	}
 	propsJSON(e, decode.PropertiesOf(p), o)
-	if _, ok := p.(*decode.Publish); ok {
-		payloadJSON(e, r, o)
+	if _, ok := p.(*decode.Publish); ok && hasPayload {
+		payloadJSON(e, r, &rd, o)
 	}
 	if r.Response != nil {
 		e.key("response_to")
@@ -228,10 +231,8 @@ func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 		e.b = append(re.b, '}')
 	}
 	notes := r.Notes
-	if o.Payload != payload.None {
-		if pn := r.PayloadNotes(o.Payload); len(pn) > 0 {
-			notes = append(notes[:len(notes):len(notes)], pn...)
-		}
+	if pn := payloadNotes(rd.Problems); len(pn) > 0 {
+		notes = append(notes[:len(notes):len(notes)], pn...)
 	}
 	notesJSON(e, notes)
 }
@@ -362,15 +363,9 @@ func propsJSON(e *jsonObj, ps decode.Properties, o JSONOptions) {
 	e.b = append(pe.b, '}')
 }
 
-// payloadJSON writes the payload keys (payload_format, payload or payload_b64, ...).
-func payloadJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
-	if o.Payload == payload.None {
-		return
-	}
-	rd := r.recognised(o.Payload)
-	if rd == nil {
-		return
-	}
+// payloadJSON writes the payload keys (payload_format, payload or payload_b64, ...) of rd, the
+// payload recognised.
+func payloadJSON(e *jsonObj, r *PacketRecord, rd *payload.Rendered, o JSONOptions) {
 	data, _, _ := payloadOf(r.Packet)
 	e.b = payload.AppendFields(e.b, *rd, data, o.Payload, payload.Limits{}) // after other keys: e.n > 0
 }
@@ -435,41 +430,39 @@ func (e *jsonObj) val(k string, v any) {
 // years 0 to 9999 and offsets of whole minutes (what captures hold), else leaves it to
 // time.Time.AppendFormat: the same bytes, several times faster.
 func appendJSONTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
 	_, off := t.Zone()
 	year, month, day := t.Date()
 	if year < 0 || year > 9999 || off%60 != 0 {
-		return append(t.AppendFormat(b, TimeFormat), '"')
+		return append(t.AppendFormat(append(b, '"'), TimeFormat), '"')
 	}
 	hour, minute, sec := t.Clock()
-	b = appendDigits(b, year, 4)
-	b = appendDigits(append(b, '-'), int(month), 2)
-	b = appendDigits(append(b, '-'), day, 2)
-	b = appendDigits(append(b, 'T'), hour, 2)
-	b = appendDigits(append(b, ':'), minute, 2)
-	b = appendDigits(append(b, ':'), sec, 2)
-	b = appendDigits(append(b, '.'), t.Nanosecond(), 9)
+	s := []byte(`"0000-00-00T00:00:00.000000000Z"`)[:len(`"0000-00-00T00:00:00.000000000`)]
+	putDigits(s[1:5], year)
+	putDigits(s[6:8], int(month))
+	putDigits(s[9:11], day)
+	putDigits(s[12:14], hour)
+	putDigits(s[15:17], minute)
+	putDigits(s[18:20], sec)
+	putDigits(s[21:30], t.Nanosecond())
+	b = append(b, s...)
 	if off == 0 {
 		return append(b, 'Z', '"')
 	}
-	sign := byte('+')
+	z := []byte(`+00:00"`)
 	if off < 0 {
-		sign, off = '-', -off
+		z[0], off = '-', -off
 	}
-	b = appendDigits(append(b, sign), off/3600, 2)
-	b = appendDigits(append(b, ':'), off/60%60, 2)
-	return append(b, '"')
+	putDigits(z[1:3], off/3600)
+	putDigits(z[4:6], off/60%60)
+	return append(b, z...)
 }
 
-// appendDigits appends v (≥ 0) in decimal, zero-padded to width digits.
-func appendDigits(b []byte, v, width int) []byte {
-	n := len(b) + width
-	b = append(b, make([]byte, width)...)
-	for i := n - 1; i >= n-width; i-- {
-		b[i] = byte('0' + v%10)
+// putDigits writes v (≥ 0) in decimal into d, zero-padded to its length.
+func putDigits(d []byte, v int) {
+	for i := len(d) - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
 		v /= 10
 	}
-	return b
 }
 
 // jsonPlain holds the ASCII bytes a JSON string holds as they are.

@@ -75,8 +75,7 @@ type PacketRecord struct {
 	// Data) to its request; nil otherwise.
 	Response *ResponseRef
 
-	// payloadCache holds the payload as Rendered ([1]) or only recognised ([0]), by mode - 1.
-	payloadCache [2][2]atomic.Pointer[payload.Rendered]
+	payloadCache [2]atomic.Pointer[payload.Rendered] // by mode - 1
 }
 
 // Kind returns "packet".
@@ -91,42 +90,37 @@ func (r *PacketRecord) Size() int { return r.Packet.Info().Size() }
 // Rendered returns the payload of a PUBLISH (or the Will of a CONNECT) rendered in mode m,
 // computed once per mode; nil when the packet has no payload to show or m is None. It is safe
 // to call from several goroutines (writers sharing a record).
-func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered { return r.rendering(m, true) }
-
-// recognised is Rendered without the Text unless it was rendered already
-// (payload.Recognise): what the payload keys of JSON lines and PayloadNotes need.
-func (r *PacketRecord) recognised(m payload.Mode) *payload.Rendered { return r.rendering(m, false) }
-
-func (r *PacketRecord) rendering(m payload.Mode, text bool) *payload.Rendered {
+func (r *PacketRecord) Rendered(m payload.Mode) *payload.Rendered {
 	if m != payload.Preview && m != payload.Full {
 		return nil
 	}
-	cache := &r.payloadCache[m-1]
-	if c := cache[1].Load(); c != nil {
-		return c
-	}
-	if c := cache[0].Load(); c != nil && !text {
+	if c := r.payloadCache[m-1].Load(); c != nil {
 		return c
 	}
 	data, h, ok := payloadOf(r.Packet)
 	if !ok {
 		return nil
 	}
-	var rd payload.Rendered
-	if text {
-		rd = payload.Render(data, h, m, payload.Limits{})
-	} else {
-		rd = payload.Recognise(data, h, m, payload.Limits{})
-	}
-	cache[b2i(text)].Store(&rd)
+	rd := payload.Render(data, h, m, payload.Limits{})
+	r.payloadCache[m-1].Store(&rd)
 	return &rd
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
+// recognise is what the payload keys of JSON lines and PayloadNotes need: the rendering in
+// mode m when there is one already, else payload.Recognise (Render without the text),
+// computed for the caller alone. ok is false when Rendered would return nil.
+func (r *PacketRecord) recognise(m payload.Mode) (rd payload.Rendered, ok bool) {
+	if m != payload.Preview && m != payload.Full {
+		return rd, false
 	}
-	return 0
+	if c := r.payloadCache[m-1].Load(); c != nil {
+		return *c, true
+	}
+	data, h, ok := payloadOf(r.Packet)
+	if !ok {
+		return rd, false
+	}
+	return payload.Recognise(data, h, m, payload.Limits{}), true
 }
 
 // payloadOf returns the payload a packet carries and its hints.
@@ -265,12 +259,13 @@ func (*CloseRecord) Kind() string { return "close" }
 // Notes; writers show them with the payload. The UTF-8 check of Payload Format Indicator 1 is
 // in Notes already (from the decoder) and is left out here.
 func (r *PacketRecord) PayloadNotes(m payload.Mode) []Note {
-	rd := r.recognised(m)
-	if rd == nil {
-		return nil
-	}
+	rd, _ := r.recognise(m)
+	return payloadNotes(rd.Problems)
+}
+
+func payloadNotes(problems []payload.Problem) []Note {
 	var out []Note
-	for _, p := range rd.Problems {
+	for _, p := range problems {
 		if p.Rule != "" {
 			continue
 		}
