@@ -90,6 +90,9 @@ func (p *parallel) newBatch() *batch {
 
 func (p *parallel) add(e event) {
 	b := p.cur
+	if n := len(b.events); n < cap(b.events) {
+		e.recs = b.events[:n+1][n].recs[:0] // the slot's slice, kept by the merger for reuse
+	}
 	b.events = append(b.events, e)
 	if len(b.events) >= batchEvents || len(b.arena) >= batchBytes {
 		p.flush()
