@@ -79,13 +79,18 @@ func decode(frame []byte, v Version, locate bool) Packet {
 		r.b, r.end = frame, total
 	}
 	base.Raw = frame
-	var blk *publishBlock
+	// A PUBLISH is decoded into pub, with room for props.
+	var pub *Publish
+	var props []Property
 	switch {
 	case h.Type == PUBLISH && locate:
 		lb := new(locatedPublishBlock)
-		blk, base.Fields = &lb.publishBlock, lb.fields[:0]
+		pub, props, base.Fields = &lb.p, lb.props[:0], lb.fields[:0]
+	case h.Type == PUBLISH && v == V5:
+		blk := new(publishBlock)
+		pub, props = &blk.p, blk.props[:0]
 	case h.Type == PUBLISH:
-		blk = new(publishBlock)
+		pub = new(Publish) // no properties before MQTT 5
 	case !locate:
 	case h.Type == CONNECT:
 		base.Fields = make([]Field, 0, 24)
@@ -109,7 +114,7 @@ func decode(frame []byte, v Version, locate bool) Packet {
 	case CONNACK:
 		p = decodeConnack(&r, base)
 	case PUBLISH:
-		p = decodePublish(&r, base, blk)
+		p = decodePublish(&r, base, pub, props)
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
 		p = decodeAck(&r, base)
 	case SUBSCRIBE:
@@ -525,7 +530,7 @@ func decodeConnack(r *reader, base Base) Packet {
 	return p
 }
 
-// publishBlock is a decoded PUBLISH with room for the properties of a typical one, and
+// publishBlock is a decoded MQTT 5 PUBLISH with room for the properties of a typical one, and
 // locatedPublishBlock one with room for its fields too, so that decoding it takes one
 // allocation besides the topic string.
 type publishBlock struct {
@@ -538,10 +543,9 @@ type locatedPublishBlock struct {
 	fields [10]Field
 }
 
-func decodePublish(r *reader, base Base, blk *publishBlock) Packet {
-	p := &blk.p
+func decodePublish(r *reader, base Base, p *Publish, props []Property) Packet {
 	p.Base = base
-	r.propBuf = blk.props[:0]
+	r.propBuf = props
 	r.base = &p.Base
 	f := base.Header.Flags
 	p.Dup, p.QoS, p.Retain = f&0x08 != 0, (f>>1)&0x03, f&0x01 != 0
