@@ -218,9 +218,9 @@ var pairFields = func() map[string][2]string {
 
 // properties reads a property block for packet type t (Will for Will Properties).
 func (r *reader) properties(t Type) Properties {
-	propsField, lenField, fields := "properties", "properties.length", propFields
+	propsField, lenField, fields := "properties", "properties.length", &propFields
 	if t == Will {
-		propsField, lenField, fields = "will.properties", "will.properties.length", willPropFields
+		propsField, lenField, fields = "will.properties", "will.properties.length", &willPropFields
 	}
 	start := r.off
 	n, ok := r.vbi(lenField)
