@@ -457,11 +457,19 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	return append(b, z...)
 }
 
-// putDigits writes v (≥ 0) in decimal into d, zero-padded to its length.
+// putDigits writes v (≥ 0) in decimal into d, zero-padded to its length, two digits at a time.
 func putDigits(d []byte, v int) {
-	for i := len(d) - 1; i >= 0; i-- {
-		d[i] = byte('0' + v%10)
-		v /= 10
+	const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+		"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+		"8081828384858687888990919293949596979899"
+	i := len(d)
+	for ; i >= 2; i -= 2 {
+		p := v % 100 * 2
+		d[i-1], d[i-2] = pairs[p+1], pairs[p]
+		v /= 100
+	}
+	if i == 1 {
+		d[0] = byte('0' + v%10)
 	}
 }
 
@@ -473,11 +481,25 @@ var jsonPlain = func() (t [utf8.RuneSelf]bool) {
 	return t
 }()
 
+// plainJSON reports whether s goes into a JSON string as it is.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || !jsonPlain[c] {
+			return false
+		}
+	}
+	return true
+}
+
 // appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD. Runs of bytes
 // that need no escaping are copied at once.
 func appendJSONString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	if plainJSON(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
