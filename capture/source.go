@@ -299,8 +299,12 @@ func (l *LiveSource) Run(ctx context.Context, a *Analyzer, rec func(link int, ci
 	return nil
 }
 
+// isTimeout reports a read that found nothing or was interrupted by a signal (the Go runtime
+// preempts goroutines with one): both mean "read again", not a failed capture.
 func isTimeout(err error) bool {
-	return errors.Is(err, unix.EAGAIN) || bytes.Contains([]byte(err.Error()), []byte("resource temporarily unavailable"))
+	return errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) ||
+		bytes.Contains([]byte(err.Error()), []byte("resource temporarily unavailable")) ||
+		bytes.Contains([]byte(err.Error()), []byte("interrupted system call"))
 }
 
 // Tick lets reassembly give up on missing segments when no packet comes (live capture).
