@@ -36,6 +36,12 @@ type Inspector struct {
 	// Emit. TLS records still go to Emit.
 	Render func(b []byte, r inspect.Record) []byte
 	Out    io.Writer
+	// Collect, with Workers and instead of Render, receives packet, session and close records
+	// on the worker that inspected them (0 to Workers-1), for a result built per worker (e.g. an
+	// inspect.Summary each). seq is the record's place in the output order: it grows with each
+	// connection's records and orders the first records of different connections. TLS records
+	// still go to Emit.
+	Collect func(worker int, seq int64, r inspect.Record)
 
 	err error
 	par *parallel

@@ -35,6 +35,7 @@ type event struct {
 	off, n     int // evData: arena[off:off+n]; evGap: n
 	by, reason string
 	tls        *TLSRecord
+	seq        int64 // the event's place among all events
 	// Results, written by the connection's worker.
 	recs       []inspect.Record
 	outA, outB int // rendered bytes: worker's out[outA:outB]
@@ -61,7 +62,8 @@ type parallel struct {
 	merge   chan *batch
 	free    chan *batch
 	cur     *batch
-	next    int // round-robin worker assignment
+	seq     int64 // events added
+	next    int   // round-robin worker assignment
 	done    chan struct{}
 	mu      sync.Mutex
 	err     error
@@ -90,6 +92,8 @@ func (p *parallel) newBatch() *batch {
 
 func (p *parallel) add(e event) {
 	b := p.cur
+	p.seq++
+	e.seq = p.seq
 	if n := len(b.events); n < cap(b.events) {
 		e.recs = b.events[:n+1][n].recs[:0] // the slot's slice, kept by the merger for reuse
 	}
@@ -160,9 +164,12 @@ func (p *parallel) work(k int, ch chan *batch) {
 				} else if in.Filter != nil && !e.c.matched {
 					continue
 				}
-				if in.Render != nil {
+				switch {
+				case in.Collect != nil:
+					in.Collect(k, e.seq, r)
+				case in.Render != nil:
 					out = in.Render(out, r)
-				} else {
+				default:
 					e.recs = append(e.recs, r)
 				}
 			}

@@ -13,13 +13,21 @@ import (
 type summaryWriter struct {
 	w     io.Writer
 	o     TextOptions
+	parts []*Summary
+	seq   int64
+}
+
+// Summary collects what the summary shows about the connections of the records added to it.
+// Several Summaries of different connections (inspected on different goroutines) are printed
+// as one by the Writer of NewSummaryWriterOf.
+type Summary struct {
 	conns map[int]*connSummary
-	order []int
 }
 
 // connSummary accumulates what the summary shows about one connection.
 type connSummary struct {
 	id             int
+	first          int64 // the place of the connection's first record in the output order
 	client, server string
 	clientID       string
 	version        decode.Version
@@ -37,23 +45,42 @@ type connSummary struct {
 // connection the negotiated limits, both alias tables, counts by packet type, the reason codes
 // seen and the findings by rule.
 func NewSummaryWriter(w io.Writer, o TextOptions) Writer {
-	return &summaryWriter{w: w, o: o, conns: map[int]*connSummary{}}
+	return NewSummaryWriterOf(w, o, NewSummary())
 }
 
-func (s *summaryWriter) conn(id int, client, server string) *connSummary {
+// NewSummaryWriterOf returns a summary Writer that, at Close, prints the connections of all
+// parts, each connection in one part, in the order of their first records. Its Write adds a
+// record to the first part, after every record added to it before.
+func NewSummaryWriterOf(w io.Writer, o TextOptions, parts ...*Summary) Writer {
+	return &summaryWriter{w: w, o: o, parts: parts}
+}
+
+// NewSummary returns an empty Summary.
+func NewSummary() *Summary {
+	return &Summary{conns: map[int]*connSummary{}}
+}
+
+func (s *Summary) conn(seq int64, id int, client, server string) *connSummary {
 	c := s.conns[id]
 	if c == nil {
-		c = &connSummary{id: id, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, levels: map[string]decode.Level{}}
+		c = &connSummary{id: id, first: seq, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, levels: map[string]decode.Level{}}
 		s.conns[id] = c
-		s.order = append(s.order, id)
 	}
 	return c
 }
 
 func (s *summaryWriter) Write(r Record) error {
+	s.seq++
+	s.parts[0].Add(s.seq, r)
+	return nil
+}
+
+// Add counts a record whose place in the output order is seq: the records of a connection
+// are added in order, and seq orders the connections by their first records.
+func (s *Summary) Add(seq int64, r Record) {
 	switch r := r.(type) {
 	case *PacketRecord:
-		c := s.conn(r.Conn, r.Client, r.Server)
+		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.clientID, c.version = r.ClientID, r.Version
 		c.packets[r.Type()&15]++
 		c.packets[16]++
@@ -73,15 +100,14 @@ func (s *summaryWriter) Write(r Record) error {
 		}
 		c.note(r.Notes)
 	case *SessionRecord:
-		c := s.conn(r.Conn, r.Client, r.Server)
+		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.session = r
 		c.clientID = r.ClientID
 	case *CloseRecord:
-		c := s.conn(r.Conn, r.Client, r.Server)
+		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.close = r
 		c.note(r.Notes)
 	}
-	return nil
 }
 
 // note counts findings by rule and level.
@@ -96,12 +122,19 @@ func (c *connSummary) note(notes []Note) {
 }
 
 func (s *summaryWriter) Close() error {
+	var conns []*connSummary
+	for _, p := range s.parts {
+		for _, c := range p.conns {
+			conns = append(conns, c)
+		}
+	}
+	sort.Slice(conns, func(i, j int) bool { return conns[i].first < conns[j].first })
 	var sb strings.Builder
-	for i, id := range s.order {
+	for i, c := range conns {
 		if i > 0 {
 			sb.WriteByte('\n')
 		}
-		s.conns[id].write(&sb, s.o)
+		c.write(&sb, s.o)
 	}
 	_, err := io.WriteString(s.w, sb.String())
 	return err

@@ -162,9 +162,18 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		}
 	}
 	if workers > 1 {
-		// Inspect connections on every core; text and JSON are rendered there too.
+		// Inspect connections on every core; text and JSON are rendered there too, and the
+		// summary counted.
 		res.in.Workers = workers
-		if !o.summary {
+		if o.summary {
+			// Each worker counts its connections' records.
+			parts := make([]*inspect.Summary, workers)
+			for k := range parts {
+				parts[k] = inspect.NewSummary()
+			}
+			res.w = inspect.NewSummaryWriterOf(out, topts, parts...)
+			res.in.Collect = func(k int, seq int64, r inspect.Record) { parts[k].Add(seq, r) }
+		} else {
 			res.bw = bufio.NewWriterSize(out, 256<<10)
 			res.in.Out = cancelWriter{res.bw, cancel}
 			if o.format == "jsonl" {
