@@ -22,6 +22,7 @@ type summaryWriter struct {
 // as one by the Writer of NewSummaryWriterOf.
 type Summary struct {
 	conns map[int]*connSummary
+	last  *connSummary // the connection of the last record, the likeliest of the next
 }
 
 // connSummary accumulates what the summary shows about one connection.
@@ -61,11 +62,15 @@ func NewSummary() *Summary {
 }
 
 func (s *Summary) conn(seq int64, id int, client, server string) *connSummary {
+	if c := s.last; c != nil && c.id == id {
+		return c
+	}
 	c := s.conns[id]
 	if c == nil {
 		c = &connSummary{id: id, first: seq, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, levels: map[string]decode.Level{}}
 		s.conns[id] = c
 	}
+	s.last = c
 	return c
 }
 
