@@ -558,11 +558,7 @@ func decodePublish(r *reader, base Base, p *Publish, props []Property) Packet {
 	topicOff := r.off
 	p.Topic, _ = r.str("topic")
 	if p.QoS > 0 {
-		off := r.off
-		var ok bool
-		if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
-			r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", "PUBLISH at QoS > 0 has Packet Identifier 0")
-		}
+		p.PacketID = r.packetID("PUBLISH at QoS > 0", "MQTT-2.2.1-3")
 	}
 	aliased := false
 	if p.Version == V5 {
@@ -602,12 +598,8 @@ func reasonAndProperties(r *reader, t Type) (rc ReasonCode, ps Properties, hasRC
 func decodeAck(r *reader, base Base) Packet {
 	p := &Ack{Base: base, PacketType: base.Header.Type}
 	r.base = &p.Base
-	off := r.off
-	var ok bool
-	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
-		// No numbered statement: MQTT-2.2.1-3 is about the sender of PUBLISH and SUBSCRIBE.
-		r.protocol(off, "packet_id", ProtocolError, "", p.PacketType.String()+" has Packet Identifier 0")
-	}
+	// No numbered statement: MQTT-2.2.1-3 is about the sender of PUBLISH and SUBSCRIBE.
+	p.PacketID = r.packetID(p.PacketType.String(), "")
 	if p.Version == V5 {
 		p.ReasonCode, p.Properties, p.HasReason, p.HasProperties = reasonAndProperties(r, p.PacketType)
 	}
@@ -617,11 +609,7 @@ func decodeAck(r *reader, base Base) Packet {
 func decodeSubscribe(r *reader, base Base) Packet {
 	p := &Subscribe{Base: base}
 	r.base = &p.Base
-	off := r.off
-	var ok bool
-	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
-		r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", "SUBSCRIBE has Packet Identifier 0")
-	}
+	p.PacketID = r.packetID("SUBSCRIBE", "MQTT-2.2.1-3")
 	if p.Version == V5 {
 		p.Properties = r.properties(SUBSCRIBE)
 	}
@@ -719,31 +707,14 @@ func decodeSuback(r *reader, base Base) Packet {
 	if p.Version == V5 {
 		p.Properties = r.properties(SUBACK)
 	}
-	for !r.broken && r.remaining() > 0 {
-		off := r.off
-		c, _ := r.u8("reason_code")
-		rc := ReasonCode(c)
-		p.ReasonCodes = append(p.ReasonCodes, rc)
-		if p.Version == V5 && !rc.AllowedIn(SUBACK) {
-			r.malformed(off, "reason_code", "", fmt.Sprintf("reason code 0x%02X (%s) is not allowed in SUBACK", c, rc.Name(SUBACK)))
-		} else if p.Version != V5 && c > 2 && c != 0x80 {
-			r.malformed(off, "reason_code", "", fmt.Sprintf("SUBACK return code 0x%02X is reserved", c))
-		}
-	}
-	if len(p.ReasonCodes) == 0 && !r.broken {
-		r.protocol(r.off, "reason_code", ProtocolError, "", "SUBACK has no reason codes")
-	}
+	p.ReasonCodes = r.reasonCodes(SUBACK, p.Version)
 	return p
 }
 
 func decodeUnsubscribe(r *reader, base Base) Packet {
 	p := &Unsubscribe{Base: base}
 	r.base = &p.Base
-	off := r.off
-	var ok bool
-	if p.PacketID, ok = r.u16("packet_id"); ok && p.PacketID == 0 {
-		r.protocol(off, "packet_id", ProtocolError, "MQTT-2.2.1-3", "UNSUBSCRIBE has Packet Identifier 0")
-	}
+	p.PacketID = r.packetID("UNSUBSCRIBE", "MQTT-2.2.1-3")
 	if p.Version == V5 {
 		p.Properties = r.properties(UNSUBSCRIBE)
 	}
@@ -770,18 +741,7 @@ func decodeUnsuback(r *reader, base Base) Packet {
 		return p
 	}
 	p.Properties = r.properties(UNSUBACK)
-	for !r.broken && r.remaining() > 0 {
-		off := r.off
-		c, _ := r.u8("reason_code")
-		rc := ReasonCode(c)
-		p.ReasonCodes = append(p.ReasonCodes, rc)
-		if !rc.AllowedIn(UNSUBACK) {
-			r.malformed(off, "reason_code", "", fmt.Sprintf("reason code 0x%02X (%s) is not allowed in UNSUBACK", c, rc.Name(UNSUBACK)))
-		}
-	}
-	if len(p.ReasonCodes) == 0 && !r.broken {
-		r.protocol(r.off, "reason_code", ProtocolError, "", "UNSUBACK has no reason codes")
-	}
+	p.ReasonCodes = r.reasonCodes(UNSUBACK, p.Version)
 	return p
 }
 
@@ -817,4 +777,36 @@ func checkAuthProps(r *reader, ps Properties, field string) {
 	if d, ok := ps.Get(PropAuthData); ok && !ps.Has(PropAuthMethod) {
 		r.protocol(d.Offset, field, ProtocolError, "", "Authentication Data without an Authentication Method")
 	}
+}
+
+// packetID reads a Packet Identifier and reports 0, which no packet may carry; subject names
+// the packet in the message.
+func (r *reader) packetID(subject, rule string) uint16 {
+	off := r.off
+	id, ok := r.u16("packet_id")
+	if ok && id == 0 {
+		r.protocol(off, "packet_id", ProtocolError, rule, subject+" has Packet Identifier 0")
+	}
+	return id
+}
+
+// reasonCodes reads the list of reason codes that ends a SUBACK or UNSUBACK, checking each
+// against the packet type (MQTT 5) or the return codes of MQTT 3.1.1's SUBACK.
+func (r *reader) reasonCodes(t Type, v Version) []ReasonCode {
+	var codes []ReasonCode
+	for !r.broken && r.remaining() > 0 {
+		off := r.off
+		c, _ := r.u8("reason_code")
+		rc := ReasonCode(c)
+		codes = append(codes, rc)
+		if v == V5 && !rc.AllowedIn(t) {
+			r.malformed(off, "reason_code", "", fmt.Sprintf("reason code 0x%02X (%s) is not allowed in %s", c, rc.Name(t), t))
+		} else if v != V5 && c > 2 && c != 0x80 {
+			r.malformed(off, "reason_code", "", fmt.Sprintf("%s return code 0x%02X is reserved", t, c))
+		}
+	}
+	if len(codes) == 0 && !r.broken {
+		r.protocol(r.off, "reason_code", ProtocolError, "", t.String()+" has no reason codes")
+	}
+	return codes
 }
