@@ -64,24 +64,14 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 	case *PacketRecord:
 		packetJSON(&e, r, o)
 	case *SessionRecord:
-		e.str("kind", "session")
-		e.time("time", r.Time)
-		e.int("conn", r.Conn)
-		e.str("client", r.Client)
-		e.str("server", r.Server)
-		e.str("client_id", r.ClientID)
+		e.connKeys("session", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
 		e.int("version", int(r.Version))
 		e.val("requested", r.Requested)
 		e.val("granted", r.Granted)
 		e.val("effective", r.Effective)
 	case *CloseRecord:
 		s := &r.State
-		e.str("kind", "close")
-		e.time("time", r.Time)
-		e.int("conn", r.Conn)
-		e.str("client", r.Client)
-		e.str("server", r.Server)
-		e.str("client_id", r.ClientID)
+		e.connKeys("close", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
 		e.str("by", r.By)
 		e.str("reason", r.Reason)
 		if !s.Started.IsZero() {
@@ -107,6 +97,20 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 	return append(e.b, '}')
 }
 
+// connKeys writes the keys every record starts with; index (packet records only) is left out
+// when 0.
+func (e *jsonObj) connKeys(kind string, t time.Time, conn, index int, client, server, clientID string) {
+	e.str("kind", kind)
+	e.time("time", t)
+	e.int("conn", conn)
+	if index > 0 {
+		e.int("index", index)
+	}
+	e.str("client", client)
+	e.str("server", server)
+	e.str("client_id", clientID)
+}
+
 func nonNil(m map[string]int) map[string]int {
 	if m == nil {
 		return map[string]int{}
@@ -115,13 +119,7 @@ func nonNil(m map[string]int) map[string]int {
 }
 
 func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
-	e.str("kind", "packet")
-	e.time("time", r.Time)
-	e.int("conn", r.Conn)
-	e.int("index", r.Index)
-	e.str("client", r.Client)
-	e.str("server", r.Server)
-	e.str("client_id", r.ClientID)
+	e.connKeys("packet", r.Time, r.Conn, r.Index, r.Client, r.Server, r.ClientID)
 	e.str("dir", r.Dir.String())
 	packetBodyJSON(e, r, o)
 }
