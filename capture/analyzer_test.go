@@ -531,16 +531,17 @@ func TestWebSocketLoss(t *testing.T) {
 	}
 	p := file(t, func(sw *StreamWriter) {
 		s, _ := sw.Open(cli, ws, ms(0))
-		for d, b := range map[Dir][]byte{ClientToServer: c2s, ServerToClient: s2c} {
+		// The client's request first, as on the wire: the upgrade is recognised by it.
+		for d, b := range [][]byte{ClientToServer: c2s, ServerToClient: s2c} {
 			lost := lostC
-			if d == ServerToClient {
+			if Dir(d) == ServerToClient {
 				lost = lostS
 			}
 			for off := 0; off < len(b); off += 200 {
 				end := min(off+200, len(b))
 				for _, part := range [][2]int{{off, min(end, lost[0])}, {max(off, lost[1]), end}} {
 					if part[0] < part[1] {
-						seg(t, s, d, ms(1+off/200), part[0], b[part[0]:part[1]])
+						seg(t, s, Dir(d), ms(1+off/200), part[0], b[part[0]:part[1]])
 					}
 				}
 			}

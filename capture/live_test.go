@@ -4,50 +4,27 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/google/gopacket"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // TestLiveLoopback captures on lo while a client talks MQTT to a mosquitto broker on a free
 // port.
 func TestLiveLoopback(t *testing.T) {
-	mosquitto := requirePeer(t, "mosquitto")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := filepath.Join(t.TempDir(), "m.conf")
-	must(t, os.WriteFile(conf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)), 0o644))
-	broker := exec.Command(mosquitto, "-c", conf)
-	must(t, broker.Start())
-	t.Cleanup(func() { broker.Process.Kill(); broker.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for i := 0; ; i++ {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if i == 50 {
-			t.Fatalf("mosquitto does not listen on %s: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	m := peer.StartMosquitto(t)
+	port, addr := m.Port, m.Addr
 
 	r := &recorder{}
 	a := NewAnalyzer(r, Options{Ports: []uint16{uint16(port)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src, err := OpenLive("lo")
-	if errors.Is(err, ErrPermission) && os.Getenv("MQSCOPE_REQUIRE_PEERS") != "1" {
+	if errors.Is(err, ErrPermission) && !peer.Required() {
 		t.Skipf("live capture not permitted (needs root or CAP_NET_RAW): %v", err)
 	}
 	must(t, err)

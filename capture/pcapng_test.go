@@ -10,25 +10,14 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// requirePeer skips a test when an external program is missing, unless MQSCOPE_REQUIRE_PEERS=1.
-func requirePeer(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
-			t.Fatalf("%s is required (MQSCOPE_REQUIRE_PEERS=1) but not installed: %v", name, err)
-		}
-		t.Skipf("%s not installed; skipping the cross-check (set MQSCOPE_REQUIRE_PEERS=1 to fail instead)", name)
-	}
-	return p
-}
+	"github.com/mqscope/mqscope/internal/peer"
+)
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 func TestStreamWriterTshark(t *testing.T) {
-	tshark := requirePeer(t, "tshark")
+	tshark := peer.Require(t, "tshark")
 	for _, tc := range []struct {
 		name           string
 		client, server string

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // msg is one MQTT packet as both mqscope and tshark see it: in which connection (the
@@ -86,7 +87,7 @@ func varIntLenOfSize(size int) int {
 // tsharkMsgs decodes a capture with tshark; args pick the dissector (-d ...).
 func tsharkMsgs(t *testing.T, file string, serverPort string, args ...string) []msg {
 	t.Helper()
-	tshark := requirePeer(t, "tshark")
+	tshark := peer.Require(t, "tshark")
 	argv := append([]string{"-r", file, "-o", "tcp.reassemble_out_of_order:TRUE", "-T", "json", "--no-duplicate-keys", "-J", "tcp mqtt", "-Y", "mqtt"}, args...)
 	cmd := exec.Command(tshark, argv...)
 	raw, err := cmd.Output()
@@ -234,7 +235,7 @@ var tsharkFaults = map[string]func(*testing.T, []msg) []msg{
 // tlsAgree checks that mqscope lists the TLS connections of a capture with the server names
 // tshark finds in their ClientHellos.
 func tlsAgree(t *testing.T, file, decodeAs string) {
-	tshark := requirePeer(t, "tshark")
+	tshark := peer.Require(t, "tshark")
 	out, err := exec.Command(tshark, "-r", file, "-d", decodeAs, "-Y", "tls.handshake.type == 1",
 		"-T", "fields", "-e", "tcp.srcport", "-e", "tls.handshake.extensions_server_name").Output()
 	if err != nil {

@@ -15,21 +15,8 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 )
-
-// requirePeer skips the test when an external program is missing, unless
-// MQSCOPE_REQUIRE_PEERS=1, which turns that into a failure.
-func requirePeer(t testing.TB, prog string) string {
-	t.Helper()
-	p, err := exec.LookPath(prog)
-	if err != nil {
-		if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
-			t.Fatalf("%s not found and MQSCOPE_REQUIRE_PEERS=1", prog)
-		}
-		t.Skipf("%s not found: install it to cross-check against real captures", prog)
-	}
-	return p
-}
 
 // replayed is one TCP connection of a capture fed to a Conn.
 type replayed struct {
@@ -67,7 +54,7 @@ func (r *replayed) clientID() string { return r.conn.Snapshot().Requested.Client
 // serverPort is the broker.
 func replay(t testing.TB, file string, serverPort int, opts Options) []*replayed {
 	t.Helper()
-	tshark := requirePeer(t, "tshark")
+	tshark := peer.Require(t, "tshark")
 	path := filepath.Join("..", "testdata", "captures", file)
 	if _, err := os.Stat(path); err != nil {
 		t.Skipf("capture %s not there yet: %v", file, err)

@@ -4,56 +4,19 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // startMosquitto runs mosquitto on a free 127.0.0.1 port (never 1883) with the given extra
 // configuration lines and returns its address.
 func startMosquitto(t *testing.T, conf ...string) string {
 	t.Helper()
-	bin := requirePeer(t, "mosquitto")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	lines := append([]string{"listener " + port + " 127.0.0.1", "allow_anonymous true", "persistence false", "log_dest stderr", "user root"}, conf...)
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", path)
-	var log strings.Builder
-	cmd.Stderr = &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", log.String())
-		}
-	})
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-	}
-	t.Fatalf("mosquitto did not listen on %s:\n%s", addr, log.String())
-	return ""
+	return peer.StartMosquitto(t, conf...).Addr
 }
 
 // rawClient is a TCP client that sends packets built in code and feeds everything it sends

@@ -16,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // broker starts the named broker and returns its address.
@@ -165,7 +166,7 @@ func TestForwardTransparent(t *testing.T) {
 
 // TestUpstreamUnreachable: the device gets CONNACK Server unavailable in its own version.
 func TestUpstreamUnreachable(t *testing.T) {
-	dead := freePort(t) // nothing listens there
+	dead := peer.FreeAddr(t) // nothing listens there
 	col := newCollector()
 	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: dead}, Observers: []Observer{col}})
 
@@ -223,8 +224,8 @@ func TestUpstreamUnreachable(t *testing.T) {
 // TestMosquittoClients: mosquitto_sub and mosquitto_pub through the proxy, MQTT 5 and 3.1.1,
 // over TCP and TLS.
 func TestMosquittoClients(t *testing.T) {
-	pubBin := requirePeer(t, "mosquitto_pub")
-	subBin := requirePeer(t, "mosquitto_sub")
+	pubBin := peer.Require(t, "mosquitto_pub")
+	subBin := peer.Require(t, "mosquitto_sub")
 	for _, tc := range []struct {
 		name, ver string
 		tls       bool

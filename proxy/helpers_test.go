@@ -3,48 +3,16 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/mqscope/mqscope/internal/peer"
 )
-
-// requirePeer skips the test when an external program is missing, unless MQSCOPE_REQUIRE_PEERS=1.
-func requirePeer(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
-			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
-			t.Fatalf("%s not installed and MQSCOPE_REQUIRE_PEERS=1", name)
-		}
-		t.Skipf("%s not installed (apt-get install mosquitto mosquitto-clients); set MQSCOPE_REQUIRE_PEERS=1 to fail instead", name)
-	}
-	return p
-}
-
-// freePort returns a free loopback address.
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 func listening(addr string) bool {
 	deadline := time.Now().Add(10 * time.Second)
@@ -57,42 +25,6 @@ func listening(addr string) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
-}
-
-// startMosquitto runs mosquitto on a free loopback port with extra config lines; it returns the
-// address and the process.
-func startMosquitto(t testing.TB, extra ...string) (string, *exec.Cmd) {
-	t.Helper()
-	bin := requirePeer(t, "mosquitto")
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	conf := "persistence false\n"
-	if os.Geteuid() == 0 {
-		conf += "user root\n" // else mosquitto drops to user mosquitto and cannot read the test's files
-	}
-	conf += fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\n", port)
-	for _, l := range extra {
-		conf += l + "\n"
-	}
-	path := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-c", path)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	if !listening(addr) {
-		t.Fatalf("mosquitto did not start:\n%s", log.String())
-	}
-	return addr, cmd
 }
 
 // startProxy starts a proxy with cfg (listening on a free loopback port unless set) and stops
@@ -353,4 +285,12 @@ func (c *collector) waitClosed(t testing.TB, id int) (by, reason string) {
 			t.Fatalf("connection %d did not close", id)
 		}
 	}
+}
+
+// startMosquitto runs mosquitto on a free loopback port with extra config lines; it returns the
+// address and the process.
+func startMosquitto(t testing.TB, extra ...string) (string, *exec.Cmd) {
+	t.Helper()
+	m := peer.StartMosquitto(t, extra...)
+	return m.Addr, m.Cmd
 }

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // TestRecord: --record writes a pcapng that tshark decodes into the same MQTT packets.
 func TestRecord(t *testing.T) {
-	tshark := requirePeer(t, "tshark")
+	tshark := peer.Require(t, "tshark")
 	path := filepath.Join(t.TempDir(), "session.pcapng")
 	rec, err := NewRecorder(path, Endpoint{Transport: TCP, Addr: "127.0.0.1:1884"}, t.Logf)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // dialWS opens an MQTT-over-WebSocket connection to url with the given write buffer (small
@@ -36,7 +37,7 @@ func startWSBroker(t *testing.T) string {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{Logger: nil})
 	srv.AddHook(new(auth.AllowHook), nil)
-	addr := freePort(t)
+	addr := peer.FreeAddr(t)
 	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,32 +220,36 @@ func TestProxyHelperProcess(t *testing.T) {
 	os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
 }
 
+// proxyingRE finds the bound address in the proxy's "proxying A -> B" line.
+var proxyingRE = regexp.MustCompile(`proxying (?:tcp://)?(127\.0\.0\.1:[0-9]+) ->`)
+
 // TestProxySignal: on SIGINT and SIGTERM the proxy tells an MQTT 5 device DISCONNECT 0x8B,
 // flushes its output and exits 0.
 func TestProxySignal(t *testing.T) {
 	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := l.Addr().String()
-			l.Close()
+			// Port 0: the proxy binds a free port and names it on stderr, so no other
+			// process can take the port between choosing and binding it.
 			cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
-			cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=proxy --upstream embedded --listen "+addr+" --summary")
+			cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=proxy --upstream embedded --listen 127.0.0.1:0 --summary")
 			var out, errb syncBuffer
 			cmd.Stdout, cmd.Stderr = &out, &errb
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			var c net.Conn
-			for range 200 {
-				if c, err = net.Dial("tcp", addr); err == nil {
+			addr := ""
+			for range 400 {
+				if m := proxyingRE.FindStringSubmatch(errb.String()); m != nil {
+					addr = m[1]
 					break
 				}
 				time.Sleep(25 * time.Millisecond)
 			}
+			if addr == "" {
+				t.Fatalf("proxy did not say where it listens:\n%s", errb.String())
+			}
+			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatalf("proxy not listening: %v\n%s", err, errb.String())
 			}

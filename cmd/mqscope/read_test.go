@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 const multiCapture = "../../testdata/captures/mqtt-multi.pcapng"
@@ -118,13 +119,7 @@ func TestReadFilterAndWrite(t *testing.T) {
 		t.Errorf("the written file has %d of the %d PUBLISH packets", n, pubs)
 	}
 	// And tshark reads it too.
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
-			t.Fatal("tshark is required (MQSCOPE_REQUIRE_PEERS=1)")
-		}
-		t.Skip("tshark not installed; skipping its check of the written file")
-	}
+	tshark := peer.Require(t, "tshark")
 	o, err := exec.Command(tshark, "-r", out, "-d", "tcp.port==18833,mqtt", "-Y", `mqtt.topic == "mqscope/multi/p2"`, "-T", "fields", "-e", "mqtt.topic", "-E", "occurrence=a", "-E", "aggregator=\n").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
@@ -199,7 +194,7 @@ func TestCaptureLive(t *testing.T) {
 	go func() { done <- runCapture(ctx, o) }()
 	select {
 	case err := <-done:
-		if errors.Is(err, capture.ErrPermission) && os.Getenv("MQSCOPE_REQUIRE_PEERS") != "1" {
+		if errors.Is(err, capture.ErrPermission) && !peer.Required() {
 			t.Skipf("live capture not permitted: %v", err)
 		}
 		t.Fatalf("capture ended at once: %v", err)

@@ -17,15 +17,16 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // TestRealPayloadsThroughMosquitto publishes payloads with mosquitto_pub through a mosquitto
 // broker and renders what a raw MQTT 5 subscriber receives: the bytes and properties as they
 // arrive from a real broker and a real client, not as this package's tests build them.
 func TestRealPayloadsThroughMosquitto(t *testing.T) {
-	broker, pub := needPeer(t, "mosquitto"), needPeer(t, "mosquitto_pub")
+	pub := peer.Require(t, "mosquitto_pub")
+	port := peer.StartMosquitto(t).Port
 	dir := t.TempDir()
-	port := startMosquitto(t, broker, dir)
 	sub := dialSubscriber(t, port)
 
 	sensor := []byte("{\n  \"device\": \"th-17\",\n  \"temp\": 21.5,\n  \"hum\": 48\n}\n")
@@ -148,50 +149,6 @@ func TestRealPayloadsThroughMosquitto(t *testing.T) {
 			}
 		})
 	}
-}
-
-// needPeer finds a program the test talks to; without it the test is skipped, unless
-// MQSCOPE_REQUIRE_PEERS=1 (CI), where it fails.
-func needPeer(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" {
-		t.Fatalf("%s not found and MQSCOPE_REQUIRE_PEERS=1: install the mosquitto and mosquitto-clients packages", name)
-	}
-	t.Skipf("%s not found: install the mosquitto and mosquitto-clients packages to run this test", name)
-	return ""
-}
-
-// startMosquitto runs a broker on a free 127.0.0.1 port until the test ends.
-func startMosquitto(t *testing.T, broker, dir string) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	conf := filepath.Join(dir, "mosquitto.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "listener %d 127.0.0.1\nallow_anonymous true\n", port), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var log bytes.Buffer
-	cmd := exec.Command(broker, "-c", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", log.String())
-		}
-	})
-	return port
 }
 
 // rawSubscriber is the smallest MQTT 5 client that subscribes to t/# at QoS 0.

@@ -1,0 +1,159 @@
+// Package peer runs the independent programs tests compare mqscope with (mosquitto, its
+// clients, tshark). A missing program skips the test, unless MQSCOPE_REQUIRE_PEERS=1, where it
+// fails it.
+package peer
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Required reports whether missing peers fail tests instead of skipping them.
+func Required() bool { return os.Getenv("MQSCOPE_REQUIRE_PEERS") == "1" }
+
+// Require returns the path of the named program, or ends the test: skipped when it is missing,
+// failed when MQSCOPE_REQUIRE_PEERS=1.
+func Require(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	if Required() {
+		t.Fatalf("%s is not installed and MQSCOPE_REQUIRE_PEERS=1 (apt-get install mosquitto mosquitto-clients tshark)", name)
+	}
+	t.Skipf("%s is not installed (apt-get install mosquitto mosquitto-clients tshark); set MQSCOPE_REQUIRE_PEERS=1 to fail instead", name)
+	return ""
+}
+
+// Mosquitto is a mosquitto broker started for one test.
+type Mosquitto struct {
+	Addr string    // host:port on 127.0.0.1
+	Port int       // its port
+	Cmd  *exec.Cmd // the process
+	log  *syncBuffer
+}
+
+// Log returns what the broker has printed so far.
+func (m *Mosquitto) Log() string { return m.log.String() }
+
+// StartMosquitto runs mosquitto on a free 127.0.0.1 port with the given extra configuration
+// lines until the test ends.
+//
+// The port is drawn below the kernel's ephemeral range, so no connection or port-0 listener of
+// another test can take it between the choice and mosquitto's bind; should another test have
+// drawn the same port, mosquitto fails to bind and another port is tried.
+func StartMosquitto(t testing.TB, conf ...string) *Mosquitto {
+	t.Helper()
+	bin := Require(t, "mosquitto")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755) // mosquitto may drop to its own user and must read the files
+	var last string
+	for range 10 {
+		port := lowPort()
+		lines := []string{"listener " + strconv.Itoa(port) + " 127.0.0.1", "allow_anonymous true", "persistence false"}
+		if os.Geteuid() == 0 {
+			lines = append(lines, "user root")
+		}
+		lines = append(lines, conf...)
+		path := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m := &Mosquitto{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, log: new(syncBuffer)}
+		m.Cmd = exec.Command(bin, "-c", path)
+		m.Cmd.Stdout, m.Cmd.Stderr = m.log, m.log
+		if err := m.Cmd.Start(); err != nil {
+			t.Fatalf("mosquitto: %v", err)
+		}
+		exited := make(chan struct{})
+		go func() { m.Cmd.Wait(); close(exited) }()
+		if up(m.Addr, exited) {
+			t.Cleanup(func() {
+				m.Cmd.Process.Kill()
+				<-exited
+				if t.Failed() {
+					t.Logf("mosquitto log:\n%s", m.log.String())
+				}
+			})
+			return m
+		}
+		m.Cmd.Process.Kill()
+		<-exited
+		last = m.log.String()
+	}
+	t.Fatalf("mosquitto did not start on any of 10 ports; its last words:\n%s", last)
+	return nil
+}
+
+// lowPort draws a port below the kernel's ephemeral range (32768 and up on Linux).
+func lowPort() int { return 20000 + rand.IntN(12000) }
+
+// FreeAddr returns a 127.0.0.1 address whose port is free now and lies below the ephemeral
+// range, for a server in the test's own process that cannot be told to bind port 0.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort())))
+		if err == nil {
+			addr := l.Addr().String()
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below 32000 on 127.0.0.1")
+	return ""
+}
+
+// up waits until addr accepts connections, or the process has exited, or 10 s have passed.
+func up(addr string, exited <-chan struct{}) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			select {
+			case <-exited: // somebody else's listener answered
+				return false
+			case <-time.After(10 * time.Millisecond):
+				return true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// String describes the broker for test messages.
+func (m *Mosquitto) String() string { return fmt.Sprintf("mosquitto on %s", m.Addr) }
