@@ -131,11 +131,11 @@ func TestResets(t *testing.T) {
 // TestBrokerDies: mosquitto is killed mid-session; the device sees the end, the close record
 // says the server went, and the proxy serves the next connection (once a broker is back).
 func TestBrokerDies(t *testing.T) {
-	addr, cmd := startMosquitto(t)
+	addr, broker := startMosquitto(t)
 	col := newCollector()
 	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
 	got, cl := disconnects(t, srv.Addr().String(), "victim")
-	cmd.Process.Kill()
+	broker.Kill() // the process is gone, its listener too
 	select {
 	case <-cl.Done():
 	case d := <-got:
@@ -147,7 +147,6 @@ func TestBrokerDies(t *testing.T) {
 	if by != "server" {
 		t.Errorf("close: %s %q", by, reason)
 	}
-	cmd.Wait() // the process is gone, its listener too
 	// Now nothing listens: the next device hears CONNACK 0x88.
 	c, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -288,9 +287,9 @@ func (c *collector) waitClosed(t testing.TB, id int) (by, reason string) {
 }
 
 // startMosquitto runs mosquitto on a free loopback port with extra config lines; it returns the
-// address and the process.
-func startMosquitto(t testing.TB, extra ...string) (string, *exec.Cmd) {
+// address and the broker.
+func startMosquitto(t testing.TB, extra ...string) (string, *peer.Mosquitto) {
 	t.Helper()
 	m := peer.StartMosquitto(t, extra...)
-	return m.Addr, m.Cmd
+	return m.Addr, m
 }

@@ -364,6 +364,14 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 			HandshakeTimeout: s.cfg.DialTimeout,
 			ReadBufferSize:   s.cfg.BufferSize,
 			WriteBufferSize:  s.cfg.BufferSize,
+			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var nd net.Dialer
+				c, err := nd.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return &deadlineConn{Conn: c}, nil
+			},
 		}
 		if e.Transport == WSS {
 			d.TLSClientConfig = clientTLS(s.cfg.UpstreamTLS, e)

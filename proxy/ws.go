@@ -17,12 +17,74 @@ import (
 // wsConn carries an MQTT byte stream in WebSocket binary messages (MQTT 5.0 section 6): reads
 // return message data whatever the framing, each Write sends one message. Pings are answered by
 // the WebSocket library; a close frame reads as EOF.
+//
+// Deadlines go to the TCP connection underneath (a deadlineConn), never to the library, whose
+// write deadline is a plain field read by a write in progress: setting it from another goroutine
+// (the proxy does, to unblock a stuck write at shutdown) was a data race.
 type wsConn struct {
 	ws *websocket.Conn
 	r  io.Reader
+	dc *deadlineConn
 }
 
-func newWSConn(ws *websocket.Conn) *wsConn { return &wsConn{ws: ws} }
+func newWSConn(ws *websocket.Conn) *wsConn {
+	c := &wsConn{ws: ws}
+	for nc := ws.NetConn(); nc != nil; {
+		if dc, ok := nc.(*deadlineConn); ok {
+			c.dc = dc
+			break
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn }) // *tls.Conn
+		if !ok {
+			break
+		}
+		nc = u.NetConn()
+	}
+	return c
+}
+
+// deadlineConn is the TCP connection under a WebSocket. The library sets its own write deadline
+// before every frame; a deadline set by the proxy overrides it until the proxy clears it.
+type deadlineConn struct {
+	net.Conn
+	mu     sync.Mutex
+	forced time.Time
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.forced.IsZero() {
+		t = c.forced
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// force sets the write deadline the library cannot change.
+func (c *deadlineConn) force(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forced = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// deadlineListener wraps each accepted connection in a deadlineConn.
+type deadlineListener struct{ net.Listener }
+
+func (l deadlineListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &deadlineConn{Conn: c}, nil
+}
 
 func (c *wsConn) Read(p []byte) (int, error) {
 	for {
@@ -68,16 +130,24 @@ func (c *wsConn) CloseWrite() error {
 		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 }
 
-func (c *wsConn) Close() error                       { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
-func (c *wsConn) NetConn() net.Conn                  { return c.ws.NetConn() }
+func (c *wsConn) Close() error                      { return c.ws.Close() }
+func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
+func (c *wsConn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+func (c *wsConn) NetConn() net.Conn                 { return c.ws.NetConn() }
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	if c.dc == nil {
+		// A connection the proxy did not make (tests' clients): the library's deadline, which
+		// must not be set while another goroutine writes.
+		return c.ws.SetWriteDeadline(t)
+	}
+	return c.dc.force(t)
+}
 
 func (c *wsConn) SetDeadline(t time.Time) error {
 	c.ws.SetReadDeadline(t)
-	return c.ws.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
 
 // logfWriter turns the HTTP server's log lines (failed TLS handshakes...) into logf calls.
@@ -156,9 +226,13 @@ func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
 
 // listen opens the device-facing listener.
 func listen(e Endpoint, cfg *tls.Config, handshake time.Duration, logf func(string, ...any)) (net.Listener, error) {
-	ln, err := net.Listen("tcp", e.Addr)
+	tl, err := net.Listen("tcp", e.Addr)
 	if err != nil {
 		return nil, err
+	}
+	var ln net.Listener = tl
+	if e.Transport == WS || e.Transport == WSS {
+		ln = deadlineListener{tl}
 	}
 	switch e.Transport {
 	case TLS:

@@ -2,9 +2,11 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,4 +150,61 @@ func TestWebSocket(t *testing.T) {
 			t.Errorf("device got bytes the broker did not send")
 		}
 	})
+}
+
+// TestWebSocketShutdownStuckDevice: a WebSocket device that stops reading while the broker
+// floods it leaves the proxy blocked in a write; shutdown must unblock that write with its own
+// deadline (the WebSocket library resets the connection's deadline before every frame, so one
+// set underneath it does not hold) and end well before its context does.
+func TestWebSocketShutdownStuckDevice(t *testing.T) {
+	var written atomic.Int64
+	up := rawServer(t, func(c net.Conn) {
+		defer c.Close()
+		buf := make([]byte, 256)
+		if _, err := c.Read(buf); err != nil { // the CONNECT
+			return
+		}
+		connack, _ := decode.Encode(nil, &decode.Connack{Base: decode.Base{Version: decode.V5}})
+		pub, _ := decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: "flood", Payload: make([]byte, 32<<10)})
+		if _, err := c.Write(connack); err != nil {
+			return
+		}
+		for {
+			n, err := c.Write(pub)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	})
+	srv, err := New(Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: TCP, Addr: up}, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	dev := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 4096)
+	defer dev.Close()
+	connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: "stuck"})
+	if err := dev.WriteMessage(websocket.BinaryMessage, connect); err != nil {
+		t.Fatal(err)
+	}
+	// The device reads nothing: wait until the flood stops moving (every buffer full).
+	for last := int64(-1); ; {
+		time.Sleep(200 * time.Millisecond)
+		n := written.Load()
+		if n == last && n > 0 {
+			break
+		}
+		last = n
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v after %v: the write to the stuck device was not unblocked", err, time.Since(start).Round(time.Millisecond))
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
 }

@@ -40,8 +40,15 @@ func Require(t testing.TB, name string) string {
 type Mosquitto struct {
 	Addr string    // host:port on 127.0.0.1
 	Port int       // its port
-	Cmd  *exec.Cmd // the process
+	Cmd  *exec.Cmd // the process; its Wait belongs to this package: use Kill
 	log  *syncBuffer
+	exit chan struct{}
+}
+
+// Kill ends the broker at once and returns when the process is gone.
+func (m *Mosquitto) Kill() {
+	m.Cmd.Process.Kill()
+	<-m.exit
 }
 
 // Log returns what the broker has printed so far.
@@ -77,6 +84,7 @@ func StartMosquitto(t testing.TB, conf ...string) *Mosquitto {
 			t.Fatalf("mosquitto: %v", err)
 		}
 		exited := make(chan struct{})
+		m.exit = exited
 		go func() { m.Cmd.Wait(); close(exited) }()
 		if up(m.Addr, exited) {
 			t.Cleanup(func() {
