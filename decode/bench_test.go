@@ -2,7 +2,9 @@ package decode
 
 import (
 	"bytes"
+	"runtime"
 	"testing"
+	"unsafe"
 )
 
 // Typical packets for the benchmarks.
@@ -117,5 +119,66 @@ func TestCountProps(t *testing.T) {
 	}
 	if n := countProps([]byte{0x03, 0x01}); n != 1 {
 		t.Errorf("cut string: %d", n)
+	}
+}
+
+// TestPublishAllocation: a PUBLISH without properties costs one small allocation, one with
+// properties one larger block holding them, and the topic string of a stream is shared.
+func TestPublishAllocation(t *testing.T) {
+	bare, _ := Encode(nil, &Publish{Base: Base{Version: V5}, QoS: 1, PacketID: 7, Topic: "a/b", Payload: []byte("x")})
+	withProps, _ := Encode(nil, &Publish{Base: Base{Version: V5}, QoS: 1, PacketID: 7, Topic: "a/b", Payload: []byte("x"),
+		Properties: Properties{{ID: PropMessageExpiry, Int: 60}}})
+	var topics TopicCache
+	DecodeLeanCached(bare, V5, &topics) // the first one allocates the topic
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		max   uintptr
+	}{{"bare", bare, unsafe.Sizeof(Publish{})}, {"properties", withProps, unsafe.Sizeof(publishBlock{})}} {
+		var p Packet
+		if n := testing.AllocsPerRun(100, func() { p = DecodeLeanCached(tc.frame, V5, &topics) }); n != 1 {
+			t.Errorf("%s: %v allocations, want 1 (the packet; the topic comes from the cache)", tc.name, n)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range 1000 {
+			p = DecodeLeanCached(tc.frame, V5, &topics)
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / 1000; per > uint64(tc.max)*9/8 {
+			t.Errorf("%s: %d bytes per packet, want at most %d", tc.name, per, tc.max*9/8)
+		}
+		if got := p.(*Publish); got.Topic != "a/b" || len(got.Problems) != 0 {
+			t.Errorf("%s: topic %q problems %v", tc.name, got.Topic, got.Problems)
+		}
+		if tc.name == "properties" {
+			if v, ok := p.(*Publish).Properties.Int(PropMessageExpiry); !ok || v != 60 {
+				t.Errorf("expiry %v %v", v, ok)
+			}
+		}
+	}
+}
+
+// TestTopicCacheKeepsProblems: a topic name with a problem is never cached, so every packet
+// that carries it reports the problem.
+func TestTopicCacheKeepsProblems(t *testing.T) {
+	var topics TopicCache
+	frame, _ := Encode(nil, &Publish{Base: Base{Version: V5}, Topic: "a\x01b"})
+	for i := range 3 {
+		p := DecodeLeanCached(frame, V5, &topics).(*Publish)
+		if p.Topic != "a\x01b" || len(p.Problems) == 0 {
+			t.Errorf("packet %d: topic %q, problems %v", i, p.Topic, p.Problems)
+		}
+	}
+	good, _ := Encode(nil, &Publish{Base: Base{Version: V5}, Topic: "a/b"})
+	other, _ := Encode(nil, &Publish{Base: Base{Version: V5}, Topic: "a/c"})
+	for i := range 12 { // more names than the cache holds, alternating
+		f, want := good, "a/b"
+		if i%2 == 1 {
+			f, want = other, "a/c"
+		}
+		if p := DecodeLeanCached(f, V5, &topics).(*Publish); p.Topic != want {
+			t.Errorf("packet %d: topic %q, want %q", i, p.Topic, want)
+		}
 	}
 }

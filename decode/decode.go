@@ -42,14 +42,43 @@ func PeekVersion(frame []byte) (Version, bool) {
 // Decode decodes one frame of protocol version v (the version of the CONNECT that opened the
 // stream; a CONNECT itself is decoded by the level it carries). It always returns a packet with
 // every field it could read; what is wrong is in Info().Problems. The packet aliases frame.
-func Decode(frame []byte, v Version) Packet { return decode(frame, v, true) }
+func Decode(frame []byte, v Version) Packet { return decode(frame, v, true, nil) }
 
 // DecodeLean is Decode without locating the fields: Info().Fields is nil, everything else is
 // the same. It is for consumers that never show where a field is (inspecting whole captures),
 // and spares them half the bytes allocated per packet.
-func DecodeLean(frame []byte, v Version) Packet { return decode(frame, v, false) }
+func DecodeLean(frame []byte, v Version) Packet { return decode(frame, v, false, nil) }
 
-func decode(frame []byte, v Version, locate bool) Packet {
+// DecodeLeanCached is DecodeLean for the frames of one stream in order: a PUBLISH whose topic
+// name is one of the last few seen in topics shares that string instead of allocating its own.
+// Devices publish to a handful of topics, so a capture's PUBLISH packets mostly cost no string.
+func DecodeLeanCached(frame []byte, v Version, topics *TopicCache) Packet {
+	return decode(frame, v, false, topics)
+}
+
+// TopicCache holds the last few well-formed topic names of one stream (DecodeLeanCached). The
+// zero value is ready for use; it is not safe for concurrent use.
+type TopicCache struct {
+	names [4]string
+	next  uint8
+}
+
+// lookup returns the cached name equal to b.
+func (t *TopicCache) lookup(b []byte) (string, bool) {
+	for _, s := range t.names {
+		if s == string(b) && s != "" { // compares without converting b
+			return s, true
+		}
+	}
+	return "", false
+}
+
+func (t *TopicCache) add(s string) {
+	t.names[t.next%uint8(len(t.names))] = s
+	t.next++
+}
+
+func decode(frame []byte, v Version, locate bool, topics *TopicCache) Packet {
 	if !v.Valid() {
 		v = V5
 	}
@@ -67,7 +96,7 @@ func decode(frame []byte, v Version, locate bool) Packet {
 		return u
 	}
 	base.Header = h
-	r := reader{b: frame, off: h.HeaderLen, end: len(frame), locate: locate}
+	r := reader{b: frame, off: h.HeaderLen, end: len(frame), locate: locate, topics: topics}
 	total := h.HeaderLen + h.RemainingLength
 	var extra int
 	switch {
@@ -86,6 +115,8 @@ func decode(frame []byte, v Version, locate bool) Packet {
 	case h.Type == PUBLISH && locate:
 		lb := new(locatedPublishBlock)
 		pub, props, base.Fields = &lb.p, lb.props[:0], lb.fields[:0]
+	case h.Type == PUBLISH && v == V5 && !publishHasProperties(frame, h):
+		pub = new(Publish) // half the bytes to allocate and clear
 	case h.Type == PUBLISH && v == V5:
 		blk := new(publishBlock)
 		pub, props = &blk.p, blk.props[:0]
@@ -530,6 +561,20 @@ func decodeConnack(r *reader, base Base) Packet {
 	return p
 }
 
+// publishHasProperties tells whether an MQTT 5 PUBLISH frame may have properties: false only
+// when its Property Length is there and 0 (else decodePublish reports what is wrong).
+func publishHasProperties(frame []byte, h FixedHeader) bool {
+	off := h.HeaderLen
+	if off+2 > len(frame) {
+		return true
+	}
+	off += 2 + (int(frame[off])<<8 | int(frame[off+1]))
+	if (h.Flags>>1)&3 != 0 {
+		off += 2 // Packet Identifier
+	}
+	return off >= len(frame) || frame[off] != 0
+}
+
 // publishBlock is a decoded MQTT 5 PUBLISH with room for the properties of a typical one, and
 // locatedPublishBlock one with room for its fields too, so that decoding it takes one
 // allocation besides the topic string.
@@ -556,7 +601,7 @@ func decodePublish(r *reader, base Base, p *Publish, props []Property) Packet {
 		r.malformed(0, "fixed_header.type_flags", "MQTT-3.3.1-2", "PUBLISH has DUP 1 at QoS 0")
 	}
 	topicOff := r.off
-	p.Topic, _ = r.str("topic")
+	p.Topic, _ = r.topic()
 	if p.QoS > 0 {
 		p.PacketID = r.packetID("PUBLISH at QoS > 0", "MQTT-2.2.1-3")
 	}

@@ -20,6 +20,8 @@ type reader struct {
 	short bool
 	// locate records where each field is (Base.Fields).
 	locate bool
+	// topics, when set, shares the topic names of a stream's PUBLISH packets.
+	topics *TopicCache
 }
 
 // overrun notes that a read failed at the end of region end; when that is the frame's end, the
@@ -162,6 +164,28 @@ func (r *reader) str(field string) (string, bool) {
 		return "MQIsdp", true
 	}
 	return string(b), true
+}
+
+// topic reads a PUBLISH Topic Name: a UTF-8 Encoded String, taken from r.topics when it holds
+// the same bytes (checked already: only names without problems are kept there).
+func (r *reader) topic() (string, bool) {
+	if r.topics == nil {
+		return r.str("topic")
+	}
+	b, start, ok := r.bytes("topic")
+	if !ok {
+		return "", false
+	}
+	if s, hit := r.topics.lookup(b); hit {
+		return s, true
+	}
+	n := len(r.base.Problems)
+	r.checkString(b, start+2, "topic")
+	s := string(b)
+	if len(r.base.Problems) == n && s != "" {
+		r.topics.add(s)
+	}
+	return s, true
 }
 
 // checkString reports the UTF-8 problems of b, which starts at offset off.

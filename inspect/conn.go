@@ -81,6 +81,7 @@ type stream struct {
 	dropped int    // bytes skipped while resyncing
 	pending []Note // notes for the next packet of this direction
 	dead    bool   // after the sender's DISCONNECT
+	topics  decode.TopicCache
 }
 
 // inflight is a PUBLISH, SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement.
@@ -380,18 +381,19 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 // decodeFrame decodes a frame with the connection's protocol version, learning it from CONNECT
 // or guessing it when the start of the connection was not seen.
 func (c *Conn) decodeFrame(dir Dir, frame []byte) decode.Packet {
+	topics := &c.streams[dir&1].topics
 	if dir == C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
 		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
 			c.version, c.versionKnown = v, true
 		}
-		return decode.DecodeLean(frame, c.version)
+		return decode.DecodeLeanCached(frame, c.version, topics)
 	}
 	if c.versionKnown || !c.st.MidStream {
-		return decode.DecodeLean(frame, c.version)
+		return decode.DecodeLeanCached(frame, c.version, topics)
 	}
-	p := decode.DecodeLean(frame, decode.V5)
+	p := decode.DecodeLeanCached(frame, decode.V5, topics)
 	if hasMalformed(p) {
-		if q := decode.DecodeLean(frame, decode.V311); !hasMalformed(q) {
+		if q := decode.DecodeLeanCached(frame, decode.V311, topics); !hasMalformed(q) {
 			c.version = decode.V311
 			if q.Type() != decode.PUBLISH {
 				c.versionKnown = true
