@@ -8,7 +8,7 @@
 #   read --format jsonl  vs  tshark -T json -j mqtt
 #
 # It prints wall-clock seconds, CPU seconds and peak resident memory (from GNU time) of each,
-# and the ratio tshark / mqscope. The capture comes from capture/benchgen (MQTT 5 and 3.1.1
+# the median of three runs taken alternately, and the ratio tshark / mqscope of the medians. The capture comes from capture/benchgen (MQTT 5 and 3.1.1
 # clients publishing QoS 0 and 1 to port 1883, several packets per segment now and then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +25,15 @@ go build -o "$work/benchgen" ./capture/benchgen
 "$work/benchgen" -o "$work/big.pcapng" -conns "$conns" -packets "$packets"
 "$work/benchgen" -o "$work/small.pcapng" -conns "$conns" -packets $((packets / 5))
 
-# measure NAME CMD...: run once, output to /dev/null; prints "wall cpu maxrss_kb".
+# measure CMD...: run once, output to /dev/null; prints "wall cpu maxrss_kb".
 measure() {
   /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$@" >/dev/null 2>"$work/stderr" ||
     { cat "$work/stderr" >&2; exit 1; }
   awk '{printf "%.2f %.2f %d\n", $1, $2 + $3, $4}' "$work/time"
 }
+
+# median3 A B C: the middle one of three numbers.
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
 
 size=$(du -m "$work/big.pcapng" | cut -f1)
 frames=$(tshark -r "$work/big.pcapng" -T fields -e frame.number 2>/dev/null | tail -1)
@@ -46,13 +49,25 @@ row() { # LABEL_M LABEL_T -- MQSCOPE_ARGS -- TSHARK_ARGS
   while [ "$1" != -- ]; do margs+=("$1"); shift; done
   shift
   targs=("$@")
-  read -r mw mc mm < <(measure "$work/mqscope" read "${margs[@]}" "$work/big.pcapng")
-  read -r tw tc tm < <(measure tshark -r "$work/big.pcapng" "${targs[@]}")
-  printf '%-22s %9s %9s %9d   %-34s %9s %9s %9d   %7.1f %7.1f\n' "$lm" "$mw" "$mc" $((mm / 1024)) \
-    "$lt" "$tw" "$tc" $((tm / 1024)) "$(echo "$tw / $mw" | bc -l)" "$(echo "$tc / $mc" | bc -l)"
+  # Three runs of each, alternating, and the median of each column: the host's speed drifts
+  # from minute to minute, and one run of each would measure the drift as much as the tools.
+  local mw=() mc=() mm=() tw=() tc=() tm=()
+  for _ in 1 2 3; do
+    read -r a b c < <(measure "$work/mqscope" read "${margs[@]}" "$work/big.pcapng")
+    mw+=("$a") mc+=("$b") mm+=("$c")
+    read -r a b c < <(measure tshark -r "$work/big.pcapng" "${targs[@]}")
+    tw+=("$a") tc+=("$b") tm+=("$c")
+  done
+  local w1 c1 m1 w2 c2 m2
+  w1=$(median3 "${mw[@]}") c1=$(median3 "${mc[@]}") m1=$(median3 "${mm[@]}")
+  w2=$(median3 "${tw[@]}") c2=$(median3 "${tc[@]}") m2=$(median3 "${tm[@]}")
+  printf '%-22s %9s %9s %9d   %-34s %9s %9s %9d   %7.1f %7.1f\n' "$lm" "$w1" "$c1" $((m1 / 1024)) \
+    "$lt" "$w2" "$c2" $((m2 / 1024)) "$(echo "$w2 / $w1" | bc -l)" "$(echo "$c2 / $c1" | bc -l)"
+  echo "  runs: mqscope wall ${mw[*]} s; tshark wall ${tw[*]} s"
+  last_tshark_mem=$m2
 }
 row "read --summary" "-T fields -e mqtt.msgtype" -- --summary -- -T fields -e mqtt.msgtype
-tshark_big_mem=$tm
+tshark_big_mem=$last_tshark_mem
 row "read --format jsonl" "-T json -j mqtt" -- --format jsonl -- -T json -j mqtt
 echo
 read -r _ _ msmall < <(measure "$work/mqscope" read --summary "$work/small.pcapng")
