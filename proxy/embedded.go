@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -11,18 +12,40 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 )
 
-// Embedded is an in-process MQTT 5 broker (mochi-mqtt) listening on loopback, for
-// `--upstream embedded`: the proxy then works with nothing else installed. It allows every
-// client.
+// Embedded is an in-process MQTT 5 broker (mochi-mqtt) for `--upstream embedded`: the proxy
+// then works with nothing else installed. The proxy reaches it in memory (Dial), so nothing
+// listens on a port and a connection costs no file descriptor on the broker side. It allows
+// every client.
 type Embedded struct {
 	srv *mqtt.Server
-	tcp *listeners.TCP
+	mem *memListener
+	tcp *listeners.TCP // nil unless asked for
 }
 
-// StartEmbedded starts the broker on addr ("127.0.0.1:0" picks a free port). Broker warnings go
-// to logf.
+// Per-client limits of the embedded broker. mochi allocates the queue of packets waiting to be
+// written to a client up front, one pointer a slot: its default of 8192 slots is 64 KiB per
+// client, more than an idle connection through the proxy costs in all. 1024 slots (8 KiB) still
+// cover every QoS 1 and 2 window a device is likely to allow; a subscriber that falls 1024
+// messages behind loses messages, as mochi drops them when the queue is full (QoS 0 bursts
+// faster than the device reads, mostly). The read buffer stays at mochi's 2 KiB; the write
+// buffer is only allocated while writes are queued.
+const (
+	embeddedWritesPending = 1024
+	embeddedReadBuffer    = 2 << 10
+	embeddedWriteBuffer   = 2 << 10
+)
+
+// StartEmbedded starts the broker. It accepts in-memory connections (Dial); with addr set
+// ("127.0.0.1:0" picks a free port) it also listens on TCP there, for clients outside the
+// process. Broker warnings go to logf.
 func StartEmbedded(addr string, logf func(string, ...any)) (*Embedded, error) {
-	opts := &mqtt.Options{InlineClient: false}
+	opts := &mqtt.Options{
+		InlineClient:             false,
+		Capabilities:             mqtt.NewDefaultServerCapabilities(),
+		ClientNetReadBufferSize:  embeddedReadBuffer,
+		ClientNetWriteBufferSize: embeddedWriteBuffer,
+	}
+	opts.Capabilities.MaximumClientWritesPending = embeddedWritesPending
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -31,18 +54,36 @@ func StartEmbedded(addr string, logf func(string, ...any)) (*Embedded, error) {
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, err
 	}
-	tcp := listeners.NewTCP(listeners.Config{ID: "embedded", Address: addr})
-	if err := srv.AddListener(tcp); err != nil {
+	e := &Embedded{srv: srv, mem: newMemListener(embeddedAddr)}
+	if err := srv.AddListener(listeners.NewNet("embedded-mem", e.mem)); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	if addr != "" {
+		e.tcp = listeners.NewTCP(listeners.Config{ID: "embedded", Address: addr})
+		if err := srv.AddListener(e.tcp); err != nil {
+			return nil, fmt.Errorf("embedded broker: %w", err)
+		}
 	}
 	if err := srv.Serve(); err != nil {
+		srv.Close()
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	return &Embedded{srv: srv, tcp: tcp}, nil
+	return e, nil
 }
 
-// Addr is the broker's TCP address.
-func (e *Embedded) Addr() string { return e.tcp.Address() }
+// Addr is the broker's TCP address, "" when it has none.
+func (e *Embedded) Addr() string {
+	if e.tcp == nil {
+		return ""
+	}
+	return e.tcp.Address()
+}
+
+// Endpoint is what the proxy shows as its upstream: the in-memory address.
+func (e *Embedded) Endpoint() Endpoint { return Endpoint{Transport: Memory, Addr: embeddedAddr} }
+
+// Dial opens an in-memory connection to the broker.
+func (e *Embedded) Dial(ctx context.Context) (net.Conn, error) { return e.mem.Dial(ctx) }
 
 // Close stops the broker.
 func (e *Embedded) Close() error { return e.srv.Close() }

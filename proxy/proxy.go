@@ -169,12 +169,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.upstream = cfg.Upstream
 	if cfg.Embedded {
-		b, err := StartEmbedded("127.0.0.1:0", cfg.Logf)
+		b, err := StartEmbedded("", cfg.Logf)
 		if err != nil {
 			return nil, err
 		}
 		s.broker = b
-		s.upstream = Endpoint{Transport: TCP, Addr: b.Addr()}
+		s.upstream = b.Endpoint()
 	}
 	ln, err := listen(cfg.Listen, cfg.ListenTLS, cfg.HandshakeTimeout, cfg.Logf)
 	if err != nil {
@@ -190,7 +190,8 @@ func New(cfg Config) (*Server, error) {
 // Addr is the address devices connect to.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// Upstream is the broker the proxy connects to (the embedded one's address when embedded).
+// Upstream is the broker the proxy connects to (for the embedded one, its in-memory address:
+// Transport Memory).
 func (s *Server) Upstream() Endpoint { return s.upstream }
 
 // Metrics returns the proxy's counters.
@@ -352,6 +353,10 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 	defer cancel()
 	e := s.upstream
 	switch e.Transport {
+	case Memory:
+		if s.broker != nil {
+			return s.broker.Dial(ctx)
+		}
 	case TCP:
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", e.Addr)

@@ -301,6 +301,9 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	defer close(ss.pipeDone[dir])
 	rd := pooledReader(src, &ss.srv.bufs)
 	if rd == nil {
+		rd = pooledMemReader(src, &ss.srv.bufs)
+	}
+	if rd == nil {
 		bp := ss.srv.bufs.Get().(*[]byte)
 		defer ss.srv.bufs.Put(bp)
 		rd = &connReader{c: src, buf: *bp}

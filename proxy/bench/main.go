@@ -5,6 +5,11 @@
 //
 //	go run ./proxy/bench                      # mosquitto if installed, else the embedded broker
 //	go run ./proxy/bench -pubs 10 -msgs 20000 -size 100 -rate 2000 -idle 10000
+//	go run ./proxy/bench -broker embedded -load=false -idle 10000
+//
+// With -broker embedded, the load runs use a mochi-mqtt broker in the bench process (so that the
+// direct runs have one), and the idle connections go through a second proxy started with
+// `--upstream embedded`: its memory per connection then includes the broker's, as a user's would.
 //
 // The clients are minimal MQTT 5 clients written with package decode (one write per packet,
 // as real clients do), so the load generator costs little CPU next to the broker and proxy.
@@ -47,6 +52,7 @@ var (
 	proxyBin = flag.String("mqscope", "", "mqscope binary (default: built from this module)")
 	cpuProf  = flag.String("cpuprofile", "", "write the proxy's CPU profile to `FILE`")
 	format   = flag.String("format", "jsonl", "the proxy's output format, written to /dev/null (none: --quiet, inspection without printing)")
+	loadF    = flag.Bool("load", true, "run the throughput and latency runs (false: the idle measurement only)")
 )
 
 func main() {
@@ -77,35 +83,20 @@ func run() error {
 			return fmt.Errorf("building mqscope: %w", err)
 		}
 	}
-	proxyAddr := freeAddr()
-	args := []string{"proxy", "--listen", proxyAddr, "--upstream", brokerAddr, "--max-frame", "1048576"}
-	if *format == "none" {
-		args = append(args, "--quiet") // inspection on, records not printed
-	} else {
-		args = append(args, "--format", *format)
-	}
-	if *cpuProf != "" {
-		args = append(args, "--cpuprofile", *cpuProf)
-	}
-	pcmd := exec.Command(bin, args...)
-	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	pcmd.Stdout, pcmd.Stderr = devnull, os.Stderr
-	if err := pcmd.Start(); err != nil {
+	proxyAddr, pid, stopProxy, err := startProxy(bin, brokerAddr)
+	if err != nil {
 		return err
 	}
-	defer func() {
-		pcmd.Process.Signal(syscall.SIGTERM)
-		pcmd.Wait()
-	}()
-	if !waitListening(proxyAddr) {
-		return errors.New("the proxy did not start")
-	}
+	defer stopProxy()
 	fmt.Printf("broker: %s at %s; proxy: %s (pid %d, --format %s > /dev/null); %d CPUs, %s\n",
-		brokerName, brokerAddr, proxyAddr, pcmd.Process.Pid, *format, runtime.NumCPU(), runtime.Version())
+		brokerName, brokerAddr, proxyAddr, pid, *format, runtime.NumCPU(), runtime.Version())
 	fmt.Printf("load: %d publishers, 1 subscriber, %d-byte payloads; throughput runs %d msgs/publisher; latency runs %d msgs at %d msg/s; %d rounds\n\n",
 		*pubs, *size, *msgs, *latMsgs, *rate, *rounds)
 
 	for _, qos := range []byte{0, 1} {
+		if !*loadF {
+			break
+		}
 		var tput [2][]float64
 		var p50, p99 [2][]time.Duration
 		for range *rounds {
@@ -129,7 +120,52 @@ func run() error {
 			us(medianD(p50[0])), us(medianD(p99[0])), us(medianD(p50[1])), us(medianD(p99[1])),
 			us(medianD(p50[1])-medianD(p50[0])), us(medianD(p99[1])-medianD(p99[0])))
 	}
-	return idleRun(proxyAddr, pcmd.Process.Pid)
+	if *brokerF != "embedded" {
+		return idleRun(proxyAddr, pid, 2)
+	}
+	stopProxy() // its descriptors are the bench's too, until it exits
+	addr, pid, stop, err := startProxy(bin, "embedded")
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Printf("\nidle: proxy with --upstream embedded (the broker in the proxy process): %s (pid %d)\n", addr, pid)
+	return idleRun(addr, pid, 1)
+}
+
+// startProxy starts `mqscope proxy` to upstream (an address or "embedded") on a free port; stop
+// ends it (and may be called more than once).
+func startProxy(bin, upstream string) (addr string, pid int, stop func(), err error) {
+	addr = freeAddr()
+	args := []string{"proxy", "--listen", addr, "--upstream", upstream, "--max-frame", "1048576"}
+	if *format == "none" {
+		args = append(args, "--quiet") // inspection on, records not printed
+	} else {
+		args = append(args, "--format", *format)
+	}
+	if *cpuProf != "" {
+		args = append(args, "--cpuprofile", *cpuProf)
+	}
+	pcmd := exec.Command(bin, args...)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	pcmd.Stdout, pcmd.Stderr = devnull, os.Stderr
+	if err := pcmd.Start(); err != nil {
+		devnull.Close()
+		return "", 0, nil, err
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			pcmd.Process.Signal(syscall.SIGTERM)
+			pcmd.Wait()
+			devnull.Close()
+		})
+	}
+	if !waitListening(addr) {
+		stop()
+		return "", 0, nil, errors.New("the proxy did not start")
+	}
+	return addr, pcmd.Process.Pid, stop, nil
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }
@@ -433,16 +469,16 @@ func publish(addr, topic string, qos byte, n, perSec int) error {
 }
 
 // idleRun holds idle MQTT connections through the proxy and reports the proxy's memory per
-// connection (growth of its resident set).
-func idleRun(proxyAddr string, pid int) error {
+// connection (growth of its resident set). The proxy holds fdsPer descriptors per connection: 2
+// (device and broker sides), 1 with the embedded broker (reached in memory).
+func idleRun(proxyAddr string, pid, fdsPer int) error {
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	n := *idle
 	if n <= 0 {
 		return nil
 	}
-	// The proxy holds two descriptors per connection (device and broker sides).
-	if max := int(lim.Cur)/2 - 64; n > max {
+	if max := int(lim.Cur)/fdsPer - 64; n > max {
 		fmt.Printf("\nidle: the open-file limit (%d) lets the proxy process hold at most %d connections; using %d\n", lim.Cur, max, max)
 		n = max
 	}
