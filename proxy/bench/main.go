@@ -257,7 +257,8 @@ func dial(addr string) (*client, error) {
 	}
 	cl := &client{c: c, br: bufio.NewReaderSize(c, 64<<10)}
 	id := "bench-" + strconv.FormatInt(clientSeq.Add(1), 10)
-	b, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: id})
+	// A keep-alive as devices set (every run is shorter than the 90 s the broker waits).
+	b, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 60, ClientID: id})
 	if _, err := c.Write(b); err != nil {
 		c.Close()
 		return nil, err
