@@ -91,6 +91,15 @@ type memPipe struct {
 	broken bool          // the reader closed: writes fail with EPIPE
 	rsig   chan struct{} // capacity 1: bytes came, or eof
 	wsig   chan struct{} // capacity 1: bytes were read, or broken
+	wake   func()        // set by park: called once when there is something to read
+}
+
+// wakeLocked calls the function park left, if any.
+func (p *memPipe) wakeLocked() {
+	if w := p.wake; w != nil {
+		p.wake = nil
+		w()
+	}
 }
 
 func newMemPipe() *memPipe {
@@ -119,8 +128,35 @@ type memConn struct {
 // memPair returns the two ends of a new in-memory connection.
 func memPair(a, b memAddr) (*memConn, *memConn) {
 	ab, ba := newMemPipe(), newMemPipe()
-	return &memConn{in: ba, out: ab, local: a, remote: b, closed: make(chan struct{})},
-		&memConn{in: ab, out: ba, local: b, remote: a, closed: make(chan struct{})}
+	x := &memConn{in: ba, out: ab, local: a, remote: b, closed: make(chan struct{})}
+	y := &memConn{in: ab, out: ba, local: b, remote: a, closed: make(chan struct{})}
+	x.rd.onExpire, y.rd.onExpire = x.wakeReader, y.wakeReader
+	return x, y
+}
+
+// park leaves fn to be called (once, from another goroutine's Write, Close, CloseWrite or an
+// expiring read deadline) when there is something to read, and returns true; when there is
+// something already (bytes, EOF, an error), it returns false and leaves nothing.
+func (c *memConn) park(fn func()) bool {
+	p := c.in
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.buf) > p.off || p.eof || c.rd.passed() {
+		return false
+	}
+	select {
+	case <-c.closed:
+		return false
+	default:
+	}
+	p.wake = fn
+	return true
+}
+
+func (c *memConn) wakeReader() {
+	c.in.mu.Lock()
+	c.in.wakeLocked()
+	c.in.mu.Unlock()
 }
 
 func (c *memConn) opErr(op string, err error) error {
@@ -204,6 +240,7 @@ func (c *memConn) Write(b []byte) (int, error) {
 			p.buf = append(p.buf, b[n:n+k]...)
 			n += k
 			signal(p.rsig)
+			p.wakeLocked()
 		}
 		p.mu.Unlock()
 		if n == len(b) {
@@ -222,6 +259,7 @@ func (c *memConn) CloseWrite() error {
 	p := c.out
 	p.mu.Lock()
 	p.eof = true
+	p.wakeLocked()
 	p.mu.Unlock()
 	signal(p.rsig)
 	return nil
@@ -240,6 +278,7 @@ func (c *memConn) Close() error {
 	p.mu.Lock()
 	p.broken = true
 	p.buf, p.off = nil, 0
+	p.wakeLocked()
 	p.mu.Unlock()
 	signal(p.wsig)
 	c.rd.set(time.Time{})
@@ -262,12 +301,35 @@ func (c *memConn) SetWriteDeadline(t time.Time) error { c.wd.set(t); return nil 
 // memDeadline is a read or write deadline: wait returns a channel closed once it has passed. A
 // waiter keeps the channel it got: a deadline moved into the past closes that same channel.
 type memDeadline struct {
-	mu    sync.Mutex
-	timer *time.Timer
-	c     chan struct{}
+	mu       sync.Mutex
+	timer    *time.Timer
+	c        chan struct{}
+	onExpire func() // called when the deadline passes; set before use
 }
 
 func (d *memDeadline) set(t time.Time) {
+	if d.setLocked(t) && d.onExpire != nil {
+		d.onExpire()
+	}
+}
+
+// passed reports whether the deadline has passed.
+func (d *memDeadline) passed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.c == nil {
+		return false
+	}
+	select {
+	case <-d.c:
+		return true
+	default:
+		return false
+	}
+}
+
+// setLocked sets the deadline; true when it has passed already.
+func (d *memDeadline) setLocked(t time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -286,17 +348,23 @@ func (d *memDeadline) set(t time.Time) {
 		if expired {
 			d.c = nil
 		}
-		return
+		return false
 	}
 	if d.c == nil || expired {
 		d.c = make(chan struct{})
 	}
 	if dur := time.Until(t); dur > 0 {
-		c := d.c
-		d.timer = time.AfterFunc(dur, func() { close(c) })
-		return
+		c, f := d.c, d.onExpire
+		d.timer = time.AfterFunc(dur, func() {
+			close(c)
+			if f != nil {
+				f()
+			}
+		})
+		return false
 	}
 	close(d.c)
+	return true
 }
 
 func (d *memDeadline) wait() <-chan struct{} {

@@ -218,3 +218,40 @@ func TestEmbeddedInMemory(t *testing.T) {
 	s.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	pubSub(t, dial, 3)
 }
+
+// TestMemConnPark: park leaves its function when there is nothing to read, and whatever makes
+// something readable calls it once: bytes, the peer's CloseWrite or Close, a local Close, a read
+// deadline passing (set in the past, or expiring).
+func TestMemConnPark(t *testing.T) {
+	cases := []struct {
+		name string
+		do   func(a, b *memConn)
+	}{
+		{"write", func(a, b *memConn) { b.Write([]byte("x")) }},
+		{"peer CloseWrite", func(a, b *memConn) { b.CloseWrite() }},
+		{"peer Close", func(a, b *memConn) { b.Close() }},
+		{"Close", func(a, b *memConn) { a.Close() }},
+		{"deadline in the past", func(a, b *memConn) { a.SetReadDeadline(time.Unix(1, 0)) }},
+		{"deadline expiring", func(a, b *memConn) { a.SetReadDeadline(time.Now().Add(time.Millisecond)) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newTestPair(t)
+			woken := make(chan struct{}, 2)
+			wake := func() { woken <- struct{}{} }
+			if !a.park(wake) {
+				t.Fatal("park with nothing to read returned false")
+			}
+			tc.do(a, b)
+			<-woken
+			if a.park(wake) {
+				t.Fatal("park after the wake-up returned true: nothing to read")
+			}
+			select {
+			case <-woken:
+				t.Fatal("woken twice")
+			default:
+			}
+		})
+	}
+}

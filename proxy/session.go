@@ -124,7 +124,7 @@ func (ss *session) run() {
 	ss.open()
 
 	ends := make(chan pipeEnd, 2)
-	go ss.pipe(S2C, up, ss.client, ends)
+	ss.goPipe(S2C, up, ss.client, ends)
 	ss.pipe(C2S, ss.client, up, ends) // on this goroutine: one goroutine less per connection
 	first := <-ends
 	if first.kind == endEOF {
@@ -298,19 +298,62 @@ func classify(err error) endKind {
 // pipe forwards src to dst until either fails: read, show the bytes to the observers, and
 // write the same bytes at once, before the buffer is read into again.
 func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
-	defer close(ss.pipeDone[dir])
-	rd := pooledReader(src, &ss.srv.bufs)
-	if rd == nil {
-		rd = pooledMemReader(src, &ss.srv.bufs)
+	p := ss.newPipe(dir, src, dst, ends)
+	defer p.finish()
+	for !p.step() {
 	}
-	if rd == nil {
-		bp := ss.srv.bufs.Get().(*[]byte)
-		defer ss.srv.bufs.Put(bp)
-		rd = &connReader{c: src, buf: *bp}
+}
+
+// goPipe runs pipe on goroutines of its own. From an in-memory connection (the embedded broker)
+// it runs only while there are bytes or an end to pass on: each burst ends when the connection
+// has nothing more, and the next bytes, end or deadline start the next one, so an idle
+// connection holds no goroutine (and no stack, 8 KiB) in that direction.
+func (ss *session) goPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
+	mc, ok := src.(*memConn)
+	if !ok {
+		go ss.pipe(dir, src, dst, ends)
+		return
 	}
-	defer rd.release()
-	m := ss.srv.metrics
-	write := func(b []byte) error {
+	p := ss.newPipe(dir, src, dst, ends)
+	var burst func()
+	wake := func() { go burst() }
+	burst = func() {
+		for {
+			if mc.park(wake) {
+				return
+			}
+			if p.step() {
+				p.finish()
+				return
+			}
+		}
+	}
+	go burst()
+}
+
+// pipeRun is one direction's forwarding state.
+type pipeRun struct {
+	ss       *session
+	dir      Dir
+	src, dst net.Conn
+	ends     chan<- pipeEnd
+	rd       reader
+	bp       *[]byte // the buffer of a connReader
+	fp       *framePipe
+	write    func([]byte) error
+}
+
+func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pipeRun {
+	p := &pipeRun{ss: ss, dir: dir, src: src, dst: dst, ends: ends}
+	p.rd = pooledReader(src, &ss.srv.bufs)
+	if p.rd == nil {
+		p.rd = pooledMemReader(src, &ss.srv.bufs)
+	}
+	if p.rd == nil {
+		p.bp = ss.srv.bufs.Get().(*[]byte)
+		p.rd = &connReader{c: src, buf: *p.bp}
+	}
+	p.write = func(b []byte) error {
 		ss.wmu[dir].Lock()
 		defer ss.wmu[dir].Unlock()
 		// Track the frames before writing: once written, the peer may answer and a shutdown
@@ -327,64 +370,76 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 		}
 		return err
 	}
-	var fp *framePipe
 	if f := ss.srv.cfg.Stages; f != nil {
 		if stages := f(ss.info, dir, StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand}); len(stages) > 0 {
-			fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, write)
+			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, p.write)
 		}
 	}
-	for {
-		b, rerr := rd.read()
-		if n := len(b); n > 0 {
-			t := ss.now()
-			// Observe before forwarding: once the bytes are sent the peer may answer, and its
-			// answer must not be inspected before what it answers (a PUBLISH before the CONNACK
-			// that allowed it). Inspection is inline and takes about a microsecond.
-			ss.observe(dir, t, b)
-			var werr error
-			if fp != nil {
-				werr = fp.feed(ss.info, dir, t, b)
-			} else {
-				werr = write(b)
-			}
-			ss.bytes[dir].Add(uint64(n))
-			m.bytesIn(dir, n)
-			rd.release()
-			if werr != nil {
-				if ss.stopping.Load() {
-					ends <- pipeEnd{dir, endStopped, werr}
-					return
-				}
-				// As a direct connection would: the sender finds its peer gone. Report first,
-				// so this end comes before the one it causes in the other direction.
-				ends <- pipeEnd{dir, endWrite, werr}
-				reset(src)
-				dst.Close()
-				return
-			}
-		}
-		if rerr == nil {
-			continue
-		}
-		if ss.stopping.Load() {
-			ends <- pipeEnd{dir, endStopped, rerr}
-			return
-		}
-		k := classify(rerr)
-		ends <- pipeEnd{dir, k, rerr}
-		if k == endEOF {
-			ss.wmu[dir].Lock()
-			ss.shut[dir] = true
-			closeWrite(dst)
-			ss.wmu[dir].Unlock()
-			// The other direction may go on, but not forever if its sender vanished.
-			dst.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
+	return p
+}
+
+// finish releases the pipe's buffer and reports it done.
+func (p *pipeRun) finish() {
+	p.rd.release()
+	if p.bp != nil {
+		p.ss.srv.bufs.Put(p.bp)
+	}
+	close(p.ss.pipeDone[p.dir])
+}
+
+// step reads once and forwards what it read; true when the pipe has ended (its end reported).
+func (p *pipeRun) step() bool {
+	ss, dir, src, dst, ends := p.ss, p.dir, p.src, p.dst, p.ends
+	b, rerr := p.rd.read()
+	if n := len(b); n > 0 {
+		t := ss.now()
+		// Observe before forwarding: once the bytes are sent the peer may answer, and its
+		// answer must not be inspected before what it answers (a PUBLISH before the CONNACK
+		// that allowed it). Inspection is inline and takes about a microsecond.
+		ss.observe(dir, t, b)
+		var werr error
+		if p.fp != nil {
+			werr = p.fp.feed(ss.info, dir, t, b)
 		} else {
-			reset(dst)
-			src.Close()
+			werr = p.write(b)
 		}
-		return
+		ss.bytes[dir].Add(uint64(n))
+		ss.srv.metrics.bytesIn(dir, n)
+		p.rd.release()
+		if werr != nil {
+			if ss.stopping.Load() {
+				ends <- pipeEnd{dir, endStopped, werr}
+				return true
+			}
+			// As a direct connection would: the sender finds its peer gone. Report first,
+			// so this end comes before the one it causes in the other direction.
+			ends <- pipeEnd{dir, endWrite, werr}
+			reset(src)
+			dst.Close()
+			return true
+		}
 	}
+	if rerr == nil {
+		return false
+	}
+	if ss.stopping.Load() {
+		ends <- pipeEnd{dir, endStopped, rerr}
+		return true
+	}
+	k := classify(rerr)
+	ends <- pipeEnd{dir, k, rerr}
+	if k == endEOF {
+		ss.wmu[dir].Lock()
+		ss.shut[dir] = true
+		closeWrite(dst)
+		ss.wmu[dir].Unlock()
+		// The other direction may go on, but not forever if its sender vanished.
+		dst.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
+	} else {
+		reset(dst)
+		src.Close()
+	}
+	return true
 }
 
 // reader is where a pipe gets its bytes: read returns the next bytes (valid until release).
