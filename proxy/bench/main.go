@@ -120,7 +120,7 @@ func run() error {
 			us(medianD(p50[0])), us(medianD(p99[0])), us(medianD(p50[1])), us(medianD(p99[1])),
 			us(medianD(p50[1])-medianD(p50[0])), us(medianD(p99[1])-medianD(p99[0])))
 	}
-	if *brokerF != "embedded" {
+	if *brokerF != "embedded" || *idle <= 0 {
 		return idleRun(proxyAddr, pid, 2)
 	}
 	stopProxy() // its descriptors are the bench's too, until it exits
