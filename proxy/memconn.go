@@ -189,18 +189,26 @@ func (c *memConn) waitRead() error {
 }
 
 func (c *memConn) Read(b []byte) (int, error) {
-	if err := c.waitRead(); err != nil {
-		return 0, err
+	if len(b) == 0 {
+		return 0, nil
 	}
 	p := c.in
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.buf) == p.off {
-		if p.eof {
+	for {
+		if err := c.waitRead(); err != nil {
+			return 0, err
+		}
+		p.mu.Lock()
+		if len(p.buf) > p.off {
+			break // still locked
+		}
+		eof := p.eof
+		p.mu.Unlock()
+		if eof {
 			return 0, io.EOF
 		}
-		return 0, nil // another reader took the bytes
+		// Another reader took the bytes: wait again.
 	}
+	defer p.mu.Unlock()
 	n := copy(b, p.buf[p.off:])
 	p.off += n
 	if p.off == len(p.buf) {
@@ -232,11 +240,13 @@ func (c *memConn) Write(b []byte) (int, error) {
 			return n, c.opErr("write", syscall.EPIPE)
 		}
 		if space := memBufferLimit - (len(p.buf) - p.off); space > 0 && n < len(b) {
-			if p.off > 0 {
+			k := min(space, len(b)-n)
+			// Move the unread bytes to the front when that spares growing the buffer or when
+			// more than half of it has been read (so each byte moves at most once on average).
+			if p.off > 0 && (len(p.buf)+k > cap(p.buf) || 2*p.off >= len(p.buf)) {
 				p.buf = p.buf[:copy(p.buf, p.buf[p.off:])]
 				p.off = 0
 			}
-			k := min(space, len(b)-n)
 			p.buf = append(p.buf, b[n:n+k]...)
 			n += k
 			signal(p.rsig)
