@@ -99,7 +99,11 @@ func (h *logHandler) Enabled(_ context.Context, l slog.Level) bool { return l >=
 func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
+	clientGone := false
 	add := func(a slog.Attr) bool {
+		if v := a.Value.String(); a.Key == "error" && (v == "EOF" || strings.HasSuffix(v, ": EOF")) {
+			clientGone = true
+		}
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
 		return true
 	}
@@ -107,6 +111,11 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
+	if clientGone {
+		// A client that closed without DISCONNECT: the proxy's own close record and finding
+		// (MQSCOPE-CLOSE-WITHOUT-DISCONNECT) say so already, once per connection, in order.
+		return nil
+	}
 	h.logf("embedded broker: %s", b.String())
 	return nil
 }

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -253,5 +256,19 @@ func TestMemConnPark(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// TestEmbeddedLogQuietOnClientEOF: the broker's warning about a client that closed without
+// DISCONNECT is dropped (the close record says it), other warnings pass through.
+func TestEmbeddedLogQuietOnClientEOF(t *testing.T) {
+	var got []string
+	h := &logHandler{logf: func(f string, a ...any) { got = append(got, fmt.Sprintf(f, a...)) }}
+	l := slog.New(h).With("listener", "embedded-mem")
+	l.Warn("", "error", io.EOF)
+	l.Warn("", "error", fmt.Errorf("read connection: %w", io.EOF))
+	l.Warn("client rejected", "error", errors.New("bad auth"))
+	if len(got) != 1 || !strings.Contains(got[0], "bad auth") || !strings.Contains(got[0], "listener=embedded-mem") {
+		t.Errorf("logged %q, want only the bad auth warning", got)
 	}
 }

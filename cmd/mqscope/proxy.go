@@ -322,7 +322,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	up := srv.Upstream().String()
 	if cfg.Embedded {
-		up = "embedded broker at " + up
+		up = "the embedded broker (in this process; nothing listens for it)"
 	}
 	fmt.Fprintf(o.io.Err, "mqscope: proxying %s -> %s\n", endpointOf(cfg.Listen, srv.Addr()), up)
 	if apiAddr != nil {

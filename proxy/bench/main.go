@@ -10,6 +10,11 @@
 // With -broker embedded, the load runs use a mochi-mqtt broker in the bench process (so that the
 // direct runs have one), and the idle connections go through a second proxy started with
 // `--upstream embedded`: its memory per connection then includes the broker's, as a user's would.
+// The same connections are then held by the embedded broker alone in a process of its own, and
+// the difference is the proxy's own share.
+//
+// The load runs also go through a bare relay (relay.go: a process that copies bytes both ways
+// and does nothing else): what any proxy in a process of its own costs on this machine.
 //
 // The clients are minimal MQTT 5 clients written with package decode (one write per packet,
 // as real clients do), so the load generator costs little CPU next to the broker and proxy.
@@ -53,9 +58,25 @@ var (
 	cpuProf  = flag.String("cpuprofile", "", "write the proxy's CPU profile to `FILE`")
 	format   = flag.String("format", "jsonl", "the proxy's output format, written to /dev/null (none: --quiet, inspection without printing)")
 	loadF    = flag.Bool("load", true, "run the throughput and latency runs (false: the idle measurement only)")
+	relayF   = flag.Bool("relay", true, "also run the load through a bare relay process (io.Copy both ways, no inspection): the floor of any proxy here")
 )
 
 func main() {
+	if v := os.Getenv(relayEnv); v != "" { // this process is the relay of a bench run
+		listen, upstream, _ := strings.Cut(v, " ")
+		if err := serveRelay(listen, upstream); err != nil {
+			fmt.Fprintln(os.Stderr, "bench relay:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if v := os.Getenv(brokerEnv); v != "" { // this process is the broker alone of an idle run
+		if err := serveBroker(v); err != nil {
+			fmt.Fprintln(os.Stderr, "bench broker:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	flag.Parse()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -93,14 +114,25 @@ func run() error {
 	fmt.Printf("load: %d publishers, 1 subscriber, %d-byte payloads; throughput runs %d msgs/publisher; latency runs %d msgs at %d msg/s; %d rounds\n\n",
 		*pubs, *size, *msgs, *latMsgs, *rate, *rounds)
 
+	targets := []string{brokerAddr, proxyAddr}
+	if *relayF && *loadF {
+		relayAddr, stopRelay, err := startRelay(brokerAddr)
+		if err != nil {
+			return err
+		}
+		defer stopRelay()
+		targets = append(targets, relayAddr)
+		fmt.Printf("relay: %s (a process copying bytes both ways with io.Copy, nothing else)\n\n", relayAddr)
+	}
 	for _, qos := range []byte{0, 1} {
 		if !*loadF {
 			break
 		}
-		var tput [2][]float64
-		var p50, p99 [2][]time.Duration
+		tput := make([][]float64, len(targets))
+		p50 := make([][]time.Duration, len(targets))
+		p99 := make([][]time.Duration, len(targets))
 		for range *rounds {
-			for i, target := range []string{brokerAddr, proxyAddr} {
+			for i, target := range targets {
 				r, err := load(target, qos, *msgs, 0)
 				if err != nil {
 					return fmt.Errorf("QoS %d throughput via %s: %w", qos, target, err)
@@ -114,23 +146,46 @@ func run() error {
 				p99[i] = append(p99[i], l.p99)
 			}
 		}
-		d, p := median(tput[0]), median(tput[1])
-		fmt.Printf("QoS %d  throughput  direct %8.0f msg/s   proxy %8.0f msg/s   ratio %.2f\n", qos, d, p, p/d)
-		fmt.Printf("QoS %d  latency     direct p50 %6s p99 %6s   proxy p50 %6s p99 %6s   added p50 %s p99 %s\n", qos,
-			us(medianD(p50[0])), us(medianD(p99[0])), us(medianD(p50[1])), us(medianD(p99[1])),
-			us(medianD(p50[1])-medianD(p50[0])), us(medianD(p99[1])-medianD(p99[0])))
+		d := median(tput[0])
+		for i, name := range []string{"proxy", "relay"}[:len(targets)-1] {
+			p := median(tput[i+1])
+			fmt.Printf("QoS %d  throughput  direct %8.0f msg/s   %s %8.0f msg/s   ratio %.2f\n", qos, d, name, p, p/d)
+		}
+		for i, name := range []string{"proxy", "relay"}[:len(targets)-1] {
+			fmt.Printf("QoS %d  latency     direct p50 %6s p99 %6s   %s p50 %6s p99 %6s   added p50 %s p99 %s\n", qos,
+				us(medianD(p50[0])), us(medianD(p99[0])), name, us(medianD(p50[i+1])), us(medianD(p99[i+1])),
+				us(medianD(p50[i+1])-medianD(p50[0])), us(medianD(p99[i+1])-medianD(p99[0])))
+		}
 	}
 	if *brokerF != "embedded" || *idle <= 0 {
-		return idleRun(proxyAddr, pid, 2)
+		_, err := idleRun("proxy", proxyAddr, pid, 2)
+		return err
 	}
 	stopProxy() // its descriptors are the bench's too, until it exits
 	addr, pid, stop, err := startProxy(bin, "embedded")
 	if err != nil {
 		return err
 	}
-	defer stop()
 	fmt.Printf("\nidle: proxy with --upstream embedded (the broker in the proxy process): %s (pid %d)\n", addr, pid)
-	return idleRun(addr, pid, 1)
+	total, err := idleRun("proxy", addr, pid, 1)
+	stop()
+	if err != nil {
+		return err
+	}
+	// The same connections to the same broker in a process of its own: what the broker holds.
+	baddr, bpid, bstop, err := startBrokerProcess()
+	if err != nil {
+		return err
+	}
+	defer bstop()
+	fmt.Printf("\nidle: the embedded broker alone, in a process of its own: %s (pid %d)\n", baddr, bpid)
+	broker, err := idleRun("broker", baddr, bpid, 1)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nidle: the proxy's own share: %.1f - %.1f = %.1f KB per connection\n",
+		float64(total)/1024, float64(broker)/1024, float64(total-broker)/1024)
+	return nil
 }
 
 // startProxy starts `mqscope proxy` to upstream (an address or "embedded") on a free port; stop
@@ -469,15 +524,16 @@ func publish(addr, topic string, qos byte, n, perSec int) error {
 	return nil
 }
 
-// idleRun holds idle MQTT connections through the proxy and reports the proxy's memory per
-// connection (growth of its resident set). The proxy holds fdsPer descriptors per connection: 2
-// (device and broker sides), 1 with the embedded broker (reached in memory).
-func idleRun(proxyAddr string, pid, fdsPer int) error {
+// idleRun holds idle MQTT connections to addr and reports the memory per connection (growth of
+// the resident set) of process pid, the proxy or the broker alone (what). The process holds
+// fdsPer descriptors per connection: 2 for a proxy (device and broker sides), 1 for a proxy with
+// the embedded broker (reached in memory) or for a broker.
+func idleRun(what, proxyAddr string, pid, fdsPer int) (perConn int64, err error) {
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	n := *idle
 	if n <= 0 {
-		return nil
+		return 0, nil
 	}
 	if max := int(lim.Cur)/fdsPer - 64; n > max {
 		fmt.Printf("\nidle: the open-file limit (%d) lets the proxy process hold at most %d connections; using %d\n", lim.Cur, max, max)
@@ -486,7 +542,7 @@ func idleRun(proxyAddr string, pid, fdsPer int) error {
 	runtime.GC()
 	before, err := rss(pid)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	conns := make([]*client, 0, n)
 	defer func() {
@@ -498,19 +554,19 @@ func idleRun(proxyAddr string, pid, fdsPer int) error {
 	for len(conns) < n {
 		c, err := dial(proxyAddr)
 		if err != nil {
-			return fmt.Errorf("idle connection %d: %w", len(conns), err)
+			return 0, fmt.Errorf("idle connection %d: %w", len(conns), err)
 		}
 		conns = append(conns, c)
 	}
 	time.Sleep(2 * time.Second) // let the proxy's GC settle
 	after, err := rss(pid)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	per := (after - before) / int64(n)
-	fmt.Printf("\nidle: %d MQTT connections held through the proxy (connected in %v): proxy RSS %d MB -> %d MB, %.1f KB per connection\n",
-		n, time.Since(start).Round(time.Millisecond), before>>20, after>>20, float64(per)/1024)
-	return nil
+	fmt.Printf("\nidle: %d MQTT connections held by the %s (connected in %v): its RSS %d MB -> %d MB, %.1f KB per connection\n",
+		n, what, time.Since(start).Round(time.Millisecond), before>>20, after>>20, float64(per)/1024)
+	return per, nil
 }
 
 // rss returns the resident set of process pid in bytes.
