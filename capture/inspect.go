@@ -92,9 +92,7 @@ func (in *Inspector) Open(info *ConnInfo) Conn {
 		ic.MidStream()
 	}
 	if p := in.par; p != nil {
-		c := &pconn{p: p, c: ic, worker: p.next}
-		p.next = (p.next + 1) % len(p.workers)
-		return c
+		return &pconn{p: p, c: ic, worker: -1}
 	}
 	return &inspConn{in: in, c: ic}
 }

@@ -1,9 +1,11 @@
 package capture
 
 import (
+	"hash/fnv"
 	"sync"
 	"time"
 
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 )
 
@@ -52,7 +54,7 @@ type batch struct {
 type pconn struct {
 	p       *parallel
 	c       *inspect.Conn
-	worker  int
+	worker  int  // -1 until the first event (assign)
 	matched bool // worker-owned
 }
 
@@ -219,7 +221,47 @@ func (p *parallel) merger() {
 	}
 }
 
+// assign picks the connection's worker when its first event comes. A connection that opens
+// with a CONNECT goes by its Client Identifier, so that the connections of one identifier are
+// inspected on one worker in capture order and a session takeover between them is seen as it
+// happened (inspect.Options.Sessions); others take the next worker in turn.
+func (c *pconn) assign(d Dir, b []byte) {
+	if c.worker >= 0 {
+		return
+	}
+	p := c.p
+	if id := connectClientID(d, b); id != "" {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		c.worker = int(h.Sum32() % uint32(len(p.workers)))
+		return
+	}
+	c.worker = p.next
+	p.next = (p.next + 1) % len(p.workers)
+}
+
+// connectClientID returns the Client Identifier of a whole CONNECT at the start of a client's
+// bytes, or "".
+func connectClientID(d Dir, b []byte) string {
+	if d != ClientToServer {
+		return ""
+	}
+	n, err := decode.SplitFrame(b, 1<<20)
+	if err != nil || n == 0 || decode.Type(b[0]>>4) != decode.CONNECT {
+		return ""
+	}
+	v, ok := decode.PeekVersion(b[:n])
+	if !ok {
+		return ""
+	}
+	if c, ok := decode.DecodeLean(b[:n], v).(*decode.Connect); ok {
+		return c.ClientID
+	}
+	return ""
+}
+
 func (c *pconn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
+	c.assign(d, b)
 	bt := c.p.cur
 	off := len(bt.arena)
 	bt.arena = append(bt.arena, b...)
@@ -228,10 +270,12 @@ func (c *pconn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
 }
 
 func (c *pconn) Gap(d Dir, t time.Time, n int) {
+	c.assign(d, nil)
 	c.p.add(event{c: c, kind: evGap, dir: d, t: t, n: n})
 }
 
 func (c *pconn) Close(t time.Time, by, reason string) {
+	c.assign(ClientToServer, nil)
 	by, reason = closeWords(by, reason)
 	c.p.add(event{c: c, kind: evClose, t: t, by: by, reason: reason})
 }

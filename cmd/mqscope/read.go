@@ -99,7 +99,9 @@ func (c cancelWriter) Write(p []byte) (int, error) {
 // inspecting on that many workers (0: live, one goroutine writing each record at once).
 func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*output, error) {
 	mode, _ := payload.ParseMode(o.payload)
-	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode}
+	// Sessions links the connections of one Client Identifier (a takeover); the parallel
+	// inspector keeps them on one worker, in capture order.
+	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, Sessions: inspect.NewSessions()}
 	if o.profile != "" {
 		p, err := inspect.LoadProfile(o.profile)
 		if err != nil {

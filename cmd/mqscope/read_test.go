@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
 )
 
@@ -277,5 +279,68 @@ func TestReadNothingFound(t *testing.T) {
 	code, out, errOut := runCmd(t, "", "read", p)
 	if code != 0 || out != "" || !strings.Contains(errOut, "no MQTT connection in 7 packets") || !strings.Contains(errOut, "--port") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestReadSessionTakeover: in a capture, a second connection with the same Client Identifier
+// takes the session over; read links the two on every core, among connections that keep the
+// workers busy, the same as the proxy does live.
+func TestReadSessionTakeover(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "takeover.pcapng")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := capture.NewStreamWriter(f)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tick := func() time.Time { now = now.Add(time.Millisecond); return now }
+	enc := func(p decode.Packet) []byte {
+		b, err := decode.Encode(nil, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	open := func(port int, id string) *capture.TCPStream {
+		s, err := sw.Open(netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), uint16(port)), netip.MustParseAddrPort("192.0.2.1:1883"), tick())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write(capture.ClientToServer, tick(), enc(&decode.Connect{Base: decode.Base{Version: decode.V5}, CleanStart: true, KeepAlive: 60, ClientID: id}))
+		s.Write(capture.ServerToClient, tick(), enc(&decode.Connack{Base: decode.Base{Version: decode.V5}}))
+		return s
+	}
+	first := open(40000, "twin")
+	var others []*capture.TCPStream
+	for i := range 16 {
+		others = append(others, open(41000+i, fmt.Sprintf("dev-%d", i)))
+	}
+	second := open(40001, "twin")
+	first.Write(capture.ServerToClient, tick(), enc(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.SessionTakenOver, HasReason: true}))
+	first.Close(capture.ServerToClient, tick())
+	for _, s := range append(others, second) {
+		s.Close(capture.ClientToServer, tick())
+	}
+	sw.Flush()
+	f.Close()
+
+	code, out, errOut := runCmd(t, "", "read", "--format", "jsonl", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var takeover, takenOver bool
+	for _, r := range jsonLines(t, out) {
+		notes, _ := r["notes"].([]any)
+		for _, n := range notes {
+			switch n.(map[string]any)["rule"] {
+			case inspect.RuleTakeover:
+				takeover = r["type"] == "CONNECT" && r["conn"] == float64(18)
+			case inspect.RuleTakenOver:
+				takenOver = r["type"] == "DISCONNECT" && r["conn"] == float64(1)
+			}
+		}
+	}
+	if !takeover || !takenOver {
+		t.Errorf("takeover noted on connection 18's CONNECT: %v; on connection 1's DISCONNECT 0x8E: %v\n%s", takeover, takenOver, out)
 	}
 }
