@@ -62,8 +62,8 @@ type tap struct {
 	ln       net.Listener
 	target   string
 	mu       sync.Mutex
-	toBroker []*syncBuf // per connection, in accept order
-	toProxy  []*syncBuf
+	toBroker []*peer.Buffer // per connection, in accept order
+	toProxy  []*peer.Buffer
 	done     []*sync.WaitGroup
 	wg       sync.WaitGroup
 }
@@ -93,7 +93,7 @@ func (tp *tap) serve() {
 			c.Close()
 			continue
 		}
-		in, out := &syncBuf{}, &syncBuf{}
+		in, out := &peer.Buffer{}, &peer.Buffer{}
 		tp.mu.Lock()
 		tp.toBroker = append(tp.toBroker, in)
 		tp.toProxy = append(tp.toProxy, out)
@@ -101,7 +101,7 @@ func (tp *tap) serve() {
 		wg.Add(2)
 		tp.done = append(tp.done, wg)
 		tp.mu.Unlock()
-		cp := func(dst, src net.Conn, rec *syncBuf) {
+		cp := func(dst, src net.Conn, rec *peer.Buffer) {
 			defer wg.Done()
 			// Record everything that arrives, even once the receiver has closed (a client gone
 			// after its DISCONNECT): what the tap got is what the other end sent.
@@ -141,24 +141,7 @@ func (tp *tap) conn(i int) (toBroker, fromBroker []byte) {
 	case <-ended:
 	case <-time.After(10 * time.Second):
 	}
-	return tp.toBroker[i].bytes(), tp.toProxy[i].bytes()
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+	return tp.toBroker[i].Bytes(), tp.toProxy[i].Bytes()
 }
 
 // pahoClient connects an MQTT 5 client over conn and collects the messages it receives.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/proxy"
 )
 
@@ -44,24 +45,6 @@ func TestProxyFlagErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the proxy's output goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startProxyCmd runs runProxy with o until the test ends; it returns the proxy's address.
@@ -116,7 +99,7 @@ func session(t *testing.T, addr, clientID, topic, payload string) {
 }
 
 func TestRunProxyText(t *testing.T) {
-	var out, errb syncBuffer
+	var out, errb peer.Buffer
 	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
 	addr, stop := startProxyCmd(t, o)
@@ -136,7 +119,7 @@ func TestRunProxyText(t *testing.T) {
 }
 
 func TestRunProxyJSONFilter(t *testing.T) {
-	var out, errb syncBuffer
+	var out, errb peer.Buffer
 	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
 		format: "jsonl", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second,
 		filter: `type == "PUBLISH" && topic startsWith "keep/"`}
@@ -164,7 +147,7 @@ func TestRunProxyJSONFilter(t *testing.T) {
 }
 
 func TestRunProxySummary(t *testing.T) {
-	var out, errb syncBuffer
+	var out, errb peer.Buffer
 	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second, summary: true, profile: "spec"}
 	addr, stop := startProxyCmd(t, o)
@@ -205,7 +188,7 @@ func TestCAInit(t *testing.T) {
 		t.Errorf("second init: %v, want a usage error", err)
 	}
 	// The proxy then terminates TLS with a certificate from it.
-	var pout, perr syncBuffer
+	var pout, perr peer.Buffer
 	po := &proxyOptions{io: &streams{Out: &pout, Err: &perr}, listen: "tls://127.0.0.1:0", upstream: "embedded", caDir: dir,
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
 	startProxyCmd(t, po)
@@ -232,7 +215,7 @@ func TestProxySignal(t *testing.T) {
 			// process can take the port between choosing and binding it.
 			cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
 			cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=proxy --upstream embedded --listen 127.0.0.1:0 --summary")
-			var out, errb syncBuffer
+			var out, errb peer.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errb
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -280,7 +263,7 @@ func TestProxySignal(t *testing.T) {
 // TestRunProxySessionTakeover: a second connection with the same Client Identifier takes the
 // session over; the broker's DISCONNECT 0x8E on the first is linked to the second's CONNECT.
 func TestRunProxySessionTakeover(t *testing.T) {
-	var out, errb syncBuffer
+	var out, errb peer.Buffer
 	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
 	addr, stop := startProxyCmd(t, o)

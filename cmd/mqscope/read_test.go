@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -185,7 +183,7 @@ func TestCaptureLive(t *testing.T) {
 		c.Read(b)
 	}()
 	port := l.Addr().(*net.TCPAddr).Port
-	var out, errb lockedBuffer
+	var out, errb peer.Buffer
 	o := &captureOptions{io: &streams{Out: &out, Err: &errb}, iface: "lo",
 		out: outputOptions{format: "jsonl", payload: "preview", ports: []uint{uint(port)},
 			write: filepath.Join(t.TempDir(), "live.pcapng")}}
@@ -242,24 +240,6 @@ func TestCaptureLive(t *testing.T) {
 	if recs := jsonLines(t, again); count(recs, "type", "CONNECT") != 1 || count(recs, "type", "CONNACK") != 1 || count(recs, "type", "DISCONNECT") != 1 {
 		t.Errorf("recording read back:\n%s", again)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and one reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestReadNothingFound: a capture without MQTT says so, and how to find MQTT on other ports.

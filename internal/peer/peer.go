@@ -41,7 +41,7 @@ type Mosquitto struct {
 	Addr string    // host:port on 127.0.0.1
 	Port int       // its port
 	Cmd  *exec.Cmd // the process; its Wait belongs to this package: use Kill
-	log  *syncBuffer
+	log  *Buffer
 	exit chan struct{}
 }
 
@@ -77,7 +77,7 @@ func StartMosquitto(t testing.TB, conf ...string) *Mosquitto {
 		if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m := &Mosquitto{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, log: new(syncBuffer)}
+		m := &Mosquitto{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, log: new(Buffer)}
 		m.Cmd = exec.Command(bin, "-c", path)
 		m.Cmd.Stdout, m.Cmd.Stderr = m.log, m.log
 		if err := m.Cmd.Start(); err != nil {
@@ -145,22 +145,30 @@ func up(addr string, exited <-chan struct{}) bool {
 	return false
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's writes and a test's reads.
-type syncBuffer struct {
+// Buffer is a bytes.Buffer that a process, a server goroutine and a test may use at once.
+type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+// String returns what was written so far.
+func (s *Buffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Bytes returns a copy of what was written so far.
+func (s *Buffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
 }
 
 // String describes the broker for test messages.
