@@ -23,11 +23,17 @@ const relayEnv = "MQSCOPE_BENCH_RELAY"
 // startRelay runs this binary again as a relay from a free port to upstream.
 func startRelay(upstream string) (addr string, stop func(), err error) {
 	addr = freeAddr()
+	_, stop, err = startSelf(relayEnv+"="+addr+" "+upstream, addr, "relay")
+	return addr, stop, err
+}
+
+// startSelf runs this binary again with env added, until stop, and waits until addr listens.
+func startSelf(env, addr, what string) (pid int, stop func(), err error) {
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), relayEnv+"="+addr+" "+upstream)
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return 0, nil, err
 	}
 	var once sync.Once
 	stop = func() {
@@ -38,9 +44,9 @@ func startRelay(upstream string) (addr string, stop func(), err error) {
 	}
 	if !waitListening(addr) {
 		stop()
-		return "", nil, errors.New("the relay did not start")
+		return 0, nil, errors.New("the " + what + " did not start")
 	}
-	return addr, stop, nil
+	return cmd.Process.Pid, stop, nil
 }
 
 // serveRelay accepts on listen and relays each connection to upstream until killed.
@@ -84,24 +90,8 @@ const brokerEnv = "MQSCOPE_BENCH_BROKER"
 // startBrokerProcess runs this binary again as the embedded broker alone on a free port.
 func startBrokerProcess() (addr string, pid int, stop func(), err error) {
 	addr = freeAddr()
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), brokerEnv+"="+addr)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return "", 0, nil, err
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		})
-	}
-	if !waitListening(addr) {
-		stop()
-		return "", 0, nil, errors.New("the broker did not start")
-	}
-	return addr, cmd.Process.Pid, stop, nil
+	pid, stop, err = startSelf(brokerEnv+"="+addr, addr, "broker")
+	return addr, pid, stop, err
 }
 
 // serveBroker runs the embedded broker, as `mqscope proxy --upstream embedded` configures it,
