@@ -437,3 +437,15 @@ func TestPrettyEDN(t *testing.T) {
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestJSONLiteralsAndLookalikes: a payload is JSON exactly when encoding/json says it is valid,
+// for the literals and for text that merely starts like one.
+func TestJSONLiteralsAndLookalikes(t *testing.T) {
+	for _, s := range []string{"true", " false\n", "null", "nullx", "t", "temp=21", "fan on", "no", "n", "truefalse",
+		"true false", "42", "-1.5e3", "12 apples", `"quoted"`, "[1,2]", "{}", "{", "\ttrue\t"} {
+		r := Render([]byte(s), absent, Preview, Limits{})
+		if got, want := r.Format == FormatJSON, json.Valid([]byte(s)); got != want {
+			t.Errorf("%q: recognised as %s, json.Valid %v", s, r.Format, want)
+		}
+	}
+}

@@ -264,6 +264,19 @@ func (rr *renderer) asBinary(data []byte) view {
 // maybeJSON reports whether data starts the way a JSON value does, to spare the JSON decoder
 // (and its buffer) on payloads that plainly are not JSON.
 func maybeJSON(data []byte) bool {
-	data = bytes.TrimLeft(data, " \t\r\n")
-	return len(data) > 0 && strings.IndexByte(`{["-0123456789tfn`, data[0]) >= 0
+	data = bytes.Trim(data, " \t\r\n")
+	if len(data) == 0 {
+		return false
+	}
+	switch data[0] {
+	case 't', 'f', 'n':
+		// A JSON text that starts so is a literal and nothing else: spare text such as "temp=21"
+		// a full parse.
+		switch string(data) {
+		case "true", "false", "null":
+			return true
+		}
+		return false
+	}
+	return strings.IndexByte(`{["-0123456789`, data[0]) >= 0
 }
