@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -101,7 +103,7 @@ func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
 	b.WriteString(r.Message)
 	clientGone := false
 	add := func(a slog.Attr) bool {
-		if v := a.Value.String(); a.Key == "error" && (v == "EOF" || strings.HasSuffix(v, ": EOF")) {
+		if err, ok := a.Value.Any().(error); ok && a.Key == "error" && errors.Is(err, io.EOF) {
 			clientGone = true
 		}
 		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
