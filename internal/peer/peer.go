@@ -5,7 +5,6 @@ package peer
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -50,9 +49,6 @@ func (m *Mosquitto) Kill() {
 	m.Cmd.Process.Kill()
 	<-m.exit
 }
-
-// Log returns what the broker has printed so far.
-func (m *Mosquitto) Log() string { return m.log.String() }
 
 // StartMosquitto runs mosquitto on a free 127.0.0.1 port with the given extra configuration
 // lines until the test ends.
@@ -170,6 +166,3 @@ func (s *Buffer) Bytes() []byte {
 	defer s.mu.Unlock()
 	return bytes.Clone(s.b.Bytes())
 }
-
-// String describes the broker for test messages.
-func (m *Mosquitto) String() string { return fmt.Sprintf("mosquitto on %s", m.Addr) }
