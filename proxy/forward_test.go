@@ -171,15 +171,7 @@ func TestUpstreamUnreachable(t *testing.T) {
 	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: dead}, Observers: []Observer{col}})
 
 	t.Run("mqtt5", func(t *testing.T) {
-		c, err := net.Dial("tcp", srv.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cl := paho.NewClient(paho.ClientConfig{Conn: c})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ack, err := cl.Connect(ctx, &paho.Connect{ClientID: "dev", KeepAlive: 30, CleanStart: true})
+		ack, err := pahoConnect(t, srv.Addr().String(), &paho.Connect{ClientID: "dev", KeepAlive: 30, CleanStart: true})
 		if err == nil || ack == nil {
 			t.Fatalf("connect succeeded or no CONNACK: %v %v", ack, err)
 		}

@@ -276,3 +276,18 @@ func startMosquitto(t testing.TB, extra ...string) (string, *peer.Mosquitto) {
 	m := peer.StartMosquitto(t, extra...)
 	return m.Addr, m
 }
+
+// pahoConnect connects a paho client to addr over TCP, sends c and returns the CONNACK and
+// the error paho reports (a refused CONNACK is an error with the CONNACK).
+func pahoConnect(t *testing.T, addr string, c *paho.Connect) (*paho.Connack, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	cl := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return cl.Connect(ctx, c)
+}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -122,15 +120,7 @@ func TestTLS(t *testing.T) {
 		addr := startTLSMosquitto(t, brokerCA, false)
 		// The proxy does not trust the broker's CA: the device learns why in the CONNACK.
 		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TLS, Addr: addr}, UpstreamTLS: &tls.Config{RootCAs: devCA.pool(), ServerName: "localhost"}})
-		c, err := net.Dial("tcp", srv.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cl := paho.NewClient(paho.ClientConfig{Conn: c})
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		ack, err := cl.Connect(ctx, &paho.Connect{ClientID: "x", CleanStart: true})
+		ack, err := pahoConnect(t, srv.Addr().String(), &paho.Connect{ClientID: "x", CleanStart: true})
 		if err == nil || ack == nil || ack.ReasonCode != 0x88 || !strings.Contains(ack.Properties.ReasonString, "certificate") {
 			t.Fatalf("CONNACK %+v, %v", ack, err)
 		}
