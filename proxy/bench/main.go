@@ -203,24 +203,10 @@ func startProxy(bin, upstream string) (addr string, pid int, stop func(), err er
 	}
 	pcmd := exec.Command(bin, args...)
 	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer devnull.Close() // the child has its own copy once started
 	pcmd.Stdout, pcmd.Stderr = devnull, os.Stderr
-	if err := pcmd.Start(); err != nil {
-		devnull.Close()
-		return "", 0, nil, err
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			pcmd.Process.Signal(syscall.SIGTERM)
-			pcmd.Wait()
-			devnull.Close()
-		})
-	}
-	if !waitListening(addr) {
-		stop()
-		return "", 0, nil, errors.New("the proxy did not start")
-	}
-	return addr, pcmd.Process.Pid, stop, nil
+	pid, stop, err = startProcess(pcmd, addr, "proxy")
+	return addr, pid, stop, err
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%dµs", d.Microseconds()) }

@@ -32,6 +32,12 @@ func startSelf(env, addr, what string) (pid int, stop func(), err error) {
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), env)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return startProcess(cmd, addr, what)
+}
+
+// startProcess starts cmd and waits until addr listens; stop ends it (SIGTERM) and may be
+// called more than once.
+func startProcess(cmd *exec.Cmd, addr, what string) (pid int, stop func(), err error) {
 	if err := cmd.Start(); err != nil {
 		return 0, nil, err
 	}
