@@ -8,8 +8,12 @@
 #   read --format jsonl  vs  tshark -T json -j mqtt
 #
 # It prints wall-clock seconds, CPU seconds and peak resident memory (from GNU time) of each,
-# the median of three runs taken alternately, and the ratio tshark / mqscope of the medians. The capture comes from capture/benchgen (MQTT 5 and 3.1.1
-# clients publishing QoS 0 and 1 to port 1883, several packets per segment now and then).
+# the median of three runs taken alternately, and the ratio tshark / mqscope of the medians.
+# Then it prints mqscope's peak memory for captures a fifth as large, as large, and five times
+# as large, and its live heap (after the last garbage collection) for each, to show that
+# memory follows the open connections, not the file. The captures come from capture/benchgen
+# (MQTT 5 and 3.1.1 clients publishing QoS 0 and 1 to port 1883, several packets per segment
+# now and then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packets=${1:-500000}
@@ -24,6 +28,7 @@ go build -o "$work/mqscope" ./cmd/mqscope
 go build -o "$work/benchgen" ./capture/benchgen
 "$work/benchgen" -o "$work/big.pcapng" -conns "$conns" -packets "$packets"
 "$work/benchgen" -o "$work/small.pcapng" -conns "$conns" -packets $((packets / 5))
+"$work/benchgen" -o "$work/large.pcapng" -conns "$conns" -packets $((packets * 5))
 
 # measure CMD...: run once, output to /dev/null; prints "wall cpu maxrss_kb".
 measure() {
@@ -70,8 +75,17 @@ row "read --summary" "-T fields -e mqtt.msgtype" -- --summary -- -T fields -e mq
 tshark_big_mem=$last_tshark_mem
 row "read --format jsonl" "-T json -j mqtt" -- --format jsonl -- -T json -j mqtt
 echo
-read -r _ _ msmall < <(measure "$work/mqscope" read --summary "$work/small.pcapng")
-read -r _ _ mbig < <(measure "$work/mqscope" read --summary "$work/big.pcapng")
+# liveheap FILE: the largest heap left after a garbage collection while reading FILE, in MB.
+liveheap() {
+  GODEBUG=gctrace=1 "$work/mqscope" read --summary "$1" 2>&1 >/dev/null |
+    awk '/^gc /{split($11, h, "->"); if (h[3] + 0 > m) m = h[3] + 0} END {print m}'
+}
 read -r _ _ tsmall < <(measure tshark -r "$work/small.pcapng" -T fields -e mqtt.msgtype)
-echo "peak memory of the summary, file 5 times larger: mqscope $((msmall / 1024)) MB -> $((mbig / 1024)) MB," \
-  "tshark $((tsmall / 1024)) MB -> $((tshark_big_mem / 1024)) MB"
+echo "peak memory of the summary as the capture grows from $((packets / 5)) to $packets to $((packets * 5)) MQTT packets:"
+line="  mqscope"
+for f in small big large; do
+  read -r _ _ m < <(measure "$work/mqscope" read --summary "$work/$f.pcapng")
+  line+=" $((m / 1024)) MB (live heap $(liveheap "$work/$f.pcapng") MB)"
+done
+echo "$line"
+echo "  tshark  $((tsmall / 1024)) MB, $((tshark_big_mem / 1024)) MB (not run on the largest)"
