@@ -212,3 +212,23 @@ func TestFilterShortAck(t *testing.T) {
 		t.Error("short PUBACK is not reason 0")
 	}
 }
+
+func TestTextCutsLongProperties(t *testing.T) {
+	long := "a" + strings.Repeat("é", 40) // 81 bytes: byte 64 is inside a character
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	r := s.s2c(&decode.Disconnect{HasReason: true, ReasonCode: 0x80, Properties: decode.Properties{
+		decode.StrProp(decode.PropReasonString, long),
+		{ID: decode.PropUserProperty, Str: "k", Value: "short"},
+	}})
+	var preview, full bytes.Buffer
+	render(NewTextWriter(&preview, TextOptions{Payload: payload.Preview}), []Record{r})
+	render(NewTextWriter(&full, TextOptions{Payload: payload.Full}), []Record{r})
+	want := `reason_string="a` + strings.Repeat("é", 31) + `"…(81 bytes)`
+	if !strings.Contains(preview.String(), want) || !strings.Contains(preview.String(), `user_property="k=short"`) {
+		t.Errorf("preview:\n%s\nwant %s", preview.String(), want)
+	}
+	if !strings.Contains(full.String(), `reason_string="`+long+`"`) {
+		t.Errorf("full:\n%s", full.String())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -319,9 +320,9 @@ func appendProps(b []byte, ps decode.Properties, o TextOptions) []byte {
 		b = append(b, '=')
 		switch p.ID.Type() {
 		case decode.TypeString:
-			b = strconv.AppendQuote(b, p.Str)
+			b = appendPropString(b, p.Str, o)
 		case decode.TypeStringPair:
-			b = strconv.AppendQuote(b, p.Str+"="+p.Value)
+			b = appendPropString(b, p.Str+"="+p.Value, o)
 		case decode.TypeBinary:
 			if p.ID == decode.PropAuthData && !o.ShowSecrets {
 				b = append(b, Redacted...)
@@ -333,6 +334,24 @@ func appendProps(b []byte, ps decode.Properties, o TextOptions) []byte {
 		}
 	}
 	return b
+}
+
+// propPreview is how many bytes of a string property the one-line form shows, unless payloads
+// are shown in full: a long User Property would otherwise push the rest of the line away.
+const propPreview = 64
+
+// appendPropString appends s quoted, cut at propPreview bytes (on a character boundary) with
+// its full length after it, unless o asks for everything.
+func appendPropString(b []byte, s string, o TextOptions) []byte {
+	if len(s) <= propPreview || o.Payload == payload.Full {
+		return strconv.AppendQuote(b, s)
+	}
+	cut := propPreview
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	b = strconv.AppendQuote(b, s[:cut])
+	return fmt.Appendf(b, "…(%d bytes)", len(s))
 }
 
 func appendReason(b []byte, o TextOptions, name string, c decode.ReasonCode) []byte {
