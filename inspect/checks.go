@@ -97,7 +97,7 @@ func (c *Conn) checkKeepAlive(r *PacketRecord) {
 	if ka <= 0 || c.lastC2S.IsZero() || c.kaFlagged || c.st.MidStream {
 		return
 	}
-	gap := r.Time.Sub(c.lastC2S)
+	gap := elapsed(r.Time, c.lastC2S)
 	period := time.Duration(ka) * time.Second
 	// A client pings at its keep alive, give or take scheduling: allow a tenth, at least 1 s.
 	if r.Dir == C2S && gap > period+max(time.Second, period/10) && r.Type() != decode.CONNECT {
@@ -817,7 +817,7 @@ func (c *Conn) requestResponse(r *PacketRecord, q *decode.Publish) {
 		key := r.Topic + "\x00" + string(corr)
 		if req, ok := c.requests[key]; ok {
 			delete(c.requests, key)
-			r.Response = &ResponseRef{Request: req.index, Latency: r.Time.Sub(req.t)}
+			r.Response = &ResponseRef{Request: req.index, Latency: elapsed(r.Time, req.t)}
 		}
 	}
 	if rt, ok := q.Properties.String(decode.PropResponseTopic); ok {
