@@ -213,12 +213,10 @@ func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
 		}
 		s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleTooLarge, Reason: decode.PacketTooLarge,
 			Text: fmt.Sprintf("a %s frame of %d bytes from the %s was skipped: larger than the %d-byte frame limit", h.Type, size, dir.sender(), c.opts.MaxFrame)})
-		c.count1(RuleTooLarge, decode.LevelError)
 		return
 	}
 	s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleMalformed, Reason: decode.MalformedPacket,
 		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.sender(), err)})
-	c.count1(RuleMalformed, decode.LevelError)
 	s.start++
 	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
 }
@@ -370,8 +368,7 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 	n -= s.skip
 	s.skip = 0
 	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleCaptureGap,
-		Text: fmt.Sprintf("the capture lost %d bytes from the %s before this packet (at %s); topic aliases and in-flight messages may be incomplete", n, dir.sender(), t.Format("15:04:05.000000"))})
-	c.count1(RuleCaptureGap, decode.LevelWarning)
+		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.sender(), t.Format("15:04:05.000000"))})
 	// The partial frame held is useless without its lost middle.
 	s.buf, s.start = nil, 0
 	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
@@ -647,6 +644,7 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 			}
 		}
 	}
+	c.unfinishedNotes(cr)
 	c.closeNotes(cr)
 	c.flight = [2]map[uint16]inflight{}
 	if c.opts.Sessions != nil && c.connect != nil {
@@ -660,6 +658,38 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 	}
 	cr.State = c.snapshot()
 	return cr
+}
+
+// unfinishedNotes reports, at the close, what each direction left unsaid: the bytes of a packet
+// that never finished, and notes that were waiting for a next packet (a capture gap just
+// before the end) that never came.
+func (c *Conn) unfinishedNotes(cr *CloseRecord) {
+	subject, l := "connection", decode.LevelWarning
+	if cr.By == "unknown" || cr.By == "" {
+		subject, l = "capture", decode.LevelInfo
+	}
+	for _, d := range []Dir{C2S, S2C} {
+		s := &c.streams[d]
+		cr.Notes = append(cr.Notes, s.pending...)
+		s.pending = nil
+		rest := s.buf[s.start:]
+		if len(rest) == 0 && !(s.resync && s.dropped > 0) {
+			continue
+		}
+		var text string
+		h, ok, err := decode.ParseHeader(rest)
+		switch {
+		case s.resync:
+			text = fmt.Sprintf("the %s ended with %d bytes from the %s in which no packet boundary was found after lost bytes", subject, len(rest)+s.dropped, d.sender())
+		case ok && err == nil:
+			text = fmt.Sprintf("the %s ended inside a %s from the %s: %d of its %d bytes arrived", subject, h.Type, d.sender(), len(rest), h.HeaderLen+h.RemainingLength)
+		default:
+			text = fmt.Sprintf("the %s ended inside a packet from the %s: %d bytes arrived, not a whole fixed header", subject, d.sender(), len(rest))
+		}
+		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleUnfinished, Text: text})
+	}
+	cr.Notes = append(cr.Notes, c.pending...)
+	c.pending = nil
 }
 
 // closeNotes explains how the connection ended.

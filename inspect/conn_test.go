@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -623,5 +624,95 @@ func TestConcurrentFeed(t *testing.T) {
 	}
 	if st := c.Snapshot(); st.Packets["PUBLISH"] != 600 {
 		t.Errorf("%v", st.Packets)
+	}
+}
+
+func TestUnfinishedAtClose(t *testing.T) {
+	pub := enc(t, publish("a/b", 1, 7, strings.Repeat("p", 20)))
+	for _, tc := range []struct {
+		name      string
+		by        string
+		feed      func(c *Conn)
+		level     decode.Level
+		want      []string // each in one note's text, in order
+		wantRules []string
+	}{
+		{name: "inside a PUBLISH, the client closed", by: "client-eof",
+			feed:  func(c *Conn) { c.Feed(C2S, t0, pub[:9]) },
+			level: decode.LevelWarning, want: []string{fmt.Sprintf("connection ended inside a PUBLISH from the client: 9 of its %d bytes arrived", len(pub))}},
+		{name: "inside a SUBACK, the capture ended", by: "unknown",
+			feed:  func(c *Conn) { c.Feed(S2C, t0, []byte{0x90, 0x04, 0x00}) },
+			level: decode.LevelInfo, want: []string{"capture ended inside a SUBACK from the server: 3 of its 6 bytes arrived"}},
+		{name: "inside the Remaining Length", by: "server-reset",
+			feed:  func(c *Conn) { c.Feed(C2S, t0, []byte{0x30, 0x80}) },
+			level: decode.LevelWarning, want: []string{"inside a packet from the client: 2 bytes arrived, not a whole fixed header"}},
+		{name: "a gap, then nothing", by: "unknown",
+			feed: func(c *Conn) { c.Gap(S2C, t0, 30) },
+			want: []string{"the capture lost 30 bytes from the server"}, wantRules: []string{RuleCaptureGap}},
+		{name: "a gap, then bytes with no boundary", by: "unknown",
+			feed: func(c *Conn) {
+				c.Gap(C2S, t0, 30)
+				c.Feed(C2S, t0, pub[5:])
+			},
+			level:     decode.LevelInfo,
+			want:      []string{"the capture lost 30 bytes", fmt.Sprintf("ended with %d bytes from the client in which no packet boundary", len(pub)-5)},
+			wantRules: []string{RuleCaptureGap, RuleUnfinished}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(t, Options{})
+			s.connect(nil, nil)
+			tc.feed(s.c)
+			cr := s.c.Close(t0.Add(time.Second), tc.by, "")
+			rules := tc.wantRules
+			if rules == nil {
+				rules = []string{RuleUnfinished}
+			}
+			var got []Note
+			for _, n := range cr.Notes {
+				if slices.Contains(rules, n.Rule) {
+					got = append(got, n)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("notes %+v, want %d of %v", cr.Notes, len(tc.want), rules)
+			}
+			for i, w := range tc.want {
+				if got[i].Rule != rules[i] || !strings.Contains(got[i].Text, w) {
+					t.Errorf("note %d: %s %q, want %s with %q", i, got[i].Rule, got[i].Text, rules[i], w)
+				}
+				if got[i].Rule == RuleUnfinished && got[i].Level != tc.level {
+					t.Errorf("level %v, want %v", got[i].Level, tc.level)
+				}
+			}
+		})
+	}
+}
+
+func TestNothingUnfinishedAtClose(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	s.c2s(publish("a", 0, 0, "x"))
+	for _, n := range s.c.Close(t0.Add(time.Second), "client-eof", "").Notes {
+		if n.Rule == RuleUnfinished || n.Rule == RuleCaptureGap {
+			t.Errorf("note %+v after whole packets", n)
+		}
+	}
+}
+
+// A finding waiting for the next packet is counted once, when it is reported: on that packet,
+// or on the close record when no packet came.
+func TestPendingCountedOnce(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	s.c.Gap(C2S, t0, 30)
+	s.c2s(publish("a", 0, 0, "x"))
+	s.c.Gap(S2C, t0, 30)
+	s.c.Feed(C2S, t0, []byte{0x30, 0xff, 0xff, 0xff, 0xff}) // unreadable Remaining Length
+	cr := s.c.Close(t0.Add(time.Second), "unknown", "")
+	if got := cr.State.Findings[RuleCaptureGap]; got != 2 {
+		t.Errorf("%s counted %d times, want 2 (one per gap): %v", RuleCaptureGap, got, cr.State.Findings)
+	}
+	if got := cr.State.Findings[RuleMalformed]; got != 1 {
+		t.Errorf("%s counted %d times, want 1: %v", RuleMalformed, got, cr.State.Findings)
 	}
 }

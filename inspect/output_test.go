@@ -232,3 +232,26 @@ func TestTextCutsLongProperties(t *testing.T) {
 		t.Errorf("full:\n%s", full.String())
 	}
 }
+
+func TestSummaryHeadWithoutConnect(t *testing.T) {
+	empty := NewConn(1, "10.0.0.2:1", "10.0.0.1:1883", Options{})
+	empty.Feed(C2S, t0, []byte{0x10, 0x20}) // the start of a CONNECT, then the capture ends
+	mid := NewConn(2, "10.0.0.3:2", "10.0.0.1:1883", Options{})
+	mid.MidStream()
+	recs := mid.Feed(C2S, t0, enc(t, publish("a/b", 0, 0, "x")))
+	recs = append(recs, empty.Close(t0, "unknown", "the capture ended with the connection open"), mid.Close(t0, "unknown", ""))
+	var buf bytes.Buffer
+	render(NewSummaryWriter(&buf, TextOptions{}), recs)
+	out := buf.String()
+	for _, want := range []string{
+		"Connection 1  10.0.0.2:1 → 10.0.0.1:1883  no whole MQTT packet\n",
+		"  Packets: 0\n",
+		"MQSCOPE-UNFINISHED-PACKET",
+		"Connection 2  10.0.0.3:2 → 10.0.0.1:1883  client_id unknown (no CONNECT seen)  MQTT 5.0\n",
+		"  Packets: 1 (PUBLISH 1)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}

@@ -51,6 +51,7 @@ const (
 	RuleAuthExchange    = "MQSCOPE-AUTH-EXCHANGE"
 	RuleCloseNoDisc     = "MQSCOPE-CLOSE-WITHOUT-DISCONNECT"
 	RuleUnacked         = "MQSCOPE-UNACKNOWLEDGED-AT-CLOSE"
+	RuleUnfinished      = "MQSCOPE-UNFINISHED-PACKET"
 
 	RuleProfileKeepAlive  = "MQSCOPE-PROFILE-KEEP-ALIVE"
 	RuleProfileSession    = "MQSCOPE-PROFILE-SESSION-EXPIRY"
@@ -104,6 +105,7 @@ var mqscopeRules = map[string]string{
 	RuleAuthNoMethod:    "An AUTH packet without an Authentication Method (§3.15.2.2.2): a Protocol Error.",
 	RuleCloseNoDisc:     "The connection closed without a DISCONNECT: the Will message, if any, is published; linked to the last packet before the close.",
 	RuleUnacked:         "QoS 1 or 2 messages were still unacknowledged when the connection closed (they are resent on a resumed session).",
+	RuleUnfinished:      "The connection (or the capture) ended inside a packet: its first bytes arrived, the rest never did. A warning when the connection closed, information when the capture ended.",
 
 	RuleProfileKeepAlive:  "The broker profile says this broker changes the requested Keep Alive.",
 	RuleProfileSession:    "The broker profile says this broker changes the requested Session Expiry Interval.",

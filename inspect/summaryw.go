@@ -146,7 +146,15 @@ func (s *summaryWriter) Close() error {
 }
 
 func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
-	head := fmt.Sprintf("Connection %d  %s → %s  client_id %q  MQTT %s", c.id, c.client, c.server, c.clientID, c.version)
+	head := fmt.Sprintf("Connection %d  %s → %s", c.id, c.client, c.server)
+	switch {
+	case c.packets[16] == 0:
+		head += "  no whole MQTT packet"
+	case c.packets[decode.CONNECT] == 0 && c.session == nil:
+		head += fmt.Sprintf("  client_id unknown (no CONNECT seen)  MQTT %s", c.version)
+	default:
+		head += fmt.Sprintf("  client_id %q  MQTT %s", c.clientID, c.version)
+	}
 	sb.Write(o.paint(nil, ansiBold, head))
 	sb.WriteByte('\n')
 	if c.close != nil {
@@ -202,7 +210,11 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 			types = append(types, fmt.Sprintf("%s %d", decode.Type(t), n))
 		}
 	}
-	fmt.Fprintf(sb, "  Packets: %d (%s)\n", c.packets[16], strings.Join(types, ", "))
+	if len(types) == 0 {
+		sb.WriteString("  Packets: 0\n")
+	} else {
+		fmt.Fprintf(sb, "  Packets: %d (%s)\n", c.packets[16], strings.Join(types, ", "))
+	}
 	if len(c.reasons) > 0 {
 		var rs []string
 		for _, k := range sortedKeys(c.reasons) {
