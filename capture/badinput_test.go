@@ -255,3 +255,11 @@ func FuzzWebSocket(f *testing.F) {
 		}
 	})
 }
+
+func TestReadDirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := OpenFile(dir)
+	if err == nil || !strings.Contains(err.Error(), dir+": a directory") {
+		t.Errorf("error %v, want one saying %s is a directory", err, dir)
+	}
+}

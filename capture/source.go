@@ -58,12 +58,19 @@ func OpenFile(name string) (*File, error) {
 		f.Close()
 		return nil, err
 	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: a directory, not a pcap or pcapng file", name)
+	}
 	cf := &File{name: name, f: f, Size: fi.Size()}
 	cf.counter = &countingReader{r: f}
 	br := bufio.NewReaderSize(cf.counter, 1<<20)
-	magic, _ := br.Peek(4)
+	magic, err := br.Peek(4)
 	if len(magic) < 4 {
 		f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: reading the file header: %w", name, err)
+		}
 		return nil, fmt.Errorf("%s: not a pcap or pcapng file: %d bytes", name, len(magic))
 	}
 	switch binary.LittleEndian.Uint32(magic) {
