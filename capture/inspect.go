@@ -7,19 +7,6 @@ import (
 	"github.com/mqscope/mqscope/inspect"
 )
 
-// TLSRecord reports an encrypted connection, which mqscope lists but cannot decode.
-type TLSRecord struct {
-	Time       time.Time
-	Conn       int
-	Client     string
-	Server     string
-	ServerName string // from the ClientHello; "" when none was captured
-	MidStream  bool   // the start was not captured
-}
-
-// Kind returns "tls".
-func (*TLSRecord) Kind() string { return "tls" }
-
 // Inspector is a Handler that inspects every MQTT connection with package inspect and
 // passes the records on. With a Filter, only the packet records it accepts are passed, with
 // the session and close records of the connections that had one. Call Close at the end.
@@ -78,10 +65,13 @@ func (in *Inspector) Open(info *ConnInfo) Conn {
 		in.par = newParallel(in)
 	}
 	if info.Transport == TLS {
-		r := &TLSRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
+		// Listed (whatever the filter) in its place among the other connections' records.
+		r := &inspect.EncryptedRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
 			ServerName: info.ServerName, MidStream: info.MidStream}
-		if in.par != nil {
-			in.par.add(event{kind: evTLS, tls: r})
+		if p := in.par; p != nil {
+			pc := &pconn{p: p, worker: -1}
+			pc.assign(ClientToServer, nil)
+			p.add(event{c: pc, kind: evTLS, tls: r})
 		} else {
 			in.emit(r)
 		}

@@ -36,7 +36,7 @@ type event struct {
 	t          time.Time
 	off, n     int // evData: arena[off:off+n]; evGap: n
 	by, reason string
-	tls        *TLSRecord
+	tls        *inspect.EncryptedRecord
 	seq        int64 // the event's place among all events
 	// Results, written by the connection's worker.
 	recs       []inspect.Record
@@ -154,6 +154,8 @@ func (p *parallel) work(k int, ch chan *batch) {
 				if r := e.c.c.Close(e.t, e.by, e.reason); r != nil {
 					recs = []inspect.Record{r}
 				}
+			case evTLS:
+				recs = []inspect.Record{e.tls}
 			}
 			e.recs = e.recs[:0]
 			e.outA = len(out)
@@ -163,7 +165,7 @@ func (p *parallel) work(k int, ch chan *batch) {
 						continue
 					}
 					e.c.matched = true
-				} else if in.Filter != nil && !e.c.matched {
+				} else if in.Filter != nil && !e.c.matched && e.kind != evTLS {
 					continue
 				}
 				switch {
@@ -193,8 +195,6 @@ func (p *parallel) merger() {
 			}
 			var err error
 			switch {
-			case e.kind == evTLS:
-				err = p.in.Emit(e.tls)
 			case p.in.Render != nil && e.outB > e.outA:
 				_, err = p.in.Out.Write(b.out[e.c.worker][e.outA:e.outB])
 			default:

@@ -69,6 +69,10 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		e.val("requested", r.Requested)
 		e.val("granted", r.Granted)
 		e.val("effective", r.Effective)
+	case *EncryptedRecord:
+		e.connKeys("tls", r.Time, r.Conn, 0, r.Client, r.Server, "")
+		e.str("server_name", r.ServerName)
+		e.bool("mid_stream", r.MidStream)
 	case *CloseRecord:
 		s := &r.State
 		e.connKeys("close", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -252,6 +253,33 @@ type CloseRecord struct {
 
 // Kind returns "close".
 func (*CloseRecord) Kind() string { return "close" }
+
+// EncryptedRecord lists a connection whose bytes are encrypted (TLS): where it went and, from
+// its ClientHello, the server name it asked for, but not what it carried.
+type EncryptedRecord struct {
+	Time       time.Time
+	Conn       int
+	Client     string
+	Server     string
+	ServerName string // from the ClientHello; "" when none was captured
+	MidStream  bool   // the start was not captured
+}
+
+// Kind returns "tls".
+func (*EncryptedRecord) Kind() string { return "tls" }
+
+// encryptedLine is the text form of an encrypted connection, after its time and id.
+func encryptedLine(r *EncryptedRecord) string {
+	name := r.ServerName
+	if name == "" {
+		name = "not captured"
+	}
+	s := fmt.Sprintf("%s → %s  TLS, encrypted: not decoded (server name: %s)", r.Client, r.Server, name)
+	if r.MidStream {
+		s += "; its start was not captured"
+	}
+	return s
+}
 
 // PayloadNotes are findings about the payload made while rendering it in mode m (a Content
 // Type the payload does not match, a damaged compressed stream, a payload too large to

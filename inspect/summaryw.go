@@ -33,6 +33,7 @@ type connSummary struct {
 	clientID       string
 	version        decode.Version
 	session        *SessionRecord
+	encrypted      *EncryptedRecord
 	close          *CloseRecord
 	packets        [17]int
 	aliases        [2]map[uint16]string
@@ -112,6 +113,8 @@ func (s *Summary) Add(seq int64, r Record) {
 		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.close = r
 		c.note(r.Notes)
+	case *EncryptedRecord:
+		s.conn(seq, r.Conn, r.Client, r.Server).encrypted = r
 	}
 }
 
@@ -146,6 +149,11 @@ func (s *summaryWriter) Close() error {
 }
 
 func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
+	if c.encrypted != nil {
+		sb.Write(o.paint(nil, ansiBold, fmt.Sprintf("Connection %d  %s", c.id, encryptedLine(c.encrypted))))
+		sb.WriteByte('\n')
+		return
+	}
 	head := fmt.Sprintf("Connection %d  %s → %s", c.id, c.client, c.server)
 	switch {
 	case c.packets[16] == 0:

@@ -98,6 +98,10 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 			b = append(b, sessionLine(&r.Effective, r.Version)...)
 		}
 		return append(b, '\n')
+	case *EncryptedRecord:
+		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
+		b = fmt.Appendf(b, " [%d] %s\n", r.Conn, encryptedLine(r))
+		return b
 	case *CloseRecord:
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
 		b = fmt.Appendf(b, " [%d]   closed by %s", r.Conn, r.By)

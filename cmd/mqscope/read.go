@@ -77,7 +77,6 @@ type output struct {
 	out     io.Writer
 	format  string
 	summary bool
-	tls     []*capture.TLSRecord
 	bw      *bufio.Writer // the parallel inspector's output
 }
 
@@ -133,10 +132,6 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		res.w = inspect.NewTextWriter(out, topts)
 	}
 	res.in.Emit = func(r inspect.Record) error {
-		if t, ok := r.(*capture.TLSRecord); ok {
-			res.tls = append(res.tls, t)
-			return nil
-		}
 		err := res.w.Write(r)
 		if err != nil {
 			cancel()
@@ -147,10 +142,6 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		// Live: each record is written at once, not when a buffer fills.
 		var buf []byte
 		res.in.Emit = func(r inspect.Record) error {
-			if t, ok := r.(*capture.TLSRecord); ok {
-				res.tls = append(res.tls, t)
-				return nil
-			}
 			if o.format == "jsonl" {
 				buf = append(inspect.AppendJSON(buf[:0], r, jopts), '\n')
 			} else {
@@ -190,8 +181,7 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 	return res, nil
 }
 
-// close flushes the writer and lists the encrypted connections (inspect's writers know only
-// MQTT records, so these come last).
+// close flushes the writer.
 func (res *output) close() error {
 	if err := res.in.Close(); err != nil {
 		return err
@@ -202,23 +192,6 @@ func (res *output) close() error {
 		}
 	}
 	if err := res.w.Close(); err != nil {
-		return err
-	}
-	bw := bufio.NewWriter(res.out)
-	for _, t := range res.tls {
-		name := t.ServerName
-		if res.format == "jsonl" && !res.summary {
-			fmt.Fprintf(bw, `{"kind":"tls","time":%q,"conn":%d,"client":%q,"server":%q,"server_name":%q,"mid_stream":%t}`+"\n",
-				t.Time.Format(inspect.TimeFormat), t.Conn, t.Client, t.Server, name, t.MidStream)
-			continue
-		}
-		if name == "" {
-			name = "not captured"
-		}
-		fmt.Fprintf(bw, "%s [%d] %s → %s  TLS, encrypted: not decoded (server name: %s)\n",
-			t.Time.Format("15:04:05.000000"), t.Conn, t.Client, t.Server, name)
-	}
-	if err := bw.Flush(); err != nil {
 		return err
 	}
 	return res.in.Err()

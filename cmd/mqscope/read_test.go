@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -322,5 +323,101 @@ func TestReadSessionTakeover(t *testing.T) {
 	}
 	if !takeover || !takenOver {
 		t.Errorf("takeover noted on connection 18's CONNECT: %v; on connection 1's DISCONNECT 0x8E: %v\n%s", takeover, takenOver, out)
+	}
+}
+
+// clientHello is a TLS record holding a ClientHello that asks for server name sni.
+func clientHello(sni string) []byte {
+	name := append([]byte{0, byte(len(sni) >> 8), byte(len(sni))}, sni...)
+	list := append([]byte{byte(len(name) >> 8), byte(len(name))}, name...)
+	ext := append([]byte{0, 0, byte(len(list) >> 8), byte(len(list))}, list...)
+	body := []byte{3, 3}
+	body = append(body, make([]byte, 32)...)    // random
+	body = append(body, 0, 0, 2, 0x13, 1, 1, 0) // no session id, one cipher suite, null compression
+	body = append(body, byte(len(ext)>>8), byte(len(ext)))
+	body = append(body, ext...)
+	hs := append([]byte{1, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+	return append([]byte{0x16, 3, 1, byte(len(hs) >> 8), byte(len(hs))}, hs...)
+}
+
+// TestReadTLSInPlace checks that an encrypted connection is listed where it began among the
+// MQTT connections, in text, JSON lines and the summary, on one worker and on several.
+func TestReadTLSInPlace(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "mixed.pcapng")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := capture.NewStreamWriter(f)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	tick := func() time.Time { now = now.Add(time.Second); return now }
+	client := func(port int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), uint16(port))
+	}
+	mqtt := func(port int, id string) {
+		s, err := sw.Open(client(port), netip.MustParseAddrPort("192.0.2.1:1883"), tick())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, CleanStart: true, ClientID: id})
+		s.Write(capture.ClientToServer, tick(), b)
+		s.Close(capture.ClientToServer, tick())
+	}
+	tls := func(port int, sni string) {
+		s, err := sw.Open(client(port), netip.MustParseAddrPort("192.0.2.1:8883"), tick())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write(capture.ClientToServer, tick(), clientHello(sni))
+		s.Close(capture.ClientToServer, tick())
+	}
+	mqtt(40000, "first")
+	tls(40001, "broker.example")
+	mqtt(40002, "third")
+	tls(40003, "")
+	sw.Flush()
+	f.Close()
+
+	// How each mode names connection n.
+	modes := map[string]func(n int) string{
+		"":        func(n int) string { return fmt.Sprintf(" [%d] ", n) },
+		"jsonl":   func(n int) string { return fmt.Sprintf(`"conn":%d,`, n) },
+		"summary": func(n int) string { return fmt.Sprintf("Connection %d ", n) },
+	}
+	for _, procs := range []int{1, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		for mode, name := range modes {
+			args := []string{"read", p}
+			switch mode {
+			case "jsonl":
+				args = append(args, "--format", "jsonl")
+			case "summary":
+				args = append(args, "--summary")
+			}
+			code, out, errOut := runCmd(t, "", args...)
+			if code != 0 {
+				t.Fatalf("%d workers, %q: exit %d: %s", procs, mode, code, errOut)
+			}
+			at := -1
+			for n := 1; n <= 4; n++ {
+				i := strings.Index(out, name(n))
+				if i < 0 || i < at {
+					t.Errorf("%d workers, %q: connection %d missing or out of place:\n%s", procs, mode, n, out)
+				}
+				at = i
+			}
+		}
+		runtime.GOMAXPROCS(prev)
+	}
+	_, out, _ := runCmd(t, "", "read", "--format", "jsonl", p)
+	recs := jsonLines(t, out)
+	if count(recs, "kind", "tls") != 2 || count(recs, "server_name", "broker.example") != 1 {
+		t.Errorf("want two tls records, one for broker.example:\n%s", out)
+	}
+	_, out, _ = runCmd(t, "", "read", "--summary", p)
+	for _, w := range []string{"192.0.2.1:8883  TLS, encrypted: not decoded (server name: broker.example)", "(server name: not captured)"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("summary without %q:\n%s", w, out)
+		}
 	}
 }
