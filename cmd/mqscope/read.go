@@ -72,12 +72,9 @@ func ports(def uint16, extra []uint) []uint16 {
 
 // output is the inspection of connections and the writing of their records.
 type output struct {
-	in      *capture.Inspector
-	w       inspect.Writer
-	out     io.Writer
-	format  string
-	summary bool
-	bw      *bufio.Writer // the parallel inspector's output
+	in *capture.Inspector
+	w  inspect.Writer
+	bw *bufio.Writer // the parallel inspector's output
 }
 
 // cancelWriter cancels the reading when a write fails (e.g. a closed pipe).
@@ -108,7 +105,7 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		}
 		opts.Profile = p
 	}
-	res := &output{out: out, format: o.format, summary: o.summary}
+	res := &output{}
 	res.in = &capture.Inspector{Options: opts}
 	if o.filter != "" {
 		f, err := inspect.CompileFilter(o.filter)
