@@ -89,7 +89,8 @@ type Stats struct {
 	Packets     int64 // packets given to the Analyzer
 	TCP         int64 // TCP segments reassembled
 	Skipped     int64 // not TCP over IP, or an unsupported link type
-	Fragments   int64 // IP fragments (not reassembled)
+	Fragments   int64 // IP fragments of TCP datagrams
+	Datagrams   int64 // fragmented datagrams rebuilt from them
 	Malformed   int64 // truncated or malformed headers
 	Connections int   // connections reported to the Handler
 	Open        int   // TCP connections held by reassembly now (any protocol)
@@ -109,6 +110,7 @@ type Analyzer struct {
 	lastFlush time.Time
 	ending    bool
 	nextID    int
+	frags     defragmenter
 }
 
 // asmContext is the reassembly.AssemblerContext of the packet being assembled. One value is
@@ -136,6 +138,15 @@ func NewAnalyzer(h Handler, opts Options) *Analyzer {
 	if a.opts.Wait <= 0 {
 		a.opts.Wait = 5 * time.Second
 	}
+	if keep := opts.Keep; keep != nil {
+		// A segment rebuilt from IP fragments came in several packets: keep them all.
+		a.opts.Keep = func(n int64) {
+			keep(n)
+			for _, f := range a.frags.carried(n) {
+				keep(f)
+			}
+		}
+	}
 	a.asm = reassembly.NewAssembler(reassembly.NewStreamPool(factory{a}))
 	// Bound what one connection may hold while waiting for a missing segment (pages are
 	// about 1900 bytes): past this, reassembly gives up on the hole and reports a gap.
@@ -160,8 +171,16 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	switch why {
 	case skipNone:
 	case skipFragment:
+		f, ok := ipFragment(ip)
+		if !ok {
+			a.stats.Skipped++
+			return
+		}
 		a.stats.Fragments++
-		return
+		if src, dst, seg = a.frags.add(f, n, ci.Timestamp, a.opts.Keep != nil); seg == nil {
+			return
+		}
+		a.stats.Datagrams++
 	case skipTruncated:
 		a.stats.Malformed++
 		return

@@ -3,8 +3,8 @@
 //
 // Reading: ReadFiles (pcap or pcapng) and Live (an AF_PACKET socket on Linux, no cgo) hand
 // packets to an Analyzer, which decodes the link layer (Ethernet, Linux cooked SLL and SLL2,
-// raw IP, BSD loopback, VLAN tags), IPv4 and IPv6, and reassembles TCP with gopacket's
-// reassembly package. Each TCP connection is classified from its ports and first bytes:
+// raw IP, BSD loopback, VLAN tags), IPv4 and IPv6 (rebuilding fragmented datagrams), and
+// reassembles TCP with gopacket's reassembly package. Each TCP connection is classified from its ports and first bytes:
 // MQTT (a known port, or a CONNECT on any port), MQTT over WebSocket (an HTTP upgrade naming
 // the mqtt subprotocol; frames are unmasked and defragmented), TLS (reported with the server
 // name of its ClientHello) or something else (ignored). The MQTT byte stream of each
