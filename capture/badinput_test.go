@@ -206,6 +206,9 @@ func FuzzAnalyzer(f *testing.F) {
 		s.Write(ClientToServer, ms(1), connect)
 	}) {
 		f.Add(byte(LinkEthernet), p.data)
+		for _, fr := range fragmentFrame(p.data, 16, 7) {
+			f.Add(byte(LinkEthernet), fr)
+		}
 	}
 	f.Fuzz(func(t *testing.T, link byte, data []byte) {
 		a := NewAnalyzer(&recorder{}, Options{})
