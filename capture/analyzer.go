@@ -82,7 +82,21 @@ type Options struct {
 	// of a wanted MQTT packet (see Conn.Data), and of the handshake and closing packets of
 	// their connections. Numbers may repeat and come out of order.
 	Keep func(packet int64)
+	// Record, when set, receives every captured TCP packet of the connections reported to
+	// the Handler (MQTT, MQTT over WebSocket, TLS), as captured, for live recording. Packets
+	// that came before a connection was recognised are held (up to recordHeld) and passed
+	// on when it is, so they may come after later packets of other connections. The bytes
+	// are only valid during the call. IP fragments are not recorded.
+	Record func(link int, ci gopacket.CaptureInfo, data []byte)
 }
+
+// recordHeld bounds the packets held per connection for Options.Record until it is
+// recognised (recognition takes the first bytes of each side, so a few packets).
+const (
+	recordHeldPackets = 16
+	recordHeldBytes   = 64 << 10
+	recordEnded       = 1024 // closed connections whose late acknowledgements are still recorded
+)
 
 // Stats counts what an Analyzer saw.
 type Stats struct {
@@ -111,6 +125,27 @@ type Analyzer struct {
 	ending    bool
 	nextID    int
 	frags     defragmenter
+
+	// for Options.Record
+	cur      recFrame            // the packet being analyzed
+	recFlows map[flowKey]*stream // the connections, for their bare acknowledgements
+	recEnded []*stream           // the last closed ones, still in recFlows
+}
+
+type recFrame struct {
+	link int
+	ci   gopacket.CaptureInfo
+	data []byte
+}
+
+// flowKey names a TCP connection by its endpoints, the lower first.
+type flowKey [2]netip.AddrPort
+
+func makeFlowKey(a, b netip.AddrPort) flowKey {
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
+	return flowKey{a, b}
 }
 
 // asmContext is the reassembly.AssemblerContext of the packet being assembled. One value is
@@ -193,7 +228,21 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		return
 	}
 	a.stats.TCP++
-	if len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST {
+	bare := len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST
+	if a.opts.Record != nil {
+		a.cur = recFrame{link, ci, data}
+		if why == skipFragment {
+			a.cur.data = nil // the last fragment of a datagram: not a whole TCP packet
+		}
+		if bare && len(a.recFlows) > 0 {
+			sa, _ := netip.AddrFromSlice(src)
+			da, _ := netip.AddrFromSlice(dst)
+			if s := a.recFlows[makeFlowKey(netip.AddrPortFrom(sa, uint16(a.tcp.SrcPort)), netip.AddrPortFrom(da, uint16(a.tcp.DstPort)))]; s != nil {
+				s.record()
+			}
+		}
+	}
+	if bare {
 		// A bare acknowledgement carries nothing to reassemble, and the last one of a closed
 		// connection would make reassembly open a new, empty one.
 		return
@@ -239,6 +288,12 @@ func (f factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassem
 		_, dstKnown := a.ports[uint16(tcp.DstPort)]
 		s.swapped = srcKnown && !dstKnown
 	}
+	if a.opts.Record != nil {
+		if a.recFlows == nil {
+			a.recFlows = map[flowKey]*stream{}
+		}
+		a.recFlows[makeFlowKey(s.addr[0], s.addr[1])] = s
+	}
 	return s
 }
 
@@ -277,6 +332,36 @@ type stream struct {
 	// for Options.Keep
 	control []int64 // handshake and closing packets
 	kept    bool
+
+	// for Options.Record
+	recording bool
+	held      []recFrame // copies, until the connection is recognised
+	heldBytes int
+}
+
+// record passes the packet being analyzed to Options.Record when the connection is being
+// recorded, or holds a copy while it is not recognised yet.
+func (s *stream) record() {
+	c := &s.a.cur
+	switch {
+	case c.data == nil:
+	case s.recording:
+		s.a.opts.Record(c.link, c.ci, c.data)
+	case s.kind >= kindOther:
+		s.held = nil
+	case len(s.held) < recordHeldPackets && s.heldBytes+len(c.data) <= recordHeldBytes:
+		s.held = append(s.held, recFrame{c.link, c.ci, append([]byte(nil), c.data...)})
+		s.heldBytes += len(c.data)
+	}
+}
+
+// startRecording passes on the packets held so far, once the connection is recognised.
+func (s *stream) startRecording() {
+	s.recording = true
+	for _, f := range s.held {
+		s.a.opts.Record(f.link, f.ci, f.data)
+	}
+	s.held, s.heldBytes = nil, 0
 }
 
 type half struct {
@@ -309,6 +394,9 @@ func (s *stream) rd(d Dir) int {
 
 func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
 	s.lastT = ci.Timestamp
+	if s.a.opts.Record != nil {
+		s.record()
+	}
 	if !*start && nextSeq == -1 {
 		// First packet of this direction without a SYN: start anyway (a capture that began
 		// in the middle of the connection, or a lost SYN).
@@ -412,6 +500,19 @@ func (s *stream) finish(t time.Time) {
 		s.conn.Close(t, by, reason)
 	}
 	s.kind = kindDone
+	s.held = nil
+	if s.a.opts.Record != nil {
+		// The last acknowledgement comes after the close: forget the connection a little later.
+		a := s.a
+		a.recEnded = append(a.recEnded, s)
+		if len(a.recEnded) > recordEnded {
+			old := a.recEnded[0]
+			a.recEnded = a.recEnded[1:]
+			if k := makeFlowKey(old.addr[0], old.addr[1]); a.recFlows[k] == old {
+				delete(a.recFlows, k)
+			}
+		}
+	}
 }
 
 // isPort returns the transport registered for a port, or nil.
@@ -578,6 +679,9 @@ func (s *stream) report(tr Transport) {
 	s.info.MidStream = !s.handshake
 	s.info.Transport = tr
 	s.conn = s.a.h.Open(&s.info)
+	if s.a.opts.Record != nil {
+		s.startRecording()
+	}
 }
 
 // deliver hands MQTT bytes to the connection and selects packets for Options.Keep.

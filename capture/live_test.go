@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/gopacket"
 	"github.com/mqscope/mqscope/internal/peer"
 )
 
@@ -30,10 +29,7 @@ func TestLiveLoopback(t *testing.T) {
 	must(t, err)
 	defer src.Close()
 	done := make(chan error, 1)
-	var recorded int
-	go func() {
-		done <- src.Run(ctx, a, func(int, gopacket.CaptureInfo, []byte) { recorded++ })
-	}()
+	go func() { done <- src.Run(ctx, a) }()
 
 	c, err := net.Dial("tcp", addr)
 	must(t, err)
@@ -69,9 +65,6 @@ func TestLiveLoopback(t *testing.T) {
 	}
 	if (got.closed != "client FIN" && got.closed != "server FIN") || got.info.MidStream { // the broker may close first on DISCONNECT
 		t.Errorf("closed %q, info %+v", got.closed, got.info)
-	}
-	if recorded == 0 {
-		t.Error("nothing recorded")
 	}
 }
 

@@ -224,15 +224,14 @@ func CopyPackets(names []string, keep func(n int64) bool, w *PacketWriter) error
 var ErrPermission = errors.New("capturing packets needs root or the CAP_NET_RAW capability")
 
 // Live captures on a network interface with an AF_PACKET socket (Linux only, no libpcap)
-// and feeds every packet to a until ctx is done, then closes a. rec, when set, receives every
-// TCP packet to or from one of a's ports, as captured (for recording). It is OpenLive and Run.
-func Live(ctx context.Context, iface string, a *Analyzer, rec func(link int, ci gopacket.CaptureInfo, data []byte)) error {
+// and feeds every packet to a until ctx is done, then closes a. It is OpenLive and Run.
+func Live(ctx context.Context, iface string, a *Analyzer) error {
 	src, err := OpenLive(iface)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	return src.Run(ctx, a, rec)
+	return src.Run(ctx, a)
 }
 
 // LiveSource is an open capture on a network interface.
@@ -274,10 +273,9 @@ func OpenLive(iface string) (*LiveSource, error) {
 // Close stops capturing. Call it after Run has returned.
 func (l *LiveSource) Close() { l.h.Close() }
 
-// Run feeds every captured packet to a until ctx is done, then closes a; rec, when set,
-// receives every TCP packet to or from one of a's ports, as captured. On the loopback
+// Run feeds every captured packet to a until ctx is done, then closes a. On the loopback
 // interface each packet is seen twice (sent and received); the copy is dropped.
-func (l *LiveSource) Run(ctx context.Context, a *Analyzer, rec func(link int, ci gopacket.CaptureInfo, data []byte)) error {
+func (l *LiveSource) Run(ctx context.Context, a *Analyzer) error {
 	var n int64
 	var prev []byte
 	var prevT time.Time
@@ -297,9 +295,6 @@ func (l *LiveSource) Run(ctx context.Context, a *Analyzer, rec func(link int, ci
 		prev = append(prev[:0], data...)
 		prevT = ci.Timestamp
 		n++
-		if rec != nil && a.isOurs(LinkEthernet, data) {
-			rec(LinkEthernet, ci, data)
-		}
 		a.Packet(n, LinkEthernet, ci, data)
 	}
 	a.Close()
@@ -322,17 +317,3 @@ func (a *Analyzer) Tick(now time.Time) {
 	}
 }
 
-// isOurs reports whether a frame is a TCP segment to or from one of the MQTT or TLS ports.
-func (a *Analyzer) isOurs(link int, data []byte) bool {
-	ip, why := ipPacket(link, data)
-	if why != skipNone {
-		return false
-	}
-	_, _, seg, why := tcpSegment(ip)
-	if why != skipNone || len(seg) < 4 {
-		return false
-	}
-	_, s := a.ports[binary.BigEndian.Uint16(seg)]
-	_, d := a.ports[binary.BigEndian.Uint16(seg[2:])]
-	return s || d
-}

@@ -32,8 +32,9 @@ with the same output and filters as mqscope read. Stop with Ctrl-C.
 
 Capturing uses an AF_PACKET socket directly (no libpcap) and needs root or the CAP_NET_RAW
 capability (sudo setcap cap_net_raw+ep $(which mqscope)). The loopback interface works.
---write records every captured packet to or from an MQTT or TLS port as pcapng, for reading
-again later with mqscope read or Wireshark.`,
+--write records every packet of the connections found to carry MQTT (on any port, over
+WebSocket too) or TLS, whole and whatever --filter prints, as pcapng, for reading again
+later with mqscope read or Wireshark.`,
 		Example: `  sudo mqscope capture -i eth0
   sudo mqscope capture -i lo --port 1884 --format jsonl --filter 'level == "error"'
   sudo mqscope capture -i eth0 --write session.pcapng --summary`,
@@ -57,7 +58,7 @@ again later with mqscope read or Wireshark.`,
 	}
 	cmd.Flags().StringVarP(&o.iface, "interface", "i", "", "capture on network interface `IFACE`")
 	o.out.addFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.out.write, "write", "", "record the packets of MQTT and TLS ports to pcapng `FILE`")
+	cmd.Flags().StringVar(&o.out.write, "write", "", "record the packets of the MQTT and TLS connections to pcapng `FILE`")
 	return cmd
 }
 
@@ -93,7 +94,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		}
 	}
 	a := capture.NewAnalyzer(res.in, capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
-		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts)})
+		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec})
 	src, err := capture.OpenLive(o.iface)
 	if err != nil {
 		return err
@@ -102,7 +103,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if o.ready != nil {
 		o.ready()
 	}
-	capErr := src.Run(ctx, a, rec)
+	capErr := src.Run(ctx, a)
 	if err := res.close(); err != nil {
 		return err
 	}

@@ -186,8 +186,8 @@ func TestCaptureLive(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	var out, errb peer.Buffer
 	o := &captureOptions{io: &streams{Out: &out, Err: &errb}, iface: "lo",
-		out: outputOptions{format: "jsonl", payload: "preview", ports: []uint{uint(port)},
-			write: filepath.Join(t.TempDir(), "live.pcapng")}}
+		// No --port: the connection is found by its CONNECT, and recorded whole all the same.
+		out: outputOptions{format: "jsonl", payload: "preview", write: filepath.Join(t.TempDir(), "live.pcapng")}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
@@ -233,13 +233,33 @@ func TestCaptureLive(t *testing.T) {
 	if count(recs, "type", "CONNECT") != 1 || count(recs, "type", "DISCONNECT") != 1 || count(recs, "kind", "close") != 1 {
 		t.Errorf("capture output:\n%s", out.String())
 	}
-	// --write recorded the packets of the port: reading them again tells the same story.
-	code, again, errOut := runCmd(t, "", "read", "--format", "jsonl", "--port", fmt.Sprint(port), o.out.write)
+	// --write recorded the connection from its SYN: reading it again tells the same story.
+	code, again, errOut := runCmd(t, "", "read", "--format", "jsonl", o.out.write)
 	if code != 0 {
 		t.Fatalf("reading the recording: %s", errOut)
 	}
-	if recs := jsonLines(t, again); count(recs, "type", "CONNECT") != 1 || count(recs, "type", "CONNACK") != 1 || count(recs, "type", "DISCONNECT") != 1 {
+	var back []map[string]any
+	for _, r := range jsonLines(t, again) {
+		if r["server"] == fmt.Sprintf("127.0.0.1:%d", port) {
+			back = append(back, r)
+		}
+	}
+	if count(back, "type", "CONNECT") != 1 || count(back, "type", "CONNACK") != 1 || count(back, "type", "DISCONNECT") != 1 {
 		t.Errorf("recording read back:\n%s", again)
+	}
+	for _, r := range back {
+		notes, _ := r["notes"].([]any)
+		for _, n := range notes {
+			if n.(map[string]any)["rule"] == inspect.RuleMidStream {
+				t.Errorf("the recording misses the start of the connection: %v", r)
+			}
+		}
+	}
+	if tshark := peer.Require(t, "tshark"); tshark != "" {
+		out, err := exec.Command(tshark, "-r", o.out.write, "-Y", fmt.Sprintf("tcp.port == %d && tcp.flags.syn == 1", port), "-T", "fields", "-e", "frame.number").Output()
+		if err != nil || len(strings.Fields(string(out))) != 2 {
+			t.Errorf("tshark finds %q SYN and SYN-ACK in the recording (%v), want 2", out, err)
+		}
 	}
 }
 
