@@ -26,7 +26,7 @@ type ngGuard struct {
 	buf  []byte // a patched block to serve first
 	pos  int
 	off  int64 // file offset of the next block
-	size int64 // file size
+	size int64 // file size; -1 when unknown (standard input, a compressed file)
 }
 
 func (g *ngGuard) Read(p []byte) (int, error) {
@@ -79,7 +79,10 @@ func (g *ngGuard) next() error {
 		}
 	}
 	blen := int64(g.bo.Uint32(h[4:8]))
-	if blen < 12 || blen%4 != 0 || blen > maxBlock || g.off+blen > g.size {
+	if blen < 12 || blen%4 != 0 || blen > maxBlock || (g.size >= 0 && g.off+blen > g.size) {
+		if g.size < 0 {
+			return fmt.Errorf("damaged block at offset %d: type %#x announces %d bytes", g.off, typ, blen)
+		}
 		return fmt.Errorf("damaged block at offset %d: type %#x announces %d bytes (%d left in the file)", g.off, typ, blen, g.size-g.off)
 	}
 	switch typ {

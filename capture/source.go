@@ -3,6 +3,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -26,15 +27,18 @@ type packetSource interface {
 // File is an open pcap or pcapng file.
 type File struct {
 	name    string
-	f       *os.File
+	f       io.Closer
 	counter *countingReader
 	src     packetSource
 	ng      *pcapgo.NgReader
 	link    int   // pcap: the file's link type
 	ngLinks []int // pcapng: link type of each interface
 	n       int64 // packets read so far
-	Size    int64 // bytes in the file
+	Size    int64 // bytes in the file; -1 for standard input
 }
+
+// Stdin is the name that stands for standard input.
+const Stdin = "-"
 
 type countingReader struct {
 	r io.Reader
@@ -47,35 +51,35 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// OpenFile opens a pcap or pcapng file, telling them apart by their first bytes.
+// OpenFile opens a pcap or pcapng file, telling them apart by their first bytes; a file
+// compressed with gzip is read through it. The name Stdin reads standard input.
 func OpenFile(name string) (*File, error) {
-	f, err := os.Open(name)
+	cf, br, size, err := openInput(name)
 	if err != nil {
 		return nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if fi.IsDir() {
-		f.Close()
-		return nil, fmt.Errorf("%s: a directory, not a pcap or pcapng file", name)
-	}
-	cf := &File{name: name, f: f, Size: fi.Size()}
-	cf.counter = &countingReader{r: f}
-	br := bufio.NewReaderSize(cf.counter, 1<<20)
 	magic, err := br.Peek(4)
-	if len(magic) < 4 {
-		f.Close()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: reading the file header: %w", name, err)
+	if len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, zerr := gzip.NewReader(br)
+		if zerr != nil {
+			cf.f.Close()
+			return nil, fmt.Errorf("%s: gzip: %w", cf.name, zerr)
 		}
-		return nil, fmt.Errorf("%s: not a pcap or pcapng file: %d bytes", name, len(magic))
+		br, size = bufio.NewReaderSize(zr, 1<<20), -1
+		magic, err = br.Peek(4)
 	}
+	if len(magic) < 4 {
+		cf.f.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: reading the file header: %w", cf.name, err)
+		}
+		return nil, fmt.Errorf("%s: not a pcap or pcapng file: %d bytes", cf.name, len(magic))
+	}
+	name = cf.name
+	f := cf.f
 	switch binary.LittleEndian.Uint32(magic) {
 	case 0x0A0D0D0A:
-		g := &ngGuard{r: br, bo: binary.LittleEndian, size: cf.Size}
+		g := &ngGuard{r: br, bo: binary.LittleEndian, size: size}
 		r, err := pcapgo.NewNgReader(g, pcapgo.NgReaderOptions{WantMixedLinkType: true})
 		if err != nil {
 			f.Close()
@@ -95,6 +99,36 @@ func OpenFile(name string) (*File, error) {
 		return nil, fmt.Errorf("%s: not a pcap or pcapng file (starts with % x)", name, magic)
 	}
 	return cf, nil
+}
+
+// openInput opens a file, or standard input for Stdin, and returns it with a buffered reader
+// and its size (-1 when unknown).
+func openInput(name string) (*File, *bufio.Reader, int64, error) {
+	var r io.Reader
+	cf := &File{name: name, Size: -1}
+	if name == Stdin {
+		cf.name, cf.f, r = "standard input", io.NopCloser(nil), os.Stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, nil, 0, err
+		}
+		if fi.IsDir() {
+			f.Close()
+			return nil, nil, 0, fmt.Errorf("%s: a directory, not a pcap or pcapng file", name)
+		}
+		cf.f, r = f, f
+		if fi.Mode().IsRegular() {
+			cf.Size = fi.Size()
+		}
+	}
+	cf.counter = &countingReader{r: r}
+	return cf, bufio.NewReaderSize(cf.counter, 1<<20), cf.Size, nil
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -179,7 +213,7 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 				}
 			}
 		}
-		done += f.Size
+		done += max(f.Size, 0)
 		f.Close()
 	}
 	if progress != nil {

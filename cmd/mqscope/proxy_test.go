@@ -194,7 +194,8 @@ func TestCAInit(t *testing.T) {
 	startProxyCmd(t, po)
 }
 
-// TestProxyHelperProcess is not a test: TestProxySignal runs the test binary as mqscope.
+// TestProxyHelperProcess is not a test: TestProxySignal and TestReadStdin run the test binary
+// as mqscope, with the arguments in MQSCOPE_PROXY_ARGS.
 func TestProxyHelperProcess(t *testing.T) {
 	if os.Getenv("MQSCOPE_PROXY_HELPER") != "1" {
 		t.Skip("helper process for TestProxySignal")

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -218,14 +219,17 @@ TCP is reassembled (out-of-order segments, retransmissions, overlaps); bytes the
 are reported, and decoding resumes at the next packet. MQTT is found on port 1883 and the
 --port ones, by its CONNECT on any other port, and inside WebSocket connections that upgrade
 to the mqtt subprotocol. TLS connections (port 8883, --tls-port, or a ClientHello anywhere)
-are listed with their server name. Several files are read as one capture, in order.
+are listed with their server name. Several files are read as one capture, in order; files
+compressed with gzip are read as they are, and - reads standard input (tcpdump -w - | ...).
 
 --write saves the captured packets that carried the packets passing --filter (with their
 connections' handshakes) to a new pcapng file.`,
 		Example: `  mqscope read customer.pcapng
   mqscope read --summary --profile apsaramq a.pcap b.pcap
   mqscope read --format jsonl --filter 'type == "PUBLISH" && topic matches "^sensors/"' dump.pcapng
-  mqscope read --filter 'level == "error"' --write errors.pcapng dump.pcapng`,
+  mqscope read --filter 'level == "error"' --write errors.pcapng dump.pcapng
+  mqscope read --summary customer.pcap.gz
+  tcpdump -i eth0 -w - port 1883 | mqscope read -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("read needs at least one capture file")}
@@ -236,6 +240,14 @@ connections' handshakes) to a new pcapng file.`,
 			o.files = args
 			if err := o.out.check(); err != nil {
 				return err
+			}
+			if n := slices.Index(args, capture.Stdin); n >= 0 {
+				switch {
+				case slices.Index(args[n+1:], capture.Stdin) >= 0:
+					return usageError{errors.New("standard input (-) can be read only once")}
+				case o.out.write != "":
+					return usageError{errors.New("--write reads its input twice: give a file, not standard input (-)")}
+				}
 			}
 			return runRead(cmd.Context(), o)
 		},

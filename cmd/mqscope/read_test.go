@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -438,6 +440,55 @@ func TestReadTLSInPlace(t *testing.T) {
 	for _, w := range []string{"192.0.2.1:8883  TLS, encrypted: not decoded (server name: broker.example)", "(server name: not captured)"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("summary without %q:\n%s", w, out)
+		}
+	}
+}
+
+// TestReadStdin reads a capture from standard input (- as the file), plain and compressed
+// with gzip, and a gzip file by name: the output is the same as from the file.
+func TestReadStdin(t *testing.T) {
+	_, want, _ := runCmd(t, "", "read", "--format", "jsonl", multiCapture)
+	if strings.Count(want, `"kind":"packet"`) < 100 {
+		t.Fatalf("the capture read by name:\n%s", want)
+	}
+	raw, err := os.ReadFile(multiCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zipped bytes.Buffer
+	zw := gzip.NewWriter(&zipped)
+	zw.Write(raw)
+	zw.Close()
+	gz := filepath.Join(t.TempDir(), "multi.pcapng.gz")
+	if err := os.WriteFile(gz, zipped.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, got, errOut := runCmd(t, "", "read", "--format", "jsonl", gz); code != 0 || got != want {
+		t.Errorf("gzip file: exit %d, %s; output differs: %v", code, errOut, got != want)
+	}
+	for name, in := range map[string][]byte{"plain": raw, "gzip": zipped.Bytes()} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
+		cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --format jsonl -")
+		cmd.Stdin = bytes.NewReader(in)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		got, err := cmd.Output()
+		if err != nil || string(got) != want {
+			t.Errorf("%s on standard input: %v %s; output differs: %v", name, err, errb.String(), string(got) != want)
+		}
+	}
+	// A truncated gzip stream is an error that names standard input.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
+	cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --summary -")
+	cmd.Stdin = bytes.NewReader(zipped.Bytes()[:zipped.Len()/2])
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "standard input: packet") {
+		t.Errorf("half a gzip stream: %v, %q", err, errb.String())
+	}
+	for _, args := range [][]string{{"read", "-", "-"}, {"read", "--write", filepath.Join(t.TempDir(), "w.pcapng"), "-"}} {
+		if code, _, errOut := runCmd(t, "", args...); code != 2 || !strings.Contains(errOut, "standard input") {
+			t.Errorf("%q: exit %d, %q", args, code, errOut)
 		}
 	}
 }
