@@ -350,4 +350,3 @@ func (a *Analyzer) Tick(now time.Time) {
 		a.asm.FlushWithOptions(reassembly.FlushOptions{T: now.Add(-a.opts.Wait)})
 	}
 }
-
