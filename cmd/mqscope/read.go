@@ -297,6 +297,9 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if wf != nil {
 		workers = 1 // --write needs to know at once which packets pass the filter
 	}
+	if slices.Contains(o.files, capture.Stdin) && !stdinIsFile() {
+		workers = 0 // a pipe (tcpdump -w - | mqscope read -): each record as soon as it is known
+	}
 	res, err := newOutput(&o.out, o.io.Out, cancel, workers)
 	if err != nil {
 		return err
@@ -335,6 +338,12 @@ func runRead(ctx context.Context, o *readOptions) error {
 		}
 	}
 	return readErr
+}
+
+// stdinIsFile tells whether standard input is a regular file rather than a pipe or terminal.
+func stdinIsFile() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // progressBar returns a progress callback drawing a bar on standard error when it is a

@@ -492,3 +492,39 @@ func TestReadStdin(t *testing.T) {
 		}
 	}
 }
+
+// TestReadPipe: reading a pipe, records are printed as the packets come, not when the input
+// ends (tcpdump -w - | mqscope read -).
+func TestReadPipe(t *testing.T) {
+	raw, err := os.ReadFile(multiCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
+	cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --format jsonl -")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb peer.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if _, err := in.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	// The input stays open: the records must come anyway.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), `"type":"CONNACK"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no record while the pipe is open; output %q, errors %q", out.String(), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, errb.String())
+	}
+}
