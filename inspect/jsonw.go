@@ -28,6 +28,9 @@ type JSONOptions struct {
 	// Payload is how much of each payload to include (None: only payload_size).
 	Payload     payload.Mode
 	ShowSecrets bool
+	// Connections leaves packet records out: the session, close and tls records tell each
+	// connection's story in brief (the JSON form of --summary).
+	Connections bool
 }
 
 // TimeFormat is the time format of JSON lines: RFC 3339 with nanoseconds.
@@ -46,10 +49,17 @@ func NewJSONWriter(w io.Writer, o JSONOptions) Writer {
 }
 
 func (j *jsonWriter) Write(r Record) error {
-	j.buf = AppendJSON(j.buf[:0], r, j.o)
-	j.buf = append(j.buf, '\n')
+	j.buf = AppendJSONLine(j.buf[:0], r, j.o)
 	_, err := j.w.Write(j.buf)
 	return err
+}
+
+// AppendJSONLine appends r as one line of JSON lines, or nothing when o leaves it out.
+func AppendJSONLine(b []byte, r Record, o JSONOptions) []byte {
+	if _, ok := r.(*PacketRecord); ok && o.Connections {
+		return b
+	}
+	return append(AppendJSON(b, r, o), '\n')
 }
 
 func (j *jsonWriter) Close() error { return j.w.Flush() }

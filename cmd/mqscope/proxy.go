@@ -88,7 +88,7 @@ its output and recording.`,
 	f.StringVar(&o.api, "api", "", "serve the control API (HTTP, JSON, /metrics) on `ADDR`")
 	f.StringVar(&o.record, "record", "", "record the session to pcapng `FILE`")
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
-	f.BoolVar(&o.summary, "summary", false, "print one summary per connection at exit instead of every packet")
+	f.BoolVar(&o.summary, "summary", false, "print one summary per connection at exit instead of every packet (with --format jsonl: the session and close records, as they come)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no records (use with --api or --record)")
 	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file")
 	f.StringVar(&o.filter, "filter", "", "only print packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
@@ -270,10 +270,10 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		}
 		topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
 		switch {
+		case o.format == "jsonl":
+			w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets, Connections: o.summary})
 		case o.summary:
 			w = inspect.NewSummaryWriter(o.io.Out, topts)
-		case o.format == "jsonl":
-			w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
 		default:
 			w = inspect.NewTextWriter(o.io.Out, topts)
 		}

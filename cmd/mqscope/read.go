@@ -38,7 +38,7 @@ type outputOptions struct {
 
 func (o *outputOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
-	f.BoolVar(&o.summary, "summary", false, "print one summary per connection instead of every packet")
+	f.BoolVar(&o.summary, "summary", false, "print one summary per connection instead of every packet (with --format jsonl: the session, close and tls records)")
 	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file")
 	f.StringVar(&o.filter, "filter", "", "only packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
@@ -120,9 +120,11 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		color = inspect.UseColor(f)
 	}
 	topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
-	jopts := inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets}
+	// --summary with --format jsonl is the session, close and tls records.
+	jopts := inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets, Connections: o.summary}
+	textSummary := o.summary && o.format != "jsonl"
 	switch {
-	case o.summary:
+	case textSummary:
 		res.w = inspect.NewSummaryWriter(out, topts)
 	case o.format == "jsonl":
 		res.w = inspect.NewJSONWriter(out, jopts)
@@ -136,12 +138,12 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		}
 		return err
 	}
-	if workers == 0 && !o.summary {
+	if workers == 0 && !textSummary {
 		// Live: each record is written at once, not when a buffer fills.
 		var buf []byte
 		res.in.Emit = func(r inspect.Record) error {
 			if o.format == "jsonl" {
-				buf = append(inspect.AppendJSON(buf[:0], r, jopts), '\n')
+				buf = inspect.AppendJSONLine(buf[:0], r, jopts)
 			} else {
 				buf = inspect.AppendText(buf[:0], r, topts)
 			}
@@ -156,7 +158,7 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		// Inspect connections on every core; text and JSON are rendered there too, and the
 		// summary counted.
 		res.in.Workers = workers
-		if o.summary {
+		if textSummary {
 			// Each worker counts its connections' records.
 			parts := make([]*inspect.Summary, workers)
 			for k := range parts {
@@ -168,9 +170,7 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 			res.bw = bufio.NewWriterSize(out, 256<<10)
 			res.in.Out = cancelWriter{res.bw, cancel}
 			if o.format == "jsonl" {
-				res.in.Render = func(b []byte, r inspect.Record) []byte {
-					return append(inspect.AppendJSON(b, r, jopts), '\n')
-				}
+				res.in.Render = func(b []byte, r inspect.Record) []byte { return inspect.AppendJSONLine(b, r, jopts) }
 			} else {
 				res.in.Render = func(b []byte, r inspect.Record) []byte { return inspect.AppendText(b, r, topts) }
 			}

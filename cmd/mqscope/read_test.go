@@ -528,3 +528,26 @@ func TestReadPipe(t *testing.T) {
 		t.Fatalf("%v: %s", err, errb.String())
 	}
 }
+
+// TestReadSummaryJSON: --summary with --format jsonl writes the session and close records of
+// the full JSON lines, the same lines, and no packet record, on one worker and on several.
+func TestReadSummaryJSON(t *testing.T) {
+	_, full, _ := runCmd(t, "", "read", "--format", "jsonl", multiCapture)
+	var want []string
+	for _, line := range strings.Split(strings.TrimSpace(full), "\n") {
+		if !strings.HasPrefix(line, `{"kind":"packet"`) {
+			want = append(want, line)
+		}
+	}
+	if len(want) < 10 {
+		t.Fatalf("%d session and close records in\n%s", len(want), full)
+	}
+	for _, procs := range []int{1, 2} {
+		prev := runtime.GOMAXPROCS(procs)
+		code, got, errOut := runCmd(t, "", "read", "--summary", "--format", "jsonl", multiCapture)
+		runtime.GOMAXPROCS(prev)
+		if code != 0 || strings.TrimSpace(got) != strings.Join(want, "\n") {
+			t.Errorf("%d workers: exit %d %s; got\n%s\nwant\n%s", procs, code, errOut, got, strings.Join(want, "\n"))
+		}
+	}
+}
