@@ -28,6 +28,9 @@ func TestLiveLoopback(t *testing.T) {
 	}
 	must(t, err)
 	defer src.Close()
+	if src.dedupe {
+		t.Error("the socket filter keeping only received packets could not be set on lo")
+	}
 	done := make(chan error, 1)
 	go func() { done <- src.Run(ctx, a) }()
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 	"github.com/google/gopacket/reassembly"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -272,6 +274,20 @@ func Live(ctx context.Context, iface string, a *Analyzer) error {
 type LiveSource struct {
 	iface string
 	h     *pcapgo.EthernetHandle
+	// dedupe drops the second copy of each packet on loopback when the kernel filter that
+	// keeps only received packets could not be set.
+	dedupe bool
+}
+
+// receivedOnly is a socket filter that drops the packets the host sends (PACKET_OUTGOING):
+// on loopback every packet is seen twice, sent and received.
+func receivedOnly() ([]bpf.RawInstruction, error) {
+	return bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 1},
+		bpf.RetConstant{Val: 1 << 18},
+		bpf.RetConstant{Val: 0},
+	})
 }
 
 // OpenLive starts capturing on a network interface: packets are queued from now on. The
@@ -301,14 +317,22 @@ func OpenLive(iface string) (*LiveSource, error) {
 		_ = unix.SetsockoptTimeval(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		_ = unix.SetsockoptInt(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	}
-	return &LiveSource{iface: iface, h: h}, nil
+	l := &LiveSource{iface: iface, h: h}
+	if ifc, err := net.InterfaceByName(iface); err == nil && ifc.Flags&net.FlagLoopback != 0 {
+		prog, err := receivedOnly()
+		if err == nil {
+			err = h.SetBPF(prog)
+		}
+		l.dedupe = err != nil
+	}
+	return l, nil
 }
 
 // Close stops capturing. Call it after Run has returned.
 func (l *LiveSource) Close() { l.h.Close() }
 
 // Run feeds every captured packet to a until ctx is done, then closes a. On the loopback
-// interface each packet is seen twice (sent and received); the copy is dropped.
+// interface each packet is seen twice (sent and received); only the received one is kept.
 func (l *LiveSource) Run(ctx context.Context, a *Analyzer) error {
 	var n int64
 	var prev []byte
@@ -323,11 +347,13 @@ func (l *LiveSource) Run(ctx context.Context, a *Analyzer) error {
 			a.Close()
 			return fmt.Errorf("capture on %s: %v", l.iface, err)
 		}
-		if bytes.Equal(data, prev) && ci.Timestamp.Sub(prevT) < 10*time.Millisecond {
-			continue // the loopback copy
+		if l.dedupe {
+			if bytes.Equal(data, prev) && ci.Timestamp.Sub(prevT) < 10*time.Millisecond {
+				continue // the loopback copy
+			}
+			prev = append(prev[:0], data...)
+			prevT = ci.Timestamp
 		}
-		prev = append(prev[:0], data...)
-		prevT = ci.Timestamp
 		n++
 		a.Packet(n, LinkEthernet, ci, data)
 	}
