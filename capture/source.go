@@ -277,6 +277,18 @@ type LiveSource struct {
 	// dedupe drops the second copy of each packet on loopback when the kernel filter that
 	// keeps only received packets could not be set.
 	dedupe bool
+	// Packets counts the packets Run has read.
+	Packets int64
+}
+
+// Dropped returns how many packets the kernel dropped (its buffer full) since the capture
+// began, or since the last call.
+func (l *LiveSource) Dropped() (uint32, error) {
+	st, err := l.h.Stats()
+	if err != nil {
+		return 0, fmt.Errorf("capture on %s: %w", l.iface, err)
+	}
+	return st.Drops, nil
 }
 
 // receivedOnly is a socket filter that drops the packets the host sends (PACKET_OUTGOING):
@@ -355,6 +367,7 @@ func (l *LiveSource) Run(ctx context.Context, a *Analyzer) error {
 			prevT = ci.Timestamp
 		}
 		n++
+		l.Packets = n
 		a.Packet(n, LinkEthernet, ci, data)
 	}
 	a.Close()

@@ -107,6 +107,14 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if err := res.close(); err != nil {
 		return err
 	}
+	// As tcpdump does: how much was seen, and whether the kernel kept up.
+	if dropped, err := src.Dropped(); err != nil {
+		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s (kernel drops unknown: %v)\n", src.Packets, o.iface, err)
+	} else if dropped > 0 {
+		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s; the kernel dropped %d (its buffer was full), so connections may show lost bytes\n", src.Packets, o.iface, dropped)
+	} else {
+		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s, none dropped\n", src.Packets, o.iface)
+	}
 	if pw != nil {
 		if err := pw.Flush(); err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -224,6 +225,9 @@ func TestCaptureLive(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`mqscope: [1-9][0-9]* packets captured on lo(, none dropped|; the kernel dropped)`).MatchString(errb.String()) {
+		t.Errorf("no capture statistics at the end: %q", errb.String())
 	}
 	// Other tests may talk MQTT on lo at the same time: only ours counts.
 	var recs []map[string]any
