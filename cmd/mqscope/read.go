@@ -220,7 +220,7 @@ are reported, and decoding resumes at the next packet. MQTT is found on port 188
 --port ones, by its CONNECT on any other port, and inside WebSocket connections that upgrade
 to the mqtt subprotocol. TLS connections (port 8883, --tls-port, or a ClientHello anywhere)
 are listed with their server name. Several files are read as one capture, in order; files
-compressed with gzip are read as they are, and - reads standard input (tcpdump -w - | ...).
+compressed with gzip are read as they are, and - reads standard input (tcpdump -U -w - | ...).
 
 --write saves the captured packets that carried the packets passing --filter (with their
 connections' handshakes) to a new pcapng file.`,
@@ -229,7 +229,7 @@ connections' handshakes) to a new pcapng file.`,
   mqscope read --format jsonl --filter 'type == "PUBLISH" && topic matches "^sensors/"' dump.pcapng
   mqscope read --filter 'level == "error"' --write errors.pcapng dump.pcapng
   mqscope read --summary customer.pcap.gz
-  tcpdump -i eth0 -w - port 1883 | mqscope read -`,
+  tcpdump -i eth0 -U -w - port 1883 | mqscope read -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError{errors.New("read needs at least one capture file")}
