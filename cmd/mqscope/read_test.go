@@ -555,3 +555,58 @@ func TestReadSummaryJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestReadFromDumpcap pipes a live capture by Wireshark's dumpcap into mqscope read -, while
+// mosquitto_pub publishes through mosquitto: the records come while the capture runs.
+func TestReadFromDumpcap(t *testing.T) {
+	dumpcap := peer.Require(t, "dumpcap")
+	pub := peer.Require(t, "mosquitto_pub")
+	m := peer.StartMosquitto(t)
+	dc := exec.Command(dumpcap, "-i", "lo", "-f", fmt.Sprintf("tcp port %d", m.Port), "-w", "-")
+	var dcErr peer.Buffer
+	dc.Stderr = &dcErr
+	mq := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
+	mq.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --format jsonl -")
+	var err error
+	if mq.Stdin, err = dc.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb peer.Buffer
+	mq.Stdout, mq.Stderr = &out, &errb
+	if err := dc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer dc.Process.Kill()
+	if err := mq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer mq.Process.Kill()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(dcErr.String(), "Capturing on") {
+		if time.Now().After(deadline) {
+			if strings.Contains(dcErr.String(), "ermission") && !peer.Required() {
+				t.Skipf("dumpcap may not capture here: %s", dcErr.String())
+			}
+			t.Fatalf("dumpcap did not start: %s", dcErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if b, err := exec.Command(pub, "-p", fmt.Sprint(m.Port), "-V", "mqttv5", "-q", "1", "-t", "dumpcap/test", "-m", "piped").CombinedOutput(); err != nil {
+		t.Fatalf("mosquitto_pub: %v: %s", err, b)
+	}
+	for !strings.Contains(out.String(), `"topic":"dumpcap/test"`) || !strings.Contains(out.String(), `"type":"PUBACK"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no PUBLISH and PUBACK records while dumpcap runs; output %q, errors %q, dumpcap %q", out.String(), errb.String(), dcErr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dc.Process.Signal(os.Interrupt)
+	dc.Wait()
+	if err := mq.Wait(); err != nil {
+		t.Fatalf("mqscope read -: %v: %s", err, errb.String())
+	}
+	recs := jsonLines(t, out.String())
+	if count(recs, "type", "CONNECT") != 1 || count(recs, "type", "DISCONNECT") != 1 || count(recs, "kind", "close") != 1 {
+		t.Errorf("records of one mosquitto_pub connection:\n%s", out.String())
+	}
+}
