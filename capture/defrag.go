@@ -11,14 +11,17 @@ import (
 
 const (
 	maxDatagram     = 65535    // the largest payload a fragmented datagram can rebuild to
-	maxFragHeld     = 16 << 20 // bytes held for all incomplete datagrams
+	maxFragHeld     = 16 << 20 // bytes charged to all incomplete datagrams together
+	fragOverhead    = 256      // bytes charged to each incomplete datagram for its bookkeeping
 	fragTimeout     = 30 * time.Second
-	maxFragCarriers = 1 << 16 // packet numbers remembered for Options.Keep
+	maxFragCarriers = 1 << 16 // completed datagrams whose fragments' packets are remembered for Options.Keep
+	maxFragCarried  = 1 << 20 // packet numbers remembered for them, all together
 )
 
 type fragKey struct {
 	src, dst [16]byte
 	id       uint32
+	v6       bool
 }
 
 // datagram is a fragmented datagram being rebuilt.
@@ -42,6 +45,7 @@ type defragmenter struct {
 	// fragments (with Options.Keep only); order is their FIFO for the bound.
 	carriers map[int64][]int64
 	order    []int64
+	carriedN int // packet numbers in carriers
 }
 
 // fragment is one IP fragment of a TCP datagram.
@@ -93,28 +97,35 @@ func ipFragment(ip []byte) (f fragment, ok bool) {
 
 // add takes fragment f of packet n at time t. When it completes its datagram, add returns
 // the addresses and the rebuilt payload (the TCP segment).
+//
+// Memory is bounded by maxFragHeld: each incomplete datagram is charged its payload so
+// far, fragOverhead, and 8 bytes for each packet number kept; its spans, being at least
+// 8 bytes apart, take no more than its payload. A datagram that would pass the bound is
+// forgotten, as a host short of buffers would.
 func (d *defragmenter) add(f fragment, n int64, t time.Time, keep bool) (src, dst, seg []byte) {
 	if d.flows == nil {
 		d.flows = map[fragKey]*datagram{}
 	}
-	if t.Sub(d.swept) > fragTimeout/2 || t.Before(d.swept) {
+	// Sweeping is a walk over every datagram: at most once per half timeout of capture
+	// time, whichever way the timestamps go (merged captures are not always in order).
+	if age := t.Sub(d.swept); age > fragTimeout/2 || age < -fragTimeout/2 {
 		d.sweep(t)
 	}
 	end := f.off + len(f.payload)
-	if end > maxDatagram || (f.more && len(f.payload)%8 != 0) {
+	if end > maxDatagram || len(f.payload) == 0 || (f.more && len(f.payload)%8 != 0) {
 		return nil, nil, nil // impossible as IP lays it out: dropped, like a host would
 	}
-	var k fragKey
+	k := fragKey{id: f.id, v6: len(f.src) == 16}
 	copy(k.src[:], f.src)
 	copy(k.dst[:], f.dst)
-	k.id = f.id
 	g := d.flows[k]
 	if g == nil {
-		if d.held+end > maxFragHeld {
+		if d.held+fragOverhead+end > maxFragHeld {
 			return nil, nil, nil
 		}
 		g = &datagram{src: append([]byte(nil), f.src...), dst: append([]byte(nil), f.dst...), total: -1, first: t}
 		d.flows[k] = g
+		d.held += fragOverhead
 	}
 	if !f.more {
 		g.total = end
@@ -130,6 +141,11 @@ func (d *defragmenter) add(f fragment, n int64, t time.Time, keep bool) (src, ds
 	copy(g.data[f.off:end], f.payload)
 	g.spans = addSpan(g.spans, span{f.off, end})
 	if keep {
+		if d.held+8 > maxFragHeld || len(g.packets) >= maxDatagram/8 {
+			d.drop(k, g) // more fragments than a datagram can have: copies without end
+			return nil, nil, nil
+		}
+		d.held += 8
 		g.packets = append(g.packets, n)
 	}
 	if g.total < 0 || len(g.spans) != 1 || g.spans[0] != (span{0, g.total}) {
@@ -160,7 +176,7 @@ func addSpan(spans []span, s span) []span {
 }
 
 func (d *defragmenter) drop(k fragKey, g *datagram) {
-	d.held -= len(g.data)
+	d.held -= len(g.data) + fragOverhead + 8*len(g.packets)
 	delete(d.flows, k)
 }
 
@@ -179,11 +195,13 @@ func (d *defragmenter) remember(n int64, packets []int64) {
 	if d.carriers == nil {
 		d.carriers = map[int64][]int64{}
 	}
-	if len(d.order) >= maxFragCarriers {
+	for len(d.order) > 0 && (len(d.order) >= maxFragCarriers || d.carriedN+len(packets) > maxFragCarried) {
+		d.carriedN -= len(d.carriers[d.order[0]])
 		delete(d.carriers, d.order[0])
 		d.order = d.order[1:]
 	}
 	d.carriers[n] = packets
+	d.carriedN += len(packets)
 	d.order = append(d.order, n)
 }
 

@@ -203,11 +203,11 @@ func TestDefragBounds(t *testing.T) {
 	}
 	// Incomplete datagrams are forgotten after fragTimeout, in capture time.
 	d.add(frag(3, 8, false, 8), 3, t0, false)
-	if d.held != 16 || len(d.flows) != 1 {
+	if d.held != 16+fragOverhead || len(d.flows) != 1 {
 		t.Fatalf("held %d bytes in %d datagrams", d.held, len(d.flows))
 	}
 	d.add(frag(4, 8, false, 8), 4, t0.Add(fragTimeout+time.Second), false)
-	if len(d.flows) != 1 || d.flows[fragKey{src: [16]byte{192, 0, 2, 10}, dst: [16]byte{192, 0, 2, 1}, id: 4}] == nil {
+	if len(d.flows) != 1 || d.flows[fragKey{src: [16]byte{192, 0, 2, 10}, dst: [16]byte{192, 0, 2, 1}, id: 4}] == nil || d.held != 16+fragOverhead {
 		t.Errorf("the old datagram was not forgotten: %d held", len(d.flows))
 	}
 	// All incomplete datagrams together hold at most maxFragHeld bytes.
@@ -217,6 +217,60 @@ func TestDefragBounds(t *testing.T) {
 	}
 	if e.held > maxFragHeld {
 		t.Errorf("held %d bytes, over %d", e.held, maxFragHeld)
+	}
+	// Empty fragments carry nothing and are refused: they would cost bookkeeping for free.
+	var z defragmenter
+	for id := uint32(0); id < 1000; id++ {
+		z.add(frag(id, 8, true, 0), int64(id), t0, false)
+	}
+	if len(z.flows) != 0 || z.held != 0 {
+		t.Errorf("empty fragments made %d datagrams, %d bytes held", len(z.flows), z.held)
+	}
+	// Many small datagrams are bounded by their bookkeeping too, not just their bytes.
+	var m defragmenter
+	for id := uint32(0); id < maxFragHeld/fragOverhead+1000; id++ {
+		m.add(frag(id, 8, true, 8), int64(id), t0, false)
+	}
+	if m.held > maxFragHeld || len(m.flows) > maxFragHeld/fragOverhead {
+		t.Errorf("%d datagrams of 8 bytes held, %d bytes charged", len(m.flows), m.held)
+	}
+	// The same fragment over and over, with Keep: the packet numbers are bounded.
+	var r defragmenter
+	for i := range int64(maxDatagram/8 + 100) {
+		r.add(frag(1, 0, true, 8), i, t0, true)
+	}
+	for _, g := range r.flows {
+		if len(g.packets) >= maxDatagram/8 {
+			t.Errorf("%d packets kept for one datagram", len(g.packets))
+		}
+	}
+	if r.held > maxFragHeld || (len(r.flows) == 0) != (r.held == 0) {
+		t.Errorf("%d bytes charged for %d datagrams", r.held, len(r.flows))
+	}
+	// Timestamps going back a little do not walk all datagrams each time.
+	var b defragmenter
+	b.add(frag(1, 8, true, 8), 1, t0, false)
+	for i := range 100 {
+		b.add(frag(uint32(i+2), 8, true, 8), int64(i+2), t0.Add(-time.Duration(i)*time.Millisecond), false)
+	}
+	if !b.swept.Equal(t0) || len(b.flows) != 101 {
+		t.Errorf("swept at %v, %d datagrams", b.swept.Sub(t0), len(b.flows))
+	}
+	// A IPv4 and an IPv6 datagram with the same leading address bytes and id are two.
+	var v defragmenter
+	v.add(fragment{src: src, dst: dst, id: 7, off: 8, payload: make([]byte, 8)}, 1, t0, false)
+	v.add(fragment{src: append(append([]byte{}, src...), make([]byte, 12)...), dst: append(append([]byte{}, dst...), make([]byte, 12)...), id: 7, off: 0, more: true, payload: make([]byte, 8)}, 2, t0, false)
+	if len(v.flows) != 2 {
+		t.Errorf("IPv4 and IPv6 fragments shared a datagram: %d", len(v.flows))
+	}
+	// The packets remembered for completed datagrams are bounded.
+	var c defragmenter
+	big := make([]int64, maxFragCarried/4)
+	for i := range int64(10) {
+		c.remember(i, big)
+	}
+	if c.carriedN > maxFragCarried || c.carried(0) != nil || c.carried(9) == nil {
+		t.Errorf("%d packet numbers remembered", c.carriedN)
 	}
 	// Completing a datagram returns its payload and the other fragments' packets.
 	var g defragmenter

@@ -3,6 +3,7 @@ package capture
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -62,12 +63,12 @@ func (g *ngGuard) next() error {
 		if len(h) == 0 && err == io.EOF {
 			return io.EOF
 		}
-		return fmt.Errorf("the file ends inside a block header at offset %d", g.off)
+		return g.short(err, "a block header")
 	}
 	typ := g.bo.Uint32(h[:4])
 	if typ == 0x0A0D0D0A { // a section header sets the byte order
 		if h, err = g.r.Peek(12); err != nil {
-			return fmt.Errorf("the file ends inside a section header at offset %d", g.off)
+			return g.short(err, "a section header")
 		}
 		switch {
 		case binary.LittleEndian.Uint32(h[8:]) == 0x1A2B3C4D:
@@ -88,7 +89,10 @@ func (g *ngGuard) next() error {
 	switch typ {
 	case 6: // Enhanced Packet
 		h, err := g.r.Peek(24)
-		if err != nil || blen < 32 || int64(g.bo.Uint32(h[20:])) > blen-32 {
+		if err != nil {
+			return g.short(err, "a packet block header")
+		}
+		if blen < 32 || int64(g.bo.Uint32(h[20:])) > blen-32 {
 			return fmt.Errorf("damaged packet block at offset %d: its captured length exceeds the block", g.off)
 		}
 	case 1: // Interface Description: cap the snap length
@@ -97,7 +101,7 @@ func (g *ngGuard) next() error {
 		}
 		g.buf = g.buf[:blen]
 		if _, err := io.ReadFull(g.r, g.buf); err != nil {
-			return fmt.Errorf("the file ends inside the block at offset %d", g.off)
+			return g.short(err, "an interface description block")
 		}
 		if blen >= 20 && g.bo.Uint32(g.buf[12:]) > maxSnapLen {
 			g.bo.PutUint32(g.buf[12:], 0)
@@ -108,6 +112,19 @@ func (g *ngGuard) next() error {
 	g.left = blen
 	g.off += blen
 	return nil
+}
+
+// short reports that reading what, at the guard's offset, failed: the file ended in it, or
+// the reading did (a damaged gzip stream, a broken pipe).
+func (g *ngGuard) short(err error, what string) error {
+	return shortRead(err, what, g.off)
+}
+
+func shortRead(err error, what string, off int64) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("the file ends inside %s at offset %d", what, off)
+	}
+	return fmt.Errorf("reading %s at offset %d: %w", what, off, err)
 }
 
 // pcapGuard caps the snap length in a pcap file header.
@@ -121,7 +138,7 @@ func (g *pcapGuard) Read(p []byte) (int, error) {
 		g.head = true
 		var h [24]byte
 		if _, err := io.ReadFull(g.r, h[:]); err != nil {
-			return 0, fmt.Errorf("the file ends inside its header")
+			return 0, shortRead(err, "the pcap file header", 0)
 		}
 		bo := binary.ByteOrder(binary.LittleEndian)
 		if m := binary.BigEndian.Uint32(h[:4]); m == 0xa1b2c3d4 || m == 0xa1b23c4d {

@@ -8,8 +8,10 @@ import (
 )
 
 // Inspector is a Handler that inspects every MQTT connection with package inspect and
-// passes the records on. With a Filter, only the packet records it accepts are passed, with
-// the session and close records of the connections that had one. Call Close at the end.
+// passes the records on. With a Filter, only the packet records it accepts are passed, and of
+// the session and close records those after a connection's first accepted packet (the close
+// record's State tells the negotiation all the same); TLS records always pass. Call Close
+// at the end.
 type Inspector struct {
 	Options inspect.Options
 	Filter  func(*inspect.PacketRecord) bool
@@ -18,16 +20,15 @@ type Inspector struct {
 	// Workers > 1 inspects connections on that many goroutines; records still come out in
 	// order, the same as with one. Conn.Data then reports nothing: not for Options.Keep.
 	Workers int
-	// Render, with Workers, turns packet, session and close records into bytes on the workers
-	// (inspect.AppendJSON, inspect.AppendText), which are written to Out instead of going to
-	// Emit. TLS records still go to Emit.
+	// Render, with Workers, turns the records (packet, session, close, TLS) into bytes on the
+	// workers (inspect.AppendJSON, inspect.AppendText), which are written to Out instead of
+	// going to Emit.
 	Render func(b []byte, r inspect.Record) []byte
 	Out    io.Writer
 	// Collect, with Workers and instead of Render, receives packet, session and close records
 	// on the worker that inspected them (0 to Workers-1), for a result built per worker (e.g. an
 	// inspect.Summary each). seq is the record's place in the output order: it grows with each
-	// connection's records and orders the first records of different connections. TLS records
-	// still go to Emit.
+	// connection's records and orders the first records of different connections.
 	Collect func(worker int, seq int64, r inspect.Record)
 
 	err error

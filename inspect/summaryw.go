@@ -154,14 +154,29 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		sb.WriteByte('\n')
 		return
 	}
+	// With a filter, the CONNECT and the session record may not be among the records: the
+	// close record's final state still knows the negotiation.
+	clientID, connected := c.clientID, c.packets[decode.CONNECT] > 0 || c.session != nil
+	granted, effective := (*Granted)(nil), (*Effective)(nil)
+	if s := c.session; s != nil {
+		granted, effective = &s.Granted, &s.Effective
+	} else if c.close != nil {
+		st := &c.close.State
+		if st.Packets[decode.CONNECT.String()] > 0 {
+			clientID, connected = st.ClientID, true
+		}
+		if st.Negotiated {
+			granted, effective = &st.Granted, &st.Effective
+		}
+	}
 	head := fmt.Sprintf("Connection %d  %s → %s", c.id, c.client, c.server)
 	switch {
-	case c.packets[16] == 0:
+	case c.packets[16] == 0 && !connected:
 		head += "  no whole MQTT packet"
-	case c.packets[decode.CONNECT] == 0 && c.session == nil:
+	case !connected:
 		head += fmt.Sprintf("  client_id unknown (no CONNECT seen)  MQTT %s", c.version)
 	default:
-		head += fmt.Sprintf("  client_id %q  MQTT %s", c.clientID, c.version)
+		head += fmt.Sprintf("  client_id %q  MQTT %s", clientID, c.version)
 	}
 	sb.Write(o.paint(nil, ansiBold, head))
 	sb.WriteByte('\n')
@@ -172,11 +187,11 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		}
 		sb.WriteByte('\n')
 	}
-	if s := c.session; s != nil && s.Granted.ReasonCode != 0 {
-		fmt.Fprintf(sb, "  refused: CONNACK 0x%02X %s\n", byte(s.Granted.ReasonCode), s.Granted.Reason)
-	} else if s != nil {
-		e := &s.Effective
-		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; keep alive %d s (from the %s); session expiry %s\n", byte(s.Granted.ReasonCode), s.Granted.Reason, e.KeepAlive, e.KeepAliveFrom, seconds(e.SessionExpiryInterval))
+	if g := granted; g != nil && g.ReasonCode != 0 {
+		fmt.Fprintf(sb, "  refused: CONNACK 0x%02X %s\n", byte(g.ReasonCode), g.Reason)
+	} else if g != nil {
+		e := effective
+		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; keep alive %d s (from the %s); session expiry %s\n", byte(g.ReasonCode), g.Reason, e.KeepAlive, e.KeepAliveFrom, seconds(e.SessionExpiryInterval))
 		tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  Limit\tclient→server (CONNACK)\tserver→client (CONNECT)\n")
 		row := func(name, a, b string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, a, b) }
@@ -218,10 +233,17 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 			types = append(types, fmt.Sprintf("%s %d", decode.Type(t), n))
 		}
 	}
+	// Fewer records than packets: a filter let only some through.
+	shown := fmt.Sprint(c.packets[16])
+	if c.close != nil {
+		if all := c.close.State.PacketsC2S + c.close.State.PacketsS2C; all != c.packets[16] {
+			shown = fmt.Sprintf("%d shown of %d", c.packets[16], all)
+		}
+	}
 	if len(types) == 0 {
-		sb.WriteString("  Packets: 0\n")
+		fmt.Fprintf(sb, "  Packets: %s\n", shown)
 	} else {
-		fmt.Fprintf(sb, "  Packets: %d (%s)\n", c.packets[16], strings.Join(types, ", "))
+		fmt.Fprintf(sb, "  Packets: %s (%s)\n", shown, strings.Join(types, ", "))
 	}
 	if len(c.reasons) > 0 {
 		var rs []string

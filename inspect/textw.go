@@ -351,7 +351,8 @@ func appendPropString(b []byte, s string, o TextOptions) []byte {
 		return strconv.AppendQuote(b, s)
 	}
 	cut := propPreview
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
+	// Back to the start of the rune cut; no further when it is not UTF-8 (the quoting escapes it).
+	for cut > propPreview-(utf8.UTFMax-1) && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	b = strconv.AppendQuote(b, s[:cut])

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -490,6 +491,16 @@ func TestReadStdin(t *testing.T) {
 	if err := cmd.Run(); err == nil || !strings.Contains(errb.String(), "standard input: packet") {
 		t.Errorf("half a gzip stream: %v, %q", err, errb.String())
 	}
+	// A damaged checksum at the end of the gzip stream is said as such, with where.
+	bad := bytes.Clone(zipped.Bytes())
+	bad[len(bad)-8] ^= 0xff
+	badgz := filepath.Join(t.TempDir(), "bad.pcapng.gz")
+	if err := os.WriteFile(badgz, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd(t, "", "read", "--summary", badgz); code != 1 || !strings.Contains(errOut, "bad.pcapng.gz") || !strings.Contains(errOut, "gzip: invalid checksum") || !strings.Contains(errOut, "at offset") {
+		t.Errorf("gzip stream with a bad checksum: exit %d, %q", code, errOut)
+	}
 	for _, args := range [][]string{{"read", "-", "-"}, {"read", "--write", filepath.Join(t.TempDir(), "w.pcapng"), "-"}} {
 		if code, _, errOut := runCmd(t, "", args...); code != 2 || !strings.Contains(errOut, "standard input") {
 			t.Errorf("%q: exit %d, %q", args, code, errOut)
@@ -553,6 +564,43 @@ func TestReadSummaryJSON(t *testing.T) {
 		if code != 0 || strings.TrimSpace(got) != strings.Join(want, "\n") {
 			t.Errorf("%d workers: exit %d %s; got\n%s\nwant\n%s", procs, code, errOut, got, strings.Join(want, "\n"))
 		}
+	}
+}
+
+// TestReadSummaryFiltered: with --filter, the summary counts the packets that pass it, and
+// still tells each connection's client id and limits, though its CONNECT and CONNACK did not
+// pass.
+func TestReadSummaryFiltered(t *testing.T) {
+	const file = "../../testdata/captures/mqtt5-session.pcapng"
+	_, all, _ := runCmd(t, "", "read", "--summary", file)
+	code, got, errOut := runCmd(t, "", "read", "--summary", "--filter", `type == "PUBLISH"`, file)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// Connection head -> its CONNACK and limits lines.
+	heads := func(s string) map[string][]string {
+		m, head := map[string][]string{}, ""
+		for _, line := range strings.Split(s, "\n") {
+			if strings.HasPrefix(line, "Connection ") {
+				head = line
+				m[head] = nil
+			} else if strings.HasPrefix(line, "  CONNACK 0x") || strings.Contains(line, "Maximum") {
+				m[head] = append(m[head], line)
+			}
+		}
+		return m
+	}
+	a, g := heads(all), heads(got)
+	if len(g) < 5 {
+		t.Fatalf("%d connections with a PUBLISH:\n%s", len(g), got)
+	}
+	for head, lines := range g {
+		if want, ok := a[head]; !ok || len(lines) < 5 || !slices.Equal(lines, want) {
+			t.Errorf("with the filter:\n%s\n%s\nwithout:\n%s", head, strings.Join(lines, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if strings.Contains(got, "no CONNECT seen") || !regexp.MustCompile(`Packets: \d+ shown of \d+ \(PUBLISH \d+\)\n`).MatchString(got) || strings.Contains(got, "SUBSCRIBE") {
+		t.Errorf("filtered summary:\n%s", got)
 	}
 }
 
