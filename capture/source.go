@@ -324,10 +324,12 @@ func OpenLive(iface string) (*LiveSource, error) {
 	}
 	// The descriptor is not exported: a receive timeout lets Run notice its context, and a
 	// larger buffer loses fewer packets in bursts.
+	fd = -1
 	if v := reflect.ValueOf(h).Elem().FieldByName("fd"); v.IsValid() && v.CanInt() {
+		fd = int(v.Int())
 		tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
-		_ = unix.SetsockoptTimeval(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-		_ = unix.SetsockoptInt(int(v.Int()), unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
 	}
 	l := &LiveSource{iface: iface, h: h}
 	if ifc, err := net.InterfaceByName(iface); err == nil && ifc.Flags&net.FlagLoopback != 0 {
@@ -335,7 +337,18 @@ func OpenLive(iface string) (*LiveSource, error) {
 		if err == nil {
 			err = h.SetBPF(prog)
 		}
-		l.dedupe = err != nil
+		l.dedupe = err != nil || fd < 0
+		if !l.dedupe {
+			// The socket took packets between its bind and the filter, sent copies too:
+			// drop them, as libpcap does when it sets a filter.
+			// (Bounded, so that a flood after the filter cannot keep it here.)
+			buf := make([]byte, 64)
+			for range 1 << 14 {
+				if _, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
+					break
+				}
+			}
+		}
 	}
 	return l, nil
 }
