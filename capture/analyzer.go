@@ -40,8 +40,9 @@ type ConnInfo struct {
 	// CONNECT that fixed its version and limits is unknown.
 	MidStream  bool
 	Transport  Transport
-	ServerName string // TLS: the server name of the ClientHello ("" when none was captured)
-	Path       string // WebSocket: the path of the upgrade request
+	ServerName string   // TLS: the server name of the ClientHello ("" when none was captured)
+	ALPN       []string // TLS: the application protocols the ClientHello offered
+	Path       string   // WebSocket: the path of the upgrade request
 }
 
 // Handler receives the connections an Analyzer finds.
@@ -107,6 +108,7 @@ type Stats struct {
 	Datagrams   int64 // fragmented datagrams rebuilt from them
 	Malformed   int64 // truncated or malformed headers
 	Connections int   // connections reported to the Handler
+	OtherTLS    int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
 	Open        int   // TCP connections held by reassembly now (any protocol)
 }
 
@@ -726,17 +728,28 @@ func (s *stream) deliver(d Dir, t time.Time, b []byte) {
 func (s *stream) tls(t time.Time) {
 	s.kind = kindTLS
 	c := &s.half[s.rd(ClientToServer)]
-	if _, complete := serverName(c.pre); !complete && c.preGap == 0 {
+	if _, complete := parseClientHello(c.pre); !complete && c.preGap == 0 {
 		return // wait for the rest of the ClientHello
 	}
 	s.reportTLS()
 }
 
+// On a port not known to carry MQTT (1883, 8883, Options.Ports and TLSPorts), only a
+// ClientHello that offers MQTT by ALPN makes the connection one of ours: the HTTPS and
+// other TLS traffic of a capture is counted (Stats.OtherTLS), not listed.
 func (s *stream) reportTLS() {
 	c := &s.half[s.rd(ClientToServer)]
+	var h hello
 	if c.preGap == 0 {
-		s.info.ServerName, _ = serverName(c.pre)
+		h, _ = parseClientHello(c.pre)
 	}
+	if s.a.isPort(s.addr[s.rd(ServerToClient)].Port()) == nil && !h.mqttALPN() {
+		s.a.stats.OtherTLS++
+		s.kind = kindOther
+		s.half[0].pre, s.half[1].pre = nil, nil
+		return
+	}
+	s.info.ServerName, s.info.ALPN = h.serverName, h.alpn
 	s.report(TLS)
 	s.half[0].pre, s.half[1].pre = nil, nil
 	// Nothing more to learn from this connection but its end: stop reassembling it.

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 // recorder is a Handler that keeps every event.
 type recorder struct {
 	conns []*recConn
+	a     *Analyzer // with analyze
 }
 
 type recConn struct {
@@ -104,6 +106,7 @@ func analyze(t *testing.T, opts Options, files ...string) *recorder {
 	t.Helper()
 	r := &recorder{}
 	a := NewAnalyzer(r, opts)
+	r.a = a
 	must(t, ReadFiles(context.Background(), files, a, nil))
 	return r
 }
@@ -384,38 +387,68 @@ func TestTLS(t *testing.T) {
 		must(t, s.Write(ClientToServer, ms(1), hello))
 		must(t, s.Write(ServerToClient, ms(2), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
 		must(t, s.Close(ServerToClient, ms(3)))
-		// TLS on an unusual port, found by its ClientHello.
+		// TLS on an unusual port, with nothing to say it is MQTT.
 		s2, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:4433"), ms(4))
 		must(t, s2.Write(ClientToServer, ms(5), clientHello("other.example")))
 		must(t, s2.Close(ServerToClient, ms(6)))
+		// MQTT over TLS on 443, offered by ALPN (as AWS IoT devices do).
+		s3, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:443"), ms(7))
+		must(t, s3.Write(ClientToServer, ms(8), clientHello("iot.example", "h2", "x-amzn-mqtt-ca")))
+		must(t, s3.Close(ServerToClient, ms(9)))
+		// HTTPS: not ours.
+		s4, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:443"), ms(10))
+		must(t, s4.Write(ClientToServer, ms(11), clientHello("www.example", "h2", "http/1.1")))
+		must(t, s4.Write(ServerToClient, ms(12), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
+		must(t, s4.Close(ServerToClient, ms(13)))
 	})
-	r := analyze(t, Options{}, p)
-	if len(r.conns) != 2 {
-		t.Fatalf("%d connections", len(r.conns))
+	type want struct {
+		name, alpn string
 	}
-	for i, name := range []string{"broker.example.com", "other.example"} {
-		c := r.conns[i]
-		if c.info.Transport != TLS || c.info.ServerName != name || c.closed != "server FIN" {
-			t.Errorf("conn %d: %+v closed %q", i, c.info, c.closed)
+	for _, tc := range []struct {
+		opts  Options
+		conns []want
+		other int
+	}{
+		{Options{}, []want{{"broker.example.com", ""}, {"iot.example", "h2 x-amzn-mqtt-ca"}}, 2},
+		{Options{TLSPorts: []uint16{8883, 4433}}, []want{{"broker.example.com", ""}, {"other.example", ""}, {"iot.example", "h2 x-amzn-mqtt-ca"}}, 1},
+	} {
+		r := analyze(t, tc.opts, p)
+		var got []want
+		for _, c := range r.conns {
+			if c.info.Transport != TLS || c.closed != "server FIN" {
+				t.Errorf("%v: conn %d: %+v closed %q", tc.opts.TLSPorts, c.info.ID, c.info, c.closed)
+			}
+			got = append(got, want{c.info.ServerName, strings.Join(c.info.ALPN, " ")})
+		}
+		if !slices.Equal(got, tc.conns) || r.a.Stats().OtherTLS != tc.other {
+			t.Errorf("TLS ports %v: listed %v, %d other; want %v, %d", tc.opts.TLSPorts, got, r.a.Stats().OtherTLS, tc.conns, tc.other)
 		}
 	}
 }
 
-// clientHello builds a TLS 1.2 ClientHello record with an SNI extension.
-func clientHello(name string) []byte {
-	sni := []byte{0x00, 0x00} // extension type server_name
+// clientHello builds a TLS 1.2 ClientHello record with an SNI extension and, with alpn, an
+// ALPN extension.
+func clientHello(name string, alpn ...string) []byte {
+	ext := func(typ byte, body []byte) []byte {
+		return append([]byte{0x00, typ, byte(len(body) >> 8), byte(len(body))}, body...)
+	}
 	list := append([]byte{0x00}, byte(len(name)>>8), byte(len(name)))
 	list = append(list, name...)
-	ext := append([]byte{byte(len(list) >> 8), byte(len(list))}, list...)
-	sni = append(sni, byte(len(ext)>>8), byte(len(ext)))
-	sni = append(sni, ext...)
+	exts := ext(0, append([]byte{byte(len(list) >> 8), byte(len(list))}, list...))
+	if len(alpn) > 0 {
+		var protos []byte
+		for _, p := range alpn {
+			protos = append(append(protos, byte(len(p))), p...)
+		}
+		exts = append(exts, ext(16, append([]byte{byte(len(protos) >> 8), byte(len(protos))}, protos...))...)
+	}
 	body := []byte{0x03, 0x03}
 	body = append(body, make([]byte, 32)...)    // random
 	body = append(body, 0x00)                   // session id
 	body = append(body, 0x00, 0x02, 0x13, 0x01) // cipher suites
 	body = append(body, 0x01, 0x00)             // compression
-	body = append(body, byte(len(sni)>>8), byte(len(sni)))
-	body = append(body, sni...)
+	body = append(body, byte(len(exts)>>8), byte(len(exts)))
+	body = append(body, exts...)
 	hs := append([]byte{0x01, 0x00, byte(len(body) >> 8), byte(len(body))}, body...)
 	return append([]byte{0x16, 0x03, 0x01, byte(len(hs) >> 8), byte(len(hs))}, hs...)
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -265,4 +266,23 @@ func TestReadDirectory(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), dir+": a directory") {
 		t.Errorf("error %v, want one saying %s is a directory", err, dir)
 	}
+}
+
+// FuzzClientHello parses arbitrary ClientHellos: never a panic, at most 16 ALPN protocols,
+// and a well-formed hello read back whole.
+func FuzzClientHello(f *testing.F) {
+	f.Add(clientHello("broker.example", "mqtt"))
+	f.Add(clientHello("", "h2", "x-amzn-mqtt-ca"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, _ := parseClientHello(b)
+		if len(h.alpn) > 16 {
+			t.Errorf("%d ALPN protocols", len(h.alpn))
+		}
+		if h.serverName != "" || len(h.alpn) > 0 {
+			again, complete := parseClientHello(clientHello(h.serverName, h.alpn...))
+			if !complete || again.serverName != h.serverName || !slices.Equal(again.alpn, h.alpn) {
+				t.Errorf("%+v read back as %+v", h, again)
+			}
+		}
+	})
 }

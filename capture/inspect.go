@@ -68,7 +68,7 @@ func (in *Inspector) Open(info *ConnInfo) Conn {
 	if info.Transport == TLS {
 		// Listed (whatever the filter) in its place among the other connections' records.
 		r := &inspect.EncryptedRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
-			ServerName: info.ServerName, MidStream: info.MidStream}
+			ServerName: info.ServerName, ALPN: info.ALPN, MidStream: info.MidStream}
 		if p := in.par; p != nil {
 			pc := &pconn{p: p, worker: -1}
 			pc.assign(ClientToServer, nil)

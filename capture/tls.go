@@ -1,24 +1,43 @@
 package capture
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
 
-// serverName reads the server_name extension of the TLS ClientHello at the start of b.
-// complete is false while b ends inside the first record; a malformed or foreign record is
-// complete with no name.
-func serverName(b []byte) (name string, complete bool) {
+// hello is what a TLS ClientHello tells about its connection.
+type hello struct {
+	serverName string   // the server_name extension's host name
+	alpn       []string // the application protocols offered (ALPN)
+}
+
+// mqttALPN says whether one of the protocols offered names MQTT: "mqtt" (the name in IANA's
+// registry) or a vendor's (AWS IoT's "x-amzn-mqtt-ca" on port 443).
+func (h hello) mqttALPN() bool {
+	for _, p := range h.alpn {
+		if strings.Contains(strings.ToLower(p), "mqtt") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseClientHello reads the TLS ClientHello at the start of b. complete is false while b ends
+// inside the first record; a malformed or foreign record is complete and tells nothing.
+func parseClientHello(b []byte) (h hello, complete bool) {
 	if len(b) < 5 {
-		return "", len(b) > 0 && b[0] != 0x16
+		return h, len(b) > 0 && b[0] != 0x16
 	}
 	if b[0] != 0x16 { // not a handshake record
-		return "", true
+		return h, true
 	}
 	n := int(binary.BigEndian.Uint16(b[3:]))
 	if len(b) < 5+n {
-		return "", false
+		return h, false
 	}
 	r := reader(b[5 : 5+n])
 	if t, ok := r.u8(); !ok || t != 1 { // ClientHello
-		return "", true
+		return h, true
 	}
 	r.skip(3 + 2 + 32) // length, legacy version, random
 	r.vec(1)           // session id
@@ -28,19 +47,25 @@ func serverName(b []byte) (name string, complete bool) {
 	for len(exts) >= 4 {
 		typ, _ := exts.u16()
 		body := reader(exts.vec(2))
-		if typ != 0 { // server_name
-			continue
-		}
-		list := reader(body.vec(2))
-		for len(list) >= 3 {
-			nt, _ := list.u8()
-			host := list.vec(2)
-			if nt == 0 {
-				return string(host), true
+		switch typ {
+		case 0: // server_name
+			list := reader(body.vec(2))
+			for len(list) >= 3 && h.serverName == "" {
+				nt, _ := list.u8()
+				if host := list.vec(2); nt == 0 {
+					h.serverName = string(host)
+				}
+			}
+		case 16: // application_layer_protocol_negotiation
+			list := reader(body.vec(2))
+			for len(list) > 0 && len(h.alpn) < 16 {
+				if p := list.vec(1); len(p) > 0 {
+					h.alpn = append(h.alpn, string(p))
+				}
 			}
 		}
 	}
-	return "", true
+	return h, true
 }
 
 // reader reads big-endian fields; reads past the end yield zero values and empty slices.

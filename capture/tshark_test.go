@@ -193,7 +193,11 @@ func TestTsharkAgreesOnCaptures(t *testing.T) {
 		name, port, decodeAs := cols[0], cols[1], cols[2]
 		if strings.HasSuffix(decodeAs, ",tls") {
 			t.Run(strings.TrimSuffix(name, ".pcapng"), func(t *testing.T) {
-				tlsAgree(t, filepath.Join(dir, name), decodeAs)
+				p, err := strconv.ParseUint(port, 10, 16)
+				if err != nil {
+					t.Fatalf("ports.tsv: %v", err)
+				}
+				tlsAgree(t, filepath.Join(dir, name), uint16(p), decodeAs)
 			})
 			continue
 		}
@@ -233,29 +237,42 @@ var tsharkFaults = map[string]func(*testing.T, []msg) []msg{
 }
 
 // tlsAgree checks that mqscope lists the TLS connections of a capture with the server names
-// tshark finds in their ClientHellos.
-func tlsAgree(t *testing.T, file, decodeAs string) {
+// and ALPN protocols tshark finds in their ClientHellos: all of them when their port is given
+// as a TLS port, and without it those that offer MQTT by ALPN.
+func tlsAgree(t *testing.T, file string, port uint16, decodeAs string) {
 	tshark := peer.Require(t, "tshark")
 	out, err := exec.Command(tshark, "-r", file, "-d", decodeAs, "-Y", "tls.handshake.type == 1",
-		"-T", "fields", "-e", "tcp.srcport", "-e", "tls.handshake.extensions_server_name").Output()
+		"-T", "fields", "-E", "aggregator=,", "-e", "tcp.srcport", "-e", "tls.handshake.extensions_server_name",
+		"-e", "tls.handshake.extensions_alpn_str").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
-	var theirs []string
+	var all, mqtt []string
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		theirs = append(theirs, strings.ReplaceAll(l, "\t", " "))
-	}
-	r := &recorder{}
-	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, Options{}), nil))
-	var ours []string
-	for _, c := range r.conns {
-		if c.info.Transport != TLS {
-			t.Errorf("connection %d is %v, want tls", c.info.ID, c.info.Transport)
+		all = append(all, strings.TrimSpace(strings.ReplaceAll(l, "\t", " ")))
+		if strings.Contains(strings.ToLower(strings.Split(l, "\t")[2]), "mqtt") {
+			mqtt = append(mqtt, all[len(all)-1])
 		}
-		ours = append(ours, fmt.Sprintf("%d %s", c.info.Client.Port(), c.info.ServerName))
 	}
-	if strings.Join(ours, "\n") != strings.Join(theirs, "\n") {
-		t.Errorf("TLS connections: mqscope %q, tshark %q", ours, theirs)
+	if len(mqtt) == 0 || len(mqtt) == len(all) {
+		t.Fatalf("the capture should have TLS connections with and without an MQTT ALPN: %q", all)
 	}
-	t.Logf("%d TLS connections agree", len(ours))
+	for _, tc := range []struct {
+		opts Options
+		want []string
+	}{{Options{TLSPorts: []uint16{port}}, all}, {Options{}, mqtt}} {
+		r := &recorder{}
+		must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, tc.opts), nil))
+		var ours []string
+		for _, c := range r.conns {
+			if c.info.Transport != TLS {
+				t.Errorf("connection %d is %v, want tls", c.info.ID, c.info.Transport)
+			}
+			ours = append(ours, strings.TrimSpace(fmt.Sprintf("%d %s %s", c.info.Client.Port(), c.info.ServerName, strings.Join(c.info.ALPN, ","))))
+		}
+		if strings.Join(ours, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("TLS ports %v: mqscope %q, tshark %q", tc.opts.TLSPorts, ours, tc.want)
+		}
+		t.Logf("TLS ports %v: %d TLS connections agree", tc.opts.TLSPorts, len(ours))
+	}
 }

@@ -82,6 +82,7 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 	case *EncryptedRecord:
 		e.connKeys("tls", r.Time, r.Conn, 0, r.Client, r.Server, "")
 		e.str("server_name", r.ServerName)
+		e.val("alpn", append([]string{}, r.ALPN...))
 		e.bool("mid_stream", r.MidStream)
 	case *CloseRecord:
 		s := &r.State

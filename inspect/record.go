@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -261,8 +262,9 @@ type EncryptedRecord struct {
 	Conn       int
 	Client     string
 	Server     string
-	ServerName string // from the ClientHello; "" when none was captured
-	MidStream  bool   // the start was not captured
+	ServerName string   // from the ClientHello; "" when none was captured
+	ALPN       []string // the application protocols the ClientHello offered
+	MidStream  bool     // the start was not captured
 }
 
 // Kind returns "tls".
@@ -274,7 +276,11 @@ func encryptedLine(r *EncryptedRecord) string {
 	if name == "" {
 		name = "not captured"
 	}
-	s := fmt.Sprintf("%s → %s  TLS, encrypted: not decoded (server name: %s)", r.Client, r.Server, name)
+	alpn := ""
+	if len(r.ALPN) > 0 {
+		alpn = ", ALPN: " + strings.Join(r.ALPN, " ")
+	}
+	s := fmt.Sprintf("%s → %s  TLS, encrypted: not decoded (server name: %s%s)", r.Client, r.Server, name, alpn)
 	if r.MidStream {
 		s += "; its start was not captured"
 	}

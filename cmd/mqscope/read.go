@@ -218,8 +218,9 @@ was granted, and every rule of the standard a peer broke.
 TCP is reassembled (out-of-order segments, retransmissions, overlaps); bytes the capture lost
 are reported, and decoding resumes at the next packet. MQTT is found on port 1883 and the
 --port ones, by its CONNECT on any other port, and inside WebSocket connections that upgrade
-to the mqtt subprotocol. TLS connections (port 8883, --tls-port, or a ClientHello anywhere)
-are listed with their server name. Several files are read as one capture, in order; files
+to the mqtt subprotocol. TLS connections (on port 8883, 1883 and the --port and --tls-port
+ones, or offering MQTT by ALPN on any port, as AWS IoT devices do on 443) are listed with
+their server name and ALPN; other TLS, such as HTTPS, is only counted. Several files are read as one capture, in order; files
 compressed with gzip are read as they are, and - reads standard input (tcpdump -U -w - | ...).
 
 --write saves the captured packets that carried the packets passing --filter (with their
@@ -318,6 +319,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if err := res.close(); err != nil {
 		return err
 	}
+	noteOtherTLS(o.io.Err, a.Stats())
 	if st := a.Stats(); st.Connections == 0 && readErr == nil {
 		fmt.Fprintf(o.io.Err, "mqscope: no MQTT connection in %d packets (%d TCP); MQTT on a port other than 1883 whose connections began before the capture needs --port\n",
 			st.Packets, st.TCP)
@@ -338,6 +340,13 @@ func runRead(ctx context.Context, o *readOptions) error {
 		}
 	}
 	return readErr
+}
+
+// noteOtherTLS says how many TLS connections were left out as not MQTT, and how to list them.
+func noteOtherTLS(w io.Writer, st capture.Stats) {
+	if st.OtherTLS > 0 {
+		fmt.Fprintf(w, "mqscope: TLS connections left out: %d (on ports other than 8883 and --tls-port, without MQTT in their ALPN); --tls-port PORT lists them\n", st.OtherTLS)
+	}
 }
 
 // stdinIsFile tells whether standard input is a regular file rather than a pipe or terminal.

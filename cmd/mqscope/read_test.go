@@ -367,6 +367,22 @@ func clientHello(sni string) []byte {
 	return append([]byte{0x16, 3, 1, byte(len(hs) >> 8), byte(len(hs))}, hs...)
 }
 
+// TestReadOtherTLS: in the TLS capture, the connection that offers MQTT by ALPN is listed on
+// its own; the other is counted at the end, and --tls-port lists both.
+func TestReadOtherTLS(t *testing.T) {
+	const file = "../../testdata/captures/mqtt-tls.pcapng"
+	code, out, errOut := runCmd(t, "", "read", "--format", "jsonl", file)
+	recs := jsonLines(t, out)
+	if code != 0 || len(recs) != 1 || recs[0]["kind"] != "tls" || fmt.Sprint(recs[0]["alpn"]) != "[mqtt]" ||
+		!strings.Contains(errOut, "TLS connections left out: 1 ") {
+		t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "read", "--format", "jsonl", "--tls-port", "18836", file)
+	if recs := jsonLines(t, out); code != 0 || count(recs, "kind", "tls") != 2 || strings.Contains(errOut, "left out") {
+		t.Errorf("with --tls-port: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
 // TestReadTLSInPlace checks that an encrypted connection is listed where it began among the
 // MQTT connections, in text, JSON lines and the summary, on one worker and on several.
 func TestReadTLSInPlace(t *testing.T) {
