@@ -250,6 +250,11 @@ connections' handshakes) to a new pcapng file.`,
 					return usageError{errors.New("--write reads its input twice: give a file, not standard input (-)")}
 				}
 			}
+			if o.out.write != "" {
+				if err := checkWriteInputs(o.out.write, args); err != nil {
+					return usageError{err}
+				}
+			}
 			return runRead(cmd.Context(), o)
 		},
 	}
@@ -347,6 +352,24 @@ func noteOtherTLS(w io.Writer, st capture.Stats) {
 	if st.OtherTLS > 0 {
 		fmt.Fprintf(w, "mqscope: TLS connections left out: %d (on ports other than 8883 and --tls-port, without MQTT in their ALPN); --tls-port PORT lists them\n", st.OtherTLS)
 	}
+}
+
+// checkWriteInputs refuses, before anything is created, inputs that --write cannot use: a
+// pipe (read twice, it would be empty the second time) and the output file itself (it would
+// be emptied before it is read). Inputs that do not exist are left to the reading.
+func checkWriteInputs(out string, inputs []string) error {
+	ost, oerr := os.Stat(out)
+	for _, in := range inputs {
+		st, err := os.Stat(in)
+		switch {
+		case err != nil:
+		case oerr == nil && os.SameFile(ost, st):
+			return fmt.Errorf("--write %s is the input %s: it would be overwritten before it is read", out, in)
+		case !st.Mode().IsRegular() && !st.IsDir():
+			return fmt.Errorf("--write reads its input twice: %s is not a regular file (a pipe?); save it to a file first", in)
+		}
+	}
+	return nil
 }
 
 // stdinIsFile tells whether standard input is a regular file rather than a pipe or terminal.

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -380,6 +381,45 @@ func TestReadOtherTLS(t *testing.T) {
 	code, out, errOut = runCmd(t, "", "read", "--format", "jsonl", "--tls-port", "18836", file)
 	if recs := jsonLines(t, out); code != 0 || count(recs, "kind", "tls") != 2 || strings.Contains(errOut, "left out") {
 		t.Errorf("with --tls-port: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestReadWriteRefusals: --write refuses, before creating anything, to overwrite its input
+// (by name or through a link) and to read a pipe twice; the input is left as it was.
+func TestReadWriteRefusals(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(multiCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join(dir, "in.pcapng")
+	link := filepath.Join(dir, "link.pcapng")
+	fifo := filepath.Join(dir, "fifo")
+	if err := os.WriteFile(in, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(in, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.pcapng")
+	for _, tc := range []struct{ write, input, want string }{
+		{in, in, "would be overwritten"},
+		{link, in, "would be overwritten"},
+		{out, fifo, "not a regular file"},
+	} {
+		code, _, errOut := runCmd(t, "", "read", "--summary", "--write", tc.write, tc.input)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("--write %s %s: exit %d, %q", filepath.Base(tc.write), filepath.Base(tc.input), code, errOut)
+		}
+	}
+	if b, _ := os.ReadFile(in); !bytes.Equal(b, raw) {
+		t.Errorf("the input changed: %d bytes, was %d", len(b), len(raw))
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was created", out)
 	}
 }
 
