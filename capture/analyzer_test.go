@@ -604,3 +604,45 @@ func TestWebSocketLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestSections reads a pcapng made of two sections (two files joined with cat), whose
+// interface 0 has a different link type in each: each section's packets are read with its
+// own, as tshark does.
+func TestSections(t *testing.T) {
+	conn := func(port uint16) []gopacketPkt {
+		return ethernetPackets(t, func(sw *StreamWriter) {
+			s, _ := sw.Open(netip.AddrPortFrom(cli.Addr(), port), srv, ms(0))
+			must(t, s.Write(ClientToServer, ms(1), connect))
+			must(t, s.Write(ServerToClient, ms(2), connack))
+			must(t, s.Close(ClientToServer, ms(3)))
+		})
+	}
+	var joined []byte
+	for i, pkts := range [][]gopacketPkt{conn(40001), conn(40002)} {
+		var buf bytes.Buffer
+		pw, err := NewPacketWriter(&buf)
+		must(t, err)
+		for _, p := range pkts {
+			if i == 0 {
+				must(t, pw.WritePacket(LinkEthernet, p.ci.Timestamp, p.data, 0))
+			} else { // the same as raw IP: without the Ethernet header
+				must(t, pw.WritePacket(LinkRaw, p.ci.Timestamp, p.data[14:], 0))
+			}
+		}
+		must(t, pw.Flush())
+		joined = append(joined, buf.Bytes()...)
+	}
+	p := filepath.Join(t.TempDir(), "joined.pcapng")
+	must(t, os.WriteFile(p, joined, 0o644))
+	r := analyze(t, Options{}, p)
+	var ports []uint16
+	for _, c := range r.conns {
+		ports = append(ports, c.info.Client.Port())
+		if !bytes.Equal(c.stream[0], connect) || !bytes.Equal(c.stream[1], connack) {
+			t.Errorf("connection from port %d: %q / %q", c.info.Client.Port(), c.stream[0], c.stream[1])
+		}
+	}
+	if !slices.Equal(ports, []uint16{40001, 40002}) || r.a.Stats().Skipped != 0 || r.a.Stats().Malformed != 0 {
+		t.Errorf("connections from ports %v; stats %+v", ports, r.a.Stats())
+	}
+}

@@ -54,7 +54,7 @@ func TestBadFiles(t *testing.T) {
 	}{
 		{"empty", nil, []string{"bad.pcap", "not a pcap or pcapng file"}, 0},
 		{"garbage", []byte("this is not a capture at all"), []string{"bad.pcap", "not a pcap or pcapng file"}, 0},
-		{"truncated inside a packet", good[:len(good)-200], []string{"bad.pcap", "packet 9", "truncated"}, 1},
+		{"truncated inside a packet", good[:len(good)-200], []string{"bad.pcap", "packet 9", "truncated: the block at offset", "are left"}, 1},
 		{"truncated pcapng header", good[:20], []string{"bad.pcap"}, 0},
 		{"pcap packet longer than the file", pcapHeader(1000), []string{"bad.pcap", "packet 1"}, 0},
 		{"pcap packet of 4 GB", pcapHeader(0xffffffff), []string{"bad.pcap", "packet 1"}, 0},

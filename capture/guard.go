@@ -84,6 +84,9 @@ func (g *ngGuard) next() error {
 		if g.size < 0 {
 			return fmt.Errorf("damaged block at offset %d: type %#x announces %d bytes", g.off, typ, blen)
 		}
+		if blen >= 12 && blen%4 == 0 && blen <= maxBlock {
+			return fmt.Errorf("the file is truncated: the block at offset %d announces %d bytes, %d are left", g.off, blen, g.size-g.off)
+		}
 		return fmt.Errorf("damaged block at offset %d: type %#x announces %d bytes (%d left in the file)", g.off, typ, blen, g.size-g.off)
 	}
 	switch typ {

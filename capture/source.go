@@ -82,7 +82,9 @@ func OpenFile(name string) (*File, error) {
 	switch binary.LittleEndian.Uint32(magic) {
 	case 0x0A0D0D0A:
 		g := &ngGuard{r: br, bo: binary.LittleEndian, size: size}
-		r, err := pcapgo.NewNgReader(g, pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		// A new section (files joined with cat) numbers its interfaces afresh.
+		r, err := pcapgo.NewNgReader(g, pcapgo.NgReaderOptions{WantMixedLinkType: true,
+			SectionEndCallback: func([]pcapgo.NgInterface, pcapgo.NgSectionInfo) { cf.ngLinks = cf.ngLinks[:0] }})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: bad pcapng header: %w", name, err)
