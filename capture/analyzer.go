@@ -107,6 +107,7 @@ type Stats struct {
 	Fragments   int64 // IP fragments of TCP datagrams
 	Datagrams   int64 // fragmented datagrams rebuilt from them
 	Malformed   int64 // truncated or malformed headers
+	Filled      int64 // bytes known lost (acknowledged past, or cut by the snap length) and reported at once
 	Connections int   // connections reported to the Handler
 	OtherTLS    int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
 	Open        int   // TCP connections held by reassembly now (any protocol)
@@ -124,6 +125,15 @@ type Analyzer struct {
 	stats Stats
 
 	lastFlush time.Time
+	// Bytes the capture missed (see fill.go): holes counts the segments queued beyond a hole
+	// in all connections, holeFlows finds the connections that have some.
+	cutN      int    // bytes of the packet being assembled cut off by the snap length
+	cut       cutReq // the filler that stands for them, once Accept knows where
+	fillCtx   asmContext
+	fillTCP   layers.TCP
+	zeros     []byte
+	holes     int
+	holeFlows map[flowKey]*stream
 	ending    bool
 	nextID    int
 	frags     defragmenter
@@ -231,6 +241,10 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	}
 	a.stats.TCP++
 	bare := len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST
+	if a.holes > 0 && a.tcp.ACK {
+		// Before this packet's own bytes: what it acknowledges past a hole was received.
+		a.acked(src, dst, ci.Timestamp)
+	}
 	if a.opts.Record != nil {
 		a.cur = recFrame{link, ci, data}
 		if why == skipFragment {
@@ -246,7 +260,8 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	}
 	if bare {
 		// A bare acknowledgement carries nothing to reassemble, and the last one of a closed
-		// connection would make reassembly open a new, empty one.
+		// connection would make reassembly open a new, empty one. It may tell that bytes the
+		// capture missed were received all the same.
 		return
 	}
 	et := layers.EndpointIPv4
@@ -255,7 +270,17 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	}
 	ci.InterfaceIndex = int(n)
 	a.ctx.ci = ci
+	a.cutN = 0
+	if ci.CaptureLength < ci.Length && why == skipNone && !a.tcp.SYN {
+		a.cutN = ipCut(ip)
+	}
 	a.asm.AssembleWithContext(gopacket.NewFlow(et, src, dst), &a.tcp, &a.ctx)
+	if a.cut.s != nil {
+		// Cut by the snap length: the rest of the segment will never come.
+		c := a.cut
+		a.cut = cutReq{}
+		a.fillAt(c.s, c.ri, c.seq, c.n, ci.Timestamp)
+	}
 	if t := ci.Timestamp; t.Sub(a.lastFlush) >= time.Second || t.Before(a.lastFlush) {
 		a.lastFlush = t
 		a.asm.FlushWithOptions(reassembly.FlushOptions{T: t.Add(-a.opts.Wait)})
@@ -331,6 +356,13 @@ type stream struct {
 	endReason string
 	closed    bool
 
+	// Holes, by reassembly direction (fill.go): the sequence number of the next byte
+	// reassembly delivers, the segments it holds beyond a hole, and the filler segments.
+	pos     [2]reassembly.Sequence
+	posOK   [2]bool
+	ooo     [2][]reassembly.Sequence
+	fillers [2][]seqSpan
+
 	// for Options.Keep
 	control []int64 // handshake and closing packets
 	kept    bool
@@ -395,6 +427,9 @@ func (s *stream) rd(d Dir) int {
 }
 
 func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
+	if ci.InterfaceIndex < 0 {
+		return true // a filler segment (fill.go): not a captured packet
+	}
 	s.lastT = ci.Timestamp
 	if s.a.opts.Record != nil {
 		s.record()
@@ -421,6 +456,10 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 	}
 	n := int64(ci.InterfaceIndex)
 	d := s.dir(rdir)
+	s.track(s.rd(d), tcp, nextSeq)
+	if s.a.cutN > 0 {
+		s.a.cut = cutReq{s, s.rd(d), reassembly.Sequence(tcp.Seq).Add(len(tcp.Payload)), s.a.cutN}
+	}
 	if s.a.opts.Keep != nil {
 		if tcp.SYN || tcp.FIN || tcp.RST {
 			if s.kept {
@@ -455,21 +494,45 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
 	rdir, _, _, skip := sg.Info()
 	avail, _ := sg.Lengths()
-	t := s.lastT
-	if ac != nil {
-		t = ac.GetCaptureInfo().Timestamp
-	}
 	if s.kind >= kindTLSOpen {
 		return
 	}
 	d := s.dir(rdir)
+	t := s.lastT
+	if ac != nil {
+		t = ac.GetCaptureInfo().Timestamp
+	}
 	if skip > 0 {
 		s.gap(d, t, skip)
 	}
+	ri := s.rd(d)
+	at, known := s.pos[ri].Add(max(skip, 0)), s.posOK[ri] && skip >= 0
+	s.pos[ri], s.posOK[ri] = at.Add(avail), known
 	if avail == 0 {
 		return
 	}
-	s.data(d, t, sg.Fetch(avail))
+	b := sg.Fetch(avail)
+	if len(s.fillers[ri]) == 0 || !known {
+		s.data(d, t, b)
+		return
+	}
+	// Filler bytes (fill.go) among them are bytes the capture missed.
+	cur := 0
+	for _, f := range s.fillers[ri] {
+		from, to := min(max(at.Difference(f.from), cur), avail), min(max(at.Difference(f.to), cur), avail)
+		if from == to {
+			continue
+		}
+		if from > cur {
+			s.data(d, t, b[cur:from])
+		}
+		s.gap(d, t, to-from)
+		cur = to
+	}
+	if cur < avail {
+		s.data(d, t, b[cur:])
+	}
+	s.dropFillers(ri)
 }
 
 func (s *stream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
@@ -484,6 +547,7 @@ func (s *stream) finish(t time.Time) {
 		return
 	}
 	s.closed = true
+	s.forgetHoles()
 	if s.kind == kindUnknown && s.handshake && s.a.isPort(s.addr[s.rd(ServerToClient)].Port()) != nil {
 		// A connection on a known port whose bytes (if any) were all lost: still worth a line.
 		s.classify(t)

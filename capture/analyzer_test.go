@@ -28,6 +28,7 @@ type recConn struct {
 	frames [2]int // whole frames seen
 	cut    [2]int // where the next frame starts in stream (framing restarts after a gap)
 	events []string
+	gapT   []time.Time // the time of each gap
 	closed string
 }
 
@@ -55,6 +56,7 @@ func (c *recConn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
 
 func (c *recConn) Gap(d Dir, t time.Time, n int) {
 	c.events = append(c.events, fmt.Sprintf("%v gap %d", d, n))
+	c.gapT = append(c.gapT, t)
 	c.stream[d] = append(c.stream[d], []byte(fmt.Sprintf("<gap %d>", n))...)
 	c.cut[d] = len(c.stream[d])
 }
@@ -644,5 +646,90 @@ func TestSections(t *testing.T) {
 	}
 	if !slices.Equal(ports, []uint16{40001, 40002}) || r.a.Stats().Skipped != 0 || r.a.Stats().Malformed != 0 {
 		t.Errorf("connections from ports %v; stats %+v", ports, r.a.Stats())
+	}
+}
+
+// TestLossAcknowledged: bytes the capture lost but the receiver acknowledged are reported
+// as lost at once, in their place: the server's PUBLISH after the hole is decoded before the
+// client's packet that acknowledges it, not when reassembly gives up waiting.
+func TestLossAcknowledged(t *testing.T) {
+	lost, after := publish("a", 100), publish("b", 10)
+	s2c := append(append(append([]byte{}, connack...), lost...), after...)
+	p := file(t, func(sw *StreamWriter) {
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		seg(t, s, ServerToClient, ms(2), 0, connack)
+		// lost: the PUBLISH on "a"
+		seg(t, s, ServerToClient, ms(3), len(connack)+len(lost), after)
+		s.seq[ServerToClient] += uint32(len(s2c))
+		must(t, s.Write(ClientToServer, ms(4), pingreq)) // acknowledges all the server sent
+		must(t, s.Write(ServerToClient, ms(5), []byte{0xd0, 0x00}))
+		must(t, s.Close(ClientToServer, ms(6)))
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	c := r.conns[0]
+	gap := fmt.Sprintf("server->client gap %d", len(lost))
+	want := []string{"client->server frame 1", "server->client frame 1", gap,
+		"server->client frame 2", "client->server frame 2", "server->client frame 3"}
+	if !slices.Equal(c.events, want) {
+		t.Errorf("events\n%q\nwant\n%q", c.events, want)
+	}
+	if len(c.gapT) != 1 || !c.gapT[0].Equal(ms(4)) {
+		t.Errorf("gap at %v, want at the acknowledgement, %v", c.gapT, ms(4))
+	}
+	if got := c.stream[ServerToClient]; !bytes.Equal(got, append(append(append([]byte{}, connack...), fmt.Sprintf("<gap %d>", len(lost))...), append(after, 0xd0, 0x00)...)) {
+		t.Errorf("server stream %q", got)
+	}
+	if st := r.a.Stats(); st.Filled != int64(len(lost)) {
+		t.Errorf("%d bytes filled", st.Filled)
+	}
+}
+
+// TestSnapLength reads a capture whose packets were cut at a snap length: each cut is
+// reported where it is, as many bytes as the IP header says are missing, and what follows
+// is decoded.
+func TestSnapLength(t *testing.T) {
+	big := publish("big", 1000)
+	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+		sw.MSS = 1460
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Write(ClientToServer, ms(3), big))
+		must(t, s.Write(ServerToClient, ms(4), big))
+		must(t, s.Write(ClientToServer, ms(5), pingreq))
+		must(t, s.Write(ServerToClient, ms(6), []byte{0xd0, 0x00}))
+		must(t, s.Close(ClientToServer, ms(7)))
+	})
+	const snap = 200
+	var buf bytes.Buffer
+	pw, err := NewPacketWriter(&buf)
+	must(t, err)
+	for _, p := range pkts {
+		must(t, pw.WritePacket(LinkEthernet, p.ci.Timestamp, p.data[:min(len(p.data), snap)], len(p.data)))
+	}
+	must(t, pw.Flush())
+	f := filepath.Join(t.TempDir(), "snap.pcapng")
+	must(t, os.WriteFile(f, buf.Bytes(), 0o644))
+	r := analyze(t, Options{Wait: time.Hour}, f)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	c := r.conns[0]
+	kept := snap - 14 - 20 - 20 // Ethernet, IPv4 and TCP headers
+	missing := len(big) - kept
+	for d, tail := range [2][]byte{pingreq, {0xd0, 0x00}} {
+		want := append(append([]byte{}, big[:kept]...), fmt.Sprintf("<gap %d>", missing)...)
+		if got := c.stream[d]; !bytes.HasSuffix(got, append(want, tail...)) {
+			t.Errorf("%v stream ends %q", Dir(d), got[max(0, len(got)-40):])
+		}
+	}
+	if len(c.gapT) != 2 || !c.gapT[0].Equal(ms(3)) || !c.gapT[1].Equal(ms(4)) {
+		t.Errorf("gaps at %v, want at the cut packets", c.gapT)
 	}
 }

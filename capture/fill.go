@@ -1,0 +1,184 @@
+package capture
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/google/gopacket"
+	"github.com/google/gopacket/layers"
+	"github.com/google/gopacket/reassembly"
+)
+
+// Bytes the capture missed. Reassembly holds what comes after a hole until the missing
+// segment arrives or it gives up waiting (Options.Wait), and meanwhile the other direction
+// goes on: a PUBACK would be decoded before the PUBLISH it acknowledges, seconds later. Two
+// things tell sooner that the bytes will never come, and then a filler segment (zeros)
+// takes their place, which ReassembledSG reports as a gap:
+//   - the receiver acknowledged past the hole: it had the bytes, the capture did not;
+//   - the packet was cut by the snap length: its IP header says how much is missing.
+// Each stream knows the sequence number of the next byte it will be given (pos), so filler
+// bytes are told from data wherever reassembly places them.
+
+const (
+	maxHoleSegments = 64      // segments tracked beyond a hole, per direction
+	maxFillers      = 64      // filler segments not yet delivered, per direction
+	maxFill         = 1 << 20 // the largest hole filled at once
+)
+
+// cutReq asks for a filler segment of n bytes at seq in direction ri of s.
+type cutReq struct {
+	s   *stream
+	ri  int
+	seq reassembly.Sequence
+	n   int
+}
+
+// seqSpan is the sequence numbers [from, to).
+type seqSpan struct{ from, to reassembly.Sequence }
+
+// track notes, for the packet of direction ri just accepted, where reassembly starts and
+// whether the packet lies beyond a hole. next is reassembly's next expected sequence number
+// (-1 before the first packet).
+func (s *stream) track(ri int, tcp *layers.TCP, next reassembly.Sequence) {
+	seq := reassembly.Sequence(tcp.Seq)
+	if next == -1 {
+		// Reassembly starts here (Accept forces the start without a SYN).
+		if tcp.SYN {
+			seq = seq.Add(1)
+		}
+		s.pos[ri], s.posOK[ri] = seq, true
+		return
+	}
+	q := s.ooo[ri]
+	had := len(q) > 0
+	if had {
+		k := 0
+		for _, x := range q {
+			if next.Difference(x) > 0 {
+				q[k] = x
+				k++
+			}
+		}
+		s.a.holes -= len(q) - k
+		q = q[:k]
+	}
+	if (len(tcp.Payload) > 0 || tcp.FIN) && next.Difference(seq) > 0 && len(q) < maxHoleSegments && !slices.Contains(q, seq) {
+		q = append(q, seq)
+		s.a.holes++
+	}
+	s.ooo[ri] = q
+	if had != (len(q) > 0) {
+		s.holeFlow()
+	}
+}
+
+// dropFillers forgets the filler segments of direction ri that were delivered.
+func (s *stream) dropFillers(ri int) {
+	f := s.fillers[ri]
+	k := 0
+	for _, x := range f {
+		if s.pos[ri].Difference(x.to) > 0 {
+			f[k] = x
+			k++
+		}
+	}
+	s.fillers[ri] = f[:k]
+}
+
+// holeFlow keeps the stream in Analyzer.holeFlows while it has holes.
+func (s *stream) holeFlow() {
+	k := makeFlowKey(s.addr[0], s.addr[1])
+	if len(s.ooo[0])+len(s.ooo[1]) == 0 {
+		if s.a.holeFlows[k] == s {
+			delete(s.a.holeFlows, k)
+		}
+		return
+	}
+	if s.a.holeFlows == nil {
+		s.a.holeFlows = map[flowKey]*stream{}
+	}
+	s.a.holeFlows[k] = s
+}
+
+func (s *stream) forgetHoles() {
+	if len(s.ooo[0])+len(s.ooo[1]) == 0 {
+		return
+	}
+	s.a.holes -= len(s.ooo[0]) + len(s.ooo[1])
+	s.ooo[0], s.ooo[1] = nil, nil
+	s.holeFlow()
+}
+
+// acked looks at the acknowledgement of the packet from src to dst being analyzed: when it
+// covers a hole of the other direction, that hole is filled.
+func (a *Analyzer) acked(src, dst []byte, t time.Time) {
+	sa, _ := netip.AddrFromSlice(src)
+	da, _ := netip.AddrFromSlice(dst)
+	from := netip.AddrPortFrom(sa, uint16(a.tcp.SrcPort))
+	s := a.holeFlows[makeFlowKey(from, netip.AddrPortFrom(da, uint16(a.tcp.DstPort)))]
+	if s == nil {
+		return
+	}
+	ri := 0 // the direction acknowledged: away from the sender of the acknowledgement
+	if s.addr[0] == from {
+		ri = 1
+	}
+	q := s.ooo[ri]
+	if !s.posOK[ri] || len(q) == 0 {
+		return
+	}
+	next, ack := s.pos[ri], reassembly.Sequence(a.tcp.Ack)
+	end := q[0] // the first segment held beyond the hole
+	for _, seq := range q[1:] {
+		if next.Difference(seq) < next.Difference(end) {
+			end = seq
+		}
+	}
+	if next.Difference(ack) < next.Difference(end) {
+		end = ack // only so much is known received
+	}
+	a.fillAt(s, ri, next, next.Difference(end), t)
+}
+
+// fillAt hands reassembly a filler segment for the n bytes at seq of direction ri of s. It
+// must not be called from reassembly's callbacks.
+func (a *Analyzer) fillAt(s *stream, ri int, seq reassembly.Sequence, n int, t time.Time) {
+	if n <= 0 || n > maxFill || len(s.fillers[ri]) >= maxFillers {
+		return
+	}
+	// A TCP header and n zeros, decoded: reassembly takes the ports from what was decoded.
+	if len(a.zeros) < 20+n {
+		a.zeros = make([]byte, max(20+n, 2*len(a.zeros)))
+	}
+	src, dst := s.addr[ri], s.addr[1-ri]
+	h := a.zeros[:20]
+	binary.BigEndian.PutUint16(h[0:], src.Port())
+	binary.BigEndian.PutUint16(h[2:], dst.Port())
+	binary.BigEndian.PutUint32(h[4:], uint32(seq))
+	h[12] = 5 << 4 // data offset: 20 bytes, no flags
+	if err := a.fillTCP.DecodeFromBytes(a.zeros[:20+n], gopacket.NilDecodeFeedback); err != nil {
+		return
+	}
+	et := layers.EndpointIPv4
+	if !src.Addr().Is4() {
+		et = layers.EndpointIPv6
+	}
+	s.fillers[ri] = append(s.fillers[ri], seqSpan{seq, seq.Add(n)})
+	a.fillCtx.ci = gopacket.CaptureInfo{Timestamp: t, CaptureLength: n, Length: n, InterfaceIndex: -1}
+	a.stats.Filled += int64(n)
+	a.asm.AssembleWithContext(gopacket.NewFlow(et, src.Addr().AsSlice(), dst.Addr().AsSlice()), &a.fillTCP, &a.fillCtx)
+	s.dropFillers(ri)
+}
+
+// ipCut returns how many bytes of the IP packet ip the capture cut off, by its header.
+func ipCut(ip []byte) int {
+	switch {
+	case len(ip) >= 20 && ip[0]>>4 == 4:
+		return int(binary.BigEndian.Uint16(ip[2:])) - len(ip)
+	case len(ip) >= 40 && ip[0]>>4 == 6:
+		return 40 + int(binary.BigEndian.Uint16(ip[4:])) - len(ip)
+	}
+	return 0
+}
