@@ -705,7 +705,10 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 	if last == nil {
 		return
 	}
-	if c.disconnect[C2S] == nil && c.disconnect[S2C] == nil && !c.refused() {
+	// By "unknown": the capture ended with the connection open. Nothing closed, so nothing is
+	// said about a close (its reason says the capture ended).
+	open := cr.By == "unknown"
+	if !open && c.disconnect[C2S] == nil && c.disconnect[S2C] == nil && !c.refused() {
 		l := decode.LevelInfo
 		text := "the connection closed without a DISCONNECT"
 		if cr.By != "" {
@@ -730,14 +733,22 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 			Cause: last.ref("the last packet before the close")})
 	}
 	if o, ok := c.takenOverBy(); ok && c.disconnect[S2C] == nil {
+		what := "the server closed this one (session takeover)"
+		if open {
+			what = "the server closes this one (session takeover), though it was still open when the capture ended"
+		}
 		cr.Notes = append(cr.Notes, Note{Level: decode.LevelWarning, Rule: RuleTakenOver,
-			Text:  fmt.Sprintf("connection %d connected with the same Client Identifier %q: the server closed this one (session takeover)", o.conn, c.st.Requested.ClientID),
+			Text:  fmt.Sprintf("connection %d connected with the same Client Identifier %q: %s", o.conn, c.st.Requested.ClientID, what),
 			Cause: &CauseRef{Conn: o.conn, Index: o.index, Type: decode.CONNECT, Summary: fmt.Sprintf("CONNECT #%d of connection %d at %s", o.index, o.conn, o.t.Format("15:04:05.000000"))}})
+	}
+	when := "at the close"
+	if open {
+		when = "when the capture ended"
 	}
 	for _, d := range []Dir{C2S, S2C} {
 		if n := c.inflight[d]; n > 0 {
 			cr.Notes = append(cr.Notes, Note{Level: decode.LevelInfo, Rule: RuleUnacked,
-				Text: fmt.Sprintf("%d QoS 1/2 PUBLISH from the %s left unacknowledged at the close", n, d.sender())})
+				Text: fmt.Sprintf("%d QoS 1/2 PUBLISH from the %s left unacknowledged %s", n, d.sender(), when)})
 		}
 	}
 }

@@ -716,3 +716,101 @@ func TestPendingCountedOnce(t *testing.T) {
 		t.Errorf("%s counted %d times, want 1: %v", RuleMalformed, got, cr.State.Findings)
 	}
 }
+
+// TestSessionExpiry311 maps MQTT 3.1.1's Clean Session to the MQTT 5 Session Expiry Interval
+// (§3.1.2.11.2 of MQTT 5: Clean Session 0 is 0xFFFFFFFF, a session that never expires), with no
+// finding about it.
+func TestSessionExpiry311(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		version decode.Version
+		clean   bool
+		want    uint32
+	}{
+		{"3.1.1 clean session 1", decode.V311, true, 0},
+		{"3.1.1 clean session 0", decode.V311, false, 0xFFFFFFFF},
+		{"3.1 clean session 0", decode.V31, false, 0xFFFFFFFF},
+		{"5.0 clean start 0, no property", decode.V5, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSession(t, Options{})
+			cn := &decode.Connect{ClientID: "dev1", KeepAlive: 60, CleanStart: tc.clean}
+			cn.Version = tc.version
+			ca := &decode.Connack{SessionPresent: !tc.clean}
+			ca.Version = tc.version
+			clean(t, s.c2s(cn))
+			clean(t, s.s2c(ca))
+			s.c2s(&decode.Disconnect{})
+			var sr *SessionRecord
+			for _, r := range s.recs {
+				if r, ok := r.(*SessionRecord); ok {
+					sr = r
+				}
+			}
+			if sr == nil {
+				t.Fatal("no session record")
+			}
+			if got := sr.Effective.SessionExpiryInterval; got != tc.want {
+				t.Errorf("session record: session expiry %d, want %d", got, tc.want)
+			}
+			cr := s.c.Close(s.now, "client-eof", "TCP FIN")
+			if got := cr.State.Effective.SessionExpiryInterval; got != tc.want {
+				t.Errorf("close record: session expiry %d, want %d", got, tc.want)
+			}
+			if len(cr.Notes) > 0 {
+				t.Errorf("close notes %+v", cr.Notes)
+			}
+		})
+	}
+	// A capture that starts after the CONNECT does not know the Clean Session flag.
+	s := newSession(t, Options{})
+	s.c.MidStream()
+	ca := &decode.Connack{}
+	ca.Version = decode.V311
+	s.s2c(ca)
+	if got := s.c.Snapshot().Effective.SessionExpiryInterval; got != 0 {
+		t.Errorf("no CONNECT seen: session expiry %d, want 0", got)
+	}
+}
+
+// TestCloseAtCaptureEnd: a capture that ends with the connection open says nothing closed; a
+// real close without DISCONNECT, whoever saw it, is reported as before.
+func TestCloseAtCaptureEnd(t *testing.T) {
+	for _, tc := range []struct {
+		by     string
+		closed bool // a close finding is expected
+	}{
+		{"unknown", false},
+		{"client", true}, {"server", true}, {"proxy", true},
+		{"client-eof", true}, {"server-eof", true}, {"client-reset", true}, {"server-reset", true}, {"eof", true},
+	} {
+		t.Run(tc.by, func(t *testing.T) {
+			reg := NewSessions()
+			s := &session{t: t, c: NewConn(1, "c1", "s", Options{Sessions: reg}), now: t0}
+			cn := &decode.Connect{ClientID: "dev1", KeepAlive: 60, CleanStart: true, Will: &decode.WillMessage{Topic: "w", Payload: []byte("gone")}}
+			s.c2s(cn)
+			s.s2c(&decode.Connack{})
+			s.c2s(publish("a", 1, 1, "x"))
+			other := NewConn(2, "c2", "s", Options{Sessions: reg})
+			other.Feed(C2S, s.now.Add(time.Millisecond), enc(t, &decode.Connect{ClientID: "dev1", KeepAlive: 60}))
+			cr := s.c.Close(s.now.Add(time.Second), tc.by, "")
+			var closeNote bool
+			for _, n := range cr.Notes {
+				if n.Rule == RuleCloseNoDisc {
+					closeNote = true
+				}
+				if !tc.closed && (strings.Contains(n.Text, "closed") || strings.Contains(n.Text, "at the close") || strings.Contains(n.Text, "Will")) {
+					t.Errorf("the capture ended, nothing closed: %s %q", n.Rule, n.Text)
+				}
+			}
+			if closeNote != tc.closed {
+				t.Errorf("%s: %v, want %v; notes %+v", RuleCloseNoDisc, closeNote, tc.closed, cr.Notes)
+			}
+			for _, rule := range []string{RuleTakenOver, RuleUnacked} {
+				if cr.State.Findings[rule] != 1 {
+					t.Errorf("%s counted %d times, want 1: %+v", rule, cr.State.Findings[rule], cr.Notes)
+				}
+			}
+		})
+	}
+}

@@ -255,3 +255,49 @@ func TestSummaryHeadWithoutConnect(t *testing.T) {
 		}
 	}
 }
+
+// TestSummary311 prints no MQTT 5 limits for an MQTT 3.1.1 connection, and "never" for the
+// session expiry of a persistent session; MQTT 5 keeps its limits table.
+func TestSummary311(t *testing.T) {
+	var recs []Record
+	for i, v := range []decode.Version{decode.V311, decode.V5} {
+		c := NewConn(i+1, "10.0.0.2:1", "10.0.0.1:1883", Options{})
+		cn := &decode.Connect{ClientID: "dev", KeepAlive: 60}
+		cn.Version = v
+		ca := &decode.Connack{SessionPresent: true}
+		ca.Version = v
+		recs = append(recs, c.Feed(C2S, t0, enc(t, cn))...)
+		recs = append(recs, c.Feed(S2C, t0, enc(t, ca))...)
+		recs = append(recs, c.Close(t0, "client-eof", "TCP FIN"))
+	}
+	var sum, txt bytes.Buffer
+	render(NewSummaryWriter(&sum, TextOptions{}), recs)
+	render(NewTextWriter(&txt, TextOptions{}), recs)
+	v311, v5, ok := strings.Cut(sum.String(), "\nConnection 2")
+	if !ok {
+		t.Fatalf("summary:\n%s", sum.String())
+	}
+	for _, want := range []string{
+		"  CONNACK 0x00 Connection Accepted; keep alive 60 s (from the client); session expiry never (0xFFFFFFFF)\n",
+		"  MQTT 3.1.1: no negotiated limits (no Receive Maximum, Maximum Packet Size or Topic Aliases)\n",
+	} {
+		if !strings.Contains(v311, want) {
+			t.Errorf("MQTT 3.1.1: missing %q in\n%s", want, v311)
+		}
+	}
+	for _, not := range []string{"Limit", "Receive Maximum  ", "Subscription Identifiers", "Shared Subscription", "Topic aliases"} {
+		if strings.Contains(v311, not) {
+			t.Errorf("MQTT 3.1.1: %q in\n%s", not, v311)
+		}
+	}
+	for _, want := range []string{"session expiry 0 s\n", "  Limit ", "  Receive Maximum ", "  Shared Subscription ", "  Topic aliases client→server: none\n"} {
+		if !strings.Contains(v5, want) {
+			t.Errorf("MQTT 5: missing %q in\n%s", want, v5)
+		}
+	}
+	for _, want := range []string{"[1]   session  keep alive 60 s (client)\n", "[2]   session  keep alive 60 s (client), session expiry 0 s; c→s receive max 65535"} {
+		if !strings.Contains(txt.String(), want) {
+			t.Errorf("text: missing %q in\n%s", want, txt.String())
+		}
+	}
+}

@@ -103,7 +103,7 @@ var mqscopeRules = map[string]string{
 	RuleSharedUnavail:   "A shared subscription though the server said Shared Subscription Available 0 (0x9E).",
 	RuleAuthExchange:    "Enhanced authentication (§4.12) completed: the method, how many AUTH packets it took and how long.",
 	RuleAuthNoMethod:    "An AUTH packet without an Authentication Method (§3.15.2.2.2): a Protocol Error.",
-	RuleCloseNoDisc:     "The connection closed without a DISCONNECT: the Will message, if any, is published; linked to the last packet before the close.",
+	RuleCloseNoDisc:     "The connection closed without a DISCONNECT: the Will message, if any, is published; linked to the last packet before the close. Not raised when the capture ended with the connection open.",
 	RuleUnacked:         "QoS 1 or 2 messages were still unacknowledged when the connection closed (they are resent on a resumed session).",
 	RuleUnfinished:      "The connection (or the capture) ended inside a packet: its first bytes arrived, the rest never did. A warning when the connection closed, information when the capture ended.",
 

@@ -94,7 +94,9 @@ type Effective struct {
 	// KeepAliveFrom is "client" or "server".
 	KeepAliveFrom string `json:"keep_alive_from"`
 	// SessionExpiryInterval in seconds: CONNACK's when present, else CONNECT's, else 0; updated
-	// by the client's DISCONNECT.
+	// by the client's DISCONNECT. In MQTT 3.1 and 3.1.1, which have no such property, Clean
+	// Session 0 is 0xFFFFFFFF: the session outlives the connection with no expiry (3.1.1
+	// §3.1.2.4; mosquitto maps it the same way); Clean Session 1 is 0.
 	SessionExpiryInterval uint32 `json:"session_expiry_interval"`
 	// ClientID is the client identifier in use: the Assigned Client Identifier when there is one.
 	ClientID             string `json:"client_id"`
@@ -235,6 +237,10 @@ func grantedOf(a *decode.Connack) Granted {
 func effectiveOf(r Requested, g Granted, v decode.Version) Effective {
 	e := Effective{KeepAlive: r.KeepAlive, KeepAliveFrom: "client", ClientID: r.ClientID, C2S: DefaultLimits, S2C: DefaultLimits}
 	if v != decode.V5 {
+		// ProtocolLevel 0: no CONNECT seen, so Clean Session is unknown.
+		if r.ProtocolLevel != 0 && !r.CleanStart {
+			e.SessionExpiryInterval = 0xFFFFFFFF
+		}
 		return e
 	}
 	if g.ServerKeepAlive != nil {

@@ -158,17 +158,25 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	// close record's final state still knows the negotiation.
 	clientID, connected := c.clientID, c.packets[decode.CONNECT] > 0 || c.session != nil
 	granted, effective := (*Granted)(nil), (*Effective)(nil)
+	version := c.version // of the packets; MQTT 5 limits apply only to MQTT 5
 	if s := c.session; s != nil {
 		granted, effective = &s.Granted, &s.Effective
+		if c.packets[16] == 0 {
+			version = s.Version
+		}
 	} else if c.close != nil {
 		st := &c.close.State
 		if st.Packets[decode.CONNECT.String()] > 0 {
 			clientID, connected = st.ClientID, true
+			if c.packets[16] == 0 {
+				version = st.Version
+			}
 		}
 		if st.Negotiated {
 			granted, effective = &st.Granted, &st.Effective
 		}
 	}
+	v3 := version == decode.V311 || version == decode.V31
 	head := fmt.Sprintf("Connection %d  %s → %s", c.id, c.client, c.server)
 	switch {
 	case c.packets[16] == 0 && !connected:
@@ -187,11 +195,15 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		}
 		sb.WriteByte('\n')
 	}
-	if g := granted; g != nil && g.ReasonCode != 0 {
+	switch g, e := granted, effective; {
+	case g != nil && g.ReasonCode != 0:
 		fmt.Fprintf(sb, "  refused: CONNACK 0x%02X %s\n", byte(g.ReasonCode), g.Reason)
-	} else if g != nil {
-		e := effective
+	case g != nil:
 		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; keep alive %d s (from the %s); session expiry %s\n", byte(g.ReasonCode), g.Reason, e.KeepAlive, e.KeepAliveFrom, seconds(e.SessionExpiryInterval))
+		if v3 {
+			fmt.Fprintf(sb, "  MQTT %s: no negotiated limits (no Receive Maximum, Maximum Packet Size or Topic Aliases)\n", version)
+			break
+		}
 		tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
 		fmt.Fprintf(tw, "  Limit\tclient→server (CONNACK)\tserver→client (CONNECT)\n")
 		row := func(name, a, b string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, a, b) }
@@ -204,10 +216,16 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		row("Subscription Identifiers", yesNo(e.C2S.SubscriptionIdentifiersAvailable), "-")
 		row("Shared Subscription", yesNo(e.C2S.SharedSubscriptionAvailable), "-")
 		tw.Flush()
-	} else {
+	case v3:
+		sb.WriteString("  no CONNACK seen\n")
+	default:
 		sb.WriteString("  no CONNACK seen: limits unknown\n")
 	}
-	for _, d := range []Dir{C2S, S2C} {
+	aliasDirs := []Dir{C2S, S2C}
+	if v3 {
+		aliasDirs = nil // no Topic Aliases before MQTT 5
+	}
+	for _, d := range aliasDirs {
 		fmt.Fprintf(sb, "  Topic aliases %s: ", map[Dir]string{C2S: "client→server", S2C: "server→client"}[d])
 		m := c.aliases[d]
 		if len(m) == 0 {
