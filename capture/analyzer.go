@@ -127,6 +127,8 @@ type Analyzer struct {
 	lastFlush time.Time
 	// Bytes the capture missed (see fill.go): holes counts the segments queued beyond a hole
 	// in all connections, holeFlows finds the connections that have some.
+	retry     cutReq // bytes the packet being assembled acknowledges that the capture lacks
+	tries     int
 	cutN      int    // bytes of the packet being assembled cut off by the snap length
 	cut       cutReq // the filler that stands for them, once Accept knows where
 	fillCtx   asmContext
@@ -241,8 +243,8 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	}
 	a.stats.TCP++
 	bare := len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST
-	if a.holes > 0 && a.tcp.ACK {
-		// Before this packet's own bytes: what it acknowledges past a hole was received.
+	if bare && a.holes > 0 && a.tcp.ACK {
+		// What it acknowledges past a hole was received (Accept sees to the other packets).
 		a.acked(src, dst, ci.Timestamp)
 	}
 	if a.opts.Record != nil {
@@ -274,7 +276,17 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	if ci.CaptureLength < ci.Length && why == skipNone && !a.tcp.SYN {
 		a.cutN = ipCut(ip)
 	}
-	a.asm.AssembleWithContext(gopacket.NewFlow(et, src, dst), &a.tcp, &a.ctx)
+	flow := gopacket.NewFlow(et, src, dst)
+	a.asm.AssembleWithContext(flow, &a.tcp, &a.ctx)
+	for a.tries = 0; a.retry.s != nil; {
+		// Accept found this packet acknowledging bytes the capture never had: they go
+		// first, as lost, then the packet.
+		r := a.retry
+		a.retry = cutReq{}
+		a.tries++
+		a.fillAt(r.s, r.ri, r.seq, r.n, ci.Timestamp)
+		a.asm.AssembleWithContext(flow, &a.tcp, &a.ctx)
+	}
 	if a.cut.s != nil {
 		// Cut by the snap length: the rest of the segment will never come.
 		c := a.cut
@@ -360,6 +372,8 @@ type stream struct {
 	// reassembly delivers, the segments it holds beyond a hole, and the filler segments.
 	pos     [2]reassembly.Sequence
 	posOK   [2]bool
+	fin     [2]reassembly.Sequence // where the FIN is, once seen
+	finOK   [2]bool
 	ooo     [2][]reassembly.Sequence
 	fillers [2][]seqSpan
 
@@ -429,6 +443,12 @@ func (s *stream) rd(d Dir) int {
 func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
 	if ci.InterfaceIndex < 0 {
 		return true // a filler segment (fill.go): not a captured packet
+	}
+	if tcp.ACK && !tcp.RST && s.kind < kindTLSOpen && s.a.tries < 3 {
+		if r := s.unseen(s.rd(s.dir(rdir))^1, reassembly.Sequence(tcp.Ack)); r.n > 0 {
+			s.a.retry = r // filled, then given again (Packet)
+			return false
+		}
 	}
 	s.lastT = ci.Timestamp
 	if s.a.opts.Record != nil {

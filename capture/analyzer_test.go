@@ -733,3 +733,30 @@ func TestSnapLength(t *testing.T) {
 		t.Errorf("gaps at %v, want at the cut packets", c.gapT)
 	}
 }
+
+// TestLossAcknowledgedUnseen: the server acknowledges a client segment the capture never
+// had, with nothing from the client after it yet: the loss comes before the server's bytes.
+// The FIN's sequence number, acknowledged too, is not taken for a lost byte.
+func TestLossAcknowledgedUnseen(t *testing.T) {
+	lost := publish("a", 50)
+	p := file(t, func(sw *StreamWriter) {
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		s.seq[ClientToServer] += uint32(len(lost)) // sent, not captured
+		must(t, s.Write(ServerToClient, ms(3), []byte{0xd0, 0x00}))
+		must(t, s.Write(ClientToServer, ms(4), pingreq))
+		must(t, s.Close(ClientToServer, ms(5)))
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	if len(r.conns) != 1 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	c := r.conns[0]
+	want := []string{"client->server frame 1", "server->client frame 1", fmt.Sprintf("client->server gap %d", len(lost)),
+		"server->client frame 2", "client->server frame 2"}
+	if !slices.Equal(c.events, want) || len(c.gapT) != 1 || !c.gapT[0].Equal(ms(3)) {
+		t.Errorf("events\n%q at %v\nwant\n%q at %v", c.events, c.gapT, want, ms(3))
+	}
+}

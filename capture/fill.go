@@ -43,6 +43,9 @@ type seqSpan struct{ from, to reassembly.Sequence }
 // (-1 before the first packet).
 func (s *stream) track(ri int, tcp *layers.TCP, next reassembly.Sequence) {
 	seq := reassembly.Sequence(tcp.Seq)
+	if tcp.FIN && !s.finOK[ri] {
+		s.fin[ri], s.finOK[ri] = seq.Add(len(tcp.Payload)), true
+	}
 	if next == -1 {
 		// Reassembly starts here (Accept forces the start without a SYN).
 		if tcp.SYN {
@@ -125,21 +128,36 @@ func (a *Analyzer) acked(src, dst []byte, t time.Time) {
 	if s.addr[0] == from {
 		ri = 1
 	}
-	q := s.ooo[ri]
-	if !s.posOK[ri] || len(q) == 0 {
+	if len(s.ooo[ri]) == 0 {
 		return
 	}
-	next, ack := s.pos[ri], reassembly.Sequence(a.tcp.Ack)
-	end := q[0] // the first segment held beyond the hole
-	for _, seq := range q[1:] {
+	if r := s.unseen(ri, reassembly.Sequence(a.tcp.Ack)); r.n > 0 {
+		a.fillAt(r.s, r.ri, r.seq, r.n, t)
+	}
+}
+
+// unseen returns the filler for the bytes of direction ri that an acknowledgement up to ack
+// says were received but that the capture lacks, from the next byte to deliver up to the
+// first segment held beyond (or to ack, or to the FIN); n is 0 when there are none.
+func (s *stream) unseen(ri int, ack reassembly.Sequence) cutReq {
+	if !s.posOK[ri] {
+		return cutReq{}
+	}
+	next := s.pos[ri]
+	end := ack
+	for _, seq := range s.ooo[ri] {
 		if next.Difference(seq) < next.Difference(end) {
 			end = seq
 		}
 	}
-	if next.Difference(ack) < next.Difference(end) {
-		end = ack // only so much is known received
+	if s.finOK[ri] && next.Difference(s.fin[ri]) < next.Difference(end) {
+		end = s.fin[ri] // the FIN takes a sequence number, not a byte
 	}
-	a.fillAt(s, ri, next, next.Difference(end), t)
+	n := next.Difference(end)
+	if n <= 0 || n > maxFill || len(s.fillers[ri]) >= maxFillers {
+		return cutReq{}
+	}
+	return cutReq{s, ri, next, n}
 }
 
 // fillAt hands reassembly a filler segment for the n bytes at seq of direction ri of s. It

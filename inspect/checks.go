@@ -433,13 +433,19 @@ func stateText(s byte) string {
 	return "waiting for UNSUBACK"
 }
 
-// unknownLevel is the level of an acknowledgement for an identifier not in flight: only info
-// when the session was resumed or the start was not seen.
-func (c *Conn) unknownLevel() decode.Level {
-	if c.st.MidStream || c.st.Granted.SessionPresent {
-		return decode.LevelInfo
+// unknown gives the level of a finding about an identifier not in flight, and what to add to
+// its text: only info when what it answers may exist unseen, because the session was resumed,
+// the start was not captured, or the capture lost bytes from the senders in dirs.
+func (c *Conn) unknown(dirs ...Dir) (decode.Level, string) {
+	for _, d := range dirs {
+		if c.lost[d&1] {
+			return decode.LevelInfo, fmt.Sprintf(" (the capture lost bytes from the %s: it may have been there)", d.sender())
+		}
 	}
-	return decode.LevelWarning
+	if c.st.MidStream || c.st.Granted.SessionPresent {
+		return decode.LevelInfo, ""
+	}
+	return decode.LevelWarning, ""
 }
 
 func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
@@ -464,7 +470,8 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 	case decode.PUBACK:
 		switch {
 		case e == nil:
-			r.add(c.unknownLevel(), RuleAckUnknown, 0, fmt.Sprintf("PUBACK for Packet Identifier %d, which no QoS 1 PUBLISH from the %s is waiting for", id, pubDir.sender()))
+			l, why := c.unknown(pubDir)
+			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBACK for Packet Identifier %d, which no QoS 1 PUBLISH from the %s is waiting for%s", id, pubDir.sender(), why))
 		case e.state != flightAck:
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBACK for PUBLISH #%d, which is QoS 2 (%s)", e.rec.Index, stateText(e.state)))
 			done()
@@ -474,7 +481,8 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 	case decode.PUBREC:
 		switch {
 		case e == nil:
-			r.add(c.unknownLevel(), RuleAckUnknown, 0, fmt.Sprintf("PUBREC for Packet Identifier %d, which no QoS 2 PUBLISH from the %s is waiting for", id, pubDir.sender()))
+			l, why := c.unknown(pubDir)
+			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBREC for Packet Identifier %d, which no QoS 2 PUBLISH from the %s is waiting for%s", id, pubDir.sender(), why))
 		case e.state == flightAck:
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBREC for PUBLISH #%d, which is QoS 1 and needs PUBACK", e.rec.Index))
 			done()
@@ -489,8 +497,9 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 	case decode.PUBREL:
 		switch {
 		case e == nil:
-			r.addWhy(c.unknownLevel(), RulePubrelUnknown, decode.PacketIDNotFound, fmt.Sprintf("PUBREL for Packet Identifier %d, with no PUBREC", id),
-				fmt.Sprintf("PUBREL for Packet Identifier %d, which has no QoS 2 PUBLISH waiting for release; the receiver answers PUBCOMP 0x92", id))
+			l, why := c.unknown(d, d.Peer())
+			r.addWhy(l, RulePubrelUnknown, decode.PacketIDNotFound, fmt.Sprintf("PUBREL for Packet Identifier %d, with no PUBREC%s", id, why),
+				fmt.Sprintf("PUBREL for Packet Identifier %d, which has no QoS 2 PUBLISH waiting for release; the receiver answers PUBCOMP 0x92%s", id, why))
 		case e.state == flightRec || e.state == flightAck:
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBREL for PUBLISH #%d before its PUBREC", e.rec.Index))
 		case e.state == flightRel:
@@ -500,7 +509,8 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 	case decode.PUBCOMP:
 		switch {
 		case e == nil:
-			r.add(c.unknownLevel(), RuleAckUnknown, 0, fmt.Sprintf("PUBCOMP for Packet Identifier %d, which no PUBREL is waiting for", id))
+			l, why := c.unknown(pubDir, d)
+			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBCOMP for Packet Identifier %d, which no PUBREL is waiting for%s", id, why))
 		case e.state != flightComp:
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBCOMP for PUBLISH #%d before its PUBREL (%s)", e.rec.Index, stateText(e.state)))
 			done()
@@ -630,7 +640,8 @@ func (c *Conn) onSuback(r *PacketRecord, id uint16, codes []decode.ReasonCode, t
 		if t == decode.UNSUBACK {
 			req = "UNSUBSCRIBE"
 		}
-		r.add(c.unknownLevel(), RuleAckUnknown, 0, fmt.Sprintf("%s for Packet Identifier %d, which no %s is waiting for", t, id, req))
+		l, why := c.unknown(C2S)
+		r.add(l, RuleAckUnknown, 0, fmt.Sprintf("%s for Packet Identifier %d, which no %s is waiting for%s", t, id, req, why))
 		return
 	}
 	var filters []string

@@ -59,6 +59,7 @@ type Conn struct {
 	aliases   [2]map[uint16]string
 	flight    [2]map[uint16]inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
 	inflight  [2]int                 // QoS 1 and 2 PUBLISH in flight per direction
+	lost      [2]bool                // the capture lost bytes of the direction
 	recent    [2][recentLen]fact     // compact facts about the last packets, for cause links
 	recentN   [2]int
 	lastC2S   time.Time
@@ -360,6 +361,7 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.streams[dir&1]
+	c.lost[dir&1] = true
 	if s.skip >= n {
 		// The lost bytes were inside a frame being skipped anyway.
 		s.skip -= n

@@ -718,7 +718,8 @@ func TestPendingCountedOnce(t *testing.T) {
 }
 
 // TestSessionExpiry311 maps MQTT 3.1.1's Clean Session to the MQTT 5 Session Expiry Interval
-// (§3.1.2.11.2 of MQTT 5: Clean Session 0 is 0xFFFFFFFF, a session that never expires), with no
+// (MQTT 3.1.1 §3.1.2.4: with Clean Session 0 the session outlives the connection, with no expiry;
+// mosquitto maps it to 0xFFFFFFFF too), with no
 // finding about it.
 func TestSessionExpiry311(t *testing.T) {
 	for _, tc := range []struct {
@@ -812,5 +813,27 @@ func TestCloseAtCaptureEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUnknownAckAfterLoss: an acknowledgement of nothing in flight is a warning, but only
+// information, put down to the loss, once the capture lost bytes from the requester.
+func TestUnknownAckAfterLoss(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	if n := note(t, s.s2c(ack(decode.PUBACK, 7, 0)), RuleAckUnknown); n.Level != decode.LevelWarning {
+		t.Errorf("before any loss: %v %s", n.Level, n.Text)
+	}
+	s.c.Gap(S2C, t0, 20) // the server's bytes: not the client's PUBLISH
+	if n := note(t, s.s2c(ack(decode.PUBACK, 8, 0)), RuleAckUnknown); n.Level != decode.LevelWarning {
+		t.Errorf("after a loss from the server: %v %s", n.Level, n.Text)
+	}
+	s.c.Gap(C2S, t0, 20)
+	n := note(t, s.s2c(ack(decode.PUBACK, 9, 0)), RuleAckUnknown)
+	if n.Level != decode.LevelInfo || !strings.Contains(n.Text, "the capture lost bytes from the client") {
+		t.Errorf("after a loss from the client: %v %s", n.Level, n.Text)
+	}
+	if n := note(t, s.c2s(ack(decode.PUBREL, 3, 0)), RulePubrelUnknown); n.Level != decode.LevelInfo {
+		t.Errorf("PUBREL after a loss: %v %s", n.Level, n.Text)
 	}
 }

@@ -93,7 +93,7 @@ var mqscopeRules = map[string]string{
 	RuleTakeover:        "A CONNECT uses a Client Identifier that another open connection uses: the server closes the other one (session takeover, §3.1.4).",
 	RuleAliasUnknown:    "A PUBLISH with an empty topic uses a Topic Alias that was never mapped on this connection: a Protocol Error (§3.3.4; mappings start empty, MQTT-3.3.2-7).",
 	RuleAliasRemap:      "A Topic Alias was mapped again to a different topic.",
-	RuleAckUnknown:      "An acknowledgement (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) for a Packet Identifier that is not in flight.",
+	RuleAckUnknown:      "An acknowledgement (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK) for a Packet Identifier that is not in flight. Information only when the request may exist unseen: the capture began mid-connection or lost bytes from its sender, or the session was resumed.",
 	RuleAckWrongType:    "An acknowledgement of the wrong kind for the QoS of the PUBLISH (PUBACK for QoS 2, PUBREC for QoS 1), or out of order in the QoS 2 exchange.",
 	RulePubrelUnknown:   "A PUBREL for a Packet Identifier with no PUBREC: the receiver answers PUBCOMP 0x92 (Packet Identifier not found).",
 	RuleDupUnknown:      "A PUBLISH with DUP 1 whose Packet Identifier was never sent on this connection (normal after a reconnect with a resumed session).",

@@ -423,6 +423,55 @@ func TestReadWriteRefusals(t *testing.T) {
 	}
 }
 
+// TestReadLostSegment removes, with Wireshark's editcap, one segment of a real capture (a
+// client's QoS 1 PUBLISH that the broker received and acknowledged). The broker's PUBACK for
+// it is only information, that the PUBLISH may be in the bytes the capture lost; the loss is
+// reported on the client's next PUBLISH, which comes before the PUBACKs that answer it.
+func TestReadLostSegment(t *testing.T) {
+	editcap := peer.Require(t, "editcap")
+	cut := filepath.Join(t.TempDir(), "lost.pcapng")
+	if b, err := exec.Command(editcap, "../../testdata/captures/mqtt5-session.pcapng", cut, "40").CombinedOutput(); err != nil {
+		t.Fatalf("editcap: %v: %s", err, b)
+	}
+	_, full, _ := runCmd(t, "", "read", "--format", "jsonl", "../../testdata/captures/mqtt5-session.pcapng")
+	code, out, errOut := runCmd(t, "", "read", "--format", "jsonl", cut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	pubs := map[string]bool{}
+	var gaps, unknown int
+	for _, r := range jsonLines(t, out) {
+		var lost bool
+		notes, _ := r["notes"].([]any)
+		for _, n := range notes {
+			n := n.(map[string]any)
+			switch n["rule"] {
+			case inspect.RuleCaptureGap:
+				gaps++
+			case inspect.RuleAckUnknown:
+				unknown++
+				lost = n["level"] == "info" && strings.Contains(n["text"].(string), "the capture lost bytes from the client")
+				if !lost {
+					t.Errorf("unknown acknowledgement not put down to the loss: %v", r)
+				}
+			}
+		}
+		key := fmt.Sprint(r["conn"], r["packet_id"])
+		switch {
+		case r["type"] == "PUBLISH" && r["qos"] != 0.0:
+			pubs[key] = true
+		case r["type"] == "PUBACK" && r["dir"] == "s2c" && !pubs[key] && !lost:
+			t.Errorf("PUBACK before its PUBLISH: %v", r)
+		}
+	}
+	if gaps != 1 || unknown != 1 {
+		t.Errorf("%d gaps and %d unknown acknowledgements, want 1 and 1:\n%s", gaps, unknown, out)
+	}
+	if a, b := strings.Count(full, `"type":"PUBLISH"`), strings.Count(out, `"type":"PUBLISH"`); b != a-1 {
+		t.Errorf("%d PUBLISH records, %d in the whole capture", b, a)
+	}
+}
+
 // TestReadTLSInPlace checks that an encrypted connection is listed where it began among the
 // MQTT connections, in text, JSON lines and the summary, on one worker and on several.
 func TestReadTLSInPlace(t *testing.T) {
