@@ -68,8 +68,8 @@ var FilterFields = []struct{ Name, Type, Doc string }{
 	{"topic_alias", "?int", "PUBLISH Topic Alias; nil when none"},
 	{"payload_size", "?int", "PUBLISH payload bytes; nil for other packets"},
 	{"payload", "?string", "PUBLISH payload when it is UTF-8; nil otherwise"},
-	{"reason_code", "int", "-1 when the packet has none (SUBACK and UNSUBACK: see reason_codes)"},
-	{"reason", "string", `the reason code's name, "" when none`},
+	{"reason_code", "int", "nil when the packet has none (SUBACK and UNSUBACK: see reason_codes)"},
+	{"reason", "string", "the reason code's name, nil when none"},
 	{"reason_codes", "[]int", "SUBACK and UNSUBACK reason codes, e.g. 0x87 in reason_codes; reason_codes.code == 0x87 holds when any code is 0x87"},
 	{"filters", "[]string", "SUBSCRIBE and UNSUBSCRIBE topic filters"},
 	{"properties", "map", `properties by snake_case name as in the JSON lines, e.g. properties.content_type; subscription_identifier is a list, user_property a list of [name, value]`},
@@ -100,8 +100,8 @@ type filterEnv struct {
 	TopicAlias     *int                `expr:"topic_alias"`
 	PayloadSize    *int                `expr:"payload_size"`
 	Payload        *string             `expr:"payload"`
-	ReasonCode     int                 `expr:"reason_code"`
-	Reason         string              `expr:"reason"`
+	ReasonCode     *int                `expr:"reason_code"`
+	Reason         *string             `expr:"reason"`
 	ReasonCodes    []int               `expr:"reason_codes"`
 	Filters        []string            `expr:"filters"`
 	Properties     map[string]any      `expr:"properties"`
@@ -109,9 +109,9 @@ type filterEnv struct {
 	Notes          []filterNote        `expr:"notes"`
 	Level          string              `expr:"level"`
 
-	packetID, qos, topicAlias, payloadSize int
-	retain, dup                            bool
-	topic, payload                         string
+	packetID, qos, topicAlias, payloadSize, reasonCode int
+	retain, dup                                        bool
+	topic, payload, reason                             string
 }
 
 type filterNote struct {
@@ -220,8 +220,7 @@ func (f *Filter) fail(r *PacketRecord, err error) {
 func (e *filterEnv) fill(r *PacketRecord) {
 	p := r.Packet
 	*e = filterEnv{Kind: "packet", Time: r.Time, Conn: r.Conn, Index: r.Index, Client: r.Client, Server: r.Server,
-		ClientID: r.ClientID, Dir: r.Dir.String(), Version: int(r.Version), Type: p.Type().String(), Size: r.Size(),
-		ReasonCode: -1}
+		ClientID: r.ClientID, Dir: r.Dir.String(), Version: int(r.Version), Type: p.Type().String(), Size: r.Size()}
 	if id, ok := decode.PacketID(p); ok {
 		e.packetID, e.PacketID = int(id), &e.packetID
 	}
@@ -252,13 +251,14 @@ func (e *filterEnv) fill(r *PacketRecord) {
 	}
 	rcs := reasonCodes(p)
 	if len(rcs) == 1 && p.Type() != decode.SUBACK && p.Type() != decode.UNSUBACK {
-		e.ReasonCode = int(rcs[0])
-		e.Reason = decode.ReasonName(r.Version, p.Type(), rcs[0])
+		e.reasonCode, e.reason = int(rcs[0]), decode.ReasonName(r.Version, p.Type(), rcs[0])
+		e.ReasonCode, e.Reason = &e.reasonCode, &e.reason
 	} else if r.Version == decode.V5 {
 		// The short forms of MQTT 5 PUBACK..PUBCOMP, DISCONNECT and AUTH mean reason 0x00.
 		switch t := p.Type(); t {
 		case decode.PUBACK, decode.PUBREC, decode.PUBREL, decode.PUBCOMP, decode.DISCONNECT, decode.AUTH:
-			e.ReasonCode, e.Reason = 0, decode.Success.Name(t)
+			e.reasonCode, e.reason = 0, decode.Success.Name(t)
+			e.ReasonCode, e.Reason = &e.reasonCode, &e.reason
 		}
 	}
 	if ps := decode.PropertiesOf(p); len(ps) > 0 {

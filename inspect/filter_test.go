@@ -64,7 +64,9 @@ func TestFilterSemantics(t *testing.T) {
 		{"dup or retain", `dup || retain`, ""},
 		{"not dup and", `!dup && type == "PUBLISH"`, "PB"},
 		{"retain in ternary", `(retain ? 1 : 2) == 2`, "CKSsPBA"},
-		{"reason_code", `reason_code == -1`, "CSsPB"},
+		{"reason_code nil", `reason_code == nil`, "CSsPB"},
+		{"reason_code < 0x80", `reason_code < 0x80`, "KA"},
+		{"reason", `reason == "Success"`, "KA"},
 		{"reason_code 0", `reason_code == 0`, "KA"},
 
 		// A repeated User Property: a comparison holds when it holds for any of its values.

@@ -109,7 +109,7 @@ func TestFilter(t *testing.T) {
 		{`user_properties.unit == "C" && payload == "21.5"`, []*PacketRecord{pub}},
 		{`level == "error"`, []*PacketRecord{bad, ack}},
 		{`reason_code == 0`, nil},
-		{`reason_code == -1`, []*PacketRecord{pub, bad}},
+		{`reason_code == nil`, []*PacketRecord{pub, bad}},
 		{``, []*PacketRecord{pub, bad, ack}},
 	}
 	for _, c := range cases {

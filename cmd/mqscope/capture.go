@@ -108,6 +108,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		return err
 	}
 	noteOtherTLS(o.io.Err, a.Stats())
+	reportFilterErrors(o.io.Err, res.filter)
 	// As tcpdump does: how much was seen, and whether the kernel kept up.
 	if dropped, err := src.Dropped(); err != nil {
 		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s (kernel drops unknown: %v)\n", src.Packets, o.iface, err)

@@ -351,6 +351,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	if n := out.Dropped(); n > 0 {
 		fmt.Fprintf(o.io.Err, "mqscope: %d records were not printed: the output could not keep up\n", n)
 	}
+	reportFilterErrors(o.io.Err, filter)
 	if err == nil {
 		err = serr
 	}

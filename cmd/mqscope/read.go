@@ -73,9 +73,10 @@ func ports(def uint16, extra []uint) []uint16 {
 
 // output is the inspection of connections and the writing of their records.
 type output struct {
-	in *capture.Inspector
-	w  inspect.Writer
-	bw *bufio.Writer // the parallel inspector's output
+	filter *inspect.Filter
+	in     *capture.Inspector
+	w      inspect.Writer
+	bw     *bufio.Writer // the parallel inspector's output
 }
 
 // cancelWriter cancels the reading when a write fails (e.g. a closed pipe).
@@ -113,7 +114,7 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 		if err != nil {
 			return nil, usageError{fmt.Errorf("--filter: %w", err)}
 		}
-		res.in.Filter = f.Match
+		res.in.Filter, res.filter = f.Match, f
 	}
 	color := false
 	if f, ok := out.(*os.File); ok {
@@ -325,6 +326,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 		return err
 	}
 	noteOtherTLS(o.io.Err, a.Stats())
+	reportFilterErrors(o.io.Err, res.filter)
 	if st := a.Stats(); st.Connections == 0 && readErr == nil {
 		fmt.Fprintf(o.io.Err, "mqscope: no MQTT connection in %d packets (%d TCP); MQTT on a port other than 1883 whose connections began before the capture needs --port\n",
 			st.Packets, st.TCP)
@@ -345,6 +347,14 @@ func runRead(ctx context.Context, o *readOptions) error {
 		}
 	}
 	return readErr
+}
+
+// reportFilterErrors says on how many packets the filter failed (they were not selected),
+// and why the first time.
+func reportFilterErrors(w io.Writer, f *inspect.Filter) {
+	if n, first := f.Errors(); n > 0 {
+		fmt.Fprintf(w, "mqscope: the filter failed on %d packets, which were left out; the first: %v\n", n, first)
+	}
 }
 
 // noteOtherTLS says how many TLS connections were left out as not MQTT, and how to list them.
