@@ -444,8 +444,10 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 	if ci.InterfaceIndex < 0 {
 		return true // a filler segment (fill.go): not a captured packet
 	}
-	if tcp.ACK && !tcp.RST && s.kind < kindTLSOpen && s.a.tries < 3 {
-		if r := s.unseen(s.rd(s.dir(rdir))^1, reassembly.Sequence(tcp.Ack)); r.n > 0 {
+	// Usually the acknowledgement is of what was delivered, no further.
+	if oi := s.rd(s.dir(rdir)) ^ 1; tcp.ACK && s.posOK[oi] && s.pos[oi].Difference(reassembly.Sequence(tcp.Ack)) > 0 &&
+		!tcp.RST && s.kind < kindTLSOpen && s.a.tries < 3 {
+		if r := s.unseen(oi, reassembly.Sequence(tcp.Ack)); r.n > 0 {
 			s.a.retry = r // filled, then given again (Packet)
 			return false
 		}
