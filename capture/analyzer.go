@@ -62,6 +62,10 @@ type Conn interface {
 	// Gap reports that n > 0 bytes of direction dir were not captured. Over WebSocket n counts
 	// the TCP bytes lost; delivery resumes at the next WebSocket frame.
 	Gap(dir Dir, t time.Time, n int)
+	// Unseen says that the other side acknowledged bytes of direction dir that the capture
+	// does not have (yet): they were probably lost, though nothing is skipped until data
+	// beyond them comes (then Gap reports them).
+	Unseen(dir Dir, t time.Time)
 	// Close ends the connection. by is "client", "server" or "" (the capture ended first);
 	// reason says how: "FIN", "RST", "end of capture".
 	Close(t time.Time, by, reason string)
@@ -127,7 +131,8 @@ type Analyzer struct {
 	lastFlush time.Time
 	// Bytes the capture missed (see fill.go): holes counts the segments queued beyond a hole
 	// in all connections, holeFlows finds the connections that have some.
-	retry     cutReq // bytes the packet being assembled acknowledges that the capture lacks
+	reset     *stream // reset by the packet being assembled
+	retry     cutReq  // bytes the packet being assembled acknowledges that the capture lacks
 	tries     int
 	cutN      int    // bytes of the packet being assembled cut off by the snap length
 	cut       cutReq // the filler that stands for them, once Accept knows where
@@ -277,8 +282,9 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		a.cutN = ipCut(ip)
 	}
 	flow := gopacket.NewFlow(et, src, dst)
+	a.tries = 0
 	a.asm.AssembleWithContext(flow, &a.tcp, &a.ctx)
-	for a.tries = 0; a.retry.s != nil; {
+	for a.retry.s != nil {
 		// Accept found this packet acknowledging bytes the capture never had: they go
 		// first, as lost, then the packet.
 		r := a.retry
@@ -286,6 +292,10 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		a.tries++
 		a.fillAt(r.s, r.ri, r.seq, r.n, ci.Timestamp)
 		a.asm.AssembleWithContext(flow, &a.tcp, &a.ctx)
+	}
+	if s := a.reset; s != nil {
+		a.reset = nil
+		a.closeHalf(s, s.resetDir, ci.Timestamp)
 	}
 	if a.cut.s != nil {
 		// Cut by the snap length: the rest of the segment will never come.
@@ -370,12 +380,16 @@ type stream struct {
 
 	// Holes, by reassembly direction (fill.go): the sequence number of the next byte
 	// reassembly delivers, the segments it holds beyond a hole, and the filler segments.
-	pos     [2]reassembly.Sequence
-	posOK   [2]bool
-	fin     [2]reassembly.Sequence // where the FIN is, once seen
-	finOK   [2]bool
-	ooo     [2][]reassembly.Sequence
-	fillers [2][]seqSpan
+	pos      [2]reassembly.Sequence
+	posOK    [2]bool
+	fin      [2]reassembly.Sequence // where the FIN is, once seen
+	finOK    [2]bool
+	ackd     [2]reassembly.Sequence // how far the other side acknowledged past pos, when unseen
+	ackdOK   [2]bool
+	resetDir int  // after a reset: the direction still open in reassembly
+	complete bool // reassembly is done with the connection (and forgot it)
+	ooo      [2][]reassembly.Sequence
+	fillers  [2][]seqSpan
 
 	// for Options.Keep
 	control []int64 // handshake and closing packets
@@ -444,10 +458,8 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 	if ci.InterfaceIndex < 0 {
 		return true // a filler segment (fill.go): not a captured packet
 	}
-	// Usually the acknowledgement is of what was delivered, no further.
-	if oi := s.rd(s.dir(rdir)) ^ 1; tcp.ACK && s.posOK[oi] && s.pos[oi].Difference(reassembly.Sequence(tcp.Ack)) > 0 &&
-		!tcp.RST && s.kind < kindTLSOpen && s.a.tries < 3 {
-		if r := s.unseen(oi, reassembly.Sequence(tcp.Ack)); r.n > 0 {
+	if s.kind < kindTLSOpen && !tcp.RST && s.a.tries < 3 {
+		if r := s.missing(s.rd(s.dir(rdir)), tcp, nextSeq, ci.Timestamp); r.n > 0 {
 			s.a.retry = r // filled, then given again (Packet)
 			return false
 		}
@@ -507,8 +519,11 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 		}
 	}
 	if tcp.RST {
-		// A reset ends both directions now; reassembly would wait for the other side.
+		// A reset ends both directions now; reassembly would wait for the other side, and
+		// take a new connection on the same addresses for this one (Packet closes it).
 		s.finish(ci.Timestamp)
+		s.a.reset = s
+		s.resetDir = s.rd(d) ^ 1
 	}
 	return true
 }
@@ -541,7 +556,7 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 	// Filler bytes (fill.go) among them are bytes the capture missed.
 	cur := 0
 	for _, f := range s.fillers[ri] {
-		from, to := min(max(at.Difference(f.from), cur), avail), min(max(at.Difference(f.to), cur), avail)
+		from, to := min(max(diff(at, f.from), cur), avail), min(max(diff(at, f.to), cur), avail)
 		if from == to {
 			continue
 		}
@@ -558,6 +573,7 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 }
 
 func (s *stream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
+	s.complete = true
 	s.finish(s.lastT)
 	s.a.stats.Open--
 	return true

@@ -61,6 +61,10 @@ func (c *recConn) Gap(d Dir, t time.Time, n int) {
 	c.cut[d] = len(c.stream[d])
 }
 
+func (c *recConn) Unseen(d Dir, t time.Time) {
+	c.events = append(c.events, fmt.Sprintf("%v unseen", d))
+}
+
 func (c *recConn) Close(t time.Time, by, reason string) {
 	c.closed = by + " " + reason
 }
@@ -734,12 +738,11 @@ func TestSnapLength(t *testing.T) {
 	}
 }
 
-// TestLossAcknowledgedUnseen: the server acknowledges a client segment the capture never
-// had, with nothing from the client after it yet: the loss comes before the server's bytes.
-// The FIN's sequence number, acknowledged too, is not taken for a lost byte.
-func TestLossAcknowledgedUnseen(t *testing.T) {
-	lost := publish("a", 50)
-	p := file(t, func(sw *StreamWriter) {
+// unseenLoss writes a connection whose client PUBLISH the capture lost, and that the
+// server's PINGRESP acknowledges before the client's PINGREQ comes.
+func unseenLoss(t *testing.T) (path string, lost []byte) {
+	lost = publish("a", 50)
+	return file(t, func(sw *StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
 		must(t, s.Write(ClientToServer, ms(1), connect))
@@ -748,15 +751,23 @@ func TestLossAcknowledgedUnseen(t *testing.T) {
 		must(t, s.Write(ServerToClient, ms(3), []byte{0xd0, 0x00}))
 		must(t, s.Write(ClientToServer, ms(4), pingreq))
 		must(t, s.Close(ClientToServer, ms(5)))
-	})
+	}), lost
+}
+
+// TestLossAcknowledgedUnseen: the server acknowledges a client segment the capture never
+// had, with nothing from the client after it yet. The connection is told at once (Unseen);
+// the bytes are reported lost when the client's next segment comes, before it. The FIN's
+// sequence number, acknowledged too, is not taken for a lost byte.
+func TestLossAcknowledgedUnseen(t *testing.T) {
+	p, lost := unseenLoss(t)
 	r := analyze(t, Options{Wait: time.Hour}, p)
 	if len(r.conns) != 1 {
 		t.Fatalf("%d connections", len(r.conns))
 	}
 	c := r.conns[0]
-	want := []string{"client->server frame 1", "server->client frame 1", fmt.Sprintf("client->server gap %d", len(lost)),
-		"server->client frame 2", "client->server frame 2"}
-	if !slices.Equal(c.events, want) || len(c.gapT) != 1 || !c.gapT[0].Equal(ms(3)) {
-		t.Errorf("events\n%q at %v\nwant\n%q at %v", c.events, c.gapT, want, ms(3))
+	want := []string{"client->server frame 1", "server->client frame 1", "client->server unseen",
+		"server->client frame 2", fmt.Sprintf("client->server gap %d", len(lost)), "client->server frame 2"}
+	if !slices.Equal(c.events, want) || len(c.gapT) != 1 || !c.gapT[0].Equal(ms(4)) {
+		t.Errorf("events\n%q at %v\nwant\n%q at %v", c.events, c.gapT, want, ms(4))
 	}
 }

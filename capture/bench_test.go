@@ -32,6 +32,7 @@ type nopConn struct{}
 func (nopHandler) Open(*ConnInfo) Conn                   { return nopConn{} }
 func (nopConn) Data(Dir, time.Time, []byte) (bool, bool) { return false, false }
 func (nopConn) Gap(Dir, time.Time, int)                  {}
+func (nopConn) Unseen(Dir, time.Time)                    {}
 func (nopConn) Close(time.Time, string, string)          {}
 
 // BenchmarkReassembly measures reading and reassembly alone.

@@ -92,6 +92,7 @@ type tlsConn struct{}
 
 func (tlsConn) Data(Dir, time.Time, []byte) (bool, bool) { return false, false }
 func (tlsConn) Gap(Dir, time.Time, int)                  {}
+func (tlsConn) Unseen(Dir, time.Time)                    {}
 func (tlsConn) Close(time.Time, string, string)          {}
 
 type inspConn struct {
@@ -121,6 +122,8 @@ func (c *inspConn) Gap(d Dir, t time.Time, n int) {
 		c.in.emit(r)
 	}
 }
+
+func (c *inspConn) Unseen(d Dir, t time.Time) { c.c.Unseen(inspect.Dir(d)) }
 
 // closeWords turns the Analyzer's account of a connection's end into inspect's.
 func closeWords(by, reason string) (string, string) {

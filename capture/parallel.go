@@ -25,6 +25,7 @@ type evKind uint8
 const (
 	evData evKind = iota
 	evGap
+	evUnseen
 	evClose
 	evTLS
 )
@@ -150,6 +151,8 @@ func (p *parallel) work(k int, ch chan *batch) {
 				recs = e.c.c.Feed(inspect.Dir(e.dir), e.t, b.arena[e.off:e.off+e.n])
 			case evGap:
 				recs = e.c.c.Gap(inspect.Dir(e.dir), e.t, e.n)
+			case evUnseen:
+				e.c.c.Unseen(inspect.Dir(e.dir))
 			case evClose:
 				if r := e.c.c.Close(e.t, e.by, e.reason); r != nil {
 					recs = []inspect.Record{r}
@@ -272,6 +275,11 @@ func (c *pconn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
 func (c *pconn) Gap(d Dir, t time.Time, n int) {
 	c.assign(d, nil)
 	c.p.add(event{c: c, kind: evGap, dir: d, t: t, n: n})
+}
+
+func (c *pconn) Unseen(d Dir, t time.Time) {
+	c.assign(d, nil)
+	c.p.add(event{c: c, kind: evUnseen, dir: d, t: t})
 }
 
 func (c *pconn) Close(t time.Time, by, reason string) {

@@ -355,6 +355,15 @@ func (c *Conn) Frame(dir Dir, t time.Time, frame []byte) []Record {
 	return c.frame(dir&1, t, frame, nil)
 }
 
+// Unseen says the capture probably lost bytes of direction dir: the peer acknowledged bytes
+// it does not have (yet). Nothing is skipped; acknowledgements of what those bytes may have
+// held are only information from now on.
+func (c *Conn) Unseen(dir Dir) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lost[dir&1] = true
+}
+
 // Gap says n bytes of direction dir were lost by the capture. The next packet of dir carries a
 // finding, and framing resumes at the next plausible frame boundary.
 func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {

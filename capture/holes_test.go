@@ -1,0 +1,255 @@
+package capture
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket"
+)
+
+// writeCut writes pkts to a pcapng, cutting the frames whose index is in cut to snap bytes.
+func writeCut(t *testing.T, pkts []gopacketPkt, snap int, cut ...int) string {
+	t.Helper()
+	var buf bytes.Buffer
+	pw, err := NewPacketWriter(&buf)
+	must(t, err)
+	for i, p := range pkts {
+		d := p.data
+		if slices.Contains(cut, i) {
+			d = d[:min(len(d), snap)]
+		}
+		must(t, pw.WritePacket(LinkEthernet, p.ci.Timestamp, d, len(p.data)))
+	}
+	must(t, pw.Flush())
+	f := filepath.Join(t.TempDir(), "cut.pcapng")
+	must(t, os.WriteFile(f, buf.Bytes(), 0o644))
+	return f
+}
+
+// TestHoleFillerOrder: a segment cut by the snap length lies beyond a hole (its filler is
+// queued), then an acknowledgement fills the hole before it: both fillers are gaps, in
+// sequence order, and no filler zero comes out as data.
+func TestHoleFillerOrder(t *testing.T) {
+	lost, big := publish("a", 100), publish("b", 1000)
+	var cutIdx int
+	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		// lost: the PUBLISH on "a"
+		seg(t, s, ClientToServer, ms(3), len(lost), big) // frame 6, cut below
+		cutIdx = 5
+		s.seq[ClientToServer] += uint32(len(lost) + len(big))
+		must(t, s.Write(ServerToClient, ms(4), []byte{0xd0, 0x00})) // acknowledges it all
+		must(t, s.Write(ClientToServer, ms(5), pingreq))
+		must(t, s.Close(ClientToServer, ms(6)))
+	})
+	const snap = 200
+	f := writeCut(t, pkts, snap, cutIdx)
+	r := analyze(t, Options{Wait: time.Hour}, f)
+	c := r.conns[0]
+	kept := snap - 54
+	want := string(connect) + fmt.Sprintf("<gap %d>", len(lost)) + string(big[:kept]) +
+		fmt.Sprintf("<gap %d>", len(big)-kept) + string(pingreq)
+	if got := string(c.stream[ClientToServer]); got != want {
+		t.Errorf("client stream\n%q\nwant\n%q\nevents %q", got, want, c.events)
+	}
+}
+
+// TestHoleWrapFiller: a hole straddling the sequence wrap (2^32), filled when acknowledged,
+// is one gap of the right size (reassembly.Sequence.Difference is one short across the wrap).
+func TestHoleWrapFiller(t *testing.T) {
+	lost, after := publish("a", 500), publish("b", 10)
+	p := file(t, func(sw *StreamWriter) {
+		s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{0xFFFFFF00 - 1, 5000}}
+		must(t, s.segment(ClientToServer, ms(0), flagSYN, nil))
+		must(t, s.segment(ServerToClient, ms(0), flagSYN|flagACK, nil))
+		must(t, s.segment(ClientToServer, ms(0), flagACK, nil))
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		seg(t, s, ClientToServer, ms(3), len(lost), after) // after the lost one
+		s.seq[ClientToServer] += uint32(len(lost) + len(after))
+		must(t, s.Write(ServerToClient, ms(4), []byte{0xd0, 0x00})) // acknowledges it all
+		must(t, s.Write(ClientToServer, ms(5), pingreq))
+		must(t, s.Close(ClientToServer, ms(6)))
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	c := r.conns[0]
+	want := string(connect) + fmt.Sprintf("<gap %d>", len(lost)) + string(after) + string(pingreq)
+	if got := string(c.stream[ClientToServer]); got != want {
+		t.Errorf("client stream\n%q\nwant\n%q\nevents %q", got, want, c.events)
+	}
+}
+
+// TestHoleAckBeforeData: no loss, but the capture has the server's acknowledgement 1 ms
+// before the client's segment it acknowledges (two taps merged, skewed clocks; or mergecap
+// of per-direction captures): the segment is decoded, not turned into a gap.
+func TestHoleAckBeforeData(t *testing.T) {
+	pub := publish("a", 100)
+	p := file(t, func(sw *StreamWriter) {
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		off := 0
+		s.seq[ClientToServer] += uint32(len(pub))
+		must(t, s.Write(ServerToClient, ms(3), []byte{0xd0, 0x00})) // acks the PUBLISH
+		s.seq[ClientToServer] -= uint32(len(pub))
+		seg(t, s, ClientToServer, ms(4), off, pub) // captured a little later
+		s.seq[ClientToServer] += uint32(len(pub))
+		must(t, s.Write(ClientToServer, ms(5), pingreq))
+		must(t, s.Close(ClientToServer, ms(6)))
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	c := r.conns[0]
+	if want := string(connect) + string(pub) + string(pingreq); string(c.stream[ClientToServer]) != want {
+		t.Errorf("client stream %q\nevents %q", c.stream[ClientToServer], c.events)
+	}
+}
+
+// TestHoleHoleSegmentsCap: more than maxHoleSegments segments queued beyond a hole, then a
+// captured segment inside the hole arrives: the acknowledgement's filler stops at it rather
+// than overwrite it (the nearest segments are the ones tracked).
+func TestHoleHoleSegmentsCap(t *testing.T) {
+	big := publish("big", 2000)
+	c2s := append(append([]byte{}, connect...), big...)
+	L := len(connect) + 10
+	p := file(t, func(sw *StreamWriter) {
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		seg(t, s, ClientToServer, ms(1), 0, c2s[:L])
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		// [L, L+100) lost; [L+100, L+200) captured after what follows
+		for off := L + 200; off < len(c2s); off += 20 {
+			seg(t, s, ClientToServer, ms(3), off, c2s[off:min(off+20, len(c2s))])
+		}
+		seg(t, s, ClientToServer, ms(4), L+100, c2s[L+100:L+200])
+		s.seq[ClientToServer] += uint32(len(c2s))
+		must(t, s.Write(ServerToClient, ms(5), []byte{0xd0, 0x00})) // acknowledges it all
+		must(t, s.Close(ClientToServer, ms(6)))
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	c := r.conns[0]
+	if !slices.Contains(c.events, "client->server gap 100") {
+		t.Errorf("events %q, want a gap of 100", c.events)
+	}
+}
+
+// TestHoleLostFIN: the capture lost only the client's FIN (no data); the server's FIN-ACK
+// acknowledges it: no data gap is reported.
+func TestHoleLostFIN(t *testing.T) {
+	p := file(t, func(sw *StreamWriter) {
+		s, err := sw.Open(cli, srv, ms(0))
+		must(t, err)
+		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(ServerToClient, ms(2), connack))
+		s.seq[ClientToServer]++ // the FIN, not captured
+		must(t, s.segment(ServerToClient, ms(3), flagFIN|flagACK, nil))
+		must(t, s.segment(ClientToServer, ms(3), flagACK, nil))
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	c := r.conns[0]
+	for _, e := range c.events {
+		if strings.Contains(e, "gap") {
+			t.Errorf("events %q", c.events)
+			break
+		}
+	}
+}
+
+// TestHoleNoLoss: keep-alives, zero-window probes, retransmissions, overlaps, a RST, a
+// reused 4-tuple: no gap.
+func TestHoleNoLoss(t *testing.T) {
+	pub := publish("a", 300)
+	p := file(t, func(sw *StreamWriter) {
+		for i, end := range []string{"fin", "fin", "rst"} {
+			base := 100 * i
+			s, err := sw.Open(cli, srv, ms(base))
+			must(t, err)
+			must(t, s.Write(ClientToServer, ms(base+1), connect))
+			must(t, s.Write(ServerToClient, ms(base+2), connack))
+			// keep-alive probes, with and without a byte
+			must(t, s.rawSegment(ClientToServer, ms(base+3), flagACK, s.seq[ClientToServer]-1, nil))
+			must(t, s.rawSegment(ClientToServer, ms(base+3), flagACK, s.seq[ClientToServer]-1, connect[len(connect)-1:]))
+			must(t, s.rawSegment(ServerToClient, ms(base+3), flagACK, s.seq[ServerToClient]-1, connack[3:]))
+			cur := s.seq[ClientToServer]
+			// zero-window probe: one new byte, not acknowledged, then sent again
+			must(t, s.rawSegment(ClientToServer, ms(base+4), flagACK|flagPSH, cur, pub[:1]))
+			must(t, s.segment(ServerToClient, ms(base+4), flagACK, nil))
+			// overlapping segments and a retransmission
+			must(t, s.rawSegment(ClientToServer, ms(base+5), flagACK|flagPSH, cur, pub[:150]))
+			must(t, s.rawSegment(ClientToServer, ms(base+5), flagACK|flagPSH, cur+100, pub[100:]))
+			must(t, s.rawSegment(ClientToServer, ms(base+5), flagACK|flagPSH, cur, pub[:200]))
+			s.seq[ClientToServer] += uint32(len(pub))
+			must(t, s.Write(ServerToClient, ms(base+6), []byte{0xd0, 0x00}))
+			must(t, s.Write(ClientToServer, ms(base+8), pingreq))
+			if end == "rst" {
+				must(t, s.Reset(ServerToClient, ms(base+9)))
+			} else {
+				must(t, s.Close(ServerToClient, ms(base+9)))
+				must(t, s.segment(ServerToClient, ms(base+9), flagACK, nil))
+			}
+		}
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	if len(r.conns) != 3 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+	for _, c := range r.conns {
+		if got := string(c.stream[ClientToServer]); got != string(connect)+string(pub)+string(pingreq) ||
+			string(c.stream[ServerToClient]) != string(connack)+"\xd0\x00" {
+			t.Errorf("streams %q / %q, events %q", got, c.stream[ServerToClient], c.events)
+		}
+	}
+	if st := r.a.Stats(); st.Filled != 0 {
+		t.Errorf("filled %d", st.Filled)
+	}
+}
+
+// TestHoleReuseAfterRST: a connection reset by the server, then a new one on the same 4-tuple.
+func TestHoleReuseAfterRST(t *testing.T) {
+	p := file(t, func(sw *StreamWriter) {
+		for i := 0; i < 2; i++ {
+			s, err := sw.Open(cli, srv, ms(100*i))
+			must(t, err)
+			must(t, s.Write(ClientToServer, ms(100*i+1), connect))
+			must(t, s.Write(ServerToClient, ms(100*i+2), connack))
+			must(t, s.Reset(ServerToClient, ms(100*i+3)))
+		}
+	})
+	r := analyze(t, Options{Wait: time.Hour}, p)
+	if len(r.conns) != 2 {
+		t.Fatalf("%d connections", len(r.conns))
+	}
+}
+
+// TestHoleRetryOnce: the packet that acknowledges unseen bytes (re-assembled after the
+// filler) is kept and recorded once.
+func TestHoleRetryOnce(t *testing.T) {
+	p, _ := unseenLoss(t)
+	kept := map[int64]int{}
+	recorded := map[string]int{}
+	r := analyze(t, Options{Wait: time.Hour, Keep: func(n int64) { kept[n]++ },
+		Record: func(link int, ci gopacket.CaptureInfo, data []byte) { recorded[string(data)]++ }}, p)
+	if len(r.conns) != 1 {
+		t.Fatal(len(r.conns))
+	}
+	for n, k := range kept {
+		if n == 6 && k != 1 { // the acknowledging packet (4 and 5 are kept 3 times before the change too)
+			t.Errorf("packet %d kept %d times", n, k)
+		}
+	}
+	for _, k := range recorded {
+		if k != 1 {
+			t.Errorf("a packet recorded %d times", k)
+		}
+	}
+	t.Logf("kept %v, %d recorded", kept, len(recorded))
+}
