@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,7 +44,14 @@ type Filter struct {
 	prog *vm.Program
 
 	failed atomic.Int64
-	first  atomic.Pointer[error]
+	mu     sync.Mutex // guards first and firstAt
+	first  error
+	// firstAt places the first failure in capture order (time, then connection and packet),
+	// whichever goroutine saw it first.
+	firstAt struct {
+		t           time.Time
+		conn, index int
+	}
 }
 
 // FilterFields lists the names a filter expression can use, with their types. A type with a
@@ -192,7 +200,7 @@ func (f *Filter) Match(r *PacketRecord) bool {
 }
 
 // Errors reports on how many packets the filter failed at run time (each counted as no match)
-// and the first failure, which names the packet and wraps ErrFilter and expr's error, e.g.
+// and the first failure in capture order (whichever worker met it), which names the packet and wraps ErrFilter and expr's error, e.g.
 // "filter: connection 3 packet 17 (PUBLISH): invalid operation: int > string (1:36)" followed by
 // the expression with a caret. A filter that never failed returns 0, nil. Callers report a
 // failure once, at the end: "the filter failed on N packets: first". Safe for concurrent use
@@ -201,19 +209,21 @@ func (f *Filter) Errors() (n int, first error) {
 	if f == nil {
 		return 0, nil
 	}
-	n = int(f.failed.Load())
-	if p := f.first.Load(); p != nil {
-		first = *p
-	}
-	return n, first
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return int(f.failed.Load()), f.first
 }
 
 func (f *Filter) fail(r *PacketRecord, err error) {
 	f.failed.Add(1)
-	if f.first.Load() == nil {
-		e := fmt.Errorf("%w: connection %d packet %d (%s): %w", ErrFilter, r.Conn, r.Index, r.Packet.Type(), err)
-		f.first.CompareAndSwap(nil, &e)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at := &f.firstAt
+	if f.first != nil && (r.Time.After(at.t) || r.Time.Equal(at.t) && (r.Conn > at.conn || r.Conn == at.conn && r.Index > at.index)) {
+		return
 	}
+	f.first = fmt.Errorf("%w: connection %d packet %d (%s): %w", ErrFilter, r.Conn, r.Index, r.Packet.Type(), err)
+	at.t, at.conn, at.index = r.Time, r.Conn, r.Index
 }
 
 // fill sets e to the fields of r.
