@@ -173,7 +173,7 @@ func TestFilterRunErrors(t *testing.T) {
 // TestFilterCompileErrors: nullable fields keep their types, a time string is checked, and the
 // rewritten comparisons still report unknown names.
 func TestFilterCompileErrors(t *testing.T) {
-	for _, src := range []string{`qos > "x"`, `topic < 1`, `payload_size >= "1"`, `retain > 1`, `time > 5`, `time > "yesterday"`, `time < "2026-13"`,
+	for _, src := range []string{`type == `, `tpye == "PUBLISH"`, `qos > "x"`, `topic < 1`, `payload_size >= "1"`, `retain > 1`, `time > 5`, `time > "yesterday"`, `time < "2026-13"`,
 		// Unknown names inside the comparisons the filter rewrites, and in calls.
 		`tpye > 1`, `qos <= tpye`, `time > date(tpye)`, `user_properties.k > tpye`} {
 		_, err := CompileFilter(src)
