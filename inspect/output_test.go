@@ -287,3 +287,31 @@ func TestSummary311(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseLine: the text and the summary say "closed by" only when someone closed; a
+// connection still open when the capture ended says that.
+func TestCloseLine(t *testing.T) {
+	for _, tc := range []struct{ by, reason, want string }{
+		{"unknown", "the capture ended with the connection open", "the capture ended with the connection open"},
+		{"client-eof", "TCP FIN", "closed by client-eof: TCP FIN"},
+		{"server", "", "closed by server"},
+	} {
+		r := &CloseRecord{Time: t0, Conn: 1, Client: "c", Server: "s", By: tc.by, Reason: tc.reason}
+		var text, sum bytes.Buffer
+		tw := NewTextWriter(&text, TextOptions{})
+		sw := NewSummaryWriter(&sum, TextOptions{})
+		for _, w := range []Writer{tw, sw} {
+			if err := w.Write(r); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, out := range map[string]string{"text": text.String(), "summary": sum.String()} {
+			if !strings.Contains(out, " "+tc.want) || (tc.by == "unknown" && strings.Contains(out, "closed by")) {
+				t.Errorf("%s, by %q: %q", name, tc.by, out)
+			}
+		}
+	}
+}

@@ -270,6 +270,17 @@ type EncryptedRecord struct {
 // Kind returns "tls".
 func (*EncryptedRecord) Kind() string { return "tls" }
 
+// closeText is how the text and the summary say how a connection ended.
+func closeText(r *CloseRecord) string {
+	switch {
+	case r.By == "unknown" && r.Reason != "":
+		return r.Reason // e.g. "the capture ended with the connection open": nobody closed it
+	case r.Reason != "":
+		return "closed by " + r.By + ": " + r.Reason
+	}
+	return "closed by " + r.By
+}
+
 // encryptedLine is the text form of an encrypted connection, after its time and id.
 func encryptedLine(r *EncryptedRecord) string {
 	name := r.ServerName

@@ -189,11 +189,7 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	sb.Write(o.paint(nil, ansiBold, head))
 	sb.WriteByte('\n')
 	if c.close != nil {
-		fmt.Fprintf(sb, "  closed by %s", c.close.By)
-		if c.close.Reason != "" {
-			fmt.Fprintf(sb, ": %s", c.close.Reason)
-		}
-		sb.WriteByte('\n')
+		fmt.Fprintf(sb, "  %s\n", closeText(c.close))
 	}
 	switch g, e := granted, effective; {
 	case g != nil && g.ReasonCode != 0:

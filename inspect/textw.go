@@ -104,11 +104,7 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 		return b
 	case *CloseRecord:
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
-		b = fmt.Appendf(b, " [%d]   closed by %s", r.Conn, r.By)
-		if r.Reason != "" {
-			b = append(b, ": "...)
-			b = append(b, r.Reason...)
-		}
+		b = fmt.Appendf(b, " [%d]   %s", r.Conn, closeText(r))
 		s := &r.State
 		b = fmt.Appendf(b, " (%d packets", s.PacketsC2S+s.PacketsS2C)
 		if n := s.Levels["error"]; n > 0 {
