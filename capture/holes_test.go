@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -252,4 +253,103 @@ func TestHoleRetryOnce(t *testing.T) {
 		}
 	}
 	t.Logf("kept %v, %d recorded", kept, len(recorded))
+}
+
+// streamCheck is a Handler that checks every byte delivered against the bytes sent: data at
+// its place in the stream, gaps skipping over what was lost.
+type streamCheck struct {
+	sent  [2][]byte
+	at    [2]int
+	conns int
+	err   error
+	log   []string
+}
+
+func (c *streamCheck) Open(*ConnInfo) Conn { c.conns++; return c }
+
+func (c *streamCheck) Data(d Dir, _ time.Time, b []byte) (bool, bool) {
+	if c.err == nil && !bytes.Equal(b, c.sent[d][min(c.at[d], len(c.sent[d])):min(c.at[d]+len(b), len(c.sent[d]))]) {
+		c.err = fmt.Errorf("%v: %d bytes at %d differ from those sent", d, len(b), c.at[d])
+	}
+	c.log = append(c.log, fmt.Sprintf("%v data %d at %d", d, len(b), c.at[d]))
+	c.at[d] += len(b)
+	return false, false
+}
+
+func (c *streamCheck) Gap(d Dir, _ time.Time, n int) {
+	c.log = append(c.log, fmt.Sprintf("%v gap %d at %d", d, n, c.at[d]))
+	c.at[d] += n
+}
+func (c *streamCheck) Unseen(Dir, time.Time)           {}
+func (c *streamCheck) Close(time.Time, string, string) {}
+
+// FuzzHoles plays a client stream as segments chosen by the fuzzer: sent and captured, sent
+// and lost, cut by the snap length, retransmitted, out of order; and the server's
+// acknowledgements of what was sent. Whatever the loss, every byte delivered is the byte
+// sent at that place: fillers never come out as data, gaps never shift the stream.
+func FuzzHoles(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 100, 1, 0, 100, 100, 2, 0, 0, 0, 0, 0, 200, 50, 6, 1, 0, 80, 2, 0, 0, 0})
+	f.Add([]byte{0, 0, 0, 60, 1, 0, 60, 60, 0, 0, 120, 60, 2, 0, 0, 0, 0, 0, 60, 60, 4, 0, 180, 200})
+	f.Fuzz(func(t *testing.T, script []byte) {
+		sent := make([]byte, 3000)
+		for i := range sent {
+			sent[i] = byte(i%251 + 1) // never zero: a filler zero delivered as data shows
+		}
+		sent[0] = 0x10
+		sentMask := make([]bool, len(sent))
+		var cut []int
+		n := 0 // packets written
+		pkts := ethernetPackets(t, func(sw *StreamWriter) {
+			s, err := sw.Open(cli, srv, ms(0))
+			must(t, err)
+			n = 3 // the handshake
+			isn := s.seq[ClientToServer]
+			seg(t, s, ClientToServer, ms(1), 0, sent[:10])
+			copy(sentMask, []bool{true, true, true, true, true, true, true, true, true, true})
+			n++
+			for i := 0; i+4 <= len(script) && i < 400; i += 4 {
+				op, off, l := script[i], (int(script[i+1])<<8|int(script[i+2]))%len(sent), int(script[i+3])%300+1
+				l = min(l, len(sent)-off)
+				at := ms(2 + i)
+				switch op % 3 {
+				case 0, 1: // a client segment, captured (0) or lost (1)
+					for j := off; j < off+l; j++ {
+						sentMask[j] = true
+					}
+					if op%3 == 0 {
+						seg(t, s, ClientToServer, at, off, sent[off:off+l])
+						if op&4 != 0 && l > 20 {
+							cut = append(cut, n) // cut by the snap length
+						}
+						n++
+					}
+				case 2: // the server acknowledges a prefix of what was sent
+					k := 0
+					for k < len(sent) && sentMask[k] {
+						k++
+					}
+					k = min(k, off)
+					if op&8 == 0 {
+						k = 0 // or a prefix that is all sent, possibly all of it
+						for k < len(sent) && sentMask[k] {
+							k++
+						}
+					}
+					s.seq[ClientToServer] = isn + uint32(k) // what the server's segment acknowledges
+					must(t, s.rawSegment(ServerToClient, at, flagACK, s.seq[ServerToClient], nil))
+					s.seq[ClientToServer] = isn // seg places the client's segments from here
+					n++
+				}
+			}
+		})
+		f := writeCut(t, pkts, 14+20+20+10, cut...)
+		h := &streamCheck{sent: [2][]byte{sent, nil}}
+		must(t, ReadFiles(context.Background(), []string{f}, NewAnalyzer(h, Options{Wait: time.Hour}), nil))
+		if h.err != nil {
+			t.Fatalf("%v\n%s", h.err, strings.Join(h.log, "\n"))
+		}
+		if h.at[ClientToServer] > len(sent) {
+			t.Fatalf("%d bytes delivered and skipped, %d sent", h.at[ClientToServer], len(sent))
+		}
+	})
 }
