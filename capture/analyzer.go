@@ -129,18 +129,20 @@ type Analyzer struct {
 	stats Stats
 
 	lastFlush time.Time
-	// Bytes the capture missed (see fill.go): holes counts the segments queued beyond a hole
-	// in all connections, holeFlows finds the connections that have some.
-	reset     *stream // reset by the packet being assembled
-	retry     cutReq  // bytes the packet being assembled acknowledges that the capture lacks
-	tries     int
-	cutN      int    // bytes of the packet being assembled cut off by the snap length
-	cut       cutReq // the filler that stands for them, once Accept knows where
+	// What Accept asks Packet to do once reassembly has returned (it cannot be re-entered):
+	reset *stream // close the other half of this connection, reset by the packet
+	retry cutReq  // fill the bytes the packet acknowledges that the capture lacks, then retry
+	tries int     // retries of the packet so far
+	cutN  int     // bytes of the packet cut off by the snap length (set before Accept)
+	cut   cutReq  // fill them, once Accept knows where they go
+	// Bytes the capture missed (fill.go): holes counts the segments held beyond a hole in
+	// all connections, holeFlows finds the connections that have some; synthetic segments
+	// are built in fillTCP from zeros.
+	holes     int
+	holeFlows map[flowKey]*stream
 	fillCtx   asmContext
 	fillTCP   layers.TCP
 	zeros     []byte
-	holes     int
-	holeFlows map[flowKey]*stream
 	ending    bool
 	nextID    int
 	frags     defragmenter
