@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
+
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // goodCapture is a small capture of one MQTT connection, and the offset where its fourth
@@ -223,6 +227,12 @@ func FuzzAnalyzer(f *testing.F) {
 // FuzzReadFile reads arbitrary files: errors, never a panic.
 func FuzzReadFile(f *testing.F) {
 	f.Add(goodCapture(&testing.T{}))
+	// A patched pcap (magic 0xa1b2cd34) of one 60-byte record.
+	patched := binary.LittleEndian.AppendUint32(nil, 0xa1b2cd34)
+	patched = append(patched, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0)
+	patched = append(patched, make([]byte, 8)...)
+	patched = append(patched, 60, 0, 0, 0, 60, 0, 0, 0, 2, 0, 0, 0, 0, 8, 0, 0)
+	f.Add(append(patched, make([]byte, 60)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(t.TempDir(), "f")
 		if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -285,4 +295,63 @@ func FuzzClientHello(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPatchedPcap reads the "modified" pcap format (magic 0xa1b2cd34, 8 more bytes in each
+// record header), in both byte orders: the same connections as the standard pcap it was
+// made from, and tshark, which reads the format, counts the same packets.
+func TestPatchedPcap(t *testing.T) {
+	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+		s, _ := sw.Open(cli, srv, ms(0))
+		s.Write(ClientToServer, ms(1), connect)
+		s.Write(ServerToClient, ms(2), connack)
+		s.Write(ClientToServer, ms(3), publish("a/b", 300))
+		s.Close(ClientToServer, ms(4))
+	})
+	for _, bo := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		var plain, patched bytes.Buffer
+		hdr := make([]byte, 24)
+		bo.PutUint32(hdr[0:], 0xa1b2c3d4)
+		bo.PutUint16(hdr[4:], 2)
+		bo.PutUint16(hdr[6:], 4)
+		bo.PutUint32(hdr[16:], 65535)
+		bo.PutUint32(hdr[20:], LinkEthernet)
+		plain.Write(hdr)
+		bo.PutUint32(hdr[0:], 0xa1b2cd34)
+		patched.Write(hdr)
+		for _, p := range pkts {
+			rec := make([]byte, 24)
+			bo.PutUint32(rec[0:], uint32(p.ci.Timestamp.Unix()))
+			bo.PutUint32(rec[4:], uint32(p.ci.Timestamp.Nanosecond()/1000))
+			bo.PutUint32(rec[8:], uint32(len(p.data)))
+			bo.PutUint32(rec[12:], uint32(len(p.data)))
+			bo.PutUint32(rec[16:], 2) // interface index
+			plain.Write(rec[:16])
+			plain.Write(p.data)
+			patched.Write(rec)
+			patched.Write(p.data)
+		}
+		dir := t.TempDir()
+		files := [2]string{filepath.Join(dir, "plain.pcap"), filepath.Join(dir, "patched.pcap")}
+		must(t, os.WriteFile(files[0], plain.Bytes(), 0o644))
+		must(t, os.WriteFile(files[1], patched.Bytes(), 0o644))
+		a, b := analyze(t, Options{}, files[0]), analyze(t, Options{}, files[1])
+		if len(a.conns) != 1 || len(b.conns) != 1 || !slices.Equal(a.conns[0].events, b.conns[0].events) ||
+			!bytes.Equal(a.conns[0].stream[0], b.conns[0].stream[0]) || b.a.Stats().Packets != int64(len(pkts)) {
+			t.Fatalf("%v: the patched pcap reads differently: %d packets", bo, b.a.Stats().Packets)
+		}
+		// Cut inside a record header: said as such.
+		cut := filepath.Join(dir, "cut.pcap")
+		must(t, os.WriteFile(cut, patched.Bytes()[:24+24+len(pkts[0].data)+10], 0o644))
+		if err := ReadFiles(context.Background(), []string{cut}, NewAnalyzer(&recorder{}, Options{}), nil); err == nil || !strings.Contains(err.Error(), "the header of record 2") {
+			t.Errorf("%v: cut patched pcap: %v", bo, err)
+		}
+		t.Run(fmt.Sprintf("tshark %v", bo), func(t *testing.T) {
+			tshark := peer.Require(t, "tshark")
+			out, err := exec.Command(tshark, "-r", files[1], "-T", "fields", "-e", "frame.len").Output()
+			if n := strings.Count(string(out), "\n"); err != nil || n != len(pkts) {
+				t.Errorf("tshark reads %d packets of %d: %v", n, len(pkts), err)
+			}
+		})
+	}
 }

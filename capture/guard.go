@@ -154,3 +154,56 @@ func (g *pcapGuard) Read(p []byte) (int, error) {
 	}
 	return g.r.Read(p)
 }
+
+// patchedPcap reads the "modified" pcap format (magic 0xa1b2cd34, Alexey Kuznetzov's patches
+// to tcpdump, as written by old Red Hat systems) as a standard pcap: the same file header
+// with the standard magic, and each record header without its 8 extra bytes (interface
+// index, protocol, packet type, padding).
+type patchedPcap struct {
+	r    io.Reader
+	bo   binary.ByteOrder
+	out  []byte // header bytes to hand out
+	left int    // packet bytes to pass through
+	head bool
+	hdr  [24]byte
+	n    int64 // records read, for errors
+}
+
+func (p *patchedPcap) Read(b []byte) (int, error) {
+	if !p.head {
+		p.head = true
+		if _, err := io.ReadFull(p.r, p.hdr[:]); err != nil {
+			return 0, shortRead(err, "the pcap file header", 0)
+		}
+		p.bo = binary.LittleEndian
+		if binary.BigEndian.Uint32(p.hdr[:]) == 0xa1b2cd34 {
+			p.bo = binary.BigEndian
+		}
+		p.bo.PutUint32(p.hdr[:], 0xa1b2c3d4)
+		p.out = p.hdr[:24]
+	}
+	for len(p.out) == 0 && p.left == 0 {
+		if _, err := io.ReadFull(p.r, p.hdr[:]); err != nil {
+			if errors.Is(err, io.EOF) {
+				return 0, io.EOF
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, fmt.Errorf("the file ends inside the header of record %d", p.n+1)
+			}
+			return 0, fmt.Errorf("reading the header of record %d: %w", p.n+1, err)
+		}
+		p.n++
+		p.out, p.left = p.hdr[:16], int(p.bo.Uint32(p.hdr[8:]))
+	}
+	if len(p.out) > 0 {
+		n := copy(b, p.out)
+		p.out = p.out[n:]
+		return n, nil
+	}
+	n, err := p.r.Read(b[:min(len(b), p.left)])
+	p.left -= n
+	if errors.Is(err, io.EOF) && p.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}

@@ -90,8 +90,12 @@ func OpenFile(name string) (*File, error) {
 			return nil, fmt.Errorf("%s: bad pcapng header: %w", name, err)
 		}
 		cf.src, cf.ng = r, r
-	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
-		r, err := pcapgo.NewReader(&pcapGuard{r: br})
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
+		var in io.Reader = br
+		if m := binary.LittleEndian.Uint32(magic); m == 0xa1b2cd34 || m == 0x34cdb2a1 {
+			in = &patchedPcap{r: br} // the "modified" pcap of old Red Hat tcpdumps
+		}
+		r, err := pcapgo.NewReader(&pcapGuard{r: in})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: bad pcap header: %w", name, err)
