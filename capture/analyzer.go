@@ -149,6 +149,7 @@ type Analyzer struct {
 
 	// for Options.Record
 	cur      recFrame            // the packet being analyzed
+	curFrags []recFrame          // the other fragments of its datagram, when it completed one
 	recFlows map[flowKey]*stream // the connections, for their bare acknowledgements
 	recEnded []*stream           // the last closed ones, still in recFlows
 }
@@ -233,7 +234,11 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 			return
 		}
 		a.stats.Fragments++
-		if src, dst, seg = a.frags.add(f, n, ci.Timestamp, a.opts.Keep != nil); seg == nil {
+		var rec *recFrame
+		if a.opts.Record != nil {
+			rec = &recFrame{link, ci, data}
+		}
+		if src, dst, seg = a.frags.add(f, n, ci.Timestamp, a.opts.Keep != nil, rec); seg == nil {
 			return
 		}
 		a.stats.Datagrams++
@@ -255,9 +260,9 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		a.acked(src, dst, ci.Timestamp)
 	}
 	if a.opts.Record != nil {
-		a.cur = recFrame{link, ci, data}
+		a.cur, a.curFrags = recFrame{link, ci, data}, nil
 		if why == skipFragment {
-			a.cur.data = nil // the last fragment of a datagram: not a whole TCP packet
+			a.curFrags = a.frags.frames // the datagram's other fragments go before this one
 		}
 		if bare && len(a.recFlows) > 0 {
 			sa, _ := netip.AddrFromSlice(src)
@@ -406,7 +411,13 @@ type stream struct {
 // record passes the packet being analyzed to Options.Record when the connection is being
 // recorded, or holds a copy while it is not recognised yet.
 func (s *stream) record() {
-	c := &s.a.cur
+	for i := range s.a.curFrags {
+		s.recordFrame(&s.a.curFrags[i])
+	}
+	s.recordFrame(&s.a.cur)
+}
+
+func (s *stream) recordFrame(c *recFrame) {
 	switch {
 	case c.data == nil:
 	case s.recording:

@@ -31,7 +31,9 @@ type datagram struct {
 	spans    []span // the received ranges of data, sorted, not touching
 	total    int    // the payload's length, known once the last fragment came; -1 before
 	first    time.Time
-	packets  []int64 // the numbers of the captured packets that carried fragments
+	packets  []int64    // the numbers of the captured packets that carried fragments
+	frames   []recFrame // copies of those packets, for Options.Record
+	frameN   int        // bytes in frames
 }
 
 type span struct{ from, to int }
@@ -46,6 +48,9 @@ type defragmenter struct {
 	carriers map[int64][]int64
 	order    []int64
 	carriedN int // packet numbers in carriers
+	// frames are the copies of the other fragments of the datagram the last add completed
+	// (with a frame to record only), valid until the next add.
+	frames []recFrame
 }
 
 // fragment is one IP fragment of a TCP datagram.
@@ -96,13 +101,16 @@ func ipFragment(ip []byte) (f fragment, ok bool) {
 }
 
 // add takes fragment f of packet n at time t. When it completes its datagram, add returns
-// the addresses and the rebuilt payload (the TCP segment).
+// the addresses and the rebuilt payload (the TCP segment). With rec, the captured packet to
+// record, a copy is kept, and the copies of the other fragments are in d.frames once the
+// datagram is complete.
 //
 // Memory is bounded by maxFragHeld: each incomplete datagram is charged its payload so
 // far, fragOverhead, and 8 bytes for each packet number kept; its spans, being at least
 // 8 bytes apart, take no more than its payload. A datagram that would pass the bound is
 // forgotten, as a host short of buffers would.
-func (d *defragmenter) add(f fragment, n int64, t time.Time, keep bool) (src, dst, seg []byte) {
+func (d *defragmenter) add(f fragment, n int64, t time.Time, keep bool, rec *recFrame) (src, dst, seg []byte) {
+	d.frames = nil
 	if d.flows == nil {
 		d.flows = map[fragKey]*datagram{}
 	}
@@ -149,9 +157,19 @@ func (d *defragmenter) add(f fragment, n int64, t time.Time, keep bool) (src, ds
 		g.packets = append(g.packets, n)
 	}
 	if g.total < 0 || len(g.spans) != 1 || g.spans[0] != (span{0, g.total}) {
+		if rec != nil {
+			if d.held+len(rec.data)+fragOverhead > maxFragHeld || len(g.frames) >= maxDatagram/8 {
+				d.drop(k, g)
+				return nil, nil, nil
+			}
+			d.held += len(rec.data) + fragOverhead
+			g.frameN += len(rec.data) + fragOverhead
+			g.frames = append(g.frames, recFrame{rec.link, rec.ci, append([]byte(nil), rec.data...)})
+		}
 		return nil, nil, nil
 	}
 	d.drop(k, g)
+	d.frames = g.frames
 	if keep {
 		d.remember(n, g.packets[:len(g.packets)-1])
 	}
@@ -176,7 +194,7 @@ func addSpan(spans []span, s span) []span {
 }
 
 func (d *defragmenter) drop(k fragKey, g *datagram) {
-	d.held -= len(g.data) + fragOverhead + 8*len(g.packets)
+	d.held -= len(g.data) + fragOverhead + 8*len(g.packets) + g.frameN
 	delete(d.flows, k)
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/mqscope/mqscope/inspect"
@@ -166,6 +167,23 @@ func TestFragments(t *testing.T) {
 				copied := filepath.Join(t.TempDir(), "copied.pcapng")
 				must(t, os.WriteFile(copied, out.Bytes(), 0o644))
 				compare(t, mqscopeMsgs(t, copied, Options{}), want)
+				// capture --write: every packet of the connection is recorded once, the
+				// fragments too, and the recording tells the same story.
+				var rec bytes.Buffer
+				rw, err := NewPacketWriter(&rec)
+				must(t, err)
+				frames := 0
+				must(t, ReadFiles(context.Background(), []string{p}, NewAnalyzer(&recorder{}, Options{Record: func(link int, ci gopacket.CaptureInfo, data []byte) {
+					frames++
+					must(t, rw.WritePacket(link, ci.Timestamp, data, ci.Length))
+				}}), nil))
+				must(t, rw.Flush())
+				if int64(frames) != st.Packets {
+					t.Errorf("%d packets recorded of %d", frames, st.Packets)
+				}
+				recorded := filepath.Join(t.TempDir(), "recorded.pcapng")
+				must(t, os.WriteFile(recorded, rec.Bytes(), 0o644))
+				compare(t, mqscopeMsgs(t, recorded, Options{}), want)
 				if order.fn == nil {
 					theirs := tsharkMsgs(t, p, "1883")
 					compare(t, mqscopeMsgs(t, p, Options{}), tsharkSharedAliases(t, theirs))
@@ -195,25 +213,25 @@ func TestDefragBounds(t *testing.T) {
 		return fragment{src: src, dst: dst, id: id, off: off, more: more, payload: make([]byte, n)}
 	}
 	var d defragmenter
-	if _, _, seg := d.add(frag(1, 65528, false, 16), 1, t0, false); seg != nil || d.held != 0 {
+	if _, _, seg := d.add(frag(1, 65528, false, 16), 1, t0, false, nil); seg != nil || d.held != 0 {
 		t.Error("a fragment ending past 65,535 bytes was taken")
 	}
-	if _, _, seg := d.add(frag(2, 0, true, 12), 2, t0, false); seg != nil || d.held != 0 {
+	if _, _, seg := d.add(frag(2, 0, true, 12), 2, t0, false, nil); seg != nil || d.held != 0 {
 		t.Error("a non-final fragment whose length is not a multiple of 8 was taken")
 	}
 	// Incomplete datagrams are forgotten after fragTimeout, in capture time.
-	d.add(frag(3, 8, false, 8), 3, t0, false)
+	d.add(frag(3, 8, false, 8), 3, t0, false, nil)
 	if d.held != 16+fragOverhead || len(d.flows) != 1 {
 		t.Fatalf("held %d bytes in %d datagrams", d.held, len(d.flows))
 	}
-	d.add(frag(4, 8, false, 8), 4, t0.Add(fragTimeout+time.Second), false)
+	d.add(frag(4, 8, false, 8), 4, t0.Add(fragTimeout+time.Second), false, nil)
 	if len(d.flows) != 1 || d.flows[fragKey{src: [16]byte{192, 0, 2, 10}, dst: [16]byte{192, 0, 2, 1}, id: 4}] == nil || d.held != 16+fragOverhead {
 		t.Errorf("the old datagram was not forgotten: %d held", len(d.flows))
 	}
 	// All incomplete datagrams together hold at most maxFragHeld bytes.
 	var e defragmenter
 	for id := uint32(0); id < maxFragHeld/60000+10; id++ {
-		e.add(frag(id, 60000-8, false, 8), int64(id), t0, false)
+		e.add(frag(id, 60000-8, false, 8), int64(id), t0, false, nil)
 	}
 	if e.held > maxFragHeld {
 		t.Errorf("held %d bytes, over %d", e.held, maxFragHeld)
@@ -221,7 +239,7 @@ func TestDefragBounds(t *testing.T) {
 	// Empty fragments carry nothing and are refused: they would cost bookkeeping for free.
 	var z defragmenter
 	for id := uint32(0); id < 1000; id++ {
-		z.add(frag(id, 8, true, 0), int64(id), t0, false)
+		z.add(frag(id, 8, true, 0), int64(id), t0, false, nil)
 	}
 	if len(z.flows) != 0 || z.held != 0 {
 		t.Errorf("empty fragments made %d datagrams, %d bytes held", len(z.flows), z.held)
@@ -229,7 +247,7 @@ func TestDefragBounds(t *testing.T) {
 	// Many small datagrams are bounded by their bookkeeping too, not just their bytes.
 	var m defragmenter
 	for id := uint32(0); id < maxFragHeld/fragOverhead+1000; id++ {
-		m.add(frag(id, 8, true, 8), int64(id), t0, false)
+		m.add(frag(id, 8, true, 8), int64(id), t0, false, nil)
 	}
 	if m.held > maxFragHeld || len(m.flows) > maxFragHeld/fragOverhead {
 		t.Errorf("%d datagrams of 8 bytes held, %d bytes charged", len(m.flows), m.held)
@@ -237,7 +255,7 @@ func TestDefragBounds(t *testing.T) {
 	// The same fragment over and over, with Keep: the packet numbers are bounded.
 	var r defragmenter
 	for i := range int64(maxDatagram/8 + 100) {
-		r.add(frag(1, 0, true, 8), i, t0, true)
+		r.add(frag(1, 0, true, 8), i, t0, true, nil)
 	}
 	for _, g := range r.flows {
 		if len(g.packets) >= maxDatagram/8 {
@@ -249,19 +267,32 @@ func TestDefragBounds(t *testing.T) {
 	}
 	// Timestamps going back a little do not walk all datagrams each time.
 	var b defragmenter
-	b.add(frag(1, 8, true, 8), 1, t0, false)
+	b.add(frag(1, 8, true, 8), 1, t0, false, nil)
 	for i := range 100 {
-		b.add(frag(uint32(i+2), 8, true, 8), int64(i+2), t0.Add(-time.Duration(i)*time.Millisecond), false)
+		b.add(frag(uint32(i+2), 8, true, 8), int64(i+2), t0.Add(-time.Duration(i)*time.Millisecond), false, nil)
 	}
 	if !b.swept.Equal(t0) || len(b.flows) != 101 {
 		t.Errorf("swept at %v, %d datagrams", b.swept.Sub(t0), len(b.flows))
 	}
 	// A IPv4 and an IPv6 datagram with the same leading address bytes and id are two.
 	var v defragmenter
-	v.add(fragment{src: src, dst: dst, id: 7, off: 8, payload: make([]byte, 8)}, 1, t0, false)
-	v.add(fragment{src: append(append([]byte{}, src...), make([]byte, 12)...), dst: append(append([]byte{}, dst...), make([]byte, 12)...), id: 7, off: 0, more: true, payload: make([]byte, 8)}, 2, t0, false)
+	v.add(fragment{src: src, dst: dst, id: 7, off: 8, payload: make([]byte, 8)}, 1, t0, false, nil)
+	v.add(fragment{src: append(append([]byte{}, src...), make([]byte, 12)...), dst: append(append([]byte{}, dst...), make([]byte, 12)...), id: 7, off: 0, more: true, payload: make([]byte, 8)}, 2, t0, false, nil)
 	if len(v.flows) != 2 {
 		t.Errorf("IPv4 and IPv6 fragments shared a datagram: %d", len(v.flows))
+	}
+	// The copies kept for recording count against the bound too, and go with the datagram.
+	var w defragmenter
+	copyOf := &recFrame{data: make([]byte, 1500)}
+	for id := range uint32(maxFragHeld/1500 + 100) {
+		w.add(frag(id, 0, true, 8), int64(id), t0, false, copyOf)
+	}
+	if w.held > maxFragHeld || len(w.flows) >= maxFragHeld/1500 {
+		t.Errorf("%d datagrams with their copies: %d bytes charged", len(w.flows), w.held)
+	}
+	w.add(frag(5, 8, false, 8), 1, t0, false, copyOf)
+	if len(w.frames) != 1 || len(w.frames[0].data) != 1500 {
+		t.Errorf("completed: %d copies of the other fragments", len(w.frames))
 	}
 	// The packets remembered for completed datagrams are bounded.
 	var c defragmenter
@@ -274,8 +305,8 @@ func TestDefragBounds(t *testing.T) {
 	}
 	// Completing a datagram returns its payload and the other fragments' packets.
 	var g defragmenter
-	g.add(frag(9, 8, false, 8), 10, t0, true)
-	_, _, seg := g.add(frag(9, 0, true, 8), 11, t0, true)
+	g.add(frag(9, 8, false, 8), 10, t0, true, nil)
+	_, _, seg := g.add(frag(9, 0, true, 8), 11, t0, true, nil)
 	if len(seg) != 16 || !slices.Equal(g.carried(11), []int64{10}) || g.held != 0 {
 		t.Errorf("segment of %d bytes, carried %v, %d held", len(seg), g.carried(11), g.held)
 	}
