@@ -17,6 +17,8 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
 	"github.com/google/gopacket/reassembly"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -53,20 +55,40 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxWindow bounds the memory a zstd stream may ask for to decompress.
+const maxWindow = 64 << 20
+
+// decompressor reads a compressed capture, told by its first bytes: gzip, zstd or lz4 (as
+// Wireshark writes and tcpdump users pipe through). It returns nil for anything else.
+func decompressor(magic []byte, r io.Reader) (io.Reader, string, error) {
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		zr, err := gzip.NewReader(r)
+		return zr, "gzip", err
+	case len(magic) == 4 && binary.LittleEndian.Uint32(magic) == 0xFD2FB528:
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(maxWindow))
+		if err != nil {
+			return nil, "zstd", err
+		}
+		return zr.IOReadCloser(), "zstd", nil
+	case len(magic) == 4 && binary.LittleEndian.Uint32(magic) == 0x184D2204:
+		return lz4.NewReader(r), "lz4", nil
+	}
+	return nil, "", nil
+}
+
 // OpenFile opens a pcap or pcapng file, telling them apart by their first bytes; a file
-// compressed with gzip is read through it. The name Stdin reads standard input.
+// compressed with gzip, zstd or lz4 is read through it. The name Stdin reads standard input.
 func OpenFile(name string) (*File, error) {
 	cf, br, size, err := openInput(name)
 	if err != nil {
 		return nil, err
 	}
 	magic, err := br.Peek(4)
-	if len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		zr, zerr := gzip.NewReader(br)
-		if zerr != nil {
-			cf.f.Close()
-			return nil, fmt.Errorf("%s: gzip: %w", cf.name, zerr)
-		}
+	if zr, how, zerr := decompressor(magic, br); zerr != nil {
+		cf.f.Close()
+		return nil, fmt.Errorf("%s: %s: %w", cf.name, how, zerr)
+	} else if zr != nil {
 		br, size = bufio.NewReaderSize(zr, 1<<20), -1
 		magic, err = br.Peek(4)
 	}

@@ -222,7 +222,7 @@ are reported, and decoding resumes at the next packet. MQTT is found on port 188
 to the mqtt subprotocol. TLS connections (on port 8883, 1883 and the --port and --tls-port
 ones, or offering MQTT by ALPN on any port, as AWS IoT devices do on 443) are listed with
 their server name and ALPN; other TLS, such as HTTPS, is only counted. Several files are read as one capture, in order; files
-compressed with gzip are read as they are, and - reads standard input (tcpdump -U -w - | ...).
+compressed with gzip, zstd or lz4 are read as they are, and - reads standard input (tcpdump -U -w - | ...).
 
 --write saves the captured packets that carried the packets passing --filter (with their
 connections' handshakes) to a new pcapng file.`,

@@ -487,6 +487,44 @@ func TestReadFilterErrors(t *testing.T) {
 	}
 }
 
+// TestReadCompressed reads a capture compressed with zstd and lz4, by name, made by the
+// reference tools (the zstd and lz4 commands): the output is the same as from the file. A
+// damaged stream is an error that names the file and the compression.
+func TestReadCompressed(t *testing.T) {
+	_, want, _ := runCmd(t, "", "read", "--format", "jsonl", multiCapture)
+	if strings.Count(want, `"kind":"packet"`) < 100 {
+		t.Fatalf("the capture read by name:\n%s", want)
+	}
+	for _, tool := range []struct{ name, ext, out string }{{"zstd", ".zst", "-o"}, {"lz4", ".lz4", ""}} {
+		t.Run(tool.name, func(t *testing.T) {
+			bin := peer.Require(t, tool.name)
+			out := filepath.Join(t.TempDir(), "multi.pcapng"+tool.ext)
+			args := []string{"-q", "-f", multiCapture, out}
+			if tool.out != "" {
+				args = []string{"-q", "-f", multiCapture, tool.out, out}
+			}
+			if b, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v: %s", tool.name, err, b)
+			}
+			if code, got, errOut := runCmd(t, "", "read", "--format", "jsonl", out); code != 0 || got != want {
+				t.Errorf("exit %d, %s; output differs: %v", code, errOut, got != want)
+			}
+			raw, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw[len(raw)/2] ^= 0xff
+			bad := filepath.Join(t.TempDir(), "bad"+tool.ext)
+			if err := os.WriteFile(bad, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if code, _, errOut := runCmd(t, "", "read", "--summary", bad); code != 1 || !strings.Contains(errOut, "bad"+tool.ext) || !strings.Contains(errOut, tool.name) {
+				t.Errorf("damaged: exit %d, %q", code, errOut)
+			}
+		})
+	}
+}
+
 // TestReadTLSInPlace checks that an encrypted connection is listed where it began among the
 // MQTT connections, in text, JSON lines and the summary, on one worker and on several.
 func TestReadTLSInPlace(t *testing.T) {
