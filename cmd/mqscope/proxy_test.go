@@ -194,8 +194,16 @@ func TestCAInit(t *testing.T) {
 	startProxyCmd(t, po)
 }
 
-// TestProxyHelperProcess is not a test: TestProxySignal and TestReadStdin run the test binary
-// as mqscope, with the arguments in MQSCOPE_PROXY_ARGS.
+// mqscopeProcess is the test binary run as mqscope with args (split at spaces), through
+// TestProxyHelperProcess: for tests that need a process of its own (signals, pipes).
+func mqscopeProcess(args string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
+	cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS="+args)
+	return cmd
+}
+
+// TestProxyHelperProcess is not a test: mqscopeProcess runs the test binary as mqscope, with
+// the arguments in MQSCOPE_PROXY_ARGS.
 func TestProxyHelperProcess(t *testing.T) {
 	if os.Getenv("MQSCOPE_PROXY_HELPER") != "1" {
 		t.Skip("helper process for TestProxySignal")
@@ -214,8 +222,7 @@ func TestProxySignal(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			// Port 0: the proxy binds a free port and names it on stderr, so no other
 			// process can take the port between choosing and binding it.
-			cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
-			cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=proxy --upstream embedded --listen 127.0.0.1:0 --summary")
+			cmd := mqscopeProcess("proxy --upstream embedded --listen 127.0.0.1:0 --summary")
 			var out, errb peer.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &errb
 			if err := cmd.Start(); err != nil {

@@ -630,8 +630,7 @@ func TestReadStdin(t *testing.T) {
 		t.Errorf("gzip file: exit %d, %s; output differs: %v", code, errOut, got != want)
 	}
 	for name, in := range map[string][]byte{"plain": raw, "gzip": zipped.Bytes()} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
-		cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --format jsonl -")
+		cmd := mqscopeProcess("read --format jsonl -")
 		cmd.Stdin = bytes.NewReader(in)
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
@@ -641,8 +640,7 @@ func TestReadStdin(t *testing.T) {
 		}
 	}
 	// A truncated gzip stream is an error that names standard input.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
-	cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --summary -")
+	cmd := mqscopeProcess("read --summary -")
 	cmd.Stdin = bytes.NewReader(zipped.Bytes()[:zipped.Len()/2])
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -673,8 +671,7 @@ func TestReadPipe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
-	cmd.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --format jsonl -")
+	cmd := mqscopeProcess("read --format jsonl -")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -771,8 +768,7 @@ func TestReadFromDumpcap(t *testing.T) {
 	dc := exec.Command(dumpcap, "-i", "lo", "-f", fmt.Sprintf("tcp port %d", m.Port), "-w", "-")
 	var dcErr peer.Buffer
 	dc.Stderr = &dcErr
-	mq := exec.Command(os.Args[0], "-test.run=^TestProxyHelperProcess$")
-	mq.Env = append(os.Environ(), "MQSCOPE_PROXY_HELPER=1", "MQSCOPE_PROXY_ARGS=read --format jsonl -")
+	mq := mqscopeProcess("read --format jsonl -")
 	var err error
 	if mq.Stdin, err = dc.StdoutPipe(); err != nil {
 		t.Fatal(err)
