@@ -135,10 +135,8 @@ type Analyzer struct {
 	tries int     // retries of the packet so far
 	cutN  int     // bytes of the packet cut off by the snap length (set before Accept)
 	cut   cutReq  // fill them, once Accept knows where they go
-	// Bytes the capture missed (fill.go): holes counts the segments held beyond a hole in
-	// all connections, holeFlows finds the connections that have some; synthetic segments
-	// are built in fillTCP from zeros.
-	holes     int
+	// Bytes the capture missed (fill.go): holeFlows finds the connections that hold segments
+	// beyond a hole; synthetic segments are built in fillTCP from zeros.
 	holeFlows map[flowKey]*stream
 	fillCtx   asmContext
 	fillTCP   layers.TCP
@@ -255,7 +253,7 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	}
 	a.stats.TCP++
 	bare := len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST
-	if bare && a.holes > 0 && a.tcp.ACK {
+	if bare && len(a.holeFlows) > 0 && a.tcp.ACK {
 		// What it acknowledges past a hole was received (Accept sees to the other packets).
 		a.acked(src, dst, ci.Timestamp)
 	}

@@ -72,13 +72,11 @@ func (s *stream) track(ri int, tcp *layers.TCP, next reassembly.Sequence) {
 				k++
 			}
 		}
-		s.a.holes -= len(q) - k
 		q = q[:k]
 	}
 	if (len(tcp.Payload) > 0 || tcp.FIN) && diff(next, seq) > 0 && !slices.Contains(q, seq) {
 		if len(q) < maxHoleSegments {
 			q = append(q, seq)
-			s.a.holes++
 		} else if i := farthest(next, q); diff(next, seq) < diff(next, q[i]) {
 			q[i] = seq // the nearest segments are the ones that bound the hole
 		}
@@ -132,7 +130,6 @@ func (s *stream) forgetHoles() {
 	if len(s.ooo[0])+len(s.ooo[1]) == 0 {
 		return
 	}
-	s.a.holes -= len(s.ooo[0]) + len(s.ooo[1])
 	s.ooo[0], s.ooo[1] = nil, nil
 	s.holeFlow()
 }
