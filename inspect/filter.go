@@ -43,6 +43,8 @@ type Filter struct {
 	src  string
 	prog *vm.Program
 
+	pool sync.Pool // of *matcher
+
 	failed atomic.Int64
 	mu     sync.Mutex // guards first and firstAt
 	first  error
@@ -122,6 +124,12 @@ type filterEnv struct {
 	topic, payload, reason                             string
 }
 
+// matcher is what one evaluation of a filter needs.
+type matcher struct {
+	vm  vm.VM
+	env filterEnv
+}
+
 type filterNote struct {
 	Level string `expr:"level"`
 	Rule  string `expr:"rule"`
@@ -181,9 +189,14 @@ func (f *Filter) Match(r *PacketRecord) bool {
 	if f == nil || f.prog == nil {
 		return true
 	}
-	env := new(filterEnv)
-	env.fill(r)
-	out, err := expr.Run(f.prog, env)
+	// A VM and an environment per goroutine at a time, reused: expr's VM keeps its stack.
+	m, _ := f.pool.Get().(*matcher)
+	if m == nil {
+		m = new(matcher)
+	}
+	m.env.fill(r)
+	out, err := m.vm.Run(f.prog, &m.env)
+	f.pool.Put(m)
 	if err != nil {
 		f.fail(r, err)
 		return false
