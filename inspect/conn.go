@@ -47,6 +47,8 @@ type Conn struct {
 
 	version      decode.Version
 	versionKnown bool
+	// startFromConnect: marked mid-stream, but the client's stream began with its CONNECT.
+	startFromConnect bool
 
 	st ConnState // counters and negotiation; maps created on first use
 
@@ -80,6 +82,7 @@ type stream struct {
 	cands   []int
 	scanned int
 	dropped int    // bytes skipped while resyncing
+	skipped bool   // bytes of the direction were dropped or lost: its next frame is not its first byte
 	pending []Note // notes for the next packet of this direction
 	dead    bool   // after the sender's DISCONNECT
 	topics  decode.TopicCache
@@ -153,9 +156,17 @@ func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
 	var out []Record
 	for {
 		if s.resync {
+			if yes, more := c.replyAtStart(dir, s); more {
+				break
+			} else if yes {
+				s.resync = false
+			}
+		}
+		if s.resync {
 			off, ok := c.resyncOffset(s)
 			s.start += off
 			s.dropped += off
+			s.skipped = s.skipped || off > 0
 			if !ok {
 				break
 			}
@@ -205,6 +216,7 @@ func (s *stream) write(p []byte) {
 func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
 	h, ok, _ := decode.ParseHeader(rest)
 	if errors.Is(err, decode.ErrTooLarge) && ok {
+		s.skipped = true
 		size := h.HeaderLen + h.RemainingLength
 		if len(rest) >= size {
 			s.start += size
@@ -220,6 +232,7 @@ func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
 		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.sender(), err)})
 	s.start++
 	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
+	s.skipped = true
 }
 
 // resyncOffset finds where a plausible frame starts in the stream's buffer after lost bytes:
@@ -378,6 +391,7 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 	}
 	n -= s.skip
 	s.skip = 0
+	s.skipped = true
 	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleCaptureGap,
 		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.sender(), t.Format("15:04:05.000000"))})
 	// The partial frame held is useless without its lost middle.
@@ -425,6 +439,9 @@ type packetAlloc struct {
 
 // frame decodes and inspects one frame, appending its records to out.
 func (c *Conn) frame(dir Dir, t time.Time, frame []byte, out []Record) []Record {
+	if c.st.MidStream || c.startFromConnect {
+		c.startSeen(dir, frame)
+	}
 	p := c.decodeFrame(dir, frame)
 	a := &packetAlloc{}
 	r := &a.r
