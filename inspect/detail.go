@@ -32,17 +32,24 @@ func WriteDetail(w io.Writer, index int, offset int64, p decode.Packet, o Detail
 	}
 	if ps := decode.PropertiesOf(p); len(ps) > 0 {
 		ew.printf("  properties\n")
-		writeProps(ew, "    ", ps)
+		writeProps(ew, "    ", ps, o.ShowSecrets)
 	}
 	if c, ok := p.(*decode.Connect); ok && c.Will != nil && len(c.Will.Properties) > 0 {
 		ew.printf("  will properties\n")
-		writeProps(ew, "    ", c.Will.Properties)
+		writeProps(ew, "    ", c.Will.Properties, o.ShowSecrets)
 	}
 	if o.Bytes {
 		ew.printf("  bytes\n")
 		for _, f := range b.Fields {
 			end := min(f.Offset+f.Len, len(b.Raw))
-			ew.printf("    %04x  %-34s %s\n", offset+int64(f.Offset), f.Name, hexBytes(b.Raw[min(f.Offset, end):end], 24))
+			raw := b.Raw[min(f.Offset, end):end]
+			v := hexBytes(raw, 24)
+			if !o.ShowSecrets && secretField(f.Name) {
+				// The two bytes of its length, then nothing of the secret.
+				n := min(len(raw), 2)
+				v = strings.TrimSpace(hexBytes(raw[:n], 2) + " " + Redacted + fmt.Sprintf(" (%d bytes)", len(raw)-n))
+			}
+			ew.printf("    %04x  %-34s %s\n", offset+int64(f.Offset), f.Name, v)
 		}
 	}
 	for _, pr := range b.Problems {
@@ -65,10 +72,19 @@ func ProblemText(pr *decode.Problem) string {
 	return sb.String()
 }
 
-func writeProps(ew *errWriter, indent string, ps decode.Properties) {
+func writeProps(ew *errWriter, indent string, ps decode.Properties, showSecrets bool) {
 	for _, p := range ps {
-		ew.printf("%s%-26s %s\n", indent, p.ID.Key(), PropertyValue(p))
+		v := PropertyValue(p)
+		if p.ID == decode.PropAuthData && !showSecrets {
+			v = fmt.Sprintf("%s (%d bytes)", Redacted, len(p.Bin))
+		}
+		ew.printf("%s%-26s %s\n", indent, p.ID.Key(), v)
 	}
+}
+
+// secretField tells whether a field of Info().Fields holds a password or authentication data.
+func secretField(name string) bool {
+	return name == "password" || name == "properties."+decode.PropAuthData.Key()
 }
 
 // KV is one named value of a packet, formatted for people.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,12 +34,21 @@ func newDecodeCmd(io *streams) *cobra.Command {
 		Long: `Decode MQTT packets given as hex (as arguments, or on standard input) or as raw bytes
 (--raw FILE), and print every packet with all its fields, properties and problems.
 
-Hex may contain spaces, newlines, commas, colons and 0x prefixes, as copied from a device log.
-The protocol version comes from a CONNECT in the input, else --version, else MQTT 5.
+Hex is read as people paste it: bytes with or without spaces, commas, colons, 0x or \x;
+log lines, whose prefixes (time stamps, [tags], TX:, RX:) are left out; dumps of xxd,
+hexdump -C, od -t x1 and Wireshark's "Copy as Hex Dump", whose offsets must add up and whose
+ASCII column is checked and left out; Wireshark's hex stream; C arrays (xxd -i, Wireshark's
+"Copy as C Arrays"). What cannot be read for sure is an error naming the line.
+
+The protocol version comes from --version, else a CONNECT in the input, else MQTT 5; without a
+CONNECT, packets malformed as MQTT 5 but whole as 3.1.1 are decoded as 3.1.1, and a note says so.
+Passwords and authentication data are redacted, in --bytes too, unless --show-secrets.
 The exit status is 1 when the input is not hex, ends inside a packet, or a packet is malformed.`,
 		Example: `  mqscope decode 10 10 00 04 4d 51 54 54 05 02 00 3c 03 21 00 14 00 00
   mqscope decode --raw testdata/sample.bin --bytes
-  echo "0x30,0x07,0x00,0x03,0x61,0x2f,0x62,0x68,0x69" | mqscope decode --version 4 --format jsonl`,
+  echo "0x30,0x07,0x00,0x03,0x61,0x2f,0x62,0x68,0x69" | mqscope decode --version 4 --format jsonl
+  xxd packet.bin | mqscope decode
+  grep 'RX:' device.log | mqscope decode`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.hex = args
 			if o.raw != "" && len(args) > 0 {
@@ -77,19 +87,51 @@ func runDecode(o *decodeOptions) error {
 	v := decode.Version(o.version)
 	if v == 0 {
 		v = detectVersion(data)
+		if v == decode.V5 && !hasConnect(data) {
+			// No CONNECT says the version: a packet malformed as MQTT 5 but whole as 3.1.1 is
+			// most likely 3.1.1, whose packets lack the properties 5 adds.
+			if bad5 := firstError(data, decode.V5); bad5 != "" && firstError(data, decode.V311) == "" {
+				v = decode.V311
+				fmt.Fprintf(o.io.Err, "mqscope: decoded as MQTT 3.1.1: no CONNECT gives the version, and as MQTT 5 %s (--version 5 decodes as 5)\n", bad5)
+			}
+		}
 	}
+	return decodePackets(o, data, v)
+}
+
+// decodePackets prints every packet in data, and returns an error listing the problems.
+func decodePackets(o *decodeOptions, data []byte, v decode.Version) error {
 	out := packetOutput(o)
 	var bad []string
+	err := eachPacket(data, v, o.version == 0, func(i, off int, p decode.Packet, problem string) error {
+		if p != nil {
+			if err := out(i, int64(off), p); err != nil {
+				return err
+			}
+		}
+		if problem != "" {
+			bad = append(bad, problem)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s:\n  %s", plural(len(bad), "problem"), strings.Join(bad, "\n  "))
+	}
+	return nil
+}
+
+// eachPacket decodes data packet by packet as version v (or the version of a CONNECT in it,
+// when follow) and calls f with each packet and each problem: a packet's errors, a frame that
+// cannot be split (p nil), or the input ending inside a packet.
+func eachPacket(data []byte, v decode.Version, follow bool, f func(i, off int, p decode.Packet, problem string) error) error {
 	off := 0
 	for i := 1; off < len(data); i++ {
 		n, err := decode.SplitFrame(data[off:], 0)
 		if err != nil {
-			var pr *decode.Problem
-			if errors.As(err, &pr) {
-				pr.Offset += off
-			}
-			bad = append(bad, fmt.Sprintf("packet #%d at offset %d: %v", i, off, err))
-			break
+			return f(i, off, nil, fmt.Sprintf("packet #%d at offset %d: %v", i, off, err))
 		}
 		if n == 0 {
 			h, _, _ := decode.ParseHeader(data[off:])
@@ -98,31 +140,56 @@ func runDecode(o *decodeOptions) error {
 				msg += fmt.Sprintf(": %s announces %d bytes, only %d present", h.Type, h.HeaderLen+h.RemainingLength, len(data)-off)
 			}
 			// Show what can be read of the truncated packet too.
-			p := decode.Decode(data[off:], v)
-			if err := out(i, int64(off), p); err != nil {
-				return err
-			}
-			bad = append(bad, msg)
-			break
+			return f(i, off, decode.Decode(data[off:], v), msg)
 		}
 		p := decode.Decode(data[off:off+n], v)
-		if c, ok := p.(*decode.Connect); ok && o.version == 0 && c.Version.Valid() {
+		if c, ok := p.(*decode.Connect); ok && follow && c.Version.Valid() {
 			v = c.Version
 		}
-		if err := out(i, int64(off), p); err != nil {
-			return err
-		}
+		show, typ := p, p.Type()
 		for _, pr := range p.Info().Problems {
 			if pr.Level == decode.LevelError {
-				bad = append(bad, fmt.Sprintf("packet #%d (%s) at offset %d: %s", i, p.Type(), off+pr.Offset, inspect.ProblemText(pr)))
+				if err := f(i, off, show, fmt.Sprintf("packet #%d (%s) at offset %d: %s", i, typ, off+pr.Offset, inspect.ProblemText(pr))); err != nil {
+					return err
+				}
+				show = nil // shown once, with its first problem
+			}
+		}
+		if show != nil {
+			if err := f(i, off, show, ""); err != nil {
+				return err
 			}
 		}
 		off += n
 	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%d problem(s):\n  %s", len(bad), strings.Join(bad, "\n  "))
-	}
 	return nil
+}
+
+// firstError decodes data as version v and describes its first error, or returns "".
+func firstError(data []byte, v decode.Version) string {
+	first := ""
+	_ = eachPacket(data, v, false, func(_, _ int, _ decode.Packet, problem string) error {
+		if first == "" {
+			first = problem
+		}
+		return nil
+	})
+	return first
+}
+
+// hasConnect tells whether a CONNECT packet begins any frame of data.
+func hasConnect(data []byte) bool {
+	for off := 0; off < len(data); {
+		n, err := decode.SplitFrame(data[off:], 0)
+		if err != nil || n == 0 {
+			return false
+		}
+		if decode.Type(data[off]>>4) == decode.CONNECT {
+			return true
+		}
+		off += n
+	}
+	return false
 }
 
 // packetOutput returns the function that prints one decoded packet in the chosen format.
@@ -167,15 +234,41 @@ func decodeInput(o *decodeOptions) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading raw bytes: %w", err)
 		}
+		if kind := captureKind(b); kind != "" {
+			return nil, usageError{fmt.Errorf("%s is a capture (%s): use mqscope read %s", o.raw, kind, o.raw)}
+		}
 		return b, nil
-	case len(o.hex) > 0:
-		return parseHex(strings.Join(o.hex, " "))
 	}
-	b, err := io.ReadAll(o.io.In)
+	text := strings.Join(o.hex, " ")
+	if len(o.hex) == 0 {
+		b, err := io.ReadAll(o.io.In)
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		text = string(b)
+	}
+	in, err := parsePasted(text)
 	if err != nil {
-		return nil, fmt.Errorf("reading standard input: %w", err)
+		return nil, err
 	}
-	return parseHex(string(b))
+	if in.skipped > 0 {
+		fmt.Fprintf(o.io.Err, "mqscope: left out %s that do not end in hex (line %d: %q)\n", plural(in.skipped, "line"), in.firstLine, snippet(in.firstSkipped))
+	}
+	return in.data, nil
+}
+
+// captureKind names the file format when b begins like a pcap or pcapng file, else "".
+func captureKind(b []byte) string {
+	if len(b) < 4 {
+		return ""
+	}
+	switch binary.BigEndian.Uint32(b) {
+	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1:
+		return "pcap"
+	case 0x0a0d0d0a:
+		return "pcapng"
+	}
+	return ""
 }
 
 // parseHex turns hex as copied from a log into bytes: separators (white space, commas, colons,

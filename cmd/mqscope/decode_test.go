@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,5 +188,47 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCmd(t, "", "version")
 	if code != 0 || !strings.HasPrefix(out, "mqscope ") {
 		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+// TestDecodeSecrets: a password and authentication data are redacted in every form decode
+// prints, --bytes included, unless --show-secrets.
+func TestDecodeSecrets(t *testing.T) {
+	var b []byte
+	for _, p := range []decode.Packet{
+		&decode.Connect{CleanStart: true, ClientID: "c", HasUsername: true, Username: "dev", HasPassword: true, Password: []byte("hunter2"),
+			Properties: decode.Properties{decode.StrProp(decode.PropAuthMethod, "SCRAM-SHA-1"), decode.BinProp(decode.PropAuthData, []byte("n,,n=user,r=fyko"))}},
+		&decode.Auth{ReasonCode: 0x18, Properties: decode.Properties{decode.StrProp(decode.PropAuthMethod, "SCRAM-SHA-1"), decode.BinProp(decode.PropAuthData, []byte("c=biws,r=fyko"))}},
+	} {
+		var err error
+		if b, err = decode.Encode(b, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hexIn := fmt.Sprintf("% x", b)
+	secrets := []string{"hunter2", "68 75 6e 74 65 72 32", "n=user", "72 2c 6e 3d", "c=biws", "63 3d 62 69 77 73", "0x6e2c2c", "0x633d"}
+	for _, args := range [][]string{{"decode", hexIn}, {"decode", "--bytes", hexIn}, {"decode", "--format", "jsonl", hexIn}} {
+		code, out, errOut := runCmd(t, "", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args[:len(args)-1], code, errOut)
+		}
+		for _, s := range secrets {
+			if strings.Contains(out, s) {
+				t.Errorf("%v shows the secret %q:\n%s", args[:len(args)-1], s, out)
+			}
+		}
+		if !strings.Contains(out, "<redacted>") {
+			t.Errorf("%v: no <redacted> in\n%s", args[:len(args)-1], out)
+		}
+	}
+	_, out, _ := runCmd(t, "", "decode", "--bytes", "--show-secrets", hexIn)
+	for _, s := range []string{`"hunter2"`, "00 07 68 75 6e 74 65 72 32", `"n,,n=user,r=fyko"`, "63 3d 62 69 77 73"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("--show-secrets --bytes lacks %q:\n%s", s, out)
+		}
+	}
+	_, out, _ = runCmd(t, "", "decode", "--bytes", hexIn)
+	if !strings.Contains(out, "password                           00 07 <redacted> (7 bytes)") {
+		t.Errorf("--bytes does not show the password's length and <redacted>:\n%s", out)
 	}
 }
