@@ -252,7 +252,7 @@ func decodeInput(o *decodeOptions) ([]byte, error) {
 		return nil, err
 	}
 	if in.skipped > 0 {
-		fmt.Fprintf(o.io.Err, "mqscope: left out %s that do not end in hex (line %d: %q)\n", plural(in.skipped, "line"), in.firstLine, snippet(in.firstSkipped))
+		fmt.Fprintf(o.io.Err, "mqscope: left out %s not ending in hex (line %d: %q)\n", plural(in.skipped, "line"), in.firstLine, snippet(in.firstSkipped))
 	}
 	return in.data, nil
 }

@@ -145,7 +145,7 @@ func TestDecodeLogLines(t *testing.T) {
 	}
 	// The skipped lines are said.
 	code, out, errOut := runCmd(t, "connected\nRX: "+p+"\n", "decode", "--version", "4")
-	if code != 0 || !strings.Contains(out, `topic                        "a/b"`) || !strings.Contains(errOut, `left out 1 line that do not end in hex (line 1: "connected")`) {
+	if code != 0 || !strings.Contains(out, `topic                        "a/b"`) || !strings.Contains(errOut, `left out 1 line not ending in hex (line 1: "connected")`) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
