@@ -1,10 +1,16 @@
 package proxy
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -23,17 +29,36 @@ import (
 //	GET    /events[?filter=EXPR]      the records as JSON lines, streamed as they happen
 //	GET    /metrics                   Prometheus text format
 //
-// Later steps register more routes (fault rules) with Handle.
+// Every request carries the token ("Authorization: Bearer TOKEN"), names the API's own address
+// or a loopback name in Host (a web page cannot reach it by DNS rebinding), comes from no other
+// origin (Origin, Sec-Fetch-Site: a web page cannot use the user's browser against it), and
+// sends JSON if it sends a body. Later steps register more routes (fault rules) with Handle.
 type API struct {
-	srv *Server
-	in  *Inspector // may be nil
-	hub *Hub       // may be nil
-	mux *http.ServeMux
+	srv   *Server
+	in    *Inspector // may be nil
+	hub   *Hub       // may be nil
+	mux   *http.ServeMux
+	token []byte
+	hosts hostSet
+}
+
+// APIConfig says who may use the API.
+type APIConfig struct {
+	// Token is what requests must carry as "Authorization: Bearer TOKEN"; NewAPI generates one
+	// when empty (see API.Token).
+	Token string
+	// Listen is the API's address as the user gave it (host:port): Host must name its host, or
+	// a loopback name or address. A wildcard host (0.0.0.0, ::, empty) also admits any IP
+	// address and this machine's name.
+	Listen string
 }
 
 // NewAPI returns the control API of srv; in and hub may be nil (no state details, no events).
-func NewAPI(srv *Server, in *Inspector, hub *Hub) *API {
-	a := &API{srv: srv, in: in, hub: hub, mux: http.NewServeMux()}
+func NewAPI(srv *Server, in *Inspector, hub *Hub, cfg APIConfig) *API {
+	if cfg.Token == "" {
+		cfg.Token = rand.Text()
+	}
+	a := &API{srv: srv, in: in, hub: hub, mux: http.NewServeMux(), token: []byte(cfg.Token), hosts: newHostSet(cfg.Listen)}
 	a.mux.HandleFunc("GET /connections", a.list)
 	a.mux.HandleFunc("GET /connections/{id}", a.get)
 	a.mux.HandleFunc("POST /connections/{id}/close", a.close)
@@ -44,10 +69,87 @@ func NewAPI(srv *Server, in *Inspector, hub *Hub) *API {
 	return a
 }
 
+// Token returns the token requests must carry.
+func (a *API) Token() string { return string(a.token) }
+
 // Handle adds a route.
 func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if code, msg := a.admit(r); code != 0 {
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mqscope"`)
+		}
+		apiError(w, code, msg)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// admit checks who is asking; it returns the status and message of a refusal, 0 when admitted.
+func (a *API) admit(r *http.Request) (int, string) {
+	if !a.hosts.allows(r.Host) {
+		return http.StatusMisdirectedRequest, fmt.Sprintf("Host %q is not this API's address: use the address it listens on or a loopback name", r.Host)
+	}
+	if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
+		return http.StatusForbidden, fmt.Sprintf("requests from other origins are refused (Origin %q)", o)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return http.StatusForbidden, fmt.Sprintf("requests from other sites are refused (Sec-Fetch-Site %q)", site)
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), a.token) != 1 {
+		return http.StatusUnauthorized, `missing or wrong token: send "Authorization: Bearer TOKEN" (the token mqscope printed at start, or --api-token)`
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "application/json" {
+			return http.StatusUnsupportedMediaType, fmt.Sprintf("body: want Content-Type application/json, got %q", r.Header.Get("Content-Type"))
+		}
+	}
+	return 0, ""
+}
+
+// hostSet is the names a request's Host may give.
+type hostSet struct {
+	name     string // the listen address's host, lower case, brackets removed
+	wildcard bool   // listening on every address
+	machine  string // this machine's name, for a wildcard listener
+}
+
+func newHostSet(listen string) hostSet {
+	h := listen
+	if host, _, err := net.SplitHostPort(listen); err == nil {
+		h = host
+	}
+	h = strings.ToLower(strings.Trim(h, "[]"))
+	hs := hostSet{name: h}
+	if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+		hs.wildcard = true
+		hs.machine, _ = os.Hostname()
+		hs.machine = strings.ToLower(hs.machine)
+	}
+	return hs
+}
+
+func (hs hostSet) allows(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.ToLower(strings.Trim(h, "[]"))
+	if h == "" {
+		return false
+	}
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") || h == hs.name {
+		return true
+	}
+	if ip := net.ParseIP(h); ip != nil {
+		// An address is no DNS name a web page could rebind.
+		return ip.IsLoopback() || hs.wildcard || ip.Equal(net.ParseIP(hs.name))
+	}
+	return hs.wildcard && hs.machine != "" && h == hs.machine
+}
 
 // ConnView is one connection in the API: the proxy's view and, when inspection runs, the
 // negotiated state.
@@ -119,8 +221,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 // closeRequest is the body of POST /connections/{id}/close.
 type closeRequest struct {
 	ReasonCode   *json.RawMessage `json:"reason_code"`
-	ReasonString string           `json:"reason_string"`
+	ReasonString *string          `json:"reason_string"`
 }
+
+// maxReasonString bounds the reason string of a close request, whatever the device allows.
+const maxReasonString = 1024
 
 // parseReasonCode accepts 152, "152" or "0x98".
 func parseReasonCode(s string) (decode.ReasonCode, error) {
@@ -132,46 +237,94 @@ func parseReasonCode(s string) (decode.ReasonCode, error) {
 	return decode.ReasonCode(v), nil
 }
 
+// closeArgs reads the reason code and string of a close request from its query and its JSON
+// body (which wins), strictly: no unknown fields, nothing after the object.
+func closeArgs(w http.ResponseWriter, r *http.Request) (rc *decode.ReasonCode, reasonString string, err error) {
+	q := r.URL.Query()
+	reasonString = q.Get("reason_string")
+	if s := q.Get("reason_code"); s != "" {
+		c, err := parseReasonCode(s)
+		if err != nil {
+			return nil, "", err
+		}
+		rc = &c
+	}
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return rc, reasonString, nil
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	var req closeRequest
+	if err := dec.Decode(&req); errors.Is(err, io.EOF) {
+		return rc, reasonString, nil
+	} else if err != nil {
+		return nil, "", fmt.Errorf("body: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, "", errors.New("body: data after the JSON object")
+	}
+	if req.ReasonCode != nil {
+		c, err := parseReasonCode(string(*req.ReasonCode))
+		if err != nil {
+			return nil, "", err
+		}
+		rc = &c
+	}
+	if req.ReasonString != nil {
+		reasonString = *req.ReasonString
+	}
+	return rc, reasonString, nil
+}
+
+// checkDisconnect says what is wrong with a DISCONNECT the proxy would send with rc and
+// reasonString to a device that accepts packets up to maxPacket bytes (0: no limit); nil when
+// nothing.
+func checkDisconnect(rc decode.ReasonCode, reasonString string, maxPacket int) error {
+	switch {
+	case !rc.AllowedIn(decode.DISCONNECT):
+		return fmt.Errorf("reason_code %s is not a DISCONNECT reason code", rc)
+	case rc.DisconnectSender() == decode.ByClient:
+		return fmt.Errorf("reason_code %s: only a client may send it in DISCONNECT", rc)
+	case len(reasonString) > maxReasonString:
+		return fmt.Errorf("reason_string: %d bytes, over the limit of %d", len(reasonString), maxReasonString)
+	case !decode.ValidUTF8([]byte(reasonString)):
+		return errors.New("reason_string: not a string MQTT allows (ill-formed UTF-8 or U+0000) [MQTT-1.5.4-2]")
+	}
+	if maxPacket > 0 {
+		b, err := disconnectFrame(rc, reasonString)
+		if err != nil {
+			return fmt.Errorf("DISCONNECT: %w", err)
+		}
+		if len(b) > maxPacket {
+			return fmt.Errorf("reason_string: the DISCONNECT would be %d bytes, over the device's Maximum Packet Size of %d [MQTT-3.14.2-3]", len(b), maxPacket)
+		}
+	}
+	return nil
+}
+
 func (a *API) close(w http.ResponseWriter, r *http.Request) {
 	st, ok := a.find(w, r)
 	if !ok {
 		return
 	}
-	var rc *decode.ReasonCode
-	reasonString := r.URL.Query().Get("reason_string")
-	if q := r.URL.Query().Get("reason_code"); q != "" {
-		c, err := parseReasonCode(q)
-		if err != nil {
-			apiError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-		rc = &c
-	}
-	if r.ContentLength != 0 && r.Body != nil {
-		var req closeRequest
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-			apiError(w, http.StatusBadRequest, "body: "+err.Error())
-			return
-		}
-		if req.ReasonCode != nil {
-			c, err := parseReasonCode(string(*req.ReasonCode))
-			if err != nil {
-				apiError(w, http.StatusBadRequest, err.Error())
-				return
-			}
-			rc = &c
-		}
-		if req.ReasonString != "" {
-			reasonString = req.ReasonString
-		}
+	rc, reasonString, err := closeArgs(w, r)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if rc == nil && reasonString != "" {
 		c := decode.AdministrativeAction
 		rc = &c
 	}
-	if rc != nil && !rc.AllowedIn(decode.DISCONNECT) {
-		apiError(w, http.StatusBadRequest, "reason code "+rc.String()+" is not allowed in DISCONNECT")
-		return
+	if rc != nil {
+		maxPacket := 0
+		if v := a.view(st); v.MQTT != nil && v.MQTT.Requested.MaximumPacketSize != nil {
+			maxPacket = int(*v.MQTT.Requested.MaximumPacketSize)
+		}
+		if err := checkDisconnect(*rc, reasonString, maxPacket); err != nil {
+			apiError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	if err := a.srv.CloseConn(st.ID, rc, reasonString); err != nil {
 		apiError(w, http.StatusNotFound, err.Error())
@@ -204,27 +357,36 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	rc.Flush()
+	// The filter runs and the lines are rendered here, on this stream's goroutine: the hub
+	// only queues records.
+	var buf []byte
 	for {
 		select {
-		case line, ok := <-sub.C:
+		case rec, ok := <-sub.C:
 			if !ok {
 				return
 			}
-			if _, err := w.Write(line); err != nil {
-				return
-			}
-			// Write what else is queued before flushing.
-			for more := true; more; {
+			buf = sub.Line(buf[:0], rec)
+			// Add what else is queued before writing and flushing.
+			for more := len(buf) < 64<<10; more; {
 				select {
-				case l, ok := <-sub.C:
+				case rec, ok := <-sub.C:
 					if !ok {
+						w.Write(buf)
 						rc.Flush()
 						return
 					}
-					w.Write(l)
+					buf = sub.Line(buf, rec)
+					more = len(buf) < 64<<10
 				default:
 					more = false
 				}
+			}
+			if len(buf) == 0 {
+				continue
+			}
+			if _, err := w.Write(buf); err != nil {
+				return
 			}
 			if err := rc.Flush(); err != nil {
 				return

@@ -7,14 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mqscope/mqscope/decode"
-	"github.com/mqscope/mqscope/inspect"
 )
 
 // disconnects connects an MQTT 5 client through addr and reports the DISCONNECT it gets.
@@ -112,16 +110,13 @@ func TestShutdownDisconnect(t *testing.T) {
 // TestAPI: list connections with their negotiated state, stream events, close one with a
 // DISCONNECT, read metrics.
 func TestAPI(t *testing.T) {
-	m := NewMetrics()
-	hub := NewHub(inspect.JSONOptions{})
-	out := NewOutput(nil, nil, hub, m, 0)
-	in := &Inspector{Out: out, Metrics: m}
-	srv := startProxy(t, Config{Embedded: true, Metrics: m, Observers: []Observer{in}})
-	api := httptest.NewServer(NewAPI(srv, in, hub))
-	defer api.Close()
+	f := startAPI(t)
 
-	// Events first, so the stream sees everything.
-	resp, err := http.Get(api.URL + "/events?filter=" + `type%20==%20"PUBLISH"`)
+	// Events first, so the stream sees everything. The subscription exists once the response
+	// headers have come.
+	req, _ := http.NewRequest("GET", f.url+"/events?filter="+`type%20==%20"PUBLISH"`, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +132,11 @@ func TestAPI(t *testing.T) {
 		}
 		close(lines)
 	}()
-	time.Sleep(50 * time.Millisecond) // let the subscription start
 
-	got, cl := disconnects(t, srv.Addr().String(), "apidev")
+	got, cl := disconnects(t, f.srv.Addr().String(), "apidev")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// QoS 1: once the PUBACK is back, the PUBLISH has been forwarded and counted.
 	if _, err := cl.Publish(ctx, &paho.Publish{Topic: "api/test", QoS: 1, Payload: []byte("hi")}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +153,10 @@ func TestAPI(t *testing.T) {
 		t.Fatal("no event")
 	}
 
-	// The event is emitted as the PUBLISH is inspected, just before it is forwarded and counted:
-	// wait for the counter to catch up.
 	var conns []ConnView
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		getJSON(t, api.URL+"/connections", &conns)
-		if len(conns) != 1 || conns[0].Counters.C2SPackets >= 2 || time.Now().After(deadline) {
-			break
-		}
+	code, body := f.do(t, "GET", "/connections", "")
+	if err := json.Unmarshal([]byte(body), &conns); code != 200 || err != nil {
+		t.Fatalf("connections: %d %s %v", code, body, err)
 	}
 	if len(conns) != 1 || conns[0].MQTT == nil || conns[0].MQTT.ClientID != "apidev" || conns[0].Counters.C2SPackets < 2 {
 		t.Fatalf("connections: %+v", conns)
@@ -174,14 +165,8 @@ func TestAPI(t *testing.T) {
 		t.Errorf("phase %q", conns[0].MQTT.Phase)
 	}
 
-	req, _ := http.NewRequest("POST", api.URL+"/connections/1/close", strings.NewReader(`{"reason_code":"0x98","reason_string":"maintenance"}`))
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("close: %s", res.Status)
+	if code, body := f.do(t, "POST", "/connections/1/close", `{"reason_code":"0x98","reason_string":"maintenance"}`); code != 200 {
+		t.Fatalf("close: %d %s", code, body)
 	}
 	select {
 	case d := <-got:
@@ -191,41 +176,22 @@ func TestAPI(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no DISCONNECT")
 	}
-	res, _ = http.Post(api.URL+"/connections/1/close", "", nil)
-	if res.StatusCode != http.StatusNotFound {
-		t.Errorf("closing a closed connection: %s", res.Status)
+	if code, _ := f.do(t, "POST", "/connections/1/close", ""); code != http.StatusNotFound {
+		t.Errorf("closing a closed connection: %d", code)
 	}
-	res, _ = http.Post(api.URL+"/connections/x/close?reason_code=0x98", "", nil)
-	if res.StatusCode != http.StatusBadRequest {
-		t.Errorf("bad id: %s", res.Status)
+	if code, _ := f.do(t, "POST", "/connections/x/close?reason_code=0x98", ""); code != http.StatusBadRequest {
+		t.Errorf("bad id: %d", code)
 	}
 
-	res, err = http.Get(api.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	_, metrics := f.do(t, "GET", "/metrics", "")
 	for _, want := range []string{
 		`mqscope_connections_total 1`,
 		`mqscope_packets_total{direction="c2s",type="PUBLISH"} 1`,
 		`mqscope_packets_total{direction="s2c",type="DISCONNECT"} 1`,
 		`mqscope_bytes_total{direction="c2s"}`,
 	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q:\n%s", want, body)
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q:\n%s", want, metrics)
 		}
-	}
-}
-
-func getJSON(t *testing.T, url string, v any) {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-		t.Fatal(err)
 	}
 }

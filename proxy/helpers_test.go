@@ -208,6 +208,7 @@ type collector struct {
 	mu     sync.Mutex
 	conns  map[int]*collected
 	closed chan int
+	data   chan struct{} // signalled (without blocking) when bytes come
 }
 
 type collected struct {
@@ -218,7 +219,7 @@ type collected struct {
 }
 
 func newCollector() *collector {
-	return &collector{conns: map[int]*collected{}, closed: make(chan int, 1<<14)}
+	return &collector{conns: map[int]*collected{}, closed: make(chan int, 1<<14), data: make(chan struct{}, 1)}
 }
 
 func (c *collector) Open(info ConnInfo) ConnObserver {
@@ -238,6 +239,33 @@ func (o *collectorConn) Data(d Dir, _ time.Time, b []byte) {
 	o.c.mu.Lock()
 	o.cc.data[d].Write(b)
 	o.c.mu.Unlock()
+	select {
+	case o.c.data <- struct{}{}:
+	default:
+	}
+}
+
+// waitData waits until connection id has shown at least n bytes in direction d.
+func (c *collector) waitData(t testing.TB, id int, d Dir, n int) {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		c.mu.Lock()
+		cc := c.conns[id]
+		k := 0
+		if cc != nil {
+			k = cc.data[d].Len()
+		}
+		c.mu.Unlock()
+		if k >= n {
+			return
+		}
+		select {
+		case <-c.data:
+		case <-deadline:
+			t.Fatalf("connection %d showed %d of %d bytes %v", id, k, n, d)
+		}
+	}
 }
 
 func (o *collectorConn) Close(_ time.Time, by, reason string) {

@@ -23,6 +23,7 @@ type Metrics struct {
 	mu       sync.Mutex
 	findings map[[2]string]uint64 // rule, level
 	dropped  atomic.Uint64
+	events   atomic.Uint64 // event stream records dropped
 }
 
 // NewMetrics returns zeroed counters.
@@ -33,9 +34,12 @@ func (m *Metrics) connClosed() { m.open.Add(-1) }
 
 func (m *Metrics) bytesIn(d Dir, n int) { m.bytes[d].Add(uint64(n)) }
 
-func (m *Metrics) packet(d Dir, typ byte, size int) {
-	m.packets[d][typ&15].Add(1)
-	m.pbytes[d][typ&15].Add(uint64(size))
+// packet counts n bytes of a frame of type typ; start: the first bytes of a new frame.
+func (m *Metrics) packet(d Dir, typ byte, start bool, n int) {
+	if start {
+		m.packets[d][typ&15].Add(1)
+	}
+	m.pbytes[d][typ&15].Add(uint64(n))
 }
 
 // Finding counts one finding of rule (empty: a finding without a rule of the standard).
@@ -50,6 +54,9 @@ func (m *Metrics) Finding(rule, level string) {
 
 // Dropped counts output records dropped because a reader was too slow.
 func (m *Metrics) Dropped(n int) { m.dropped.Add(uint64(n)) }
+
+// EventsDropped counts records an event stream of the control API lost for a slow subscriber.
+func (m *Metrics) EventsDropped(n int) { m.events.Add(uint64(n)) }
 
 // OpenConns returns the number of connections open now.
 func (m *Metrics) OpenConns() int64 { return m.open.Load() }
@@ -66,11 +73,11 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("mqscope_connections_open %d\n", m.open.Load())
 	p("# HELP mqscope_connections_total Proxied connections accepted.\n# TYPE mqscope_connections_total counter\n")
 	p("mqscope_connections_total %d\n", m.total.Load())
-	p("# HELP mqscope_bytes_total Bytes forwarded, by direction.\n# TYPE mqscope_bytes_total counter\n")
+	p("# HELP mqscope_bytes_total Bytes passed on, by direction: forwarded, or sent by the proxy itself (a DISCONNECT, a CONNACK for an unreachable broker).\n# TYPE mqscope_bytes_total counter\n")
 	for d := range 2 {
 		p("mqscope_bytes_total{direction=%q} %d\n", Dir(d).String(), m.bytes[d].Load())
 	}
-	p("# HELP mqscope_packets_total MQTT packets forwarded, by type and direction.\n# TYPE mqscope_packets_total counter\n")
+	p("# HELP mqscope_packets_total MQTT packets passed on (forwarded or sent by the proxy), by type and direction.\n# TYPE mqscope_packets_total counter\n")
 	for d := range 2 {
 		for t := range 16 {
 			if n := m.packets[d][t].Load(); n > 0 {
@@ -78,7 +85,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 			}
 		}
 	}
-	p("# HELP mqscope_packet_bytes_total Bytes of MQTT packets forwarded, by type and direction.\n# TYPE mqscope_packet_bytes_total counter\n")
+	p("# HELP mqscope_packet_bytes_total Bytes of MQTT packets passed on, by type and direction, counted as they go (not by the length a packet declares).\n# TYPE mqscope_packet_bytes_total counter\n")
 	for d := range 2 {
 		for t := range 16 {
 			if n := m.pbytes[d][t].Load(); n > 0 {
@@ -104,6 +111,8 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	m.mu.Unlock()
 	p("# HELP mqscope_output_dropped_total Output records dropped for slow readers.\n# TYPE mqscope_output_dropped_total counter\n")
 	p("mqscope_output_dropped_total %d\n", m.dropped.Load())
+	p("# HELP mqscope_events_dropped_total Event stream records dropped for slow subscribers.\n# TYPE mqscope_events_dropped_total counter\n")
+	p("mqscope_events_dropped_total %d\n", m.events.Load())
 	if cw.err != nil {
 		return cw.n, cw.err
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +138,9 @@ func (o *Output) run() {
 	defer close(o.done)
 	for r := range o.ch {
 		if o.Events != nil {
-			o.Events.publish(r)
+			if n := o.Events.publish(r); n > 0 && o.metrics != nil {
+				o.metrics.EventsDropped(n)
+			}
 		}
 		if o.w == nil || o.err != nil {
 			continue
@@ -172,8 +175,10 @@ func (o *Output) Close() error {
 	return o.err
 }
 
-// Hub fans records out as JSON lines to the control API's event streams. A subscriber that
-// cannot keep up loses lines (counted), never slowing the others.
+// Hub fans records out to the control API's event streams. Each subscriber has its own bounded
+// queue of records; its reader filters and renders them (Sub.Line), so neither a slow reader nor
+// a costly filter holds up the output or the other subscribers: publishing only queues, and a
+// full queue loses the record (counted).
 type Hub struct {
 	opts   inspect.JSONOptions
 	mu     sync.Mutex
@@ -184,16 +189,28 @@ type Hub struct {
 // NewHub returns a hub rendering records with opts.
 func NewHub(opts inspect.JSONOptions) *Hub { return &Hub{opts: opts, subs: map[*Sub]struct{}{}} }
 
+// subQueue is how many records a subscriber may have waiting.
+const subQueue = 1024
+
 // Sub is one event stream.
 type Sub struct {
-	C       chan []byte // JSON lines, newline included; closed when the hub closes
+	C       chan Event // closed when the hub closes or the stream ends
 	fs      *filterState
-	Dropped atomic.Uint64
+	opts    inspect.JSONOptions
+	dropped atomic.Uint64 // records lost because C was full
+	lost    uint64        // of those, how many no Event has carried yet; guarded by the hub's mu
+}
+
+// Event is a record queued for a subscriber.
+type Event struct {
+	Record inspect.Record
+	// Lost is how many records were dropped just before this one because the queue was full.
+	Lost uint64
 }
 
 // Subscribe starts a stream of the records passing filter (nil: all).
 func (h *Hub) Subscribe(filter *inspect.Filter) *Sub {
-	s := &Sub{C: make(chan []byte, 1024), fs: newFilterState(filter)}
+	s := &Sub{C: make(chan Event, subQueue), fs: newFilterState(filter), opts: h.opts}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -214,26 +231,39 @@ func (h *Hub) Unsubscribe(s *Sub) {
 	}
 }
 
-func (h *Hub) publish(r inspect.Record) {
+// publish queues r for every subscriber and returns how many could not take it.
+func (h *Hub) publish(r inspect.Record) (dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.subs) == 0 {
-		return
-	}
-	var line []byte
 	for s := range h.subs {
-		if !s.fs.pass(r) {
-			continue
-		}
-		if line == nil {
-			line = append(inspect.AppendJSON(nil, r, h.opts), '\n')
-		}
 		select {
-		case s.C <- line:
+		case s.C <- Event{Record: r, Lost: s.lost}:
+			s.lost = 0
 		default:
-			s.Dropped.Add(1)
+			s.lost++
+			s.dropped.Add(1)
+			dropped++
 		}
 	}
+	return dropped
+}
+
+// Dropped returns how many records the subscriber lost because it did not keep up.
+func (s *Sub) Dropped() uint64 { return s.dropped.Load() }
+
+// Line appends to buf the lines of e: {"kind":"dropped","records":N} when N records were lost
+// just before it (whatever the filter), then the JSON line of its record when it passes the
+// subscriber's filter. Only the stream's reader calls it.
+func (s *Sub) Line(buf []byte, e Event) []byte {
+	if e.Lost > 0 {
+		buf = append(buf, `{"kind":"dropped","records":`...)
+		buf = strconv.AppendUint(buf, e.Lost, 10)
+		buf = append(buf, "}\n"...)
+	}
+	if !s.fs.pass(e.Record) {
+		return buf
+	}
+	return append(inspect.AppendJSON(buf, e.Record, s.opts), '\n')
 }
 
 // Close ends every stream.
@@ -250,21 +280,25 @@ func (h *Hub) Close() {
 // filterState applies a filter as mqscope read does: only the packet records it accepts, and
 // the session and close records of the connections that had one.
 type filterState struct {
-	f       *inspect.Filter
+	match   func(*inspect.PacketRecord) bool // nil: all
 	matched map[int]bool
 }
 
 func newFilterState(f *inspect.Filter) *filterState {
-	return &filterState{f: f, matched: map[int]bool{}}
+	fs := &filterState{matched: map[int]bool{}}
+	if f != nil {
+		fs.match = f.Match
+	}
+	return fs
 }
 
 func (fs *filterState) pass(r inspect.Record) bool {
-	if fs == nil || fs.f == nil {
+	if fs == nil || fs.match == nil {
 		return true
 	}
 	switch r := r.(type) {
 	case *inspect.PacketRecord:
-		if fs.f.Match(r) {
+		if fs.match(r) {
 			fs.matched[r.Conn] = true
 			return true
 		}

@@ -74,9 +74,11 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 	}
 	for d := range ss.count {
 		dir := Dir(d)
-		ss.count[d] = func(typ byte, size int) {
-			ss.packets[dir].Add(1)
-			srv.metrics.packet(dir, typ, size)
+		ss.count[d] = func(typ byte, start bool, n int) {
+			if start {
+				ss.packets[dir].Add(1)
+			}
+			srv.metrics.packet(dir, typ, start, n)
 		}
 	}
 	return ss
@@ -358,7 +360,7 @@ func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pip
 		defer ss.wmu[dir].Unlock()
 		// Track the frames before writing: once written, the peer may answer and a shutdown
 		// may ask where the frames stand and which version the device speaks.
-		ss.track[dir].feed(b, ss.count[dir])
+		ss.account(dir, b)
 		if dir == C2S && ss.version.Load() == 0 {
 			if v, ok := decode.PeekVersion(ss.track[C2S].headBytes()); ok {
 				ss.version.Store(uint32(v))
@@ -376,6 +378,16 @@ func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pip
 		}
 	}
 	return p
+}
+
+// account counts b as passed on in direction dir, forwarded or sent by the proxy itself (or,
+// when the broker is unreachable, the device's bytes the proxy answers), in the connection's
+// counters, the metrics and the frame tracker. Bytes are counted as they go, never by the
+// lengths frames declare. The caller holds wmu[dir] where a pipe may run.
+func (ss *session) account(dir Dir, b []byte) {
+	ss.track[dir].feed(b, ss.count[dir])
+	ss.bytes[dir].Add(uint64(len(b)))
+	ss.srv.metrics.bytesIn(dir, len(b))
 }
 
 // finish releases the pipe's buffer and reports it done.
@@ -403,8 +415,6 @@ func (p *pipeRun) step() bool {
 		} else {
 			werr = p.write(b)
 		}
-		ss.bytes[dir].Add(uint64(n))
-		ss.srv.metrics.bytesIn(dir, n)
 		p.rd.release()
 		if werr != nil {
 			if ss.stopping.Load() {
@@ -507,16 +517,12 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	case !ss.track[S2C].boundary():
 		w += "; no DISCONNECT: the broker's last frame was incomplete"
 	default:
-		d := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: *rc, HasReason: true}
-		if reasonString != "" {
-			d.Properties = decode.Properties{decode.StrProp(decode.PropReasonString, reasonString)}
-		}
-		b, err := decode.Encode(nil, d)
+		b, err := disconnectFrame(*rc, reasonString)
 		if err == nil {
 			_, err = ss.client.Write(b)
 		}
 		if err == nil {
-			ss.track[S2C].feed(b, ss.count[S2C])
+			ss.account(S2C, b)
 			ss.observe(S2C, ss.now(), b)
 			w += fmt.Sprintf("; sent DISCONNECT %s to the device", rc.String())
 		} else {
@@ -536,6 +542,15 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	}
 	ss.client.Close()
 	<-ss.finished
+}
+
+// disconnectFrame encodes the MQTT 5 DISCONNECT the proxy sends a device.
+func disconnectFrame(rc decode.ReasonCode, reasonString string) ([]byte, error) {
+	d := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: rc, HasReason: true}
+	if reasonString != "" {
+		d.Properties = decode.Properties{decode.StrProp(decode.PropReasonString, reasonString)}
+	}
+	return decode.Encode(nil, d)
 }
 
 // abort closes both sides at once.
@@ -579,8 +594,7 @@ func (ss *session) unavailable(dialErr error) {
 	for frame == nil {
 		n, err := ss.client.Read(buf)
 		if n > 0 {
-			ss.bytes[C2S].Add(uint64(n))
-			ss.track[C2S].feed(buf[:n], ss.count[C2S])
+			ss.account(C2S, buf[:n])
 			ss.observe(C2S, ss.now(), buf[:n])
 			fr.Write(buf[:n])
 			var ferr error
@@ -616,8 +630,7 @@ func (ss *session) unavailable(dialErr error) {
 				_, err = ss.client.Write(b)
 			}
 			if err == nil {
-				ss.bytes[S2C].Add(uint64(len(b)))
-				ss.track[S2C].feed(b, ss.count[S2C])
+				ss.account(S2C, b)
 				ss.observe(S2C, ss.now(), b)
 				if v == decode.V5 {
 					why += "; sent CONNACK 0x88 Server unavailable"

@@ -15,8 +15,11 @@ type tracker struct {
 	headN int
 }
 
-// frameFn is called for each frame whose header is complete: its type and whole size.
-type frameFn func(typ byte, size int)
+// frameFn is called with the bytes of frames as they are seen: start is true once per frame,
+// when its fixed header is complete (n is then the header's length), and false for each piece
+// of its body. A frame's declared size is never counted, only the bytes that came: a stream of
+// garbage declaring a 256 MB frame counts the few bytes it sent.
+type frameFn func(typ byte, start bool, n int)
 
 // feed follows b through the frame structure.
 func (t *tracker) feed(b []byte, fn frameFn) {
@@ -28,6 +31,9 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 			k := min(t.left, len(b))
 			t.left -= k
 			b = b[k:]
+			if fn != nil {
+				fn(t.hdr[0]>>4, false, k)
+			}
 			continue
 		}
 		t.hdr[t.hn] = b[0]
@@ -45,7 +51,7 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 			mul <<= 7
 		}
 		if fn != nil {
-			fn(t.hdr[0]>>4, t.hn+rl)
+			fn(t.hdr[0]>>4, true, t.hn)
 		}
 		t.left = rl
 		t.hn = 0

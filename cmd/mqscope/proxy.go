@@ -28,7 +28,7 @@ type proxyOptions struct {
 	io *streams
 
 	listen, upstream string
-	api              string
+	api, apiToken    string
 	record           string
 
 	format, filter, profile, payload string
@@ -86,6 +86,7 @@ its output and recording.`,
 	f.StringVar(&o.listen, "listen", "127.0.0.1:1884", "where devices connect: `ADDR` (host:port, tls://, ws://, wss://)")
 	f.StringVar(&o.upstream, "upstream", "", "the broker: `ADDR` (host:port, tls://, ws://, wss://) or \"embedded\"")
 	f.StringVar(&o.api, "api", "", "serve the control API (HTTP, JSON, /metrics) on `ADDR`")
+	f.StringVar(&o.apiToken, "api-token", "", "the control API's bearer `TOKEN` (default: $MQSCOPE_API_TOKEN, else a random one, printed)")
 	f.StringVar(&o.record, "record", "", "record the session to pcapng `FILE`")
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
 	f.BoolVar(&o.summary, "summary", false, "print one summary per connection at exit instead of every packet (with --format jsonl: the session and close records, as they come)")
@@ -309,16 +310,27 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		return err
 	}
 	var apiAddr net.Addr
+	var apiToken string
 	var apiSrv *http.Server
 	if o.api != "" {
-		ln, err := net.Listen("tcp", defaultLoopback(o.api))
+		addr := defaultLoopback(o.api)
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			srv.Shutdown(context.Background())
 			return fmt.Errorf("--api: %w", err)
 		}
 		apiAddr = ln.Addr()
-		apiSrv = &http.Server{Handler: proxy.NewAPI(srv, in, hub), ReadHeaderTimeout: 10 * time.Second}
+		token, given := o.apiToken, "--api-token"
+		if token == "" {
+			token, given = os.Getenv("MQSCOPE_API_TOKEN"), "$MQSCOPE_API_TOKEN"
+		}
+		api := proxy.NewAPI(srv, in, hub, proxy.APIConfig{Token: token, Listen: addr})
+		apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 		go apiSrv.Serve(ln)
+		apiToken = "TOKEN (" + given + ")"
+		if token == "" {
+			apiToken = api.Token()
+		}
 	}
 	up := srv.Upstream().String()
 	if cfg.Embedded {
@@ -326,7 +338,10 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	fmt.Fprintf(o.io.Err, "mqscope: proxying %s -> %s\n", endpointOf(cfg.Listen, srv.Addr()), up)
 	if apiAddr != nil {
-		fmt.Fprintf(o.io.Err, "mqscope: control API on http://%s/ (metrics at /metrics)\n", apiAddr)
+		fmt.Fprintf(o.io.Err, "mqscope: control API on http://%s/ (metrics at /metrics); every request sends \"Authorization: Bearer %s\"\n", apiAddr, apiToken)
+		if ip := apiAddr.(*net.TCPAddr).IP; !ip.IsLoopback() {
+			fmt.Fprintf(o.io.Err, "mqscope: WARNING: the control API listens on %s, beyond this machine: whoever reaches it with the token can list connections (client ids, user names, addresses) and close them, and plain HTTP carries the token in clear\n", apiAddr)
+		}
 	}
 	if o.started != nil {
 		o.started(srv, apiAddr)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -297,5 +298,73 @@ func TestRunProxySessionTakeover(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestProxyAPIToken: the control API wants the token mqscope printed, or the one given by
+// --api-token or $MQSCOPE_API_TOKEN (never printed); listening beyond loopback draws a warning.
+func TestProxyAPIToken(t *testing.T) {
+	for _, tc := range []struct {
+		name, api, flag, env string
+		warn                 bool
+	}{
+		{"generated", "127.0.0.1:0", "", "", false},
+		{"flag", "127.0.0.1:0", "flag-token", "env-token", false},
+		{"env", "127.0.0.1:0", "", "env-token", false},
+		{"wildcard", "0.0.0.0:0", "", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("MQSCOPE_API_TOKEN", tc.env)
+			var out, errb peer.Buffer
+			o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: "embedded",
+				api: tc.api, apiToken: tc.flag, quiet: true, format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
+			apiAddr := make(chan net.Addr, 1)
+			o.started = func(_ *proxy.Server, a net.Addr) { apiAddr <- a }
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- runProxy(ctx, o) }()
+			defer func() { cancel(); <-done }()
+			var addr net.Addr
+			select {
+			case addr = <-apiAddr:
+			case err := <-done:
+				t.Fatalf("runProxy: %v", err)
+			}
+			url := "http://127.0.0.1:" + strings.TrimPrefix(addr.String()[strings.LastIndex(addr.String(), ":"):], ":") + "/connections"
+			stderr := errb.String()
+			token := tc.flag
+			if token == "" {
+				token = tc.env
+			}
+			if token == "" {
+				m := regexp.MustCompile(`Authorization: Bearer (\S+)"`).FindStringSubmatch(stderr)
+				if m == nil {
+					t.Fatalf("no token printed: %s", stderr)
+				}
+				token = m[1]
+			} else if strings.Contains(stderr, token) {
+				t.Errorf("a given token was printed: %s", stderr)
+			}
+			if got := strings.Contains(stderr, "WARNING: the control API listens on"); got != tc.warn {
+				t.Errorf("warning %v, want %v: %s", got, tc.warn, stderr)
+			}
+			for _, try := range []struct {
+				token string
+				want  int
+			}{{"", 401}, {token + "x", 401}, {token, 200}} {
+				req, _ := http.NewRequest("GET", url, nil)
+				if try.token != "" {
+					req.Header.Set("Authorization", "Bearer "+try.token)
+				}
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != try.want {
+					t.Errorf("token %q: %s, want %d", try.token, res.Status, try.want)
+				}
+			}
+		})
 	}
 }
