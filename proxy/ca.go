@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"container/list"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -34,9 +35,22 @@ type CA struct {
 	CertPEM []byte
 	Dir     string
 	key     crypto.Signer
+	// Leaves bounds how many minted certificates are kept (the least recently used go first);
+	// DefaultLeaves when 0. A device names whatever it likes in SNI: without a bound, every new
+	// name would be kept for good.
+	Leaves int
 
 	mu    sync.Mutex
-	cache map[string]*tls.Certificate
+	cache map[string]*list.Element // of *leafEntry
+	lru   list.List                // most recently used first
+}
+
+// DefaultLeaves is how many minted certificates a CA keeps unless told.
+const DefaultLeaves = 256
+
+type leafEntry struct {
+	name string
+	cert *tls.Certificate
 }
 
 // DefaultCADir is where `mqscope ca init` puts the CA: $XDG_CONFIG_HOME/mqscope/ca or the
@@ -141,25 +155,36 @@ func LoadCA(dir string) (*CA, error) {
 	if !ok {
 		return nil, fmt.Errorf("CA in %s: the key cannot sign", dir)
 	}
-	return &CA{Cert: cert, CertPEM: certPEM, Dir: dir, key: key, cache: map[string]*tls.Certificate{}}, nil
+	return &CA{Cert: cert, CertPEM: certPEM, Dir: dir, key: key, cache: map[string]*list.Element{}}, nil
 }
 
 // Leaf returns a server certificate for name (a host name or an IP address), minted on first
-// use and kept. It also covers localhost, 127.0.0.1 and ::1.
+// use and kept among the Leaves most recently used. It also covers localhost, 127.0.0.1 and
+// ::1.
 func (ca *CA) Leaf(name string) (*tls.Certificate, error) {
 	if name == "" {
 		name = "localhost"
 	}
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	if c := ca.cache[name]; c != nil {
-		return c, nil
+	if e := ca.cache[name]; e != nil {
+		ca.lru.MoveToFront(e)
+		return e.Value.(*leafEntry).cert, nil
 	}
 	c, err := ca.issue(name, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return nil, err
 	}
-	ca.cache[name] = c
+	ca.cache[name] = ca.lru.PushFront(&leafEntry{name, c})
+	limit := ca.Leaves
+	if limit <= 0 {
+		limit = DefaultLeaves
+	}
+	for ca.lru.Len() > limit {
+		old := ca.lru.Back()
+		ca.lru.Remove(old)
+		delete(ca.cache, old.Value.(*leafEntry).name)
+	}
 	return c, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -137,4 +138,51 @@ func contains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestLeafCacheBounded: the certificates minted for the names devices ask for are kept up to
+// the bound, the least recently used dropped first (and minted again when asked for again).
+func TestLeafCacheBounded(t *testing.T) {
+	ca := newTestCA(t)
+	ca.Leaves = 4
+	leaf := func(name string) *tls.Certificate {
+		t.Helper()
+		c, err := ca.Leaf(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	first := map[string]*tls.Certificate{}
+	for i := range 10 {
+		name := "dev" + strconv.Itoa(i) + ".example"
+		first[name] = leaf(name)
+		if i == 6 {
+			leaf("dev3.example") // used again: it outlives dev4 to dev6, minted after it
+		}
+	}
+	if n := len(ca.cache); n != 4 || ca.lru.Len() != 4 {
+		t.Fatalf("%d certificates kept (list %d), want 4", n, ca.lru.Len())
+	}
+	// Kept: the four most recently used, handed out again as they were.
+	for _, name := range []string{"dev3.example", "dev7.example", "dev8.example", "dev9.example"} {
+		if leaf(name) != first[name] {
+			t.Errorf("%s was minted again, want the kept certificate", name)
+		}
+	}
+	// Dropped: minted anew, for the right name.
+	again := leaf("dev6.example")
+	if again == first["dev6.example"] {
+		t.Error("dev6.example was kept beyond the bound")
+	}
+	cert, err := x509.ParseCertificate(again.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cert.VerifyHostname("dev6.example"); err != nil {
+		t.Errorf("re-minted certificate: %v", err)
+	}
+	if n := len(ca.cache); n != 4 {
+		t.Errorf("%d certificates kept after re-minting, want 4", n)
+	}
 }
