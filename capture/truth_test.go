@@ -129,3 +129,96 @@ func TestLateStartServerCut(t *testing.T) {
 		}
 	}
 }
+
+// closeOf returns the close record among rs.
+func closeOf(t *testing.T, rs []inspect.Record) *inspect.CloseRecord {
+	t.Helper()
+	for _, r := range rs {
+		if cr, ok := r.(*inspect.CloseRecord); ok {
+			return cr
+		}
+	}
+	t.Fatal("no close record")
+	return nil
+}
+
+// TestVersionFromEvidence: when the CONNECT was not captured, the protocol version comes from
+// packets that read as one version only, never from a default of 5, and the output says how
+// it was decided; Options.Version forces it.
+func TestVersionFromEvidence(t *testing.T) {
+	pub1 := []byte{0x32, 0x09, 0, 3, 'a', '/', 'c', 0, 7, 'h', 'i'} // 3.1.1 QoS 1, id 7
+	// A 3.1.1 PUBLISH whose payload begins with 0x00: as MQTT 5 that is an empty property list.
+	pub0 := []byte{0x30, 0x07, 0, 3, 'a', '/', 'z', 0, 'b'}
+	suback := []byte{0x90, 0x03, 0, 2, 0} // 3.1.1: QoS 0 granted; as 5: no reason codes
+	cases := []struct {
+		name    string
+		version decode.Version // Options.Version
+		write   func(s *TCPStream)
+		want    decode.Version // every packet's
+		from    string
+		noteOn  decode.Type // the packet that says how the version was decided
+		// the TCP handshake is captured
+		handshake bool
+	}{
+		{name: "CONNECT lost, 2-byte CONNACK", handshake: true, want: decode.V311, from: inspect.VersionFromPackets, noteOn: decode.CONNACK,
+			write: func(s *TCPStream) {
+				c2s := append(append(append([]byte{}, connect...), pub1...), pingreq...)
+				seg(t, s, ClientToServer, ms(1), len(connect), c2s[len(connect):])
+				s.seq[ClientToServer] += uint32(len(c2s))
+				must(t, s.Write(ServerToClient, ms(2), append(append([]byte{}, connack...), 0x40, 0x02, 0, 7, 0xd0, 0)))
+			}},
+		{name: "mid-stream 3.1.1 SUBACK", want: decode.V311, from: inspect.VersionFromPackets, noteOn: decode.SUBACK,
+			write: func(s *TCPStream) {
+				must(t, s.segment(ClientToServer, ms(1), flagACK|flagPSH, pingreq))
+				must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, append(append([]byte{}, suback...), pub0...)))
+			}},
+		{name: "forced", version: decode.V311, want: decode.V311, from: inspect.VersionFromOption,
+			write: func(s *TCPStream) {
+				must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, append(append([]byte{}, pub0...), pub0...)))
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := file(t, func(sw *StreamWriter) {
+				s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
+				if tc.handshake {
+					s, _ = sw.Open(cli, srv, ms(0))
+				}
+				tc.write(s)
+			})
+			rs := inspectFiles(t, inspect.Options{Version: tc.version}, p)
+			ps := packets(rs)
+			if len(ps) < 2 {
+				t.Fatalf("%d packets", len(ps))
+			}
+			noted := tc.noteOn == 0
+			for _, pr := range ps {
+				// Before the packet that decides it, packets that read the same both ways may
+				// say 5.
+				if pr.Version != tc.want && noted && pr.Type() != decode.PUBLISH {
+					t.Errorf("%s #%d decoded as %v, want %v", pr.Type(), pr.Index, pr.Version, tc.want)
+				}
+				if pub, ok := pr.Packet.(*decode.Publish); ok && pub.Topic == "a/z" && string(pub.Payload) != "\x00b" {
+					t.Errorf("PUBLISH #%d payload %q: read as MQTT 5", pr.Index, pub.Payload)
+				}
+				for _, n := range pr.Notes {
+					if n.Level == decode.LevelError {
+						t.Errorf("%s #%d: %s %s", pr.Type(), pr.Index, n.Rule, n.Text)
+					}
+				}
+				if pr.HasRule(inspect.RuleVersion) {
+					noted = true
+					if pr.Version != tc.want || pr.Type() != tc.noteOn {
+						t.Errorf("the version is decided by %s #%d, want %s", pr.Type(), pr.Index, tc.noteOn)
+					}
+				}
+			}
+			if !noted {
+				t.Error("no packet says how the version was decided")
+			}
+			if cr := closeOf(t, rs); cr.State.Version != tc.want || cr.State.VersionFrom != tc.from {
+				t.Errorf("close state: version %v from %q, want %v from %q", cr.State.Version, cr.State.VersionFrom, tc.want, tc.from)
+			}
+		})
+	}
+}

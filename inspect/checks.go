@@ -57,6 +57,13 @@ func (c *Conn) refused() bool {
 	return c.connack != nil && c.st.Granted.ReasonCode != 0
 }
 
+// startLost reports whether the capture lost the start of the connection as far as direction
+// d's packets are concerned: the CONNECT (bytes of the client were lost before any CONNECT),
+// or, for the server, its CONNACK. Which packets may come when is then unknown.
+func (c *Conn) startLost(d Dir) bool {
+	return c.connect == nil && c.lost[C2S] || d == S2C && c.connack == nil && c.lost[S2C]
+}
+
 // checkOrder checks which packets may come when.
 func (c *Conn) checkOrder(r *PacketRecord) {
 	t := r.Type()
@@ -64,7 +71,7 @@ func (c *Conn) checkOrder(r *PacketRecord) {
 		r.add(decode.LevelWarning, RuleAfterDisconnect, decode.ProtocolError,
 			fmt.Sprintf("%s after the %s's own DISCONNECT #%d: it must close the connection after sending DISCONNECT", t, r.Dir.sender(), c.disconnect[r.Dir].Index))
 	}
-	if c.st.MidStream {
+	if c.st.MidStream || c.startLost(r.Dir) {
 		return
 	}
 	if r.Dir == C2S {

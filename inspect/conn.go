@@ -23,6 +23,9 @@ type Options struct {
 	// MaxFrame is the largest frame Feed accepts per direction; 0 means the protocol's maximum.
 	// Bigger frames are skipped with a finding.
 	MaxFrame int
+	// Version, when valid (3, 4 or 5), is the protocol version of a connection whose CONNECT
+	// is not seen; without it the version is told by the packets. A CONNECT's level wins.
+	Version decode.Version
 	// Sessions, when shared between the Conns of a capture or proxy, explains session
 	// takeovers across connections; nil disables that.
 	Sessions *Sessions
@@ -116,6 +119,10 @@ func NewConn(id int, client, server string, opts Options) *Conn {
 		c.prof = specProfile
 	}
 	c.st = ConnState{ID: id, Client: client, Server: server, Version: decode.V5, Phase: "connecting", Profile: c.prof.Name}
+	if v := opts.Version; v.Valid() {
+		c.version, c.versionKnown = v, true
+		c.st.Version, c.st.VersionFrom = v, VersionFromOption
+	}
 	return c
 }
 
@@ -129,7 +136,6 @@ func (c *Conn) MidStream() {
 	defer c.mu.Unlock()
 	c.st.MidStream = true
 	c.st.Phase = "connected"
-	c.versionKnown = false
 	c.pending = append(c.pending, Note{Level: decode.LevelInfo, Rule: RuleMidStream,
 		Text: "the capture starts in the middle of this connection: its CONNECT and CONNACK were not seen, so limits are not checked"})
 	// The first bytes of each direction may be the middle of a packet.
@@ -250,7 +256,7 @@ func (c *Conn) resyncOffset(s *stream) (off int, ok bool) {
 		if len(p.Info().Problems) == 0 {
 			return true
 		}
-		if c.versionKnown || !c.st.MidStream {
+		if c.versionKnown {
 			return false
 		}
 		other := decode.V311
@@ -401,34 +407,19 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 }
 
 // decodeFrame decodes a frame with the connection's protocol version, learning it from CONNECT
-// or guessing it when the start of the connection was not seen.
+// or, when no CONNECT was seen, from the packets (detectVersion).
 func (c *Conn) decodeFrame(dir Dir, frame []byte) decode.Packet {
-	topics := &c.streams[dir&1].topics
 	if dir == C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
 		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
 			c.version, c.versionKnown = v, true
+			c.st.VersionFrom = VersionFromConnect
 		}
-		return decode.DecodeLeanCached(frame, c.version, topics)
+		return decode.DecodeLeanCached(frame, c.version, &c.streams[C2S].topics)
 	}
-	if c.versionKnown || !c.st.MidStream {
-		return decode.DecodeLeanCached(frame, c.version, topics)
+	if c.versionKnown {
+		return decode.DecodeLeanCached(frame, c.version, &c.streams[dir&1].topics)
 	}
-	p := decode.DecodeLeanCached(frame, decode.V5, topics)
-	if hasMalformed(p) {
-		if q := decode.DecodeLeanCached(frame, decode.V311, topics); !hasMalformed(q) {
-			c.version = decode.V311
-			if q.Type() != decode.PUBLISH {
-				c.versionKnown = true
-			}
-			return q
-		}
-		return p
-	}
-	switch p.Type() {
-	case decode.CONNACK, decode.SUBSCRIBE, decode.SUBACK, decode.UNSUBACK, decode.AUTH:
-		c.version, c.versionKnown = decode.V5, true
-	}
-	return p
+	return c.detectVersion(dir, frame)
 }
 
 // packetAlloc puts a record and a small result slice in one allocation.
@@ -458,7 +449,7 @@ func (c *Conn) frame(dir Dir, t time.Time, frame []byte, out []Record) []Record 
 
 func (c *Conn) sessionRecord(t time.Time) *SessionRecord {
 	return &SessionRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID,
-		Version: c.st.Version, Requested: c.st.Requested, Granted: c.st.Granted, Effective: c.st.Effective}
+		Version: c.st.Version, VersionFrom: c.st.VersionFrom, Requested: c.st.Requested, Granted: c.st.Granted, Effective: c.st.Effective}
 }
 
 // inspect builds the record of one decoded packet in r, a zero record, and updates the state.

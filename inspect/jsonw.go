@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -76,6 +77,11 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 	case *SessionRecord:
 		e.connKeys("session", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
 		e.int("version", int(r.Version))
+		if r.VersionFrom != VersionFromConnect {
+			// No CONNECT was seen: requested is empty, and effective's defaults stand in
+			// for what it would have said.
+			e.str("version_from", cmp.Or(r.VersionFrom, "undecided"))
+		}
 		e.val("requested", r.Requested)
 		e.val("granted", r.Granted)
 		e.val("effective", r.Effective)
@@ -104,6 +110,11 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		e.val("aliases_s2c", s.AliasesS2C)
 		e.int("in_flight_c2s", s.InFlightC2S)
 		e.int("in_flight_s2c", s.InFlightS2C)
+		if s.VersionFrom != VersionFromConnect {
+			// No CONNECT was seen: the version the packets were decoded with, and why.
+			e.int("version", int(s.Version))
+			e.str("version_from", cmp.Or(s.VersionFrom, "undecided"))
+		}
 		if s.Negotiated && s.Version == decode.V5 {
 			e.int("session_expiry_interval", int(s.Effective.SessionExpiryInterval))
 		}

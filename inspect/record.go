@@ -219,15 +219,19 @@ type ResponseRef struct {
 
 // SessionRecord reports what was negotiated, right after the CONNACK's packet record.
 type SessionRecord struct {
-	Time      time.Time
-	Conn      int
-	Client    string
-	Server    string
-	ClientID  string
-	Version   decode.Version
-	Requested Requested
-	Granted   Granted
-	Effective Effective
+	Time     time.Time
+	Conn     int
+	Client   string
+	Server   string
+	ClientID string
+	Version  decode.Version
+	// VersionFrom says how Version was decided (ConnState.VersionFrom); anything but
+	// "connect" means the CONNECT was not seen, so Requested is empty and Effective holds
+	// defaults where CONNECT would have said.
+	VersionFrom string
+	Requested   Requested
+	Granted     Granted
+	Effective   Effective
 }
 
 // Kind returns "session".

@@ -23,6 +23,7 @@ const (
 
 	RuleCaptureGap      = "MQSCOPE-CAPTURE-GAP"
 	RuleMidStream       = "MQSCOPE-MID-STREAM"
+	RuleVersion         = "MQSCOPE-VERSION"
 	RuleConnackRefused  = "MQSCOPE-CONNACK-REFUSED"
 	RuleDisconnectError = "MQSCOPE-DISCONNECT-ERROR"
 	RuleAckError        = "MQSCOPE-ACK-ERROR"
@@ -77,6 +78,7 @@ var mqscopeRules = map[string]string{
 
 	RuleCaptureGap:      "Bytes of the stream were lost by the capture; framing resumed at the next plausible packet, and state (aliases, in-flight messages) may be incomplete.",
 	RuleMidStream:       "The capture began after the connection opened: negotiation is unknown, limits are not checked.",
+	RuleVersion:         "No CONNECT was seen, and this packet told the protocol version: it is malformed as the other version (a CONNACK of 2 bytes is 3.1.1, a PUBACK with a reason code is 5).",
 	RuleConnackRefused:  "The server refused the connection; the cause is the CONNECT.",
 	RuleDisconnectError: "A DISCONNECT with an error reason code, linked to the packet that most likely caused it.",
 	RuleAckError:        "A PUBACK, PUBREC, PUBREL or PUBCOMP with an error reason code, linked to the packet it answers.",

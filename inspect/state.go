@@ -122,6 +122,9 @@ type ConnState struct {
 	Server   string         `json:"server"`
 	ClientID string         `json:"client_id"`
 	Version  decode.Version `json:"version"`
+	// VersionFrom says how Version was decided: "connect", "option", "packets", or "" (not
+	// decided; see the VersionFrom constants).
+	VersionFrom string `json:"version_from"`
 	// Phase is "connecting" (no CONNACK yet), "connected", "refused" (CONNACK with an error),
 	// "disconnecting" (a DISCONNECT was seen) or "closed".
 	Phase      string `json:"phase"`

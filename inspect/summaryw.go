@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"sort"
@@ -156,9 +157,16 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	}
 	// With a filter, the CONNECT and the session record may not be among the records: the
 	// close record's final state still knows the negotiation.
-	clientID, connected := c.clientID, c.packets[decode.CONNECT] > 0 || c.session != nil
+	clientID, connected := c.clientID, c.packets[decode.CONNECT] > 0 || c.session != nil && c.session.VersionFrom == VersionFromConnect
 	granted, effective := (*Granted)(nil), (*Effective)(nil)
 	version := c.version // of the packets; MQTT 5 limits apply only to MQTT 5
+	versionLine := fmt.Sprintf("MQTT %s", c.version)
+	switch {
+	case c.session != nil && c.session.VersionFrom != VersionFromConnect:
+		versionLine = versionText(c.session.Version, c.session.VersionFrom)
+	case c.session == nil && c.close != nil && c.close.State.VersionFrom != VersionFromConnect:
+		versionLine = versionText(c.close.State.Version, c.close.State.VersionFrom)
+	}
 	if s := c.session; s != nil {
 		granted, effective = &s.Granted, &s.Effective
 		if c.packets[16] == 0 {
@@ -182,9 +190,9 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	case c.packets[16] == 0 && !connected:
 		head += "  no whole MQTT packet"
 	case !connected:
-		head += fmt.Sprintf("  client_id unknown (no CONNECT seen)  MQTT %s", c.version)
+		head += "  client_id unknown (no CONNECT seen)  " + versionLine
 	default:
-		head += fmt.Sprintf("  client_id %q  MQTT %s", clientID, c.version)
+		head += fmt.Sprintf("  client_id %q  %s", clientID, versionLine)
 	}
 	sb.Write(o.paint(nil, ansiBold, head))
 	sb.WriteByte('\n')
@@ -194,24 +202,21 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	switch g, e := granted, effective; {
 	case g != nil && g.ReasonCode != 0:
 		fmt.Fprintf(sb, "  refused: CONNACK 0x%02X %s\n", byte(g.ReasonCode), g.Reason)
+	case g != nil && !connected:
+		// Keep alive, session expiry and the client's limits were in the CONNECT.
+		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; no CONNECT seen: keep alive, session expiry and the limits the client set are unknown\n", byte(g.ReasonCode), g.Reason)
+		if v3 {
+			fmt.Fprintf(sb, "  MQTT %s: no negotiated limits (no Receive Maximum, Maximum Packet Size or Topic Aliases)\n", version)
+			break
+		}
+		limitTable(sb, e, "unknown")
 	case g != nil:
 		fmt.Fprintf(sb, "  CONNACK 0x%02X %s; keep alive %d s (from the %s); session expiry %s\n", byte(g.ReasonCode), g.Reason, e.KeepAlive, e.KeepAliveFrom, seconds(e.SessionExpiryInterval))
 		if v3 {
 			fmt.Fprintf(sb, "  MQTT %s: no negotiated limits (no Receive Maximum, Maximum Packet Size or Topic Aliases)\n", version)
 			break
 		}
-		tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  Limit\tclient→server (CONNACK)\tserver→client (CONNECT)\n")
-		row := func(name, a, b string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, a, b) }
-		row("Receive Maximum", fmt.Sprint(e.C2S.ReceiveMaximum), fmt.Sprint(e.S2C.ReceiveMaximum))
-		row("Maximum Packet Size", sizeLimit(e.C2S.MaximumPacketSize), sizeLimit(e.S2C.MaximumPacketSize))
-		row("Topic Alias Maximum", fmt.Sprint(e.C2S.TopicAliasMaximum), fmt.Sprint(e.S2C.TopicAliasMaximum))
-		row("Maximum QoS", fmt.Sprint(e.C2S.MaximumQoS), "-")
-		row("Retain Available", yesNo(e.C2S.RetainAvailable), "-")
-		row("Wildcard Subscription", yesNo(e.C2S.WildcardSubscriptionAvailable), "-")
-		row("Subscription Identifiers", yesNo(e.C2S.SubscriptionIdentifiersAvailable), "-")
-		row("Shared Subscription", yesNo(e.C2S.SharedSubscriptionAvailable), "-")
-		tw.Flush()
+		limitTable(sb, e, "")
 	case v3:
 		sb.WriteString("  no CONNACK seen\n")
 	default:
@@ -286,6 +291,24 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		}
 		sb.WriteByte('\n')
 	}
+}
+
+// limitTable writes the negotiated limits of both directions; s2c, when not empty, stands for
+// every limit the CONNECT set (when it was not seen).
+func limitTable(sb *strings.Builder, e *Effective, s2c string) {
+	tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  Limit\tclient→server (CONNACK)\tserver→client (CONNECT)\n")
+	row := func(name, a, b string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, a, b) }
+	or := func(v string) string { return cmp.Or(s2c, v) }
+	row("Receive Maximum", fmt.Sprint(e.C2S.ReceiveMaximum), or(fmt.Sprint(e.S2C.ReceiveMaximum)))
+	row("Maximum Packet Size", sizeLimit(e.C2S.MaximumPacketSize), or(sizeLimit(e.S2C.MaximumPacketSize)))
+	row("Topic Alias Maximum", fmt.Sprint(e.C2S.TopicAliasMaximum), or(fmt.Sprint(e.S2C.TopicAliasMaximum)))
+	row("Maximum QoS", fmt.Sprint(e.C2S.MaximumQoS), "-")
+	row("Retain Available", yesNo(e.C2S.RetainAvailable), "-")
+	row("Wildcard Subscription", yesNo(e.C2S.WildcardSubscriptionAvailable), "-")
+	row("Subscription Identifiers", yesNo(e.C2S.SubscriptionIdentifiersAvailable), "-")
+	row("Shared Subscription", yesNo(e.C2S.SharedSubscriptionAvailable), "-")
+	tw.Flush()
 }
 
 func sortedKeys(m map[string]int) []string {

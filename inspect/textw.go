@@ -95,7 +95,7 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 		if g := r.Granted; g.ReasonCode != 0 {
 			b = fmt.Appendf(b, "refused: 0x%02X %s", byte(g.ReasonCode), g.Reason)
 		} else {
-			b = append(b, sessionLine(&r.Effective, r.Version)...)
+			b = append(b, sessionLine(&r.Effective, r.Version, r.VersionFrom == VersionFromConnect)...)
 		}
 		return append(b, '\n')
 	case *EncryptedRecord:
@@ -140,13 +140,22 @@ func appendNotes(b []byte, notes []Note, o TextOptions) []byte {
 }
 
 // sessionLine summarises the effective values on one line.
-func sessionLine(e *Effective, v decode.Version) string {
+// sessionLine is the text form of the effective negotiation; connect says whether the CONNECT
+// was seen (else what it set is unknown: only the CONNACK's side is shown).
+func sessionLine(e *Effective, v decode.Version, connect bool) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "keep alive %d s (%s)", e.KeepAlive, e.KeepAliveFrom)
+	switch {
+	case connect || e.KeepAliveFrom == "server":
+		fmt.Fprintf(&sb, "keep alive %d s (%s)", e.KeepAlive, e.KeepAliveFrom)
+	default:
+		sb.WriteString("no CONNECT seen: keep alive unknown")
+	}
 	if v != decode.V5 {
 		return sb.String()
 	}
-	fmt.Fprintf(&sb, ", session expiry %s", seconds(e.SessionExpiryInterval))
+	if connect {
+		fmt.Fprintf(&sb, ", session expiry %s", seconds(e.SessionExpiryInterval))
+	}
 	lim := func(d string, l *Limits, server bool) {
 		fmt.Fprintf(&sb, "; %s receive max %d, max packet %s, alias max %d", d, l.ReceiveMaximum, sizeLimit(l.MaximumPacketSize), l.TopicAliasMaximum)
 		if server {
@@ -155,6 +164,10 @@ func sessionLine(e *Effective, v decode.Version) string {
 		}
 	}
 	lim("c→s", &e.C2S, true)
+	if !connect {
+		sb.WriteString("; s→c unknown")
+		return sb.String()
+	}
 	lim("s→c", &e.S2C, false)
 	return sb.String()
 }

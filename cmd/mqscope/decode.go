@@ -54,10 +54,8 @@ The exit status is 1 when the input is not hex, ends inside a packet, or a packe
 			if o.raw != "" && len(args) > 0 {
 				return usageError{errors.New("give hex arguments or --raw FILE, not both")}
 			}
-			switch o.version {
-			case 0, 3, 4, 5:
-			default:
-				return usageError{fmt.Errorf("--version %d: want 3, 4 or 5", o.version)}
+			if err := checkVersion(o.version); err != nil {
+				return err
 			}
 			if o.format != "text" && o.format != "jsonl" {
 				return usageError{fmt.Errorf("--format %q: want text or jsonl", o.format)}
@@ -67,7 +65,7 @@ The exit status is 1 when the input is not hex, ends inside a packet, or a packe
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.raw, "raw", "", "read raw bytes from `FILE` (- for standard input)")
-	f.IntVar(&o.version, "version", 0, "protocol level of the input: 3 (3.1), 4 (3.1.1) or 5 (default: from a CONNECT, else 5)")
+	versionFlag(f, &o.version, "protocol level of the input: 3 (3.1), 4 (3.1.1) or 5 (default: from a CONNECT, else 5)")
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
 	f.BoolVar(&o.bytes, "bytes", false, "list every field with its offset and bytes")

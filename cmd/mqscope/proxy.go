@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/inspect/payload"
 	"github.com/mqscope/mqscope/proxy"
@@ -33,7 +34,7 @@ type proxyOptions struct {
 
 	format, filter, profile, payload string
 	summary, showSecrets, quiet      bool
-	maxFrame, bufferSize             int
+	maxFrame, bufferSize, version    int
 
 	// Device-facing TLS: a given certificate, or one minted by the mqscope CA.
 	cert, key, caDir string
@@ -95,6 +96,7 @@ its output and recording.`,
 	f.StringVar(&o.filter, "filter", "", "only print packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
+	versionFlag(f, &o.version, versionUsage)
 	f.IntVar(&o.maxFrame, "max-frame", 1<<20, "inspect frames up to `BYTES` (bigger ones are forwarded but not decoded)")
 	f.IntVar(&o.bufferSize, "buffer", 16<<10, "read buffer of each direction in `BYTES` (pooled: idle TCP connections hold none)")
 	f.StringVar(&o.cert, "cert", "", "device-facing TLS certificate `FILE` (PEM, chain included)")
@@ -126,6 +128,9 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 	}
 	if o.upstream == "" {
 		return fail(usageError{errors.New("--upstream is required (an address, or \"embedded\")")})
+	}
+	if err := checkVersion(o.version); err != nil {
+		return fail(err)
 	}
 	if o.format != "text" && o.format != "jsonl" {
 		return fail(usageError{fmt.Errorf("--format %q: want text or jsonl", o.format)})
@@ -249,7 +254,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	mode, _ := payload.ParseMode(o.payload)
 	// One session registry for all connections: a takeover is explained on both of them.
-	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame, Sessions: inspect.NewSessions()}
+	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame, Version: decode.Version(o.version), Sessions: inspect.NewSessions()}
 	if o.profile != "" {
 		p, err := inspect.LoadProfile(o.profile)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/inspect/payload"
 )
@@ -31,6 +32,7 @@ type outputOptions struct {
 	filter      string
 	payload     string
 	showSecrets bool
+	version     int
 	ports       []uint
 	tlsPorts    []uint
 	write       string
@@ -43,12 +45,19 @@ func (o *outputOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.filter, "filter", "", "only packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
+	versionFlag(f, &o.version, versionUsage)
 	f.UintSliceVar(&o.ports, "port", nil, "a TCP `PORT` carrying MQTT besides 1883 (repeatable); MQTT on other ports is found by its CONNECT")
 	f.UintSliceVar(&o.tlsPorts, "tls-port", nil, "a TCP `PORT` carrying MQTT over TLS besides 8883 (repeatable)")
 }
 
+// versionUsage is the help of --version in read, capture and proxy.
+const versionUsage = "protocol level of connections whose CONNECT is not seen: 3 (3.1), 4 (3.1.1) or 5 (default: told by the packets)"
+
 // check validates the flags.
 func (o *outputOptions) check() error {
+	if err := checkVersion(o.version); err != nil {
+		return err
+	}
 	if o.format != "text" && o.format != "jsonl" {
 		return usageError{fmt.Errorf("--format %q: want text or jsonl", o.format)}
 	}
@@ -99,7 +108,7 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 	mode, _ := payload.ParseMode(o.payload)
 	// Sessions links the connections of one Client Identifier (a takeover); the parallel
 	// inspector keeps them on one worker, in capture order.
-	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, Sessions: inspect.NewSessions()}
+	opts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, Version: decode.Version(o.version), Sessions: inspect.NewSessions()}
 	if o.profile != "" {
 		p, err := inspect.LoadProfile(o.profile)
 		if err != nil {
