@@ -22,10 +22,10 @@ type TextOptions struct {
 	ShowSecrets bool
 }
 
-// UseColor reports whether output to f should be coloured: f is a terminal and NO_COLOR is
-// unset or empty.
+// UseColor reports whether output to f should be coloured: f is a terminal, NO_COLOR is unset
+// or empty, and TERM is not "dumb".
 func UseColor(f *os.File) bool {
-	if os.Getenv("NO_COLOR") != "" || f == nil {
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" || f == nil {
 		return false
 	}
 	return term.IsTerminal(int(f.Fd()))

@@ -48,6 +48,9 @@ func runCAInit(o *caInitOptions) error {
 			return err
 		}
 	}
+	if err := privateDir(dir, []string{proxy.CACertFile, proxy.CAKeyFile}, o.io.Err); err != nil {
+		return err
+	}
 	ca, err := proxy.InitCA(dir, o.force)
 	if errors.Is(err, proxy.ErrCAExists) {
 		return usageError{fmt.Errorf("%w (use --force to replace it)", err)}

@@ -59,6 +59,8 @@ later with mqscope read or Wireshark.`,
 	cmd.Flags().StringVarP(&o.iface, "interface", "i", "", "capture on network interface `IFACE`")
 	o.out.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.out.write, "write", "", "record the packets of the MQTT and TLS connections to pcapng `FILE`")
+	completeOutputFlags(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("interface", completeInterfaces)
 	return cmd
 }
 
@@ -69,14 +71,14 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	res, err := newOutput(&o.out, o.io.Out, cancel, 0)
+	res, err := newOutput(&o.out, o.io.Out, o.io.Color.colorFor(o.io.Out), cancel, 0)
 	if err != nil {
 		return err
 	}
 	var rec func(int, gopacket.CaptureInfo, []byte)
 	var pw *capture.PacketWriter
 	if o.out.write != "" {
-		f, err := os.Create(o.out.write)
+		f, err := createPrivate(o.out.write, false, o.io.Err) // CONNECTs with passwords: 0600
 		if err != nil {
 			return err
 		}

@@ -71,6 +71,8 @@ The exit status is 1 when the input is not hex, ends inside a packet, or a packe
 	f.BoolVar(&o.bytes, "bytes", false, "list every field with its offset and bytes")
 	f.Var(&o.payload, "payload", "payloads in JSON lines: none, preview or full")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("payload", cobra.FixedCompletions(payloadModes(), cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("version", cobra.FixedCompletions([]string{"3", "4", "5"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

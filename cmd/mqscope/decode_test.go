@@ -184,13 +184,6 @@ func TestParseHex(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	code, out, _ := runCmd(t, "", "version")
-	if code != 0 || !strings.HasPrefix(out, "mqscope ") {
-		t.Errorf("version: exit %d, %q", code, out)
-	}
-}
-
 // TestDecodeSecrets: a password and authentication data are redacted in every form decode
 // prints, --bytes included, unless --show-secrets.
 func TestDecodeSecrets(t *testing.T) {

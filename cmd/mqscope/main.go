@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
-// Exit statuses, decided in one place from the error a command returns.
+// Exit statuses, decided in one place (exitStatus) from the error a command returns.
 const (
 	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
+	exitError = 1 // an error, or findings at or above read --fail-on
+	exitUsage = 2 // mqscope was called wrongly
 )
 
 // usageError marks an error caused by how mqscope was called.
@@ -20,6 +21,33 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// findingsError is the end of a run that worked but reported findings at or above the level
+// of --fail-on.
+type findingsError struct {
+	level            string // the --fail-on level
+	errors, warnings int64  // the findings reported at each level
+}
+
+func (e findingsError) Error() string {
+	n := []string{plural(int(e.errors), "error")}
+	if e.level == "warning" {
+		n = append(n, plural(int(e.warnings), "warning"))
+	}
+	return fmt.Sprintf("--fail-on %s: %s reported", e.level, strings.Join(n, " and "))
+}
+
+// exitStatus is the exit status for the error a command returned.
+func exitStatus(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	}
+	return exitError // errors, and findingsError
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -30,13 +58,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd(&streams{In: stdin, Out: stdout, Err: stderr})
 	root.SetArgs(args)
 	err := root.Execute()
-	if err == nil {
-		return exitOK
+	if err != nil {
+		fmt.Fprintf(stderr, "mqscope: %v\n", err)
 	}
-	fmt.Fprintf(stderr, "mqscope: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitError
+	return exitStatus(err)
 }

@@ -112,7 +112,7 @@ its output and recording.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for connections to end on exit")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy to `FILE`")
 	_ = f.MarkHidden("cpuprofile")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	completeOutputFlags(cmd)
 	return cmd
 }
 
@@ -166,9 +166,9 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 
 	var keylog io.Writer
 	if o.keylog != "" {
-		f, err := os.OpenFile(o.keylog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := createPrivate(o.keylog, true, o.io.Err)
 		if err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("--keylog: %w", err))
 		}
 		closers = append(closers, f)
 		keylog = f
@@ -252,6 +252,15 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		}
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
+	if o.insecure {
+		fmt.Fprintln(o.io.Err, "mqscope: warning: --insecure: the broker's certificate is not verified, so anyone on the way can pose as the broker and read what devices send, passwords included")
+	}
+	if o.keylog != "" {
+		fmt.Fprintf(o.io.Err, "mqscope: warning: --keylog: the TLS secrets of every connection go to %s; whoever can read it can decrypt the traffic, passwords included\n", o.keylog)
+	}
+	if !cfg.Embedded {
+		warnUnresolved(ctx, o.io.Err, cfg.Upstream.Host())
+	}
 	mode, _ := payload.ParseMode(o.payload)
 	// One session registry for all connections: a takeover is explained on both of them.
 	iopts := inspect.Options{ShowSecrets: o.showSecrets, Payload: mode, MaxFrame: o.maxFrame, Version: decode.Version(o.version), Sessions: inspect.NewSessions()}
@@ -270,11 +279,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	var w inspect.Writer
 	if !o.quiet {
-		color := false
-		if f, ok := o.io.Out.(*os.File); ok {
-			color = inspect.UseColor(f)
-		}
-		topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
+		topts := inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: mode, ShowSecrets: o.showSecrets}
 		switch {
 		case o.format == "jsonl":
 			w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets, Connections: o.summary})
@@ -296,6 +301,11 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }
 	cfg.Logf = logf
 	if o.record != "" {
+		// The recording holds the CONNECTs with their passwords, decrypted: 0600.
+		if err := makePrivate(o.record, o.io.Err); err != nil {
+			out.Close()
+			return fmt.Errorf("--record: %w", err)
+		}
 		rec, err := proxy.NewRecorder(o.record, cfg.Listen, logf)
 		if err != nil {
 			out.Close()
@@ -376,6 +386,20 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		err = serr
 	}
 	return err
+}
+
+// warnUnresolved looks the upstream host up once at start and warns when it does not resolve:
+// the proxy runs all the same (the name may resolve later; each connection looks it up again),
+// but a typo is said now rather than as CONNACK Server unavailable on the first device.
+func warnUnresolved(ctx context.Context, w io.Writer, host string) {
+	if net.ParseIP(host) != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := net.DefaultResolver.LookupHost(ctx, host); err != nil {
+		fmt.Fprintf(w, "mqscope: warning: --upstream host %s does not resolve now (%v); proxying anyway, each connection will look it up again\n", host, err)
+	}
 }
 
 // defaultLoopback puts 127.0.0.1 in an address given as ":port".

@@ -11,6 +11,9 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -33,9 +36,10 @@ type outputOptions struct {
 	payload     string
 	showSecrets bool
 	version     int
-	ports       []uint
-	tlsPorts    []uint
+	ports       portsFlag
+	tlsPorts    portsFlag
 	write       string
+	failOn      string // read --fail-on: "", "error" or "warning"
 }
 
 func (o *outputOptions) addFlags(f *pflag.FlagSet) {
@@ -46,8 +50,8 @@ func (o *outputOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
 	versionFlag(f, &o.version, versionUsage)
-	f.UintSliceVar(&o.ports, "port", nil, "a TCP `PORT` carrying MQTT besides 1883 (repeatable); MQTT on other ports is found by its CONNECT")
-	f.UintSliceVar(&o.tlsPorts, "tls-port", nil, "a TCP `PORT` carrying MQTT over TLS besides 8883 (repeatable)")
+	f.Var(&o.ports, "port", "a TCP `PORT` carrying MQTT besides 1883 (repeatable); MQTT on other ports is found by its CONNECT")
+	f.Var(&o.tlsPorts, "tls-port", "a TCP `PORT` carrying MQTT over TLS besides 8883 (repeatable)")
 }
 
 // versionUsage is the help of --version in read, capture and proxy.
@@ -64,21 +68,39 @@ func (o *outputOptions) check() error {
 	if _, err := payload.ParseMode(o.payload); err != nil {
 		return usageError{fmt.Errorf("--payload: %w", err)}
 	}
-	for _, p := range append(append([]uint{}, o.ports...), o.tlsPorts...) {
-		if p == 0 || p > 65535 {
-			return usageError{fmt.Errorf("port %d: want 1 to 65535", p)}
-		}
+	if o.failOn != "" && o.failOn != "error" && o.failOn != "warning" {
+		return usageError{fmt.Errorf("--fail-on %q: want error or warning", o.failOn)}
 	}
 	return nil
 }
 
-func ports(def uint16, extra []uint) []uint16 {
-	ps := []uint16{def}
-	for _, p := range extra {
-		ps = append(ps, uint16(p))
-	}
-	return ps
+func ports(def uint16, extra portsFlag) []uint16 {
+	return append([]uint16{def}, extra...)
 }
+
+// portsFlag is a repeatable flag of TCP ports (also comma-separated), empty by default.
+type portsFlag []uint16
+
+func (p *portsFlag) String() string {
+	s := make([]string, len(*p))
+	for i, v := range *p {
+		s[i] = strconv.Itoa(int(v))
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *portsFlag) Set(s string) error {
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(f), 10, 32)
+		if err != nil || v == 0 || v > 65535 {
+			return fmt.Errorf("port %s: want 1 to 65535", f)
+		}
+		*p = append(*p, uint16(v))
+	}
+	return nil
+}
+
+func (p *portsFlag) Type() string { return "PORT" }
 
 // output is the inspection of connections and the writing of their records.
 type output struct {
@@ -86,6 +108,8 @@ type output struct {
 	in     *capture.Inspector
 	w      inspect.Writer
 	bw     *bufio.Writer // the parallel inspector's output
+	// findings counts the findings of the records written, by level, for --fail-on.
+	findings [decode.LevelInfo + 1]atomic.Int64
 }
 
 // cancelWriter cancels the reading when a write fails (e.g. a closed pipe).
@@ -102,9 +126,10 @@ func (c cancelWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// newOutput compiles the filter, loads the profile and sets up the writer on out, for
-// inspecting on that many workers (0: live, one goroutine writing each record at once).
-func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*output, error) {
+// newOutput compiles the filter, loads the profile and sets up the writer on out (in colour or
+// not), for inspecting on that many workers (0: live, one goroutine writing each record at
+// once).
+func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), workers int) (*output, error) {
 	mode, _ := payload.ParseMode(o.payload)
 	// Sessions links the connections of one Client Identifier (a takeover); the parallel
 	// inspector keeps them on one worker, in capture order.
@@ -124,10 +149,6 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 			return nil, usageError{fmt.Errorf("--filter: %w", err)}
 		}
 		res.in.Filter, res.filter = f.Match, f
-	}
-	color := false
-	if f, ok := out.(*os.File); ok {
-		color = inspect.UseColor(f)
 	}
 	topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
 	// --summary with --format jsonl is the session, close and tls records.
@@ -186,7 +207,46 @@ func newOutput(o *outputOptions, out io.Writer, cancel func(), workers int) (*ou
 			}
 		}
 	}
+	if o.failOn != "" {
+		res.countFindings(mode)
+	}
 	return res, nil
+}
+
+// countFindings makes every way records leave the inspector count their findings (the
+// packet's, its payload's, and the close's), on whichever goroutine writes them.
+func (res *output) countFindings(mode payload.Mode) {
+	count := func(r inspect.Record) {
+		var notes []inspect.Note
+		switch r := r.(type) {
+		case *inspect.PacketRecord:
+			notes = append(r.Notes, r.PayloadNotes(mode)...)
+		case *inspect.CloseRecord:
+			notes = r.Notes
+		}
+		for _, n := range notes {
+			res.findings[n.Level].Add(1)
+		}
+	}
+	in := res.in
+	if emit := in.Emit; emit != nil {
+		in.Emit = func(r inspect.Record) error { count(r); return emit(r) }
+	}
+	if render := in.Render; render != nil {
+		in.Render = func(b []byte, r inspect.Record) []byte { count(r); return render(b, r) }
+	}
+	if collect := in.Collect; collect != nil {
+		in.Collect = func(k int, seq int64, r inspect.Record) { count(r); collect(k, seq, r) }
+	}
+}
+
+// failOn returns a findingsError when findings at or above level were written.
+func (res *output) failOn(level string) error {
+	e := findingsError{level: level, errors: res.findings[decode.LevelError].Load(), warnings: res.findings[decode.LevelWarning].Load()}
+	if e.errors > 0 || level == "warning" && e.warnings > 0 {
+		return e
+	}
+	return nil
 }
 
 // close flushes the writer.
@@ -270,9 +330,11 @@ connections' handshakes) to a new pcapng file.`,
 	}
 	o.out.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.out.write, "write", "", "write the packets that pass the filter to pcapng `FILE`")
+	cmd.Flags().StringVar(&o.out.failOn, "fail-on", "", "exit with status 1 when a finding at or above `LEVEL` (error or warning) was reported, for CI")
+	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"error", "warning"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"text", "jsonl"}, cobra.ShellCompDirectiveNoFileComp))
+	completeOutputFlags(cmd)
 	return cmd
 }
 
@@ -301,8 +363,9 @@ func runRead(ctx context.Context, o *readOptions) error {
 	defer cancel()
 	var wf *os.File
 	if o.out.write != "" {
-		// Fail early, before reading gigabytes, when the output cannot be created.
-		f, err := os.Create(o.out.write)
+		// Fail early, before reading gigabytes, when the output cannot be created. It holds
+		// the CONNECTs with their passwords: 0600.
+		f, err := createPrivate(o.out.write, false, o.io.Err)
 		if err != nil {
 			return err
 		}
@@ -316,7 +379,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if slices.Contains(o.files, capture.Stdin) && !stdinIsFile() {
 		workers = 0 // a pipe (tcpdump -w - | mqscope read -): each record as soon as it is known
 	}
-	res, err := newOutput(&o.out, o.io.Out, cancel, workers)
+	res, err := newOutput(&o.out, o.io.Out, o.io.Color.colorFor(o.io.Out), cancel, workers)
 	if err != nil {
 		return err
 	}
@@ -354,6 +417,9 @@ func runRead(ctx context.Context, o *readOptions) error {
 		if err := wf.Close(); err != nil {
 			return err
 		}
+	}
+	if readErr == nil && o.out.failOn != "" {
+		return res.failOn(o.out.failOn)
 	}
 	return readErr
 }
@@ -414,12 +480,21 @@ func (o *readOptions) progressBar() func(int64) {
 		return nil
 	}
 	o.progress = true
+	return newProgressBar(f, total)
+}
+
+// newProgressBar draws a bar of reading total bytes on w and returns the function that
+// moves it. Its clock starts now, with a blank bar, not at the first move: the rate of the
+// first tick is then the bytes read since the start over the time since the start, not over
+// the nanoseconds between two calls.
+func newProgressBar(w io.Writer, total int64) func(int64) {
 	bar := progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(f),
+		progressbar.OptionSetWriter(w),
 		progressbar.OptionShowBytes(true),
 		progressbar.OptionSetDescription("reading"),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
 	)
 	return func(n int64) { _ = bar.Set64(n) }
 }
