@@ -22,6 +22,7 @@ func completeOutputFlags(cmd *cobra.Command) {
 	}
 	fixed("format", "text", "jsonl")
 	fixed("payload", payloadModes()...)
+	fixed("version", "3", "4", "5")
 	_ = cmd.RegisterFlagCompletionFunc("profile", completeProfile)
 }
 
