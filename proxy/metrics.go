@@ -24,13 +24,17 @@ type Metrics struct {
 	findings map[[2]string]uint64 // rule, level
 	dropped  atomic.Uint64
 	events   atomic.Uint64 // event stream records dropped
+	refusedN atomic.Uint64 // connections closed at once for MaxConns
+	acceptN  atomic.Uint64 // failed accepts (out of file descriptors...)
 }
 
 // NewMetrics returns zeroed counters.
 func NewMetrics() *Metrics { return &Metrics{findings: map[[2]string]uint64{}} }
 
-func (m *Metrics) connOpened() { m.open.Add(1); m.total.Add(1) }
-func (m *Metrics) connClosed() { m.open.Add(-1) }
+func (m *Metrics) connOpened()   { m.open.Add(1); m.total.Add(1) }
+func (m *Metrics) connClosed()   { m.open.Add(-1) }
+func (m *Metrics) refused()      { m.refusedN.Add(1) }
+func (m *Metrics) acceptFailed() { m.acceptN.Add(1) }
 
 func (m *Metrics) bytesIn(d Dir, n int) { m.bytes[d].Add(uint64(n)) }
 
@@ -73,6 +77,10 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("mqscope_connections_open %d\n", m.open.Load())
 	p("# HELP mqscope_connections_total Proxied connections accepted.\n# TYPE mqscope_connections_total counter\n")
 	p("mqscope_connections_total %d\n", m.total.Load())
+	p("# HELP mqscope_connections_refused_total Connections closed at once: the most allowed were open (--max-conns).\n# TYPE mqscope_connections_refused_total counter\n")
+	p("mqscope_connections_refused_total %d\n", m.refusedN.Load())
+	p("# HELP mqscope_accept_failures_total Failed accepts (out of file descriptors and the like).\n# TYPE mqscope_accept_failures_total counter\n")
+	p("mqscope_accept_failures_total %d\n", m.acceptN.Load())
 	p("# HELP mqscope_bytes_total Bytes passed on, by direction: forwarded, or sent by the proxy itself (a DISCONNECT, a CONNACK for an unreachable broker).\n# TYPE mqscope_bytes_total counter\n")
 	for d := range 2 {
 		p("mqscope_bytes_total{direction=%q} %d\n", Dir(d).String(), m.bytes[d].Load())

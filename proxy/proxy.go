@@ -45,9 +45,20 @@ type Config struct {
 
 	DialTimeout      time.Duration // connecting to the broker; 10s when 0
 	HandshakeTimeout time.Duration // the device's TLS or WebSocket handshake; 10s when 0
-	// ConnectTimeout bounds the wait for the device's CONNECT when the broker is unreachable
-	// (the proxy answers it with a CONNACK); 10s when 0.
+	// ConnectTimeout bounds the wait for the device's first whole frame (its CONNECT) from
+	// accept, as brokers do: a device silent for longer is closed; 10s when 0.
 	ConnectTimeout time.Duration
+	// MaxConns bounds the connections open at once: more are accepted and closed at once;
+	// 0 is no limit.
+	MaxConns int
+	// MaxBuffered bounds the bytes of unfinished frames all connections hold together (counting
+	// at most BufferedFrameMax of each frame: what observers hold of it); over it, the
+	// connection holding the most is closed. 64 MiB when 0, no bound when negative.
+	MaxBuffered int
+	// BufferedFrameMax is the most of one unfinished frame counted against MaxBuffered
+	// (inspection holds frames up to its MaxFrame and forwards bigger ones unheld); 1 MiB
+	// when 0.
+	BufferedFrameMax int
 	// HalfCloseTimeout bounds how long the other direction may stay open, silent, after one
 	// side has closed its sending half; 60s when 0.
 	HalfCloseTimeout time.Duration
@@ -85,6 +96,12 @@ func (c *Config) defaults() {
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxBuffered == 0 {
+		c.MaxBuffered = 64 << 20
+	}
+	if c.BufferedFrameMax <= 0 {
+		c.BufferedFrameMax = 1 << 20
 	}
 	if c.HalfCloseTimeout <= 0 {
 		c.HalfCloseTimeout = 60 * time.Second
@@ -154,6 +171,9 @@ type Server struct {
 	wg       sync.WaitGroup
 	served   chan struct{}
 	stopped  atomic.Bool
+
+	buffered  atomic.Int64 // bytes of unfinished frames held by all connections (see session.held)
+	enforcing atomic.Bool  // a goroutine is closing connections to bring buffered under the budget
 }
 
 // New starts listening (and the embedded broker when asked) but accepts nothing until Serve.
@@ -201,6 +221,8 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) Serve() error {
 	defer close(s.served)
 	var delay time.Duration
+	failures := 0 // accept failures in a row
+	full := false // at MaxConns, said so
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -209,13 +231,22 @@ func (s *Server) Serve() error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// Out of file descriptors and the like: wait and try again, as net/http does.
+				// Out of file descriptors and the like: wait and try again, as net/http does,
+				// and say so once, not at every try.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.cfg.Logf("accept: %v; retrying in %v", err, delay)
+				if failures == 0 {
+					s.cfg.Logf("accept: %v; waiting (up to 1s between tries) until it works again", errText(err))
+				}
+				failures++
+				s.metrics.acceptFailed()
 				time.Sleep(delay)
 				continue
 			}
 			return err
+		}
+		if failures > 0 {
+			s.cfg.Logf("accept: working again after %d failed tries", failures)
+			failures = 0
 		}
 		delay = 0
 		s.mu.Lock()
@@ -223,6 +254,20 @@ func (s *Server) Serve() error {
 			s.mu.Unlock()
 			c.Close()
 			continue
+		}
+		if s.cfg.MaxConns > 0 && len(s.sessions) >= s.cfg.MaxConns {
+			s.mu.Unlock()
+			c.Close()
+			s.metrics.refused()
+			if !full {
+				s.cfg.Logf("%d connections open, the most allowed (--max-conns): closing new ones until one ends", s.cfg.MaxConns)
+				full = true
+			}
+			continue
+		}
+		if full {
+			s.cfg.Logf("below %d connections again: accepting", s.cfg.MaxConns)
+			full = false
 		}
 		s.nextID++
 		ss := newSession(s, s.nextID, c)
@@ -236,6 +281,36 @@ func (s *Server) Serve() error {
 func isTemporary(err error) bool {
 	var t interface{ Temporary() bool }
 	return errors.As(err, &t) && t.Temporary()
+}
+
+// overBudget closes the connections holding the most bytes of unfinished frames until all of
+// them together hold no more than MaxBuffered, on a goroutine of its own (one at a time).
+func (s *Server) overBudget() {
+	if !s.enforcing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.enforcing.Store(false)
+		for {
+			total := s.buffered.Load()
+			if total <= int64(s.cfg.MaxBuffered) {
+				return
+			}
+			var greediest *session
+			s.mu.Lock()
+			for _, ss := range s.sessions {
+				if !ss.stopping.Load() && (greediest == nil || ss.held.Load() > greediest.held.Load()) {
+					greediest = ss
+				}
+			}
+			s.mu.Unlock()
+			if greediest == nil || greediest.held.Load() == 0 {
+				return
+			}
+			greediest.terminate(nil, "", fmt.Sprintf("closed for holding %d bytes of unfinished frames, the most of any connection, when all held %d, over the proxy's budget of %d (--max-buffered)",
+				greediest.held.Load(), total, s.cfg.MaxBuffered))
+		}
+	}()
 }
 
 func (s *Server) remove(ss *session) {

@@ -38,11 +38,18 @@ type session struct {
 	omu sync.Mutex // serialises observer calls
 	obs []ConnObserver
 
-	// wmu[d] guards writes in direction d, track[d] and shut[d] (the destination's sending
-	// half is closed).
-	wmu   [2]sync.Mutex
-	track [2]tracker
-	shut  [2]bool
+	// wmu[d] guards writes in direction d, track[d], shut[d] (the destination's sending
+	// half is closed) and heldDir[d].
+	wmu     [2]sync.Mutex
+	track   [2]tracker
+	shut    [2]bool
+	heldDir [2]int64
+	// held is what the connection counts against the proxy's MaxBuffered: the bytes of its
+	// unfinished frames, at most BufferedFrameMax of each.
+	held atomic.Int64
+	// connectTimer ends the connection when no whole frame has come from the device within
+	// ConnectTimeout; stopped by the first one.
+	connectTimer *time.Timer
 
 	version  atomic.Uint32 // protocol level of the device's CONNECT, 0 until seen
 	bytes    [2]atomic.Uint64
@@ -90,9 +97,14 @@ func (ss *session) now() time.Time { return ss.srv.cfg.Now() }
 func (ss *session) run() {
 	defer ss.srv.remove(ss)
 	defer close(ss.finished)
+	defer ss.releaseHeld() // before finished: whoever waits for it sees the bytes given back
 	m := ss.srv.metrics
 	m.connOpened()
 	defer m.connClosed()
+	ss.wmu[C2S].Lock()
+	ss.connectTimer = time.AfterFunc(ss.srv.cfg.ConnectTimeout, ss.noConnect)
+	ss.wmu[C2S].Unlock()
+	defer ss.connectTimer.Stop()
 
 	if err := ss.handshake(); err != nil {
 		ss.open()
@@ -106,6 +118,7 @@ func (ss *session) run() {
 	}
 	up, err := ss.srv.dial(context.Background())
 	if err != nil {
+		ss.connectTimer.Stop() // unavailable waits for the CONNECT as long itself
 		ss.open()
 		ss.unavailable(err)
 		return
@@ -385,9 +398,38 @@ func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pip
 // counters, the metrics and the frame tracker. Bytes are counted as they go, never by the
 // lengths frames declare. The caller holds wmu[dir] where a pipe may run.
 func (ss *session) account(dir Dir, b []byte) {
-	ss.track[dir].feed(b, ss.count[dir])
+	t := &ss.track[dir]
+	t.feed(b, ss.count[dir])
 	ss.bytes[dir].Add(uint64(len(b)))
 	ss.srv.metrics.bytesIn(dir, len(b))
+	if dir == C2S && t.frames > 0 && ss.connectTimer != nil {
+		ss.connectTimer.Stop()
+		ss.connectTimer = nil
+	}
+	if h := int64(min(t.partial(), ss.srv.cfg.BufferedFrameMax)); h != ss.heldDir[dir] {
+		d := h - ss.heldDir[dir]
+		ss.heldDir[dir] = h
+		ss.held.Add(d)
+		if total := ss.srv.buffered.Add(d); d > 0 && ss.srv.cfg.MaxBuffered > 0 && total > int64(ss.srv.cfg.MaxBuffered) {
+			ss.srv.overBudget()
+		}
+	}
+}
+
+// releaseHeld gives back what the connection counted against MaxBuffered.
+func (ss *session) releaseHeld() {
+	ss.srv.buffered.Add(-ss.held.Swap(0))
+}
+
+// noConnect ends the connection when the device has not sent a whole frame (its CONNECT) within
+// ConnectTimeout of being accepted.
+func (ss *session) noConnect() {
+	ss.wmu[C2S].Lock()
+	got := ss.track[C2S].frames > 0
+	ss.wmu[C2S].Unlock()
+	if !got {
+		ss.terminate(nil, "", fmt.Sprintf("no CONNECT from the device within %v of accepting it", ss.srv.cfg.ConnectTimeout))
+	}
 }
 
 // finish releases the pipe's buffer and reports it done.

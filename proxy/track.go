@@ -9,6 +9,8 @@ type tracker struct {
 	hdr    [5]byte
 	hn     int // header bytes held
 	left   int // body bytes of the current frame still to come
+	size   int // the current frame's whole size, once its header is complete
+	frames int // frames seen whole
 	broken bool
 	// head keeps the first bytes of the stream, to read the CONNECT's protocol level.
 	head  [16]byte
@@ -34,6 +36,9 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 			if fn != nil {
 				fn(t.hdr[0]>>4, false, k)
 			}
+			if t.left == 0 {
+				t.frames++
+			}
 			continue
 		}
 		t.hdr[t.hn] = b[0]
@@ -53,9 +58,23 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 		if fn != nil {
 			fn(t.hdr[0]>>4, true, t.hn)
 		}
-		t.left = rl
+		t.left, t.size = rl, t.hn+rl
 		t.hn = 0
+		if rl == 0 {
+			t.frames++
+		}
 	}
+}
+
+// partial returns how many bytes of an unfinished frame have been seen (0 between frames).
+func (t *tracker) partial() int {
+	if t.broken {
+		return 0
+	}
+	if t.left > 0 {
+		return t.size - t.left
+	}
+	return t.hn
 }
 
 // boundary reports whether the bytes seen so far end exactly at the end of a frame.

@@ -35,6 +35,8 @@ type proxyOptions struct {
 	format, filter, profile, payload string
 	summary, showSecrets, quiet      bool
 	maxFrame, bufferSize, version    int
+	maxConns, maxBuffered            int
+	connectTimeout                   time.Duration
 
 	// Device-facing TLS: a given certificate, or one minted by the mqscope CA.
 	cert, key, caDir string
@@ -99,6 +101,9 @@ its output and recording.`,
 	versionFlag(f, &o.version, versionUsage)
 	f.IntVar(&o.maxFrame, "max-frame", 1<<20, "inspect frames up to `BYTES` (bigger ones are forwarded but not decoded)")
 	f.IntVar(&o.bufferSize, "buffer", 16<<10, "read buffer of each direction in `BYTES` (pooled: idle TCP connections hold none)")
+	f.IntVar(&o.maxConns, "max-conns", 0, "close new connections at once while `N` are open (0: no limit)")
+	f.IntVar(&o.maxBuffered, "max-buffered", 64<<20, "close the connection holding the most unfinished frames when all together hold over `BYTES`")
+	f.DurationVar(&o.connectTimeout, "connect-timeout", 10*time.Second, "close a device that sends no CONNECT within `DURATION`")
 	f.StringVar(&o.cert, "cert", "", "device-facing TLS certificate `FILE` (PEM, chain included)")
 	f.StringVar(&o.key, "key", "", "device-facing TLS private key `FILE` (PEM)")
 	f.StringVar(&o.caDir, "ca-dir", "", "the mqscope CA's `DIR` (default: where 'mqscope ca init' puts it)")
@@ -162,6 +167,11 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		return fail(usageError{fmt.Errorf("--buffer %d: want 512 to 1048576", o.bufferSize)})
 	}
 	cfg.BufferSize = o.bufferSize
+	if o.maxConns < 0 || o.maxBuffered < 0 || o.connectTimeout < 0 {
+		return fail(usageError{errors.New("--max-conns, --max-buffered and --connect-timeout cannot be negative")})
+	}
+	cfg.MaxConns, cfg.MaxBuffered, cfg.ConnectTimeout = o.maxConns, o.maxBuffered, o.connectTimeout
+	cfg.BufferedFrameMax = o.maxFrame
 	cfg.TransparentShutdown = o.transparentShutdown
 
 	var keylog io.Writer

@@ -36,6 +36,7 @@ func TestProxyFlagErrors(t *testing.T) {
 		{"insecure on tcp", []string{"proxy", "--upstream", "127.0.0.1:1", "--insecure"}, "need a tls://"},
 		{"bad filter", []string{"proxy", "--upstream", "embedded", "--listen", "127.0.0.1:0", "--filter", "type =="}, "--filter"},
 		{"unknown flag", []string{"proxy", "--nope"}, "unknown flag"},
+		{"negative max-conns", []string{"proxy", "--upstream", "embedded", "--max-conns", "-1"}, "cannot be negative"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
