@@ -204,8 +204,8 @@ func (c *Conn) onConnack(r *PacketRecord, q *decode.Connack) {
 		r.add(decode.LevelInfo, RuleServerReference, 0, fmt.Sprintf("the server suggests another server: %q", *g.ServerReference))
 	}
 	if c.authSteps > 0 && req.AuthenticationMethod != nil {
-		r.add(decode.LevelInfo, RuleAuthExchange, 0, fmt.Sprintf("enhanced authentication %q completed after %d AUTH packets, %s after CONNECT",
-			*req.AuthenticationMethod, c.authSteps, r.Time.Sub(c.connect.Time).Round(time.Microsecond)))
+		r.add(decode.LevelInfo, RuleAuthExchange, 0, fmt.Sprintf("enhanced authentication %q completed after %s, %s after CONNECT",
+			*req.AuthenticationMethod, Plural(c.authSteps, "AUTH packet"), r.Time.Sub(c.connect.Time).Round(time.Microsecond)))
 	}
 	c.profileConnack(r)
 }
@@ -666,7 +666,7 @@ func (c *Conn) onSuback(r *PacketRecord, id uint16, codes []decode.ReasonCode, t
 		return // MQTT 3.1.1 UNSUBACK
 	}
 	if len(codes) != len(filters) {
-		r.add(decode.LevelError, RuleSubackCount, decode.ProtocolError, fmt.Sprintf("%d reason codes for the %d filters of %s #%d", len(codes), len(filters), e.rec.Type(), e.rec.Index))
+		r.add(decode.LevelError, RuleSubackCount, decode.ProtocolError, fmt.Sprintf("%s for the %s of %s #%d", Plural(len(codes), "reason code"), Plural(len(filters), "filter"), e.rec.Type(), e.rec.Index))
 	}
 	for i, rc := range codes {
 		if i >= len(filters) {

@@ -275,7 +275,7 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		sb.WriteString("  Findings: none\n")
 		return
 	}
-	fmt.Fprintf(sb, "  Findings: %d errors, %d warnings, %d info\n", c.findings[decode.LevelError], c.findings[decode.LevelWarning], c.findings[decode.LevelInfo])
+	fmt.Fprintf(sb, "  Findings: %s, %s, %d info\n", Plural(c.findings[decode.LevelError], "error"), Plural(c.findings[decode.LevelWarning], "warning"), c.findings[decode.LevelInfo])
 	rules := sortedKeys(c.rules)
 	sort.SliceStable(rules, func(i, j int) bool { return c.levels[rules[i]] < c.levels[rules[j]] })
 	for _, k := range rules {

@@ -106,12 +106,12 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
 		b = fmt.Appendf(b, " [%d]   %s", r.Conn, closeText(r))
 		s := &r.State
-		b = fmt.Appendf(b, " (%d packets", s.PacketsC2S+s.PacketsS2C)
+		b = append(b, " ("+Plural(s.PacketsC2S+s.PacketsS2C, "packet")...)
 		if n := s.Levels["error"]; n > 0 {
-			b = fmt.Appendf(b, ", %d errors", n)
+			b = append(b, ", "+Plural(n, "error")...)
 		}
 		if n := s.Levels["warning"]; n > 0 {
-			b = fmt.Appendf(b, ", %d warnings", n)
+			b = append(b, ", "+Plural(n, "warning")...)
 		}
 		b = append(b, ')', '\n')
 		return appendNotes(b, r.Notes, o)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/inspect"
 )
 
 // captureOptions are the options of mqscope capture.
@@ -113,11 +114,11 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	reportFilterErrors(o.io.Err, res.filter)
 	// As tcpdump does: how much was seen, and whether the kernel kept up.
 	if dropped, err := src.Dropped(); err != nil {
-		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s (kernel drops unknown: %v)\n", src.Packets, o.iface, err)
+		fmt.Fprintf(o.io.Err, "mqscope: %s captured on %s (kernel drops unknown: %v)\n", inspect.Plural(src.Packets, "packet"), o.iface, err)
 	} else if dropped > 0 {
-		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s; the kernel dropped %d (its buffer was full), so connections may show lost bytes\n", src.Packets, o.iface, dropped)
+		fmt.Fprintf(o.io.Err, "mqscope: %s captured on %s; the kernel dropped %d (its buffer was full), so connections may show lost bytes\n", inspect.Plural(src.Packets, "packet"), o.iface, dropped)
 	} else {
-		fmt.Fprintf(o.io.Err, "mqscope: %d packets captured on %s, none dropped\n", src.Packets, o.iface)
+		fmt.Fprintf(o.io.Err, "mqscope: %s captured on %s, none dropped\n", inspect.Plural(src.Packets, "packet"), o.iface)
 	}
 	if pw != nil {
 		if err := pw.Flush(); err != nil {

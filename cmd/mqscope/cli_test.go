@@ -85,7 +85,7 @@ func TestReadFailOn(t *testing.T) {
 	if levels["error"] == 0 || levels["warning"] == 0 {
 		t.Fatalf("the capture has findings %v; want errors and warnings", levels)
 	}
-	want := fmt.Sprintf("--fail-on warning: %s and %s reported", plural(levels["error"], "error"), plural(levels["warning"], "warning"))
+	want := fmt.Sprintf("--fail-on warning: %s and %s reported", inspect.Plural(levels["error"], "error"), inspect.Plural(levels["warning"], "warning"))
 	for _, mode := range [][]string{{}, {"--format", "jsonl"}, {"--summary"}, {"--summary", "--format", "jsonl"},
 		{"--write", filepath.Join(t.TempDir(), "w.pcapng")}} {
 		args := append(append([]string{"read", "--fail-on", "warning"}, mode...), limitsCapture)
@@ -446,4 +446,29 @@ func TestPrivateFiles(t *testing.T) {
 			t.Error("a key was written into the shared directory")
 		}
 	})
+}
+
+// TestPlurals: the lines that count things say "1 error", "2 errors", in text, summaries and
+// the end lines on standard error.
+func TestPlurals(t *testing.T) {
+	wrong := regexp.MustCompile(`\b1 (errors|warnings|packets|records|lines|problems)\b|\b([02-9]|\d\d+) (error|warning|packet|problem)\b[^s]`)
+	seen := map[string]bool{}
+	for _, args := range [][]string{
+		{"read", limitsCapture}, {"read", "--summary", limitsCapture}, {"read", "--fail-on", "warning", "--summary", limitsCapture},
+		{"read", "--summary", "--filter", "conn == 8", "--fail-on", "warning", limitsCapture},
+		{"decode", "60 02 00 01"}, {"decode", "60 02 00 01 60 02 00 01"},
+	} {
+		_, out, errOut := runCmd(t, "", args...)
+		if m := wrong.FindString(out + errOut); m != "" {
+			t.Errorf("%v: %q", args, m)
+		}
+		for _, s := range regexp.MustCompile(`\b1 (error|warning|packet|problem)\b`).FindAllString(out+errOut, -1) {
+			seen[s] = true
+		}
+	}
+	for _, s := range []string{"1 error", "1 warning", "1 packet", "1 problem"} {
+		if !seen[s] {
+			t.Errorf("no %q in any output: the test does not reach that count", s)
+		}
+	}
 }

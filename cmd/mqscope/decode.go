@@ -118,7 +118,7 @@ func decodePackets(o *decodeOptions, data []byte, v decode.Version) error {
 		return err
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%s:\n  %s", plural(len(bad), "problem"), strings.Join(bad, "\n  "))
+		return fmt.Errorf("%s:\n  %s", inspect.Plural(len(bad), "problem"), strings.Join(bad, "\n  "))
 	}
 	return nil
 }
@@ -252,7 +252,7 @@ func decodeInput(o *decodeOptions) ([]byte, error) {
 		return nil, err
 	}
 	if in.skipped > 0 {
-		fmt.Fprintf(o.io.Err, "mqscope: left out %s not ending in hex (line %d: %q)\n", plural(in.skipped, "line"), in.firstLine, snippet(in.firstSkipped))
+		fmt.Fprintf(o.io.Err, "mqscope: left out %s not ending in hex (line %d: %q)\n", inspect.Plural(in.skipped, "line"), in.firstLine, snippet(in.firstSkipped))
 	}
 	return in.data, nil
 }

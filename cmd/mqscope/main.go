@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/mqscope/mqscope/inspect"
 )
 
 // Exit statuses, decided in one place (exitStatus) from the error a command returns.
@@ -30,9 +32,9 @@ type findingsError struct {
 }
 
 func (e findingsError) Error() string {
-	n := []string{plural(int(e.errors), "error")}
+	n := []string{inspect.Plural(int(e.errors), "error")}
 	if e.level == "warning" {
-		n = append(n, plural(int(e.warnings), "warning"))
+		n = append(n, inspect.Plural(int(e.warnings), "warning"))
 	}
 	return fmt.Sprintf("--fail-on %s: %s reported", e.level, strings.Join(n, " and "))
 }

@@ -389,7 +389,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		err = <-served
 	}
 	if n := out.Dropped(); n > 0 {
-		fmt.Fprintf(o.io.Err, "mqscope: %d records were not printed: the output could not keep up\n", n)
+		fmt.Fprintf(o.io.Err, "mqscope: %s not printed: the output could not keep up\n", inspect.Plural(n, "record"))
 	}
 	reportFilterErrors(o.io.Err, filter)
 	if err == nil {

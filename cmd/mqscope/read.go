@@ -400,8 +400,8 @@ func runRead(ctx context.Context, o *readOptions) error {
 	noteOtherTLS(o.io.Err, a.Stats())
 	reportFilterErrors(o.io.Err, res.filter)
 	if st := a.Stats(); st.Connections == 0 && readErr == nil {
-		fmt.Fprintf(o.io.Err, "mqscope: no MQTT connection in %d packets (%d TCP); MQTT on a port other than 1883 whose connections began before the capture needs --port\n",
-			st.Packets, st.TCP)
+		fmt.Fprintf(o.io.Err, "mqscope: no MQTT connection in %s (%d TCP); MQTT on a port other than 1883 whose connections began before the capture needs --port\n",
+			inspect.Plural(st.Packets, "packet"), st.TCP)
 	}
 	if errors.Is(readErr, context.Canceled) {
 		readErr = nil // stopped by a write error, returned above
@@ -428,7 +428,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 // and why the first time.
 func reportFilterErrors(w io.Writer, f *inspect.Filter) {
 	if n, first := f.Errors(); n > 0 {
-		fmt.Fprintf(w, "mqscope: the filter failed on %d packets, which were left out; the first: %v\n", n, first)
+		fmt.Fprintf(w, "mqscope: the filter failed on %s (left out of the output); the first: %v\n", inspect.Plural(n, "packet"), first)
 	}
 }
 
