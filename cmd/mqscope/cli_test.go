@@ -472,3 +472,40 @@ func TestPlurals(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmePerformance: the README's Performance section is commands that exist and a short
+// table of the latest figures; the history of runs is in docs/performance.md.
+func TestReadmePerformance(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)\n## Performance\n(.*?)\n## `).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no Performance section")
+	}
+	sec := string(m[1])
+	if n := strings.Count(sec, "\n"); n > 50 {
+		t.Errorf("the Performance section has %d lines; the history of runs belongs in docs/performance.md", n)
+	}
+	cmds := regexp.MustCompile("(?m)^(?:bash|go run|go test) [^#\n]*").FindAllString(sec, -1)
+	if len(cmds) < 2 {
+		t.Errorf("commands to reproduce the figures: %q", cmds)
+	}
+	for _, c := range cmds {
+		for _, f := range strings.Fields(c) {
+			if strings.HasPrefix(f, "./") || strings.HasSuffix(f, ".sh") {
+				if _, err := os.Stat(filepath.Join("../..", f)); err != nil {
+					t.Errorf("%q: %v", c, err)
+				}
+			}
+		}
+	}
+	if !strings.Contains(sec, "(docs/performance.md)") {
+		t.Error("no link to docs/performance.md")
+	}
+	doc, err := os.ReadFile("../../docs/performance.md")
+	if err != nil || !strings.Contains(string(doc), "bash capture/bench.sh") {
+		t.Errorf("docs/performance.md: %v", err)
+	}
+}
