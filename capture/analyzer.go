@@ -8,6 +8,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/reassembly"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // DefaultPort and DefaultTLSPort are the registered ports of MQTT and MQTT over TLS.
@@ -15,61 +16,6 @@ const (
 	DefaultPort    = 1883
 	DefaultTLSPort = 8883
 )
-
-// Transport says how MQTT is carried in a connection.
-type Transport uint8
-
-const (
-	TCP       Transport = iota // MQTT directly over TCP
-	WebSocket                  // MQTT in binary WebSocket frames after an HTTP upgrade
-	TLS                        // encrypted: only the server name is known
-)
-
-func (t Transport) String() string {
-	return [...]string{"tcp", "websocket", "tls"}[t]
-}
-
-// ConnInfo describes a connection found in the traffic.
-type ConnInfo struct {
-	ID             int // 1, 2, ... in the order connections are recognised
-	Client, Server netip.AddrPort
-	Start          time.Time // time of its first captured packet
-	Packet         int64     // number of its first captured packet (1-based, across files)
-	// MidStream is set when the TCP handshake was not captured: the connection was open before
-	// the capture began, so its first bytes may be the middle of an MQTT packet and the
-	// CONNECT that fixed its version and limits is unknown.
-	MidStream  bool
-	Transport  Transport
-	ServerName string   // TLS: the server name of the ClientHello ("" when none was captured)
-	ALPN       []string // TLS: the application protocols the ClientHello offered
-	Path       string   // WebSocket: the path of the upgrade request
-}
-
-// Handler receives the connections an Analyzer finds.
-type Handler interface {
-	// Open is called when a connection is recognised as MQTT (over TCP or WebSocket) or as TLS.
-	// The Conn it returns receives the MQTT byte stream (never for TLS) and the end.
-	Open(info *ConnInfo) Conn
-}
-
-// Conn receives one connection's MQTT byte stream, in order, each direction separately.
-type Conn interface {
-	// Data delivers the next bytes of direction dir, which became available at time t. The
-	// slice is only valid during the call. It reports whether the bytes completed at least
-	// one MQTT packet, and whether one of those is wanted (Options.Keep selects the captured
-	// packets that carried it); both are ignored without Options.Keep.
-	Data(dir Dir, t time.Time, b []byte) (completed, wanted bool)
-	// Gap reports that n > 0 bytes of direction dir were not captured. Over WebSocket n counts
-	// the TCP bytes lost; delivery resumes at the next WebSocket frame.
-	Gap(dir Dir, t time.Time, n int)
-	// Unseen says that the other side acknowledged bytes of direction dir that the capture
-	// does not have (yet): they were probably lost, though nothing is skipped until data
-	// beyond them comes (then Gap reports them).
-	Unseen(dir Dir, t time.Time)
-	// Close ends the connection. by is "client", "server" or "" (the capture ended first);
-	// reason says how: "FIN", "RST", "end of capture".
-	Close(t time.Time, by, reason string)
-}
 
 // Options tune an Analyzer.
 type Options struct {
@@ -88,7 +34,7 @@ type Options struct {
 	// their connections. Numbers may repeat and come out of order.
 	Keep func(packet int64)
 	// Record, when set, receives every captured TCP packet of the connections reported to
-	// the Handler (MQTT, MQTT over WebSocket, TLS), as captured, for live recording. Packets
+	// the Observer (MQTT, MQTT over WebSocket, TLS), as captured, for live recording. Packets
 	// that came before a connection was recognised are held (up to recordHeld) and passed
 	// on when it is, so they may come after later packets of other connections. The bytes
 	// are only valid during the call. IP fragments are not recorded.
@@ -112,17 +58,17 @@ type Stats struct {
 	Datagrams   int64 // fragmented datagrams rebuilt from them
 	Malformed   int64 // truncated or malformed headers
 	Filled      int64 // bytes known lost (acknowledged past, or cut by the snap length) and reported at once
-	Connections int   // connections reported to the Handler
+	Connections int   // connections reported to the Observer
 	OtherTLS    int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
 	Open        int   // TCP connections held by reassembly now (any protocol)
 }
 
-// Analyzer reassembles TCP connections from packets and hands the MQTT ones to a Handler.
+// Analyzer reassembles TCP connections from packets and hands the MQTT ones to a stream.Observer.
 // It is not safe for concurrent use.
 type Analyzer struct {
-	h     Handler
+	h     stream.Observer
 	opts  Options
-	ports map[uint16]Transport
+	ports map[uint16]stream.Transport
 	asm   *reassembly.Assembler
 	tcp   layers.TCP
 	ctx   asmContext
@@ -130,26 +76,25 @@ type Analyzer struct {
 
 	lastFlush time.Time
 	// What Accept asks Packet to do once reassembly has returned (it cannot be re-entered):
-	reset *stream // close the other half of this connection, reset by the packet
-	retry cutReq  // fill the bytes the packet acknowledges that the capture lacks, then retry
-	tries int     // retries of the packet so far
-	cutN  int     // bytes of the packet cut off by the snap length (set before Accept)
-	cut   cutReq  // fill them, once Accept knows where they go
+	reset *tcpConn // close the other half of this connection, reset by the packet
+	retry cutReq   // fill the bytes the packet acknowledges that the capture lacks, then retry
+	tries int      // retries of the packet so far
+	cutN  int      // bytes of the packet cut off by the snap length (set before Accept)
+	cut   cutReq   // fill them, once Accept knows where they go
 	// Bytes the capture missed (fill.go): holeFlows finds the connections that hold segments
 	// beyond a hole; synthetic segments are built in fillTCP from zeros.
-	holeFlows map[flowKey]*stream
+	holeFlows map[flowKey]*tcpConn
 	fillCtx   asmContext
 	fillTCP   layers.TCP
 	zeros     []byte
-	ending    bool
 	nextID    int
 	frags     defragmenter
 
 	// for Options.Record
-	cur      recFrame            // the packet being analyzed
-	curFrags []recFrame          // the other fragments of its datagram, when it completed one
-	recFlows map[flowKey]*stream // the connections, for their bare acknowledgements
-	recEnded []*stream           // the last closed ones, still in recFlows
+	cur      recFrame             // the packet being analyzed
+	curFrags []recFrame           // the other fragments of its datagram, when it completed one
+	recFlows map[flowKey]*tcpConn // the connections, for their bare acknowledgements
+	recEnded []*tcpConn           // the last closed ones, still in recFlows
 }
 
 type recFrame struct {
@@ -176,8 +121,8 @@ type asmContext struct{ ci gopacket.CaptureInfo }
 func (c *asmContext) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
 
 // NewAnalyzer returns an Analyzer that reports to h.
-func NewAnalyzer(h Handler, opts Options) *Analyzer {
-	a := &Analyzer{h: h, opts: opts, ports: map[uint16]Transport{}}
+func NewAnalyzer(h stream.Observer, opts Options) *Analyzer {
+	a := &Analyzer{h: h, opts: opts, ports: map[uint16]stream.Transport{}}
 	if len(opts.Ports) == 0 {
 		opts.Ports = []uint16{DefaultPort}
 	}
@@ -185,10 +130,10 @@ func NewAnalyzer(h Handler, opts Options) *Analyzer {
 		opts.TLSPorts = []uint16{DefaultTLSPort}
 	}
 	for _, p := range opts.TLSPorts {
-		a.ports[p] = TLS
+		a.ports[p] = stream.TLS
 	}
 	for _, p := range opts.Ports {
-		a.ports[p] = TCP
+		a.ports[p] = stream.TCP
 	}
 	if a.opts.Wait <= 0 {
 		a.opts.Wait = 5 * time.Second
@@ -317,7 +262,6 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 // Close ends the analysis: it delivers what reassembly still holds, reporting holes as gaps,
 // and closes every connection still open.
 func (a *Analyzer) Close() {
-	a.ending = true
 	a.asm.FlushAll()
 }
 
@@ -327,7 +271,7 @@ func (f factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassem
 	a := f.a
 	ci := ac.GetCaptureInfo()
 	a.stats.Open++
-	s := &stream{a: a, first: int64(ci.InterfaceIndex), start: ci.Timestamp, lastT: ci.Timestamp}
+	s := &tcpConn{a: a, first: int64(ci.InterfaceIndex), start: ci.Timestamp, lastT: ci.Timestamp}
 	srcIP, _ := netip.AddrFromSlice(netFlow.Src().Raw())
 	dstIP, _ := netip.AddrFromSlice(netFlow.Dst().Raw())
 	s.addr[0] = netip.AddrPortFrom(srcIP, uint16(tcp.SrcPort))
@@ -344,7 +288,7 @@ func (f factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassem
 	}
 	if a.opts.Record != nil {
 		if a.recFlows == nil {
-			a.recFlows = map[flowKey]*stream{}
+			a.recFlows = map[flowKey]*tcpConn{}
 		}
 		a.recFlows[makeFlowKey(s.addr[0], s.addr[1])] = s
 	}
@@ -367,20 +311,21 @@ const (
 // stream is one TCP connection. Reassembly's directions are relative to the first packet
 // seen; addr and half are indexed by those, and swapped says whether that packet came from
 // the server.
-type stream struct {
+type tcpConn struct {
 	a         *Analyzer
 	addr      [2]netip.AddrPort
 	half      [2]half
 	swapped   bool
 	handshake bool
 	kind      kind
-	info      ConnInfo
-	conn      Conn
+	info      stream.Conn
+	conn      stream.ConnObserver
+	keeper    stream.Keeper // conn, when it says what it wanted (Options.Keep)
+	unseer    stream.Unseer // conn, when it wants to hear of unseen bytes
 	first     int64
 	start     time.Time
 	lastT     time.Time
-	endBy     string
-	endReason string
+	end       stream.End // how the connection ended, once a FIN or RST was seen
 	closed    bool
 
 	// Holes, by reassembly direction (fill.go): the sequence number of the next byte
@@ -408,14 +353,14 @@ type stream struct {
 
 // record passes the packet being analyzed to Options.Record when the connection is being
 // recorded, or holds a copy while it is not recognised yet.
-func (s *stream) record() {
+func (s *tcpConn) record() {
 	for i := range s.a.curFrags {
 		s.recordFrame(&s.a.curFrags[i])
 	}
 	s.recordFrame(&s.a.cur)
 }
 
-func (s *stream) recordFrame(c *recFrame) {
+func (s *tcpConn) recordFrame(c *recFrame) {
 	switch {
 	case c.data == nil:
 	case s.recording:
@@ -429,7 +374,7 @@ func (s *stream) recordFrame(c *recFrame) {
 }
 
 // startRecording passes on the packets held so far, once the connection is recognised.
-func (s *stream) startRecording() {
+func (s *tcpConn) startRecording() {
 	s.recording = true
 	for _, f := range s.held {
 		s.a.opts.Record(f.link, f.ci, f.data)
@@ -446,10 +391,10 @@ type half struct {
 }
 
 // dir turns a reassembly direction into a client/server one.
-func (s *stream) dir(rd reassembly.TCPFlowDirection) Dir {
-	d := ClientToServer
+func (s *tcpConn) dir(rd reassembly.TCPFlowDirection) stream.Dir {
+	d := stream.C2S
 	if rd == reassembly.TCPDirServerToClient {
-		d = ServerToClient
+		d = stream.S2C
 	}
 	if s.swapped {
 		d ^= 1
@@ -458,14 +403,14 @@ func (s *stream) dir(rd reassembly.TCPFlowDirection) Dir {
 }
 
 // rd is the index into addr and half of a client/server direction.
-func (s *stream) rd(d Dir) int {
+func (s *tcpConn) rd(d stream.Dir) int {
 	if s.swapped {
 		return int(d ^ 1)
 	}
 	return int(d)
 }
 
-func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
+func (s *tcpConn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
 	if ci.InterfaceIndex < 0 {
 		return true // a filler segment (fill.go): not a captured packet
 	}
@@ -488,13 +433,7 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 		// Nothing more to decode, but reassembly goes on seeing the packets (ReassembledSG
 		// drops their bytes at once) so that it notices the end and forgets the connection.
 		if s.kind == kindTLSOpen && (tcp.FIN || tcp.RST) {
-			s.endBy, s.endReason = "client", "FIN"
-			if s.dir(rdir) == ServerToClient {
-				s.endBy = "server"
-			}
-			if tcp.RST {
-				s.endReason = "RST"
-			}
+			s.end = tcpEnd(s.dir(rdir), tcp)
 			s.finish(ci.Timestamp)
 		}
 		return true
@@ -520,14 +459,8 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 			}
 		}
 	}
-	if (tcp.FIN || tcp.RST) && s.endBy == "" {
-		s.endBy, s.endReason = "client", "FIN"
-		if d == ServerToClient {
-			s.endBy = "server"
-		}
-		if tcp.RST {
-			s.endReason = "RST"
-		}
+	if (tcp.FIN || tcp.RST) && s.end.By == stream.Unknown {
+		s.end = tcpEnd(d, tcp)
 	}
 	if tcp.RST {
 		// A reset ends both directions now; reassembly would wait for the other side, and
@@ -539,7 +472,7 @@ func (s *stream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassembl
 	return true
 }
 
-func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
+func (s *tcpConn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.AssemblerContext) {
 	rdir, _, _, skip := sg.Info()
 	avail, _ := sg.Lengths()
 	if s.kind >= kindTLSOpen {
@@ -583,7 +516,7 @@ func (s *stream) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemb
 	s.dropFillers(ri)
 }
 
-func (s *stream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
+func (s *tcpConn) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
 	s.complete = true
 	s.finish(s.lastT)
 	s.a.stats.Open--
@@ -591,13 +524,13 @@ func (s *stream) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
 }
 
 // finish closes the connection once.
-func (s *stream) finish(t time.Time) {
+func (s *tcpConn) finish(t time.Time) {
 	if s.closed {
 		return
 	}
 	s.closed = true
 	s.forgetHoles()
-	if s.kind == kindUnknown && s.handshake && s.a.isPort(s.addr[s.rd(ServerToClient)].Port()) != nil {
+	if s.kind == kindUnknown && s.handshake && s.a.isPort(s.addr[s.rd(stream.S2C)].Port()) != nil {
 		// A connection on a known port whose bytes (if any) were all lost: still worth a line.
 		s.classify(t)
 	}
@@ -605,14 +538,11 @@ func (s *stream) finish(t time.Time) {
 		s.reportTLS()
 	}
 	if s.conn != nil {
-		by, reason := s.endBy, s.endReason
-		if by == "" {
-			reason = "end of capture"
-			if !s.a.ending {
-				reason = "idle"
-			}
+		e := s.end
+		if e.By == stream.Unknown {
+			e.By = stream.SourceEnd // no FIN or RST: the capture ended first
 		}
-		s.conn.Close(t, by, reason)
+		s.conn.Close(t, e)
 	}
 	s.kind = kindDone
 	s.held = nil
@@ -631,7 +561,7 @@ func (s *stream) finish(t time.Time) {
 }
 
 // isPort returns the transport registered for a port, or nil.
-func (a *Analyzer) isPort(p uint16) *Transport {
+func (a *Analyzer) isPort(p uint16) *stream.Transport {
 	if t, ok := a.ports[p]; ok {
 		return &t
 	}
@@ -639,7 +569,7 @@ func (a *Analyzer) isPort(p uint16) *Transport {
 }
 
 // gap handles n bytes lost in direction d.
-func (s *stream) gap(d Dir, t time.Time, n int) {
+func (s *tcpConn) gap(d stream.Dir, t time.Time, n int) {
 	h := &s.half[s.rd(d)]
 	switch s.kind {
 	case kindUnknown, kindHTTP:
@@ -657,7 +587,7 @@ func (s *stream) gap(d Dir, t time.Time, n int) {
 }
 
 // data handles bytes of direction d in order.
-func (s *stream) data(d Dir, t time.Time, b []byte) {
+func (s *tcpConn) data(d stream.Dir, t time.Time, b []byte) {
 	switch s.kind {
 	case kindMQTT:
 		s.deliver(d, t, b)
@@ -666,7 +596,7 @@ func (s *stream) data(d Dir, t time.Time, b []byte) {
 		s.wsData(d, t, b)
 		return
 	}
-	if s.kind == kindTLS && d == ServerToClient {
+	if s.kind == kindTLS && d == stream.S2C {
 		return
 	}
 	// Not classified yet (or an HTTP upgrade in progress): hold the bytes.
@@ -685,10 +615,10 @@ func (s *stream) data(d Dir, t time.Time, b []byte) {
 const maxPre = 32 << 10
 
 // classify decides what the connection carries from its ports and first bytes.
-func (s *stream) classify(t time.Time) {
-	c := &s.half[s.rd(ClientToServer)]
-	sv := &s.half[s.rd(ServerToClient)]
-	server := s.addr[s.rd(ServerToClient)].Port()
+func (s *tcpConn) classify(t time.Time) {
+	c := &s.half[s.rd(stream.C2S)]
+	sv := &s.half[s.rd(stream.S2C)]
+	server := s.addr[s.rd(stream.S2C)].Port()
 	switch s.kind {
 	case kindHTTP:
 		s.upgrade(t)
@@ -712,15 +642,15 @@ func (s *stream) classify(t time.Time) {
 	case len(cb) > 0 && (bytes.HasPrefix(cb, []byte("GET ")) || bytes.HasPrefix([]byte("GET "), cb)):
 		s.kind = kindHTTP
 		s.upgrade(t)
-	case port != nil && *port == TLS:
+	case port != nil && *port == stream.TLS:
 		s.tls(t)
 	case port != nil:
-		s.open(t, TCP)
+		s.open(t, stream.TCP)
 	default:
 		ok, sure := looksLikeConnect(cb)
 		switch {
 		case ok && sure:
-			s.open(t, TCP)
+			s.open(t, stream.TCP)
 		case ok:
 			// Too few bytes to tell yet.
 		case len(cb) > 0 || len(sv.pre) > 0:
@@ -761,14 +691,14 @@ func looksLikeConnect(b []byte) (ok, sure bool) {
 }
 
 // open reports the connection as MQTT and delivers what was held.
-func (s *stream) open(t time.Time, tr Transport) {
-	if tr == WebSocket {
+func (s *tcpConn) open(t time.Time, tr stream.Transport) {
+	if tr == stream.WebSocket {
 		s.kind = kindWS
 	} else {
 		s.kind = kindMQTT
 	}
 	s.report(tr)
-	for _, d := range []Dir{ClientToServer, ServerToClient} {
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		h := &s.half[s.rd(d)]
 		if h.preGap > 0 {
 			s.gap(d, t, h.preGap)
@@ -783,27 +713,36 @@ func (s *stream) open(t time.Time, tr Transport) {
 }
 
 // report tells the handler about the connection.
-func (s *stream) report(tr Transport) {
+func (s *tcpConn) report(tr stream.Transport) {
 	s.a.nextID++
 	s.a.stats.Connections++
 	s.info.ID = s.a.nextID
-	s.info.Client = s.addr[s.rd(ClientToServer)]
-	s.info.Server = s.addr[s.rd(ServerToClient)]
+	s.info.Client = s.addr[s.rd(stream.C2S)]
+	s.info.Server = s.addr[s.rd(stream.S2C)]
 	s.info.Start = s.start
 	s.info.Packet = s.first
 	s.info.MidStream = !s.handshake
 	s.info.Transport = tr
 	s.conn = s.a.h.Open(&s.info)
+	if s.conn == nil {
+		s.conn = ignored{}
+	}
+	s.keeper, _ = s.conn.(stream.Keeper)
+	s.unseer, _ = s.conn.(stream.Unseer)
 	if s.a.opts.Record != nil {
 		s.startRecording()
 	}
 }
 
 // deliver hands MQTT bytes to the connection and selects packets for Options.Keep.
-func (s *stream) deliver(d Dir, t time.Time, b []byte) {
-	completed, wanted := s.conn.Data(d, t, b)
+func (s *tcpConn) deliver(d stream.Dir, t time.Time, b []byte) {
 	keep := s.a.opts.Keep
-	if keep == nil || !completed {
+	if keep == nil || s.keeper == nil {
+		s.conn.Data(d, t, b)
+		return
+	}
+	completed, wanted := s.keeper.Keep(d, t, b)
+	if !completed {
 		return
 	}
 	h := &s.half[s.rd(d)]
@@ -837,10 +776,26 @@ func (s *stream) deliver(d Dir, t time.Time, b []byte) {
 	}
 }
 
+// tcpEnd is how the sender in direction d ended the connection with this segment.
+func tcpEnd(d stream.Dir, tcp *layers.TCP) stream.End {
+	e := stream.End{By: d.Sender(), How: stream.FIN}
+	if tcp.RST {
+		e.How = stream.RST
+	}
+	return e
+}
+
+// ignored is the ConnObserver of a connection its Observer is not interested in.
+type ignored struct{}
+
+func (ignored) Data(stream.Dir, time.Time, []byte) {}
+func (ignored) Gap(stream.Dir, time.Time, int)     {}
+func (ignored) Close(time.Time, stream.End)        {}
+
 // tls reports an encrypted connection once its ClientHello is complete (or cannot be).
-func (s *stream) tls(t time.Time) {
+func (s *tcpConn) tls(t time.Time) {
 	s.kind = kindTLS
-	c := &s.half[s.rd(ClientToServer)]
+	c := &s.half[s.rd(stream.C2S)]
 	if _, complete := parseClientHello(c.pre); !complete && c.preGap == 0 {
 		return // wait for the rest of the ClientHello
 	}
@@ -850,20 +805,20 @@ func (s *stream) tls(t time.Time) {
 // On a port not known to carry MQTT (1883, 8883, Options.Ports and TLSPorts), only a
 // ClientHello that offers MQTT by ALPN makes the connection one of ours: the HTTPS and
 // other TLS traffic of a capture is counted (Stats.OtherTLS), not listed.
-func (s *stream) reportTLS() {
-	c := &s.half[s.rd(ClientToServer)]
+func (s *tcpConn) reportTLS() {
+	c := &s.half[s.rd(stream.C2S)]
 	var h hello
 	if c.preGap == 0 {
 		h, _ = parseClientHello(c.pre)
 	}
-	if s.a.isPort(s.addr[s.rd(ServerToClient)].Port()) == nil && !h.mqttALPN() {
+	if s.a.isPort(s.addr[s.rd(stream.S2C)].Port()) == nil && !h.mqttALPN() {
 		s.a.stats.OtherTLS++
 		s.kind = kindOther
 		s.half[0].pre, s.half[1].pre = nil, nil
 		return
 	}
 	s.info.ServerName, s.info.ALPN = h.serverName, h.alpn
-	s.report(TLS)
+	s.report(stream.TLS)
 	s.half[0].pre, s.half[1].pre = nil, nil
 	// Nothing more to learn from this connection but its end: stop reassembling it.
 	s.kind = kindTLSOpen

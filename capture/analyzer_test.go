@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // recorder is a Handler that keeps every event.
@@ -23,8 +25,8 @@ type recorder struct {
 }
 
 type recConn struct {
-	info   ConnInfo
-	stream [2][]byte
+	info   stream.Conn
+	data   [2][]byte
 	frames [2]int // whole frames seen
 	cut    [2]int // where the next frame starts in stream (framing restarts after a gap)
 	events []string
@@ -32,17 +34,19 @@ type recConn struct {
 	closed string
 }
 
-func (r *recorder) Open(info *ConnInfo) Conn {
+func (r *recorder) Open(info *stream.Conn) stream.ConnObserver {
 	c := &recConn{info: *info}
 	r.conns = append(r.conns, c)
 	return c
 }
 
-func (c *recConn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
-	c.stream[d] = append(c.stream[d], b...)
+func (c *recConn) Data(d stream.Dir, t time.Time, b []byte) { c.Keep(d, t, b) }
+
+func (c *recConn) Keep(d stream.Dir, t time.Time, b []byte) (bool, bool) {
+	c.data[d] = append(c.data[d], b...)
 	done := false
 	for {
-		n, err := decode.SplitFrame(c.stream[d][c.framed(d):], 0)
+		n, err := decode.SplitFrame(c.data[d][c.framed(d):], 0)
 		if err != nil || n == 0 {
 			break
 		}
@@ -54,22 +58,22 @@ func (c *recConn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
 	return done, done
 }
 
-func (c *recConn) Gap(d Dir, t time.Time, n int) {
+func (c *recConn) Gap(d stream.Dir, t time.Time, n int) {
 	c.events = append(c.events, fmt.Sprintf("%v gap %d", d, n))
 	c.gapT = append(c.gapT, t)
-	c.stream[d] = append(c.stream[d], []byte(fmt.Sprintf("<gap %d>", n))...)
-	c.cut[d] = len(c.stream[d])
+	c.data[d] = append(c.data[d], []byte(fmt.Sprintf("<gap %d>", n))...)
+	c.cut[d] = len(c.data[d])
 }
 
-func (c *recConn) Unseen(d Dir, t time.Time) {
+func (c *recConn) Unseen(d stream.Dir, t time.Time) {
 	c.events = append(c.events, fmt.Sprintf("%v unseen", d))
 }
 
-func (c *recConn) Close(t time.Time, by, reason string) {
-	c.closed = by + " " + reason
+func (c *recConn) Close(t time.Time, e stream.End) {
+	c.closed = e.By.String() + " " + e.How.String()
 }
 
-func (c *recConn) framed(d Dir) int { return c.cut[d] }
+func (c *recConn) framed(d stream.Dir) int { return c.cut[d] }
 
 // Test traffic.
 var (
@@ -96,10 +100,10 @@ func publish(topic string, n int) []byte {
 }
 
 // file writes a pcapng built by fn and returns its path.
-func file(t *testing.T, fn func(sw *StreamWriter)) string {
+func file(t *testing.T, fn func(sw *pcapng.StreamWriter)) string {
 	t.Helper()
 	var buf bytes.Buffer
-	sw, err := NewStreamWriter(&buf)
+	sw, err := pcapng.NewStreamWriter(&buf)
 	must(t, err)
 	fn(sw)
 	must(t, sw.Flush())
@@ -120,10 +124,10 @@ func analyze(t *testing.T, opts Options, files ...string) *recorder {
 func ms(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 
 // seg writes a segment at a stream offset of direction d (0 = first byte after the SYN).
-func seg(t *testing.T, s *TCPStream, d Dir, at time.Time, off int, b []byte) {
+func seg(t *testing.T, s *pcapng.TCPStream, d stream.Dir, at time.Time, off int, b []byte) {
 	t.Helper()
-	isn := s.seq[d] // after Open: ISN + 1
-	must(t, s.rawSegment(d, at, flagACK|flagPSH, isn+uint32(off), b))
+	isn := s.Next(d) // after Open: ISN + 1
+	must(t, s.SegmentAt(d, at, pcapng.ACK|pcapng.PSH, isn+uint32(off), b))
 }
 
 func TestReassembly(t *testing.T) {
@@ -132,21 +136,21 @@ func TestReassembly(t *testing.T) {
 	s2c := append(append([]byte{}, connack...), 0xd0, 0x00)
 	cases := []struct {
 		name  string
-		write func(t *testing.T, s *TCPStream)
+		write func(t *testing.T, s *pcapng.TCPStream)
 	}{
-		{"in order, small segments", func(t *testing.T, s *TCPStream) {
-			s.sw.MSS = 7 // splits inside fixed headers and Remaining Lengths
-			must(t, s.Write(ClientToServer, ms(1), c2s))
-			must(t, s.Write(ServerToClient, ms(2), s2c))
+		{"in order, small segments", func(t *testing.T, s *pcapng.TCPStream) {
+			s.Writer().MSS = 7 // splits inside fixed headers and Remaining Lengths
+			must(t, s.Write(stream.C2S, ms(1), c2s))
+			must(t, s.Write(stream.S2C, ms(2), s2c))
 		}},
-		{"one byte per segment", func(t *testing.T, s *TCPStream) {
-			s.sw.MSS = 1
-			must(t, s.Write(ClientToServer, ms(1), c2s[:100]))
-			s.sw.MSS = 0
-			must(t, s.Write(ClientToServer, ms(1), c2s[100:]))
-			must(t, s.Write(ServerToClient, ms(2), s2c))
+		{"one byte per segment", func(t *testing.T, s *pcapng.TCPStream) {
+			s.Writer().MSS = 1
+			must(t, s.Write(stream.C2S, ms(1), c2s[:100]))
+			s.Writer().MSS = 0
+			must(t, s.Write(stream.C2S, ms(1), c2s[100:]))
+			must(t, s.Write(stream.S2C, ms(2), s2c))
 		}},
-		{"out of order", func(t *testing.T, s *TCPStream) {
+		{"out of order", func(t *testing.T, s *pcapng.TCPStream) {
 			// Segments of 500 bytes sent in the order 1 0 3 2 5 4 ...
 			var parts [][2]int
 			for o := 0; o < len(c2s); o += 500 {
@@ -154,32 +158,32 @@ func TestReassembly(t *testing.T) {
 			}
 			for i := 0; i < len(parts); i += 2 {
 				if i+1 < len(parts) {
-					seg(t, s, ClientToServer, ms(1+i), parts[i+1][0], c2s[parts[i+1][0]:parts[i+1][1]])
+					seg(t, s, stream.C2S, ms(1+i), parts[i+1][0], c2s[parts[i+1][0]:parts[i+1][1]])
 				}
-				seg(t, s, ClientToServer, ms(1+i), parts[i][0], c2s[parts[i][0]:parts[i][1]])
+				seg(t, s, stream.C2S, ms(1+i), parts[i][0], c2s[parts[i][0]:parts[i][1]])
 			}
-			s.seq[ClientToServer] += uint32(len(c2s))
-			must(t, s.Write(ServerToClient, ms(20), s2c))
+			s.Skip(stream.C2S, int(uint32(len(c2s))))
+			must(t, s.Write(stream.S2C, ms(20), s2c))
 		}},
-		{"retransmissions and overlaps", func(t *testing.T, s *TCPStream) {
-			seg(t, s, ClientToServer, ms(1), 0, c2s[:100])
-			seg(t, s, ClientToServer, ms(2), 0, c2s[:100])    // retransmission
-			seg(t, s, ClientToServer, ms(3), 50, c2s[50:300]) // overlaps the end
-			seg(t, s, ClientToServer, ms(4), 400, c2s[400:900])
-			seg(t, s, ClientToServer, ms(5), 250, c2s[250:450]) // fills the hole, overlapping both sides
-			seg(t, s, ClientToServer, ms(6), 900, c2s[900:])
-			seg(t, s, ClientToServer, ms(7), 800, c2s[800:1000]) // late duplicate
-			s.seq[ClientToServer] += uint32(len(c2s))
-			must(t, s.Write(ServerToClient, ms(20), s2c))
+		{"retransmissions and overlaps", func(t *testing.T, s *pcapng.TCPStream) {
+			seg(t, s, stream.C2S, ms(1), 0, c2s[:100])
+			seg(t, s, stream.C2S, ms(2), 0, c2s[:100])    // retransmission
+			seg(t, s, stream.C2S, ms(3), 50, c2s[50:300]) // overlaps the end
+			seg(t, s, stream.C2S, ms(4), 400, c2s[400:900])
+			seg(t, s, stream.C2S, ms(5), 250, c2s[250:450]) // fills the hole, overlapping both sides
+			seg(t, s, stream.C2S, ms(6), 900, c2s[900:])
+			seg(t, s, stream.C2S, ms(7), 800, c2s[800:1000]) // late duplicate
+			s.Skip(stream.C2S, int(uint32(len(c2s))))
+			must(t, s.Write(stream.S2C, ms(20), s2c))
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := file(t, func(sw *StreamWriter) {
+			p := file(t, func(sw *pcapng.StreamWriter) {
 				s, err := sw.Open(cli, srv, ms(0))
 				must(t, err)
 				tc.write(t, s)
-				must(t, s.Close(ClientToServer, ms(30)))
+				must(t, s.Close(stream.C2S, ms(30)))
 			})
 			r := analyze(t, Options{}, p)
 			if len(r.conns) != 1 {
@@ -189,11 +193,11 @@ func TestReassembly(t *testing.T) {
 			if c.info.Client != cli || c.info.Server != srv || c.info.MidStream || c.info.ID != 1 {
 				t.Errorf("info = %+v", c.info)
 			}
-			if !bytes.Equal(c.stream[ClientToServer], c2s) {
-				t.Errorf("client stream differs:\n got %q\nwant %q", c.stream[0], c2s)
+			if !bytes.Equal(c.data[stream.C2S], c2s) {
+				t.Errorf("client stream differs:\n got %q\nwant %q", c.data[0], c2s)
 			}
-			if !bytes.Equal(c.stream[ServerToClient], s2c) {
-				t.Errorf("server stream = %x, want %x", c.stream[1], s2c)
+			if !bytes.Equal(c.data[stream.S2C], s2c) {
+				t.Errorf("server stream = %x, want %x", c.data[1], s2c)
 			}
 			if c.frames != [2]int{4, 2} {
 				t.Errorf("frames = %v, want [4 2]", c.frames)
@@ -216,28 +220,28 @@ func TestLoss(t *testing.T) {
 		{"reported after the wait", 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := file(t, func(sw *StreamWriter) {
+			p := file(t, func(sw *pcapng.StreamWriter) {
 				s, err := sw.Open(cli, srv, ms(0))
 				must(t, err)
-				seg(t, s, ClientToServer, ms(1), 0, c2s[:300])
+				seg(t, s, stream.C2S, ms(1), 0, c2s[:300])
 				// bytes 300..600 lost
-				seg(t, s, ClientToServer, ms(2), 600, c2s[600:])
-				s.seq[ClientToServer] += uint32(len(c2s))
-				must(t, s.Write(ServerToClient, ms(3), connack))
-				must(t, s.Write(ClientToServer, t0.Add(tc.after), pingreq))
-				must(t, s.Write(ServerToClient, t0.Add(tc.after+time.Second), []byte{0xd0, 0x00}))
-				must(t, s.Close(ServerToClient, t0.Add(tc.after+2*time.Second)))
+				seg(t, s, stream.C2S, ms(2), 600, c2s[600:])
+				s.Skip(stream.C2S, int(uint32(len(c2s))))
+				must(t, s.Write(stream.S2C, ms(3), connack))
+				must(t, s.Write(stream.C2S, t0.Add(tc.after), pingreq))
+				must(t, s.Write(stream.S2C, t0.Add(tc.after+time.Second), []byte{0xd0, 0x00}))
+				must(t, s.Close(stream.S2C, t0.Add(tc.after+2*time.Second)))
 			})
 			r := analyze(t, Options{}, p)
 			if len(r.conns) != 1 {
 				t.Fatalf("%d connections", len(r.conns))
 			}
 			c := r.conns[0]
-			want := "client->server gap 300"
+			want := "c2s gap 300"
 			if !strings.Contains(strings.Join(c.events, "\n"), want) {
 				t.Errorf("events %q lack %q", c.events, want)
 			}
-			if got := c.stream[ClientToServer]; !bytes.HasSuffix(got, append(append([]byte("<gap 300>"), c2s[600:]...), pingreq...)) {
+			if got := c.data[stream.C2S]; !bytes.HasSuffix(got, append(append([]byte("<gap 300>"), c2s[600:]...), pingreq...)) {
 				t.Errorf("client stream after the gap = %q", got)
 			}
 			if c.closed != "server FIN" {
@@ -251,11 +255,11 @@ func TestMidStream(t *testing.T) {
 	// The capture starts after the handshake, with the server speaking first, in the middle
 	// of a PUBLISH.
 	pub := publish("x/y", 40)
-	p := file(t, func(sw *StreamWriter) {
-		s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
-		must(t, s.segment(ServerToClient, ms(1), flagACK|flagPSH, pub[10:]))
-		must(t, s.segment(ClientToServer, ms(2), flagACK|flagPSH, pingreq))
-		must(t, s.segment(ServerToClient, ms(3), flagACK|flagPSH, []byte{0xd0, 0x00}))
+	p := file(t, func(sw *pcapng.StreamWriter) {
+		s := sw.OpenMid(cli, srv, 1000, 5000)
+		must(t, s.Segment(stream.S2C, ms(1), pcapng.ACK|pcapng.PSH, pub[10:]))
+		must(t, s.Segment(stream.C2S, ms(2), pcapng.ACK|pcapng.PSH, pingreq))
+		must(t, s.Segment(stream.S2C, ms(3), pcapng.ACK|pcapng.PSH, []byte{0xd0, 0x00}))
 	})
 	r := analyze(t, Options{}, p)
 	if len(r.conns) != 1 {
@@ -265,41 +269,41 @@ func TestMidStream(t *testing.T) {
 	if !c.info.MidStream || c.info.Client != cli || c.info.Server != srv {
 		t.Errorf("info = %+v", c.info)
 	}
-	if !bytes.Equal(c.stream[ServerToClient], append(pub[10:], 0xd0, 0x00)) || !bytes.Equal(c.stream[ClientToServer], pingreq) {
-		t.Errorf("streams = %q", c.stream)
+	if !bytes.Equal(c.data[stream.S2C], append(pub[10:], 0xd0, 0x00)) || !bytes.Equal(c.data[stream.C2S], pingreq) {
+		t.Errorf("streams = %q", c.data)
 	}
-	if c.closed != " end of capture" {
+	if c.closed != "source-end unsaid" {
 		t.Errorf("closed = %q", c.closed)
 	}
 }
 
 func TestDetection(t *testing.T) {
 	other := netip.MustParseAddrPort("192.0.2.1:4000")
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		// MQTT on port 4000: found by its CONNECT, the first bytes split over segments.
 		s, _ := sw.Open(cli, other, ms(0))
 		sw.MSS = 3
-		must(t, s.Write(ClientToServer, ms(1), connect))
+		must(t, s.Write(stream.C2S, ms(1), connect))
 		sw.MSS = 0
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		must(t, s.Reset(ServerToClient, ms(3)))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		must(t, s.Reset(stream.S2C, ms(3)))
 		// HTTP on port 4000 from another client: not MQTT.
 		s2, _ := sw.Open(netip.MustParseAddrPort("192.0.2.11:50001"), other, ms(4))
-		must(t, s2.Write(ClientToServer, ms(5), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")))
-		must(t, s2.Write(ServerToClient, ms(6), []byte("HTTP/1.1 200 OK\r\n\r\n")))
-		must(t, s2.Close(ClientToServer, ms(7)))
+		must(t, s2.Write(stream.C2S, ms(5), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")))
+		must(t, s2.Write(stream.S2C, ms(6), []byte("HTTP/1.1 200 OK\r\n\r\n")))
+		must(t, s2.Close(stream.C2S, ms(7)))
 		// An SSH-like banner from the server: not MQTT.
 		s3, _ := sw.Open(netip.MustParseAddrPort("192.0.2.12:50002"), other, ms(8))
-		must(t, s3.Write(ServerToClient, ms(9), []byte("SSH-2.0-x\r\n")))
-		must(t, s3.Close(ClientToServer, ms(10)))
+		must(t, s3.Write(stream.S2C, ms(9), []byte("SSH-2.0-x\r\n")))
+		must(t, s3.Close(stream.C2S, ms(10)))
 	})
 	r := analyze(t, Options{}, p)
 	if len(r.conns) != 1 {
 		t.Fatalf("%d connections, want 1", len(r.conns))
 	}
 	c := r.conns[0]
-	if c.info.Server != other || !bytes.Equal(c.stream[0], connect) || !bytes.Equal(c.stream[1], connack) {
-		t.Errorf("conn = %+v %q", c.info, c.stream)
+	if c.info.Server != other || !bytes.Equal(c.data[0], connect) || !bytes.Equal(c.data[1], connack) {
+		t.Errorf("conn = %+v %q", c.info, c.data)
 	}
 	if c.closed != "server RST" {
 		t.Errorf("closed = %q", c.closed)
@@ -360,25 +364,25 @@ func TestWebSocket(t *testing.T) {
 	c2s = append(c2s, wsFrame(true, 2, append(append([]byte{}, pingreq...), pingreq...), mask)...)
 	s2c := append([]byte(resp), wsFrame(true, 2, connack, nil)...)
 	s2c = append(s2c, wsFrame(true, 2, []byte{0xd0, 0x00, 0xd0, 0x00}, nil)...)
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, ws, ms(0))
 		sw.MSS = 37
-		must(t, s.Write(ClientToServer, ms(1), c2s[:len(req)+20]))
-		must(t, s.Write(ServerToClient, ms(2), s2c))
-		must(t, s.Write(ClientToServer, ms(3), c2s[len(req)+20:]))
-		must(t, s.Close(ClientToServer, ms(4)))
+		must(t, s.Write(stream.C2S, ms(1), c2s[:len(req)+20]))
+		must(t, s.Write(stream.S2C, ms(2), s2c))
+		must(t, s.Write(stream.C2S, ms(3), c2s[len(req)+20:]))
+		must(t, s.Close(stream.C2S, ms(4)))
 	})
 	r := analyze(t, Options{}, p)
 	if len(r.conns) != 1 {
 		t.Fatalf("%d connections", len(r.conns))
 	}
 	c := r.conns[0]
-	if c.info.Transport != WebSocket || c.info.Path != "/mqtt" {
+	if c.info.Transport != stream.WebSocket || c.info.Path != "/mqtt" {
 		t.Errorf("info = %+v", c.info)
 	}
 	want := append(append(append(append([]byte{}, connect...), pub...), pingreq...), pingreq...)
-	if !bytes.Equal(c.stream[0], want) {
-		t.Errorf("client MQTT stream = %q\nwant %q", c.stream[0], want)
+	if !bytes.Equal(c.data[0], want) {
+		t.Errorf("client MQTT stream = %q\nwant %q", c.data[0], want)
 	}
 	if c.frames != [2]int{4, 3} {
 		t.Errorf("frames = %v", c.frames)
@@ -387,25 +391,25 @@ func TestWebSocket(t *testing.T) {
 
 func TestTLS(t *testing.T) {
 	hello := clientHello("broker.example.com")
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:8883"), ms(0))
 		sw.MSS = 50
-		must(t, s.Write(ClientToServer, ms(1), hello))
-		must(t, s.Write(ServerToClient, ms(2), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
-		must(t, s.Close(ServerToClient, ms(3)))
+		must(t, s.Write(stream.C2S, ms(1), hello))
+		must(t, s.Write(stream.S2C, ms(2), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
+		must(t, s.Close(stream.S2C, ms(3)))
 		// TLS on an unusual port, with nothing to say it is MQTT.
 		s2, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:4433"), ms(4))
-		must(t, s2.Write(ClientToServer, ms(5), clientHello("other.example")))
-		must(t, s2.Close(ServerToClient, ms(6)))
+		must(t, s2.Write(stream.C2S, ms(5), clientHello("other.example")))
+		must(t, s2.Close(stream.S2C, ms(6)))
 		// MQTT over TLS on 443, offered by ALPN (as AWS IoT devices do).
 		s3, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:443"), ms(7))
-		must(t, s3.Write(ClientToServer, ms(8), clientHello("iot.example", "h2", "x-amzn-mqtt-ca")))
-		must(t, s3.Close(ServerToClient, ms(9)))
+		must(t, s3.Write(stream.C2S, ms(8), clientHello("iot.example", "h2", "x-amzn-mqtt-ca")))
+		must(t, s3.Close(stream.S2C, ms(9)))
 		// HTTPS: not ours.
 		s4, _ := sw.Open(cli, netip.MustParseAddrPort("192.0.2.1:443"), ms(10))
-		must(t, s4.Write(ClientToServer, ms(11), clientHello("www.example", "h2", "http/1.1")))
-		must(t, s4.Write(ServerToClient, ms(12), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
-		must(t, s4.Close(ServerToClient, ms(13)))
+		must(t, s4.Write(stream.C2S, ms(11), clientHello("www.example", "h2", "http/1.1")))
+		must(t, s4.Write(stream.S2C, ms(12), []byte{0x16, 0x03, 0x03, 0x00, 0x01, 0x02}))
+		must(t, s4.Close(stream.S2C, ms(13)))
 	})
 	type want struct {
 		name, alpn string
@@ -421,13 +425,13 @@ func TestTLS(t *testing.T) {
 		r := analyze(t, tc.opts, p)
 		var got []want
 		for _, c := range r.conns {
-			if c.info.Transport != TLS || c.closed != "server FIN" {
+			if c.info.Transport != stream.TLS || c.closed != "server FIN" {
 				t.Errorf("%v: conn %d: %+v closed %q", tc.opts.TLSPorts, c.info.ID, c.info, c.closed)
 			}
 			got = append(got, want{c.info.ServerName, strings.Join(c.info.ALPN, " ")})
 		}
 		if !slices.Equal(got, tc.conns) || r.a.Stats().OtherTLS != tc.other {
-			t.Errorf("TLS ports %v: listed %v, %d other; want %v, %d", tc.opts.TLSPorts, got, r.a.Stats().OtherTLS, tc.conns, tc.other)
+			t.Errorf("stream.TLS ports %v: listed %v, %d other; want %v, %d", tc.opts.TLSPorts, got, r.a.Stats().OtherTLS, tc.conns, tc.other)
 		}
 	}
 }
@@ -462,36 +466,36 @@ func clientHello(name string, alpn ...string) []byte {
 // TestForgetsClosedConnections: memory follows the connections open, not those seen; closed
 // connections of every kind (MQTT, other protocols, TLS, reset) are forgotten.
 func TestForgetsClosedConnections(t *testing.T) {
-	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		for i := 0; i < 200; i++ {
 			c := netip.AddrPortFrom(cli.Addr(), uint16(30000+i))
-			var s *TCPStream
+			var s *pcapng.TCPStream
 			switch i % 4 {
 			case 0: // MQTT
 				s, _ = sw.Open(c, srv, ms(i))
-				must(t, s.Write(ClientToServer, ms(i), connect))
-				must(t, s.Write(ServerToClient, ms(i), connack))
+				must(t, s.Write(stream.C2S, ms(i), connect))
+				must(t, s.Write(stream.S2C, ms(i), connack))
 			case 1: // HTTP on another port
 				s, _ = sw.Open(c, netip.MustParseAddrPort("192.0.2.1:80"), ms(i))
-				must(t, s.Write(ClientToServer, ms(i), []byte("GET / HTTP/1.1\r\n\r\n")))
-				must(t, s.Write(ServerToClient, ms(i), []byte("HTTP/1.1 200 OK\r\n\r\n")))
+				must(t, s.Write(stream.C2S, ms(i), []byte("GET / HTTP/1.1\r\n\r\n")))
+				must(t, s.Write(stream.S2C, ms(i), []byte("HTTP/1.1 200 OK\r\n\r\n")))
 			case 2: // TLS
 				s, _ = sw.Open(c, netip.MustParseAddrPort("192.0.2.1:8883"), ms(i))
-				must(t, s.Write(ClientToServer, ms(i), clientHello("x")))
-				must(t, s.Write(ServerToClient, ms(i), []byte{0x16, 3, 3, 0, 1, 0}))
+				must(t, s.Write(stream.C2S, ms(i), clientHello("x")))
+				must(t, s.Write(stream.S2C, ms(i), []byte{0x16, 3, 3, 0, 1, 0}))
 			case 3: // MQTT, reset by the server
 				s, _ = sw.Open(c, srv, ms(i))
-				must(t, s.Write(ClientToServer, ms(i), connect))
-				must(t, s.Reset(ServerToClient, ms(i)))
+				must(t, s.Write(stream.C2S, ms(i), connect))
+				must(t, s.Reset(stream.S2C, ms(i)))
 				continue
 			}
-			must(t, s.Close(ClientToServer, ms(i)))
+			must(t, s.Close(stream.C2S, ms(i)))
 		}
 	})
 	r := &recorder{}
 	a := NewAnalyzer(r, Options{})
 	for i, p := range pkts {
-		a.Packet(int64(i+1), LinkEthernet, p.ci, p.data)
+		a.Packet(int64(i+1), pcapng.LinkEthernet, p.ci, p.data)
 	}
 	// Closed connections are gone but for the reset ones, whose other side never ends.
 	if open := a.Stats().Open; open > 50 {
@@ -511,11 +515,11 @@ func TestLossBoundedBuffer(t *testing.T) {
 	for len(c2s) < 4<<20 {
 		c2s = append(c2s, publish("bulk", 1000)...)
 	}
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, srv, ms(0))
-		seg(t, s, ClientToServer, ms(1), 0, c2s[:100])
+		seg(t, s, stream.C2S, ms(1), 0, c2s[:100])
 		for off := 1500; off < len(c2s); off += 1400 { // bytes 100..1500 lost
-			seg(t, s, ClientToServer, ms(2), off, c2s[off:min(off+1400, len(c2s))])
+			seg(t, s, stream.C2S, ms(2), off, c2s[off:min(off+1400, len(c2s))])
 		}
 	})
 	r := &recorder{}
@@ -536,7 +540,7 @@ func TestLossBoundedBuffer(t *testing.T) {
 	if len(r.conns) != 1 || !strings.Contains(strings.Join(r.conns[0].events, "\n"), "gap 1400") {
 		t.Fatalf("no gap reported before the end: %d connections", len(r.conns))
 	}
-	if got := len(r.conns[0].stream[0]); got < 2<<20 {
+	if got := len(r.conns[0].data[0]); got < 2<<20 {
 		t.Errorf("only %d bytes delivered before the end of the capture", got)
 	}
 	a.Close()
@@ -568,25 +572,25 @@ func TestWebSocketLoss(t *testing.T) {
 			lostS[1] = len(s2c) + 7 // into the next frame's header
 		}
 	}
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, ws, ms(0))
 		// The client's request first, as on the wire: the upgrade is recognised by it.
-		for d, b := range [][]byte{ClientToServer: c2s, ServerToClient: s2c} {
+		for d, b := range [][]byte{stream.C2S: c2s, stream.S2C: s2c} {
 			lost := lostC
-			if Dir(d) == ServerToClient {
+			if stream.Dir(d) == stream.S2C {
 				lost = lostS
 			}
 			for off := 0; off < len(b); off += 200 {
 				end := min(off+200, len(b))
 				for _, part := range [][2]int{{off, min(end, lost[0])}, {max(off, lost[1]), end}} {
 					if part[0] < part[1] {
-						seg(t, s, Dir(d), ms(1+off/200), part[0], b[part[0]:part[1]])
+						seg(t, s, stream.Dir(d), ms(1+off/200), part[0], b[part[0]:part[1]])
 					}
 				}
 			}
 		}
-		s.seq[ClientToServer] += uint32(len(c2s))
-		s.seq[ServerToClient] += uint32(len(s2c))
+		s.Skip(stream.C2S, int(uint32(len(c2s))))
+		s.Skip(stream.S2C, int(uint32(len(s2c))))
 	})
 	r := analyze(t, Options{}, p)
 	if len(r.conns) != 1 {
@@ -597,16 +601,16 @@ func TestWebSocketLoss(t *testing.T) {
 		append(append(append([]byte{}, connect...), pubs[0]...), pubs[1]...),
 		append(append(append([]byte{}, connack...), pubs[0]...), pubs[1]...),
 	} {
-		got := c.stream[d]
+		got := c.data[d]
 		if !bytes.HasPrefix(got, want) || !bytes.Contains(got, []byte("<gap")) {
-			t.Errorf("%v: stream starts %q", Dir(d), got[:min(len(got), len(want)+20)])
+			t.Errorf("%v: stream starts %q", stream.Dir(d), got[:min(len(got), len(want)+20)])
 		}
 		tail := append(append([]byte{}, pubs[4]...), pubs[5]...)
 		if d == 0 {
 			tail = append(append([]byte{}, pubs[3]...), tail...)
 		}
 		if !bytes.HasSuffix(got, tail) {
-			t.Errorf("%v: decoding did not resume after the gap: ends %q", Dir(d), got[max(0, len(got)-len(tail)):])
+			t.Errorf("%v: decoding did not resume after the gap: ends %q", stream.Dir(d), got[max(0, len(got)-len(tail)):])
 		}
 	}
 }
@@ -616,23 +620,23 @@ func TestWebSocketLoss(t *testing.T) {
 // own, as tshark does.
 func TestSections(t *testing.T) {
 	conn := func(port uint16) []gopacketPkt {
-		return ethernetPackets(t, func(sw *StreamWriter) {
+		return ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 			s, _ := sw.Open(netip.AddrPortFrom(cli.Addr(), port), srv, ms(0))
-			must(t, s.Write(ClientToServer, ms(1), connect))
-			must(t, s.Write(ServerToClient, ms(2), connack))
-			must(t, s.Close(ClientToServer, ms(3)))
+			must(t, s.Write(stream.C2S, ms(1), connect))
+			must(t, s.Write(stream.S2C, ms(2), connack))
+			must(t, s.Close(stream.C2S, ms(3)))
 		})
 	}
 	var joined []byte
 	for i, pkts := range [][]gopacketPkt{conn(40001), conn(40002)} {
 		var buf bytes.Buffer
-		pw, err := NewPacketWriter(&buf)
+		pw, err := pcapng.NewPacketWriter(&buf)
 		must(t, err)
 		for _, p := range pkts {
 			if i == 0 {
-				must(t, pw.WritePacket(LinkEthernet, p.ci.Timestamp, p.data, 0))
+				must(t, pw.WritePacket(pcapng.LinkEthernet, p.ci.Timestamp, p.data, 0))
 			} else { // the same as raw IP: without the Ethernet header
-				must(t, pw.WritePacket(LinkRaw, p.ci.Timestamp, p.data[14:], 0))
+				must(t, pw.WritePacket(pcapng.LinkRaw, p.ci.Timestamp, p.data[14:], 0))
 			}
 		}
 		must(t, pw.Flush())
@@ -644,8 +648,8 @@ func TestSections(t *testing.T) {
 	var ports []uint16
 	for _, c := range r.conns {
 		ports = append(ports, c.info.Client.Port())
-		if !bytes.Equal(c.stream[0], connect) || !bytes.Equal(c.stream[1], connack) {
-			t.Errorf("connection from port %d: %q / %q", c.info.Client.Port(), c.stream[0], c.stream[1])
+		if !bytes.Equal(c.data[0], connect) || !bytes.Equal(c.data[1], connack) {
+			t.Errorf("connection from port %d: %q / %q", c.info.Client.Port(), c.data[0], c.data[1])
 		}
 	}
 	if !slices.Equal(ports, []uint16{40001, 40002}) || r.a.Stats().Skipped != 0 || r.a.Stats().Malformed != 0 {
@@ -659,33 +663,33 @@ func TestSections(t *testing.T) {
 func TestLossAcknowledged(t *testing.T) {
 	lost, after := publish("a", 100), publish("b", 10)
 	s2c := append(append(append([]byte{}, connack...), lost...), after...)
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		seg(t, s, ServerToClient, ms(2), 0, connack)
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		seg(t, s, stream.S2C, ms(2), 0, connack)
 		// lost: the PUBLISH on "a"
-		seg(t, s, ServerToClient, ms(3), len(connack)+len(lost), after)
-		s.seq[ServerToClient] += uint32(len(s2c))
-		must(t, s.Write(ClientToServer, ms(4), pingreq)) // acknowledges all the server sent
-		must(t, s.Write(ServerToClient, ms(5), []byte{0xd0, 0x00}))
-		must(t, s.Close(ClientToServer, ms(6)))
+		seg(t, s, stream.S2C, ms(3), len(connack)+len(lost), after)
+		s.Skip(stream.S2C, int(uint32(len(s2c))))
+		must(t, s.Write(stream.C2S, ms(4), pingreq)) // acknowledges all the server sent
+		must(t, s.Write(stream.S2C, ms(5), []byte{0xd0, 0x00}))
+		must(t, s.Close(stream.C2S, ms(6)))
 	})
 	r := analyze(t, Options{Wait: time.Hour}, p)
 	if len(r.conns) != 1 {
 		t.Fatalf("%d connections", len(r.conns))
 	}
 	c := r.conns[0]
-	gap := fmt.Sprintf("server->client gap %d", len(lost))
-	want := []string{"client->server frame 1", "server->client frame 1", gap,
-		"server->client frame 2", "client->server frame 2", "server->client frame 3"}
+	gap := fmt.Sprintf("s2c gap %d", len(lost))
+	want := []string{"c2s frame 1", "s2c frame 1", gap,
+		"s2c frame 2", "c2s frame 2", "s2c frame 3"}
 	if !slices.Equal(c.events, want) {
 		t.Errorf("events\n%q\nwant\n%q", c.events, want)
 	}
 	if len(c.gapT) != 1 || !c.gapT[0].Equal(ms(4)) {
 		t.Errorf("gap at %v, want at the acknowledgement, %v", c.gapT, ms(4))
 	}
-	if got := c.stream[ServerToClient]; !bytes.Equal(got, append(append(append([]byte{}, connack...), fmt.Sprintf("<gap %d>", len(lost))...), append(after, 0xd0, 0x00)...)) {
+	if got := c.data[stream.S2C]; !bytes.Equal(got, append(append(append([]byte{}, connack...), fmt.Sprintf("<gap %d>", len(lost))...), append(after, 0xd0, 0x00)...)) {
 		t.Errorf("server stream %q", got)
 	}
 	if st := r.a.Stats(); st.Filled != int64(len(lost)) {
@@ -698,24 +702,24 @@ func TestLossAcknowledged(t *testing.T) {
 // is decoded.
 func TestSnapLength(t *testing.T) {
 	big := publish("big", 1000)
-	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		sw.MSS = 1460
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		must(t, s.Write(ClientToServer, ms(3), big))
-		must(t, s.Write(ServerToClient, ms(4), big))
-		must(t, s.Write(ClientToServer, ms(5), pingreq))
-		must(t, s.Write(ServerToClient, ms(6), []byte{0xd0, 0x00}))
-		must(t, s.Close(ClientToServer, ms(7)))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		must(t, s.Write(stream.C2S, ms(3), big))
+		must(t, s.Write(stream.S2C, ms(4), big))
+		must(t, s.Write(stream.C2S, ms(5), pingreq))
+		must(t, s.Write(stream.S2C, ms(6), []byte{0xd0, 0x00}))
+		must(t, s.Close(stream.C2S, ms(7)))
 	})
 	const snap = 200
 	var buf bytes.Buffer
-	pw, err := NewPacketWriter(&buf)
+	pw, err := pcapng.NewPacketWriter(&buf)
 	must(t, err)
 	for _, p := range pkts {
-		must(t, pw.WritePacket(LinkEthernet, p.ci.Timestamp, p.data[:min(len(p.data), snap)], len(p.data)))
+		must(t, pw.WritePacket(pcapng.LinkEthernet, p.ci.Timestamp, p.data[:min(len(p.data), snap)], len(p.data)))
 	}
 	must(t, pw.Flush())
 	f := filepath.Join(t.TempDir(), "snap.pcapng")
@@ -729,8 +733,8 @@ func TestSnapLength(t *testing.T) {
 	missing := len(big) - kept
 	for d, tail := range [2][]byte{pingreq, {0xd0, 0x00}} {
 		want := append(append([]byte{}, big[:kept]...), fmt.Sprintf("<gap %d>", missing)...)
-		if got := c.stream[d]; !bytes.HasSuffix(got, append(want, tail...)) {
-			t.Errorf("%v stream ends %q", Dir(d), got[max(0, len(got)-40):])
+		if got := c.data[d]; !bytes.HasSuffix(got, append(want, tail...)) {
+			t.Errorf("%v stream ends %q", stream.Dir(d), got[max(0, len(got)-40):])
 		}
 	}
 	if len(c.gapT) != 2 || !c.gapT[0].Equal(ms(3)) || !c.gapT[1].Equal(ms(4)) {
@@ -742,15 +746,15 @@ func TestSnapLength(t *testing.T) {
 // server's PINGRESP acknowledges before the client's PINGREQ comes.
 func unseenLoss(t *testing.T) (path string, lost []byte) {
 	lost = publish("a", 50)
-	return file(t, func(sw *StreamWriter) {
+	return file(t, func(sw *pcapng.StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		s.seq[ClientToServer] += uint32(len(lost)) // sent, not captured
-		must(t, s.Write(ServerToClient, ms(3), []byte{0xd0, 0x00}))
-		must(t, s.Write(ClientToServer, ms(4), pingreq))
-		must(t, s.Close(ClientToServer, ms(5)))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		s.Skip(stream.C2S, int(uint32(len(lost)))) // sent, not captured
+		must(t, s.Write(stream.S2C, ms(3), []byte{0xd0, 0x00}))
+		must(t, s.Write(stream.C2S, ms(4), pingreq))
+		must(t, s.Close(stream.C2S, ms(5)))
 	}), lost
 }
 
@@ -765,8 +769,8 @@ func TestLossAcknowledgedUnseen(t *testing.T) {
 		t.Fatalf("%d connections", len(r.conns))
 	}
 	c := r.conns[0]
-	want := []string{"client->server frame 1", "server->client frame 1", "client->server unseen",
-		"server->client frame 2", fmt.Sprintf("client->server gap %d", len(lost)), "client->server frame 2"}
+	want := []string{"c2s frame 1", "s2c frame 1", "c2s unseen",
+		"s2c frame 2", fmt.Sprintf("c2s gap %d", len(lost)), "c2s frame 2"}
 	if !slices.Equal(c.events, want) || len(c.gapT) != 1 || !c.gapT[0].Equal(ms(4)) {
 		t.Errorf("events\n%q at %v\nwant\n%q at %v", c.events, c.gapT, want, ms(4))
 	}

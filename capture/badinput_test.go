@@ -15,20 +15,21 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
-
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // goodCapture is a small capture of one MQTT connection, and the offset where its fourth
 // packet starts.
 func goodCapture(t *testing.T) []byte {
 	t.Helper()
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, srv, ms(0))
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		must(t, s.Write(ClientToServer, ms(3), publish("a", 3000)))
-		must(t, s.Close(ClientToServer, ms(4)))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		must(t, s.Write(stream.C2S, ms(3), publish("a", 3000)))
+		must(t, s.Close(stream.C2S, ms(4)))
 	})
 	b, err := os.ReadFile(p)
 	must(t, err)
@@ -89,15 +90,15 @@ func TestBadFiles(t *testing.T) {
 func TestFilesInOrder(t *testing.T) {
 	c2s := append(append([]byte{}, connect...), publish("x", 10)...)
 	var bufs [2]bytes.Buffer
-	sws := [2]*StreamWriter{}
+	sws := [2]*pcapng.StreamWriter{}
 	for i := range sws {
-		sws[i], _ = NewStreamWriter(&bufs[i])
+		sws[i], _ = pcapng.NewStreamWriter(&bufs[i])
 	}
 	s, _ := sws[0].Open(cli, srv, ms(0))
-	must(t, s.Write(ClientToServer, ms(1), c2s[:10]))
-	s.sw = sws[1]
-	must(t, s.Write(ClientToServer, ms(2), c2s[10:]))
-	must(t, s.Close(ClientToServer, ms(3)))
+	must(t, s.Write(stream.C2S, ms(1), c2s[:10]))
+	s.MoveTo(sws[1])
+	must(t, s.Write(stream.C2S, ms(2), c2s[10:]))
+	must(t, s.Close(stream.C2S, ms(3)))
 	var files []string
 	for i := range sws {
 		must(t, sws[i].Flush())
@@ -106,60 +107,60 @@ func TestFilesInOrder(t *testing.T) {
 		files = append(files, p)
 	}
 	r := analyze(t, Options{}, files...)
-	if len(r.conns) != 1 || !bytes.Equal(r.conns[0].stream[0], c2s) {
+	if len(r.conns) != 1 || !bytes.Equal(r.conns[0].data[0], c2s) {
 		t.Errorf("streams across files: %d connections", len(r.conns))
 	}
 }
 
 // TestLinkTypes reads the same connection framed by every supported link layer.
 func TestLinkTypes(t *testing.T) {
-	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, srv, ms(0))
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		must(t, s.Close(ClientToServer, ms(3)))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		must(t, s.Close(stream.C2S, ms(3)))
 	})
-	pkts6 := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts6 := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(netip.MustParseAddrPort("[2001:db8::2]:40000"), netip.MustParseAddrPort("[2001:db8::1]:1883"), ms(0))
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		must(t, s.Close(ClientToServer, ms(3)))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		must(t, s.Close(stream.C2S, ms(3)))
 	})
 	conv := map[string]struct {
 		link int
 		wrap func(eth []byte) []byte
 	}{
-		"ethernet": {LinkEthernet, func(e []byte) []byte { return e }},
-		"vlan": {LinkEthernet, func(e []byte) []byte {
+		"ethernet": {pcapng.LinkEthernet, func(e []byte) []byte { return e }},
+		"vlan": {pcapng.LinkEthernet, func(e []byte) []byte {
 			b := append([]byte{}, e[:12]...)
 			b = append(b, 0x88, 0xa8, 0x00, 0x2a) // 802.1ad service tag
 			b = append(b, 0x81, 0x00, 0x00, 0x07) // 802.1Q customer tag
 			return append(b, e[12:]...)
 		}},
-		"sll": {LinkSLL, func(e []byte) []byte {
+		"sll": {pcapng.LinkSLL, func(e []byte) []byte {
 			b := []byte{0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 0, 1, 0}
 			return append(b, e[12:]...)
 		}},
-		"sll2": {LinkSLL2, func(e []byte) []byte {
+		"sll2": {pcapng.LinkSLL2, func(e []byte) []byte {
 			b := append([]byte{}, e[12:14]...)
 			b = append(b, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 6, 2, 0, 0, 0, 0, 0, 0)
 			return append(b, e[14:]...)
 		}},
-		"null": {LinkNull, func(e []byte) []byte {
+		"null": {pcapng.LinkNull, func(e []byte) []byte {
 			fam := uint32(2)
 			if e[12] == 0x86 {
 				fam = 30
 			}
 			return append(binary.LittleEndian.AppendUint32(nil, fam), e[14:]...)
 		}},
-		"loop": {LinkLoop, func(e []byte) []byte {
+		"loop": {pcapng.LinkLoop, func(e []byte) []byte {
 			fam := uint32(2)
 			if e[12] == 0x86 {
 				fam = 24
 			}
 			return append(binary.BigEndian.AppendUint32(nil, fam), e[14:]...)
 		}},
-		"raw": {LinkRaw, func(e []byte) []byte { return e[14:] }},
+		"raw": {pcapng.LinkRaw, func(e []byte) []byte { return e[14:] }},
 	}
 	for name, cv := range conv {
 		for ipv, src := range map[string][]gopacketPkt{"ipv4": pkts, "ipv6": pkts6} {
@@ -170,7 +171,7 @@ func TestLinkTypes(t *testing.T) {
 					a.Packet(int64(i+1), cv.link, p.ci, cv.wrap(p.data))
 				}
 				a.Close()
-				if len(r.conns) != 1 || !bytes.Equal(r.conns[0].stream[0], connect) || !bytes.Equal(r.conns[0].stream[1], connack) {
+				if len(r.conns) != 1 || !bytes.Equal(r.conns[0].data[0], connect) || !bytes.Equal(r.conns[0].data[1], connack) {
 					t.Fatalf("%d connections", len(r.conns))
 				}
 				if s := a.Stats(); s.TCP != int64(len(src)) {
@@ -186,8 +187,8 @@ type gopacketPkt struct {
 	data []byte
 }
 
-// ethernetPackets returns the packets a StreamWriter writes.
-func ethernetPackets(t *testing.T, fn func(sw *StreamWriter)) []gopacketPkt {
+// ethernetPackets returns the packets a pcapng.StreamWriter writes.
+func ethernetPackets(t *testing.T, fn func(sw *pcapng.StreamWriter)) []gopacketPkt {
 	t.Helper()
 	p := file(t, fn)
 	f, err := OpenFile(p)
@@ -206,18 +207,18 @@ func ethernetPackets(t *testing.T, fn func(sw *StreamWriter)) []gopacketPkt {
 
 // FuzzAnalyzer feeds arbitrary frames of every link type: nothing may panic.
 func FuzzAnalyzer(f *testing.F) {
-	for _, p := range ethernetPackets(&testing.T{}, func(sw *StreamWriter) {
+	for _, p := range ethernetPackets(&testing.T{}, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, srv, ms(0))
-		s.Write(ClientToServer, ms(1), connect)
+		s.Write(stream.C2S, ms(1), connect)
 	}) {
-		f.Add(byte(LinkEthernet), p.data)
+		f.Add(byte(pcapng.LinkEthernet), p.data)
 		for _, fr := range fragmentFrame(p.data, 16, 7) {
-			f.Add(byte(LinkEthernet), fr)
+			f.Add(byte(pcapng.LinkEthernet), fr)
 		}
 	}
 	f.Fuzz(func(t *testing.T, link byte, data []byte) {
 		a := NewAnalyzer(&recorder{}, Options{})
-		for _, l := range []int{int(link), LinkEthernet, LinkRaw, LinkSLL, LinkSLL2, LinkNull} {
+		for _, l := range []int{int(link), pcapng.LinkEthernet, pcapng.LinkRaw, pcapng.LinkSLL, pcapng.LinkSLL2, pcapng.LinkNull} {
 			a.Packet(1, l, gopacket.CaptureInfo{Timestamp: time.Unix(1, 0)}, data)
 		}
 		a.Close()
@@ -249,13 +250,13 @@ func FuzzWebSocket(f *testing.F) {
 	f.Add([]byte{0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}, uint8(1), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, piece, gapEvery uint8) {
 		a := NewAnalyzer(&recorder{}, Options{})
-		s := &stream{a: a, kind: kindUnknown, handshake: true}
+		s := &tcpConn{a: a, kind: kindUnknown, handshake: true}
 		s.addr[0], s.addr[1] = cli, srv
-		s.open(ms(0), WebSocket)
+		s.open(ms(0), stream.WebSocket)
 		n := int(piece) + 1
 		for i := 0; len(data) > 0; i++ {
 			k := min(n, len(data))
-			d := Dir(i & 1)
+			d := stream.Dir(i & 1)
 			if gapEvery > 0 && i%int(gapEvery) == 0 {
 				s.gap(d, ms(i), k)
 			}
@@ -301,12 +302,12 @@ func FuzzClientHello(f *testing.F) {
 // record header), in both byte orders: the same connections as the standard pcap it was
 // made from, and tshark, which reads the format, counts the same packets.
 func TestPatchedPcap(t *testing.T) {
-	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		s, _ := sw.Open(cli, srv, ms(0))
-		s.Write(ClientToServer, ms(1), connect)
-		s.Write(ServerToClient, ms(2), connack)
-		s.Write(ClientToServer, ms(3), publish("a/b", 300))
-		s.Close(ClientToServer, ms(4))
+		s.Write(stream.C2S, ms(1), connect)
+		s.Write(stream.S2C, ms(2), connack)
+		s.Write(stream.C2S, ms(3), publish("a/b", 300))
+		s.Close(stream.C2S, ms(4))
 	})
 	for _, bo := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
 		var plain, patched bytes.Buffer
@@ -315,7 +316,7 @@ func TestPatchedPcap(t *testing.T) {
 		bo.PutUint16(hdr[4:], 2)
 		bo.PutUint16(hdr[6:], 4)
 		bo.PutUint32(hdr[16:], 65535)
-		bo.PutUint32(hdr[20:], LinkEthernet)
+		bo.PutUint32(hdr[20:], pcapng.LinkEthernet)
 		plain.Write(hdr)
 		bo.PutUint32(hdr[0:], 0xa1b2cd34)
 		patched.Write(hdr)
@@ -337,7 +338,7 @@ func TestPatchedPcap(t *testing.T) {
 		must(t, os.WriteFile(files[1], patched.Bytes(), 0o644))
 		a, b := analyze(t, Options{}, files[0]), analyze(t, Options{}, files[1])
 		if len(a.conns) != 1 || len(b.conns) != 1 || !slices.Equal(a.conns[0].events, b.conns[0].events) ||
-			!bytes.Equal(a.conns[0].stream[0], b.conns[0].stream[0]) || b.a.Stats().Packets != int64(len(pkts)) {
+			!bytes.Equal(a.conns[0].data[0], b.conns[0].data[0]) || b.a.Stats().Packets != int64(len(pkts)) {
 			t.Fatalf("%v: the patched pcap reads differently: %d packets", bo, b.a.Stats().Packets)
 		}
 		// Cut inside a record header: said as such.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // benchFile generates a capture of about 200,000 MQTT packets over 200 connections once.
@@ -29,11 +30,10 @@ func benchFile(b *testing.B) string {
 type nopHandler struct{}
 type nopConn struct{}
 
-func (nopHandler) Open(*ConnInfo) Conn                   { return nopConn{} }
-func (nopConn) Data(Dir, time.Time, []byte) (bool, bool) { return false, false }
-func (nopConn) Gap(Dir, time.Time, int)                  {}
-func (nopConn) Unseen(Dir, time.Time)                    {}
-func (nopConn) Close(time.Time, string, string)          {}
+func (nopHandler) Open(*stream.Conn) stream.ConnObserver { return nopConn{} }
+func (nopConn) Data(stream.Dir, time.Time, []byte)       {}
+func (nopConn) Gap(stream.Dir, time.Time, int)           {}
+func (nopConn) Close(time.Time, stream.End)              {}
 
 // BenchmarkReassembly measures reading and reassembly alone.
 func BenchmarkReassembly(b *testing.B) {

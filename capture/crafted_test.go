@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // enc encodes MQTT 5 packets built in code.
@@ -68,41 +70,41 @@ func v5Session(t *testing.T) (c2sA, s2cA, c2sB, s2cB []byte) {
 func TestTsharkAgreesOnCrafted(t *testing.T) {
 	c2sA, s2cA, c2sB, s2cB := v5Session(t)
 	c2s, s2c := append(c2sA[:len(c2sA):len(c2sA)], c2sB...), append(s2cA[:len(s2cA):len(s2cA)], s2cB...)
-	interleaved := func(t *testing.T, s *TCPStream) {
-		must(t, s.Write(ClientToServer, ms(1), c2sA))
-		must(t, s.Write(ServerToClient, ms(2), s2cA))
-		must(t, s.Write(ClientToServer, ms(3), c2sB))
-		must(t, s.Write(ServerToClient, ms(4), s2cB))
+	interleaved := func(t *testing.T, s *pcapng.TCPStream) {
+		must(t, s.Write(stream.C2S, ms(1), c2sA))
+		must(t, s.Write(stream.S2C, ms(2), s2cA))
+		must(t, s.Write(stream.C2S, ms(3), c2sB))
+		must(t, s.Write(stream.S2C, ms(4), s2cB))
 	}
 	cases := []struct {
 		name  string
-		write func(t *testing.T, s *TCPStream)
+		write func(t *testing.T, s *pcapng.TCPStream)
 		// fix corrects tshark's known mistakes after checking they are there.
 		fix  func(t *testing.T, theirs []msg) []msg
 		ipv6 bool
 	}{
 		{name: "whole packets", write: interleaved, fix: tsharkSharedAliases},
 		{name: "whole packets over IPv6", write: interleaved, fix: tsharkSharedAliases, ipv6: true},
-		{name: "many packets per segment, packets over many segments", write: func(t *testing.T, s *TCPStream) {
-			s.sw.MSS = 29
+		{name: "many packets per segment, packets over many segments", write: func(t *testing.T, s *pcapng.TCPStream) {
+			s.Writer().MSS = 29
 			interleaved(t, s)
 		}, fix: tsharkSharedAliases},
-		{name: "Remaining Length split between segments", write: func(t *testing.T, s *TCPStream) {
-			must(t, s.Write(ClientToServer, ms(1), c2s))
+		{name: "Remaining Length split between segments", write: func(t *testing.T, s *pcapng.TCPStream) {
+			must(t, s.Write(stream.C2S, ms(1), c2s))
 			last := len(enc(t, v5Publish("down/firmware", 0, 0, 0, strings.Repeat("F", 300))))
 			k := len(s2c) - last + 2 // the PUBLISH's first Remaining Length byte ends a segment
-			must(t, s.Write(ServerToClient, ms(2), s2c[:k]))
-			must(t, s.Write(ServerToClient, ms(3), s2c[k:]))
+			must(t, s.Write(stream.S2C, ms(2), s2c[:k]))
+			must(t, s.Write(stream.S2C, ms(3), s2c[k:]))
 		}, fix: tsharkSplitLength},
-		{name: "out of order, retransmitted, overlapping", write: func(t *testing.T, s *TCPStream) {
+		{name: "out of order, retransmitted, overlapping", write: func(t *testing.T, s *pcapng.TCPStream) {
 			n := len(c2s)
-			seg(t, s, ClientToServer, ms(1), 0, c2s[:40])
-			seg(t, s, ClientToServer, ms(2), 60, c2s[60:n-10])
-			seg(t, s, ClientToServer, ms(3), 30, c2s[30:70])
-			seg(t, s, ClientToServer, ms(4), 0, c2s[:40])
-			seg(t, s, ClientToServer, ms(5), n-10, c2s[n-10:])
-			s.seq[ClientToServer] += uint32(n)
-			must(t, s.Write(ServerToClient, ms(6), s2c))
+			seg(t, s, stream.C2S, ms(1), 0, c2s[:40])
+			seg(t, s, stream.C2S, ms(2), 60, c2s[60:n-10])
+			seg(t, s, stream.C2S, ms(3), 30, c2s[30:70])
+			seg(t, s, stream.C2S, ms(4), 0, c2s[:40])
+			seg(t, s, stream.C2S, ms(5), n-10, c2s[n-10:])
+			s.Skip(stream.C2S, int(uint32(n)))
+			must(t, s.Write(stream.S2C, ms(6), s2c))
 		}},
 	}
 	for _, tc := range cases {
@@ -111,11 +113,11 @@ func TestTsharkAgreesOnCrafted(t *testing.T) {
 			if tc.ipv6 {
 				c, sv = netip.MustParseAddrPort("[2001:db8::10]:50000"), netip.MustParseAddrPort("[2001:db8::1]:1883")
 			}
-			p := file(t, func(sw *StreamWriter) {
+			p := file(t, func(sw *pcapng.StreamWriter) {
 				s, err := sw.Open(c, sv, ms(0))
 				must(t, err)
 				tc.write(t, s)
-				must(t, s.Close(ClientToServer, ms(30)))
+				must(t, s.Close(stream.C2S, ms(30)))
 			})
 			theirs := tsharkMsgs(t, p, "1883")
 			if tc.fix != nil {

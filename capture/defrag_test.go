@@ -14,8 +14,9 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/pcapgo"
-
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // fragmentFile rewrites the capture at path, splitting every IP packet whose payload (the TCP
@@ -29,7 +30,7 @@ func fragmentFile(t *testing.T, path string, size int, order func(frags [][]byte
 	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
 	must(t, err)
 	var out bytes.Buffer
-	pw, err := NewPacketWriter(&out)
+	pw, err := pcapng.NewPacketWriter(&out)
 	must(t, err)
 	id := uint32(0x4000)
 	for {
@@ -44,7 +45,7 @@ func fragmentFile(t *testing.T, path string, size int, order func(frags [][]byte
 			frags = order(frags)
 		}
 		for _, fr := range frags {
-			must(t, pw.WritePacket(LinkEthernet, ci.Timestamp, fr, 0))
+			must(t, pw.WritePacket(pcapng.LinkEthernet, ci.Timestamp, fr, 0))
 		}
 	}
 	must(t, pw.Flush())
@@ -124,14 +125,14 @@ func TestFragments(t *testing.T) {
 		{"IPv4", cli, srv},
 		{"IPv6", netip.MustParseAddrPort("[2001:db8::10]:50000"), netip.MustParseAddrPort("[2001:db8::1]:1883")},
 	} {
-		whole := file(t, func(sw *StreamWriter) {
+		whole := file(t, func(sw *pcapng.StreamWriter) {
 			s, err := sw.Open(family.cli, family.srv, ms(0))
 			must(t, err)
-			must(t, s.Write(ClientToServer, ms(1), c2sA))
-			must(t, s.Write(ServerToClient, ms(2), s2cA))
-			must(t, s.Write(ClientToServer, ms(3), c2sB))
-			must(t, s.Write(ServerToClient, ms(4), s2cB))
-			must(t, s.Close(ClientToServer, ms(30)))
+			must(t, s.Write(stream.C2S, ms(1), c2sA))
+			must(t, s.Write(stream.S2C, ms(2), s2cA))
+			must(t, s.Write(stream.C2S, ms(3), c2sB))
+			must(t, s.Write(stream.S2C, ms(4), s2cB))
+			must(t, s.Close(stream.C2S, ms(30)))
 		})
 		want := mqscopeMsgs(t, whole, Options{})
 		if len(want) != 17 {
@@ -160,7 +161,7 @@ func TestFragments(t *testing.T) {
 				must(t, ReadFiles(context.Background(), []string{p}, NewAnalyzer(in, Options{Keep: func(n int64) { keep[n] = true }}), nil))
 				must(t, in.Close())
 				var out bytes.Buffer
-				pw, err := NewPacketWriter(&out)
+				pw, err := pcapng.NewPacketWriter(&out)
 				must(t, err)
 				must(t, CopyPackets([]string{p}, func(n int64) bool { return keep[n] }, pw))
 				must(t, pw.Flush())
@@ -170,7 +171,7 @@ func TestFragments(t *testing.T) {
 				// capture --write: every packet of the connection is recorded once, the
 				// fragments too, and the recording tells the same story.
 				var rec bytes.Buffer
-				rw, err := NewPacketWriter(&rec)
+				rw, err := pcapng.NewPacketWriter(&rec)
 				must(t, err)
 				frames := 0
 				must(t, ReadFiles(context.Background(), []string{p}, NewAnalyzer(&recorder{}, Options{Record: func(link int, ci gopacket.CaptureInfo, data []byte) {

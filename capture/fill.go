@@ -9,6 +9,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/reassembly"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Bytes the capture missed. Reassembly holds what comes after a hole until the missing
@@ -37,7 +38,7 @@ func diff(a, b reassembly.Sequence) int { return int(int32(uint32(b) - uint32(a)
 
 // cutReq asks for a filler segment of n bytes at seq in direction ri of s.
 type cutReq struct {
-	s   *stream
+	s   *tcpConn
 	ri  int
 	seq reassembly.Sequence
 	n   int
@@ -49,7 +50,7 @@ type seqSpan struct{ from, to reassembly.Sequence }
 // track notes, for the packet of direction ri just accepted, where reassembly starts and
 // whether the packet lies beyond a hole. next is reassembly's next expected sequence number
 // (-1 before the first packet).
-func (s *stream) track(ri int, tcp *layers.TCP, next reassembly.Sequence) {
+func (s *tcpConn) track(ri int, tcp *layers.TCP, next reassembly.Sequence) {
 	seq := reassembly.Sequence(tcp.Seq)
 	if tcp.FIN && !s.finOK[ri] {
 		s.fin[ri], s.finOK[ri] = seq.Add(len(tcp.Payload)), true
@@ -99,7 +100,7 @@ func farthest(next reassembly.Sequence, q []reassembly.Sequence) int {
 }
 
 // dropFillers forgets the filler segments of direction ri that were delivered.
-func (s *stream) dropFillers(ri int) {
+func (s *tcpConn) dropFillers(ri int) {
 	f := s.fillers[ri]
 	k := 0
 	for _, x := range f {
@@ -112,7 +113,7 @@ func (s *stream) dropFillers(ri int) {
 }
 
 // holeFlow keeps the stream in Analyzer.holeFlows while it has holes.
-func (s *stream) holeFlow() {
+func (s *tcpConn) holeFlow() {
 	k := makeFlowKey(s.addr[0], s.addr[1])
 	if len(s.ooo[0])+len(s.ooo[1]) == 0 {
 		if s.a.holeFlows[k] == s {
@@ -121,12 +122,12 @@ func (s *stream) holeFlow() {
 		return
 	}
 	if s.a.holeFlows == nil {
-		s.a.holeFlows = map[flowKey]*stream{}
+		s.a.holeFlows = map[flowKey]*tcpConn{}
 	}
 	s.a.holeFlows[k] = s
 }
 
-func (s *stream) forgetHoles() {
+func (s *tcpConn) forgetHoles() {
 	if len(s.ooo[0])+len(s.ooo[1]) == 0 {
 		return
 	}
@@ -159,7 +160,7 @@ func (a *Analyzer) acked(src, dst []byte, t time.Time) {
 // unseen returns the filler for the bytes of direction ri that an acknowledgement up to ack
 // says were received but that the capture lacks, from the next byte to deliver up to the
 // first segment held beyond (or to ack, or to the FIN); n is 0 when there are none.
-func (s *stream) unseen(ri int, ack reassembly.Sequence) cutReq {
+func (s *tcpConn) unseen(ri int, ack reassembly.Sequence) cutReq {
 	if !s.posOK[ri] {
 		return cutReq{}
 	}
@@ -182,7 +183,7 @@ func (s *stream) unseen(ri int, ack reassembly.Sequence) cutReq {
 
 // fillAt hands reassembly a filler segment for the n bytes at seq of direction ri of s. It
 // must not be called from reassembly's callbacks.
-func (a *Analyzer) fillAt(s *stream, ri int, seq reassembly.Sequence, n int, t time.Time) {
+func (a *Analyzer) fillAt(s *tcpConn, ri int, seq reassembly.Sequence, n int, t time.Time) {
 	if n <= 0 || n > maxFill || len(s.fillers[ri]) >= maxFillers || s.complete {
 		return
 	}
@@ -200,7 +201,7 @@ func (a *Analyzer) fillAt(s *stream, ri int, seq reassembly.Sequence, n int, t t
 
 // synthetic hands reassembly a segment of direction ri of s that was not captured: n zeros
 // at seq, with the TCP flags given. Accept knows it by its packet number, -1.
-func (a *Analyzer) synthetic(s *stream, ri int, seq reassembly.Sequence, n int, flags byte, t time.Time) {
+func (a *Analyzer) synthetic(s *tcpConn, ri int, seq reassembly.Sequence, n int, flags byte, t time.Time) {
 	if s.complete {
 		return // reassembly would take it for a new connection
 	}
@@ -229,7 +230,7 @@ func (a *Analyzer) synthetic(s *stream, ri int, seq reassembly.Sequence, n int, 
 
 // closeHalf ends direction ri of s in reassembly with a reset of its own (a segment Accept
 // ignores), so that the connection is forgotten and the addresses can serve a new one.
-func (a *Analyzer) closeHalf(s *stream, ri int, t time.Time) {
+func (a *Analyzer) closeHalf(s *tcpConn, ri int, t time.Time) {
 	seq := s.pos[ri]
 	if !s.posOK[ri] {
 		seq = 0 // never started: reassembly starts it here
@@ -253,7 +254,7 @@ func ipCut(ip []byte) int {
 // acknowledges bytes of it that the capture lacks while holding data beyond them, and one
 // for this direction when the packet lies beyond bytes the other side acknowledged before.
 // An acknowledgement of unseen bytes with nothing beyond them only tells the connection.
-func (s *stream) missing(ri int, tcp *layers.TCP, next reassembly.Sequence, t time.Time) cutReq {
+func (s *tcpConn) missing(ri int, tcp *layers.TCP, next reassembly.Sequence, t time.Time) cutReq {
 	oi := ri ^ 1
 	if ack := reassembly.Sequence(tcp.Ack); tcp.ACK && s.posOK[oi] && diff(s.pos[oi], ack) > 0 {
 		// Usually the acknowledgement is of what was delivered, no further.
@@ -266,7 +267,9 @@ func (s *stream) missing(ri int, tcp *layers.TCP, next reassembly.Sequence, t ti
 				told := s.ackdOK[oi] && diff(s.pos[oi], s.ackd[oi]) > 0
 				s.ackd[oi], s.ackdOK[oi] = ack, true
 				if !told && s.conn != nil {
-					s.conn.Unseen(s.dirOf(oi), t)
+					if s.unseer != nil {
+						s.unseer.Unseen(s.dirOf(oi), t)
+					}
 				}
 			}
 		}
@@ -282,9 +285,9 @@ func (s *stream) missing(ri int, tcp *layers.TCP, next reassembly.Sequence, t ti
 }
 
 // dirOf is the client/server direction of the reassembly direction index i.
-func (s *stream) dirOf(i int) Dir {
+func (s *tcpConn) dirOf(i int) stream.Dir {
 	if s.swapped {
-		return Dir(i ^ 1)
+		return stream.Dir(i ^ 1)
 	}
-	return Dir(i)
+	return stream.Dir(i)
 }

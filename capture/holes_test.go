@@ -12,20 +12,22 @@ import (
 	"time"
 
 	"github.com/google/gopacket"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // writeCut writes pkts to a pcapng, cutting the frames whose index is in cut to snap bytes.
 func writeCut(t *testing.T, pkts []gopacketPkt, snap int, cut ...int) string {
 	t.Helper()
 	var buf bytes.Buffer
-	pw, err := NewPacketWriter(&buf)
+	pw, err := pcapng.NewPacketWriter(&buf)
 	must(t, err)
 	for i, p := range pkts {
 		d := p.data
 		if slices.Contains(cut, i) {
 			d = d[:min(len(d), snap)]
 		}
-		must(t, pw.WritePacket(LinkEthernet, p.ci.Timestamp, d, len(p.data)))
+		must(t, pw.WritePacket(pcapng.LinkEthernet, p.ci.Timestamp, d, len(p.data)))
 	}
 	must(t, pw.Flush())
 	f := filepath.Join(t.TempDir(), "cut.pcapng")
@@ -39,18 +41,18 @@ func writeCut(t *testing.T, pkts []gopacketPkt, snap int, cut ...int) string {
 func TestHoleFillerOrder(t *testing.T) {
 	lost, big := publish("a", 100), publish("b", 1000)
 	var cutIdx int
-	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
 		// lost: the PUBLISH on "a"
-		seg(t, s, ClientToServer, ms(3), len(lost), big) // frame 6, cut below
+		seg(t, s, stream.C2S, ms(3), len(lost), big) // frame 6, cut below
 		cutIdx = 5
-		s.seq[ClientToServer] += uint32(len(lost) + len(big))
-		must(t, s.Write(ServerToClient, ms(4), []byte{0xd0, 0x00})) // acknowledges it all
-		must(t, s.Write(ClientToServer, ms(5), pingreq))
-		must(t, s.Close(ClientToServer, ms(6)))
+		s.Skip(stream.C2S, int(uint32(len(lost)+len(big))))
+		must(t, s.Write(stream.S2C, ms(4), []byte{0xd0, 0x00})) // acknowledges it all
+		must(t, s.Write(stream.C2S, ms(5), pingreq))
+		must(t, s.Close(stream.C2S, ms(6)))
 	})
 	const snap = 200
 	f := writeCut(t, pkts, snap, cutIdx)
@@ -59,7 +61,7 @@ func TestHoleFillerOrder(t *testing.T) {
 	kept := snap - 54
 	want := string(connect) + fmt.Sprintf("<gap %d>", len(lost)) + string(big[:kept]) +
 		fmt.Sprintf("<gap %d>", len(big)-kept) + string(pingreq)
-	if got := string(c.stream[ClientToServer]); got != want {
+	if got := string(c.data[stream.C2S]); got != want {
 		t.Errorf("client stream\n%q\nwant\n%q\nevents %q", got, want, c.events)
 	}
 }
@@ -68,23 +70,23 @@ func TestHoleFillerOrder(t *testing.T) {
 // is one gap of the right size (reassembly.Sequence.Difference is one short across the wrap).
 func TestHoleWrapFiller(t *testing.T) {
 	lost, after := publish("a", 500), publish("b", 10)
-	p := file(t, func(sw *StreamWriter) {
-		s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{0xFFFFFF00 - 1, 5000}}
-		must(t, s.segment(ClientToServer, ms(0), flagSYN, nil))
-		must(t, s.segment(ServerToClient, ms(0), flagSYN|flagACK, nil))
-		must(t, s.segment(ClientToServer, ms(0), flagACK, nil))
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		seg(t, s, ClientToServer, ms(3), len(lost), after) // after the lost one
-		s.seq[ClientToServer] += uint32(len(lost) + len(after))
-		must(t, s.Write(ServerToClient, ms(4), []byte{0xd0, 0x00})) // acknowledges it all
-		must(t, s.Write(ClientToServer, ms(5), pingreq))
-		must(t, s.Close(ClientToServer, ms(6)))
+	p := file(t, func(sw *pcapng.StreamWriter) {
+		s := sw.OpenMid(cli, srv, 0xFFFFFF00-1, 5000)
+		must(t, s.Segment(stream.C2S, ms(0), pcapng.SYN, nil))
+		must(t, s.Segment(stream.S2C, ms(0), pcapng.SYN|pcapng.ACK, nil))
+		must(t, s.Segment(stream.C2S, ms(0), pcapng.ACK, nil))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		seg(t, s, stream.C2S, ms(3), len(lost), after) // after the lost one
+		s.Skip(stream.C2S, int(uint32(len(lost)+len(after))))
+		must(t, s.Write(stream.S2C, ms(4), []byte{0xd0, 0x00})) // acknowledges it all
+		must(t, s.Write(stream.C2S, ms(5), pingreq))
+		must(t, s.Close(stream.C2S, ms(6)))
 	})
 	r := analyze(t, Options{Wait: time.Hour}, p)
 	c := r.conns[0]
 	want := string(connect) + fmt.Sprintf("<gap %d>", len(lost)) + string(after) + string(pingreq)
-	if got := string(c.stream[ClientToServer]); got != want {
+	if got := string(c.data[stream.C2S]); got != want {
 		t.Errorf("client stream\n%q\nwant\n%q\nevents %q", got, want, c.events)
 	}
 }
@@ -94,24 +96,24 @@ func TestHoleWrapFiller(t *testing.T) {
 // of per-direction captures): the segment is decoded, not turned into a gap.
 func TestHoleAckBeforeData(t *testing.T) {
 	pub := publish("a", 100)
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
 		off := 0
-		s.seq[ClientToServer] += uint32(len(pub))
-		must(t, s.Write(ServerToClient, ms(3), []byte{0xd0, 0x00})) // acks the PUBLISH
-		s.seq[ClientToServer] -= uint32(len(pub))
-		seg(t, s, ClientToServer, ms(4), off, pub) // captured a little later
-		s.seq[ClientToServer] += uint32(len(pub))
-		must(t, s.Write(ClientToServer, ms(5), pingreq))
-		must(t, s.Close(ClientToServer, ms(6)))
+		s.Skip(stream.C2S, int(uint32(len(pub))))
+		must(t, s.Write(stream.S2C, ms(3), []byte{0xd0, 0x00})) // acks the PUBLISH
+		s.Skip(stream.C2S, -int(uint32(len(pub))))
+		seg(t, s, stream.C2S, ms(4), off, pub) // captured a little later
+		s.Skip(stream.C2S, int(uint32(len(pub))))
+		must(t, s.Write(stream.C2S, ms(5), pingreq))
+		must(t, s.Close(stream.C2S, ms(6)))
 	})
 	r := analyze(t, Options{Wait: time.Hour}, p)
 	c := r.conns[0]
-	if want := string(connect) + string(pub) + string(pingreq); string(c.stream[ClientToServer]) != want {
-		t.Errorf("client stream %q\nevents %q", c.stream[ClientToServer], c.events)
+	if want := string(connect) + string(pub) + string(pingreq); string(c.data[stream.C2S]) != want {
+		t.Errorf("client stream %q\nevents %q", c.data[stream.C2S], c.events)
 	}
 }
 
@@ -122,23 +124,23 @@ func TestHoleHoleSegmentsCap(t *testing.T) {
 	big := publish("big", 2000)
 	c2s := append(append([]byte{}, connect...), big...)
 	L := len(connect) + 10
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		seg(t, s, ClientToServer, ms(1), 0, c2s[:L])
-		must(t, s.Write(ServerToClient, ms(2), connack))
+		seg(t, s, stream.C2S, ms(1), 0, c2s[:L])
+		must(t, s.Write(stream.S2C, ms(2), connack))
 		// [L, L+100) lost; [L+100, L+200) captured after what follows
 		for off := L + 200; off < len(c2s); off += 20 {
-			seg(t, s, ClientToServer, ms(3), off, c2s[off:min(off+20, len(c2s))])
+			seg(t, s, stream.C2S, ms(3), off, c2s[off:min(off+20, len(c2s))])
 		}
-		seg(t, s, ClientToServer, ms(4), L+100, c2s[L+100:L+200])
-		s.seq[ClientToServer] += uint32(len(c2s))
-		must(t, s.Write(ServerToClient, ms(5), []byte{0xd0, 0x00})) // acknowledges it all
-		must(t, s.Close(ClientToServer, ms(6)))
+		seg(t, s, stream.C2S, ms(4), L+100, c2s[L+100:L+200])
+		s.Skip(stream.C2S, int(uint32(len(c2s))))
+		must(t, s.Write(stream.S2C, ms(5), []byte{0xd0, 0x00})) // acknowledges it all
+		must(t, s.Close(stream.C2S, ms(6)))
 	})
 	r := analyze(t, Options{Wait: time.Hour}, p)
 	c := r.conns[0]
-	if !slices.Contains(c.events, "client->server gap 100") {
+	if !slices.Contains(c.events, "c2s gap 100") {
 		t.Errorf("events %q, want a gap of 100", c.events)
 	}
 }
@@ -146,14 +148,14 @@ func TestHoleHoleSegmentsCap(t *testing.T) {
 // TestHoleLostFIN: the capture lost only the client's FIN (no data); the server's FIN-ACK
 // acknowledges it: no data gap is reported.
 func TestHoleLostFIN(t *testing.T) {
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		s, err := sw.Open(cli, srv, ms(0))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(1), connect))
-		must(t, s.Write(ServerToClient, ms(2), connack))
-		s.seq[ClientToServer]++ // the FIN, not captured
-		must(t, s.segment(ServerToClient, ms(3), flagFIN|flagACK, nil))
-		must(t, s.segment(ClientToServer, ms(3), flagACK, nil))
+		must(t, s.Write(stream.C2S, ms(1), connect))
+		must(t, s.Write(stream.S2C, ms(2), connack))
+		s.Skip(stream.C2S, 1) // the FIN, not captured
+		must(t, s.Segment(stream.S2C, ms(3), pcapng.FIN|pcapng.ACK, nil))
+		must(t, s.Segment(stream.C2S, ms(3), pcapng.ACK, nil))
 	})
 	r := analyze(t, Options{Wait: time.Hour}, p)
 	c := r.conns[0]
@@ -169,33 +171,33 @@ func TestHoleLostFIN(t *testing.T) {
 // reused 4-tuple: no gap.
 func TestHoleNoLoss(t *testing.T) {
 	pub := publish("a", 300)
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		for i, end := range []string{"fin", "fin", "rst"} {
 			base := 100 * i
 			s, err := sw.Open(cli, srv, ms(base))
 			must(t, err)
-			must(t, s.Write(ClientToServer, ms(base+1), connect))
-			must(t, s.Write(ServerToClient, ms(base+2), connack))
+			must(t, s.Write(stream.C2S, ms(base+1), connect))
+			must(t, s.Write(stream.S2C, ms(base+2), connack))
 			// keep-alive probes, with and without a byte
-			must(t, s.rawSegment(ClientToServer, ms(base+3), flagACK, s.seq[ClientToServer]-1, nil))
-			must(t, s.rawSegment(ClientToServer, ms(base+3), flagACK, s.seq[ClientToServer]-1, connect[len(connect)-1:]))
-			must(t, s.rawSegment(ServerToClient, ms(base+3), flagACK, s.seq[ServerToClient]-1, connack[3:]))
-			cur := s.seq[ClientToServer]
+			must(t, s.SegmentAt(stream.C2S, ms(base+3), pcapng.ACK, s.Next(stream.C2S)-1, nil))
+			must(t, s.SegmentAt(stream.C2S, ms(base+3), pcapng.ACK, s.Next(stream.C2S)-1, connect[len(connect)-1:]))
+			must(t, s.SegmentAt(stream.S2C, ms(base+3), pcapng.ACK, s.Next(stream.S2C)-1, connack[3:]))
+			cur := s.Next(stream.C2S)
 			// zero-window probe: one new byte, not acknowledged, then sent again
-			must(t, s.rawSegment(ClientToServer, ms(base+4), flagACK|flagPSH, cur, pub[:1]))
-			must(t, s.segment(ServerToClient, ms(base+4), flagACK, nil))
+			must(t, s.SegmentAt(stream.C2S, ms(base+4), pcapng.ACK|pcapng.PSH, cur, pub[:1]))
+			must(t, s.Segment(stream.S2C, ms(base+4), pcapng.ACK, nil))
 			// overlapping segments and a retransmission
-			must(t, s.rawSegment(ClientToServer, ms(base+5), flagACK|flagPSH, cur, pub[:150]))
-			must(t, s.rawSegment(ClientToServer, ms(base+5), flagACK|flagPSH, cur+100, pub[100:]))
-			must(t, s.rawSegment(ClientToServer, ms(base+5), flagACK|flagPSH, cur, pub[:200]))
-			s.seq[ClientToServer] += uint32(len(pub))
-			must(t, s.Write(ServerToClient, ms(base+6), []byte{0xd0, 0x00}))
-			must(t, s.Write(ClientToServer, ms(base+8), pingreq))
+			must(t, s.SegmentAt(stream.C2S, ms(base+5), pcapng.ACK|pcapng.PSH, cur, pub[:150]))
+			must(t, s.SegmentAt(stream.C2S, ms(base+5), pcapng.ACK|pcapng.PSH, cur+100, pub[100:]))
+			must(t, s.SegmentAt(stream.C2S, ms(base+5), pcapng.ACK|pcapng.PSH, cur, pub[:200]))
+			s.Skip(stream.C2S, int(uint32(len(pub))))
+			must(t, s.Write(stream.S2C, ms(base+6), []byte{0xd0, 0x00}))
+			must(t, s.Write(stream.C2S, ms(base+8), pingreq))
 			if end == "rst" {
-				must(t, s.Reset(ServerToClient, ms(base+9)))
+				must(t, s.Reset(stream.S2C, ms(base+9)))
 			} else {
-				must(t, s.Close(ServerToClient, ms(base+9)))
-				must(t, s.segment(ServerToClient, ms(base+9), flagACK, nil))
+				must(t, s.Close(stream.S2C, ms(base+9)))
+				must(t, s.Segment(stream.S2C, ms(base+9), pcapng.ACK, nil))
 			}
 		}
 	})
@@ -204,9 +206,9 @@ func TestHoleNoLoss(t *testing.T) {
 		t.Fatalf("%d connections", len(r.conns))
 	}
 	for _, c := range r.conns {
-		if got := string(c.stream[ClientToServer]); got != string(connect)+string(pub)+string(pingreq) ||
-			string(c.stream[ServerToClient]) != string(connack)+"\xd0\x00" {
-			t.Errorf("streams %q / %q, events %q", got, c.stream[ServerToClient], c.events)
+		if got := string(c.data[stream.C2S]); got != string(connect)+string(pub)+string(pingreq) ||
+			string(c.data[stream.S2C]) != string(connack)+"\xd0\x00" {
+			t.Errorf("streams %q / %q, events %q", got, c.data[stream.S2C], c.events)
 		}
 	}
 	if st := r.a.Stats(); st.Filled != 0 {
@@ -216,13 +218,13 @@ func TestHoleNoLoss(t *testing.T) {
 
 // TestHoleReuseAfterRST: a connection reset by the server, then a new one on the same 4-tuple.
 func TestHoleReuseAfterRST(t *testing.T) {
-	p := file(t, func(sw *StreamWriter) {
+	p := file(t, func(sw *pcapng.StreamWriter) {
 		for i := 0; i < 2; i++ {
 			s, err := sw.Open(cli, srv, ms(100*i))
 			must(t, err)
-			must(t, s.Write(ClientToServer, ms(100*i+1), connect))
-			must(t, s.Write(ServerToClient, ms(100*i+2), connack))
-			must(t, s.Reset(ServerToClient, ms(100*i+3)))
+			must(t, s.Write(stream.C2S, ms(100*i+1), connect))
+			must(t, s.Write(stream.S2C, ms(100*i+2), connack))
+			must(t, s.Reset(stream.S2C, ms(100*i+3)))
 		}
 	})
 	r := analyze(t, Options{Wait: time.Hour}, p)
@@ -265,23 +267,21 @@ type streamCheck struct {
 	log   []string
 }
 
-func (c *streamCheck) Open(*ConnInfo) Conn { c.conns++; return c }
+func (c *streamCheck) Open(*stream.Conn) stream.ConnObserver { c.conns++; return c }
 
-func (c *streamCheck) Data(d Dir, _ time.Time, b []byte) (bool, bool) {
+func (c *streamCheck) Data(d stream.Dir, _ time.Time, b []byte) {
 	if c.err == nil && !bytes.Equal(b, c.sent[d][min(c.at[d], len(c.sent[d])):min(c.at[d]+len(b), len(c.sent[d]))]) {
 		c.err = fmt.Errorf("%v: %d bytes at %d differ from those sent", d, len(b), c.at[d])
 	}
 	c.log = append(c.log, fmt.Sprintf("%v data %d at %d", d, len(b), c.at[d]))
 	c.at[d] += len(b)
-	return false, false
 }
 
-func (c *streamCheck) Gap(d Dir, _ time.Time, n int) {
+func (c *streamCheck) Gap(d stream.Dir, _ time.Time, n int) {
 	c.log = append(c.log, fmt.Sprintf("%v gap %d at %d", d, n, c.at[d]))
 	c.at[d] += n
 }
-func (c *streamCheck) Unseen(Dir, time.Time)           {}
-func (c *streamCheck) Close(time.Time, string, string) {}
+func (c *streamCheck) Close(time.Time, stream.End) {}
 
 // FuzzHoles plays a client stream as segments chosen by the fuzzer: sent and captured, sent
 // and lost, cut by the snap length, retransmitted, out of order; and the server's
@@ -299,12 +299,12 @@ func FuzzHoles(f *testing.F) {
 		sentMask := make([]bool, len(sent))
 		var cut []int
 		n := 0 // packets written
-		pkts := ethernetPackets(t, func(sw *StreamWriter) {
+		pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 			s, err := sw.Open(cli, srv, ms(0))
 			must(t, err)
 			n = 3 // the handshake
-			isn := s.seq[ClientToServer]
-			seg(t, s, ClientToServer, ms(1), 0, sent[:10])
+			isn := s.Next(stream.C2S)
+			seg(t, s, stream.C2S, ms(1), 0, sent[:10])
 			copy(sentMask, []bool{true, true, true, true, true, true, true, true, true, true})
 			n++
 			for i := 0; i+4 <= len(script) && i < 400; i += 4 {
@@ -317,7 +317,7 @@ func FuzzHoles(f *testing.F) {
 						sentMask[j] = true
 					}
 					if op%3 == 0 {
-						seg(t, s, ClientToServer, at, off, sent[off:off+l])
+						seg(t, s, stream.C2S, at, off, sent[off:off+l])
 						if op&4 != 0 && l > 20 {
 							cut = append(cut, n) // cut by the snap length
 						}
@@ -335,9 +335,9 @@ func FuzzHoles(f *testing.F) {
 							k++
 						}
 					}
-					s.seq[ClientToServer] = isn + uint32(k) // what the server's segment acknowledges
-					must(t, s.rawSegment(ServerToClient, at, flagACK, s.seq[ServerToClient], nil))
-					s.seq[ClientToServer] = isn // seg places the client's segments from here
+					s.Skip(stream.C2S, int(isn+uint32(k)-s.Next(stream.C2S))) // what the server's segment acknowledges
+					must(t, s.SegmentAt(stream.S2C, at, pcapng.ACK, s.Next(stream.S2C), nil))
+					s.Skip(stream.C2S, int(isn-s.Next(stream.C2S))) // seg places the client's segments from here
 					n++
 				}
 			}
@@ -348,8 +348,8 @@ func FuzzHoles(f *testing.F) {
 		if h.err != nil {
 			t.Fatalf("%v\n%s", h.err, strings.Join(h.log, "\n"))
 		}
-		if h.at[ClientToServer] > len(sent) {
-			t.Fatalf("%d bytes delivered and skipped, %d sent", h.at[ClientToServer], len(sent))
+		if h.at[stream.C2S] > len(sent) {
+			t.Fatalf("%d bytes delivered and skipped, %d sent", h.at[stream.C2S], len(sent))
 		}
 	})
 }

@@ -5,9 +5,10 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
-// Inspector is a Handler that inspects every MQTT connection with package inspect and
+// Inspector is a stream.Observer that inspects every MQTT connection with package inspect and
 // passes the records on. With a Filter, only the packet records it accepts are passed, and of
 // the session and close records those after a connection's first accepted packet (the close
 // record's State tells the negotiation all the same); TLS records always pass. Call Close
@@ -59,24 +60,24 @@ func (in *Inspector) emit(r inspect.Record) {
 	}
 }
 
-// Open implements Handler.
-func (in *Inspector) Open(info *ConnInfo) Conn {
+// Open implements stream.Observer.
+func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
 	client, server := info.Client.String(), info.Server.String()
 	if in.Workers > 1 && in.par == nil {
 		in.par = newParallel(in)
 	}
-	if info.Transport == TLS {
+	if info.Transport == stream.TLS {
 		// Listed (whatever the filter) in its place among the other connections' records.
 		r := &inspect.EncryptedRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
 			ServerName: info.ServerName, ALPN: info.ALPN, MidStream: info.MidStream}
 		if p := in.par; p != nil {
 			pc := &pconn{p: p, worker: -1}
-			pc.assign(ClientToServer, nil)
+			pc.assign(stream.C2S, nil)
 			p.add(event{c: pc, kind: evTLS, tls: r})
 		} else {
 			in.emit(r)
 		}
-		return tlsConn{}
+		return nil // nothing more to hear of it
 	}
 	ic := inspect.NewConn(info.ID, client, server, in.Options)
 	if info.MidStream {
@@ -88,21 +89,17 @@ func (in *Inspector) Open(info *ConnInfo) Conn {
 	return &inspConn{in: in, c: ic}
 }
 
-type tlsConn struct{}
-
-func (tlsConn) Data(Dir, time.Time, []byte) (bool, bool) { return false, false }
-func (tlsConn) Gap(Dir, time.Time, int)                  {}
-func (tlsConn) Unseen(Dir, time.Time)                    {}
-func (tlsConn) Close(time.Time, string, string)          {}
-
 type inspConn struct {
 	in      *Inspector
 	c       *inspect.Conn
 	matched bool // a packet record passed the filter
 }
 
-func (c *inspConn) Data(d Dir, t time.Time, b []byte) (completed, wanted bool) {
-	for _, r := range c.c.Feed(inspect.Dir(d), t, b) {
+func (c *inspConn) Data(d stream.Dir, t time.Time, b []byte) { c.Keep(d, t, b) }
+
+// Keep implements stream.Keeper.
+func (c *inspConn) Keep(d stream.Dir, t time.Time, b []byte) (completed, wanted bool) {
+	for _, r := range c.c.Feed(d, t, b) {
 		if pr, ok := r.(*inspect.PacketRecord); ok {
 			completed = true
 			if c.in.Filter != nil && !c.in.Filter(pr) {
@@ -117,30 +114,16 @@ func (c *inspConn) Data(d Dir, t time.Time, b []byte) (completed, wanted bool) {
 	return completed, wanted
 }
 
-func (c *inspConn) Gap(d Dir, t time.Time, n int) {
-	for _, r := range c.c.Gap(inspect.Dir(d), t, n) {
+func (c *inspConn) Gap(d stream.Dir, t time.Time, n int) {
+	for _, r := range c.c.Gap(d, t, n) {
 		c.in.emit(r)
 	}
 }
 
-func (c *inspConn) Unseen(d Dir, t time.Time) { c.c.Unseen(inspect.Dir(d)) }
+func (c *inspConn) Unseen(d stream.Dir, t time.Time) { c.c.Unseen(d) }
 
-// closeWords turns the Analyzer's account of a connection's end into inspect's.
-func closeWords(by, reason string) (string, string) {
-	switch {
-	case by == "":
-		return "unknown", "the capture ended with the connection open"
-	case reason == "FIN":
-		return by + "-eof", "TCP FIN"
-	case reason == "RST":
-		return by + "-reset", "TCP RST"
-	}
-	return by, reason
-}
-
-func (c *inspConn) Close(t time.Time, by, reason string) {
-	by, reason = closeWords(by, reason)
-	if r := c.c.Close(t, by, reason); r != nil && (c.in.Filter == nil || c.matched) {
+func (c *inspConn) Close(t time.Time, e stream.End) {
+	if r := c.c.Close(t, e); r != nil && (c.in.Filter == nil || c.matched) {
 		c.in.emit(r)
 	}
 }

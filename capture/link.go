@@ -1,6 +1,10 @@
 package capture
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/mqscope/mqscope/pcapng"
+)
 
 // Why a packet was not handed to TCP reassembly.
 const (
@@ -17,22 +21,22 @@ const (
 func ipPacket(link int, b []byte) ([]byte, int) {
 	var etype uint16
 	switch link {
-	case LinkEthernet:
+	case pcapng.LinkEthernet:
 		if len(b) < 14 {
 			return nil, skipTruncated
 		}
 		etype, b = binary.BigEndian.Uint16(b[12:]), b[14:]
-	case LinkSLL:
+	case pcapng.LinkSLL:
 		if len(b) < 16 {
 			return nil, skipTruncated
 		}
 		etype, b = binary.BigEndian.Uint16(b[14:]), b[16:]
-	case LinkSLL2, LinkSLL2 & 0xff:
+	case pcapng.LinkSLL2, pcapng.LinkSLL2 & 0xff:
 		if len(b) < 20 {
 			return nil, skipTruncated
 		}
 		etype, b = binary.BigEndian.Uint16(b), b[20:]
-	case LinkNull, LinkLoop:
+	case pcapng.LinkNull, pcapng.LinkLoop:
 		if len(b) < 4 {
 			return nil, skipTruncated
 		}
@@ -50,7 +54,7 @@ func ipPacket(link int, b []byte) ([]byte, int) {
 		default:
 			return nil, skipNotIP
 		}
-	case LinkRaw, 12, 14, LinkIPv4, LinkIPv6:
+	case pcapng.LinkRaw, 12, 14, pcapng.LinkIPv4, pcapng.LinkIPv6:
 		if len(b) == 0 {
 			return nil, skipTruncated
 		}

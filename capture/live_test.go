@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestLiveLoopback captures on lo while a client talks MQTT to a mosquitto broker on a free
@@ -63,8 +64,8 @@ func TestLiveLoopback(t *testing.T) {
 	}
 	got := mine[0]
 	want := append(append(append([]byte{}, connect...), pub...), 0xe0, 0x00)
-	if !bytes.Equal(got.stream[ClientToServer], want) || !bytes.Equal(got.stream[ServerToClient], []byte{0x20, 0x02, 0x00, 0x00, 0x40, 0x02, 0x00, 0x01}) {
-		t.Errorf("captured streams %x", got.stream)
+	if !bytes.Equal(got.data[stream.C2S], want) || !bytes.Equal(got.data[stream.S2C], []byte{0x20, 0x02, 0x00, 0x00, 0x40, 0x02, 0x00, 0x01}) {
+		t.Errorf("captured streams %x", got.data)
 	}
 	if (got.closed != "client FIN" && got.closed != "server FIN") || got.info.MidStream { // the broker may close first on DISCONNECT
 		t.Errorf("closed %q, info %+v", got.closed, got.info)

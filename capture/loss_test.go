@@ -8,6 +8,8 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestLossResync loses bytes in the middle of a large PUBLISH (and, in another connection,
@@ -33,28 +35,28 @@ func TestLossResync(t *testing.T) {
 		{"the end of one packet and the start of the next", start + 4000, start + len(big) + 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := file(t, func(sw *StreamWriter) {
+			p := file(t, func(sw *pcapng.StreamWriter) {
 				s, _ := sw.Open(cli, srv, ms(0))
 				sw.MSS = 500
 				for off := 0; off < len(c2s); off += 500 {
 					end := min(off+500, len(c2s))
 					if end <= tc.from || off >= tc.to {
-						seg(t, s, ClientToServer, ms(1+off/500), off, c2s[off:end])
+						seg(t, s, stream.C2S, ms(1+off/500), off, c2s[off:end])
 					} else if off < tc.from {
-						seg(t, s, ClientToServer, ms(1+off/500), off, c2s[off:tc.from])
+						seg(t, s, stream.C2S, ms(1+off/500), off, c2s[off:tc.from])
 					} else if end > tc.to {
-						seg(t, s, ClientToServer, ms(1+off/500), tc.to, c2s[tc.to:end])
+						seg(t, s, stream.C2S, ms(1+off/500), tc.to, c2s[tc.to:end])
 					}
 				}
-				s.seq[ClientToServer] += uint32(len(c2s))
-				must(t, s.Write(ServerToClient, ms(50), connack))
-				must(t, s.Close(ClientToServer, ms(60)))
+				s.Skip(stream.C2S, int(uint32(len(c2s))))
+				must(t, s.Write(stream.S2C, ms(50), connack))
+				must(t, s.Close(stream.C2S, ms(60)))
 			})
 			var got []string
 			gapNoted := false
 			in := &Inspector{Emit: func(r inspect.Record) error {
 				pr, ok := r.(*inspect.PacketRecord)
-				if !ok || pr.Dir != inspect.C2S {
+				if !ok || pr.Dir != stream.C2S {
 					return nil
 				}
 				topic := ""
@@ -92,10 +94,10 @@ func TestLossResync(t *testing.T) {
 // handshake, the first bytes inside a PUBLISH) is decoded as MQTT 5 from what follows.
 func TestMidStreamVersion(t *testing.T) {
 	_, _, c2sB, s2cB := v5Session(t)
-	p := file(t, func(sw *StreamWriter) {
-		s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
-		must(t, s.segment(ClientToServer, ms(1), flagACK|flagPSH, c2sB[5:]))
-		must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, s2cB))
+	p := file(t, func(sw *pcapng.StreamWriter) {
+		s := sw.OpenMid(cli, srv, 1000, 5000)
+		must(t, s.Segment(stream.C2S, ms(1), pcapng.ACK|pcapng.PSH, c2sB[5:]))
+		must(t, s.Segment(stream.S2C, ms(2), pcapng.ACK|pcapng.PSH, s2cB))
 	})
 	var versions []decode.Version
 	var closed *inspect.CloseRecord

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Parallel inspection: the goroutine that reads and reassembles packets puts each
@@ -31,14 +32,14 @@ const (
 )
 
 type event struct {
-	c          *pconn
-	kind       evKind
-	dir        Dir
-	t          time.Time
-	off, n     int // evData: arena[off:off+n]; evGap: n
-	by, reason string
-	tls        *inspect.EncryptedRecord
-	seq        int64 // the event's place among all events
+	c      *pconn
+	kind   evKind
+	dir    stream.Dir
+	t      time.Time
+	off, n int // evData: arena[off:off+n]; evGap: n
+	end    stream.End
+	tls    *inspect.EncryptedRecord
+	seq    int64 // the event's place among all events
 	// Results, written by the connection's worker.
 	recs       []inspect.Record
 	outA, outB int // rendered bytes: worker's out[outA:outB]
@@ -148,13 +149,13 @@ func (p *parallel) work(k int, ch chan *batch) {
 			var recs []inspect.Record
 			switch e.kind {
 			case evData:
-				recs = e.c.c.Feed(inspect.Dir(e.dir), e.t, b.arena[e.off:e.off+e.n])
+				recs = e.c.c.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n])
 			case evGap:
-				recs = e.c.c.Gap(inspect.Dir(e.dir), e.t, e.n)
+				recs = e.c.c.Gap(e.dir, e.t, e.n)
 			case evUnseen:
-				e.c.c.Unseen(inspect.Dir(e.dir))
+				e.c.c.Unseen(e.dir)
 			case evClose:
-				if r := e.c.c.Close(e.t, e.by, e.reason); r != nil {
+				if r := e.c.c.Close(e.t, e.end); r != nil {
 					recs = []inspect.Record{r}
 				}
 			case evTLS:
@@ -228,7 +229,7 @@ func (p *parallel) merger() {
 // with a CONNECT goes by its Client Identifier, so that the connections of one identifier are
 // inspected on one worker in capture order and a session takeover between them is seen as it
 // happened (inspect.Options.Sessions); others take the next worker in turn.
-func (c *pconn) assign(d Dir, b []byte) {
+func (c *pconn) assign(d stream.Dir, b []byte) {
 	if c.worker >= 0 {
 		return
 	}
@@ -245,8 +246,8 @@ func (c *pconn) assign(d Dir, b []byte) {
 
 // connectClientID returns the Client Identifier of a whole CONNECT at the start of a client's
 // bytes, or "".
-func connectClientID(d Dir, b []byte) string {
-	if d != ClientToServer {
+func connectClientID(d stream.Dir, b []byte) string {
+	if d != stream.C2S {
 		return ""
 	}
 	n, err := decode.SplitFrame(b, 1<<20)
@@ -263,27 +264,25 @@ func connectClientID(d Dir, b []byte) string {
 	return ""
 }
 
-func (c *pconn) Data(d Dir, t time.Time, b []byte) (bool, bool) {
+func (c *pconn) Data(d stream.Dir, t time.Time, b []byte) {
 	c.assign(d, b)
 	bt := c.p.cur
 	off := len(bt.arena)
 	bt.arena = append(bt.arena, b...)
 	c.p.add(event{c: c, kind: evData, dir: d, t: t, off: off, n: len(b)})
-	return false, false
 }
 
-func (c *pconn) Gap(d Dir, t time.Time, n int) {
+func (c *pconn) Gap(d stream.Dir, t time.Time, n int) {
 	c.assign(d, nil)
 	c.p.add(event{c: c, kind: evGap, dir: d, t: t, n: n})
 }
 
-func (c *pconn) Unseen(d Dir, t time.Time) {
+func (c *pconn) Unseen(d stream.Dir, t time.Time) {
 	c.assign(d, nil)
 	c.p.add(event{c: c, kind: evUnseen, dir: d, t: t})
 }
 
-func (c *pconn) Close(t time.Time, by, reason string) {
-	c.assign(ClientToServer, nil)
-	by, reason = closeWords(by, reason)
-	c.p.add(event{c: c, kind: evClose, t: t, by: by, reason: reason})
+func (c *pconn) Close(t time.Time, e stream.End) {
+	c.assign(stream.C2S, nil)
+	c.p.add(event{c: c, kind: evClose, t: t, end: e})
 }

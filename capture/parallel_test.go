@@ -9,6 +9,8 @@ import (
 
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // run reads files with an Inspector of the given number of workers and returns its JSON lines.
@@ -30,15 +32,15 @@ func runJSON(t *testing.T, workers int, filter func(*inspect.PacketRecord) bool,
 func TestParallelSameOutput(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*.pcapng"))
 	c2sA, s2cA, c2sB, s2cB := v5Session(t)
-	files = append(files, file(t, func(sw *StreamWriter) {
+	files = append(files, file(t, func(sw *pcapng.StreamWriter) {
 		for i := 0; i < 50; i++ {
 			s, _ := sw.Open(netip.AddrPortFrom(cli.Addr(), uint16(40000+i)), srv, ms(i))
 			sw.MSS = 3 + i
-			must(t, s.Write(ClientToServer, ms(i+1), c2sA))
-			must(t, s.Write(ServerToClient, ms(i+2), s2cA))
-			must(t, s.Write(ClientToServer, ms(i+3), c2sB))
-			must(t, s.Write(ServerToClient, ms(i+4), s2cB))
-			must(t, s.Close(ClientToServer, ms(i+5)))
+			must(t, s.Write(stream.C2S, ms(i+1), c2sA))
+			must(t, s.Write(stream.S2C, ms(i+2), s2cA))
+			must(t, s.Write(stream.C2S, ms(i+3), c2sB))
+			must(t, s.Write(stream.S2C, ms(i+4), s2cB))
+			must(t, s.Close(stream.C2S, ms(i+5)))
 		}
 	}))
 	f, err := inspect.CompileFilter(`type == "PUBLISH"`)

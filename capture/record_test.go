@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/gopacket"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestRecord checks Options.Record (capture --write): every packet of the MQTT connections,
@@ -20,16 +22,16 @@ func TestRecord(t *testing.T) {
 	srvAt := func(port uint16) netip.AddrPort {
 		return netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)
 	}
-	conv := func(sw *StreamWriter, from, to uint16, at int, c2s, s2c []byte) {
+	conv := func(sw *pcapng.StreamWriter, from, to uint16, at int, c2s, s2c []byte) {
 		s, err := sw.Open(addr(from), srvAt(to), ms(at))
 		must(t, err)
-		must(t, s.Write(ClientToServer, ms(at+1), c2s))
+		must(t, s.Write(stream.C2S, ms(at+1), c2s))
 		if s2c != nil {
-			must(t, s.Write(ServerToClient, ms(at+2), s2c))
+			must(t, s.Write(stream.S2C, ms(at+2), s2c))
 		}
-		must(t, s.Close(ClientToServer, ms(at+3)))
+		must(t, s.Close(stream.C2S, ms(at+3)))
 	}
-	pkts := ethernetPackets(t, func(sw *StreamWriter) {
+	pkts := ethernetPackets(t, func(sw *pcapng.StreamWriter) {
 		conv(sw, 40001, 1883, 0, connect, connack)                                                                // MQTT on its port
 		conv(sw, 40002, 4000, 10, connect, connack)                                                               // MQTT found by its CONNECT
 		conv(sw, 40003, 8080, 20, []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), []byte("HTTP/1.1 200 OK\r\n\r\n")) // not ours
@@ -43,13 +45,13 @@ func TestRecord(t *testing.T) {
 	}
 	var got [][]byte
 	a := NewAnalyzer(&recorder{}, Options{Record: func(link int, ci gopacket.CaptureInfo, data []byte) {
-		if link != LinkEthernet {
+		if link != pcapng.LinkEthernet {
 			t.Errorf("link type %d", link)
 		}
 		got = append(got, append([]byte(nil), data...))
 	}})
 	for i, p := range pkts {
-		a.Packet(int64(i+1), LinkEthernet, p.ci, p.data)
+		a.Packet(int64(i+1), pcapng.LinkEthernet, p.ci, p.data)
 	}
 	a.Close()
 	less := func(x, y []byte) int { return bytes.Compare(x, y) }

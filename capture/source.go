@@ -18,6 +18,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 	"github.com/google/gopacket/reassembly"
 	"github.com/klauspost/compress/zstd"
+	"github.com/mqscope/mqscope/pcapng"
 	"github.com/pierrec/lz4/v4"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -166,8 +167,8 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // fixLink undoes gopacket's truncation of link types to a byte: LINKTYPE 276 (SLL2) reads
 // as 20, a number no link type uses.
 func fixLink(l int) int {
-	if l == LinkSLL2&0xff {
-		return LinkSLL2
+	if l == pcapng.LinkSLL2&0xff {
+		return pcapng.LinkSLL2
 	}
 	return l
 }
@@ -255,7 +256,7 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 
 // CopyPackets copies the packets numbered in keep (1-based across files, as ReadFiles
 // numbers them) from the named files to w.
-func CopyPackets(names []string, keep func(n int64) bool, w *PacketWriter) error {
+func CopyPackets(names []string, keep func(n int64) bool, w *pcapng.PacketWriter) error {
 	var n int64
 	for _, name := range names {
 		f, err := OpenFile(name)
@@ -409,7 +410,7 @@ func (l *LiveSource) Run(ctx context.Context, a *Analyzer) error {
 		}
 		n++
 		l.Packets = n
-		a.Packet(n, LinkEthernet, ci, data)
+		a.Packet(n, pcapng.LinkEthernet, ci, data)
 	}
 	a.Close()
 	return nil

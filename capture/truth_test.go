@@ -8,6 +8,8 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // inspectFiles reads files with one Inspector and returns every record it emitted.
@@ -73,16 +75,16 @@ func TestLateStartWholeSession(t *testing.T) {
 		{"MQTT-3.2.2-15"}, // over the Maximum Packet Size
 	}
 	for _, handshake := range []bool{true, false} {
-		p := file(t, func(sw *StreamWriter) {
-			var s *TCPStream
+		p := file(t, func(sw *pcapng.StreamWriter) {
+			var s *pcapng.TCPStream
 			if handshake {
 				s, _ = sw.Open(cli, srv, ms(0))
 			} else {
-				s = &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
+				s = sw.OpenMid(cli, srv, 1000, 5000)
 			}
-			must(t, s.segment(ClientToServer, ms(1), flagACK|flagPSH, c2s[:connectLen]))
-			must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, s2c))
-			must(t, s.segment(ClientToServer, ms(3), flagACK|flagPSH, c2s[connectLen:]))
+			must(t, s.Segment(stream.C2S, ms(1), pcapng.ACK|pcapng.PSH, c2s[:connectLen]))
+			must(t, s.Segment(stream.S2C, ms(2), pcapng.ACK|pcapng.PSH, s2c))
+			must(t, s.Segment(stream.C2S, ms(3), pcapng.ACK|pcapng.PSH, c2s[connectLen:]))
 		})
 		rs := inspectFiles(t, inspect.Options{}, p)
 		ps := packets(rs)
@@ -109,11 +111,11 @@ func TestLateStartServerCut(t *testing.T) {
 	c2s, _ := limitSession(t)
 	connectLen, _ := decode.SplitFrame(c2s, 0)
 	pub := enc(t, v5Publish("down/x", 0, 0, 0, "some payload"), v5Publish("down/y", 0, 0, 0, "more"))
-	p := file(t, func(sw *StreamWriter) {
-		s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
-		must(t, s.segment(ClientToServer, ms(1), flagACK|flagPSH, c2s[:connectLen]))
-		must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, pub[7:]))
-		must(t, s.segment(ClientToServer, ms(3), flagACK|flagPSH, c2s[connectLen:]))
+	p := file(t, func(sw *pcapng.StreamWriter) {
+		s := sw.OpenMid(cli, srv, 1000, 5000)
+		must(t, s.Segment(stream.C2S, ms(1), pcapng.ACK|pcapng.PSH, c2s[:connectLen]))
+		must(t, s.Segment(stream.S2C, ms(2), pcapng.ACK|pcapng.PSH, pub[7:]))
+		must(t, s.Segment(stream.C2S, ms(3), pcapng.ACK|pcapng.PSH, c2s[connectLen:]))
 	})
 	rs := inspectFiles(t, inspect.Options{}, p)
 	for _, pr := range packets(rs) {
@@ -153,7 +155,7 @@ func TestVersionFromEvidence(t *testing.T) {
 	cases := []struct {
 		name    string
 		version decode.Version // Options.Version
-		write   func(s *TCPStream)
+		write   func(s *pcapng.TCPStream)
 		want    decode.Version // every packet's
 		from    string
 		noteOn  decode.Type // the packet that says how the version was decided
@@ -161,26 +163,26 @@ func TestVersionFromEvidence(t *testing.T) {
 		handshake bool
 	}{
 		{name: "CONNECT lost, 2-byte CONNACK", handshake: true, want: decode.V311, from: inspect.VersionFromPackets, noteOn: decode.CONNACK,
-			write: func(s *TCPStream) {
+			write: func(s *pcapng.TCPStream) {
 				c2s := append(append(append([]byte{}, connect...), pub1...), pingreq...)
-				seg(t, s, ClientToServer, ms(1), len(connect), c2s[len(connect):])
-				s.seq[ClientToServer] += uint32(len(c2s))
-				must(t, s.Write(ServerToClient, ms(2), append(append([]byte{}, connack...), 0x40, 0x02, 0, 7, 0xd0, 0)))
+				seg(t, s, stream.C2S, ms(1), len(connect), c2s[len(connect):])
+				s.Skip(stream.C2S, len(c2s))
+				must(t, s.Write(stream.S2C, ms(2), append(append([]byte{}, connack...), 0x40, 0x02, 0, 7, 0xd0, 0)))
 			}},
 		{name: "mid-stream 3.1.1 SUBACK", want: decode.V311, from: inspect.VersionFromPackets, noteOn: decode.SUBACK,
-			write: func(s *TCPStream) {
-				must(t, s.segment(ClientToServer, ms(1), flagACK|flagPSH, pingreq))
-				must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, append(append([]byte{}, suback...), pub0...)))
+			write: func(s *pcapng.TCPStream) {
+				must(t, s.Segment(stream.C2S, ms(1), pcapng.ACK|pcapng.PSH, pingreq))
+				must(t, s.Segment(stream.S2C, ms(2), pcapng.ACK|pcapng.PSH, append(append([]byte{}, suback...), pub0...)))
 			}},
 		{name: "forced", version: decode.V311, want: decode.V311, from: inspect.VersionFromOption,
-			write: func(s *TCPStream) {
-				must(t, s.segment(ServerToClient, ms(2), flagACK|flagPSH, append(append([]byte{}, pub0...), pub0...)))
+			write: func(s *pcapng.TCPStream) {
+				must(t, s.Segment(stream.S2C, ms(2), pcapng.ACK|pcapng.PSH, append(append([]byte{}, pub0...), pub0...)))
 			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := file(t, func(sw *StreamWriter) {
-				s := &TCPStream{sw: sw, client: cli, server: srv, seq: [2]uint32{1000, 5000}}
+			p := file(t, func(sw *pcapng.StreamWriter) {
+				s := sw.OpenMid(cli, srv, 1000, 5000)
 				if tc.handshake {
 					s, _ = sw.Open(cli, srv, ms(0))
 				}

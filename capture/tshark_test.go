@@ -16,6 +16,7 @@ import (
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // msg is one MQTT packet as both mqscope and tshark see it: in which connection (the
@@ -231,7 +232,7 @@ var tsharkFaults = map[string]func(*testing.T, []msg) []msg{
 				return append(ms[:i+1], ms[i+2:]...)
 			}
 		}
-		t.Errorf("tshark decodes the fragmented WebSocket message right now: drop this correction")
+		t.Errorf("tshark decodes the fragmented stream.WebSocket message right now: drop this correction")
 		return ms
 	},
 }
@@ -255,7 +256,7 @@ func tlsAgree(t *testing.T, file string, port uint16, decodeAs string) {
 		}
 	}
 	if len(mqtt) == 0 || len(mqtt) == len(all) {
-		t.Fatalf("the capture should have TLS connections with and without an MQTT ALPN: %q", all)
+		t.Fatalf("the capture should have stream.TLS connections with and without an MQTT ALPN: %q", all)
 	}
 	for _, tc := range []struct {
 		opts Options
@@ -265,14 +266,14 @@ func tlsAgree(t *testing.T, file string, port uint16, decodeAs string) {
 		must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, tc.opts), nil))
 		var ours []string
 		for _, c := range r.conns {
-			if c.info.Transport != TLS {
+			if c.info.Transport != stream.TLS {
 				t.Errorf("connection %d is %v, want tls", c.info.ID, c.info.Transport)
 			}
 			ours = append(ours, strings.TrimSpace(fmt.Sprintf("%d %s %s", c.info.Client.Port(), c.info.ServerName, strings.Join(c.info.ALPN, ","))))
 		}
 		if strings.Join(ours, "\n") != strings.Join(tc.want, "\n") {
-			t.Errorf("TLS ports %v: mqscope %q, tshark %q", tc.opts.TLSPorts, ours, tc.want)
+			t.Errorf("stream.TLS ports %v: mqscope %q, tshark %q", tc.opts.TLSPorts, ours, tc.want)
 		}
-		t.Logf("TLS ports %v: %d TLS connections agree", tc.opts.TLSPorts, len(ours))
+		t.Logf("stream.TLS ports %v: %d stream.TLS connections agree", tc.opts.TLSPorts, len(ours))
 	}
 }

@@ -4,15 +4,17 @@ import (
 	"bytes"
 	"encoding/binary"
 	"time"
+
+	"github.com/mqscope/mqscope/stream"
 )
 
 // upgrade follows an HTTP request that may upgrade the connection to WebSocket with an MQTT
 // subprotocol (RFC 6455 section 4; MQTT 5.0 section 6). Once both the request and the
 // 101 response are complete, the connection is opened as MQTT over WebSocket; anything else
 // makes it kindOther.
-func (s *stream) upgrade(t time.Time) {
-	c := &s.half[s.rd(ClientToServer)]
-	sv := &s.half[s.rd(ServerToClient)]
+func (s *tcpConn) upgrade(t time.Time) {
+	c := &s.half[s.rd(stream.C2S)]
+	sv := &s.half[s.rd(stream.S2C)]
 	i := bytes.Index(c.pre, []byte("\r\n\r\n"))
 	if i < 0 {
 		return
@@ -39,7 +41,7 @@ func (s *stream) upgrade(t time.Time) {
 	s.info.Path = path
 	c.pre = c.pre[i+4:]
 	sv.pre = sv.pre[j+4:]
-	s.open(t, WebSocket)
+	s.open(t, stream.WebSocket)
 }
 
 // wsRequest checks an HTTP request head for a WebSocket upgrade offering an MQTT
@@ -176,7 +178,7 @@ func wsHeaderLen(b1 byte) int {
 }
 
 // wsData delivers the MQTT bytes carried by WebSocket frames in b.
-func (s *stream) wsData(d Dir, t time.Time, b []byte) {
+func (s *tcpConn) wsData(d stream.Dir, t time.Time, b []byte) {
 	h := &s.half[s.rd(d)]
 	w := &h.ws
 	if w.resync {
@@ -184,7 +186,7 @@ func (s *stream) wsData(d Dir, t time.Time, b []byte) {
 		if len(w.hold) > maxHold {
 			w.hold = append(w.hold[:0], w.hold[len(w.hold)-maxHold:]...)
 		}
-		i := resyncAt(w.hold, d == ClientToServer, len(w.hold) >= maxHold)
+		i := resyncAt(w.hold, d == stream.C2S, len(w.hold) >= maxHold)
 		if i < 0 {
 			return
 		}

@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 type benchFrame struct {
-	dir   Dir
+	dir   stream.Dir
 	frame []byte
 }
 
@@ -17,18 +18,18 @@ type benchFrame struct {
 // ways with acknowledgements, topic aliases, a QoS 0 PUBLISH and a ping.
 func benchCycle(b *testing.B) (setup, cycle []benchFrame) {
 	setup = []benchFrame{
-		{C2S, enc(b, &decode.Connect{ClientID: "bench", KeepAlive: 60, CleanStart: true, Properties: props(ip(decode.PropTopicAliasMaximum, 10))})},
-		{S2C, enc(b, &decode.Connack{Properties: props(ip(decode.PropTopicAliasMaximum, 10), ip(decode.PropReceiveMaximum, 20))})},
+		{stream.C2S, enc(b, &decode.Connect{ClientID: "bench", KeepAlive: 60, CleanStart: true, Properties: props(ip(decode.PropTopicAliasMaximum, 10))})},
+		{stream.S2C, enc(b, &decode.Connack{Properties: props(ip(decode.PropTopicAliasMaximum, 10), ip(decode.PropReceiveMaximum, 20))})},
 	}
 	payload := `{"temperature":21.5,"humidity":40,"ts":1764158400}`
 	cycle = []benchFrame{
-		{C2S, enc(b, publish("sensors/building-1/floor-2/room-3/temp", 1, 1, payload, ip(decode.PropTopicAlias, 1)))},
-		{S2C, enc(b, ack(decode.PUBACK, 1, 0))},
-		{C2S, enc(b, publish("", 0, 0, payload, ip(decode.PropTopicAlias, 1)))},
-		{S2C, enc(b, publish("cmd/bench/set", 1, 7, `{"interval":30}`))},
-		{C2S, enc(b, ack(decode.PUBACK, 7, 0))},
-		{C2S, enc(b, &decode.Pingreq{})},
-		{S2C, enc(b, &decode.Pingresp{})},
+		{stream.C2S, enc(b, publish("sensors/building-1/floor-2/room-3/temp", 1, 1, payload, ip(decode.PropTopicAlias, 1)))},
+		{stream.S2C, enc(b, ack(decode.PUBACK, 1, 0))},
+		{stream.C2S, enc(b, publish("", 0, 0, payload, ip(decode.PropTopicAlias, 1)))},
+		{stream.S2C, enc(b, publish("cmd/bench/set", 1, 7, `{"interval":30}`))},
+		{stream.C2S, enc(b, ack(decode.PUBACK, 7, 0))},
+		{stream.C2S, enc(b, &decode.Pingreq{})},
+		{stream.S2C, enc(b, &decode.Pingresp{})},
 	}
 	return setup, cycle
 }

@@ -16,13 +16,14 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // replayed is one TCP connection of a capture fed to a Conn.
 type replayed struct {
-	stream int
-	conn   *Conn
-	recs   []Record
+	tstream int
+	conn    *Conn
+	recs    []Record
 }
 
 // packets returns the packet records.
@@ -50,7 +51,7 @@ func (r *replayed) session() *SessionRecord {
 func (r *replayed) clientID() string { return r.conn.Snapshot().Requested.ClientID }
 
 // replay extracts the TCP payloads of a capture with tshark (capture cannot be imported here:
-// it imports inspect) and feeds each TCP stream to its own Conn; the side with port
+// it imports inspect) and feeds each TCP tstream to its own Conn; the side with port
 // serverPort is the broker.
 func replay(t testing.TB, file string, serverPort int, opts Options) []*replayed {
 	t.Helper()
@@ -74,21 +75,21 @@ func replay(t testing.TB, file string, serverPort int, opts Options) []*replayed
 		}
 		sec, _ := strconv.ParseFloat(f[0], 64)
 		ts := time.Unix(0, int64(sec*1e9)).UTC()
-		stream, _ := strconv.Atoi(f[1])
+		tstream, _ := strconv.Atoi(f[1])
 		src, _ := strconv.Atoi(f[2])
 		dst, _ := strconv.Atoi(f[3])
 		payload, err := hex.DecodeString(strings.ReplaceAll(f[4], ":", ""))
 		if err != nil {
 			t.Fatalf("payload hex: %v", err)
 		}
-		dir, client := C2S, src
+		dir, client := stream.C2S, src
 		if src == serverPort {
-			dir, client = S2C, dst
+			dir, client = stream.S2C, dst
 		}
-		rc := conns[stream]
+		rc := conns[tstream]
 		if rc == nil {
-			rc = &replayed{stream: stream, conn: NewConn(stream, fmt.Sprintf("127.0.0.1:%d", client), fmt.Sprintf("127.0.0.1:%d", serverPort), opts)}
-			conns[stream] = rc
+			rc = &replayed{tstream: tstream, conn: NewConn(tstream, fmt.Sprintf("127.0.0.1:%d", client), fmt.Sprintf("127.0.0.1:%d", serverPort), opts)}
+			conns[tstream] = rc
 		}
 		rc.recs = append(rc.recs, rc.conn.Feed(dir, ts, payload)...)
 	}
@@ -96,9 +97,9 @@ func replay(t testing.TB, file string, serverPort int, opts Options) []*replayed
 	for _, rc := range conns {
 		list = append(list, rc)
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].stream < list[j].stream })
+	sort.Slice(list, func(i, j int) bool { return list[i].tstream < list[j].tstream })
 	for _, rc := range list {
-		if cr := rc.conn.Close(time.Time{}, "eof", ""); cr != nil {
+		if cr := rc.conn.Close(time.Time{}, stream.End{}); cr != nil {
 			rc.recs = append(rc.recs, cr)
 		}
 	}
@@ -127,7 +128,7 @@ func byClientID(t testing.TB, list []*replayed, id string) *replayed {
 }
 
 // firstOf returns the first packet record of type typ in direction d.
-func firstOf(t testing.TB, rc *replayed, d Dir, typ decode.Type) *PacketRecord {
+func firstOf(t testing.TB, rc *replayed, d stream.Dir, typ decode.Type) *PacketRecord {
 	t.Helper()
 	for _, p := range rc.packets() {
 		if p.Dir == d && p.Type() == typ {
@@ -147,7 +148,7 @@ func TestCaptureSession(t *testing.T) {
 		for _, p := range rc.packets() {
 			for _, n := range p.Notes {
 				if n.Level == decode.LevelError {
-					t.Errorf("stream %d %s #%d: %s %s", rc.stream, p.Type(), p.Index, n.Rule, n.Text)
+					t.Errorf("stream %d %s #%d: %s %s", rc.tstream, p.Type(), p.Index, n.Rule, n.Text)
 				}
 			}
 		}
@@ -190,9 +191,9 @@ func TestCaptureLimits(t *testing.T) {
 		{"limits-v5-alias", "MQTT-3.3.2-9", decode.TopicAliasInvalid, "PUBLISH #3, 29 bytes, Topic Alias 3, above the maximum 2 granted in CONNACK"},
 	} {
 		rc := byClientID(t, list, c.client)
-		pub := firstOf(t, rc, C2S, decode.PUBLISH)
+		pub := firstOf(t, rc, stream.C2S, decode.PUBLISH)
 		note(t, pub, c.rule)
-		d := firstOf(t, rc, S2C, decode.DISCONNECT)
+		d := firstOf(t, rc, stream.S2C, decode.DISCONNECT)
 		if got := d.Packet.(*decode.Disconnect).ReasonCode; got != c.reason {
 			t.Errorf("%s: DISCONNECT 0x%02X, want 0x%02X", c.client, byte(got), byte(c.reason))
 		}
@@ -208,7 +209,7 @@ func TestCaptureLimits(t *testing.T) {
 		"limits-v5-will-q2":     "Will QoS 2",
 	} {
 		rc := byClientID(t, list, client)
-		n := note(t, firstOf(t, rc, S2C, decode.CONNACK), RuleConnackRefused)
+		n := note(t, firstOf(t, rc, stream.S2C, decode.CONNACK), RuleConnackRefused)
 		if n.Cause == nil || n.Cause.Index != 1 || !strings.HasSuffix(n.Cause.Summary, summary) {
 			t.Errorf("%s: cause %+v", client, n.Cause)
 		}
@@ -231,7 +232,7 @@ func TestCaptureLimits(t *testing.T) {
 		for _, p := range rc.packets() {
 			switch q := p.Packet.(type) {
 			case *decode.Publish:
-				if p.Dir == S2C && q.QoS > 0 {
+				if p.Dir == stream.S2C && q.QoS > 0 {
 					inflight[q.PacketID] = true
 					peak = max(peak, len(inflight))
 				}
@@ -275,12 +276,12 @@ func TestCaptureOthers(t *testing.T) {
 							n.Cause.Summary == `CONNECT #1, 49 bytes, user name "mqscope", password (redacted)` {
 							continue
 						}
-						t.Errorf("stream %d (%s) %s #%d: %s %s", rc.stream, rc.clientID(), p.Type(), p.Index, n.Rule, n.Text)
+						t.Errorf("stream %d (%s) %s #%d: %s %s", rc.tstream, rc.clientID(), p.Type(), p.Index, n.Rule, n.Text)
 					}
 				}
 			}
 			if c.port == 18832 {
-				note(t, firstOf(t, byClientID(t, list, "mqscope311-intruder"), S2C, decode.CONNACK), RuleConnackRefused)
+				note(t, firstOf(t, byClientID(t, list, "mqscope311-intruder"), stream.S2C, decode.CONNACK), RuleConnackRefused)
 			}
 		})
 	}
@@ -299,11 +300,11 @@ func TestCaptureProfile(t *testing.T) {
 	if se := rc.conn.Snapshot().Requested.SessionExpiryInterval; se == nil || *se != 300 {
 		t.Fatalf("capture changed: session expiry %v", se)
 	}
-	cn := firstOf(t, rc, C2S, decode.CONNECT)
+	cn := firstOf(t, rc, stream.C2S, decode.CONNECT)
 	if n := note(t, cn, RuleProfileSession); n.Text != "session expiry 300 s will be raised to 600 s by this broker (apsaramq)" {
 		t.Errorf("%q", n.Text)
 	}
-	ack := firstOf(t, rc, S2C, decode.CONNACK)
+	ack := firstOf(t, rc, stream.S2C, decode.CONNACK)
 	if n := note(t, ack, RuleProfileMismatch); !strings.Contains(n.Text, "Topic Alias Maximum 30, CONNACK has 4") ||
 		!strings.Contains(n.Text, "Maximum Packet Size 131072, CONNACK has none") {
 		t.Errorf("%q", n.Text)

@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // causeOf finds the packet from the other side that most likely made the sender of direction d
 // close the connection with reason code rc.
-func (c *Conn) causeOf(d Dir, rc decode.ReasonCode, t time.Time) *CauseRef {
+func (c *Conn) causeOf(d stream.Dir, rc decode.ReasonCode, t time.Time) *CauseRef {
 	from := d.Peer()
 	var found *fact
 	why := ""
@@ -50,16 +51,16 @@ func (c *Conn) causeOf(d Dir, rc decode.ReasonCode, t time.Time) *CauseRef {
 			lim := c.st.Effective.Limit(from).MaximumPacketSize
 			switch {
 			case !c.known(from) || lim == 0:
-				why = fmt.Sprintf("the largest the %s sent recently; no Maximum Packet Size was announced", from.sender())
+				why = fmt.Sprintf("the largest the %s sent recently; no Maximum Packet Size was announced", from.Sender().String())
 			default:
-				why = fmt.Sprintf("the largest the %s sent recently, within the %d-byte Maximum Packet Size %s", from.sender(), lim, limitSource(from))
+				why = fmt.Sprintf("the largest the %s sent recently, within the %d-byte Maximum Packet Size %s", from.Sender().String(), lim, limitSource(from))
 			}
-			if found.typ == decode.PUBLISH && c.prof.MaxPayload > 0 && int(found.payload) > c.prof.MaxPayload && from == C2S {
+			if found.typ == decode.PUBLISH && c.prof.MaxPayload > 0 && int(found.payload) > c.prof.MaxPayload && from == stream.C2S {
 				why = fmt.Sprintf("payload of %d bytes, over this broker's %d-byte message limit (profile %s)", found.payload, c.prof.MaxPayload, c.prof.Name)
 			}
 		}
 	case decode.KeepAliveTimeout:
-		if from == C2S && !c.lastC2S.IsZero() {
+		if from == stream.C2S && !c.lastC2S.IsZero() {
 			pick(func(*fact) bool { return true })
 			if found != nil {
 				why = fmt.Sprintf("the client's last packet, %.1f s before, keep alive %d s", float64(t.UnixNano()-found.t)/1e9, c.keepAlive())
@@ -117,7 +118,7 @@ func (c *Conn) causeOf(d Dir, rc decode.ReasonCode, t time.Time) *CauseRef {
 		if found == nil {
 			return nil
 		}
-		why = fmt.Sprintf("the %s's last packet before it", from.sender())
+		why = fmt.Sprintf("the %s's last packet before it", from.Sender().String())
 	}
 	return found.ref(why)
 }

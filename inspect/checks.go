@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // add appends a note to the record.
@@ -24,19 +25,19 @@ func (r *PacketRecord) addWhy(l decode.Level, rule string, reason decode.ReasonC
 
 // known reports whether the limits the sender of d must obey are known: from CONNACK for the
 // client, from CONNECT for the server.
-func (c *Conn) known(d Dir) bool {
+func (c *Conn) known(d stream.Dir) bool {
 	if c.st.MidStream {
 		return false
 	}
-	if d == C2S {
+	if d == stream.C2S {
 		return c.connack != nil && c.connect != nil
 	}
 	return c.connect != nil
 }
 
 // limitSource names where the limits of direction d come from.
-func limitSource(d Dir) string {
-	if d == C2S {
+func limitSource(d stream.Dir) string {
+	if d == stream.C2S {
 		return "granted in CONNACK"
 	}
 	return "set by the client in CONNECT"
@@ -60,8 +61,8 @@ func (c *Conn) refused() bool {
 // startLost reports whether the capture lost the start of the connection as far as direction
 // d's packets are concerned: the CONNECT (bytes of the client were lost before any CONNECT),
 // or, for the server, its CONNACK. Which packets may come when is then unknown.
-func (c *Conn) startLost(d Dir) bool {
-	return c.connect == nil && c.lost[C2S] || d == S2C && c.connack == nil && c.lost[S2C]
+func (c *Conn) startLost(d stream.Dir) bool {
+	return c.connect == nil && c.lost[stream.C2S] || d == stream.S2C && c.connack == nil && c.lost[stream.S2C]
 }
 
 // checkOrder checks which packets may come when.
@@ -69,16 +70,16 @@ func (c *Conn) checkOrder(r *PacketRecord) {
 	t := r.Type()
 	if c.streams[r.Dir].dead {
 		r.add(decode.LevelWarning, RuleAfterDisconnect, decode.ProtocolError,
-			fmt.Sprintf("%s after the %s's own DISCONNECT #%d: it must close the connection after sending DISCONNECT", t, r.Dir.sender(), c.disconnect[r.Dir].Index))
+			fmt.Sprintf("%s after the %s's own DISCONNECT #%d: it must close the connection after sending DISCONNECT", t, r.Dir.Sender().String(), c.disconnect[r.Dir].Index))
 	}
 	if c.st.MidStream || c.startLost(r.Dir) {
 		return
 	}
-	if r.Dir == C2S {
+	if r.Dir == stream.C2S {
 		switch {
 		case t == decode.CONNECT && c.connect != nil:
 			r.add(decode.LevelError, "MQTT-3.1.0-2", decode.ProtocolError, fmt.Sprintf("second CONNECT on this connection (the first is #%d): the server must close the connection", c.connect.Index))
-		case t != decode.CONNECT && c.connect == nil && c.counts[C2S][16] == 0:
+		case t != decode.CONNECT && c.connect == nil && c.counts[stream.C2S][16] == 0:
 			r.add(decode.LevelError, "MQTT-3.1.0-1", decode.ProtocolError, fmt.Sprintf("the client's first packet is %s; it must be CONNECT", t))
 		case c.connack == nil && c.connect != nil && c.st.Requested.AuthenticationMethod != nil &&
 			t != decode.AUTH && t != decode.DISCONNECT && t != decode.CONNECT:
@@ -107,12 +108,12 @@ func (c *Conn) checkKeepAlive(r *PacketRecord) {
 	gap := elapsed(r.Time, c.lastC2S)
 	period := time.Duration(ka) * time.Second
 	// A client pings at its keep alive, give or take scheduling: allow a tenth, at least 1 s.
-	if r.Dir == C2S && gap > period+max(time.Second, period/10) && r.Type() != decode.CONNECT {
+	if r.Dir == stream.C2S && gap > period+max(time.Second, period/10) && r.Type() != decode.CONNECT {
 		r.add(decode.LevelWarning, "MQTT-3.1.2-20", 0, fmt.Sprintf("the client sent nothing for %.1f s, longer than its %d s keep alive: it must send PINGREQ in time", gap.Seconds(), ka))
 	}
 	if gap > period*3/2 {
 		c.kaFlagged = true
-		if r.Type() == decode.DISCONNECT && r.Dir == S2C {
+		if r.Type() == decode.DISCONNECT && r.Dir == stream.S2C {
 			return // the server did close; the DISCONNECT's cause link says why
 		}
 		r.addWhy(decode.LevelWarning, "MQTT-3.1.2-22", decode.KeepAliveTimeout, fmt.Sprintf("%.1f s after the client's previous packet", gap.Seconds()),
@@ -300,7 +301,7 @@ func (c *Conn) onPublish(r *PacketRecord, q *decode.Publish) {
 	if v5 {
 		c.resolveAlias(r, q)
 	}
-	if d == C2S && c.known(C2S) {
+	if d == stream.C2S && c.known(stream.C2S) {
 		lim := &c.st.Effective.C2S
 		if int(q.QoS) > lim.MaximumQoS && q.QoS < 3 {
 			r.addWhy(decode.LevelError, "MQTT-3.2.2-11", decode.QoSNotSupported, fmt.Sprintf("QoS %d, above the Maximum QoS %d granted in CONNACK", q.QoS, lim.MaximumQoS),
@@ -311,7 +312,7 @@ func (c *Conn) onPublish(r *PacketRecord, q *decode.Publish) {
 				"PUBLISH with RETAIN 1, but the server's CONNACK said Retain Available 0")
 		}
 	}
-	if v5 && d == C2S && q.Properties.Has(decode.PropSubscriptionID) {
+	if v5 && d == stream.C2S && q.Properties.Has(decode.PropSubscriptionID) {
 		r.add(decode.LevelError, "MQTT-3.3.4-6", decode.ProtocolError, "a client's PUBLISH must not carry a Subscription Identifier")
 	}
 	if q.QoS == 1 || q.QoS == 2 {
@@ -320,7 +321,7 @@ func (c *Conn) onPublish(r *PacketRecord, q *decode.Publish) {
 	if v5 {
 		c.requestResponse(r, q)
 	}
-	if d == C2S {
+	if d == stream.C2S {
 		c.profilePublish(r, q)
 	}
 }
@@ -337,9 +338,9 @@ func (c *Conn) resolveAlias(r *PacketRecord, q *decode.Publish) {
 		if int(alias) > max {
 			var rule, text string
 			switch {
-			case d == C2S && max == 0:
+			case d == stream.C2S && max == 0:
 				rule, text = "MQTT-3.2.2-18", fmt.Sprintf("Topic Alias %d, but the server's CONNACK allows no aliases (Topic Alias Maximum absent or 0)", alias)
-			case d == C2S:
+			case d == stream.C2S:
 				rule, text = "MQTT-3.3.2-9", fmt.Sprintf("Topic Alias %d is above the Topic Alias Maximum %d granted in CONNACK", alias, max)
 			case max == 0:
 				rule, text = "MQTT-3.1.2-27", fmt.Sprintf("Topic Alias %d, but the client's CONNECT allows no aliases (Topic Alias Maximum absent or 0)", alias)
@@ -390,7 +391,7 @@ func (c *Conn) publishFlow(r *PacketRecord, q *decode.Publish) {
 			return
 		}
 		rule := "MQTT-2.2.1-3"
-		if d == S2C {
+		if d == stream.S2C {
 			rule = "MQTT-2.2.1-4"
 		}
 		r.addWhy(decode.LevelError, rule, decode.PacketIDInUse, fmt.Sprintf("Packet Identifier %d still in use by %s #%d", q.PacketID, e.rec.Type(), e.rec.Index),
@@ -408,7 +409,7 @@ func (c *Conn) publishFlow(r *PacketRecord, q *decode.Publish) {
 		max := c.st.Effective.Limit(d).ReceiveMaximum
 		if c.inflight[d] >= max {
 			rule := "MQTT-3.3.4-7"
-			if d == S2C {
+			if d == stream.S2C {
 				rule = "MQTT-3.3.4-9"
 			}
 			r.addWhy(decode.LevelError, rule, decode.ReceiveMaximumExceeded,
@@ -443,10 +444,10 @@ func stateText(s byte) string {
 // unknown gives the level of a finding about an identifier not in flight, and what to add to
 // its text: only info when what it answers may exist unseen, because the session was resumed,
 // the start was not captured, or the capture lost bytes from the senders in dirs.
-func (c *Conn) unknown(dirs ...Dir) (decode.Level, string) {
+func (c *Conn) unknown(dirs ...stream.Dir) (decode.Level, string) {
 	for _, d := range dirs {
 		if c.lost[d&1] {
-			return decode.LevelInfo, fmt.Sprintf(" (the capture lost bytes from the %s: it may have been there)", d.sender())
+			return decode.LevelInfo, fmt.Sprintf(" (the capture lost bytes from the %s: it may have been there)", d.Sender().String())
 		}
 	}
 	if c.st.MidStream || c.st.Granted.SessionPresent {
@@ -478,7 +479,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 		switch {
 		case e == nil:
 			l, why := c.unknown(pubDir)
-			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBACK for Packet Identifier %d, which no QoS 1 PUBLISH from the %s is waiting for%s", id, pubDir.sender(), why))
+			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBACK for Packet Identifier %d, which no QoS 1 PUBLISH from the %s is waiting for%s", id, pubDir.Sender().String(), why))
 		case e.state != flightAck:
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBACK for PUBLISH #%d, which is QoS 2 (%s)", e.rec.Index, stateText(e.state)))
 			done()
@@ -489,7 +490,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 		switch {
 		case e == nil:
 			l, why := c.unknown(pubDir)
-			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBREC for Packet Identifier %d, which no QoS 2 PUBLISH from the %s is waiting for%s", id, pubDir.sender(), why))
+			r.add(l, RuleAckUnknown, 0, fmt.Sprintf("PUBREC for Packet Identifier %d, which no QoS 2 PUBLISH from the %s is waiting for%s", id, pubDir.Sender().String(), why))
 		case e.state == flightAck:
 			r.add(decode.LevelError, RuleAckWrongType, decode.ProtocolError, fmt.Sprintf("PUBREC for PUBLISH #%d, which is QoS 1 and needs PUBACK", e.rec.Index))
 			done()
@@ -584,7 +585,7 @@ func ackWhy(p *PacketRecord, rc decode.ReasonCode) string {
 func (c *Conn) onSubscribe(r *PacketRecord, q *decode.Subscribe) {
 	c.trackID(r, q.PacketID, flightSub)
 	c.profileSubscribe(r, q)
-	if !c.known(C2S) || r.Version != decode.V5 {
+	if !c.known(stream.C2S) || r.Version != decode.V5 {
 		return
 	}
 	lim := &c.st.Effective.C2S
@@ -619,7 +620,7 @@ func (c *Conn) trackID(r *PacketRecord, id uint16, st byte) {
 	}
 	if e, ok := c.flight[d][id]; ok {
 		rule := "MQTT-2.2.1-3"
-		if d == S2C {
+		if d == stream.S2C {
 			rule = "MQTT-2.2.1-4"
 		}
 		r.addWhy(decode.LevelError, rule, decode.PacketIDInUse, fmt.Sprintf("Packet Identifier %d still in use by %s #%d", id, e.rec.Type(), e.rec.Index),
@@ -638,16 +639,16 @@ func (c *Conn) onSuback(r *PacketRecord, id uint16, codes []decode.ReasonCode, t
 		want = flightUnsub
 	}
 	var e *inflight
-	if x, ok := c.flight[C2S][id]; ok && x.state == want {
+	if x, ok := c.flight[stream.C2S][id]; ok && x.state == want {
 		e = &x
-		delete(c.flight[C2S], id)
+		delete(c.flight[stream.C2S], id)
 	}
 	if e == nil {
 		req := "SUBSCRIBE"
 		if t == decode.UNSUBACK {
 			req = "UNSUBSCRIBE"
 		}
-		l, why := c.unknown(C2S)
+		l, why := c.unknown(stream.C2S)
 		r.add(l, RuleAckUnknown, 0, fmt.Sprintf("%s for Packet Identifier %d, which no %s is waiting for%s", t, id, req, why))
 		return
 	}
@@ -703,7 +704,7 @@ func (c *Conn) onDisconnect(r *PacketRecord, q *decode.Disconnect) {
 		return
 	}
 	if v, ok := q.Properties.Int(decode.PropSessionExpiry); ok {
-		if d == S2C {
+		if d == stream.S2C {
 			r.add(decode.LevelError, "MQTT-3.14.2-2", decode.ProtocolError, "the server must not send a Session Expiry Interval in DISCONNECT")
 		} else if c.connect != nil {
 			asked := c.st.Requested.SessionExpiryInterval
@@ -717,8 +718,8 @@ func (c *Conn) onDisconnect(r *PacketRecord, q *decode.Disconnect) {
 	}
 	rc := q.ReasonCode
 	switch s := rc.DisconnectSender(); {
-	case s == decode.ByClient && d == S2C, s == decode.ByServer && d == C2S:
-		r.add(decode.LevelError, "MQTT-3.14.2-1", decode.ProtocolError, fmt.Sprintf("DISCONNECT reason code 0x%02X %s may only be sent by the %s", byte(rc), rc.Name(decode.DISCONNECT), d.Peer().sender()))
+	case s == decode.ByClient && d == stream.S2C, s == decode.ByServer && d == stream.C2S:
+		r.add(decode.LevelError, "MQTT-3.14.2-1", decode.ProtocolError, fmt.Sprintf("DISCONNECT reason code 0x%02X %s may only be sent by the %s", byte(rc), rc.Name(decode.DISCONNECT), d.Peer().Sender().String()))
 	}
 	if rc == decode.SessionTakenOver {
 		n := r.add(decode.LevelWarning, RuleTakenOver, 0, fmt.Sprintf("another connection with Client Identifier %q took over this session", c.st.ClientID))
@@ -733,7 +734,7 @@ func (c *Conn) onDisconnect(r *PacketRecord, q *decode.Disconnect) {
 	if !rc.IsError() {
 		return
 	}
-	text := fmt.Sprintf("the %s closed the connection: 0x%02X %s", d.sender(), byte(rc), rc.Name(decode.DISCONNECT))
+	text := fmt.Sprintf("the %s closed the connection: 0x%02X %s", d.Sender().String(), byte(rc), rc.Name(decode.DISCONNECT))
 	if s, ok := q.Properties.String(decode.PropReasonString); ok {
 		text += fmt.Sprintf(" (%q)", s)
 	}
@@ -754,24 +755,24 @@ func (c *Conn) onAuth(r *PacketRecord, q *decode.Auth) {
 	want := c.st.Requested.AuthenticationMethod
 	if want == nil {
 		rule := "MQTT-4.12.0-7"
-		if d == S2C {
+		if d == stream.S2C {
 			rule = "MQTT-4.12.0-6"
 		}
-		r.add(decode.LevelError, rule, decode.ProtocolError, fmt.Sprintf("AUTH from the %s, though CONNECT started no enhanced authentication", d.sender()))
+		r.add(decode.LevelError, rule, decode.ProtocolError, fmt.Sprintf("AUTH from the %s, though CONNECT started no enhanced authentication", d.Sender().String()))
 		return
 	}
 	if has && method != *want {
 		rule := "MQTT-4.12.0-5"
-		if c.connack != nil && d == C2S {
+		if c.connack != nil && d == stream.C2S {
 			rule = "MQTT-4.12.1-1"
 		}
 		r.add(decode.LevelError, rule, decode.ProtocolError, fmt.Sprintf("AUTH with Authentication Method %q; CONNECT's is %q", method, *want))
 	}
 	if c.connack == nil {
-		if d == S2C && q.ReasonCode != decode.ContinueAuthentication {
+		if d == stream.S2C && q.ReasonCode != decode.ContinueAuthentication {
 			r.add(decode.LevelError, "MQTT-4.12.0-2", decode.ProtocolError, fmt.Sprintf("the server's AUTH before CONNACK has reason 0x%02X; it must be 0x18 Continue authentication", byte(q.ReasonCode)))
 		}
-		if d == C2S && q.ReasonCode != decode.ContinueAuthentication {
+		if d == stream.C2S && q.ReasonCode != decode.ContinueAuthentication {
 			r.add(decode.LevelError, "MQTT-4.12.0-3", decode.ProtocolError, fmt.Sprintf("the client's AUTH before CONNACK has reason 0x%02X; it must be 0x18 Continue authentication", byte(q.ReasonCode)))
 		}
 	}
@@ -790,18 +791,18 @@ func (c *Conn) checkSize(r *PacketRecord) {
 	}
 	t := r.Type()
 	rule := "MQTT-3.2.2-15"
-	if d == S2C {
+	if d == stream.S2C {
 		rule = "MQTT-3.1.2-24"
 	}
 	text := fmt.Sprintf("%s of %d bytes is over the %d-byte Maximum Packet Size %s", t, size, max, limitSource(d))
 	if p, ok := r.Packet.(*decode.Publish); ok && len(p.Payload) <= max {
-		if d == C2S {
+		if d == stream.C2S {
 			text += fmt.Sprintf(" (its payload alone is %d bytes: the limit counts the whole packet, fixed header included)", len(p.Payload))
 		} else {
 			text += fmt.Sprintf(" (its payload alone is %d bytes: this broker seems to count only the payload, not the whole packet)", len(p.Payload))
 		}
 	}
-	if d == C2S {
+	if d == stream.C2S {
 		text += "; the server answers DISCONNECT 0x95"
 	} else {
 		text += "; the server must not send it"
@@ -811,7 +812,7 @@ func (c *Conn) checkSize(r *PacketRecord) {
 
 // checkProblemInfo enforces Request Problem Information 0.
 func (c *Conn) checkProblemInfo(r *PacketRecord) {
-	if r.Dir != S2C || c.connect == nil || r.Version != decode.V5 {
+	if r.Dir != stream.S2C || c.connect == nil || r.Version != decode.V5 {
 		return
 	}
 	rpi := c.st.Requested.RequestProblemInformation

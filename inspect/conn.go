@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Options configure the inspection of a connection.
@@ -46,7 +47,7 @@ type Conn struct {
 	opts Options
 	prof *Profile
 
-	streams [2]stream
+	streams [2]dirStream
 
 	version      decode.Version
 	versionKnown bool
@@ -75,7 +76,7 @@ type Conn struct {
 }
 
 // stream frames one direction.
-type stream struct {
+type dirStream struct {
 	buf    []byte
 	start  int
 	skip   int  // bytes still to drop from an oversized frame
@@ -149,7 +150,7 @@ func (c *Conn) MidStream() {
 // Feed takes the next bytes of direction dir, in any split, frames and decodes them, updates
 // the connection's state and returns the records produced: a packet record per whole packet,
 // and a session record right after the CONNACK's.
-func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
+func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.streams[dir&1]
@@ -179,7 +180,7 @@ func (c *Conn) Feed(dir Dir, t time.Time, b []byte) []Record {
 			s.resync = false
 			if s.dropped > 0 {
 				s.pending = append(s.pending, Note{Level: decode.LevelInfo, Rule: RuleCaptureGap,
-					Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", s.dropped, dir.sender())})
+					Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", s.dropped, dir.Sender().String())})
 				s.dropped = 0
 			}
 		}
@@ -206,7 +207,7 @@ const streamChunk = 1024
 // write appends p to the buffer without ever writing over bytes handed out as frames: into
 // the buffer's spare room (frames end before it, with no room of their own), else into a new
 // buffer, a private copy, since the caller may reuse p.
-func (s *stream) write(p []byte) {
+func (s *dirStream) write(p []byte) {
 	if len(p) == 0 || len(p) <= cap(s.buf)-len(s.buf) {
 		s.buf = append(s.buf, p...)
 		return
@@ -219,7 +220,7 @@ func (s *stream) write(p []byte) {
 
 // badHeader handles a fixed header that cannot be framed: too large (skip the frame) or
 // malformed (look for the next plausible frame).
-func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
+func (c *Conn) badHeader(dir stream.Dir, s *dirStream, rest []byte, err error) {
 	h, ok, _ := decode.ParseHeader(rest)
 	if errors.Is(err, decode.ErrTooLarge) && ok {
 		s.skipped = true
@@ -231,11 +232,11 @@ func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
 			s.start = len(s.buf)
 		}
 		s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleTooLarge, Reason: decode.PacketTooLarge,
-			Text: fmt.Sprintf("a %s frame of %d bytes from the %s was skipped: larger than the %d-byte frame limit", h.Type, size, dir.sender(), c.opts.MaxFrame)})
+			Text: fmt.Sprintf("a %s frame of %d bytes from the %s was skipped: larger than the %d-byte frame limit", h.Type, size, dir.Sender().String(), c.opts.MaxFrame)})
 		return
 	}
 	s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleMalformed, Reason: decode.MalformedPacket,
-		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.sender(), err)})
+		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.Sender().String(), err)})
 	s.start++
 	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
 	s.skipped = true
@@ -245,7 +246,7 @@ func (c *Conn) badHeader(dir Dir, s *stream, rest []byte, err error) {
 // the first offset holding a whole frame that decodes without problems. ok is false when there
 // is none yet; off is then how many bytes can be dropped for good. Offsets are scanned once:
 // headers whose frames are not whole yet are remembered and checked again as bytes come.
-func (c *Conn) resyncOffset(s *stream) (off int, ok bool) {
+func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
 	b := s.buf[s.start:]
 	limit := c.opts.MaxFrame
 	if limit <= 0 || limit > 1<<20 {
@@ -368,7 +369,7 @@ func hasMalformed(p decode.Packet) bool {
 }
 
 // Frame inspects one already-framed packet of direction dir. The packet record aliases frame.
-func (c *Conn) Frame(dir Dir, t time.Time, frame []byte) []Record {
+func (c *Conn) Frame(dir stream.Dir, t time.Time, frame []byte) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.frame(dir&1, t, frame, nil)
@@ -377,7 +378,7 @@ func (c *Conn) Frame(dir Dir, t time.Time, frame []byte) []Record {
 // Unseen says the capture probably lost bytes of direction dir: the peer acknowledged bytes
 // it does not have (yet). Nothing is skipped; acknowledgements of what those bytes may have
 // held are only information from now on.
-func (c *Conn) Unseen(dir Dir) {
+func (c *Conn) Unseen(dir stream.Dir) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.lost[dir&1] = true
@@ -385,7 +386,7 @@ func (c *Conn) Unseen(dir Dir) {
 
 // Gap says n bytes of direction dir were lost by the capture. The next packet of dir carries a
 // finding, and framing resumes at the next plausible frame boundary.
-func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
+func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.streams[dir&1]
@@ -399,7 +400,7 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 	s.skip = 0
 	s.skipped = true
 	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleCaptureGap,
-		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.sender(), t.Format("15:04:05.000000"))})
+		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.Sender().String(), t.Format("15:04:05.000000"))})
 	// The partial frame held is useless without its lost middle.
 	s.buf, s.start = nil, 0
 	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
@@ -408,13 +409,13 @@ func (c *Conn) Gap(dir Dir, t time.Time, n int) []Record {
 
 // decodeFrame decodes a frame with the connection's protocol version, learning it from CONNECT
 // or, when no CONNECT was seen, from the packets (detectVersion).
-func (c *Conn) decodeFrame(dir Dir, frame []byte) decode.Packet {
-	if dir == C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
+func (c *Conn) decodeFrame(dir stream.Dir, frame []byte) decode.Packet {
+	if dir == stream.C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
 		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
 			c.version, c.versionKnown = v, true
 			c.st.VersionFrom = VersionFromConnect
 		}
-		return decode.DecodeLeanCached(frame, c.version, &c.streams[C2S].topics)
+		return decode.DecodeLeanCached(frame, c.version, &c.streams[stream.C2S].topics)
 	}
 	if c.versionKnown {
 		return decode.DecodeLeanCached(frame, c.version, &c.streams[dir&1].topics)
@@ -429,7 +430,7 @@ type packetAlloc struct {
 }
 
 // frame decodes and inspects one frame, appending its records to out.
-func (c *Conn) frame(dir Dir, t time.Time, frame []byte, out []Record) []Record {
+func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, out []Record) []Record {
 	if c.st.MidStream || c.startFromConnect {
 		c.startSeen(dir, frame)
 	}
@@ -453,12 +454,12 @@ func (c *Conn) sessionRecord(t time.Time) *SessionRecord {
 }
 
 // inspect builds the record of one decoded packet in r, a zero record, and updates the state.
-func (c *Conn) inspect(r *PacketRecord, dir Dir, t time.Time, p decode.Packet) {
+func (c *Conn) inspect(r *PacketRecord, dir stream.Dir, t time.Time, p decode.Packet) {
 	s := &c.streams[dir]
 	// Field by field: assigning a whole PacketRecord copies it through a temporary.
 	r.Time, r.Conn, r.Client, r.Server, r.Dir = t, c.st.ID, c.st.Client, c.st.Server, dir
 	r.Version, r.Packet = p.Info().Version, p
-	r.Index = int(c.counts[C2S][16]+c.counts[S2C][16]) + 1
+	r.Index = int(c.counts[stream.C2S][16]+c.counts[stream.S2C][16]) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)
 		for _, pr := range p.Info().Problems {
@@ -503,7 +504,7 @@ func (c *Conn) inspect(r *PacketRecord, dir Dir, t time.Time, p decode.Packet) {
 	}
 	c.checkSize(r)
 	c.checkProblemInfo(r)
-	if dir == C2S {
+	if dir == stream.C2S {
 		c.lastC2S = t
 		c.kaFlagged = false
 	}
@@ -517,8 +518,8 @@ func (c *Conn) account(r *PacketRecord) {
 	d := r.Dir
 	c.counts[d][r.Type()&15]++
 	c.counts[d][16]++
-	c.st.PacketsC2S, c.st.PacketsS2C = int(c.counts[C2S][16]), int(c.counts[S2C][16])
-	if d == C2S {
+	c.st.PacketsC2S, c.st.PacketsS2C = int(c.counts[stream.C2S][16]), int(c.counts[stream.S2C][16])
+	if d == stream.C2S {
 		c.st.BytesC2S += int64(r.Size())
 	} else {
 		c.st.BytesS2C += int64(r.Size())
@@ -605,7 +606,7 @@ func (c *Conn) remember(r *PacketRecord) {
 
 // eachRecent calls f with the remembered packets of direction d, newest first, until f
 // returns true.
-func (c *Conn) eachRecent(d Dir, f func(*fact) bool) {
+func (c *Conn) eachRecent(d stream.Dir, f func(*fact) bool) {
 	n := c.recentN[d]
 	for i := 0; i < recentLen && i < n; i++ {
 		if f(&c.recent[d][(n-1-i)%recentLen]) {
@@ -639,10 +640,9 @@ func reasonCodes(p decode.Packet) []decode.ReasonCode {
 	return nil
 }
 
-// Close ends the connection: by says who closed ("client", "server", "proxy", "unknown", or
-// variants such as "client-eof" or "server-reset") and reason says why. It returns the close
-// record; a second call returns nil.
-func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
+// Close ends the connection, as end says. It returns the close record; a second call returns
+// nil.
+func (c *Conn) Close(t time.Time, end stream.End) *CloseRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -653,14 +653,11 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 	if t.IsZero() {
 		t = c.st.LastSeen
 	}
-	cr := &CloseRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID, By: by, Reason: reason}
-	if reason == "" {
-		for _, d := range []Dir{C2S, S2C} {
-			if r := c.disconnect[d]; r != nil {
-				q := r.Packet.(*decode.Disconnect)
-				cr.Reason = fmt.Sprintf("%s sent DISCONNECT 0x%02X %s", d.sender(), byte(q.ReasonCode), q.ReasonCode.Name(decode.DISCONNECT))
-				break
-			}
+	cr := &CloseRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID, End: end}
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
+		if r := c.disconnect[d]; r != nil {
+			cr.Disconnect = &DisconnectRef{Dir: d, Code: r.Packet.(*decode.Disconnect).ReasonCode}
+			break
 		}
 	}
 	c.unfinishedNotes(cr)
@@ -684,10 +681,10 @@ func (c *Conn) Close(t time.Time, by string, reason string) *CloseRecord {
 // before the end) that never came.
 func (c *Conn) unfinishedNotes(cr *CloseRecord) {
 	subject, l := "connection", decode.LevelWarning
-	if cr.By == "unknown" || cr.By == "" {
+	if cr.endedOpen() {
 		subject, l = "capture", decode.LevelInfo
 	}
-	for _, d := range []Dir{C2S, S2C} {
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		s := &c.streams[d]
 		cr.Notes = append(cr.Notes, s.pending...)
 		s.pending = nil
@@ -699,11 +696,11 @@ func (c *Conn) unfinishedNotes(cr *CloseRecord) {
 		h, ok, err := decode.ParseHeader(rest)
 		switch {
 		case s.resync:
-			text = fmt.Sprintf("the %s ended with %d bytes from the %s in which no packet boundary was found after lost bytes", subject, len(rest)+s.dropped, d.sender())
+			text = fmt.Sprintf("the %s ended with %d bytes from the %s in which no packet boundary was found after lost bytes", subject, len(rest)+s.dropped, d.Sender().String())
 		case ok && err == nil:
-			text = fmt.Sprintf("the %s ended inside a %s from the %s: %d of its %d bytes arrived", subject, h.Type, d.sender(), len(rest), h.HeaderLen+h.RemainingLength)
+			text = fmt.Sprintf("the %s ended inside a %s from the %s: %d of its %d bytes arrived", subject, h.Type, d.Sender().String(), len(rest), h.HeaderLen+h.RemainingLength)
 		default:
-			text = fmt.Sprintf("the %s ended inside a packet from the %s: %d bytes arrived, not a whole fixed header", subject, d.sender(), len(rest))
+			text = fmt.Sprintf("the %s ended inside a packet from the %s: %d bytes arrived, not a whole fixed header", subject, d.Sender().String(), len(rest))
 		}
 		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleUnfinished, Text: text})
 	}
@@ -714,7 +711,7 @@ func (c *Conn) unfinishedNotes(cr *CloseRecord) {
 // closeNotes explains how the connection ended.
 func (c *Conn) closeNotes(cr *CloseRecord) {
 	var last *fact
-	for _, d := range []Dir{C2S, S2C} {
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		if n := c.recentN[d]; n > 0 {
 			if r := &c.recent[d][(n-1)%recentLen]; last == nil || r.index > last.index {
 				last = r
@@ -726,18 +723,18 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 	}
 	// By "unknown": the capture ended with the connection open. Nothing closed, so nothing is
 	// said about a close (its reason says the capture ended).
-	open := cr.By == "unknown"
-	if !open && c.disconnect[C2S] == nil && c.disconnect[S2C] == nil && !c.refused() {
+	open := cr.endedOpen()
+	if !open && c.disconnect[stream.C2S] == nil && c.disconnect[stream.S2C] == nil && !c.refused() {
 		l := decode.LevelInfo
 		text := "the connection closed without a DISCONNECT"
-		if cr.By != "" {
-			text = fmt.Sprintf("the connection closed (%s) without a DISCONNECT", cr.By)
+		if by := cr.By(); by != "" {
+			text = fmt.Sprintf("the connection closed (%s) without a DISCONNECT", by)
 		}
 		switch {
 		case c.connect != nil && c.connack == nil && !c.st.MidStream:
 			l = decode.LevelWarning
 			text += fmt.Sprintf(", before any CONNACK: the server dropped CONNECT #%d (%d bytes) without saying why", c.connect.Index, c.connect.Size())
-		case c.recentN[C2S] > 0 && last == &c.recent[C2S][(c.recentN[C2S]-1)%recentLen] && c.version != decode.V5:
+		case c.recentN[stream.C2S] > 0 && last == &c.recent[stream.C2S][(c.recentN[stream.C2S]-1)%recentLen] && c.version != decode.V5:
 			text += fmt.Sprintf("; in MQTT %s a server closes this way when it refuses a packet", c.version)
 		}
 		if ka := c.keepAlive(); ka > 0 && !c.lastC2S.IsZero() && !c.st.MidStream {
@@ -751,7 +748,7 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleCloseNoDisc, Text: text,
 			Cause: last.ref("the last packet before the close")})
 	}
-	if o, ok := c.takenOverBy(); ok && c.disconnect[S2C] == nil {
+	if o, ok := c.takenOverBy(); ok && c.disconnect[stream.S2C] == nil {
 		what := "the server closed this one (session takeover)"
 		if open {
 			what = "the server closes this one (session takeover), though it was still open when the capture ended"
@@ -764,10 +761,10 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 	if open {
 		when = "when the capture ended"
 	}
-	for _, d := range []Dir{C2S, S2C} {
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		if n := c.inflight[d]; n > 0 {
 			cr.Notes = append(cr.Notes, Note{Level: decode.LevelInfo, Rule: RuleUnacked,
-				Text: fmt.Sprintf("%d QoS 1/2 PUBLISH from the %s left unacknowledged %s", n, d.sender(), when)})
+				Text: fmt.Sprintf("%d QoS 1/2 PUBLISH from the %s left unacknowledged %s", n, d.Sender().String(), when)})
 		}
 	}
 }
@@ -793,13 +790,13 @@ func (c *Conn) snapshot() ConnState {
 	s := c.st.clone()
 	s.Packets = map[string]int{}
 	for t := range 16 {
-		if n := c.counts[C2S][t] + c.counts[S2C][t]; n > 0 {
+		if n := c.counts[stream.C2S][t] + c.counts[stream.S2C][t]; n > 0 {
 			s.Packets[decode.Type(t).String()] = int(n)
 		}
 	}
-	s.AliasesC2S = cloneAliases(c.aliases[C2S])
-	s.AliasesS2C = cloneAliases(c.aliases[S2C])
-	s.InFlightC2S, s.InFlightS2C = c.inflight[C2S], c.inflight[S2C]
+	s.AliasesC2S = cloneAliases(c.aliases[stream.C2S])
+	s.AliasesS2C = cloneAliases(c.aliases[stream.S2C])
+	s.InFlightC2S, s.InFlightS2C = c.inflight[stream.C2S], c.inflight[stream.S2C]
 	return s
 }
 

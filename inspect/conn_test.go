@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 func TestNegotiationDefaults(t *testing.T) {
@@ -308,15 +309,15 @@ func TestSubscribeAvailability(t *testing.T) {
 }
 
 func TestFeedAnySplit(t *testing.T) {
-	var stream []byte
-	stream = append(stream, enc(t, &decode.Connect{ClientID: "dev1", KeepAlive: 30})...)
-	stream = append(stream, enc(t, publish("a/b", 1, 1, strings.Repeat("p", 300)))...)
-	stream = append(stream, enc(t, &decode.Pingreq{})...)
-	for _, step := range []int{1, 2, 3, 7, 64, len(stream)} {
+	var wire []byte
+	wire = append(wire, enc(t, &decode.Connect{ClientID: "dev1", KeepAlive: 30})...)
+	wire = append(wire, enc(t, publish("a/b", 1, 1, strings.Repeat("p", 300)))...)
+	wire = append(wire, enc(t, &decode.Pingreq{})...)
+	for _, step := range []int{1, 2, 3, 7, 64, len(wire)} {
 		c := NewConn(1, "c", "s", Options{})
 		var got []string
-		for i := 0; i < len(stream); i += step {
-			for _, r := range c.Feed(C2S, t0, stream[i:min(i+step, len(stream))]) {
+		for i := 0; i < len(wire); i += step {
+			for _, r := range c.Feed(stream.C2S, t0, wire[i:min(i+step, len(wire))]) {
 				got = append(got, r.(*PacketRecord).Type().String())
 			}
 		}
@@ -330,10 +331,10 @@ func TestGap(t *testing.T) {
 	s := newSession(t, Options{})
 	s.connect(nil, nil)
 	b := enc(t, publish("a/b", 0, 0, strings.Repeat("p", 100)))
-	s.c.Feed(C2S, t0, b[:50])
-	s.c.Gap(C2S, t0, 40)
+	s.c.Feed(stream.C2S, t0, b[:50])
+	s.c.Gap(stream.C2S, t0, 40)
 	// The rest of the lost packet, then a whole PINGREQ and a PUBLISH.
-	recs := s.c.Feed(C2S, t0, append(append(b[90:], enc(t, &decode.Pingreq{})...), enc(t, publish("c", 0, 0, "x"))...))
+	recs := s.c.Feed(stream.C2S, t0, append(append(b[90:], enc(t, &decode.Pingreq{})...), enc(t, publish("c", 0, 0, "x"))...))
 	if len(recs) == 0 {
 		t.Fatal("no packet after the gap")
 	}
@@ -346,10 +347,10 @@ func TestGap(t *testing.T) {
 
 func TestMaxFrame(t *testing.T) {
 	c := NewConn(1, "c", "s", Options{MaxFrame: 100})
-	c.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	c.Feed(stream.C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
 	big := enc(t, publish("a", 0, 0, strings.Repeat("x", 500)))
-	recs := c.Feed(C2S, t0, big[:200])
-	recs = append(recs, c.Feed(C2S, t0, append(big[200:], enc(t, &decode.Pingreq{})...))...)
+	recs := c.Feed(stream.C2S, t0, big[:200])
+	recs = append(recs, c.Feed(stream.C2S, t0, append(big[200:], enc(t, &decode.Pingreq{})...))...)
 	if len(recs) != 1 {
 		t.Fatalf("records %d", len(recs))
 	}
@@ -366,7 +367,7 @@ func TestMidStreamVersion(t *testing.T) {
 	// An MQTT 3.1.1 SUBACK is malformed as MQTT 5 and teaches the version.
 	p := &decode.Suback{PacketID: 1, ReasonCodes: []decode.ReasonCode{1}}
 	p.Version = decode.V311
-	recs := c.Feed(S2C, t0, enc(t, p))
+	recs := c.Feed(stream.S2C, t0, enc(t, p))
 	r := recs[0].(*PacketRecord)
 	if r.Version != decode.V311 {
 		t.Errorf("version %d", r.Version)
@@ -379,14 +380,14 @@ func TestCloseRecord(t *testing.T) {
 	s.connect(nil, nil)
 	s.c2s(publish("a", 0, 0, "x"))
 	s.c2s(&decode.Disconnect{})
-	cr := s.c.Close(s.now, "client", "")
-	if cr == nil || cr.Reason != "client sent DISCONNECT 0x00 Normal disconnection" {
+	cr := s.c.Close(s.now, closeEnd("client", ""))
+	if cr == nil || cr.Reason() != "client sent DISCONNECT 0x00 Normal disconnection" {
 		t.Fatalf("close %+v", cr)
 	}
 	if cr.State.Packets["PUBLISH"] != 1 || cr.State.PacketsC2S != 3 || cr.State.PacketsS2C != 1 {
 		t.Errorf("counts %+v", cr.State)
 	}
-	if s.c.Close(s.now, "client", "") != nil {
+	if s.c.Close(s.now, closeEnd("client", "")) != nil {
 		t.Error("second Close returned a record")
 	}
 }
@@ -426,14 +427,14 @@ func TestSessionTakeover(t *testing.T) {
 	reg := NewSessions()
 	old := NewConn(1, "c1", "s", Options{Sessions: reg})
 	nw := NewConn(2, "c2", "s", Options{Sessions: reg})
-	old.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "dev", KeepAlive: 60}))
-	old.Feed(S2C, t0, enc(t, &decode.Connack{}))
-	recs := nw.Feed(C2S, t0.Add(time.Second), enc(t, &decode.Connect{ClientID: "dev", KeepAlive: 60}))
+	old.Feed(stream.C2S, t0, enc(t, &decode.Connect{ClientID: "dev", KeepAlive: 60}))
+	old.Feed(stream.S2C, t0, enc(t, &decode.Connack{}))
+	recs := nw.Feed(stream.C2S, t0.Add(time.Second), enc(t, &decode.Connect{ClientID: "dev", KeepAlive: 60}))
 	n := note(t, recs[0].(*PacketRecord), RuleTakeover)
 	if !strings.Contains(n.Text, "connection 1") || !strings.Contains(n.Text, "resumes its session") {
 		t.Errorf("text %q", n.Text)
 	}
-	recs = old.Feed(S2C, t0.Add(time.Second+time.Millisecond), enc(t, &decode.Disconnect{ReasonCode: decode.SessionTakenOver, HasReason: true}))
+	recs = old.Feed(stream.S2C, t0.Add(time.Second+time.Millisecond), enc(t, &decode.Disconnect{ReasonCode: decode.SessionTakenOver, HasReason: true}))
 	n = note(t, recs[0].(*PacketRecord), RuleTakenOver)
 	if n.Cause == nil || n.Cause.Conn != 2 || n.Cause.Index != 1 {
 		t.Errorf("cause %+v", n.Cause)
@@ -444,9 +445,9 @@ func TestSessionTakeover(t *testing.T) {
 	b := NewConn(2, "c2", "s", Options{Sessions: reg})
 	c311 := &decode.Connect{ClientID: "dev", KeepAlive: 60}
 	c311.Version = decode.V311
-	a.Feed(C2S, t0, enc(t, c311))
-	b.Feed(C2S, t0.Add(time.Second), enc(t, c311))
-	cr := a.Close(t0.Add(2*time.Second), "server", "")
+	a.Feed(stream.C2S, t0, enc(t, c311))
+	b.Feed(stream.C2S, t0.Add(time.Second), enc(t, c311))
+	cr := a.Close(t0.Add(2*time.Second), closeEnd("server", ""))
 	var found bool
 	for _, n := range cr.Notes {
 		if n.Rule == RuleTakenOver && n.Cause != nil && n.Cause.Conn == 2 {
@@ -511,16 +512,16 @@ func FuzzConn(f *testing.F) {
 		var recs []Record
 		for i := 0; i < max(len(c2s), len(s2c)); i += n {
 			if i < len(c2s) {
-				recs = append(recs, c.Feed(C2S, t0, c2s[i:min(i+n, len(c2s))])...)
+				recs = append(recs, c.Feed(stream.C2S, t0, c2s[i:min(i+n, len(c2s))])...)
 			}
 			if i < len(s2c) {
-				recs = append(recs, c.Feed(S2C, t0, s2c[i:min(i+n, len(s2c))])...)
+				recs = append(recs, c.Feed(stream.S2C, t0, s2c[i:min(i+n, len(s2c))])...)
 			}
 			if i == n {
-				c.Gap(C2S, t0, 3)
+				c.Gap(stream.C2S, t0, 3)
 			}
 		}
-		recs = append(recs, c.Close(t0, "eof", ""))
+		recs = append(recs, c.Close(t0, stream.End{}))
 		for _, r := range recs {
 			AppendJSON(nil, r, JSONOptions{})
 			AppendText(nil, r, TextOptions{})
@@ -533,19 +534,19 @@ func FuzzConn(f *testing.F) {
 // real packet.
 func TestGapLinear(t *testing.T) {
 	c := NewConn(1, "c", "s", Options{})
-	c.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
-	c.Gap(C2S, t0, 100)
+	c.Feed(stream.C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	c.Gap(stream.C2S, t0, 100)
 	junk := make([]byte, 256<<10)
 	for i := range junk {
 		junk[i] = []byte{0x30, 0x80, 0x80, 0x04}[i%4] // PUBLISH headers announcing 65540-byte frames
 	}
 	start := time.Now()
 	for i := 0; i < len(junk); i += 1460 {
-		if recs := c.Feed(C2S, t0, junk[i:min(i+1460, len(junk))]); len(recs) != 0 {
+		if recs := c.Feed(stream.C2S, t0, junk[i:min(i+1460, len(junk))]); len(recs) != 0 {
 			t.Fatalf("resynced inside junk at %d: %s", i, recs[0].(*PacketRecord).Type())
 		}
 	}
-	recs := c.Feed(C2S, t0, append([]byte{0xff, 0xff, 0xff}, enc(t, &decode.Pingreq{})...))
+	recs := c.Feed(stream.C2S, t0, append([]byte{0xff, 0xff, 0xff}, enc(t, &decode.Pingreq{})...))
 	if len(recs) != 1 || recs[0].(*PacketRecord).Type() != decode.PINGREQ {
 		t.Fatalf("records %v", recs)
 	}
@@ -562,7 +563,7 @@ func TestKeepAliveAtClose(t *testing.T) {
 	ack := &decode.Connack{}
 	ack.Version = decode.V311
 	s.s2c(ack)
-	cr := s.c.Close(s.now.Add(16*time.Second), "server", "")
+	cr := s.c.Close(s.now.Add(16*time.Second), closeEnd("server", ""))
 	if len(cr.Notes) == 0 || !strings.Contains(cr.Notes[0].Text, "keep alive timeout") {
 		t.Errorf("close notes %+v", cr.Notes)
 	}
@@ -580,8 +581,8 @@ func TestMidStreamResync(t *testing.T) {
 		second := enc(t, p)
 		a := &decode.Ack{PacketType: decode.PUBACK, PacketID: 9}
 		a.Version = v
-		recs := c.Feed(C2S, t0, append(first[5:], second...))
-		recs = append(recs, c.Feed(S2C, t0, enc(t, a))...)
+		recs := c.Feed(stream.C2S, t0, append(first[5:], second...))
+		recs = append(recs, c.Feed(stream.S2C, t0, enc(t, a))...)
 		if len(recs) != 2 {
 			t.Fatalf("v%d: %d records", v, len(recs))
 		}
@@ -597,7 +598,7 @@ func TestMidStreamResync(t *testing.T) {
 	// Starting on a boundary skips nothing.
 	c := NewConn(1, "c", "s", Options{})
 	c.MidStream()
-	recs := c.Feed(C2S, t0, enc(t, &decode.Pingreq{}))
+	recs := c.Feed(stream.C2S, t0, enc(t, &decode.Pingreq{}))
 	if len(recs) != 1 {
 		t.Fatalf("%d records", len(recs))
 	}
@@ -607,10 +608,10 @@ func TestMidStreamResync(t *testing.T) {
 // TestConcurrentFeed feeds the two directions from two goroutines, as a proxy does.
 func TestConcurrentFeed(t *testing.T) {
 	c := NewConn(1, "c", "s", Options{})
-	c.Feed(C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
-	c.Feed(S2C, t0, enc(t, &decode.Connack{}))
+	c.Feed(stream.C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	c.Feed(stream.S2C, t0, enc(t, &decode.Connack{}))
 	done := make(chan int)
-	for _, d := range []Dir{C2S, S2C} {
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		go func() {
 			n := 0
 			for range 300 {
@@ -638,21 +639,21 @@ func TestUnfinishedAtClose(t *testing.T) {
 		wantRules []string
 	}{
 		{name: "inside a PUBLISH, the client closed", by: "client-eof",
-			feed:  func(c *Conn) { c.Feed(C2S, t0, pub[:9]) },
+			feed:  func(c *Conn) { c.Feed(stream.C2S, t0, pub[:9]) },
 			level: decode.LevelWarning, want: []string{fmt.Sprintf("connection ended inside a PUBLISH from the client: 9 of its %d bytes arrived", len(pub))}},
 		{name: "inside a SUBACK, the capture ended", by: "unknown",
-			feed:  func(c *Conn) { c.Feed(S2C, t0, []byte{0x90, 0x04, 0x00}) },
+			feed:  func(c *Conn) { c.Feed(stream.S2C, t0, []byte{0x90, 0x04, 0x00}) },
 			level: decode.LevelInfo, want: []string{"capture ended inside a SUBACK from the server: 3 of its 6 bytes arrived"}},
 		{name: "inside the Remaining Length", by: "server-reset",
-			feed:  func(c *Conn) { c.Feed(C2S, t0, []byte{0x30, 0x80}) },
+			feed:  func(c *Conn) { c.Feed(stream.C2S, t0, []byte{0x30, 0x80}) },
 			level: decode.LevelWarning, want: []string{"inside a packet from the client: 2 bytes arrived, not a whole fixed header"}},
 		{name: "a gap, then nothing", by: "unknown",
-			feed: func(c *Conn) { c.Gap(S2C, t0, 30) },
+			feed: func(c *Conn) { c.Gap(stream.S2C, t0, 30) },
 			want: []string{"the capture lost 30 bytes from the server"}, wantRules: []string{RuleCaptureGap}},
 		{name: "a gap, then bytes with no boundary", by: "unknown",
 			feed: func(c *Conn) {
-				c.Gap(C2S, t0, 30)
-				c.Feed(C2S, t0, pub[5:])
+				c.Gap(stream.C2S, t0, 30)
+				c.Feed(stream.C2S, t0, pub[5:])
 			},
 			level:     decode.LevelInfo,
 			want:      []string{"the capture lost 30 bytes", fmt.Sprintf("ended with %d bytes from the client in which no packet boundary", len(pub)-5)},
@@ -662,7 +663,7 @@ func TestUnfinishedAtClose(t *testing.T) {
 			s := newSession(t, Options{})
 			s.connect(nil, nil)
 			tc.feed(s.c)
-			cr := s.c.Close(t0.Add(time.Second), tc.by, "")
+			cr := s.c.Close(t0.Add(time.Second), closeEnd(tc.by, ""))
 			rules := tc.wantRules
 			if rules == nil {
 				rules = []string{RuleUnfinished}
@@ -692,7 +693,7 @@ func TestNothingUnfinishedAtClose(t *testing.T) {
 	s := newSession(t, Options{})
 	s.connect(nil, nil)
 	s.c2s(publish("a", 0, 0, "x"))
-	for _, n := range s.c.Close(t0.Add(time.Second), "client-eof", "").Notes {
+	for _, n := range s.c.Close(t0.Add(time.Second), closeEnd("client-eof", "")).Notes {
 		if n.Rule == RuleUnfinished || n.Rule == RuleCaptureGap {
 			t.Errorf("note %+v after whole packets", n)
 		}
@@ -704,11 +705,11 @@ func TestNothingUnfinishedAtClose(t *testing.T) {
 func TestPendingCountedOnce(t *testing.T) {
 	s := newSession(t, Options{})
 	s.connect(nil, nil)
-	s.c.Gap(C2S, t0, 30)
+	s.c.Gap(stream.C2S, t0, 30)
 	s.c2s(publish("a", 0, 0, "x"))
-	s.c.Gap(S2C, t0, 30)
-	s.c.Feed(C2S, t0, []byte{0x30, 0xff, 0xff, 0xff, 0xff}) // unreadable Remaining Length
-	cr := s.c.Close(t0.Add(time.Second), "unknown", "")
+	s.c.Gap(stream.S2C, t0, 30)
+	s.c.Feed(stream.C2S, t0, []byte{0x30, 0xff, 0xff, 0xff, 0xff}) // unreadable Remaining Length
+	cr := s.c.Close(t0.Add(time.Second), closeEnd("unknown", ""))
 	if got := cr.State.Findings[RuleCaptureGap]; got != 2 {
 		t.Errorf("%s counted %d times, want 2 (one per gap): %v", RuleCaptureGap, got, cr.State.Findings)
 	}
@@ -754,7 +755,7 @@ func TestSessionExpiry311(t *testing.T) {
 			if got := sr.Effective.SessionExpiryInterval; got != tc.want {
 				t.Errorf("session record: session expiry %d, want %d", got, tc.want)
 			}
-			cr := s.c.Close(s.now, "client-eof", "TCP FIN")
+			cr := s.c.Close(s.now, closeEnd("client-eof", "TCP FIN"))
 			if got := cr.State.Effective.SessionExpiryInterval; got != tc.want {
 				t.Errorf("close record: session expiry %d, want %d", got, tc.want)
 			}
@@ -783,7 +784,7 @@ func TestCloseAtCaptureEnd(t *testing.T) {
 	}{
 		{"unknown", false},
 		{"client", true}, {"server", true}, {"proxy", true},
-		{"client-eof", true}, {"server-eof", true}, {"client-reset", true}, {"server-reset", true}, {"eof", true},
+		{"client-eof", true}, {"server-eof", true}, {"client-reset", true}, {"server-reset", true}, {"", true},
 	} {
 		t.Run(tc.by, func(t *testing.T) {
 			reg := NewSessions()
@@ -793,8 +794,8 @@ func TestCloseAtCaptureEnd(t *testing.T) {
 			s.s2c(&decode.Connack{})
 			s.c2s(publish("a", 1, 1, "x"))
 			other := NewConn(2, "c2", "s", Options{Sessions: reg})
-			other.Feed(C2S, s.now.Add(time.Millisecond), enc(t, &decode.Connect{ClientID: "dev1", KeepAlive: 60}))
-			cr := s.c.Close(s.now.Add(time.Second), tc.by, "")
+			other.Feed(stream.C2S, s.now.Add(time.Millisecond), enc(t, &decode.Connect{ClientID: "dev1", KeepAlive: 60}))
+			cr := s.c.Close(s.now.Add(time.Second), closeEnd(tc.by, ""))
 			var closeNote bool
 			for _, n := range cr.Notes {
 				if n.Rule == RuleCloseNoDisc {
@@ -824,11 +825,11 @@ func TestUnknownAckAfterLoss(t *testing.T) {
 	if n := note(t, s.s2c(ack(decode.PUBACK, 7, 0)), RuleAckUnknown); n.Level != decode.LevelWarning {
 		t.Errorf("before any loss: %v %s", n.Level, n.Text)
 	}
-	s.c.Gap(S2C, t0, 20) // the server's bytes: not the client's PUBLISH
+	s.c.Gap(stream.S2C, t0, 20) // the server's bytes: not the client's PUBLISH
 	if n := note(t, s.s2c(ack(decode.PUBACK, 8, 0)), RuleAckUnknown); n.Level != decode.LevelWarning {
 		t.Errorf("after a loss from the server: %v %s", n.Level, n.Text)
 	}
-	s.c.Gap(C2S, t0, 20)
+	s.c.Gap(stream.C2S, t0, 20)
 	n := note(t, s.s2c(ack(decode.PUBACK, 9, 0)), RuleAckUnknown)
 	if n.Level != decode.LevelInfo || !strings.Contains(n.Text, "the capture lost bytes from the client") {
 		t.Errorf("after a loss from the client: %v %s", n.Level, n.Text)

@@ -188,7 +188,7 @@ func TestUnacknowledgedAtClose(t *testing.T) {
 	s.connect(nil, nil)
 	s.c2s(publish("a", 1, 1, "x"))
 	s.c2s(&decode.Disconnect{})
-	cr := s.c.Close(s.now, "client", "")
+	cr := s.c.Close(s.now, closeEnd("client", ""))
 	if len(cr.Notes) != 1 || cr.Notes[0].Rule != RuleUnacked {
 		t.Errorf("close notes %+v", cr.Notes)
 	}

@@ -41,7 +41,7 @@ func goldenScenario(t testing.TB) []Record {
 	s.c2s(publish("sensors/7/blob", 0, 0, strings.Repeat("\x00\x01\x02\x03", 50)))
 	s.s2c(&decode.Disconnect{ReasonCode: decode.PacketTooLarge, HasReason: true, HasProperties: true,
 		Properties: props(decode.StrProp(decode.PropReasonString, "packet too large"))})
-	return append(s.recs, s.c.Close(s.now, "server", ""))
+	return append(s.recs, s.c.Close(s.now, closeEnd("server", "")))
 }
 
 func checkGolden(t *testing.T, name string, got []byte) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 var t0 = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -33,7 +34,7 @@ func newSession(t testing.TB, opts Options) *session {
 }
 
 // send feeds one packet in direction d and returns its packet record.
-func (s *session) send(d Dir, p decode.Packet) *PacketRecord {
+func (s *session) send(d stream.Dir, p decode.Packet) *PacketRecord {
 	s.t.Helper()
 	s.now = s.now.Add(time.Millisecond)
 	recs := s.c.Feed(d, s.now, enc(s.t, p))
@@ -48,8 +49,8 @@ func (s *session) send(d Dir, p decode.Packet) *PacketRecord {
 	return r
 }
 
-func (s *session) c2s(p decode.Packet) *PacketRecord { s.t.Helper(); return s.send(C2S, p) }
-func (s *session) s2c(p decode.Packet) *PacketRecord { s.t.Helper(); return s.send(S2C, p) }
+func (s *session) c2s(p decode.Packet) *PacketRecord { s.t.Helper(); return s.send(stream.C2S, p) }
+func (s *session) s2c(p decode.Packet) *PacketRecord { s.t.Helper(); return s.send(stream.S2C, p) }
 
 // wait advances the clock.
 func (s *session) wait(d time.Duration) { s.now = s.now.Add(d) }
@@ -114,4 +115,34 @@ func notesText(r *PacketRecord) string {
 		return "none"
 	}
 	return sb.String()
+}
+
+// closeEnd turns the words of a close (as the text output shows them: "client-eof", "TCP FIN")
+// into the typed end a source gives.
+func closeEnd(by, reason string) stream.End {
+	var e stream.End
+	side, how, _ := strings.Cut(by, "-")
+	switch side {
+	case "client":
+		e.By = stream.Client
+	case "server":
+		e.By = stream.Server
+	case "proxy":
+		e.By = stream.Proxy
+	case "unknown":
+		e.By = stream.SourceEnd // how the words said that the capture ended first
+	}
+	switch how {
+	case "eof":
+		e.How = stream.FIN
+	case "reset":
+		e.How = stream.RST
+	}
+	switch reason {
+	case "TCP FIN", "TCP RST", "":
+	case "the capture ended with the connection open":
+	default:
+		e.Detail = reason
+	}
+	return e
 }

@@ -93,8 +93,8 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 	case *CloseRecord:
 		s := &r.State
 		e.connKeys("close", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
-		e.str("by", r.By)
-		e.str("reason", r.Reason)
+		e.str("by", r.By())
+		e.str("reason", r.Reason())
 		if !s.Started.IsZero() {
 			e.int("duration_ns", int(r.Time.Sub(s.Started)))
 		}

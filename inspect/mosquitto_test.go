@@ -10,6 +10,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // startMosquitto runs mosquitto on a free 127.0.0.1 port (never 1883) with the given extra
@@ -37,7 +38,7 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 	return &rawClient{t: t, nc: nc, conn: NewConn(1, nc.LocalAddr().String(), addr, Options{})}
 }
 
-func (c *rawClient) feed(d Dir, b []byte) {
+func (c *rawClient) feed(d stream.Dir, b []byte) {
 	for _, r := range c.conn.Feed(d, time.Now(), b) {
 		if p, ok := r.(*PacketRecord); ok {
 			c.recs = append(c.recs, p)
@@ -51,7 +52,7 @@ func (c *rawClient) send(p decode.Packet) *PacketRecord {
 	if _, err := c.nc.Write(b); err != nil {
 		c.t.Fatal(err)
 	}
-	c.feed(C2S, b)
+	c.feed(stream.C2S, b)
 	return c.recs[len(c.recs)-1]
 }
 
@@ -62,7 +63,7 @@ func (c *rawClient) readMore() {
 	buf := make([]byte, 4096)
 	n, err := c.nc.Read(buf)
 	if n > 0 {
-		c.feed(S2C, append([]byte(nil), buf[:n]...))
+		c.feed(stream.S2C, append([]byte(nil), buf[:n]...))
 		return
 	}
 	c.t.Fatalf("reading: %v", err)
@@ -75,13 +76,13 @@ func (c *rawClient) expect(typ decode.Type) *PacketRecord {
 	buf := make([]byte, 4096)
 	for {
 		for _, r := range c.recs {
-			if r.Dir == S2C && r.Type() == typ {
+			if r.Dir == stream.S2C && r.Type() == typ {
 				return r
 			}
 		}
 		n, err := c.nc.Read(buf)
 		if n > 0 {
-			c.feed(S2C, append([]byte(nil), buf[:n]...))
+			c.feed(stream.S2C, append([]byte(nil), buf[:n]...))
 			continue
 		}
 		if err == io.EOF {

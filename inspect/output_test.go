@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/stream"
 )
 
 func TestJSONLines(t *testing.T) {
@@ -20,7 +21,7 @@ func TestJSONLines(t *testing.T) {
 	s.c2s(&decode.Subscribe{PacketID: 2, Subscriptions: []decode.Subscription{{Filter: "a/+", QoS: 1, NoLocal: true, RetainHandling: 2}}})
 	s.s2c(&decode.Suback{PacketID: 2, ReasonCodes: []decode.ReasonCode{decode.NotAuthorized}})
 	s.c2s(publish("big", 0, 0, strings.Repeat("x", 200)))
-	cr := s.c.Close(s.now, "server", "")
+	cr := s.c.Close(s.now, closeEnd("server", ""))
 	var buf bytes.Buffer
 	w := NewJSONWriter(&buf, JSONOptions{Payload: payload.Full})
 	for _, r := range append(s.recs, cr) {
@@ -221,11 +222,11 @@ func TestTextCutsLongProperties(t *testing.T) {
 
 func TestSummaryHeadWithoutConnect(t *testing.T) {
 	empty := NewConn(1, "10.0.0.2:1", "10.0.0.1:1883", Options{})
-	empty.Feed(C2S, t0, []byte{0x10, 0x20}) // the start of a CONNECT, then the capture ends
+	empty.Feed(stream.C2S, t0, []byte{0x10, 0x20}) // the start of a CONNECT, then the capture ends
 	mid := NewConn(2, "10.0.0.3:2", "10.0.0.1:1883", Options{})
 	mid.MidStream()
-	recs := mid.Feed(C2S, t0, enc(t, publish("a/b", 0, 0, "x")))
-	recs = append(recs, empty.Close(t0, "unknown", "the capture ended with the connection open"), mid.Close(t0, "unknown", ""))
+	recs := mid.Feed(stream.C2S, t0, enc(t, publish("a/b", 0, 0, "x")))
+	recs = append(recs, empty.Close(t0, closeEnd("unknown", "the capture ended with the connection open")), mid.Close(t0, closeEnd("unknown", "")))
 	var buf bytes.Buffer
 	render(NewSummaryWriter(&buf, TextOptions{}), recs)
 	out := buf.String()
@@ -253,9 +254,9 @@ func TestSummary311(t *testing.T) {
 		cn.Version = v
 		ca := &decode.Connack{SessionPresent: true}
 		ca.Version = v
-		recs = append(recs, c.Feed(C2S, t0, enc(t, cn))...)
-		recs = append(recs, c.Feed(S2C, t0, enc(t, ca))...)
-		recs = append(recs, c.Close(t0, "client-eof", "TCP FIN"))
+		recs = append(recs, c.Feed(stream.C2S, t0, enc(t, cn))...)
+		recs = append(recs, c.Feed(stream.S2C, t0, enc(t, ca))...)
+		recs = append(recs, c.Close(t0, closeEnd("client-eof", "TCP FIN")))
 	}
 	var sum, txt bytes.Buffer
 	render(NewSummaryWriter(&sum, TextOptions{}), recs)
@@ -297,7 +298,7 @@ func TestCloseLine(t *testing.T) {
 		{"client-eof", "TCP FIN", "closed by client-eof: TCP FIN"},
 		{"server", "", "closed by server"},
 	} {
-		r := &CloseRecord{Time: t0, Conn: 1, Client: "c", Server: "s", By: tc.by, Reason: tc.reason}
+		r := &CloseRecord{Time: t0, Conn: 1, Client: "c", Server: "s", End: closeEnd(tc.by, tc.reason)}
 		var text, sum bytes.Buffer
 		tw := NewTextWriter(&text, TextOptions{})
 		sw := NewSummaryWriter(&sum, TextOptions{})

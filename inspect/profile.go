@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
-
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Profile holds the limits a given broker is known to apply, so that what a device asks for
@@ -256,9 +256,9 @@ func (c *Conn) profilePublish(r *PacketRecord, q *decode.Publish) {
 		r.addWhy(decode.LevelWarning, RuleProfileTopicAlias, decode.TopicNameInvalid, fmt.Sprintf("Topic Alias %d, above this broker's %d", a, p.TopicAliasMaximum),
 			fmt.Sprintf("Topic Alias %d: this broker (%s) accepts at most %d aliases and disconnects a client that uses more", a, p.Name, p.TopicAliasMaximum))
 	}
-	if q.QoS > 0 && p.ReceiveMaximum > 0 && c.inflight[C2S] > p.ReceiveMaximum && c.st.Granted.ReceiveMaximum == nil {
-		r.addWhy(decode.LevelWarning, RuleProfileReceiveMax, decode.ReceiveMaximumExceeded, fmt.Sprintf("%d unacknowledged, over this broker's Receive Maximum %d", c.inflight[C2S], p.ReceiveMaximum),
-			fmt.Sprintf("%d QoS 1/2 PUBLISH unacknowledged: this broker (%s) accepts at most %d in flight", c.inflight[C2S], p.Name, p.ReceiveMaximum))
+	if q.QoS > 0 && p.ReceiveMaximum > 0 && c.inflight[stream.C2S] > p.ReceiveMaximum && c.st.Granted.ReceiveMaximum == nil {
+		r.addWhy(decode.LevelWarning, RuleProfileReceiveMax, decode.ReceiveMaximumExceeded, fmt.Sprintf("%d unacknowledged, over this broker's Receive Maximum %d", c.inflight[stream.C2S], p.ReceiveMaximum),
+			fmt.Sprintf("%d QoS 1/2 PUBLISH unacknowledged: this broker (%s) accepts at most %d in flight", c.inflight[stream.C2S], p.Name, p.ReceiveMaximum))
 	}
 	if p.MaximumQoS != nil && int(q.QoS) > *p.MaximumQoS && !r.HasRule("MQTT-3.2.2-11") {
 		r.add(decode.LevelWarning, RuleProfileQoS, decode.QoSNotSupported, fmt.Sprintf("PUBLISH at QoS %d: this broker (%s) supports at most QoS %d", q.QoS, p.Name, *p.MaximumQoS))

@@ -8,46 +8,8 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/stream"
 )
-
-// Dir is the direction a packet travels in.
-type Dir uint8
-
-// Directions.
-const (
-	C2S Dir = iota // client to server
-	S2C            // server to client
-)
-
-// String returns "c2s" or "s2c".
-func (d Dir) String() string {
-	if d == S2C {
-		return "s2c"
-	}
-	return "c2s"
-}
-
-// Arrow returns "→" for client to server and "←" for server to client.
-func (d Dir) Arrow() string {
-	if d == S2C {
-		return "←"
-	}
-	return "→"
-}
-
-// Peer returns the other direction.
-func (d Dir) Peer() Dir { return 1 - d }
-
-// sender names the side that sends in direction d.
-func (d Dir) sender() string {
-	if d == S2C {
-		return "server"
-	}
-	return "client"
-}
-
-// MarshalText makes a Dir appear as "c2s" or "s2c" in JSON.
-func (d Dir) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // Record is one thing an inspected connection reports: *PacketRecord ("packet"),
 // *SessionRecord ("session") or *CloseRecord ("close").
@@ -60,7 +22,7 @@ type PacketRecord struct {
 	Client   string // "ip:port"
 	Server   string // "ip:port"
 	ClientID string // the client identifier of the connection (assigned one if the server assigned it)
-	Dir      Dir
+	Dir      stream.Dir
 	Version  decode.Version
 	// Packet is the decoded packet. Its fields are not located (decode.DecodeLean): decode the
 	// Raw bytes again to show where each one is.
@@ -244,11 +206,12 @@ type CloseRecord struct {
 	Client   string
 	Server   string
 	ClientID string
-	// By is who closed: "client", "server", "proxy", "unknown", or variants such as
-	// "client-eof", "server-reset".
-	By string
-	// Reason says why, e.g. "DISCONNECT 0x00 Normal disconnection" or "EOF".
-	Reason string
+	// End is how the connection ended, as its source told: who, how, and the source's detail.
+	// By and Reason put it in words.
+	End stream.End
+	// Disconnect is the first DISCONNECT of the connection (the client's before the server's),
+	// nil when none was seen.
+	Disconnect *DisconnectRef
 	// Notes are findings about the end of the connection: a close without DISCONNECT (with the
 	// last packet before it as the cause), messages left unacknowledged.
 	Notes []Note
@@ -274,15 +237,60 @@ type EncryptedRecord struct {
 // Kind returns "tls".
 func (*EncryptedRecord) Kind() string { return "tls" }
 
+// DisconnectRef is a DISCONNECT that ended a connection: who sent it, with which reason code.
+type DisconnectRef struct {
+	Dir  stream.Dir
+	Code decode.ReasonCode
+}
+
+// endedOpen reports whether nobody closed the connection: its source ended first.
+func (r *CloseRecord) endedOpen() bool { return r.End.By == stream.SourceEnd }
+
+// By says who closed the connection: "client", "server", "proxy", "unknown", or for a TCP
+// close told by a capture "client-eof", "server-reset" and the like.
+func (r *CloseRecord) By() string {
+	e := r.End
+	switch {
+	case e.By == stream.SourceEnd || e.By == stream.Unknown:
+		return "unknown"
+	case e.Detail == "" && e.How == stream.FIN:
+		return e.By.String() + "-eof"
+	case e.Detail == "" && e.How == stream.RST:
+		return e.By.String() + "-reset"
+	}
+	return e.By.String()
+}
+
+// Reason says why the connection closed: the source's detail, the TCP FIN or RST, that the
+// capture ended first, or the DISCONNECT that ended it.
+func (r *CloseRecord) Reason() string {
+	e := r.End
+	switch {
+	case e.Detail != "":
+		return e.Detail
+	case e.By == stream.SourceEnd:
+		return "the capture ended with the connection open"
+	case e.How == stream.FIN:
+		return "TCP FIN"
+	case e.How == stream.RST:
+		return "TCP RST"
+	case r.Disconnect != nil:
+		d := r.Disconnect
+		return fmt.Sprintf("%s sent DISCONNECT 0x%02X %s", d.Dir.Sender(), byte(d.Code), d.Code.Name(decode.DISCONNECT))
+	}
+	return ""
+}
+
 // closeText is how the text and the summary say how a connection ended.
 func closeText(r *CloseRecord) string {
+	by, reason := r.By(), r.Reason()
 	switch {
-	case r.By == "unknown" && r.Reason != "":
-		return r.Reason // e.g. "the capture ended with the connection open": nobody closed it
-	case r.Reason != "":
-		return "closed by " + r.By + ": " + r.Reason
+	case r.endedOpen() && reason != "":
+		return reason // "the capture ended with the connection open": nobody closed it
+	case reason != "":
+		return "closed by " + by + ": " + reason
 	}
-	return "closed by " + r.By
+	return "closed by " + by
 }
 
 // encryptedLine is the text form of an encrypted connection, after its time and id.

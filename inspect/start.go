@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // startSeen decides, at the first whole frame of a direction, whether a connection marked
@@ -13,26 +14,26 @@ import (
 // had been captured. If the server's stream then does not begin where it should (bytes before
 // its first frame were lost), the negotiation is unknown after all and the connection goes
 // back to mid-stream.
-func (c *Conn) startSeen(dir Dir, frame []byte) {
+func (c *Conn) startSeen(dir stream.Dir, frame []byte) {
 	s := &c.streams[dir]
 	if c.counts[dir][16] > 0 {
 		return
 	}
 	typ := decode.Type(frame[0] >> 4)
 	switch {
-	case dir == C2S && c.counts[S2C][16] == 0 && !s.skipped && typ == decode.CONNECT:
+	case dir == stream.C2S && c.counts[stream.S2C][16] == 0 && !s.skipped && typ == decode.CONNECT:
 		c.st.MidStream = false
 		c.st.Phase = "connecting"
 		c.startFromConnect = true
 		c.pending = slices.DeleteFunc(c.pending, func(n Note) bool { return n.Rule == RuleMidStream })
-	case dir == S2C && c.startFromConnect:
+	case dir == stream.S2C && c.startFromConnect:
 		c.startFromConnect = false
 		if !s.skipped && (typ == decode.CONNACK || typ == decode.AUTH) {
 			return
 		}
 		c.st.MidStream = true
 		c.st.Phase = "connected"
-		c.lost[S2C] = true
+		c.lost[stream.S2C] = true
 		c.pending = append(c.pending, Note{Level: decode.LevelInfo, Rule: RuleMidStream,
 			Text: "the capture has the client's CONNECT but not the start of the server's stream: the negotiation is unknown, so limits are not checked"})
 	}
@@ -43,8 +44,8 @@ func (c *Conn) startSeen(dir Dir, frame []byte) {
 // CONNACK or AUTH, the only packets a server may send first. Such a frame is taken as it is,
 // even if it breaks rules, instead of being passed over as a resynchronisation would. more is
 // true when too few bytes came to tell.
-func (c *Conn) replyAtStart(dir Dir, s *stream) (yes, more bool) {
-	if !c.startFromConnect || dir != S2C || c.counts[S2C][16] > 0 || s.skipped || s.dropped > 0 {
+func (c *Conn) replyAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
+	if !c.startFromConnect || dir != stream.S2C || c.counts[stream.S2C][16] > 0 || s.skipped || s.dropped > 0 {
 		return false, false
 	}
 	h, ok, err := decode.ParseHeader(s.buf[s.start:])

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Requested is what the client asked for in CONNECT. Pointer fields are nil when the property
@@ -108,8 +109,8 @@ type Effective struct {
 }
 
 // Limit returns the limits of direction d.
-func (e *Effective) Limit(d Dir) *Limits {
-	if d == S2C {
+func (e *Effective) Limit(d stream.Dir) *Limits {
+	if d == stream.S2C {
 		return &e.S2C
 	}
 	return &e.C2S

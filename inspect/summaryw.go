@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 type summaryWriter struct {
@@ -222,12 +223,12 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	default:
 		sb.WriteString("  no CONNACK seen: limits unknown\n")
 	}
-	aliasDirs := []Dir{C2S, S2C}
+	aliasDirs := []stream.Dir{stream.C2S, stream.S2C}
 	if v3 {
 		aliasDirs = nil // no Topic Aliases before MQTT 5
 	}
 	for _, d := range aliasDirs {
-		fmt.Fprintf(sb, "  Topic aliases %s: ", map[Dir]string{C2S: "client→server", S2C: "server→client"}[d])
+		fmt.Fprintf(sb, "  Topic aliases %s: ", map[stream.Dir]string{stream.C2S: "client→server", stream.S2C: "server→client"}[d])
 		m := c.aliases[d]
 		if len(m) == 0 {
 			sb.WriteString("none\n")

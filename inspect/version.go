@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Where a connection's protocol version came from (ConnState.VersionFrom).
@@ -35,7 +36,7 @@ func versionText(v decode.Version, from string) string {
 // PUBACK with a reason code is 5), with a note saying so; a PUBLISH only chooses its own
 // reading, since its payload may happen to look like properties. Frames that read cleanly
 // both ways decide nothing.
-func (c *Conn) detectVersion(dir Dir, frame []byte) decode.Packet {
+func (c *Conn) detectVersion(dir stream.Dir, frame []byte) decode.Packet {
 	topics := &c.streams[dir&1].topics
 	p5 := decode.DecodeLeanCached(frame, decode.V5, topics)
 	p4 := decode.DecodeLeanCached(frame, decode.V311, topics)

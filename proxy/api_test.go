@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 const testToken = "s3cret-t0ken"
@@ -32,7 +33,7 @@ func startAPI(t *testing.T) *apiFixture {
 	f := &apiFixture{m: NewMetrics(), hub: NewHub(inspect.JSONOptions{}), col: newCollector()}
 	out := NewOutput(nil, nil, f.hub, f.m, 0)
 	f.in = &Inspector{Out: out, Metrics: f.m}
-	f.srv = startProxy(t, Config{Embedded: true, Metrics: f.m, Observers: []Observer{f.in, f.col}})
+	f.srv = startProxy(t, Config{Embedded: true, Metrics: f.m, Observers: []stream.Observer{f.in, f.col}})
 	ts := httptest.NewUnstartedServer(nil)
 	ts.Config.Handler = NewAPI(f.srv, f.in, f.hub, APIConfig{Token: testToken, Listen: ts.Listener.Addr().String()})
 	ts.Start()
@@ -381,7 +382,7 @@ func TestMetricsCountBytesSeen(t *testing.T) {
 	}
 	dev.sent += len(garbage)
 	// Once the proxy has read it all, it passes it on before the close completes.
-	f.col.waitData(t, 1, C2S, dev.sent)
+	f.col.waitData(t, 1, stream.C2S, dev.sent)
 	if code, body := f.do(t, "POST", "/connections/1/close", `{"reason_code":"0x98"}`); code != http.StatusOK {
 		t.Fatalf("close: %d %s", code, body)
 	}

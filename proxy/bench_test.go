@@ -10,6 +10,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // BenchmarkRoundTrip measures what the proxy adds to a round trip (a PINGREQ-sized write and
@@ -19,8 +20,8 @@ import (
 //	go test -run '^$' -bench RoundTrip ./proxy/
 func BenchmarkRoundTrip(b *testing.B) {
 	echo := rawServer(b, func(c net.Conn) { io.Copy(c, c) })
-	plain := startProxy(b, Config{Upstream: Endpoint{Transport: TCP, Addr: echo}, Logf: func(string, ...any) {}})
-	inspected := startProxy(b, Config{Upstream: Endpoint{Transport: TCP, Addr: echo}, Observers: []Observer{inspector()}, Logf: func(string, ...any) {}})
+	plain := startProxy(b, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: echo}, Logf: func(string, ...any) {}})
+	inspected := startProxy(b, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: echo}, Observers: []stream.Observer{inspector()}, Logf: func(string, ...any) {}})
 	for _, tc := range []struct{ name, addr string }{
 		{"direct", echo},
 		{"proxy", plain.Addr().String()},
@@ -84,9 +85,9 @@ func bigPublishRecord(b *testing.B, n int) *inspect.PacketRecord {
 	ack, _ := decode.Encode(nil, &decode.Connack{Base: v5})
 	pub, _ := decode.Encode(nil, &decode.Publish{Base: v5, Topic: "t", Payload: bytes.Repeat([]byte("abcdefghij"), n/10)})
 	now := time.Now()
-	c.Feed(inspect.C2S, now, con)
-	c.Feed(inspect.S2C, now, ack)
-	for _, r := range c.Feed(inspect.C2S, now, pub) {
+	c.Feed(stream.C2S, now, con)
+	c.Feed(stream.S2C, now, ack)
+	for _, r := range c.Feed(stream.C2S, now, pub) {
 		if pr, ok := r.(*inspect.PacketRecord); ok {
 			return pr
 		}

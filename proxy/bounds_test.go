@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // logLines collects what the proxy logs.
@@ -65,7 +66,7 @@ func connectBytes(t testing.TB, id string) []byte {
 // CONNECT timeout has passed, and the close record says why; one that sent its CONNECT is not.
 func TestConnectTimeout(t *testing.T) {
 	col := newCollector()
-	srv := startProxy(t, Config{Embedded: true, ConnectTimeout: 300 * time.Millisecond, Observers: []Observer{col}})
+	srv := startProxy(t, Config{Embedded: true, ConnectTimeout: 300 * time.Millisecond, Observers: []stream.Observer{col}})
 	good := connectDevice(t, srv.Addr().String(), "good") // connection 1
 	silent, err := net.Dial("tcp", srv.Addr().String())   // connection 2
 	if err != nil {
@@ -99,7 +100,7 @@ func TestConnectTimeout(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	var log logLines
 	col := newCollector()
-	srv := startProxy(t, Config{Embedded: true, MaxConns: 2, Observers: []Observer{col}, Logf: log.logf})
+	srv := startProxy(t, Config{Embedded: true, MaxConns: 2, Observers: []stream.Observer{col}, Logf: log.logf})
 	first := connectDevice(t, srv.Addr().String(), "one")
 	connectDevice(t, srv.Addr().String(), "two")
 	for range 3 {
@@ -167,7 +168,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 // wait and said once, not at every try; then connections go through again.
 func TestAcceptOutOfFiles(t *testing.T) {
 	var log logLines
-	srv, err := New(Config{Listen: Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}, Embedded: true, Logf: log.logf})
+	srv, err := New(Config{Listen: Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Embedded: true, Logf: log.logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func (s *byteSink) wait(t *testing.T, total int) {
 func TestBufferedBudget(t *testing.T) {
 	addr, sink := startSink(t)
 	col := newCollector()
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, MaxBuffered: 100_000, Observers: []Observer{col}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, MaxBuffered: 100_000, Observers: []stream.Observer{col}})
 	sent := 0
 	devices := make([]net.Conn, 0, 3)
 	for i, n := range []int{20_000, 60_000, 30_000} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // disconnects connects an MQTT 5 client through addr and reports the DISCONNECT it gets.
@@ -40,8 +41,8 @@ func TestShutdownDisconnect(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			col := newCollector()
-			srv, err := New(Config{Listen: Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}, Embedded: true,
-				TransparentShutdown: transparent, Observers: []Observer{col}, Logf: t.Logf})
+			srv, err := New(Config{Listen: Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Embedded: true,
+				TransparentShutdown: transparent, Observers: []stream.Observer{col}, Logf: t.Logf})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,8 +4,9 @@
 // arrives.
 //
 // Each direction of a connection is one pipe: a goroutine reads into a fixed buffer, writes the
-// same bytes to the other side, and then shows them to the connection's observers (the inspect
-// model, the pcapng recorder, the metrics) before the buffer is reused. Nothing is re-encoded and
+// same bytes to the other side, and then shows them to the connection's observers
+// (stream.Observer: the inspect model, the pcapng recorder, the UI) before the buffer is reused.
+// Observers see each connection as a stream.Conn and its end as a typed stream.End. Nothing is re-encoded and
 // nothing is buffered beyond one read, so a slow side slows the other (backpressure) and memory
 // per connection is bounded by the buffer size and the observers' own limits. Decode problems
 // are findings for the observers; they never stop forwarding.

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Embedded is an in-process MQTT 5 broker (mochi-mqtt) for `--upstream embedded`: the proxy
@@ -82,7 +83,7 @@ func (e *Embedded) Addr() string {
 }
 
 // Endpoint is what the proxy shows as its upstream: the in-memory address.
-func (e *Embedded) Endpoint() Endpoint { return Endpoint{Transport: Memory, Addr: embeddedAddr} }
+func (e *Embedded) Endpoint() Endpoint { return Endpoint{Transport: stream.Memory, Addr: embeddedAddr} }
 
 // Dial opens an in-memory connection to the broker.
 func (e *Embedded) Dial(ctx context.Context) (net.Conn, error) { return e.mem.Dial(ctx) }

@@ -5,28 +5,19 @@ import (
 	"net"
 	"net/url"
 	"strings"
-)
 
-// Transport is how bytes travel on one side of the proxy.
-type Transport string
-
-// Transports.
-const (
-	TCP Transport = "tcp"
-	TLS Transport = "tls"
-	WS  Transport = "ws"
-	WSS Transport = "wss"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Endpoint is a parsed --listen or --upstream address.
 type Endpoint struct {
-	Transport Transport
+	Transport stream.Transport
 	Addr      string // host:port
 	Path      string // WebSocket path, "/mqtt" by default
 }
 
 // Secure reports whether the endpoint speaks TLS.
-func (e Endpoint) Secure() bool { return e.Transport == TLS || e.Transport == WSS }
+func (e Endpoint) Secure() bool { return e.Transport.Secure() }
 
 // Host returns the host part of Addr.
 func (e Endpoint) Host() string {
@@ -40,12 +31,12 @@ func (e Endpoint) Host() string {
 // String returns the endpoint as a URL, or host:port for plain TCP.
 func (e Endpoint) String() string {
 	switch e.Transport {
-	case TCP:
+	case stream.TCP:
 		return e.Addr
-	case WS, WSS:
-		return string(e.Transport) + "://" + e.Addr + e.Path
+	case stream.WebSocket, stream.WSS:
+		return e.Transport.String() + "://" + e.Addr + e.Path
 	}
-	return string(e.Transport) + "://" + e.Addr
+	return e.Transport.String() + "://" + e.Addr
 }
 
 // ParseEndpoint parses "host:port" (TCP), "tcp://", "mqtt://", "tls://", "ssl://", "mqtts://",
@@ -61,13 +52,13 @@ func ParseEndpoint(s, defaultHost string) (Endpoint, error) {
 		scheme := strings.ToLower(s[:i])
 		switch scheme {
 		case "tcp", "mqtt":
-			e.Transport = TCP
+			e.Transport = stream.TCP
 		case "tls", "ssl", "mqtts":
-			e.Transport = TLS
+			e.Transport = stream.TLS
 		case "ws":
-			e.Transport = WS
+			e.Transport = stream.WebSocket
 		case "wss":
-			e.Transport = WSS
+			e.Transport = stream.WSS
 		default:
 			return Endpoint{}, fmt.Errorf("address %q: unknown scheme %q (want tcp, tls, ws or wss)", s, scheme)
 		}
@@ -81,9 +72,9 @@ func ParseEndpoint(s, defaultHost string) (Endpoint, error) {
 			e.Path += "?" + u.RawQuery
 		}
 	} else {
-		e.Transport = TCP
+		e.Transport = stream.TCP
 	}
-	if e.Transport == WS || e.Transport == WSS {
+	if e.Transport == stream.WebSocket || e.Transport == stream.WSS {
 		if e.Path == "" {
 			e.Path = "/mqtt"
 		}
@@ -95,7 +86,7 @@ func ParseEndpoint(s, defaultHost string) (Endpoint, error) {
 	host, port, err := net.SplitHostPort(rest)
 	if err != nil {
 		// No port given.
-		host, port = strings.Trim(rest, "[]"), map[Transport]string{TCP: "1883", TLS: "8883", WS: "80", WSS: "443"}[e.Transport]
+		host, port = strings.Trim(rest, "[]"), map[stream.Transport]string{stream.TCP: "1883", stream.TLS: "8883", stream.WebSocket: "80", stream.WSS: "443"}[e.Transport]
 		if strings.Contains(rest, ":") && !strings.HasPrefix(rest, "[") {
 			return Endpoint{}, fmt.Errorf("address %q: %v", s, err)
 		}

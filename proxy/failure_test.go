@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // rawServer accepts connections and runs handle on each; it stands in for a broker that
@@ -51,7 +52,7 @@ func TestHalfClose(t *testing.T) {
 		c.Write(append([]byte("echo:"), b...))
 	})
 	col := newCollector()
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col, inspector()}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{col, inspector()}})
 	c, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func TestResets(t *testing.T) {
 			c.Close()
 		})
 		col := newCollector()
-		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{col}})
 		c, err := net.Dial("tcp", srv.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -104,7 +105,7 @@ func TestResets(t *testing.T) {
 			got <- err
 		})
 		col := newCollector()
-		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{col}})
 		c, err := net.Dial("tcp", srv.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -133,7 +134,7 @@ func TestResets(t *testing.T) {
 func TestBrokerDies(t *testing.T) {
 	addr, broker := startMosquitto(t)
 	col := newCollector()
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{col}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{col}})
 	got, cl := disconnects(t, srv.Addr().String(), "victim")
 	broker.Kill() // the process is gone, its listener too
 	select {
@@ -203,9 +204,9 @@ func TestHostile(t *testing.T) {
 		}
 	}()
 	real := broker(t, "embedded")
-	hostile := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: sink}, Observers: []Observer{inspector()}})
-	crowd := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: hln.Addr().String()}, Observers: []Observer{inspector()}})
-	normal := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: real}, Observers: []Observer{inspector()}})
+	hostile := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: sink}, Observers: []stream.Observer{inspector()}})
+	crowd := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: hln.Addr().String()}, Observers: []stream.Observer{inspector()}})
+	normal := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: real}, Observers: []stream.Observer{inspector()}})
 	base := heapInUse()
 
 	var wg sync.WaitGroup
@@ -285,7 +286,7 @@ func TestHostile(t *testing.T) {
 		c.Close()
 	}
 	heldMu.Unlock()
-	if hostile.Metrics().Packets(C2S, decode.CONNECT) < 1 {
+	if hostile.Metrics().Packets(stream.C2S, decode.CONNECT) < 1 {
 		t.Error("the drip CONNECT was not seen")
 	}
 }
@@ -301,7 +302,7 @@ func TestBackpressure(t *testing.T) {
 		got <- n
 		c.Close()
 	})
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, Observers: []Observer{inspector()}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{inspector()}})
 	c, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -360,7 +361,7 @@ func TestHalfCloseTimeout(t *testing.T) {
 		c.Close()
 	})
 	col := newCollector()
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr}, HalfCloseTimeout: 200 * time.Millisecond, Observers: []Observer{col}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, HalfCloseTimeout: 200 * time.Millisecond, Observers: []stream.Observer{col}})
 	c, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // broker starts the named broker and returns its address.
@@ -108,8 +109,8 @@ func TestForwardTransparent(t *testing.T) {
 			col := newCollector()
 			rw := &recordWriter{}
 			in := &Inspector{Out: NewOutput(rw, nil, nil, nil, 0)}
-			srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}, Observers: []Observer{in, col}}) // in first: its close record is out when col sees the close
-			dev := startTap(t, srv.Addr().String())                                                                           // records what the devices sent and received
+			srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: tp.addr()}, Observers: []stream.Observer{in, col}}) // in first: its close record is out when col sees the close
+			dev := startTap(t, srv.Addr().String())                                                                                         // records what the devices sent and received
 			want := pubSub(t, dialTCP(t, dev.addr()), 20)
 			for i := range 2 {
 				by, reason := col.waitClosed(t, i+1)
@@ -126,12 +127,12 @@ func TestForwardTransparent(t *testing.T) {
 					t.Errorf("conn %d: broker sent %d bytes, device got %d", i+1, len(fromBroker), len(read))
 				}
 				col.mu.Lock()
-				if cc := col.conns[i+1]; !bytes.Equal(cc.data[C2S].Bytes(), wrote) || !bytes.Equal(cc.data[S2C].Bytes(), fromBroker) {
+				if cc := col.conns[i+1]; !bytes.Equal(cc.data[stream.C2S].Bytes(), wrote) || !bytes.Equal(cc.data[stream.S2C].Bytes(), fromBroker) {
 					t.Errorf("conn %d: observers did not see exactly the forwarded bytes", i+1)
 				}
 				col.mu.Unlock()
 			}
-			if got := srv.Metrics().Packets(C2S, decode.PUBLISH); got != 60 {
+			if got := srv.Metrics().Packets(stream.C2S, decode.PUBLISH); got != 60 {
 				t.Errorf("metrics: %d PUBLISH c2s, want 60", got)
 			}
 			// The inspect output tells the same story: every PUBLISH, both ways, with its payload.
@@ -144,9 +145,9 @@ func TestForwardTransparent(t *testing.T) {
 				switch r := r.(type) {
 				case *inspect.PacketRecord:
 					if p, ok := r.Packet.(*decode.Publish); ok {
-						if r.Dir == inspect.C2S && r.ClientID == "pub" {
+						if r.Dir == stream.C2S && r.ClientID == "pub" {
 							sent = append(sent, string(p.Payload))
-						} else if r.Dir == inspect.S2C && r.ClientID == "sub" {
+						} else if r.Dir == stream.S2C && r.ClientID == "sub" {
 							delivered = append(delivered, string(p.Payload))
 						}
 					}
@@ -168,7 +169,7 @@ func TestForwardTransparent(t *testing.T) {
 func TestUpstreamUnreachable(t *testing.T) {
 	dead := peer.FreeAddr(t) // nothing listens there
 	col := newCollector()
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: dead}, Observers: []Observer{col}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: dead}, Observers: []stream.Observer{col}})
 
 	t.Run("mqtt5", func(t *testing.T) {
 		ack, err := pahoConnect(t, srv.Addr().String(), &paho.Connect{ClientID: "dev", KeepAlive: 30, CleanStart: true})
@@ -227,11 +228,11 @@ func TestMosquittoClients(t *testing.T) {
 		{"tls-mqttv5", "mqttv5", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := Config{Upstream: Endpoint{Transport: TCP, Addr: broker(t, "mosquitto")}}
+			cfg := Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "mosquitto")}}
 			var extra []string
 			if tc.tls {
 				ca := newTestCA(t)
-				cfg.Listen = Endpoint{Transport: TLS, Addr: "127.0.0.1:0"}
+				cfg.Listen = Endpoint{Transport: stream.TLS, Addr: "127.0.0.1:0"}
 				cfg.ListenTLS = ca.ServerConfig("localhost")
 				extra = []string{"--cafile", filepath.Join(ca.Dir, CACertFile)}
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 func listening(addr string) bool {
@@ -31,10 +32,7 @@ func listening(addr string) bool {
 func startProxy(t testing.TB, cfg Config) *Server {
 	t.Helper()
 	if cfg.Listen.Addr == "" {
-		cfg.Listen = Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}
-	}
-	if cfg.Listen.Transport == "" {
-		cfg.Listen.Transport = TCP
+		cfg.Listen = Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = t.Logf
@@ -212,7 +210,7 @@ type collector struct {
 }
 
 type collected struct {
-	info   ConnInfo
+	info   stream.Conn
 	data   [2]bytes.Buffer
 	by     string
 	reason string
@@ -222,10 +220,10 @@ func newCollector() *collector {
 	return &collector{conns: map[int]*collected{}, closed: make(chan int, 1<<14), data: make(chan struct{}, 1)}
 }
 
-func (c *collector) Open(info ConnInfo) ConnObserver {
+func (c *collector) Open(info *stream.Conn) stream.ConnObserver {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cc := &collected{info: info}
+	cc := &collected{info: *info}
 	c.conns[info.ID] = cc
 	return &collectorConn{c: c, cc: cc}
 }
@@ -235,7 +233,7 @@ type collectorConn struct {
 	cc *collected
 }
 
-func (o *collectorConn) Data(d Dir, _ time.Time, b []byte) {
+func (o *collectorConn) Data(d stream.Dir, _ time.Time, b []byte) {
 	o.c.mu.Lock()
 	o.cc.data[d].Write(b)
 	o.c.mu.Unlock()
@@ -246,7 +244,7 @@ func (o *collectorConn) Data(d Dir, _ time.Time, b []byte) {
 }
 
 // waitData waits until connection id has shown at least n bytes in direction d.
-func (c *collector) waitData(t testing.TB, id int, d Dir, n int) {
+func (c *collector) waitData(t testing.TB, id int, d stream.Dir, n int) {
 	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
@@ -268,9 +266,11 @@ func (c *collector) waitData(t testing.TB, id int, d Dir, n int) {
 	}
 }
 
-func (o *collectorConn) Close(_ time.Time, by, reason string) {
+func (o *collectorConn) Gap(stream.Dir, time.Time, int) {}
+
+func (o *collectorConn) Close(_ time.Time, e stream.End) {
 	o.c.mu.Lock()
-	o.cc.by, o.cc.reason = by, reason
+	o.cc.by, o.cc.reason = e.By.String(), e.Detail
 	o.c.mu.Unlock()
 	o.c.closed <- o.cc.info.ID
 }

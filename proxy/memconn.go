@@ -10,11 +10,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-)
 
-// Memory is the transport of the in-process broker (`--upstream embedded`): connections made in
-// memory, with no socket and no file descriptor.
-const Memory Transport = "mem"
+	"github.com/mqscope/mqscope/stream"
+)
 
 // embeddedAddr is the address the in-process broker's connections report. Nothing listens
 // there; it is an IP and port only because recordings need one (a pcapng conversation is
@@ -32,7 +30,7 @@ const memKeep = 4 << 10
 // memAddr is the address of one end of an in-memory connection.
 type memAddr string
 
-func (memAddr) Network() string  { return string(Memory) }
+func (memAddr) Network() string  { return stream.Memory.String() }
 func (a memAddr) String() string { return string(a) }
 
 // memListener is a net.Listener for in-memory connections: Dial hands one end of a new
@@ -55,7 +53,7 @@ func (l *memListener) Accept() (net.Conn, error) {
 	case c := <-l.conns:
 		return c, nil
 	case <-l.done:
-		return nil, &net.OpError{Op: "accept", Net: string(Memory), Addr: l.addr, Err: net.ErrClosed}
+		return nil, &net.OpError{Op: "accept", Net: stream.Memory.String(), Addr: l.addr, Err: net.ErrClosed}
 	}
 }
 
@@ -76,9 +74,9 @@ func (l *memListener) Dial(ctx context.Context) (net.Conn, error) {
 	case l.conns <- s:
 		return c, nil
 	case <-l.done:
-		return nil, &net.OpError{Op: "dial", Net: string(Memory), Addr: l.addr, Err: syscall.ECONNREFUSED}
+		return nil, &net.OpError{Op: "dial", Net: stream.Memory.String(), Addr: l.addr, Err: syscall.ECONNREFUSED}
 	case <-ctx.Done():
-		return nil, &net.OpError{Op: "dial", Net: string(Memory), Addr: l.addr, Err: ctx.Err()}
+		return nil, &net.OpError{Op: "dial", Net: stream.Memory.String(), Addr: l.addr, Err: ctx.Err()}
 	}
 }
 
@@ -160,7 +158,7 @@ func (c *memConn) wakeReader() {
 }
 
 func (c *memConn) opErr(op string, err error) error {
-	return &net.OpError{Op: op, Net: string(Memory), Source: c.local, Addr: c.remote, Err: err}
+	return &net.OpError{Op: op, Net: stream.Memory.String(), Source: c.local, Addr: c.remote, Err: err}
 }
 
 // waitRead waits until there are bytes to read or the peer closed its sending half.

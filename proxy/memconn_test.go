@@ -17,6 +17,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mqscope/mqscope/stream"
 )
 
 func newTestPair(t *testing.T) (a, b *memConn) {
@@ -207,15 +208,15 @@ func TestEmbeddedInMemory(t *testing.T) {
 		t.Fatalf("in-memory listener is a %T", l)
 	}
 	if n := srv.broker.srv.Listeners.Len(); n != 1 || srv.broker.Addr() != "" {
-		t.Errorf("the embedded broker has %d listeners, TCP address %q; want only the in-memory one", n, srv.broker.Addr())
+		t.Errorf("the embedded broker has %d listeners, stream.TCP address %q; want only the in-memory one", n, srv.broker.Addr())
 	}
-	if up := srv.Upstream(); up.Transport != Memory {
+	if up := srv.Upstream(); up.Transport != stream.Memory {
 		t.Errorf("upstream %v", up)
 	}
 	dial := dialTCP(t, srv.Addr().String())
 	s := connectPaho(t, dial(), "sub")
 	conns := srv.Conns()
-	if len(conns) != 1 || conns[0].Upstream != Memory || conns[0].Server != embeddedAddr {
+	if len(conns) != 1 || conns[0].Upstream != stream.Memory || conns[0].Server != embeddedAddr {
 		t.Fatalf("connections: %+v", conns)
 	}
 	s.Disconnect(&paho.Disconnect{ReasonCode: 0})

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Metrics counts what the proxy forwarded. It writes itself in the Prometheus text format
@@ -36,10 +37,10 @@ func (m *Metrics) connClosed()   { m.open.Add(-1) }
 func (m *Metrics) refused()      { m.refusedN.Add(1) }
 func (m *Metrics) acceptFailed() { m.acceptN.Add(1) }
 
-func (m *Metrics) bytesIn(d Dir, n int) { m.bytes[d].Add(uint64(n)) }
+func (m *Metrics) bytesIn(d stream.Dir, n int) { m.bytes[d].Add(uint64(n)) }
 
 // packet counts n bytes of a frame of type typ; start: the first bytes of a new frame.
-func (m *Metrics) packet(d Dir, typ byte, start bool, n int) {
+func (m *Metrics) packet(d stream.Dir, typ byte, start bool, n int) {
 	if start {
 		m.packets[d][typ&15].Add(1)
 	}
@@ -66,7 +67,7 @@ func (m *Metrics) EventsDropped(n int) { m.events.Add(uint64(n)) }
 func (m *Metrics) OpenConns() int64 { return m.open.Load() }
 
 // Packets returns how many packets of type t went in direction d.
-func (m *Metrics) Packets(d Dir, t decode.Type) uint64 { return m.packets[d][t&15].Load() }
+func (m *Metrics) Packets(d stream.Dir, t decode.Type) uint64 { return m.packets[d][t&15].Load() }
 
 // WriteTo writes the counters in the Prometheus text exposition format.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
@@ -83,13 +84,13 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	p("mqscope_accept_failures_total %d\n", m.acceptN.Load())
 	p("# HELP mqscope_bytes_total Bytes passed on, by direction: forwarded, or sent by the proxy itself (a DISCONNECT, a CONNACK for an unreachable broker).\n# TYPE mqscope_bytes_total counter\n")
 	for d := range 2 {
-		p("mqscope_bytes_total{direction=%q} %d\n", Dir(d).String(), m.bytes[d].Load())
+		p("mqscope_bytes_total{direction=%q} %d\n", stream.Dir(d).String(), m.bytes[d].Load())
 	}
 	p("# HELP mqscope_packets_total MQTT packets passed on (forwarded or sent by the proxy), by type and direction.\n# TYPE mqscope_packets_total counter\n")
 	for d := range 2 {
 		for t := range 16 {
 			if n := m.packets[d][t].Load(); n > 0 {
-				p("mqscope_packets_total{direction=%q,type=%q} %d\n", Dir(d).String(), decode.Type(t).String(), n)
+				p("mqscope_packets_total{direction=%q,type=%q} %d\n", stream.Dir(d).String(), decode.Type(t).String(), n)
 			}
 		}
 	}
@@ -97,7 +98,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	for d := range 2 {
 		for t := range 16 {
 			if n := m.pbytes[d][t].Load(); n > 0 {
-				p("mqscope_packet_bytes_total{direction=%q,type=%q} %d\n", Dir(d).String(), decode.Type(t).String(), n)
+				p("mqscope_packet_bytes_total{direction=%q,type=%q} %d\n", stream.Dir(d).String(), decode.Type(t).String(), n)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestInspectOrderFollowsCause: a device that sends a PUBLISH the moment it reads its CONNACK
@@ -17,7 +18,7 @@ import (
 func TestInspectOrderFollowsCause(t *testing.T) {
 	rw := &recordWriter{}
 	in := &Inspector{Out: NewOutput(rw, nil, nil, nil, 1<<14)}
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: broker(t, "embedded")}, Observers: []Observer{in}})
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "embedded")}, Observers: []stream.Observer{in}})
 	const rounds = 30
 	for i := range rounds {
 		c, err := net.Dial("tcp", srv.Addr().String())
@@ -63,7 +64,7 @@ func TestInspectOrderFollowsCause(t *testing.T) {
 		c.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for srv.Metrics().Packets(C2S, decode.DISCONNECT) < rounds && time.Now().Before(deadline) {
+	for srv.Metrics().Packets(stream.C2S, decode.DISCONNECT) < rounds && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	in.Flush()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Inspector is the Observer that runs mqscope's inspection (package inspect) on every
@@ -22,8 +23,8 @@ type Inspector struct {
 }
 
 // Open starts inspecting a connection.
-func (in *Inspector) Open(info ConnInfo) ConnObserver {
-	c := inspect.NewConn(info.ID, info.Client, info.Server, in.Options)
+func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
+	c := inspect.NewConn(info.ID, info.ClientString(), info.ServerString(), in.Options)
 	in.mu.Lock()
 	if in.conns == nil {
 		in.conns = map[int]*inspect.Conn{}
@@ -57,14 +58,21 @@ type inspectConn struct {
 	c  *inspect.Conn
 }
 
-func (ic *inspectConn) Data(dir Dir, t time.Time, b []byte) {
-	for _, r := range ic.c.Feed(inspect.Dir(dir), t, b) {
+func (ic *inspectConn) Data(dir stream.Dir, t time.Time, b []byte) {
+	for _, r := range ic.c.Feed(dir, t, b) {
 		ic.emit(r)
 	}
 }
 
-func (ic *inspectConn) Close(t time.Time, by, reason string) {
-	if r := ic.c.Close(t, by, reason); r != nil {
+// Gap implements stream.ConnObserver; the proxy loses no bytes.
+func (ic *inspectConn) Gap(dir stream.Dir, t time.Time, n int) {
+	for _, r := range ic.c.Gap(dir, t, n) {
+		ic.emit(r)
+	}
+}
+
+func (ic *inspectConn) Close(t time.Time, e stream.End) {
+	if r := ic.c.Close(t, e); r != nil {
 		ic.emit(r)
 	}
 	ic.in.mu.Lock()

@@ -14,23 +14,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
-
-// Dir is the direction bytes travel in.
-type Dir uint8
-
-// Directions.
-const (
-	C2S Dir = iota // from the device (client) to the broker (server)
-	S2C            // from the broker to the device
-)
-
-func (d Dir) String() string {
-	if d == S2C {
-		return "s2c"
-	}
-	return "c2s"
-}
 
 // Config says what the proxy listens on, where it connects, and who watches.
 type Config struct {
@@ -70,10 +55,10 @@ type Config struct {
 	TransparentShutdown bool
 
 	// Observers see every connection's bytes; see Observer.
-	Observers []Observer
+	Observers []stream.Observer
 	// Stages, when set, gives a connection's direction its frame-level pipeline (fault rules);
 	// nil or an empty list forwards bytes as they come.
-	Stages func(info ConnInfo, dir Dir, env StageEnv) []Stage
+	Stages func(c *stream.Conn, dir stream.Dir, env StageEnv) []Stage
 	// StageMaxFrame bounds the frames a direction with stages holds; 1 MiB when 0.
 	StageMaxFrame int
 	// Metrics counts what is forwarded; New makes one when nil.
@@ -123,38 +108,6 @@ func (c *Config) defaults() {
 	}
 }
 
-// ConnInfo identifies one proxied connection.
-type ConnInfo struct {
-	ID       int       `json:"id"`
-	Client   string    `json:"client"` // the device's address
-	Server   string    `json:"server"` // the broker's address
-	Listener Transport `json:"listener"`
-	Upstream Transport `json:"upstream"`
-	Opened   time.Time `json:"opened"`
-}
-
-// Observer watches connections. Open is called once per connection, before any bytes; the
-// ConnObserver it returns gets the connection's bytes and its end. Calls for one connection are
-// serialised; calls for different connections run concurrently.
-type Observer interface {
-	Open(info ConnInfo) ConnObserver
-}
-
-// ConnObserver watches one connection.
-type ConnObserver interface {
-	// Data shows bytes read from the sender in direction dir at time t (with stages, what went
-	// on may differ), or injected by the proxy. b is only valid during the call. Data must be quick: forwarding in that
-	// direction waits for it.
-	Data(dir Dir, t time.Time, b []byte)
-	// Close reports the connection's end: by "client", "server" or "proxy", and why.
-	Close(t time.Time, by, reason string)
-}
-
-// Flusher is implemented by observers that hold output to flush when the proxy stops.
-type Flusher interface {
-	Flush() error
-}
-
 // Server is a running proxy.
 type Server struct {
 	cfg      Config
@@ -185,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, sessions: map[int]*session{}, metrics: cfg.Metrics, served: make(chan struct{})}
 	s.bufs.New = func() any { b := make([]byte, cfg.BufferSize); return &b }
 	if cfg.Listen.Secure() && cfg.ListenTLS == nil {
-		return nil, errors.New("listening with TLS needs a certificate")
+		return nil, errors.New("listening with stream.TLS needs a certificate")
 	}
 	s.upstream = cfg.Upstream
 	if cfg.Embedded {
@@ -365,7 +318,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.broker.Close()
 	}
 	for _, o := range s.cfg.Observers {
-		if f, ok := o.(Flusher); ok {
+		if f, ok := o.(stream.Flusher); ok {
 			if ferr := f.Flush(); ferr != nil && err == nil {
 				err = ferr
 			}
@@ -376,11 +329,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ConnStatus is one connection as the control API lists it.
 type ConnStatus struct {
-	ConnInfo
-	State    string    `json:"state"` // "connecting", "open", "half-closed", "closing"
-	Version  string    `json:"protocol,omitempty"`
-	Bytes    [2]uint64 `json:"-"`
-	Packets  [2]uint64 `json:"-"`
+	ID       int              `json:"id"`
+	Client   string           `json:"client"` // the device's address
+	Server   string           `json:"server"` // the broker's address
+	Listener stream.Transport `json:"listener"`
+	Upstream stream.Transport `json:"upstream"`
+	Opened   time.Time        `json:"opened"`
+	State    string           `json:"state"` // "connecting", "open", "half-closed", "closing"
+	Version  string           `json:"protocol,omitempty"`
+	Bytes    [2]uint64        `json:"-"`
+	Packets  [2]uint64        `json:"-"`
 	Counters struct {
 		C2SBytes   uint64 `json:"c2s_bytes"`
 		S2CBytes   uint64 `json:"s2c_bytes"`
@@ -428,17 +386,17 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 	defer cancel()
 	e := s.upstream
 	switch e.Transport {
-	case Memory:
+	case stream.Memory:
 		if s.broker != nil {
 			return s.broker.Dial(ctx)
 		}
-	case TCP:
+	case stream.TCP:
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", e.Addr)
-	case TLS:
+	case stream.TLS:
 		d := tls.Dialer{Config: clientTLS(s.cfg.UpstreamTLS, e)}
 		return d.DialContext(ctx, "tcp", e.Addr)
-	case WS, WSS:
+	case stream.WebSocket, stream.WSS:
 		d := websocket.Dialer{
 			Subprotocols:     []string{"mqtt"},
 			HandshakeTimeout: s.cfg.DialTimeout,
@@ -453,7 +411,7 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 				return &deadlineConn{Conn: c}, nil
 			},
 		}
-		if e.Transport == WSS {
+		if e.Transport == stream.WSS {
 			d.TLSClientConfig = clientTLS(s.cfg.UpstreamTLS, e)
 		}
 		ws, resp, err := d.DialContext(ctx, e.String(), nil)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,17 +11,19 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestRecord: --record writes a pcapng that tshark decodes into the same MQTT packets.
 func TestRecord(t *testing.T) {
 	tshark := peer.Require(t, "tshark")
 	path := filepath.Join(t.TempDir(), "session.pcapng")
-	rec, err := NewRecorder(path, Endpoint{Transport: TCP, Addr: "127.0.0.1:1884"}, t.Logf)
+	rec, err := pcapng.NewRecorder(path, netip.MustParseAddrPort("127.0.0.1:1884"), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Listen: Endpoint{Transport: TCP, Addr: "127.0.0.1:0"}, Embedded: true, Observers: []Observer{rec}, Logf: t.Logf})
+	srv, err := New(Config{Listen: Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Embedded: true, Observers: []stream.Observer{rec}, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

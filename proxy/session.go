@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Session states.
@@ -28,7 +30,7 @@ const (
 // session is one device connection and its upstream connection.
 type session struct {
 	srv    *Server
-	info   ConnInfo
+	info   stream.Conn
 	client net.Conn
 
 	mu     sync.Mutex // guards server, state
@@ -36,7 +38,7 @@ type session struct {
 	state  string
 
 	omu sync.Mutex // serialises observer calls
-	obs []ConnObserver
+	obs []stream.ConnObserver
 
 	// wmu[d] guards writes in direction d, track[d], shut[d] (the destination's sending
 	// half is closed) and heldDir[d].
@@ -67,20 +69,21 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 		srv:    srv,
 		client: c,
 		state:  stConnecting,
-		info: ConnInfo{
-			ID:       id,
-			Client:   c.RemoteAddr().String(),
-			Server:   srv.upstream.String(),
-			Listener: srv.cfg.Listen.Transport,
-			Upstream: srv.upstream.Transport,
-			Opened:   srv.cfg.Now(),
+		info: stream.Conn{
+			ID:        id,
+			Client:    addrPort(c.RemoteAddr()),
+			Upstream:  srv.upstream.String(),
+			Transport: srv.cfg.Listen.Transport,
+			Broker:    srv.upstream.Transport,
+			Start:     srv.cfg.Now(),
+			Path:      srv.cfg.Listen.Path,
 		},
 		pipeDone: [2]chan struct{}{make(chan struct{}), make(chan struct{})},
 		finished: make(chan struct{}),
 		termDone: make(chan struct{}),
 	}
 	for d := range ss.count {
-		dir := Dir(d)
+		dir := stream.Dir(d)
 		ss.count[d] = func(typ byte, start bool, n int) {
 			if start {
 				ss.packets[dir].Add(1)
@@ -101,19 +104,19 @@ func (ss *session) run() {
 	m := ss.srv.metrics
 	m.connOpened()
 	defer m.connClosed()
-	ss.wmu[C2S].Lock()
+	ss.wmu[stream.C2S].Lock()
 	ss.connectTimer = time.AfterFunc(ss.srv.cfg.ConnectTimeout, ss.noConnect)
-	ss.wmu[C2S].Unlock()
+	ss.wmu[stream.C2S].Unlock()
 	defer ss.connectTimer.Stop()
 
 	if err := ss.handshake(); err != nil {
 		ss.open()
 		ss.client.Close()
-		by, reason := "client", "TLS handshake failed: "+err.Error()
+		end := stream.End{By: stream.Client, How: stream.Handshake, Detail: "TLS handshake failed: " + err.Error()}
 		if w := ss.stoppedWhy(); w != "" {
-			by, reason = "proxy", w
+			end = stream.End{By: stream.Proxy, How: stream.Stopped, Detail: w}
 		}
-		ss.closeObservers(by, reason)
+		ss.closeObservers(end)
 		return
 	}
 	up, err := ss.srv.dial(context.Background())
@@ -125,13 +128,13 @@ func (ss *session) run() {
 	}
 	ss.mu.Lock()
 	ss.server = up
-	ss.info.Server = up.RemoteAddr().String()
+	ss.info.Server = addrPort(up.RemoteAddr())
 	if ss.stopping.Load() {
 		ss.mu.Unlock()
 		ss.open()
 		up.Close()
 		ss.client.Close()
-		ss.closeObservers("proxy", ss.stoppedWhy())
+		ss.closeObservers(stream.End{By: stream.Proxy, How: stream.Stopped, Detail: ss.stoppedWhy()})
 		return
 	}
 	ss.state = stOpen
@@ -139,8 +142,8 @@ func (ss *session) run() {
 	ss.open()
 
 	ends := make(chan pipeEnd, 2)
-	ss.goPipe(S2C, up, ss.client, ends)
-	ss.pipe(C2S, ss.client, up, ends) // on this goroutine: one goroutine less per connection
+	ss.goPipe(stream.S2C, up, ss.client, ends)
+	ss.pipe(stream.C2S, ss.client, up, ends) // on this goroutine: one goroutine less per connection
 	first := <-ends
 	if first.kind == endEOF {
 		ss.setState(stHalfClosed)
@@ -148,16 +151,16 @@ func (ss *session) run() {
 	second := <-ends
 	// A pipe reports its end before passing it on (a reset, say): let both finish, or a plain
 	// Close here could beat a reset and send the peer a FIN instead.
-	<-ss.pipeDone[S2C]
-	<-ss.pipeDone[C2S]
+	<-ss.pipeDone[stream.S2C]
+	<-ss.pipeDone[stream.C2S]
 	ss.setState(stClosing)
 	ss.client.Close()
 	up.Close()
-	by, reason := describeEnd(first, second)
+	end := describeEnd(first, second)
 	if w := ss.stoppedWhy(); w != "" {
-		by, reason = "proxy", w
+		end = stream.End{By: stream.Proxy, How: stream.Stopped, Detail: w}
 	}
-	ss.closeObservers(by, reason)
+	ss.closeObservers(end)
 }
 
 // stoppedWhy returns what the proxy did when it ended the connection ("" when it did not),
@@ -199,15 +202,15 @@ func (ss *session) open() {
 	if ss.obs != nil {
 		return
 	}
-	ss.obs = make([]ConnObserver, 0, len(ss.srv.cfg.Observers))
+	ss.obs = make([]stream.ConnObserver, 0, len(ss.srv.cfg.Observers))
 	for _, o := range ss.srv.cfg.Observers {
-		if co := o.Open(ss.info); co != nil {
+		if co := o.Open(&ss.info); co != nil {
 			ss.obs = append(ss.obs, co)
 		}
 	}
 }
 
-func (ss *session) observe(dir Dir, t time.Time, b []byte) {
+func (ss *session) observe(dir stream.Dir, t time.Time, b []byte) {
 	ss.omu.Lock()
 	for _, o := range ss.obs {
 		o.Data(dir, t, b)
@@ -215,11 +218,11 @@ func (ss *session) observe(dir Dir, t time.Time, b []byte) {
 	ss.omu.Unlock()
 }
 
-func (ss *session) closeObservers(by, reason string) {
+func (ss *session) closeObservers(end stream.End) {
 	t := ss.now()
 	ss.omu.Lock()
 	for _, o := range ss.obs {
-		o.Close(t, by, reason)
+		o.Close(t, end)
 	}
 	ss.omu.Unlock()
 }
@@ -236,23 +239,38 @@ const (
 	endStopped                // the proxy ended the connection
 )
 
+// how is the stream.How of an end.
+func (k endKind) how() stream.How {
+	switch k {
+	case endEOF:
+		return stream.FIN
+	case endTimeout:
+		return stream.Timeout
+	case endWrite:
+		return stream.Refused
+	case endStopped:
+		return stream.Stopped
+	}
+	return stream.RST // a reset, or a read error passed on as one
+}
+
+// addrPort is a net.Addr's IP and port (zero when it has none, as a memory pipe may not).
+func addrPort(a net.Addr) netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
 type pipeEnd struct {
-	dir  Dir
+	dir  stream.Dir
 	kind endKind
 	err  error
 }
 
-// side names who sends in direction d.
-func side(d Dir) string {
-	if d == S2C {
-		return "server"
-	}
-	return "client"
-}
-
-func describeEnd(first, second pipeEnd) (by, reason string) {
+// describeEnd is the end of a connection whose directions ended as first, then second: who
+// ended it and how (as the first end says), and in Detail the account of both.
+func describeEnd(first, second pipeEnd) stream.End {
 	one := func(e pipeEnd) string {
-		src, dst := side(e.dir), side(1-e.dir)
+		src, dst := e.dir.Sender().String(), e.dir.Peer().Sender().String()
 		switch e.kind {
 		case endEOF:
 			return src + " closed (EOF), passed on as half-close"
@@ -267,15 +285,14 @@ func describeEnd(first, second pipeEnd) (by, reason string) {
 		}
 		return src + " read error (" + errText(e.err) + "), passed on as reset"
 	}
-	by = side(first.dir)
+	e := stream.End{By: first.dir.Sender(), How: first.kind.how(), Detail: one(first)}
 	if first.kind == endWrite {
-		by = side(1 - first.dir)
+		e.By = first.dir.Peer().Sender()
 	}
-	reason = one(first)
 	if second.kind != endStopped && !(second.kind == endError && first.kind != endEOF) {
-		reason += "; then " + one(second)
+		e.Detail += "; then " + one(second)
 	}
-	return by, reason
+	return e
 }
 
 func errText(err error) string {
@@ -312,7 +329,7 @@ func classify(err error) endKind {
 
 // pipe forwards src to dst until either fails: read, show the bytes to the observers, and
 // write the same bytes at once, before the buffer is read into again.
-func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
+func (ss *session) pipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	p := ss.newPipe(dir, src, dst, ends)
 	defer p.finish()
 	for !p.step() {
@@ -323,7 +340,7 @@ func (ss *session) pipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 // it runs only while there are bytes or an end to pass on: each burst ends when the connection
 // has nothing more, and the next bytes, end or deadline start the next one, so an idle
 // connection holds no goroutine (and no stack, 8 KiB) in that direction.
-func (ss *session) goPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
+func (ss *session) goPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 	mc, ok := src.(*memConn)
 	if !ok {
 		go ss.pipe(dir, src, dst, ends)
@@ -349,7 +366,7 @@ func (ss *session) goPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) {
 // pipeRun is one direction's forwarding state.
 type pipeRun struct {
 	ss       *session
-	dir      Dir
+	dir      stream.Dir
 	src, dst net.Conn
 	ends     chan<- pipeEnd
 	rd       reader
@@ -358,7 +375,7 @@ type pipeRun struct {
 	write    func([]byte) error
 }
 
-func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pipeRun {
+func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEnd) *pipeRun {
 	p := &pipeRun{ss: ss, dir: dir, src: src, dst: dst, ends: ends}
 	p.rd = pooledReader(src, &ss.srv.bufs)
 	if p.rd == nil {
@@ -374,8 +391,8 @@ func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pip
 		// Track the frames before writing: once written, the peer may answer and a shutdown
 		// may ask where the frames stand and which version the device speaks.
 		ss.account(dir, b)
-		if dir == C2S && ss.version.Load() == 0 {
-			if v, ok := decode.PeekVersion(ss.track[C2S].headBytes()); ok {
+		if dir == stream.C2S && ss.version.Load() == 0 {
+			if v, ok := decode.PeekVersion(ss.track[stream.C2S].headBytes()); ok {
 				ss.version.Store(uint32(v))
 			}
 		}
@@ -386,7 +403,7 @@ func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pip
 		return err
 	}
 	if f := ss.srv.cfg.Stages; f != nil {
-		if stages := f(ss.info, dir, StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand}); len(stages) > 0 {
+		if stages := f(&ss.info, dir, StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand}); len(stages) > 0 {
 			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, p.write)
 		}
 	}
@@ -397,12 +414,12 @@ func (ss *session) newPipe(dir Dir, src, dst net.Conn, ends chan<- pipeEnd) *pip
 // when the broker is unreachable, the device's bytes the proxy answers), in the connection's
 // counters, the metrics and the frame tracker. Bytes are counted as they go, never by the
 // lengths frames declare. The caller holds wmu[dir] where a pipe may run.
-func (ss *session) account(dir Dir, b []byte) {
+func (ss *session) account(dir stream.Dir, b []byte) {
 	t := &ss.track[dir]
 	t.feed(b, ss.count[dir])
 	ss.bytes[dir].Add(uint64(len(b)))
 	ss.srv.metrics.bytesIn(dir, len(b))
-	if dir == C2S && t.frames > 0 && ss.connectTimer != nil {
+	if dir == stream.C2S && t.frames > 0 && ss.connectTimer != nil {
 		ss.connectTimer.Stop()
 		ss.connectTimer = nil
 	}
@@ -424,9 +441,9 @@ func (ss *session) releaseHeld() {
 // noConnect ends the connection when the device has not sent a whole frame (its CONNECT) within
 // ConnectTimeout of being accepted.
 func (ss *session) noConnect() {
-	ss.wmu[C2S].Lock()
-	got := ss.track[C2S].frames > 0
-	ss.wmu[C2S].Unlock()
+	ss.wmu[stream.C2S].Lock()
+	got := ss.track[stream.C2S].frames > 0
+	ss.wmu[stream.C2S].Unlock()
 	if !got {
 		ss.terminate(nil, "", fmt.Sprintf("no CONNECT from the device within %v of accepting it", ss.srv.cfg.ConnectTimeout))
 	}
@@ -453,7 +470,7 @@ func (p *pipeRun) step() bool {
 		ss.observe(dir, t, b)
 		var werr error
 		if p.fp != nil {
-			werr = p.fp.feed(ss.info, dir, t, b)
+			werr = p.fp.feed(&ss.info, dir, t, b)
 		} else {
 			werr = p.write(b)
 		}
@@ -543,8 +560,8 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	// Stop the broker-to-device direction between reads, then speak on its behalf.
 	up.SetReadDeadline(time.Unix(1, 0))
 	ss.client.SetWriteDeadline(ss.now().Add(2 * time.Second))
-	<-ss.pipeDone[S2C]
-	ss.wmu[S2C].Lock()
+	<-ss.pipeDone[stream.S2C]
+	ss.wmu[stream.S2C].Lock()
 	v := decode.Version(ss.version.Load())
 	switch {
 	case rc == nil:
@@ -554,9 +571,9 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 		} else {
 			w += "; no DISCONNECT: the device speaks MQTT " + v.String()
 		}
-	case ss.shut[S2C]:
+	case ss.shut[stream.S2C]:
 		w += "; no DISCONNECT: the connection to the device was already half-closed"
-	case !ss.track[S2C].boundary():
+	case !ss.track[stream.S2C].boundary():
 		w += "; no DISCONNECT: the broker's last frame was incomplete"
 	default:
 		b, err := disconnectFrame(*rc, reasonString)
@@ -564,14 +581,14 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 			_, err = ss.client.Write(b)
 		}
 		if err == nil {
-			ss.account(S2C, b)
-			ss.observe(S2C, ss.now(), b)
+			ss.account(stream.S2C, b)
+			ss.observe(stream.S2C, ss.now(), b)
 			w += fmt.Sprintf("; sent DISCONNECT %s to the device", rc.String())
 		} else {
 			w += "; DISCONNECT not delivered: " + errText(err)
 		}
 	}
-	ss.wmu[S2C].Unlock()
+	ss.wmu[stream.S2C].Unlock()
 	ss.why.Store(&w)
 	close(ss.termDone)
 	closeWrite(ss.client)
@@ -579,7 +596,7 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	ss.client.SetReadDeadline(ss.now().Add(time.Second))
 	up.Close()
 	select {
-	case <-ss.pipeDone[C2S]:
+	case <-ss.pipeDone[stream.C2S]:
 	case <-time.After(time.Second):
 	}
 	ss.client.Close()
@@ -609,7 +626,9 @@ func (ss *session) abort() {
 
 func (ss *session) status() ConnStatus {
 	ss.mu.Lock()
-	st := ConnStatus{ConnInfo: ss.info, State: ss.state}
+	in := &ss.info
+	st := ConnStatus{ID: in.ID, Client: in.ClientString(), Server: in.ServerString(), Listener: in.Transport,
+		Upstream: in.Broker, Opened: in.Start, State: ss.state}
 	ss.mu.Unlock()
 	if v := decode.Version(ss.version.Load()); v != 0 {
 		st.Version = v.String()
@@ -636,8 +655,8 @@ func (ss *session) unavailable(dialErr error) {
 	for frame == nil {
 		n, err := ss.client.Read(buf)
 		if n > 0 {
-			ss.account(C2S, buf[:n])
-			ss.observe(C2S, ss.now(), buf[:n])
+			ss.account(stream.C2S, buf[:n])
+			ss.observe(stream.C2S, ss.now(), buf[:n])
 			fr.Write(buf[:n])
 			var ferr error
 			frame, ferr = fr.Next()
@@ -672,8 +691,8 @@ func (ss *session) unavailable(dialErr error) {
 				_, err = ss.client.Write(b)
 			}
 			if err == nil {
-				ss.account(S2C, b)
-				ss.observe(S2C, ss.now(), b)
+				ss.account(stream.S2C, b)
+				ss.observe(stream.S2C, ss.now(), b)
 				if v == decode.V5 {
 					why += "; sent CONNACK 0x88 Server unavailable"
 				} else {
@@ -692,7 +711,7 @@ func (ss *session) unavailable(dialErr error) {
 	if w := ss.why.Load(); w != nil {
 		why += "; " + *w
 	}
-	ss.closeObservers("proxy", why)
+	ss.closeObservers(stream.End{By: stream.Proxy, How: stream.Unreached, Detail: why})
 }
 
 // closeWrite closes c's sending half: TCP FIN, TLS close_notify then FIN, WebSocket close frame.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Stage is one step of a direction's pipeline at frame level, where fault rules plug in (in
@@ -21,8 +22,8 @@ type Stage interface {
 
 // Frame is one whole MQTT frame going through a direction's stages.
 type Frame struct {
-	Conn  ConnInfo
-	Dir   Dir
+	Conn  *stream.Conn
+	Dir   stream.Dir
 	Time  time.Time // when its last byte was read
 	Type  decode.Type
 	Bytes []byte // the frame, fixed header included; valid during the call only
@@ -64,7 +65,7 @@ func newFramePipe(stages []Stage, max int, final func([]byte) error) *framePipe 
 }
 
 // feed takes the bytes just read and forwards what the stages let through.
-func (fp *framePipe) feed(info ConnInfo, dir Dir, t time.Time, b []byte) error {
+func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []byte) error {
 	final := fp.emits[len(fp.stages)]
 	if fp.passthrough {
 		return final(b)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // dropStage drops frames of one type and counts what it saw.
@@ -36,9 +37,9 @@ func TestStages(t *testing.T) {
 		c.Close()
 	})
 	st := &dropStage{drop: decode.PINGREQ}
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: TCP, Addr: addr},
-		Stages: func(_ ConnInfo, d Dir, env StageEnv) []Stage {
-			if d == C2S && env.Now != nil && env.Rand != nil {
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr},
+		Stages: func(_ *stream.Conn, d stream.Dir, env StageEnv) []Stage {
+			if d == stream.C2S && env.Now != nil && env.Rand != nil {
 				return []Stage{st}
 			}
 			return nil

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/mqscope/mqscope/stream"
 )
 
 func newTestCA(t *testing.T) *CA {
@@ -75,7 +76,7 @@ func TestTLS(t *testing.T) {
 		defer kf.Close()
 		sc := devCA.ServerConfig("127.0.0.1")
 		sc.KeyLogWriter = kf
-		srv := startProxy(t, Config{Listen: Endpoint{Transport: TLS, Addr: "127.0.0.1:0"}, ListenTLS: sc, Embedded: true})
+		srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.TLS, Addr: "127.0.0.1:0"}, ListenTLS: sc, Embedded: true})
 		dial := func() net.Conn {
 			c, err := tls.Dial("tcp", srv.Addr().String(), &tls.Config{RootCAs: devCA.pool(), ServerName: "device.example"})
 			if err != nil {
@@ -89,7 +90,7 @@ func TestTLS(t *testing.T) {
 		pubSub(t, dial, 10)
 		b, _ := os.ReadFile(keylog)
 		if !bytes.Contains(b, []byte("CLIENT_TRAFFIC_SECRET_0 ")) {
-			t.Errorf("key log lacks TLS 1.3 secrets:\n%s", b)
+			t.Errorf("key log lacks stream.TLS 1.3 secrets:\n%s", b)
 		}
 	})
 
@@ -99,15 +100,15 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TLS, Addr: addr},
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TLS, Addr: addr},
 			UpstreamTLS: &tls.Config{RootCAs: brokerCA.pool(), ServerName: "localhost", Certificates: []tls.Certificate{*cc}}})
 		pubSub(t, dialTCP(t, srv.Addr().String()), 10)
 	})
 
 	t.Run("both-tls", func(t *testing.T) {
 		addr := startTLSMosquitto(t, brokerCA, false)
-		srv := startProxy(t, Config{Listen: Endpoint{Transport: TLS, Addr: "127.0.0.1:0"}, ListenTLS: devCA.ServerConfig("localhost"),
-			Upstream: Endpoint{Transport: TLS, Addr: addr}, UpstreamTLS: &tls.Config{RootCAs: brokerCA.pool(), ServerName: "localhost"}})
+		srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.TLS, Addr: "127.0.0.1:0"}, ListenTLS: devCA.ServerConfig("localhost"),
+			Upstream: Endpoint{Transport: stream.TLS, Addr: addr}, UpstreamTLS: &tls.Config{RootCAs: brokerCA.pool(), ServerName: "localhost"}})
 		pubSub(t, func() net.Conn {
 			c, err := tls.Dial("tcp", srv.Addr().String(), &tls.Config{RootCAs: devCA.pool(), ServerName: "localhost"})
 			if err != nil {
@@ -120,13 +121,13 @@ func TestTLS(t *testing.T) {
 	t.Run("upstream-unverified", func(t *testing.T) {
 		addr := startTLSMosquitto(t, brokerCA, false)
 		// The proxy does not trust the broker's CA: the device learns why in the CONNACK.
-		srv := startProxy(t, Config{Upstream: Endpoint{Transport: TLS, Addr: addr}, UpstreamTLS: &tls.Config{RootCAs: devCA.pool(), ServerName: "localhost"}})
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TLS, Addr: addr}, UpstreamTLS: &tls.Config{RootCAs: devCA.pool(), ServerName: "localhost"}})
 		ack, err := pahoConnect(t, srv.Addr().String(), &paho.Connect{ClientID: "x", CleanStart: true})
 		if err == nil || ack == nil || ack.ReasonCode != 0x88 || !strings.Contains(ack.Properties.ReasonString, "certificate") {
 			t.Fatalf("CONNACK %+v, %v", ack, err)
 		}
 		// --insecure connects anyway.
-		srv2 := startProxy(t, Config{Upstream: Endpoint{Transport: TLS, Addr: addr}, UpstreamTLS: &tls.Config{InsecureSkipVerify: true}})
+		srv2 := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TLS, Addr: addr}, UpstreamTLS: &tls.Config{InsecureSkipVerify: true}})
 		pubSub(t, dialTCP(t, srv2.Addr().String()), 3)
 	})
 }

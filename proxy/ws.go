@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // wsConn carries an MQTT byte stream in WebSocket binary messages (MQTT 5.0 section 6): reads
@@ -231,15 +232,15 @@ func listen(e Endpoint, cfg *tls.Config, handshake time.Duration, logf func(stri
 		return nil, err
 	}
 	var ln net.Listener = tl
-	if e.Transport == WS || e.Transport == WSS {
+	if e.Transport == stream.WebSocket || e.Transport == stream.WSS {
 		ln = deadlineListener{tl}
 	}
 	switch e.Transport {
-	case TLS:
+	case stream.TLS:
 		return tls.NewListener(ln, cfg), nil
-	case WS:
+	case stream.WebSocket:
 		return newWSListener(ln, e.Path, handshake, 4096, logf), nil
-	case WSS:
+	case stream.WSS:
 		return newWSListener(tls.NewListener(ln, cfg), e.Path, handshake, 4096, logf), nil
 	}
 	return ln, nil

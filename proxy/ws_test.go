@@ -14,9 +14,9 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
-
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // dialWS opens an MQTT-over-WebSocket connection to url with the given write buffer (small
@@ -55,20 +55,20 @@ func startWSBroker(t *testing.T) string {
 
 func TestWebSocket(t *testing.T) {
 	t.Run("device-ws-to-tcp", func(t *testing.T) {
-		srv := startProxy(t, Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: TCP, Addr: broker(t, "mosquitto")}})
+		srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "mosquitto")}})
 		url := "ws://" + srv.Addr().String() + "/mqtt"
 		pubSub(t, func() net.Conn { return newWSConn(dialWS(t, url, 4096)) }, 10)
 	})
 	t.Run("tcp-to-broker-ws", func(t *testing.T) {
-		srv := startProxy(t, Config{Upstream: Endpoint{Transport: WS, Addr: startWSBroker(t), Path: "/"}})
+		srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.WebSocket, Addr: startWSBroker(t), Path: "/"}})
 		pubSub(t, dialTCP(t, srv.Addr().String()), 10)
 	})
 	t.Run("wss-both", func(t *testing.T) {
 		ca := newTestCA(t)
 		// device --wss--> back --wss--> front --tcp--> embedded broker: WSS on both sides of back.
-		front := startProxy(t, Config{Listen: Endpoint{Transport: WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"), Embedded: true})
-		back := startProxy(t, Config{Listen: Endpoint{Transport: WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"),
-			Upstream: Endpoint{Transport: WSS, Addr: front.Addr().String(), Path: "/mqtt"}, UpstreamTLS: &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}})
+		front := startProxy(t, Config{Listen: Endpoint{Transport: stream.WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"), Embedded: true})
+		back := startProxy(t, Config{Listen: Endpoint{Transport: stream.WSS, Addr: "127.0.0.1:0", Path: "/mqtt"}, ListenTLS: ca.ServerConfig("localhost"),
+			Upstream: Endpoint{Transport: stream.WSS, Addr: front.Addr().String(), Path: "/mqtt"}, UpstreamTLS: &tls.Config{RootCAs: ca.pool(), ServerName: "localhost"}})
 		d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: clientTLS(nil, Endpoint{Addr: "localhost:1"})}
 		d.TLSClientConfig.RootCAs = ca.pool()
 		pubSub(t, func() net.Conn {
@@ -83,7 +83,7 @@ func TestWebSocket(t *testing.T) {
 		// MQTT packets split across messages, several in one message, messages fragmented into
 		// many frames, and a ping: the broker sees exactly the MQTT bytes.
 		tp := startTap(t, broker(t, "mosquitto"))
-		srv := startProxy(t, Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: TCP, Addr: tp.addr()}})
+		srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: stream.TCP, Addr: tp.addr()}})
 		ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 64) // 64-byte frames
 		defer ws.Close()
 		pong := make(chan string, 1)
@@ -177,7 +177,7 @@ func TestWebSocketShutdownStuckDevice(t *testing.T) {
 			}
 		}
 	})
-	srv, err := New(Config{Listen: Endpoint{Transport: WS, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: TCP, Addr: up}, Logf: t.Logf})
+	srv, err := New(Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: Endpoint{Transport: stream.TCP, Addr: up}, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/mqscope/mqscope/capture"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 func main() {
@@ -29,7 +30,7 @@ func main() {
 }
 
 type conn struct {
-	s   *capture.TCPStream
+	s   *pcapng.TCPStream
 	v   decode.Version
 	id  uint16
 	seq int
@@ -41,7 +42,7 @@ func run(name string, nconns, npackets int) error {
 		return err
 	}
 	defer f.Close()
-	sw, err := capture.NewStreamWriter(f)
+	sw, err := pcapng.NewStreamWriter(f)
 	if err != nil {
 		return err
 	}
@@ -64,10 +65,10 @@ func run(name string, nconns, npackets int) error {
 		cs[i] = c
 		con := &decode.Connect{ProtocolName: "MQTT", ProtocolLevel: byte(c.v), CleanStart: true, KeepAlive: 60,
 			ClientID: fmt.Sprintf("bench-%d", i)}
-		if err := c.send(capture.ClientToServer, tick(), con); err != nil {
+		if err := c.send(stream.C2S, tick(), con); err != nil {
 			return err
 		}
-		if err := c.send(capture.ServerToClient, tick(), &decode.Connack{}); err != nil {
+		if err := c.send(stream.S2C, tick(), &decode.Connack{}); err != nil {
 			return err
 		}
 		total += 2
@@ -99,7 +100,7 @@ func run(name string, nconns, npackets int) error {
 				return err
 			}
 		}
-		if err := c.s.Write(capture.ClientToServer, tick(), b); err != nil {
+		if err := c.s.Write(stream.C2S, tick(), b); err != nil {
 			return err
 		}
 		total += n
@@ -112,24 +113,24 @@ func run(name string, nconns, npackets int) error {
 			}
 		}
 		if len(b) > 0 {
-			if err := c.s.Write(capture.ServerToClient, tick(), b); err != nil {
+			if err := c.s.Write(stream.S2C, tick(), b); err != nil {
 				return err
 			}
 			total += len(ids)
 		}
 	}
 	for _, c := range cs {
-		if err := c.send(capture.ClientToServer, tick(), &decode.Disconnect{}); err != nil {
+		if err := c.send(stream.C2S, tick(), &decode.Disconnect{}); err != nil {
 			return err
 		}
-		if err := c.s.Close(capture.ClientToServer, tick()); err != nil {
+		if err := c.s.Close(stream.C2S, tick()); err != nil {
 			return err
 		}
 	}
 	return sw.Flush()
 }
 
-func (c *conn) send(d capture.Dir, t time.Time, p decode.Packet) error {
+func (c *conn) send(d stream.Dir, t time.Time, p decode.Packet) error {
 	p.Info().Version = c.v
 	b, err := decode.Encode(nil, p)
 	if err != nil {

@@ -9,10 +9,10 @@ import (
 	"syscall"
 
 	"github.com/google/gopacket"
-	"github.com/spf13/cobra"
-
 	"github.com/mqscope/mqscope/capture"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/spf13/cobra"
 )
 
 // captureOptions are the options of mqscope capture.
@@ -77,14 +77,14 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		return err
 	}
 	var rec func(int, gopacket.CaptureInfo, []byte)
-	var pw *capture.PacketWriter
+	var pw *pcapng.PacketWriter
 	if o.out.write != "" {
 		f, err := createPrivate(o.out.write, false, o.io.Err) // CONNECTs with passwords: 0600
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if pw, err = capture.NewPacketWriter(f); err != nil {
+		if pw, err = pcapng.NewPacketWriter(f); err != nil {
 			return err
 		}
 		var werr error

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -16,12 +17,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/pcapng"
 	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/stream"
+	"github.com/spf13/cobra"
 )
 
 // proxyOptions are the options of mqscope proxy.
@@ -307,7 +309,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	out := proxy.NewOutput(w, filter, hub, metrics, 1<<16)
 	in := &proxy.Inspector{Options: iopts, Out: out, Metrics: metrics}
 	cfg.Metrics = metrics
-	cfg.Observers = []proxy.Observer{in}
+	cfg.Observers = []stream.Observer{in}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }
 	cfg.Logf = logf
 	if o.record != "" {
@@ -316,7 +318,8 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 			out.Close()
 			return fmt.Errorf("--record: %w", err)
 		}
-		rec, err := proxy.NewRecorder(o.record, cfg.Listen, logf)
+		listen, _ := netip.ParseAddrPort(cfg.Listen.Addr) // stands for the broker when its address is unknown
+		rec, err := pcapng.NewRecorder(o.record, listen, logf)
 		if err != nil {
 			out.Close()
 			return err
@@ -328,7 +331,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	if err != nil {
 		out.Close()
 		for _, ob := range cfg.Observers {
-			if f, ok := ob.(proxy.Flusher); ok {
+			if f, ok := ob.(stream.Flusher); ok {
 				f.Flush()
 			}
 		}

@@ -16,15 +16,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
-	"golang.org/x/term"
-
 	"github.com/mqscope/mqscope/capture"
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // outputOptions are the flags read and capture share: what to print and which packets.
@@ -407,7 +407,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 		readErr = nil // stopped by a write error, returned above
 	}
 	if wf != nil && readErr == nil {
-		pw, err := capture.NewPacketWriter(wf)
+		pw, err := pcapng.NewPacketWriter(wf)
 		if err != nil {
 			return err
 		}

@@ -25,6 +25,8 @@ import (
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 const multiCapture = "../../testdata/captures/mqtt-multi.pcapng"
@@ -267,11 +269,11 @@ func TestReadNothingFound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw, _ := capture.NewStreamWriter(f)
+	sw, _ := pcapng.NewStreamWriter(f)
 	now := time.Now()
 	s, _ := sw.Open(netip.MustParseAddrPort("192.0.2.2:40000"), netip.MustParseAddrPort("192.0.2.1:80"), now)
-	s.Write(capture.ClientToServer, now, []byte("GET / HTTP/1.1\r\n\r\n"))
-	s.Close(capture.ClientToServer, now)
+	s.Write(stream.C2S, now, []byte("GET / HTTP/1.1\r\n\r\n"))
+	s.Close(stream.C2S, now)
 	sw.Flush()
 	f.Close()
 	code, out, errOut := runCmd(t, "", "read", p)
@@ -289,7 +291,7 @@ func TestReadSessionTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw, _ := capture.NewStreamWriter(f)
+	sw, _ := pcapng.NewStreamWriter(f)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	tick := func() time.Time { now = now.Add(time.Millisecond); return now }
 	enc := func(p decode.Packet) []byte {
@@ -299,25 +301,25 @@ func TestReadSessionTakeover(t *testing.T) {
 		}
 		return b
 	}
-	open := func(port int, id string) *capture.TCPStream {
+	open := func(port int, id string) *pcapng.TCPStream {
 		s, err := sw.Open(netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), uint16(port)), netip.MustParseAddrPort("192.0.2.1:1883"), tick())
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Write(capture.ClientToServer, tick(), enc(&decode.Connect{Base: decode.Base{Version: decode.V5}, CleanStart: true, KeepAlive: 60, ClientID: id}))
-		s.Write(capture.ServerToClient, tick(), enc(&decode.Connack{Base: decode.Base{Version: decode.V5}}))
+		s.Write(stream.C2S, tick(), enc(&decode.Connect{Base: decode.Base{Version: decode.V5}, CleanStart: true, KeepAlive: 60, ClientID: id}))
+		s.Write(stream.S2C, tick(), enc(&decode.Connack{Base: decode.Base{Version: decode.V5}}))
 		return s
 	}
 	first := open(40000, "twin")
-	var others []*capture.TCPStream
+	var others []*pcapng.TCPStream
 	for i := range 16 {
 		others = append(others, open(41000+i, fmt.Sprintf("dev-%d", i)))
 	}
 	second := open(40001, "twin")
-	first.Write(capture.ServerToClient, tick(), enc(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.SessionTakenOver, HasReason: true}))
-	first.Close(capture.ServerToClient, tick())
+	first.Write(stream.S2C, tick(), enc(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.SessionTakenOver, HasReason: true}))
+	first.Close(stream.S2C, tick())
 	for _, s := range append(others, second) {
-		s.Close(capture.ClientToServer, tick())
+		s.Close(stream.C2S, tick())
 	}
 	sw.Flush()
 	f.Close()
@@ -522,7 +524,7 @@ func TestReadTLSInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw, _ := capture.NewStreamWriter(f)
+	sw, _ := pcapng.NewStreamWriter(f)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	tick := func() time.Time { now = now.Add(time.Second); return now }
 	client := func(port int) netip.AddrPort {
@@ -534,16 +536,16 @@ func TestReadTLSInPlace(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, CleanStart: true, ClientID: id})
-		s.Write(capture.ClientToServer, tick(), b)
-		s.Close(capture.ClientToServer, tick())
+		s.Write(stream.C2S, tick(), b)
+		s.Close(stream.C2S, tick())
 	}
 	tls := func(port int, sni string) {
 		s, err := sw.Open(client(port), netip.MustParseAddrPort("192.0.2.1:8883"), tick())
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.Write(capture.ClientToServer, tick(), clientHello(sni))
-		s.Close(capture.ClientToServer, tick())
+		s.Write(stream.C2S, tick(), clientHello(sni))
+		s.Close(stream.C2S, tick())
 	}
 	mqtt(40000, "first")
 	tls(40001, "broker.example")

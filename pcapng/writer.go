@@ -1,4 +1,8 @@
-package capture
+// Package pcapng writes pcapng files: packets as captured (PacketWriter), TCP conversations
+// rebuilt from byte streams with their handshakes, sequence numbers and checksums
+// (StreamWriter), and the Recorder, a stream.Observer that records every connection of a
+// source that way (the proxy's --record). It imports no source of streams.
+package pcapng
 
 import (
 	"bufio"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Link types by their pcap numbers. gopacket's layers.LinkType is a byte, too small for
@@ -159,21 +164,6 @@ func (pw *PacketWriter) WritePacket(link int, t time.Time, data []byte, origLen 
 // Flush writes out buffered data.
 func (pw *PacketWriter) Flush() error { return pw.nw.flush() }
 
-// Dir is the direction of bytes in a TCP connection.
-type Dir uint8
-
-const (
-	ClientToServer Dir = iota
-	ServerToClient
-)
-
-func (d Dir) String() string {
-	if d == ClientToServer {
-		return "client->server"
-	}
-	return "server->client"
-}
-
 // StreamWriter writes TCP conversations given as byte streams (what a proxy relays) to a
 // pcapng file as well-formed Ethernet/IPv4 or IPv6 packets: the three-way handshake, data
 // split into segments of at most MSS bytes with the right sequence and acknowledgement
@@ -223,7 +213,7 @@ var (
 // SYN-ACK, ACK). Both addresses must be of the same family.
 func (sw *StreamWriter) Open(client, server netip.AddrPort, t time.Time) (*TCPStream, error) {
 	if client.Addr().Is4() != server.Addr().Is4() {
-		return nil, fmt.Errorf("capture: client %v and server %v are not of the same IP version", client, server)
+		return nil, fmt.Errorf("pcapng: client %v and server %v are not of the same IP version", client, server)
 	}
 	s := &TCPStream{sw: sw}
 	sw.mu.Lock()
@@ -231,23 +221,23 @@ func (sw *StreamWriter) Open(client, server netip.AddrPort, t time.Time) (*TCPSt
 	s.client = netip.AddrPortFrom(client.Addr().Unmap(), client.Port())
 	s.server = netip.AddrPortFrom(server.Addr().Unmap(), server.Port())
 	// Initial sequence numbers derived from the ports, so that files are reproducible.
-	s.seq[ClientToServer] = 0x10000000 + uint32(client.Port())<<8
-	s.seq[ServerToClient] = 0x20000000 + uint32(server.Port())<<8
-	if err := s.segment(ClientToServer, t, flagSYN, nil); err != nil {
+	s.seq[stream.C2S] = 0x10000000 + uint32(client.Port())<<8
+	s.seq[stream.S2C] = 0x20000000 + uint32(server.Port())<<8
+	if err := s.segment(stream.C2S, t, SYN, nil); err != nil {
 		return nil, err
 	}
-	if err := s.segment(ServerToClient, t, flagSYN|flagACK, nil); err != nil {
+	if err := s.segment(stream.S2C, t, SYN|ACK, nil); err != nil {
 		return nil, err
 	}
-	return s, s.segment(ClientToServer, t, flagACK, nil)
+	return s, s.segment(stream.C2S, t, ACK, nil)
 }
 
 // Write writes bytes sent in direction dir at time t, as many segments as needed.
-func (s *TCPStream) Write(dir Dir, t time.Time, b []byte) error {
+func (s *TCPStream) Write(dir stream.Dir, t time.Time, b []byte) error {
 	s.sw.mu.Lock()
 	defer s.sw.mu.Unlock()
 	if s.closed {
-		return errors.New("capture: write on a closed stream")
+		return errors.New("pcapng: write on a closed stream")
 	}
 	mss := s.sw.MSS
 	if mss <= 0 {
@@ -258,7 +248,7 @@ func (s *TCPStream) Write(dir Dir, t time.Time, b []byte) error {
 	}
 	for len(b) > 0 {
 		n := min(len(b), mss)
-		if err := s.segment(dir, t, flagACK|flagPSH, b[:n]); err != nil {
+		if err := s.segment(dir, t, ACK|PSH, b[:n]); err != nil {
 			return err
 		}
 		b = b[n:]
@@ -268,7 +258,7 @@ func (s *TCPStream) Write(dir Dir, t time.Time, b []byte) error {
 
 // Close ends the connection at time t: the side by sends FIN, the other answers FIN, and
 // the first acknowledges.
-func (s *TCPStream) Close(by Dir, t time.Time) error {
+func (s *TCPStream) Close(by stream.Dir, t time.Time) error {
 	s.sw.mu.Lock()
 	defer s.sw.mu.Unlock()
 	if s.closed {
@@ -276,52 +266,103 @@ func (s *TCPStream) Close(by Dir, t time.Time) error {
 	}
 	s.closed = true
 	other := by ^ 1
-	if err := s.segment(by, t, flagFIN|flagACK, nil); err != nil {
+	if err := s.segment(by, t, FIN|ACK, nil); err != nil {
 		return err
 	}
-	if err := s.segment(other, t, flagFIN|flagACK, nil); err != nil {
+	if err := s.segment(other, t, FIN|ACK, nil); err != nil {
 		return err
 	}
-	return s.segment(by, t, flagACK, nil)
+	return s.segment(by, t, ACK, nil)
 }
 
 // Reset ends the connection at time t with a RST from the side by.
-func (s *TCPStream) Reset(by Dir, t time.Time) error {
+func (s *TCPStream) Reset(by stream.Dir, t time.Time) error {
 	s.sw.mu.Lock()
 	defer s.sw.mu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
-	return s.segment(by, t, flagRST|flagACK, nil)
+	return s.segment(by, t, RST|ACK, nil)
 }
 
+// Flags are the TCP flags of a segment written with Segment or SegmentAt.
+type Flags uint8
+
+// TCP flags.
 const (
-	flagFIN = 1 << iota
-	flagSYN
-	flagRST
-	flagPSH
-	flagACK
+	FIN Flags = 1 << iota
+	SYN
+	RST
+	PSH
+	ACK
 )
 
+// Segment writes one TCP segment from dir carrying payload at the next sequence number, and
+// advances it. Tests use it, with Skip and SegmentAt, to build captures with losses,
+// retransmissions and overlaps.
+func (s *TCPStream) Segment(dir stream.Dir, t time.Time, flags Flags, payload []byte) error {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
+	return s.segment(dir, t, flags, payload)
+}
+
+// SegmentAt writes a segment with an explicit sequence number and advances nothing.
+func (s *TCPStream) SegmentAt(dir stream.Dir, t time.Time, flags Flags, seq uint32, payload []byte) error {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
+	return s.rawSegment(dir, t, flags, seq, payload)
+}
+
+// Next returns the next sequence number of direction dir.
+func (s *TCPStream) Next(dir stream.Dir) uint32 {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
+	return s.seq[dir]
+}
+
+// Skip advances the sequence number of direction dir by n bytes without writing them: bytes
+// sent but not captured (n < 0 goes back, to write bytes again).
+func (s *TCPStream) Skip(dir stream.Dir, n int) {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
+	s.seq[dir] += uint32(n)
+}
+
+// Writer returns the StreamWriter the connection is written to.
+func (s *TCPStream) Writer() *StreamWriter { return s.sw }
+
+// MoveTo goes on writing the connection to another StreamWriter (a capture cut in files).
+func (s *TCPStream) MoveTo(sw *StreamWriter) {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
+	s.sw = sw
+}
+
+// OpenMid begins a connection from client to server whose handshake was not captured: its
+// next sequence numbers are seqC (client) and seqS (server).
+func (sw *StreamWriter) OpenMid(client, server netip.AddrPort, seqC, seqS uint32) *TCPStream {
+	return &TCPStream{sw: sw, client: netip.AddrPortFrom(client.Addr().Unmap(), client.Port()),
+		server: netip.AddrPortFrom(server.Addr().Unmap(), server.Port()), seq: [2]uint32{seqC, seqS}}
+}
+
 // segment writes one TCP segment from dir carrying payload, and advances the sequence number.
-func (s *TCPStream) segment(dir Dir, t time.Time, flags int, payload []byte) error {
+func (s *TCPStream) segment(dir stream.Dir, t time.Time, flags Flags, payload []byte) error {
 	err := s.rawSegment(dir, t, flags, s.seq[dir], payload)
 	n := uint32(len(payload))
-	if flags&(flagSYN|flagFIN) != 0 {
+	if flags&(SYN|FIN) != 0 {
 		n++
 	}
 	s.seq[dir] += n
 	return err
 }
 
-// rawSegment writes a segment with an explicit sequence number and does not advance anything:
-// tests use it to build retransmissions, overlaps and holes. The caller holds sw.mu (or is
-// a test on one goroutine).
-func (s *TCPStream) rawSegment(dir Dir, t time.Time, flags int, seq uint32, payload []byte) error {
+// rawSegment writes a segment with an explicit sequence number and does not advance anything.
+// The caller holds sw.mu.
+func (s *TCPStream) rawSegment(dir stream.Dir, t time.Time, flags Flags, seq uint32, payload []byte) error {
 	src, dst := s.client, s.server
 	smac, dmac := clientMAC, serverMAC
-	if dir == ServerToClient {
+	if dir == stream.S2C {
 		src, dst = dst, src
 		smac, dmac = dmac, smac
 	}
@@ -329,11 +370,11 @@ func (s *TCPStream) rawSegment(dir Dir, t time.Time, flags int, seq uint32, payl
 		SrcPort: layers.TCPPort(src.Port()),
 		DstPort: layers.TCPPort(dst.Port()),
 		Seq:     seq,
-		FIN:     flags&flagFIN != 0,
-		SYN:     flags&flagSYN != 0,
-		RST:     flags&flagRST != 0,
-		PSH:     flags&flagPSH != 0,
-		ACK:     flags&flagACK != 0,
+		FIN:     flags&FIN != 0,
+		SYN:     flags&SYN != 0,
+		RST:     flags&RST != 0,
+		PSH:     flags&PSH != 0,
+		ACK:     flags&ACK != 0,
 		Window:  65535,
 	}
 	if tcp.ACK {
@@ -359,7 +400,7 @@ func (s *TCPStream) rawSegment(dir Dir, t time.Time, flags int, seq uint32, payl
 	}
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
 	if err := gopacket.SerializeLayers(s.sw.buf, opts, eth, ipl, tcp, gopacket.Payload(payload)); err != nil {
-		return fmt.Errorf("capture: building a segment: %w", err)
+		return fmt.Errorf("pcapng: building a segment: %w", err)
 	}
 	return s.sw.nw.packet(LinkEthernet, t, s.sw.buf.Bytes(), 0)
 }

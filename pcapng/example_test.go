@@ -1,4 +1,4 @@
-package capture_test
+package pcapng_test
 
 import (
 	"bytes"
@@ -6,14 +6,15 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // A proxy records what it relays: each connection is opened once, then the bytes of each
 // direction are written as they pass, and the connection is closed by whoever ended it.
 func ExampleStreamWriter() {
 	var file bytes.Buffer // an *os.File in practice
-	sw, err := capture.NewStreamWriter(&file)
+	sw, err := pcapng.NewStreamWriter(&file)
 	if err != nil {
 		panic(err)
 	}
@@ -23,9 +24,9 @@ func ExampleStreamWriter() {
 		panic(err)
 	}
 	connect := []byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'}
-	_ = conn.Write(capture.ClientToServer, t.Add(time.Millisecond), connect)
-	_ = conn.Write(capture.ServerToClient, t.Add(2*time.Millisecond), []byte{0x20, 0x02, 0x00, 0x00})
-	_ = conn.Close(capture.ClientToServer, t.Add(3*time.Millisecond))
+	_ = conn.Write(stream.C2S, t.Add(time.Millisecond), connect)
+	_ = conn.Write(stream.S2C, t.Add(2*time.Millisecond), []byte{0x20, 0x02, 0x00, 0x00})
+	_ = conn.Close(stream.C2S, t.Add(3*time.Millisecond))
 	if err := sw.Flush(); err != nil {
 		panic(err)
 	}
