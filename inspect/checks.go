@@ -79,7 +79,7 @@ func (c *Conn) checkOrder(r *PacketRecord) {
 		switch {
 		case t == decode.CONNECT && c.connect != nil:
 			r.add(decode.LevelError, "MQTT-3.1.0-2", decode.ProtocolError, fmt.Sprintf("second CONNECT on this connection (the first is #%d): the server must close the connection", c.connect.Index))
-		case t != decode.CONNECT && c.connect == nil && c.counts[stream.C2S][16] == 0:
+		case t != decode.CONNECT && c.connect == nil && c.counts[stream.C2S].total == 0:
 			r.add(decode.LevelError, "MQTT-3.1.0-1", decode.ProtocolError, fmt.Sprintf("the client's first packet is %s; it must be CONNECT", t))
 		case c.connack == nil && c.connect != nil && c.st.Requested.AuthenticationMethod != nil &&
 			t != decode.AUTH && t != decode.DISCONNECT && t != decode.CONNECT:

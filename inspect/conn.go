@@ -61,7 +61,7 @@ type Conn struct {
 	disconnect [2]*PacketRecord
 	closed     bool
 
-	counts    [2][17]int32
+	counts    [2]typeCount[int32] // packets by type, each direction
 	aliases   [2]map[uint16]string
 	flight    [2]map[uint16]inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
 	inflight  [2]int                 // QoS 1 and 2 PUBLISH in flight per direction
@@ -459,7 +459,7 @@ func (c *Conn) inspect(r *PacketRecord, dir stream.Dir, t time.Time, p decode.Pa
 	// Field by field: assigning a whole PacketRecord copies it through a temporary.
 	r.Time, r.Conn, r.Client, r.Server, r.Dir = t, c.st.ID, c.st.Client, c.st.Server, dir
 	r.Version, r.Packet = p.Info().Version, p
-	r.Index = int(c.counts[stream.C2S][16]+c.counts[stream.S2C][16]) + 1
+	r.Index = int(c.counts[stream.C2S].total+c.counts[stream.S2C].total) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)
 		for _, pr := range p.Info().Problems {
@@ -516,9 +516,8 @@ func (c *Conn) inspect(r *PacketRecord, dir stream.Dir, t time.Time, p decode.Pa
 // account counts a record's packet, bytes, reason codes and notes.
 func (c *Conn) account(r *PacketRecord) {
 	d := r.Dir
-	c.counts[d][r.Type()&15]++
-	c.counts[d][16]++
-	c.st.PacketsC2S, c.st.PacketsS2C = int(c.counts[stream.C2S][16]), int(c.counts[stream.S2C][16])
+	c.counts[d].add(r.Type())
+	c.st.PacketsC2S, c.st.PacketsS2C = int(c.counts[stream.C2S].total), int(c.counts[stream.S2C].total)
 	if d == stream.C2S {
 		c.st.BytesC2S += int64(r.Size())
 	} else {
@@ -790,7 +789,7 @@ func (c *Conn) snapshot() ConnState {
 	s := c.st.clone()
 	s.Packets = map[string]int{}
 	for t := range 16 {
-		if n := c.counts[stream.C2S][t] + c.counts[stream.S2C][t]; n > 0 {
+		if n := c.counts[stream.C2S].byType[t] + c.counts[stream.S2C].byType[t]; n > 0 {
 			s.Packets[decode.Type(t).String()] = int(n)
 		}
 	}

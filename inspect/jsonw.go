@@ -8,10 +8,10 @@ import (
 	"io"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect/payload"
+	"github.com/mqscope/mqscope/internal/jsonstr"
 )
 
 // Flusher is implemented by writers that buffer: live sources call Flush when they go idle, so
@@ -377,9 +377,9 @@ func propsJSON(e *jsonObj, ps decode.Properties, o JSONOptions) {
 				pe.b = append(pe.b, ',')
 			}
 			pe.b = append(pe.b, '[')
-			pe.b = appendJSONString(pe.b, ps[k].Str)
+			pe.b = jsonstr.Append(pe.b, ps[k].Str)
 			pe.b = append(pe.b, ',')
-			pe.b = appendJSONString(pe.b, ps[k].Value)
+			pe.b = jsonstr.Append(pe.b, ps[k].Value)
 			pe.b = append(pe.b, ']')
 		}
 		pe.b = append(pe.b, ']')
@@ -413,7 +413,7 @@ func (e *jsonObj) key(k string) {
 
 func (e *jsonObj) str(k, v string) {
 	e.key(k)
-	e.b = appendJSONString(e.b, v)
+	e.b = jsonstr.Append(e.b, v)
 }
 
 func (e *jsonObj) time(k string, t time.Time) {
@@ -443,7 +443,7 @@ func (e *jsonObj) val(k string, v any) {
 			return
 		}
 	}
-	b, err := json.Marshal(v)
+	b, err := jsonstr.Marshal(v)
 	if err != nil {
 		b = []byte("null")
 	}
@@ -495,75 +495,4 @@ func putDigits(d []byte, v int) {
 	if i == 1 {
 		d[0] = byte('0' + v%10)
 	}
-}
-
-// jsonPlain holds the ASCII bytes a JSON string holds as they are.
-var jsonPlain = func() (t [utf8.RuneSelf]bool) {
-	for c := byte(0x20); c < 0x7f; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// plainJSON reports whether s goes into a JSON string as it is.
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || !jsonPlain[c] {
-			return false
-		}
-	}
-	return true
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD. Runs of bytes
-// that need no escaping are copied at once.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	if plainJSON(s) {
-		b = append(b, s...)
-		return append(b, '"')
-	}
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonPlain[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&15])
-		default:
-			i += n
-			continue
-		}
-		i += n
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

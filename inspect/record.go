@@ -337,3 +337,14 @@ func payloadNotes(problems []payload.Problem) []Note {
 	}
 	return out
 }
+
+// typeCount counts packets by type, and all of them.
+type typeCount[T int | int32] struct {
+	byType [16]T
+	total  T
+}
+
+func (tc *typeCount[T]) add(t decode.Type) {
+	tc.byType[t&15]++
+	tc.total++
+}

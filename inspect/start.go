@@ -16,12 +16,12 @@ import (
 // back to mid-stream.
 func (c *Conn) startSeen(dir stream.Dir, frame []byte) {
 	s := &c.streams[dir]
-	if c.counts[dir][16] > 0 {
+	if c.counts[dir].total > 0 {
 		return
 	}
 	typ := decode.Type(frame[0] >> 4)
 	switch {
-	case dir == stream.C2S && c.counts[stream.S2C][16] == 0 && !s.skipped && typ == decode.CONNECT:
+	case dir == stream.C2S && c.counts[stream.S2C].total == 0 && !s.skipped && typ == decode.CONNECT:
 		c.st.MidStream = false
 		c.st.Phase = "connecting"
 		c.startFromConnect = true
@@ -45,7 +45,7 @@ func (c *Conn) startSeen(dir stream.Dir, frame []byte) {
 // even if it breaks rules, instead of being passed over as a resynchronisation would. more is
 // true when too few bytes came to tell.
 func (c *Conn) replyAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
-	if !c.startFromConnect || dir != stream.S2C || c.counts[stream.S2C][16] > 0 || s.skipped || s.dropped > 0 {
+	if !c.startFromConnect || dir != stream.S2C || c.counts[stream.S2C].total > 0 || s.skipped || s.dropped > 0 {
 		return false, false
 	}
 	h, ok, err := decode.ParseHeader(s.buf[s.start:])

@@ -37,7 +37,7 @@ type connSummary struct {
 	session        *SessionRecord
 	encrypted      *EncryptedRecord
 	close          *CloseRecord
-	packets        [17]int
+	packets        typeCount[int]
 	aliases        [2]map[uint16]string
 	reasons        map[string]int
 	rules          map[string]int
@@ -90,8 +90,7 @@ func (s *Summary) Add(seq int64, r Record) {
 	case *PacketRecord:
 		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.clientID, c.version = r.ClientID, r.Version
-		c.packets[r.Type()&15]++
-		c.packets[16]++
+		c.packets.add(r.Type())
 		if p, ok := r.Packet.(*decode.Publish); ok && r.Version == decode.V5 {
 			if a, ok := p.Properties.TopicAlias(); ok && a != 0 && p.Topic != "" {
 				if c.aliases[r.Dir] == nil {
@@ -158,7 +157,7 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	}
 	// With a filter, the CONNECT and the session record may not be among the records: the
 	// close record's final state still knows the negotiation.
-	clientID, connected := c.clientID, c.packets[decode.CONNECT] > 0 || c.session != nil && c.session.VersionFrom == VersionFromConnect
+	clientID, connected := c.clientID, c.packets.byType[decode.CONNECT] > 0 || c.session != nil && c.session.VersionFrom == VersionFromConnect
 	granted, effective := (*Granted)(nil), (*Effective)(nil)
 	version := c.version // of the packets; MQTT 5 limits apply only to MQTT 5
 	versionLine := fmt.Sprintf("MQTT %s", c.version)
@@ -170,14 +169,14 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	}
 	if s := c.session; s != nil {
 		granted, effective = &s.Granted, &s.Effective
-		if c.packets[16] == 0 {
+		if c.packets.total == 0 {
 			version = s.Version
 		}
 	} else if c.close != nil {
 		st := &c.close.State
 		if st.Packets[decode.CONNECT.String()] > 0 {
 			clientID, connected = st.ClientID, true
-			if c.packets[16] == 0 {
+			if c.packets.total == 0 {
 				version = st.Version
 			}
 		}
@@ -188,7 +187,7 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	v3 := version == decode.V311 || version == decode.V31
 	head := fmt.Sprintf("Connection %d  %s → %s", c.id, c.client, c.server)
 	switch {
-	case c.packets[16] == 0 && !connected:
+	case c.packets.total == 0 && !connected:
 		head += "  no whole MQTT packet"
 	case !connected:
 		head += "  client_id unknown (no CONNECT seen)  " + versionLine
@@ -249,15 +248,15 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	}
 	var types []string
 	for t := range 16 {
-		if n := c.packets[t]; n > 0 {
+		if n := c.packets.byType[t]; n > 0 {
 			types = append(types, fmt.Sprintf("%s %d", decode.Type(t), n))
 		}
 	}
 	// Fewer records than packets: a filter let only some through.
-	shown := fmt.Sprint(c.packets[16])
+	shown := fmt.Sprint(c.packets.total)
 	if c.close != nil {
-		if all := c.close.State.PacketsC2S + c.close.State.PacketsS2C; all != c.packets[16] {
-			shown = fmt.Sprintf("%d shown of %d", c.packets[16], all)
+		if all := c.close.State.PacketsC2S + c.close.State.PacketsS2C; all != c.packets.total {
+			shown = fmt.Sprintf("%d shown of %d", c.packets.total, all)
 		}
 	}
 	if len(types) == 0 {

@@ -173,6 +173,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // as every JSON mqscope writes (internal/jsonstr)
 	enc.Encode(v)
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/mqscope/mqscope/internal/jsonstr"
 )
 
 // CBOR decoding limits. MaxDecode already bounds the input; these bound nesting (and so the
@@ -84,7 +85,7 @@ func (rr *renderer) asCBOR(data []byte, strict bool) (view, bool) {
 	modes, _ := getCBORModes()
 	var decoded any
 	if modes.dec.Unmarshal(data, &decoded) == nil {
-		if j, err := json.Marshal(cborToJSON(decoded)); err == nil {
+		if j, err := jsonstr.Marshal(cborToJSON(decoded)); err == nil {
 			v.json = j
 		}
 	}

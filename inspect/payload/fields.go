@@ -4,11 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/mqscope/mqscope/internal/jsonstr"
 )
 
-// Fields are the keys a JSON-lines record carries for a payload that Render rendered as r
-// (data is the payload as sent, mode and lim as given to Render):
+// AppendFields appends to b the keys a JSON-lines record carries for a payload that Render
+// rendered as r (data is the payload as sent, mode and lim as given to Render):
 //
 //	payload_format          what was recognised (Rendered.Format)
 //	payload_size            the payload's size in bytes
@@ -22,42 +23,11 @@ import (
 //
 // In Preview, payload and payload_b64 hold at most lim.PreviewBytes bytes of the payload, a
 // nested JSON value is kept only when its compact form fits, and payload_decoded likewise;
-// in Full they hold all of it. In None, Fields returns nil.
+// in Full they hold all of it. In None it appends nothing.
 //
-// AppendFields writes the same keys without building a map.
-func Fields(r Rendered, data []byte, mode Mode, lim Limits) map[string]any {
-	f, ok := fieldsOf(r, data, mode, lim)
-	if !ok {
-		return nil
-	}
-	m := map[string]any{
-		"payload_format": r.Format,
-		"payload_size":   len(data),
-	}
-	switch {
-	case f.json != nil:
-		m["payload"] = f.json
-	case f.text != nil:
-		m["payload"] = string(f.text)
-	default:
-		m["payload_b64"] = base64.StdEncoding.EncodeToString(f.b64)
-	}
-	if f.truncated {
-		m["payload_truncated"] = true
-	}
-	if f.decoded != nil {
-		m["payload_decoded"] = f.decoded
-	}
-	if r.CompressedSize > 0 {
-		m["payload_inflated_size"] = r.Size
-	}
-	return m
-}
-
-// AppendFields appends the keys of Fields other than payload_size, which the caller places
-// itself, to b as members of a JSON object: in the order of their names, each preceded by a
-// comma (they follow other members). Strings are escaped as encoding/json escapes them, and
-// nested JSON values are written as they are. In None it appends nothing.
+// It appends them, but for payload_size, which the caller places itself, as members of a JSON
+// object: in the order of their names, each preceded by a comma (they follow other members). Strings are escaped as package jsonstr says, and
+// nested JSON values are written as they are.
 func AppendFields(b []byte, r Rendered, data []byte, mode Mode, lim Limits) []byte {
 	f, ok := fieldsOf(r, data, mode, lim)
 	if !ok {
@@ -67,7 +37,7 @@ func AppendFields(b []byte, r Rendered, data []byte, mode Mode, lim Limits) []by
 	case f.json != nil:
 		b = appendRaw(append(b, `,"payload":`...), f.json)
 	case f.text != nil:
-		b = appendJSONString(append(b, `,"payload":`...), f.text)
+		b = jsonstr.Append(append(b, `,"payload":`...), f.text)
 	default:
 		b = append(b, `,"payload_b64":"`...)
 		b = append(base64.StdEncoding.AppendEncode(b, f.b64), '"')
@@ -75,7 +45,7 @@ func AppendFields(b []byte, r Rendered, data []byte, mode Mode, lim Limits) []by
 	if f.decoded != nil {
 		b = appendRaw(append(b, `,"payload_decoded":`...), f.decoded)
 	}
-	b = appendJSONString(append(b, `,"payload_format":`...), r.Format)
+	b = jsonstr.Append(append(b, `,"payload_format":`...), r.Format)
 	if r.CompressedSize > 0 {
 		b = strconv.AppendInt(append(b, `,"payload_inflated_size":`...), int64(r.Size), 10)
 	}
@@ -135,65 +105,4 @@ func appendRaw(b []byte, v json.RawMessage) []byte {
 		return append(b, "null"...)
 	}
 	return append(b, v...)
-}
-
-// jsonSafe holds the ASCII bytes encoding/json writes as they are (HTML characters escaped).
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
-	for c := byte(0x20); c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string exactly as encoding/json.Marshal writes it:
-// HTML characters escaped, invalid UTF-8 as U+FFFD, U+2028 and U+2029 escaped.
-func appendJSONString[S []byte | string](b []byte, s S) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		n := min(len(s)-i, utf8.UTFMax)
-		r, size := utf8.DecodeRuneInString(string(s[i : i+n]))
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

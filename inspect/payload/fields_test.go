@@ -1,6 +1,8 @@
 package payload
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"reflect"
 	"sort"
@@ -10,7 +12,7 @@ import (
 
 // fieldsViaMap is how the JSON-lines writer wrote the payload keys before AppendFields: the map
 // of Fields in key order, payload_size left out, nested values as they are, the rest through
-// encoding/json. AppendFields must write the same bytes.
+// encoding/json (HTML characters as they are). AppendFields must write the same bytes.
 func fieldsViaMap(r Rendered, data []byte, mode Mode, lim Limits) string {
 	m := Fields(r, data, mode, lim)
 	keys := make([]string, 0, len(m))
@@ -27,11 +29,14 @@ func fieldsViaMap(r Rendered, data []byte, mode Mode, lim Limits) string {
 			b = append(b, raw...)
 			continue
 		}
-		v, err := json.Marshal(m[k])
-		if err != nil {
-			v = []byte("null")
+		var v bytes.Buffer
+		enc := json.NewEncoder(&v)
+		enc.SetEscapeHTML(false) // mqscope's policy (package jsonstr): JSON lines, not HTML
+		if err := enc.Encode(m[k]); err != nil {
+			v.Reset()
+			v.WriteString("null")
 		}
-		b = append(b, v...)
+		b = append(b, bytes.TrimSuffix(v.Bytes(), []byte("\n"))...)
 	}
 	return string(b)
 }
@@ -78,4 +83,34 @@ func TestFieldsAndRecognise(t *testing.T) {
 			checkRecognise(t, tc.data, tc.hints, mode, fuzzLimits)
 		}
 	}
+}
+
+// Fields is AppendFields as a map, for tests that compare with encoding/json.
+func Fields(r Rendered, data []byte, mode Mode, lim Limits) map[string]any {
+	f, ok := fieldsOf(r, data, mode, lim)
+	if !ok {
+		return nil
+	}
+	m := map[string]any{
+		"payload_format": r.Format,
+		"payload_size":   len(data),
+	}
+	switch {
+	case f.json != nil:
+		m["payload"] = f.json
+	case f.text != nil:
+		m["payload"] = string(f.text)
+	default:
+		m["payload_b64"] = base64.StdEncoding.EncodeToString(f.b64)
+	}
+	if f.truncated {
+		m["payload_truncated"] = true
+	}
+	if f.decoded != nil {
+		m["payload_decoded"] = f.decoded
+	}
+	if r.CompressedSize > 0 {
+		m["payload_inflated_size"] = r.Size
+	}
+	return m
 }
