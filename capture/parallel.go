@@ -258,7 +258,7 @@ func connectClientID(d stream.Dir, b []byte) string {
 	if !ok {
 		return ""
 	}
-	if c, ok := decode.DecodeLean(b[:n], v).(*decode.Connect); ok {
+	if c, ok := decode.DecodeWith(b[:n], v, decode.Options{Lean: true}).(*decode.Connect); ok {
 		return c.ClientID
 	}
 	return ""

@@ -129,20 +129,20 @@ func TestPublishAllocation(t *testing.T) {
 	withProps, _ := Encode(nil, &Publish{Base: Base{Version: V5}, QoS: 1, PacketID: 7, Topic: "a/b", Payload: []byte("x"),
 		Properties: Properties{{ID: PropMessageExpiry, Int: 60}}})
 	var topics TopicCache
-	DecodeLeanCached(bare, V5, &topics) // the first one allocates the topic
+	DecodeWith(bare, V5, Options{Lean: true, Topics: &topics}) // the first one allocates the topic
 	for _, tc := range []struct {
 		name  string
 		frame []byte
 		max   uintptr
 	}{{"bare", bare, unsafe.Sizeof(Publish{})}, {"properties", withProps, unsafe.Sizeof(publishBlock{})}} {
 		var p Packet
-		if n := testing.AllocsPerRun(100, func() { p = DecodeLeanCached(tc.frame, V5, &topics) }); n != 1 {
+		if n := testing.AllocsPerRun(100, func() { p = DecodeWith(tc.frame, V5, Options{Lean: true, Topics: &topics}) }); n != 1 {
 			t.Errorf("%s: %v allocations, want 1 (the packet; the topic comes from the cache)", tc.name, n)
 		}
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for range 1000 {
-			p = DecodeLeanCached(tc.frame, V5, &topics)
+			p = DecodeWith(tc.frame, V5, Options{Lean: true, Topics: &topics})
 		}
 		runtime.ReadMemStats(&after)
 		if per := (after.TotalAlloc - before.TotalAlloc) / 1000; per > uint64(tc.max)*9/8 {
@@ -165,7 +165,7 @@ func TestTopicCacheKeepsProblems(t *testing.T) {
 	var topics TopicCache
 	frame, _ := Encode(nil, &Publish{Base: Base{Version: V5}, Topic: "a\x01b"})
 	for i := range 3 {
-		p := DecodeLeanCached(frame, V5, &topics).(*Publish)
+		p := DecodeWith(frame, V5, Options{Lean: true, Topics: &topics}).(*Publish)
 		if p.Topic != "a\x01b" || len(p.Problems) == 0 {
 			t.Errorf("packet %d: topic %q, problems %v", i, p.Topic, p.Problems)
 		}
@@ -177,7 +177,7 @@ func TestTopicCacheKeepsProblems(t *testing.T) {
 		if i%2 == 1 {
 			f, want = other, "a/c"
 		}
-		if p := DecodeLeanCached(f, V5, &topics).(*Publish); p.Topic != want {
+		if p := DecodeWith(f, V5, Options{Lean: true, Topics: &topics}).(*Publish); p.Topic != want {
 			t.Errorf("packet %d: topic %q, want %q", i, p.Topic, want)
 		}
 	}

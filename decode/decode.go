@@ -44,19 +44,24 @@ func PeekVersion(frame []byte) (Version, bool) {
 // every field it could read; what is wrong is in Info().Problems. The packet aliases frame.
 func Decode(frame []byte, v Version) Packet { return decode(frame, v, true, nil) }
 
-// DecodeLean is Decode without locating the fields: Info().Fields is nil, everything else is
-// the same. It is for consumers that never show where a field is (inspecting whole captures),
-// and spares them half the bytes allocated per packet.
-func DecodeLean(frame []byte, v Version) Packet { return decode(frame, v, false, nil) }
-
-// DecodeLeanCached is DecodeLean for the frames of one stream in order: a PUBLISH whose topic
-// name is one of the last few seen in topics shares that string instead of allocating its own.
-// Devices publish to a handful of topics, so a capture's PUBLISH packets mostly cost no string.
-func DecodeLeanCached(frame []byte, v Version, topics *TopicCache) Packet {
-	return decode(frame, v, false, topics)
+// Options say what DecodeWith spares or shares. The zero value is Decode.
+type Options struct {
+	// Lean leaves the fields unlocated: Info().Fields is nil, everything else is the same. It
+	// is for consumers that never show where a field is (inspecting whole captures), and
+	// spares them half the bytes allocated per packet.
+	Lean bool
+	// Topics, given for the frames of one stream in order, lets a PUBLISH whose topic name is
+	// one of the last few seen share that string instead of allocating its own. Devices publish
+	// to a handful of topics, so a capture's PUBLISH packets mostly cost no string.
+	Topics *TopicCache
 }
 
-// TopicCache holds the last few well-formed topic names of one stream (DecodeLeanCached). The
+// DecodeWith is Decode as the options say.
+func DecodeWith(frame []byte, v Version, o Options) Packet {
+	return decode(frame, v, !o.Lean, o.Topics)
+}
+
+// TopicCache holds the last few well-formed topic names of one stream (Options.Topics). The
 // zero value is ready for use; it is not safe for concurrent use.
 type TopicCache struct {
 	names [4]string

@@ -31,7 +31,7 @@ func seedFrames() [][]byte {
 	return out
 }
 
-// FuzzDecode: Decode never panics and keeps its invariants; DecodeLean differs only by not
+// FuzzDecode: Decode never panics and keeps its invariants; DecodeWith(Options{Lean: true}) differs only by not
 // locating fields; a packet without error-level problems re-encodes to the same bytes, and
 // those decode to the same packet.
 func FuzzDecode(f *testing.F) {
@@ -68,20 +68,20 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// checkLean checks that DecodeLean(b, v) is p, the packet Decode(b, v) returned, without
+// checkLean checks that DecodeWith(b, v, Options{Lean: true}) is p, the packet Decode(b, v) returned, without
 // Fields.
 func checkLean(t *testing.T, b []byte, v Version, p Packet) {
 	t.Helper()
-	lean := DecodeLean(b, v)
+	lean := DecodeWith(b, v, Options{Lean: true})
 	if lean.Info().Fields != nil {
-		t.Fatalf("DecodeLean located %d fields", len(lean.Info().Fields))
+		t.Fatalf("a lean decode located %d fields", len(lean.Info().Fields))
 	}
 	located := reflect.ValueOf(p).Elem()
 	want := reflect.New(located.Type())
 	want.Elem().Set(located)
 	want.Interface().(Packet).Info().Fields = nil
 	if !reflect.DeepEqual(lean, want.Interface()) {
-		t.Fatalf("DecodeLean differs from Decode beyond Fields:\n%+v\n%+v", lean, want.Interface())
+		t.Fatalf("a lean decode differs from Decode beyond Fields:\n%+v\n%+v", lean, want.Interface())
 	}
 }
 

@@ -253,7 +253,7 @@ func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
 		limit = 1 << 20
 	}
 	clean := func(i, size int) bool {
-		p := decode.DecodeLean(b[i:i+size:i+size], c.version)
+		p := decode.DecodeWith(b[i:i+size:i+size], c.version, decode.Options{Lean: true})
 		if len(p.Info().Problems) == 0 {
 			return true
 		}
@@ -264,7 +264,7 @@ func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
 		if c.version != decode.V5 {
 			other = decode.V5
 		}
-		return len(decode.DecodeLean(b[i:i+size:i+size], other).Info().Problems) == 0
+		return len(decode.DecodeWith(b[i:i+size:i+size], other, decode.Options{Lean: true}).Info().Problems) == 0
 	}
 	found := -1
 	kept := s.cands[:0]
@@ -415,10 +415,10 @@ func (c *Conn) decodeFrame(dir stream.Dir, frame []byte) decode.Packet {
 			c.version, c.versionKnown = v, true
 			c.st.VersionFrom = VersionFromConnect
 		}
-		return decode.DecodeLeanCached(frame, c.version, &c.streams[stream.C2S].topics)
+		return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[stream.C2S].topics})
 	}
 	if c.versionKnown {
-		return decode.DecodeLeanCached(frame, c.version, &c.streams[dir&1].topics)
+		return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[dir&1].topics})
 	}
 	return c.detectVersion(dir, frame)
 }

@@ -24,7 +24,7 @@ type PacketRecord struct {
 	ClientID string // the client identifier of the connection (assigned one if the server assigned it)
 	Dir      stream.Dir
 	Version  decode.Version
-	// Packet is the decoded packet. Its fields are not located (decode.DecodeLean): decode the
+	// Packet is the decoded packet. Its fields are not located (decode.Options.Lean): decode the
 	// Raw bytes again to show where each one is.
 	Packet decode.Packet
 	// Index numbers the packets of a connection from 1, both directions together.

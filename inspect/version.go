@@ -38,8 +38,8 @@ func versionText(v decode.Version, from string) string {
 // both ways decide nothing.
 func (c *Conn) detectVersion(dir stream.Dir, frame []byte) decode.Packet {
 	topics := &c.streams[dir&1].topics
-	p5 := decode.DecodeLeanCached(frame, decode.V5, topics)
-	p4 := decode.DecodeLeanCached(frame, decode.V311, topics)
+	p5 := decode.DecodeWith(frame, decode.V5, decode.Options{Lean: true, Topics: topics})
+	p4 := decode.DecodeWith(frame, decode.V311, decode.Options{Lean: true, Topics: topics})
 	bad5, bad4 := p5.Info().Problems, p4.Info().Problems
 	switch {
 	case len(bad5) == 0 && len(bad4) == 0:
