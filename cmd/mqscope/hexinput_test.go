@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -294,4 +295,94 @@ func TestDecodeRawCapture(t *testing.T) {
 	if code, _, errOut := runCmd(t, "", "decode", "--raw", pcap); code != exitUsage || !strings.Contains(errOut, "is a capture (pcap): use mqscope read") {
 		t.Errorf("pcap: exit %d, stderr %q", code, errOut)
 	}
+}
+
+// xxdOf renders b as xxd does by default: offset, 16 bytes in groups of two, ASCII column.
+func xxdOf(b []byte) string {
+	var sb strings.Builder
+	for off := 0; off < len(b); off += 16 {
+		line := b[off:min(off+16, len(b))]
+		var hexArea strings.Builder
+		for i, c := range line {
+			fmt.Fprintf(&hexArea, "%02x", c)
+			if i%2 == 1 {
+				hexArea.WriteByte(' ')
+			}
+		}
+		fmt.Fprintf(&sb, "%08x: %-40s %s\n", off, hexArea.String(), asciiOf(line))
+	}
+	return sb.String()
+}
+
+// hexdumpCOf renders b as hexdump -C does: offset, two halves of 8 bytes, |ASCII|, a line
+// repeating the one before shown as *, and the length at the end.
+func hexdumpCOf(b []byte) string {
+	var sb strings.Builder
+	var prev []byte
+	starred := false
+	for off := 0; off < len(b); off += 16 {
+		line := b[off:min(off+16, len(b))]
+		if len(line) == 16 && bytes.Equal(line, prev) {
+			if !starred {
+				sb.WriteString("*\n")
+				starred = true
+			}
+			continue
+		}
+		prev, starred = line, false
+		var hexArea strings.Builder
+		for i, c := range line {
+			if i == 8 {
+				hexArea.WriteByte(' ')
+			}
+			fmt.Fprintf(&hexArea, "%02x ", c)
+		}
+		fmt.Fprintf(&sb, "%08x  %-49s |%s|\n", off, hexArea.String(), asciiOf(line))
+	}
+	fmt.Fprintf(&sb, "%08x\n", len(b))
+	return sb.String()
+}
+
+// TestDumpRenderers: the renderers FuzzPastedDumps uses write what xxd and hexdump -C write.
+func TestDumpRenderers(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bytes.bin")
+	for _, b := range [][]byte{trickyBytes(), []byte("x"), bytes.Repeat([]byte{0}, 100)} {
+		os.WriteFile(file, b, 0o644)
+		for name, render := range map[string]func([]byte) string{"xxd": xxdOf, "hexdump": hexdumpCOf} {
+			args := []string{file}
+			if name == "hexdump" {
+				args = []string{"-C", file}
+			}
+			want, err := exec.Command(peer.Require(t, name), args...).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := render(b); got != string(want) {
+				t.Errorf("%s of %d bytes:\n%s\nwant:\n%s", name, len(b), got, want)
+			}
+		}
+	}
+}
+
+// FuzzPastedDumps reads back any bytes rendered as xxd and hexdump -C render them, also with
+// the lines' trailing spaces trimmed, and any text at all without a panic.
+func FuzzPastedDumps(f *testing.F) {
+	f.Add(trickyBytes())
+	f.Add(publish311)
+	f.Add([]byte("  a  |b| >c<  "))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parsePasted(string(b)) // any text: an error or bytes, never a panic
+		if len(b) == 0 {
+			return
+		}
+		trim := regexp.MustCompile(`(?m) +$`)
+		for name, text := range map[string]string{"xxd": xxdOf(b), "hexdump -C": hexdumpCOf(b)} {
+			for _, in := range []string{text, trim.ReplaceAllString(text, "")} {
+				got, err := parsePasted(in)
+				if err != nil || !bytes.Equal(got.data, b) {
+					t.Fatalf("%s of % x: read % x, %v\n%s", name, b, got.data, err, in)
+				}
+			}
+		}
+	})
 }
