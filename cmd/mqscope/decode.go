@@ -237,6 +237,9 @@ func decodeInput(o *decodeOptions) ([]byte, error) {
 		if kind := captureKind(b); kind != "" {
 			return nil, usageError{fmt.Errorf("%s is a capture (%s): use mqscope read %s", o.raw, kind, o.raw)}
 		}
+		if kind := compressedKind(b); kind != "" {
+			return nil, usageError{fmt.Errorf("%s is compressed (%s), not MQTT bytes: if it holds a capture, use mqscope read %s", o.raw, kind, o.raw)}
+		}
 		return b, nil
 	}
 	text := strings.Join(o.hex, " ")
@@ -255,6 +258,21 @@ func decodeInput(o *decodeOptions) ([]byte, error) {
 		fmt.Fprintf(o.io.Err, "mqscope: left out %s not ending in hex (line %d: %q)\n", inspect.Plural(in.skipped, "line"), in.firstLine, snippet(in.firstSkipped))
 	}
 	return in.data, nil
+}
+
+// compressedKind names the compression when b begins like a gzip, zstd or lz4 file, else "".
+// No MQTT stream begins so: these bytes would be a CONNECT or CONNACK with flags the standard
+// forbids, or the reserved type 0.
+func compressedKind(b []byte) string {
+	switch {
+	case len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b:
+		return "gzip"
+	case len(b) >= 4 && binary.LittleEndian.Uint32(b) == 0xFD2FB528:
+		return "zstd"
+	case len(b) >= 4 && binary.LittleEndian.Uint32(b) == 0x184D2204:
+		return "lz4"
+	}
+	return ""
 }
 
 // captureKind names the file format when b begins like a pcap or pcapng file, else "".

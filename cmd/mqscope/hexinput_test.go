@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"os"
 	"os/exec"
@@ -294,6 +295,17 @@ func TestDecodeRawCapture(t *testing.T) {
 	os.WriteFile(pcap, []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}, 0o644)
 	if code, _, errOut := runCmd(t, "", "decode", "--raw", pcap); code != exitUsage || !strings.Contains(errOut, "is a capture (pcap): use mqscope read") {
 		t.Errorf("pcap: exit %d, stderr %q", code, errOut)
+	}
+	// A compressed capture, as read takes it.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	b, _ := os.ReadFile(multiCapture)
+	zw.Write(b)
+	zw.Close()
+	gzFile := filepath.Join(t.TempDir(), "x.pcapng.gz")
+	os.WriteFile(gzFile, gz.Bytes(), 0o644)
+	if code, _, errOut := runCmd(t, "", "decode", "--raw", gzFile); code != exitUsage || !strings.Contains(errOut, "is compressed (gzip), not MQTT bytes: if it holds a capture, use mqscope read") {
+		t.Errorf("gzip: exit %d, stderr %q", code, errOut)
 	}
 }
 
