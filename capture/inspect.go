@@ -99,7 +99,13 @@ func (c *inspConn) Data(d stream.Dir, t time.Time, b []byte) { c.Keep(d, t, b) }
 
 // Keep implements stream.Keeper.
 func (c *inspConn) Keep(d stream.Dir, t time.Time, b []byte) (completed, wanted bool) {
-	for _, r := range c.c.Feed(d, t, b) {
+	return c.pass(c.c.Feed(d, t, b))
+}
+
+// pass emits the records that pass the filter, and says whether they held a packet record and
+// whether one passed.
+func (c *inspConn) pass(recs []inspect.Record) (completed, wanted bool) {
+	for _, r := range recs {
 		if pr, ok := r.(*inspect.PacketRecord); ok {
 			completed = true
 			if c.in.Filter != nil && !c.in.Filter(pr) {
@@ -123,6 +129,7 @@ func (c *inspConn) Gap(d stream.Dir, t time.Time, n int) {
 func (c *inspConn) Unseen(d stream.Dir, t time.Time) { c.c.Unseen(d) }
 
 func (c *inspConn) Close(t time.Time, e stream.End) {
+	c.pass(c.c.Finish(t))
 	if r := c.c.Close(t, e); r != nil && (c.in.Filter == nil || c.matched) {
 		c.in.emit(r)
 	}

@@ -155,8 +155,9 @@ func (p *parallel) work(k int, ch chan *batch) {
 			case evUnseen:
 				e.c.c.Unseen(e.dir)
 			case evClose:
+				recs = e.c.c.Finish(e.t)
 				if r := e.c.c.Close(e.t, e.end); r != nil {
-					recs = []inspect.Record{r}
+					recs = append(recs, r)
 				}
 			case evTLS:
 				recs = []inspect.Record{e.tls}

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -222,5 +223,43 @@ func TestVersionFromEvidence(t *testing.T) {
 				t.Errorf("close state: version %v from %q, want %v from %q", cr.State.Version, cr.State.VersionFrom, tc.want, tc.from)
 			}
 		})
+	}
+}
+
+// TestMidStreamLargeBinaryPublish: a capture that starts (no handshake) at a whole PUBLISH of
+// tens of KB of binary payload, sent in MSS-sized segments, followed by ordinary packets.
+// Resynchronisation must take the PUBLISH at the first byte (its reading chains cleanly to
+// the end of what was captured), not a false frame boundary inside its payload.
+func TestMidStreamLargeBinaryPublish(t *testing.T) {
+	for seed := range 20 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		payload := make([]byte, 30000+rng.IntN(20000))
+		for i := range payload {
+			payload[i] = byte(rng.Uint32())
+		}
+		big := &decode.Publish{Topic: "fw/image", QoS: 1, PacketID: 9, Payload: payload}
+		c2s := enc(t, big, v5Publish("after/1", 0, 0, 0, "one"), &decode.Pingreq{}, v5Publish("after/2", 0, 1, 10, "two"))
+		s2c := enc(t, &decode.Ack{PacketType: decode.PUBACK, PacketID: 9}, &decode.Pingresp{}, &decode.Ack{PacketType: decode.PUBACK, PacketID: 10})
+		p := file(t, func(sw *pcapng.StreamWriter) {
+			s := sw.OpenMid(cli, srv, 1000, 5000)
+			for off, k := 0, 0; off < len(c2s); off, k = off+1448, k+1 {
+				must(t, s.Segment(stream.C2S, ms(1+k), pcapng.ACK|pcapng.PSH, c2s[off:min(off+1448, len(c2s))]))
+			}
+			must(t, s.Segment(stream.S2C, ms(100), pcapng.ACK|pcapng.PSH, s2c))
+		})
+		rs := inspectFiles(t, inspect.Options{}, p)
+		var got []string
+		for _, pr := range packets(rs) {
+			got = append(got, pr.Dir.String()+" "+pr.Type().String())
+			for _, n := range pr.Notes {
+				if n.Level <= decode.LevelWarning {
+					t.Errorf("seed %d: %s #%d: %s %s", seed, pr.Type(), pr.Index, n.Rule, n.Text)
+				}
+			}
+		}
+		want := []string{"c2s PUBLISH", "c2s PUBLISH", "c2s PINGREQ", "c2s PUBLISH", "s2c PUBACK", "s2c PINGRESP", "s2c PUBACK"}
+		if !slices.Equal(got, want) {
+			t.Errorf("seed %d: packets %v, want %v", seed, got, want)
+		}
 	}
 }

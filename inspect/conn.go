@@ -73,18 +73,15 @@ type Conn struct {
 	requests  map[string]request // "response topic\x00correlation data" -> request
 	authSteps int
 	pending   []Note // notes for the next packet in either direction
+	ended     bool   // End was called: no more bytes will come
 }
 
 // stream frames one direction.
 type dirStream struct {
-	buf    []byte
-	start  int
-	skip   int  // bytes still to drop from an oversized frame
-	resync bool // looking for a plausible frame boundary after a gap
-	// While resyncing: offsets (from start) of plausible headers whose frames are not whole
-	// yet, and how far the buffer was scanned, so that no byte is scanned twice.
-	cands   []int
-	scanned int
+	buf     []byte
+	start   int
+	skip    int  // bytes still to drop from an oversized frame
+	resync  bool // looking for a plausible frame boundary after a gap
 	dropped int    // bytes skipped while resyncing
 	skipped bool   // bytes of the direction were dropped or lost: its next frame is not its first byte
 	pending []Note // notes for the next packet of this direction
@@ -142,7 +139,7 @@ func (c *Conn) MidStream() {
 	// The first bytes of each direction may be the middle of a packet.
 	for d := range c.streams {
 		if s := &c.streams[d]; len(s.buf) == s.start {
-			s.resync, s.cands, s.scanned = true, s.cands[:0], 0
+			s.resync = true
 		}
 	}
 }
@@ -160,6 +157,11 @@ func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record {
 		b = b[n:]
 	}
 	s.write(b)
+	return c.drain(dir, t, s)
+}
+
+// drain frames, decodes and inspects the whole frames held for direction dir.
+func (c *Conn) drain(dir stream.Dir, t time.Time, s *dirStream) []Record {
 	var out []Record
 	for {
 		if s.resync {
@@ -238,23 +240,20 @@ func (c *Conn) badHeader(dir stream.Dir, s *dirStream, rest []byte, err error) {
 	s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleMalformed, Reason: decode.MalformedPacket,
 		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.Sender().String(), err)})
 	s.start++
-	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
+	s.resync = true
 	s.skipped = true
 }
 
-// resyncOffset finds where a plausible frame starts in the stream's buffer after lost bytes:
-// the first offset holding a whole frame that decodes without problems. ok is false when there
-// is none yet; off is then how many bytes can be dropped for good. Offsets are scanned once:
-// headers whose frames are not whole yet are remembered and checked again as bytes come.
+// resyncOffset finds where a plausible frame starts in the stream's buffer after lost bytes
+// (resyncAt). ok is false when none is certain yet; off is then how many bytes can be dropped
+// for good.
 func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
-	b := s.buf[s.start:]
 	limit := c.opts.MaxFrame
 	if limit <= 0 || limit > 1<<20 {
 		limit = 1 << 20
 	}
-	clean := func(i, size int) bool {
-		p := decode.DecodeWith(b[i:i+size:i+size], c.version, decode.Options{Lean: true})
-		if len(p.Info().Problems) == 0 {
+	clean := func(frame []byte) bool {
+		if len(decode.DecodeWith(frame, c.version, decode.Options{Lean: true}).Info().Problems) == 0 {
 			return true
 		}
 		if c.versionKnown {
@@ -264,60 +263,9 @@ func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
 		if c.version != decode.V5 {
 			other = decode.V5
 		}
-		return len(decode.DecodeWith(b[i:i+size:i+size], other, decode.Options{Lean: true}).Info().Problems) == 0
+		return len(decode.DecodeWith(frame, other, decode.Options{Lean: true}).Info().Problems) == 0
 	}
-	found := -1
-	kept := s.cands[:0]
-	for _, i := range s.cands {
-		h, _, _ := decode.ParseHeader(b[i:])
-		size := h.HeaderLen + h.RemainingLength
-		switch {
-		case found >= 0:
-		case len(b)-i < size:
-			kept = append(kept, i)
-		case clean(i, size):
-			found = i
-		}
-	}
-	s.cands = kept
-	tail := len(b) // where a header cut by the end of the buffer starts
-	for i := s.scanned; i < len(b) && found < 0; i++ {
-		h, hok, err := decode.ParseHeader(b[i:])
-		if err != nil {
-			continue
-		}
-		if !hok {
-			tail = i
-			break
-		}
-		if h.Type == decode.Reserved || !plausibleHeader(h, c.version) {
-			continue
-		}
-		size := h.HeaderLen + h.RemainingLength
-		switch {
-		case size > limit:
-		case len(b)-i < size:
-			if len(s.cands) < 64 {
-				s.cands = append(s.cands, i)
-			}
-		case clean(i, size):
-			found = i
-		}
-	}
-	if found >= 0 {
-		s.cands, s.scanned = s.cands[:0], 0
-		return found, true
-	}
-	s.scanned = tail
-	off = tail
-	if len(s.cands) > 0 {
-		off = min(off, s.cands[0])
-	}
-	for i := range s.cands {
-		s.cands[i] -= off
-	}
-	s.scanned -= off
-	return off, false
+	return resyncAt(s.buf[s.start:], s.dropped == 0, c.ended, limit, c.version, clean)
 }
 
 // plausibleHeader reports whether a fixed header could start a real packet: the flags the
@@ -403,7 +351,7 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.Sender().String(), t.Format("15:04:05.000000"))})
 	// The partial frame held is useless without its lost middle.
 	s.buf, s.start = nil, 0
-	s.resync, s.cands, s.scanned = true, s.cands[:0], 0
+	s.resync = true
 	return nil
 }
 
