@@ -80,8 +80,8 @@ type Conn struct {
 type dirStream struct {
 	buf     []byte
 	start   int
-	skip    int  // bytes still to drop from an oversized frame
-	resync  bool // looking for a plausible frame boundary after a gap
+	skip    int    // bytes still to drop from an oversized frame
+	resync  bool   // looking for a plausible frame boundary after a gap
 	dropped int    // bytes skipped while resyncing
 	skipped bool   // bytes of the direction were dropped or lost: its next frame is not its first byte
 	pending []Note // notes for the next packet of this direction

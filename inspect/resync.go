@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"time"
+	"unicode/utf8"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/stream"
@@ -82,6 +83,8 @@ func chainFrom(b []byte, limit int, v decode.Version, clean func(frame []byte) b
 			return frames, false, false
 		case len(b)-at < size:
 			return frames, false, true
+		case h.Type == decode.PUBLISH && !plausibleTopic(b[at+h.HeaderLen:at+size]):
+			return frames, false, false
 		case !clean(b[at : at+size : at+size]):
 			return frames, false, false
 		}
@@ -94,4 +97,15 @@ func chainFrom(b []byte, limit int, v decode.Version, clean func(frame []byte) b
 func plausibleStart(b byte) bool {
 	h := decode.FixedHeader{Type: decode.Type(b >> 4), Flags: b & 15}
 	return h.Type != decode.Reserved && plausibleFlags(h)
+}
+
+// plausibleTopic rejects, before a full decode, a PUBLISH body whose topic does not fit or is
+// not UTF-8: utf8.Valid stops at the first bad byte, where a decode reports every one, which
+// matters when junk announces many large frames.
+func plausibleTopic(body []byte) bool {
+	if len(body) < 2 {
+		return false
+	}
+	n := int(body[0])<<8 | int(body[1])
+	return 2+n <= len(body) && utf8.Valid(body[2:2+n])
 }
