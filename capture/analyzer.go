@@ -8,6 +8,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/google/gopacket/reassembly"
+	"github.com/mqscope/mqscope/capture/tlsdecrypt"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -39,6 +40,11 @@ type Options struct {
 	// on when it is, so they may come after later packets of other connections. The bytes
 	// are only valid during the call. IP fragments are not recorded.
 	Record func(link int, ci gopacket.CaptureInfo, data []byte)
+	// TLSKeys, when set, decrypts the TLS connections (those reported, see TLSPorts) with
+	// the secrets it holds: their application data is framed like a plaintext connection's
+	// (Transport TLS, or WSS over WebSocket), and those that cannot be decrypted are reported
+	// without bytes, with the reason (stream.Conn.TLS).
+	TLSKeys *tlsdecrypt.Keys
 }
 
 // recordHeld bounds the packets held per connection for Options.Record until it is
@@ -51,16 +57,18 @@ const (
 
 // Stats counts what an Analyzer saw.
 type Stats struct {
-	Packets     int64 // packets given to the Analyzer
-	TCP         int64 // TCP segments reassembled
-	Skipped     int64 // not TCP over IP, or an unsupported link type
-	Fragments   int64 // IP fragments of TCP datagrams
-	Datagrams   int64 // fragmented datagrams rebuilt from them
-	Malformed   int64 // truncated or malformed headers
-	Filled      int64 // bytes known lost (acknowledged past, or cut by the snap length) and reported at once
-	Connections int   // connections reported to the Observer
-	OtherTLS    int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
-	Open        int   // TCP connections held by reassembly now (any protocol)
+	Packets      int64 // packets given to the Analyzer
+	TCP          int64 // TCP segments reassembled
+	Skipped      int64 // not TCP over IP, or an unsupported link type
+	Fragments    int64 // IP fragments of TCP datagrams
+	Datagrams    int64 // fragmented datagrams rebuilt from them
+	Malformed    int64 // truncated or malformed headers
+	Filled       int64 // bytes known lost (acknowledged past, or cut by the snap length) and reported at once
+	Connections  int   // connections reported to the Observer
+	Decrypted    int   // TLS connections decrypted with Options.TLSKeys
+	NotDecrypted int   // TLS connections Options.TLSKeys could not decrypt
+	OtherTLS     int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
+	Open         int   // TCP connections held by reassembly now (any protocol)
 }
 
 // Analyzer reassembles TCP connections from packets and hands the MQTT ones to a stream.Observer.
@@ -322,6 +330,7 @@ type tcpConn struct {
 	conn      stream.ConnObserver
 	keeper    stream.Keeper // conn, when it says what it wanted (Options.Keep)
 	unseer    stream.Unseer // conn, when it wants to hear of unseen bytes
+	dec       *decrypter    // decrypting TLS (decrypt.go)
 	first     int64
 	start     time.Time
 	lastT     time.Time
@@ -484,7 +493,7 @@ func (s *tcpConn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assem
 		t = ac.GetCaptureInfo().Timestamp
 	}
 	if skip > 0 {
-		s.gap(d, t, skip)
+		s.wireGap(d, t, skip)
 	}
 	ri := s.rd(d)
 	at, known := s.pos[ri].Add(max(skip, 0)), s.posOK[ri] && skip >= 0
@@ -494,7 +503,7 @@ func (s *tcpConn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assem
 	}
 	b := sg.Fetch(avail)
 	if len(s.fillers[ri]) == 0 || !known {
-		s.data(d, t, b)
+		s.wireData(d, t, b)
 		return
 	}
 	// Filler bytes (fill.go) among them are bytes the capture missed.
@@ -505,13 +514,13 @@ func (s *tcpConn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assem
 			continue
 		}
 		if from > cur {
-			s.data(d, t, b[cur:from])
+			s.wireData(d, t, b[cur:from])
 		}
-		s.gap(d, t, to-from)
+		s.wireGap(d, t, to-from)
 		cur = to
 	}
 	if cur < avail {
-		s.data(d, t, b[cur:])
+		s.wireData(d, t, b[cur:])
 	}
 	s.dropFillers(ri)
 }
@@ -536,6 +545,9 @@ func (s *tcpConn) finish(t time.Time) {
 	}
 	if s.kind == kindTLS {
 		s.reportTLS()
+	}
+	if s.dec != nil {
+		s.closeDecrypt(t)
 	}
 	if s.conn != nil {
 		e := s.end
@@ -596,7 +608,7 @@ func (s *tcpConn) data(d stream.Dir, t time.Time, b []byte) {
 		s.wsData(d, t, b)
 		return
 	}
-	if s.kind == kindTLS && d == stream.S2C {
+	if s.kind == kindTLS && d == stream.S2C && s.a.opts.TLSKeys == nil {
 		return
 	}
 	// Not classified yet (or an HTTP upgrade in progress): hold the bytes.
@@ -625,6 +637,10 @@ func (s *tcpConn) classify(t time.Time) {
 		return
 	case kindTLS:
 		s.tls(t)
+		return
+	}
+	if s.dec != nil {
+		s.classifyDecrypted(t)
 		return
 	}
 	port := s.a.isPort(server)
@@ -723,6 +739,9 @@ func (s *tcpConn) report(tr stream.Transport) {
 	s.info.Packet = s.first
 	s.info.MidStream = !s.handshake
 	s.info.Transport = tr
+	if s.dec != nil {
+		s.decryptedOpen() // over TLS, decrypted
+	}
 	s.conn = s.a.h.Open(&s.info)
 	if s.conn == nil {
 		s.conn = ignored{}
@@ -818,6 +837,10 @@ func (s *tcpConn) reportTLS() {
 		return
 	}
 	s.info.ServerName, s.info.ALPN = h.serverName, h.alpn
+	if s.a.opts.TLSKeys != nil {
+		s.startDecrypt(s.lastT)
+		return
+	}
 	s.report(stream.TLS)
 	s.half[0].pre, s.half[1].pre = nil, nil
 	// Nothing more to learn from this connection but its end: stop reassembling it.

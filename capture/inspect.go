@@ -66,10 +66,10 @@ func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
 	if in.Workers > 1 && in.par == nil {
 		in.par = newParallel(in)
 	}
-	if info.Transport == stream.TLS {
-		// Listed (whatever the filter) in its place among the other connections' records.
+	if info.Transport == stream.TLS && (info.TLS == nil || !info.TLS.Decrypted) {
+		// Encrypted: listed (whatever the filter) in its place among the other connections' records.
 		r := &inspect.EncryptedRecord{Time: info.Start, Conn: info.ID, Client: client, Server: server,
-			ServerName: info.ServerName, ALPN: info.ALPN, MidStream: info.MidStream}
+			ServerName: info.ServerName, ALPN: info.ALPN, MidStream: info.MidStream, TLS: info.TLS}
 		if p := in.par; p != nil {
 			pc := &pconn{p: p, worker: -1}
 			pc.assign(stream.C2S, nil)
@@ -82,6 +82,9 @@ func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
 	ic := inspect.NewConn(info.ID, client, server, in.Options)
 	if info.MidStream {
 		ic.MidStream()
+	}
+	if info.TLS != nil {
+		ic.SetTLS(info.TLS)
 	}
 	if p := in.par; p != nil {
 		return &pconn{p: p, c: ic, worker: -1}

@@ -72,8 +72,9 @@ type Conn struct {
 	kaFlagged bool
 	requests  map[string]request // "response topic\x00correlation data" -> request
 	authSteps int
-	pending   []Note // notes for the next packet in either direction
-	ended     bool   // End was called: no more bytes will come
+	pending   []Note          // notes for the next packet in either direction
+	ended     bool            // End was called: no more bytes will come
+	tls       *stream.TLSInfo // set on every record when the connection was decrypted from TLS
 }
 
 // stream frames one direction.
@@ -122,6 +123,13 @@ func NewConn(id int, client, server string, opts Options) *Conn {
 		c.st.Version, c.st.VersionFrom = v, VersionFromOption
 	}
 	return c
+}
+
+// SetTLS says that the connection was decrypted from TLS: its records carry t.
+func (c *Conn) SetTLS(t *stream.TLSInfo) {
+	c.mu.Lock()
+	c.tls = t
+	c.mu.Unlock()
 }
 
 // ID returns the connection's id.
@@ -398,7 +406,7 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, out []Record) []
 
 func (c *Conn) sessionRecord(t time.Time) *SessionRecord {
 	return &SessionRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID,
-		Version: c.st.Version, VersionFrom: c.st.VersionFrom, Requested: c.st.Requested, Granted: c.st.Granted, Effective: c.st.Effective}
+		Version: c.st.Version, VersionFrom: c.st.VersionFrom, Requested: c.st.Requested, Granted: c.st.Granted, Effective: c.st.Effective, TLS: c.tls}
 }
 
 // inspect builds the record of one decoded packet in r, a zero record, and updates the state.
@@ -406,7 +414,7 @@ func (c *Conn) inspect(r *PacketRecord, dir stream.Dir, t time.Time, p decode.Pa
 	s := &c.streams[dir]
 	// Field by field: assigning a whole PacketRecord copies it through a temporary.
 	r.Time, r.Conn, r.Client, r.Server, r.Dir = t, c.st.ID, c.st.Client, c.st.Server, dir
-	r.Version, r.Packet = p.Info().Version, p
+	r.Version, r.Packet, r.TLS = p.Info().Version, p, c.tls
 	r.Index = int(c.counts[stream.C2S].total+c.counts[stream.S2C].total) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)
@@ -600,7 +608,7 @@ func (c *Conn) Close(t time.Time, end stream.End) *CloseRecord {
 	if t.IsZero() {
 		t = c.st.LastSeen
 	}
-	cr := &CloseRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID, End: end}
+	cr := &CloseRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID, End: end, TLS: c.tls}
 	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		if r := c.disconnect[d]; r != nil {
 			cr.Disconnect = &DisconnectRef{Dir: d, Code: r.Packet.(*decode.Disconnect).ReasonCode}

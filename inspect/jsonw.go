@@ -12,6 +12,7 @@ import (
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect/payload"
 	"github.com/mqscope/mqscope/internal/jsonstr"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // Flusher is implemented by writers that buffer: live sources call Flush when they go idle, so
@@ -76,6 +77,7 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		packetJSON(&e, r, o)
 	case *SessionRecord:
 		e.connKeys("session", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
+		e.tls(r.TLS)
 		e.int("version", int(r.Version))
 		if r.VersionFrom != VersionFromConnect {
 			// No CONNECT was seen: requested is empty, and effective's defaults stand in
@@ -90,9 +92,11 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		e.str("server_name", r.ServerName)
 		e.val("alpn", append([]string{}, r.ALPN...))
 		e.bool("mid_stream", r.MidStream)
+		e.tls(r.TLS)
 	case *CloseRecord:
 		s := &r.State
 		e.connKeys("close", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
+		e.tls(r.TLS)
 		e.str("by", r.By())
 		e.str("reason", r.Reason())
 		if !s.Started.IsZero() {
@@ -137,6 +141,25 @@ func (e *jsonObj) connKeys(kind string, t time.Time, conn, index int, client, se
 	e.str("client_id", clientID)
 }
 
+// tls writes the "tls" object of a connection decrypted (or to be decrypted) with a key
+// log; nothing when t is nil.
+func (e *jsonObj) tls(t *stream.TLSInfo) {
+	if t == nil {
+		return
+	}
+	e.key("tls")
+	o := jsonObj{b: append(e.b, '{')}
+	o.str("version", t.Version)
+	o.str("cipher", t.Cipher)
+	o.str("sni", t.ServerName)
+	o.str("alpn", t.ALPN)
+	o.bool("decrypted", t.Decrypted)
+	if t.Problem != "" {
+		o.str("problem", t.Problem)
+	}
+	e.b = append(o.b, '}')
+}
+
 func nonNil(m map[string]int) map[string]int {
 	if m == nil {
 		return map[string]int{}
@@ -146,6 +169,7 @@ func nonNil(m map[string]int) map[string]int {
 
 func packetJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	e.connKeys("packet", r.Time, r.Conn, r.Index, r.Client, r.Server, r.ClientID)
+	e.tls(r.TLS)
 	e.str("dir", r.Dir.String())
 	packetBodyJSON(e, r, o)
 }

@@ -38,6 +38,8 @@ type PacketRecord struct {
 	// Response links a PUBLISH that answers a request (same Response Topic and Correlation
 	// Data) to its request; nil otherwise.
 	Response *ResponseRef
+	// TLS is set when the connection was decrypted from TLS.
+	TLS *stream.TLSInfo
 
 	payloadCache [2]atomic.Pointer[payload.Rendered] // by mode - 1
 }
@@ -194,6 +196,7 @@ type SessionRecord struct {
 	Requested   Requested
 	Granted     Granted
 	Effective   Effective
+	TLS         *stream.TLSInfo // set when the connection was decrypted from TLS
 }
 
 // Kind returns "session".
@@ -217,6 +220,7 @@ type CloseRecord struct {
 	Notes []Note
 	// State is the connection's final state: negotiation, alias tables and counters.
 	State ConnState
+	TLS   *stream.TLSInfo // set when the connection was decrypted from TLS
 }
 
 // Kind returns "close".
@@ -232,6 +236,21 @@ type EncryptedRecord struct {
 	ServerName string   // from the ClientHello; "" when none was captured
 	ALPN       []string // the application protocols the ClientHello offered
 	MidStream  bool     // the start was not captured
+	// TLS is set when keys were given to decrypt the capture: what is known of the
+	// connection's TLS and why it was not decrypted.
+	TLS *stream.TLSInfo
+}
+
+// tlsDescribe is the text form of a connection's TLS: "TLS 1.3 TLS_AES_128_GCM_SHA256".
+func tlsDescribe(t *stream.TLSInfo) string {
+	s := t.Version
+	if s == "" {
+		s = "TLS"
+	}
+	if t.Cipher != "" {
+		s += " " + t.Cipher
+	}
+	return s
 }
 
 // Kind returns "tls".
@@ -293,6 +312,22 @@ func closeText(r *CloseRecord) string {
 	return "closed by " + by
 }
 
+// decryptedLine says how a connection was decrypted.
+func decryptedLine(t *stream.TLSInfo) string {
+	s := tlsDescribe(t) + ", decrypted with the key log"
+	var extra []string
+	if t.ServerName != "" {
+		extra = append(extra, "server name: "+t.ServerName)
+	}
+	if t.ALPN != "" {
+		extra = append(extra, "ALPN: "+t.ALPN)
+	}
+	if len(extra) > 0 {
+		s += " (" + strings.Join(extra, ", ") + ")"
+	}
+	return s
+}
+
 // encryptedLine is the text form of an encrypted connection, after its time and id.
 func encryptedLine(r *EncryptedRecord) string {
 	name := r.ServerName
@@ -304,6 +339,9 @@ func encryptedLine(r *EncryptedRecord) string {
 		alpn = ", ALPN: " + strings.Join(r.ALPN, " ")
 	}
 	s := fmt.Sprintf("%s → %s  TLS, encrypted: not decoded (server name: %s%s)", r.Client, r.Server, name, alpn)
+	if t := r.TLS; t != nil {
+		s = fmt.Sprintf("%s → %s  %s, not decrypted: %s (server name: %s%s)", r.Client, r.Server, tlsDescribe(t), t.Problem, name, alpn)
+	}
 	if r.MidStream {
 		s += "; its start was not captured"
 	}

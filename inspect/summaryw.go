@@ -36,6 +36,7 @@ type connSummary struct {
 	version        decode.Version
 	session        *SessionRecord
 	encrypted      *EncryptedRecord
+	tls            *stream.TLSInfo // the connection was decrypted from TLS
 	close          *CloseRecord
 	packets        typeCount[int]
 	aliases        [2]map[uint16]string
@@ -89,7 +90,7 @@ func (s *Summary) Add(seq int64, r Record) {
 	switch r := r.(type) {
 	case *PacketRecord:
 		c := s.conn(seq, r.Conn, r.Client, r.Server)
-		c.clientID, c.version = r.ClientID, r.Version
+		c.clientID, c.version, c.tls = r.ClientID, r.Version, r.TLS
 		c.packets.add(r.Type())
 		if p, ok := r.Packet.(*decode.Publish); ok && r.Version == decode.V5 {
 			if a, ok := p.Properties.TopicAlias(); ok && a != 0 && p.Topic != "" {
@@ -109,10 +110,11 @@ func (s *Summary) Add(seq int64, r Record) {
 	case *SessionRecord:
 		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.session = r
-		c.clientID = r.ClientID
+		c.clientID, c.tls = r.ClientID, r.TLS
 	case *CloseRecord:
 		c := s.conn(seq, r.Conn, r.Client, r.Server)
 		c.close = r
+		c.tls = r.TLS
 		c.note(r.Notes)
 	case *EncryptedRecord:
 		s.conn(seq, r.Conn, r.Client, r.Server).encrypted = r
@@ -196,6 +198,9 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 	}
 	sb.Write(o.paint(nil, ansiBold, head))
 	sb.WriteByte('\n')
+	if c.tls != nil {
+		fmt.Fprintf(sb, "  %s\n", decryptedLine(c.tls))
+	}
 	if c.close != nil {
 		fmt.Fprintf(sb, "  %s\n", closeText(c.close))
 	}

@@ -97,6 +97,10 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 		} else {
 			b = append(b, sessionLine(&r.Effective, r.Version, r.VersionFrom == VersionFromConnect)...)
 		}
+		if r.TLS != nil {
+			b = append(b, "; "...)
+			b = append(b, decryptedLine(r.TLS)...)
+		}
 		return append(b, '\n')
 	case *EncryptedRecord:
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))

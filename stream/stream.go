@@ -111,6 +111,9 @@ type Conn struct {
 	ServerName string   // TLS: the server name the client asked for ("" when unknown)
 	ALPN       []string // TLS: the application protocols the client offered
 	Path       string   // WebSocket: the path of the upgrade request
+	// TLS is set when a capture was read with TLS session keys: what is known of the
+	// connection's TLS, and whether its bytes are decrypted.
+	TLS *TLSInfo
 	// Packet is the number of the connection's first captured packet (1-based, across the
 	// files of a capture); 0 for a proxied connection.
 	Packet int64

@@ -72,6 +72,10 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	keys, err := o.out.loadKeys(o.io.Err, true)
+	if err != nil {
+		return err
+	}
 	res, err := newOutput(&o.out, o.io.Out, o.io.Color.colorFor(o.io.Out), cancel, 0)
 	if err != nil {
 		return err
@@ -97,7 +101,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		}
 	}
 	a := capture.NewAnalyzer(res.in, capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
-		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec})
+		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec, TLSKeys: keys})
 	src, err := capture.OpenLive(o.iface)
 	if err != nil {
 		return err
@@ -111,6 +115,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		return err
 	}
 	noteOtherTLS(o.io.Err, a.Stats())
+	noteDecryption(o.io.Err, keys, a.Stats())
 	reportFilterErrors(o.io.Err, res.filter)
 	// As tcpdump does: how much was seen, and whether the kernel kept up.
 	if dropped, err := src.Dropped(); err != nil {

@@ -40,6 +40,7 @@ type outputOptions struct {
 	tlsPorts    portsFlag
 	write       string
 	failOn      string // read --fail-on: "", "error" or "warning"
+	keylogs     []string
 }
 
 func (o *outputOptions) addFlags(f *pflag.FlagSet) {
@@ -52,6 +53,7 @@ func (o *outputOptions) addFlags(f *pflag.FlagSet) {
 	versionFlag(f, &o.version, versionUsage)
 	f.Var(&o.ports, "port", "a TCP `PORT` carrying MQTT besides 1883 (repeatable); MQTT on other ports is found by its CONNECT")
 	f.Var(&o.tlsPorts, "tls-port", "a TCP `PORT` carrying MQTT over TLS besides 8883 (repeatable)")
+	f.StringArrayVar(&o.keylogs, "keylog", nil, "decrypt TLS with the secrets of key log `FILE` (SSLKEYLOGFILE format; repeatable; default: $SSLKEYLOGFILE)")
 }
 
 // versionUsage is the help of --version in read, capture and proxy.
@@ -379,11 +381,16 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if slices.Contains(o.files, capture.Stdin) && !stdinIsFile() {
 		workers = 0 // a pipe (tcpdump -w - | mqscope read -): each record as soon as it is known
 	}
+	keys, err := o.out.loadKeys(o.io.Err, false)
+	if err != nil {
+		return err
+	}
 	res, err := newOutput(&o.out, o.io.Out, o.io.Color.colorFor(o.io.Out), cancel, workers)
 	if err != nil {
 		return err
 	}
-	aopts := capture.Options{Ports: ports(capture.DefaultPort, o.out.ports), TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts)}
+	aopts := capture.Options{Ports: ports(capture.DefaultPort, o.out.ports), TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts),
+		TLSKeys: keys}
 	var keep bitset
 	if wf != nil {
 		aopts.Keep = keep.set
@@ -398,6 +405,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 		return err
 	}
 	noteOtherTLS(o.io.Err, a.Stats())
+	noteDecryption(o.io.Err, keys, a.Stats())
 	reportFilterErrors(o.io.Err, res.filter)
 	if st := a.Stats(); st.Connections == 0 && readErr == nil {
 		fmt.Fprintf(o.io.Err, "mqscope: no MQTT connection in %s (%d TCP); MQTT on a port other than 1883 whose connections began before the capture needs --port\n",

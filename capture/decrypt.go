@@ -1,0 +1,160 @@
+package capture
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/mqscope/mqscope/capture/tlsdecrypt"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// decrypter is the TLS of a connection being decrypted with Options.TLSKeys: the bytes of
+// the wire go to a tlsdecrypt.Conn, and the application data that comes out goes through
+// the same classification and framing as the bytes of a plaintext connection (MQTT, or an
+// HTTP upgrade to WebSocket).
+type decrypter struct {
+	s    *tcpConn
+	conn *tlsdecrypt.Conn
+	t    time.Time // of the bytes being decrypted
+}
+
+// Plaintext implements tlsdecrypt.Output.
+func (x *decrypter) Plaintext(d tlsdecrypt.Dir, b []byte) {
+	if x.s.kind < kindTLSOpen {
+		x.s.data(stream.Dir(d), x.t, b)
+	}
+}
+
+// Lost implements tlsdecrypt.Output.
+func (x *decrypter) Lost(d tlsdecrypt.Dir, n int) {
+	if x.s.kind < kindTLSOpen {
+		x.s.gap(stream.Dir(d), x.t, n)
+	}
+}
+
+// startDecrypt decrypts the connection from now on: what was held to classify it (the
+// ClientHello, and what the server sent) is decrypted first.
+func (s *tcpConn) startDecrypt(t time.Time) {
+	x := &decrypter{s: s, t: t}
+	x.conn = tlsdecrypt.NewConn(s.a.opts.TLSKeys, x)
+	s.dec = x
+	s.kind = kindUnknown
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
+		h := &s.half[s.rd(d)]
+		pre, lost := h.pre, h.preGap
+		h.pre, h.preGap = nil, 0
+		if lost > 0 {
+			x.conn.Gap(tlsdecrypt.Dir(d), lost)
+		}
+		if len(pre) > 0 {
+			x.conn.Data(tlsdecrypt.Dir(d), pre)
+		}
+	}
+	s.decrypted(t)
+}
+
+// wireData takes bytes of direction d as captured: decrypted first when the connection is.
+func (s *tcpConn) wireData(d stream.Dir, t time.Time, b []byte) {
+	if x := s.dec; x != nil {
+		x.t = t
+		x.conn.Data(tlsdecrypt.Dir(d), b)
+		s.decrypted(t)
+		return
+	}
+	s.data(d, t, b)
+}
+
+// wireGap reports n bytes of direction d lost to the capture.
+func (s *tcpConn) wireGap(d stream.Dir, t time.Time, n int) {
+	if x := s.dec; x != nil {
+		x.t = t
+		x.conn.Gap(tlsdecrypt.Dir(d), n)
+		s.decrypted(t)
+		return
+	}
+	s.gap(d, t, n)
+}
+
+// decrypted reports the connection as encrypted, with the reason, once it is known that
+// nothing of it can be decrypted: the client's side is dead before any of it was, so there
+// will be no MQTT to show.
+func (s *tcpConn) decrypted(t time.Time) {
+	x := s.dec
+	if x == nil || s.conn != nil || !x.conn.Dead(tlsdecrypt.ClientToServer) {
+		return
+	}
+	s.reportEncrypted()
+}
+
+// reportEncrypted lists the connection as TLS that was not decrypted, saying why.
+func (s *tcpConn) reportEncrypted() {
+	info := s.tlsInfo()
+	if st := s.dec.conn.Status(); info.Problem == "" && st.Records > 0 {
+		info.Problem = "no application data: the connection ended after its handshake"
+	} else if info.Problem == "" {
+		info.Problem = "no protected record was captured"
+	}
+	s.info.ServerName = info.ServerName
+	s.info.TLS = info
+	s.a.stats.NotDecrypted++
+	s.dec = nil
+	s.report(stream.TLS)
+	s.half[0].pre, s.half[1].pre = nil, nil
+	s.kind = kindTLSOpen
+}
+
+// closeDecrypt ends the decryption at the end of the connection: losses still held are
+// reported, and a connection that showed no application data is listed as TLS.
+func (s *tcpConn) closeDecrypt(t time.Time) {
+	x := s.dec
+	x.t = t
+	x.conn.Close()
+	if s.conn == nil {
+		s.reportEncrypted()
+	}
+}
+
+// tlsInfo is what the records of the connection say of its TLS.
+func (s *tcpConn) tlsInfo() *stream.TLSInfo {
+	st := s.dec.conn.Status()
+	info := &stream.TLSInfo{Version: tlsdecrypt.VersionName(st.Version), ServerName: st.ServerName, ALPN: st.Protocol}
+	if st.Version != 0 {
+		info.Cipher = tlsdecrypt.SuiteName(st.Suite)
+	}
+	if st.Err != nil {
+		info.Problem = st.Err.Error()
+	}
+	if !st.Hello {
+		info.ServerName = s.info.ServerName
+	}
+	return info
+}
+
+// classifyDecrypted decides what decrypted application data carries: an HTTP upgrade to
+// WebSocket, or MQTT (TLS was recognised on an MQTT port or by an ALPN naming MQTT).
+func (s *tcpConn) classifyDecrypted(t time.Time) {
+	cb := s.half[s.rd(stream.C2S)].pre
+	switch {
+	case len(cb) == 0:
+		// The client speaks first, in MQTT and HTTP alike.
+	case bytes.HasPrefix(cb, []byte("GET ")) || bytes.HasPrefix([]byte("GET "), cb):
+		s.kind = kindHTTP
+		s.upgrade(t)
+	default:
+		s.open(t, stream.TCP)
+	}
+}
+
+// decryptedOpen completes the description of a connection opened with its decrypted
+// application data: its transport is TLS (or WebSocket over TLS), its TLS known.
+func (s *tcpConn) decryptedOpen() {
+	s.a.stats.Decrypted++
+	if s.info.Transport == stream.WebSocket {
+		s.info.Transport = stream.WSS
+	} else {
+		s.info.Transport = stream.TLS
+	}
+	info := s.tlsInfo()
+	info.Problem, info.Decrypted = "", true
+	s.info.TLS = info
+}

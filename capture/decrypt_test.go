@@ -1,0 +1,360 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/capture/tlsdecrypt"
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// tlsFiles writes a throwaway RSA certificate for "broker.test" and its key (mode 0600) for
+// mosquitto, and returns the configuration lines of a TLS listener.
+func tlsFiles(t *testing.T) []string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "broker.test"},
+		DNSNames:     []string{"broker.test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755) // mosquitto may run as its own user
+	crt, kf := filepath.Join(dir, "broker.crt"), filepath.Join(dir, "broker.key")
+	must(t, os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644))
+	must(t, os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600))
+	return []string{"certfile " + crt, "keyfile " + kf}
+}
+
+// tapRelay forwards loopback connections to a broker and records what passes, each way, as
+// a TCP conversation with port 8883 in a pcapng file (StreamWriter): the bytes a capture on
+// the wire would hold.
+type tapRelay struct {
+	l      net.Listener
+	mu     sync.Mutex
+	broker string // where connections go now
+	sw     *pcapng.StreamWriter
+	wg     sync.WaitGroup
+}
+
+func newTapRelay(t *testing.T, out io.Writer) *tapRelay {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	sw, err := pcapng.NewStreamWriter(out)
+	must(t, err)
+	r := &tapRelay{l: l, sw: sw}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				r.serve(t, c)
+			}()
+		}
+	}()
+	return r
+}
+
+// close stops the relay once its connections have ended, and flushes the capture.
+func (r *tapRelay) close(t *testing.T) {
+	r.l.Close()
+	r.wg.Wait()
+	must(t, r.sw.Flush())
+}
+
+func (r *tapRelay) serve(t *testing.T, c net.Conn) {
+	defer c.Close()
+	r.mu.Lock()
+	broker := r.broker
+	r.mu.Unlock()
+	b, err := net.Dial("tcp", broker)
+	if err != nil {
+		t.Errorf("relay: %v", err)
+		return
+	}
+	defer b.Close()
+	client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+	r.mu.Lock()
+	s, err := r.sw.Open(client, netip.AddrPortFrom(client.Addr(), DefaultTLSPort), time.Now())
+	r.mu.Unlock()
+	if err != nil {
+		t.Errorf("relay: %v", err)
+		return
+	}
+	var wg sync.WaitGroup
+	pump := func(dir stream.Dir, from, to net.Conn) {
+		defer wg.Done()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := from.Read(buf)
+			if n > 0 {
+				r.mu.Lock()
+				werr := s.Write(dir, time.Now(), buf[:n])
+				r.mu.Unlock()
+				if werr != nil {
+					t.Errorf("relay: %v", werr)
+				}
+				to.Write(buf[:n])
+			}
+			if err != nil {
+				to.(*net.TCPConn).CloseWrite()
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go pump(stream.C2S, c, b)
+	go pump(stream.S2C, b, c)
+	wg.Wait()
+	r.mu.Lock()
+	must(t, s.Close(stream.C2S, time.Now()))
+	r.mu.Unlock()
+}
+
+// tlsSession is what an MQTT client sent and received over TLS, in plaintext.
+type tlsSession struct {
+	sent, got []byte
+	state     tls.ConnectionState
+	port      uint16 // the client's
+}
+
+// mqttOverTLS connects to addr with TLS, subscribes, publishes the payloads at QoS 1 (each
+// comes back through the subscription) and disconnects, writing its secrets to keylog.
+func mqttOverTLS(t *testing.T, addr string, cfg *tls.Config, keylog io.Writer, clientID string, payloads ...[]byte) *tlsSession {
+	t.Helper()
+	cfg = cfg.Clone()
+	cfg.ServerName, cfg.InsecureSkipVerify, cfg.NextProtos, cfg.KeyLogWriter = "broker.test", true, []string{"mqtt"}, keylog
+	conn, err := tls.Dial("tcp", addr, cfg)
+	must(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	s := &tlsSession{port: conn.LocalAddr().(*net.TCPAddr).AddrPort().Port()}
+	v5 := decode.Base{Version: decode.V5}
+	send := func(p decode.Packet) {
+		b, err := decode.Encode(nil, p)
+		must(t, err)
+		s.sent = append(s.sent, b...)
+		_, err = conn.Write(b)
+		must(t, err)
+	}
+	var in []byte
+	next := func() decode.Packet {
+		for {
+			if n, err := decode.SplitFrame(in, 0); err == nil && n > 0 {
+				p := decode.Decode(in[:n], decode.V5)
+				in = in[n:]
+				return p
+			}
+			buf := make([]byte, 64<<10)
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("reading from the broker: %v", err)
+			}
+			in = append(in, buf[:n]...)
+			s.got = append(s.got, buf[:n]...)
+		}
+	}
+	send(&decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: clientID})
+	if p := next(); p.Type() != decode.CONNACK {
+		t.Fatalf("want CONNACK, got %v", p.Type())
+	}
+	topic := "mqscope/tls/" + clientID
+	send(&decode.Subscribe{Base: v5, PacketID: 1, Subscriptions: []decode.Subscription{{Filter: topic, QoS: 1, Options: 1}}})
+	if p := next(); p.Type() != decode.SUBACK {
+		t.Fatalf("want SUBACK, got %v", p.Type())
+	}
+	for i, pl := range payloads {
+		send(&decode.Publish{Base: v5, QoS: 1, Topic: topic, PacketID: uint16(10 + i), Payload: pl})
+	}
+	for acks, echoes := 0, 0; acks < len(payloads) || echoes < len(payloads); {
+		switch p := next().(type) {
+		case *decode.Ack:
+			acks++
+		case *decode.Publish:
+			echoes++
+			send(&decode.Ack{Base: v5, PacketType: decode.PUBACK, PacketID: p.PacketID})
+		default:
+			t.Fatalf("unexpected %v", p.Type())
+		}
+	}
+	send(&decode.Disconnect{Base: v5})
+	s.state = conn.ConnectionState()
+	// Read to the end: the broker closes after the DISCONNECT.
+	for {
+		buf := make([]byte, 4096)
+		n, err := conn.Read(buf)
+		s.got = append(s.got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return s
+}
+
+// tlsCase is one kind of TLS connection of the tests.
+type tlsCase struct {
+	suite  uint16 // what must be negotiated
+	client *tls.Config
+	broker []string // mosquitto listener options
+}
+
+var tlsCases = []tlsCase{
+	{tls.TLS_AES_128_GCM_SHA256, &tls.Config{MinVersion: tls.VersionTLS13}, []string{"ciphers_tls1.3 TLS_AES_128_GCM_SHA256"}},
+	{tls.TLS_AES_256_GCM_SHA384, &tls.Config{MinVersion: tls.VersionTLS13}, []string{"ciphers_tls1.3 TLS_AES_256_GCM_SHA384"}},
+	{tls.TLS_CHACHA20_POLY1305_SHA256, &tls.Config{MinVersion: tls.VersionTLS13}, []string{"ciphers_tls1.3 TLS_CHACHA20_POLY1305_SHA256"}},
+	{tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls12(tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256), nil},
+	{tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, tls12(tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384), nil},
+	{tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, tls12(tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256), nil},
+	{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls12(tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA), nil},
+	{tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA, tls12(tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA), nil},
+	{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256, tls12(tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256), []string{"ciphers ECDHE-RSA-AES128-SHA256"}},
+}
+
+func tls12(suite uint16) *tls.Config {
+	return &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}
+}
+
+// tlsCapture runs one MQTT connection of each case through mosquitto and the relay, and
+// returns the capture, the key log and what each client sent and received, by client port.
+func tlsCapture(t *testing.T, cases []tlsCase) (file, keylog string, sessions map[uint16]*tlsSession) {
+	t.Helper()
+	peer.Require(t, "mosquitto")
+	dir := t.TempDir()
+	file, keylog = filepath.Join(dir, "tls.pcapng"), filepath.Join(dir, "keys.log")
+	f, err := os.Create(file)
+	must(t, err)
+	defer f.Close()
+	kl, err := os.OpenFile(keylog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	must(t, err)
+	defer kl.Close()
+	certs := tlsFiles(t)
+	sessions = map[uint16]*tlsSession{}
+	payloads := [][]byte{[]byte("hello over TLS"), bytes.Repeat([]byte("a large payload spanning records. "), 1500), []byte("bye")}
+	r := newTapRelay(t, f)
+	for i, tc := range cases {
+		m := peer.StartMosquitto(t, append(append([]string{}, certs...), tc.broker...)...)
+		r.mu.Lock()
+		r.broker = m.Addr
+		r.mu.Unlock()
+		s := mqttOverTLS(t, r.l.Addr().String(), tc.client, kl, fmt.Sprintf("tls-%d", i), payloads...)
+		if s.state.CipherSuite != tc.suite {
+			t.Fatalf("negotiated %s, want %s", tlsdecrypt.SuiteName(s.state.CipherSuite), tlsdecrypt.SuiteName(tc.suite))
+		}
+		sessions[s.port] = s
+		m.Kill()
+	}
+	r.close(t)
+	return file, keylog, sessions
+}
+
+func readKeys(t *testing.T, name string) *tlsdecrypt.Keys {
+	t.Helper()
+	f, err := os.Open(name)
+	must(t, err)
+	defer f.Close()
+	k := tlsdecrypt.NewKeys()
+	_, err = k.Read(f, name)
+	must(t, err)
+	return k
+}
+
+// TestDecryptMosquittoTLS decrypts MQTT connections to mosquitto (OpenSSL) from crypto/tls
+// clients, TLS 1.3 and 1.2 with each cipher family, and checks the application data against
+// what each client sent and received, and the MQTT messages against tshark's decryption
+// with the same key log.
+func TestDecryptMosquittoTLS(t *testing.T) {
+	file, keylog, sessions := tlsCapture(t, tlsCases)
+	r := &recorder{}
+	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, Options{TLSKeys: readKeys(t, keylog)}), nil))
+	if len(r.conns) != len(tlsCases) {
+		t.Fatalf("%d connections, want %d", len(r.conns), len(tlsCases))
+	}
+	for _, c := range r.conns {
+		s := sessions[c.info.Client.Port()]
+		if s == nil {
+			t.Fatalf("connection from port %d not made by the test", c.info.Client.Port())
+		}
+		name := tlsdecrypt.SuiteName(s.state.CipherSuite)
+		tl := c.info.TLS
+		switch {
+		case c.info.Transport != stream.TLS || tl == nil:
+			t.Errorf("%s: transport %v, TLS %+v: not decrypted", name, c.info.Transport, tl)
+			continue
+		case !tl.Decrypted || tl.Cipher != name || tl.Version != tlsdecrypt.VersionName(s.state.Version) ||
+			tl.ServerName != "broker.test" || tl.ALPN != s.state.NegotiatedProtocol:
+			t.Errorf("%s: TLS %+v, want %s, SNI broker.test, ALPN %q", name, tl, tlsdecrypt.VersionName(s.state.Version), s.state.NegotiatedProtocol)
+		}
+		if !bytes.Equal(c.data[stream.C2S], s.sent) {
+			t.Errorf("%s: client to server: decrypted %d bytes, the client sent %d", name, len(c.data[stream.C2S]), len(s.sent))
+		}
+		if !bytes.Equal(c.data[stream.S2C], s.got) {
+			t.Errorf("%s: server to client: decrypted %d bytes, the client received %d", name, len(c.data[stream.S2C]), len(s.got))
+		}
+	}
+	t.Run("tshark", func(t *testing.T) {
+		theirs := tsharkMsgs(t, file, "8883", "-o", "tls.keylog_file:"+keylog)
+		ours := mqscopeMsgs(t, file, Options{TLSKeys: readKeys(t, keylog)})
+		compare(t, ours, theirs)
+		t.Logf("%d MQTT packets in %d TLS connections agree with tshark", len(ours), len(tlsCases))
+	})
+	t.Run("no keys", func(t *testing.T) {
+		r := &recorder{}
+		must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, Options{}), nil))
+		for _, c := range r.conns {
+			if c.info.Transport != stream.TLS || c.info.TLS != nil {
+				t.Errorf("without keys: transport %v, TLS %+v", c.info.Transport, c.info.TLS)
+			}
+		}
+	})
+	t.Run("other keys", func(t *testing.T) {
+		k := tlsdecrypt.NewKeys()
+		_, err := k.Read(strings.NewReader("CLIENT_RANDOM "+strings.Repeat("ab", 32)+" "+strings.Repeat("cd", 48)+"\n"), "other")
+		must(t, err)
+		r := &recorder{}
+		must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, Options{TLSKeys: k}), nil))
+		for _, c := range r.conns {
+			tl := c.info.TLS
+			if c.info.Transport != stream.TLS || tl == nil || tl.Decrypted || !strings.HasPrefix(tl.Problem, "no key for client random ") {
+				t.Errorf("transport %v, TLS %+v: want no key", c.info.Transport, tl)
+			}
+		}
+	})
+}
