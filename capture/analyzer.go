@@ -67,6 +67,7 @@ type Stats struct {
 	Connections  int   // connections reported to the Observer
 	Decrypted    int   // TLS connections decrypted with Options.TLSKeys
 	NotDecrypted int   // TLS connections Options.TLSKeys could not decrypt
+	Secrets      int   // TLS secrets read from the capture's Decryption Secrets Blocks
 	OtherTLS     int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
 	Open         int   // TCP connections held by reassembly now (any protocol)
 }

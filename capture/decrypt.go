@@ -2,6 +2,8 @@ package capture
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mqscope/mqscope/capture/tlsdecrypt"
@@ -157,4 +159,25 @@ func (s *tcpConn) decryptedOpen() {
 	info := s.tlsInfo()
 	info.Problem, info.Decrypted = "", true
 	s.info.TLS = info
+}
+
+// addSecrets takes the TLS key logs of a capture file's Decryption Secrets Blocks: TLS
+// connections reported after them are decrypted with them (with Options.TLSKeys, or on
+// their own).
+func (a *Analyzer) addSecrets(file string, secrets []Secrets) error {
+	var errs []error
+	for _, s := range secrets {
+		if s.Type != SecretsTLS {
+			continue
+		}
+		if a.opts.TLSKeys == nil {
+			a.opts.TLSKeys = tlsdecrypt.NewKeys()
+		}
+		st, err := a.opts.TLSKeys.Read(bytes.NewReader(s.Data), fmt.Sprintf("%s: the TLS key log of the decryption secrets block at offset %d", file, s.Off))
+		a.stats.Secrets += st.Secrets
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

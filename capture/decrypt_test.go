@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -285,6 +286,13 @@ func tlsCapture(t *testing.T, cases []tlsCase) (file, keylog string, sessions ma
 	return file, keylog, sessions
 }
 
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	must(t, err)
+	return string(b)
+}
+
 func readKeys(t *testing.T, name string) *tlsdecrypt.Keys {
 	t.Helper()
 	f, err := os.Open(name)
@@ -334,6 +342,31 @@ func TestDecryptMosquittoTLS(t *testing.T) {
 		ours := mqscopeMsgs(t, file, Options{TLSKeys: readKeys(t, keylog)})
 		compare(t, ours, theirs)
 		t.Logf("%d MQTT packets in %d TLS connections agree with tshark", len(ours), len(tlsCases))
+	})
+	t.Run("editcap", func(t *testing.T) {
+		// The key log embedded in a Decryption Secrets Block by Wireshark's editcap decrypts
+		// the same without keys given.
+		editcap := peer.Require(t, "editcap")
+		embedded := filepath.Join(t.TempDir(), "embedded.pcapng")
+		if out, err := exec.Command(editcap, "--inject-secrets", "tls,"+keylog, file, embedded).CombinedOutput(); err != nil {
+			t.Fatalf("editcap: %v\n%s", err, out)
+		}
+		re := &recorder{}
+		a := NewAnalyzer(re, Options{})
+		must(t, ReadFiles(context.Background(), []string{embedded}, a, nil))
+		if st := a.Stats(); st.Secrets != strings.Count(readFile(t, keylog), "\n") || st.Decrypted != len(tlsCases) {
+			t.Errorf("secrets %d, decrypted %d", st.Secrets, st.Decrypted)
+		}
+		if len(re.conns) != len(r.conns) {
+			t.Fatalf("%d connections, %d with the key log", len(re.conns), len(r.conns))
+		}
+		for i, c := range re.conns {
+			w := r.conns[i]
+			if *c.info.TLS != *w.info.TLS || !bytes.Equal(c.data[0], w.data[0]) || !bytes.Equal(c.data[1], w.data[1]) {
+				t.Errorf("connection %d: TLS %+v, %d and %d bytes; with the key log: TLS %+v, %d and %d bytes", i+1,
+					c.info.TLS, len(c.data[0]), len(c.data[1]), w.info.TLS, len(w.data[0]), len(w.data[1]))
+			}
+		}
 	})
 	t.Run("no keys", func(t *testing.T) {
 		r := &recorder{}

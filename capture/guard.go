@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,7 +29,20 @@ type ngGuard struct {
 	pos  int
 	off  int64 // file offset of the next block
 	size int64 // file size; -1 when unknown (standard input, a compressed file)
+	// secrets are the payloads of the Decryption Secrets Blocks passed, not yet taken.
+	secrets []Secrets
 }
+
+// Secrets are the contents of a pcapng Decryption Secrets Block.
+type Secrets struct {
+	Type uint32 // SecretsTLS, or another kind (WireGuard, ZigBee...)
+	Data []byte
+	Off  int64 // the block's offset in the file
+}
+
+// SecretsTLS is the secrets type of a TLS key log (NSS key log format) in a Decryption
+// Secrets Block.
+const SecretsTLS = 0x544c534b
 
 func (g *ngGuard) Read(p []byte) (int, error) {
 	if g.pos < len(g.buf) {
@@ -99,21 +113,40 @@ func (g *ngGuard) next() error {
 			return fmt.Errorf("damaged packet block at offset %d: its captured length exceeds the block", g.off)
 		}
 	case 1: // Interface Description: cap the snap length
-		if cap(g.buf) < int(blen) {
-			g.buf = make([]byte, blen)
-		}
-		g.buf = g.buf[:blen]
-		if _, err := io.ReadFull(g.r, g.buf); err != nil {
-			return g.short(err, "an interface description block")
+		if err := g.hold(blen, "an interface description block"); err != nil {
+			return err
 		}
 		if blen >= 20 && g.bo.Uint32(g.buf[12:]) > maxSnapLen {
 			g.bo.PutUint32(g.buf[12:], 0)
 		}
 		g.off += blen
 		return nil
+	case 10: // Decryption Secrets: kept for the reader; pcapgo skips the block
+		if err := g.hold(blen, "a decryption secrets block"); err != nil {
+			return err
+		}
+		if n := int64(g.bo.Uint32(g.buf[12:])); blen < 20 || 16+n > blen-4 {
+			return fmt.Errorf("damaged decryption secrets block at offset %d: its secrets exceed the block", g.off)
+		} else {
+			g.secrets = append(g.secrets, Secrets{Type: g.bo.Uint32(g.buf[8:]), Data: bytes.Clone(g.buf[16 : 16+n]), Off: g.off})
+		}
+		g.off += blen
+		return nil
 	}
 	g.left = blen
 	g.off += blen
+	return nil
+}
+
+// hold reads the whole next block, of blen bytes, into buf, to serve from there.
+func (g *ngGuard) hold(blen int64, what string) error {
+	if cap(g.buf) < int(blen) {
+		g.buf = make([]byte, blen)
+	}
+	g.buf = g.buf[:blen]
+	if _, err := io.ReadFull(g.r, g.buf); err != nil {
+		return g.short(err, what)
+	}
 	return nil
 }
 

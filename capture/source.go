@@ -36,6 +36,7 @@ type File struct {
 	counter *countingReader
 	src     packetSource
 	ng      *pcapgo.NgReader
+	guard   *ngGuard
 	link    int   // pcap: the file's link type
 	ngLinks []int // pcapng: link type of each interface
 	n       int64 // packets read so far
@@ -112,7 +113,7 @@ func OpenFile(name string) (*File, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: bad pcapng header: %w", name, err)
 		}
-		cf.src, cf.ng = r, r
+		cf.src, cf.ng, cf.guard = r, r, g
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
 		var in io.Reader = br
 		if m := binary.LittleEndian.Uint32(magic); m == 0xa1b2cd34 || m == 0x34cdb2a1 {
@@ -173,6 +174,18 @@ func fixLink(l int) int {
 	return l
 }
 
+// TakeSecrets returns the Decryption Secrets Blocks of a pcapng file read since the last
+// call, in file order (the blocks before the packet Next returned last, and perhaps a few
+// after it).
+func (f *File) TakeSecrets() []Secrets {
+	if f.guard == nil || len(f.guard.secrets) == 0 {
+		return nil
+	}
+	s := f.guard.secrets
+	f.guard.secrets = nil
+	return s
+}
+
 // Offset returns how many bytes of the file have been read.
 func (f *File) Offset() int64 { return f.counter.n }
 
@@ -224,6 +237,11 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 		}
 		for {
 			link, ci, data, err := f.Next()
+			if s := f.TakeSecrets(); s != nil {
+				if err := a.addSecrets(f.name, s); err != nil {
+					errs = append(errs, err)
+				}
+			}
 			if err == io.EOF {
 				break
 			}

@@ -60,14 +60,18 @@ func (o *outputOptions) loadKeys(w io.Writer, follow bool) (*tlsdecrypt.Keys, er
 	return keys, nil
 }
 
-// noteDecryption says how many TLS connections the key logs decrypted.
+// noteDecryption says how many TLS connections the key logs (given, or embedded in the
+// capture) decrypted.
 func noteDecryption(w io.Writer, keys *tlsdecrypt.Keys, st capture.Stats) {
-	if keys == nil {
+	if keys == nil && st.Secrets == 0 {
 		return
+	}
+	if st.Secrets > 0 {
+		fmt.Fprintf(w, "mqscope: TLS secrets read from the capture's decryption secrets blocks: %d\n", st.Secrets)
 	}
 	fmt.Fprintf(w, "mqscope: TLS connections decrypted: %d; not decrypted: %d", st.Decrypted, st.NotDecrypted)
 	if st.NotDecrypted > 0 {
 		fmt.Fprint(w, " (each says why)")
 	}
-	fmt.Fprintf(w, "; TLS sessions in the key logs: %d\n", keys.Len())
+	fmt.Fprintln(w)
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/pcapng"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -175,6 +177,17 @@ func TestReadKeylog(t *testing.T) {
 		code, again, errOut := runCmd(t, "", "read", "--format", "jsonl", file)
 		if code != 0 || again != out || !strings.Contains(errOut, "key log "+keylog+" named by SSLKEYLOGFILE") {
 			t.Errorf("with SSLKEYLOGFILE: exit %d\n%s\n%s", code, again, errOut)
+		}
+		t.Setenv(keylogEnv, "")
+
+		// The same key log embedded by editcap in a Decryption Secrets Block.
+		embedded := filepath.Join(t.TempDir(), "embedded.pcapng")
+		if b, err := exec.Command(peer.Require(t, "editcap"), "--inject-secrets", "tls,"+keylog, file, embedded).CombinedOutput(); err != nil {
+			t.Fatalf("editcap: %v\n%s", err, b)
+		}
+		code, again, errOut = runCmd(t, "", "read", "--format", "jsonl", embedded)
+		if code != 0 || again != out || !strings.Contains(errOut, "TLS secrets read from the capture's decryption secrets blocks: ") {
+			t.Errorf("with the secrets embedded: exit %d\n%s\n%s", code, again, errOut)
 		}
 
 		other := filepath.Join(t.TempDir(), "other.log")
