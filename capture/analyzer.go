@@ -103,7 +103,10 @@ type Analyzer struct {
 	cur      recFrame             // the packet being analyzed
 	curFrags []recFrame           // the other fragments of its datagram, when it completed one
 	recFlows map[flowKey]*tcpConn // the connections, for their bare acknowledgements
-	recEnded []*tcpConn           // the last closed ones, still in recFlows
+	// open holds the connections reassembly holds, by addresses: a SYN on the addresses of
+	// one that carried data begins another connection (reconnect.go).
+	open     map[flowKey]*tcpConn
+	recEnded []*tcpConn // the last closed ones, still in recFlows
 }
 
 type recFrame struct {
@@ -206,6 +209,9 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		return
 	}
 	a.stats.TCP++
+	if a.tcp.SYN && !a.tcp.ACK && len(a.open) > 0 {
+		a.newSYN(src, dst, ci.Timestamp)
+	}
 	bare := len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST
 	if bare && len(a.holeFlows) > 0 && a.tcp.ACK {
 		// What it acknowledges past a hole was received (Accept sees to the other packets).
@@ -286,10 +292,15 @@ func (f factory) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassem
 	s.addr[0] = netip.AddrPortFrom(srcIP, uint16(tcp.SrcPort))
 	s.addr[1] = netip.AddrPortFrom(dstIP, uint16(tcp.DstPort))
 	// Who is the client: the sender of a SYN, else the side away from a known port.
+	if a.open == nil {
+		a.open = map[flowKey]*tcpConn{}
+	}
+	a.open[makeFlowKey(s.addr[0], s.addr[1])] = s
 	switch {
 	case tcp.SYN:
 		s.handshake = true
 		s.swapped = tcp.ACK // a SYN-ACK: its sender is the server
+		s.isn = reassembly.Sequence(tcp.Seq)
 	default:
 		_, srcKnown := a.ports[uint16(tcp.SrcPort)]
 		_, dstKnown := a.ports[uint16(tcp.DstPort)]
@@ -346,8 +357,10 @@ type tcpConn struct {
 	finOK    [2]bool
 	ackd     [2]reassembly.Sequence // how far the other side acknowledged past pos, when unseen
 	ackdOK   [2]bool
-	resetDir int  // after a reset: the direction still open in reassembly
-	complete bool // reassembly is done with the connection (and forgot it)
+	resetDir int                 // after a reset: the direction still open in reassembly
+	isn      reassembly.Sequence // the sequence number of the SYN that opened it (handshake)
+	carried  bool                // reassembly delivered data of it
+	complete bool                // reassembly is done with the connection (and forgot it)
 	ooo      [2][]reassembly.Sequence
 	fillers  [2][]seqSpan
 
@@ -502,6 +515,7 @@ func (s *tcpConn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assem
 	if avail == 0 {
 		return
 	}
+	s.carried = true
 	b := sg.Fetch(avail)
 	if len(s.fillers[ri]) == 0 || !known {
 		s.wireData(d, t, b)
@@ -528,6 +542,9 @@ func (s *tcpConn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assem
 
 func (s *tcpConn) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
 	s.complete = true
+	if k := makeFlowKey(s.addr[0], s.addr[1]); s.a.open[k] == s {
+		delete(s.a.open, k)
+	}
 	s.finish(s.lastT)
 	s.a.stats.Open--
 	return true

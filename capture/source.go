@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/google/gopacket"
@@ -229,7 +230,7 @@ func (f *File) Next() (link int, ci gopacket.CaptureInfo, data []byte, err error
 func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(read int64)) error {
 	var errs []error
 	var n, done int64
-	for _, name := range names {
+	for _, name := range inTimeOrder(names) {
 		f, err := OpenFile(name)
 		if err != nil {
 			errs = append(errs, err)
@@ -276,7 +277,7 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 // numbers them) from the named files to w.
 func CopyPackets(names []string, keep func(n int64) bool, w *pcapng.PacketWriter) error {
 	var n int64
-	for _, name := range names {
+	for _, name := range inTimeOrder(names) {
 		f, err := OpenFile(name)
 		if err != nil {
 			return err
@@ -448,4 +449,28 @@ func (a *Analyzer) Tick(now time.Time) {
 		a.lastFlush = now
 		a.asm.FlushWithOptions(reassembly.FlushOptions{T: now.Add(-a.opts.Wait)})
 	}
+}
+
+// inTimeOrder returns the files ordered by the time of their first packet (stable; a file that
+// cannot be read or holds no packet stays right after the file given before it), so that files
+// given in any order are read as one capture. Standard input cannot be read twice: with "-"
+// among them, the order is the one given.
+func inTimeOrder(names []string) []string {
+	if len(names) < 2 || slices.Contains(names, "-") {
+		return names
+	}
+	first := make(map[string]time.Time, len(names))
+	var last time.Time
+	for _, name := range names {
+		if f, err := OpenFile(name); err == nil {
+			if _, ci, _, err := f.Next(); err == nil {
+				last = ci.Timestamp
+			}
+			f.Close()
+		}
+		first[name] = last
+	}
+	out := slices.Clone(names)
+	slices.SortStableFunc(out, func(a, b string) int { return first[a].Compare(first[b]) })
+	return out
 }

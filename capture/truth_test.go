@@ -2,10 +2,12 @@ package capture
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
@@ -261,5 +263,71 @@ func TestMidStreamLargeBinaryPublish(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("seed %d: packets %v, want %v", seed, got, want)
 		}
+	}
+}
+
+// TestFilesSameAddresses reads two files that hold different connections between the same
+// addresses and ports (the same initial sequence numbers, too: a device that reconnects from
+// the same port after a reboot): they are two connections, in time order whatever the order of
+// the files, neither with the other's packets.
+func TestFilesSameAddresses(t *testing.T) {
+	session := func(at int, id string, closed bool) string {
+		return file(t, func(sw *pcapng.StreamWriter) {
+			s, _ := sw.Open(cli, srv, ms(at))
+			must(t, s.Write(stream.C2S, ms(at+1), enc(t,
+				&decode.Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: id},
+				v5Publish("from/"+id, 0, 0, 0, "payload of "+id))))
+			must(t, s.Write(stream.S2C, ms(at+2), enc(t, &decode.Connack{})))
+			if closed {
+				must(t, s.Close(stream.C2S, ms(at+3)))
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name   string
+		closed bool // the first connection closes within its file
+		swap   bool // the later file is given first
+	}{
+		{"first left open", false, false},
+		{"first closed", true, false},
+		{"files given in reverse order", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := session(0, "first", tc.closed), session(60000, "second", true)
+			files := []string{a, b}
+			if tc.swap {
+				files = []string{b, a}
+			}
+			rs := inspectFiles(t, inspect.Options{}, files...)
+			var got []string
+			var last time.Time
+			for _, r := range rs {
+				if cr, ok := r.(*inspect.CloseRecord); ok && cr.Conn == 1 && !tc.closed {
+					if !strings.Contains(cr.Reason(), "a new connection between the same addresses and ports began") {
+						t.Errorf("first connection's close: %q", cr.Reason())
+					}
+				}
+				pr, ok := r.(*inspect.PacketRecord)
+				if !ok {
+					continue
+				}
+				if pr.Time.Before(last) {
+					t.Errorf("time runs backwards at conn %d #%d", pr.Conn, pr.Index)
+				}
+				last = pr.Time
+				s := fmt.Sprintf("%d %s", pr.Conn, pr.Type())
+				if p, ok := pr.Packet.(*decode.Publish); ok {
+					s += " " + p.Topic
+				}
+				if len(pr.Notes) > 0 {
+					s += fmt.Sprint(" ", pr.Notes)
+				}
+				got = append(got, s)
+			}
+			want := []string{"1 CONNECT", "1 PUBLISH from/first", "1 CONNACK", "2 CONNECT", "2 PUBLISH from/second", "2 CONNACK"}
+			if !slices.Equal(got, want) {
+				t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
 	}
 }
