@@ -41,6 +41,8 @@ func TestExitStatus(t *testing.T) {
 		{"unknown flag", []string{"--nope"}, exitUsage, "unknown flag: --nope"},
 		{"unknown flag of a command", []string{"read", "--nope", sessionCapture}, exitUsage, "unknown flag: --nope"},
 		{"argument to version", []string{"version", "x"}, exitUsage, `unknown command "x" for "mqscope version"`},
+		{"unknown shell", []string{"completion", "tcsh"}, exitUsage, `unknown command "tcsh" for "mqscope completion"`},
+		{"completion", []string{"completion", "bash"}, exitOK, ""},
 		{"bad --color", []string{"--color", "sometimes", "version"}, exitUsage, "want auto, always, never"},
 		{"bad --fail-on", []string{"read", "--fail-on", "info", sessionCapture}, exitUsage, "want error or warning"},
 		{"bad --port", []string{"read", "--port", "0", sessionCapture}, exitUsage, "port 0: want 1 to 65535"},
