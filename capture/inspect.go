@@ -31,6 +31,10 @@ type Inspector struct {
 	// inspect.Summary each). seq is the record's place in the output order: it grows with each
 	// connection's records and orders the first records of different connections.
 	Collect func(worker int, seq int64, r inspect.Record)
+	// Collected, with Collect, is called on one goroutine each time every record up to place
+	// seq has been collected (e.g. inspect.SummaryWriter.Written, to write what is complete);
+	// its first error stops emitting and is kept.
+	Collected func(seq int64) error
 
 	err error
 	par *parallel

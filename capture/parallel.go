@@ -215,6 +215,13 @@ func (p *parallel) merger() {
 				p.mu.Unlock()
 			}
 		}
+		if f := p.in.Collected; f != nil && len(b.events) > 0 && !p.failed() {
+			if err := f(b.events[len(b.events)-1].seq); err != nil {
+				p.mu.Lock()
+				p.err = err
+				p.mu.Unlock()
+			}
+		}
 		for i := range b.events {
 			b.events[i] = event{recs: b.events[i].recs[:0]}
 		}

@@ -2,35 +2,77 @@ package inspect
 
 import (
 	"cmp"
+	"container/heap"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/stream"
 )
 
-type summaryWriter struct {
-	w     io.Writer
-	o     TextOptions
-	parts []*Summary
-	seq   int64
+// SummaryWriter prints per connection the negotiated limits, both alias tables, counts by
+// packet type, the reason codes seen and the findings by rule. A connection's summary is
+// written once it has closed and, in the order of first records, every connection before it
+// has been written: memory follows the connections open (and, in that order, the closed ones
+// waiting behind an open one, as their text). Close writes those still open.
+type SummaryWriter struct {
+	w       io.Writer
+	o       TextOptions
+	parts   []*Summary
+	seq     int64
+	live    bool          // in the order connections close, not of first records
+	pending doneSummaries // closed, rendered, waiting for their turn
+	printed int
+	buf     []byte
+	err     error
 }
 
 // Summary collects what the summary shows about the connections of the records added to it.
 // Several Summaries of different connections (inspected on different goroutines) are printed
 // as one by the Writer of NewSummaryWriterOf.
 type Summary struct {
-	conns map[int]*connSummary
-	last  *connSummary // the connection of the last record, the likeliest of the next
+	conns map[int]*connSummary // open: no close record yet
+	last  *connSummary         // the connection of the last record, the likeliest of the next
+	o     TextOptions          // set by the writer
+
+	// mu guards what the writer takes from another goroutine: the connections in the order of
+	// their first records (open ones, and closed ones not yet skipped from head), and done.
+	mu    sync.Mutex
+	order []*connSummary
+	head  int
+	done  doneSummaries // closed connections' summaries, rendered, in the order they closed
+}
+
+// doneSummary is a closed connection's summary, rendered.
+type doneSummary struct {
+	first int64
+	text  string
+}
+
+// doneSummaries is a min-heap by first.
+type doneSummaries []doneSummary
+
+func (h doneSummaries) Len() int           { return len(h) }
+func (h doneSummaries) Less(i, j int) bool { return h[i].first < h[j].first }
+func (h doneSummaries) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *doneSummaries) Push(x any)        { *h = append(*h, x.(doneSummary)) }
+func (h *doneSummaries) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 // connSummary accumulates what the summary shows about one connection.
 type connSummary struct {
 	id             int
 	first          int64 // the place of the connection's first record in the output order
+	closed         bool  // guarded by the Summary's mu
 	client, server string
 	clientID       string
 	version        decode.Version
@@ -46,18 +88,29 @@ type connSummary struct {
 	findings       [3]int
 }
 
-// NewSummaryWriter returns a Writer that collects records and, at Close, prints per
-// connection the negotiated limits, both alias tables, counts by packet type, the reason codes
-// seen and the findings by rule.
-func NewSummaryWriter(w io.Writer, o TextOptions) Writer {
+// NewSummaryWriter returns a SummaryWriter of one part, written to by Write.
+func NewSummaryWriter(w io.Writer, o TextOptions) *SummaryWriter {
 	return NewSummaryWriterOf(w, o, NewSummary())
 }
 
-// NewSummaryWriterOf returns a summary Writer that, at Close, prints the connections of all
-// parts, each connection in one part, in the order of their first records. Its Write adds a
-// record to the first part, after every record added to it before.
-func NewSummaryWriterOf(w io.Writer, o TextOptions, parts ...*Summary) Writer {
-	return &summaryWriter{w: w, o: o, parts: parts}
+// NewLiveSummaryWriter returns a SummaryWriter that writes each connection's summary as soon
+// as it closes, whatever the connections before it (for a live proxy); those still open at
+// Close come in the order of their first records.
+func NewLiveSummaryWriter(w io.Writer, o TextOptions) *SummaryWriter {
+	s := NewSummaryWriter(w, o)
+	s.live = true
+	return s
+}
+
+// NewSummaryWriterOf returns a summary Writer of the connections of all parts, each connection
+// in one part, in the order of their first records. Its Write adds a record to the first part,
+// after every record added to it before; records added to the parts directly (Summary.Add)
+// are written once Written says every record up to theirs has been added.
+func NewSummaryWriterOf(w io.Writer, o TextOptions, parts ...*Summary) *SummaryWriter {
+	for _, p := range parts {
+		p.o = o
+	}
+	return &SummaryWriter{w: w, o: o, parts: parts}
 }
 
 // NewSummary returns an empty Summary.
@@ -73,15 +126,87 @@ func (s *Summary) conn(seq int64, id int, client, server string) *connSummary {
 	if c == nil {
 		c = &connSummary{id: id, first: seq, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, levels: map[string]decode.Level{}}
 		s.conns[id] = c
+		s.mu.Lock()
+		s.order = append(s.order, c)
+		s.mu.Unlock()
 	}
 	s.last = c
 	return c
 }
 
-func (s *summaryWriter) Write(r Record) error {
+// finish renders a closed connection's summary and lets go of the rest of it.
+func (s *Summary) finish(c *connSummary) {
+	var sb strings.Builder
+	c.write(&sb, s.o)
+	delete(s.conns, c.id)
+	if s.last == c {
+		s.last = nil
+	}
+	s.mu.Lock()
+	c.closed = true
+	s.done = append(s.done, doneSummary{c.first, sb.String()})
+	s.mu.Unlock()
+}
+
+// take moves the rendered summaries to h and returns the first record's place of the earliest
+// connection still open (math.MaxInt64 when none).
+func (s *Summary) take(h *doneSummaries) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.done {
+		heap.Push(h, d)
+	}
+	clear(s.done)
+	s.done = s.done[:0]
+	for s.head < len(s.order) && s.order[s.head].closed {
+		s.order[s.head] = nil
+		s.head++
+	}
+	if s.head > 1024 && s.head > len(s.order)/2 {
+		s.order = append([]*connSummary(nil), s.order[s.head:]...)
+		s.head = 0
+	}
+	if s.head < len(s.order) {
+		return s.order[s.head].first
+	}
+	return math.MaxInt64
+}
+
+// Write adds r to the first part and writes the summaries whose turn has come.
+func (s *SummaryWriter) Write(r Record) error {
 	s.seq++
 	s.parts[0].Add(s.seq, r)
-	return nil
+	switch r.(type) {
+	case *CloseRecord, *EncryptedRecord:
+		return s.Written(s.seq)
+	}
+	return s.err
+}
+
+// Written says that every record up to place seq has been added to the parts; it writes the
+// summaries of the closed connections whose turn has come. Call it from one goroutine at a
+// time (it may run while records after seq are being added).
+func (s *SummaryWriter) Written(seq int64) error {
+	open := int64(math.MaxInt64)
+	for _, p := range s.parts {
+		open = min(open, p.take(&s.pending))
+	}
+	if s.live {
+		open, seq = math.MaxInt64, math.MaxInt64
+	}
+	s.buf = s.buf[:0]
+	for len(s.pending) > 0 && s.pending[0].first < open && s.pending[0].first <= seq {
+		d := heap.Pop(&s.pending).(doneSummary)
+		if s.printed > 0 {
+			s.buf = append(s.buf, '\n')
+		}
+		s.buf = append(s.buf, d.text...)
+		s.printed++
+	}
+	if len(s.buf) > 0 && s.err == nil {
+		_, s.err = s.w.Write(s.buf)
+	}
+	return s.err
 }
 
 // Add counts a record whose place in the output order is seq: the records of a connection
@@ -116,8 +241,11 @@ func (s *Summary) Add(seq int64, r Record) {
 		c.close = r
 		c.tls = r.TLS
 		c.note(r.Notes)
+		s.finish(c)
 	case *EncryptedRecord:
-		s.conn(seq, r.Conn, r.Client, r.Server).encrypted = r
+		c := s.conn(seq, r.Conn, r.Client, r.Server)
+		c.encrypted = r
+		s.finish(c)
 	}
 }
 
@@ -132,23 +260,16 @@ func (c *connSummary) note(notes []Note) {
 	}
 }
 
-func (s *summaryWriter) Close() error {
-	var conns []*connSummary
+// Close writes the summaries of the connections still open after those closed, all in the
+// order of their first records.
+func (s *SummaryWriter) Close() error {
 	for _, p := range s.parts {
 		for _, c := range p.conns {
-			conns = append(conns, c)
+			p.finish(c)
 		}
 	}
-	sort.Slice(conns, func(i, j int) bool { return conns[i].first < conns[j].first })
-	var sb strings.Builder
-	for i, c := range conns {
-		if i > 0 {
-			sb.WriteByte('\n')
-		}
-		c.write(&sb, s.o)
-	}
-	_, err := io.WriteString(s.w, sb.String())
-	return err
+	s.live = false
+	return s.Written(math.MaxInt64)
 }
 
 func (c *connSummary) write(sb *strings.Builder, o TextOptions) {

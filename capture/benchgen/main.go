@@ -1,8 +1,10 @@
 // Command benchgen writes a large synthetic MQTT capture for benchmarks: many connections
 // (MQTT 5 and 3.1.1 alternately) open at once, each publishing QoS 0 and QoS 1 messages that
-// the broker acknowledges, with several packets per segment now and then.
+// the broker acknowledges, with several packets per segment now and then. With -serial the
+// connections come one after another instead, each opening, publishing its share and closing.
 //
 //	go run ./capture/benchgen -o big.pcapng -conns 200 -packets 500000
+//	go run ./capture/benchgen -o many.pcapng -serial -conns 100000 -packets 600000
 package main
 
 import (
@@ -22,8 +24,9 @@ func main() {
 	out := flag.String("o", "bench.pcapng", "output `FILE`")
 	conns := flag.Int("conns", 200, "number of connections")
 	packets := flag.Int("packets", 500000, "about how many MQTT packets in all")
+	serial := flag.Bool("serial", false, "one connection after another, each closed before the next opens")
 	flag.Parse()
-	if err := run(*out, *conns, *packets); err != nil {
+	if err := run(*out, *conns, *packets, *serial); err != nil {
 		fmt.Fprintln(os.Stderr, "benchgen:", err)
 		os.Exit(1)
 	}
@@ -36,7 +39,7 @@ type conn struct {
 	seq int
 }
 
-func run(name string, nconns, npackets int) error {
+func run(name string, nconns, npackets int, serial bool) error {
 	f, err := os.Create(name)
 	if err != nil {
 		return err
@@ -50,84 +53,122 @@ func run(name string, nconns, npackets int) error {
 	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tick := func() time.Time { t = t.Add(time.Duration(50+rng.IntN(100)) * time.Microsecond); return t }
 	server := netip.MustParseAddrPort("10.0.0.1:1883")
-	cs := make([]*conn, nconns)
 	total := 0
-	for i := range cs {
-		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), uint16(20000+i))
+	open := func(i int) (*conn, error) {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)}), uint16(20000+i%40000))
 		s, err := sw.Open(client, server, tick())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		c := &conn{s: s, v: decode.V5}
 		if i%2 == 1 {
 			c.v = decode.V311
 		}
-		cs[i] = c
 		con := &decode.Connect{ProtocolName: "MQTT", ProtocolLevel: byte(c.v), CleanStart: true, KeepAlive: 60,
 			ClientID: fmt.Sprintf("bench-%d", i)}
 		if err := c.send(stream.C2S, tick(), con); err != nil {
-			return err
+			return nil, err
 		}
 		if err := c.send(stream.S2C, tick(), &decode.Connack{}); err != nil {
-			return err
+			return nil, err
 		}
 		total += 2
+		return c, nil
 	}
-	payload := make([]byte, 64)
-	for total < npackets {
-		c := cs[rng.IntN(len(cs))]
-		topic := fmt.Sprintf("bench/%d/sensor/%d", c.seq%16, c.seq%7)
-		c.seq++
-		for i := range payload {
-			payload[i] = byte('a' + rng.IntN(26))
-		}
-		// A burst: 1 to 4 publishes in one segment.
-		n := 1 + rng.IntN(4)
-		var b []byte
-		var ids []uint16
-		for k := 0; k < n; k++ {
-			p := &decode.Publish{Topic: topic, Payload: payload}
-			if rng.IntN(2) == 0 {
-				c.id++
-				if c.id == 0 {
-					c.id = 1
-				}
-				p.QoS, p.PacketID = 1, c.id
-				ids = append(ids, c.id)
-			}
-			p.Version = c.v
-			if b, err = decode.Encode(b, p); err != nil {
-				return err
-			}
-		}
-		if err := c.s.Write(stream.C2S, tick(), b); err != nil {
-			return err
-		}
-		total += n
-		b = b[:0]
-		for _, id := range ids {
-			a := &decode.Ack{PacketType: decode.PUBACK, PacketID: id}
-			a.Version = c.v
-			if b, err = decode.Encode(b, a); err != nil {
-				return err
-			}
-		}
-		if len(b) > 0 {
-			if err := c.s.Write(stream.S2C, tick(), b); err != nil {
-				return err
-			}
-			total += len(ids)
-		}
-	}
-	for _, c := range cs {
+	end := func(c *conn) error {
 		if err := c.send(stream.C2S, tick(), &decode.Disconnect{}); err != nil {
 			return err
 		}
-		if err := c.s.Close(stream.C2S, tick()); err != nil {
+		return c.s.Close(stream.C2S, tick())
+	}
+	var cs []*conn
+	if !serial {
+		cs = make([]*conn, nconns)
+		for i := range cs {
+			if cs[i], err = open(i); err != nil {
+				return err
+			}
+		}
+	}
+	payload := make([]byte, 64)
+	opened := 0
+	for serial && opened < nconns || !serial && total < npackets {
+		var c *conn
+		if serial {
+			// This connection's share of the packets, then its close.
+			if c, err = open(opened); err != nil {
+				return err
+			}
+			opened++
+			for total < npackets*opened/nconns {
+				if err := c.publish(rng, tick, payload, &total); err != nil {
+					return err
+				}
+			}
+			if err := end(c); err != nil {
+				return err
+			}
+			continue
+		}
+		c = cs[rng.IntN(len(cs))]
+		if err := c.publish(rng, tick, payload, &total); err != nil {
+			return err
+		}
+	}
+	for _, c := range cs {
+		if err := end(c); err != nil {
 			return err
 		}
 	}
 	return sw.Flush()
+}
+
+// publish sends a burst of 1 to 4 publishes in one segment, and the broker's acknowledgements
+// of those of QoS 1, counting the packets in total.
+func (c *conn) publish(rng *rand.Rand, tick func() time.Time, payload []byte, total *int) error {
+	topic := fmt.Sprintf("bench/%d/sensor/%d", c.seq%16, c.seq%7)
+	c.seq++
+	for i := range payload {
+		payload[i] = byte('a' + rng.IntN(26))
+	}
+	n := 1 + rng.IntN(4)
+	var b []byte
+	var ids []uint16
+	var err error
+	for k := 0; k < n; k++ {
+		p := &decode.Publish{Topic: topic, Payload: payload}
+		if rng.IntN(2) == 0 {
+			c.id++
+			if c.id == 0 {
+				c.id = 1
+			}
+			p.QoS, p.PacketID = 1, c.id
+			ids = append(ids, c.id)
+		}
+		p.Version = c.v
+		if b, err = decode.Encode(b, p); err != nil {
+			return err
+		}
+	}
+	if err := c.s.Write(stream.C2S, tick(), b); err != nil {
+		return err
+	}
+	*total += n
+	b = b[:0]
+	for _, id := range ids {
+		a := &decode.Ack{PacketType: decode.PUBACK, PacketID: id}
+		a.Version = c.v
+		if b, err = decode.Encode(b, a); err != nil {
+			return err
+		}
+	}
+	if len(b) > 0 {
+		if err := c.s.Write(stream.S2C, tick(), b); err != nil {
+			return err
+		}
+		*total += len(ids)
+	}
+	return nil
 }
 
 func (c *conn) send(d stream.Dir, t time.Time, p decode.Packet) error {

@@ -94,7 +94,7 @@ its output and recording.`,
 	f.StringVar(&o.apiToken, "api-token", "", "the control API's bearer `TOKEN` (default: $MQSCOPE_API_TOKEN, else a random one, printed)")
 	f.StringVar(&o.record, "record", "", "record the session to pcapng `FILE`")
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
-	f.BoolVar(&o.summary, "summary", false, "print one summary per connection at exit instead of every packet (with --format jsonl: the session and close records, as they come)")
+	f.BoolVar(&o.summary, "summary", false, "print one summary per connection as it closes instead of every packet (with --format jsonl: the session and close records, as they come)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no records (use with --api or --record)")
 	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file")
 	f.StringVar(&o.filter, "filter", "", "only print packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
@@ -296,7 +296,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		case o.format == "jsonl":
 			w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets, Connections: o.summary})
 		case o.summary:
-			w = inspect.NewSummaryWriter(o.io.Out, topts)
+			w = inspect.NewLiveSummaryWriter(o.io.Out, topts)
 		default:
 			w = inspect.NewTextWriter(o.io.Out, topts)
 		}

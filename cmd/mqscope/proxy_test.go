@@ -154,15 +154,18 @@ func TestRunProxySummary(t *testing.T) {
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second, summary: true, profile: "spec"}
 	addr, stop := startProxyCmd(t, o)
 	session(t, addr, "sumdev", "s/1", "x")
-	time.Sleep(100 * time.Millisecond)
-	if out.String() != "" {
-		t.Errorf("summary printed before exit: %s", out.String())
+	// Printed as the connection closes, not kept until exit.
+	if !out.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "Findings:") }) {
+		t.Fatalf("no summary once the connection closed: %q", out.String())
+	}
+	if !strings.Contains(out.String(), "sumdev") || !strings.Contains(out.String(), "PUBLISH 1") {
+		t.Errorf("summary:\n%s", out.String())
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "sumdev") || !strings.Contains(out.String(), "PUBLISH") {
-		t.Errorf("summary:\n%s", out.String())
+	if n := strings.Count(out.String(), "Connection 1 "); n != 1 {
+		t.Errorf("connection 1 summarised %d times:\n%s", n, out.String())
 	}
 }
 

@@ -197,8 +197,16 @@ func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), worke
 			for k := range parts {
 				parts[k] = inspect.NewSummary()
 			}
-			res.w = inspect.NewSummaryWriterOf(out, topts, parts...)
+			sw := inspect.NewSummaryWriterOf(out, topts, parts...)
+			res.w = sw
 			res.in.Collect = func(k int, seq int64, r inspect.Record) { parts[k].Add(seq, r) }
+			res.in.Collected = func(seq int64) error {
+				err := sw.Written(seq)
+				if err != nil {
+					cancel()
+				}
+				return err
+			}
 		} else {
 			res.bw = bufio.NewWriterSize(out, 256<<10)
 			res.in.Out = cancelWriter{res.bw, cancel}
@@ -349,6 +357,9 @@ func runRead(ctx context.Context, o *readOptions) error {
 		// saves CPU time (5% over GOGC 200 on the benchmark of README.md) for about 40 MB
 		// more, still independent of the size of the input (the live heap stays at 15 to 35 MB).
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
+		// But no more than 96 MiB for a small live heap (summaries of 100,000 connections
+		// opened and closed: 170 MB peak without, 112 MB with, the same CPU time).
+		defer heapBound(96 << 20)()
 	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)

@@ -143,14 +143,42 @@ func up(addr string, exited <-chan struct{}) bool {
 
 // Buffer is a bytes.Buffer that a process, a server goroutine and a test may use at once.
 type Buffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed at the next Write, when someone waits
 }
 
 func (s *Buffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
+}
+
+// WaitFor waits until what was written so far satisfies ok, at most timeout; it reports
+// whether it did. It looks again at each Write, not at intervals.
+func (s *Buffer) WaitFor(timeout time.Duration, ok func(written string) bool) bool {
+	deadline := time.After(timeout)
+	for {
+		s.mu.Lock()
+		if ok(s.b.String()) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-deadline:
+			return false
+		}
+	}
 }
 
 // String returns what was written so far.
