@@ -391,3 +391,114 @@ func TestDecryptMosquittoTLS(t *testing.T) {
 		}
 	})
 }
+
+// tcpPackets lists, for each packet of a capture, its TCP source port and payload length.
+func tcpPackets(t *testing.T, file string) (ports []uint16, sizes []int) {
+	t.Helper()
+	f, err := OpenFile(file)
+	must(t, err)
+	defer f.Close()
+	for {
+		link, _, data, err := f.Next()
+		if err == io.EOF {
+			return ports, sizes
+		}
+		must(t, err)
+		ip, _ := ipPacket(link, data)
+		_, _, seg, _ := tcpSegment(ip)
+		hl := int(seg[12]>>4) * 4
+		ports = append(ports, uint16(seg[0])<<8|uint16(seg[1]))
+		sizes = append(sizes, len(seg)-hl)
+	}
+}
+
+// copyCapture copies the packets of a capture for which keep says true to a new file.
+func copyCapture(t *testing.T, from, to string, keep func(n int64) bool) {
+	t.Helper()
+	f, err := os.Create(to)
+	must(t, err)
+	defer f.Close()
+	w, err := pcapng.NewPacketWriter(f)
+	must(t, err)
+	must(t, CopyPackets([]string{from}, keep, w))
+}
+
+// TestDecryptLostAndLate: a packet lost in the middle of the server's application data
+// costs the records it carried, reported as a gap, and decryption goes on after it (the
+// record sequence found again); a capture that begins after the handshake says so.
+func TestDecryptLostAndLate(t *testing.T) {
+	cases := []tlsCase{tlsCases[0], tlsCases[3], tlsCases[5], tlsCases[6]} // 1.3 AES-GCM; 1.2 AES-GCM, ChaCha20, AES-CBC
+	file, keylog, sessions := tlsCapture(t, cases)
+	keys := readKeys(t, keylog)
+	ports, sizes := tcpPackets(t, file)
+	// The connections follow one another: a SYN's packet starts each. The 3rd large packet
+	// from the server (the echo of the large payload) is lost; the late capture starts at the
+	// 2nd large packet from the client (the large publish).
+	lost, late := map[int64]bool{}, map[int64]bool{}
+	fromServer, fromClient := 0, 0
+	for i := range ports {
+		n := int64(i + 1)
+		switch {
+		case sizes[i] < 1000:
+		case ports[i] == DefaultTLSPort:
+			if fromServer++; fromServer%1000 == 3 {
+				lost[n] = true
+			}
+		default:
+			if fromClient++; fromClient%1000 == 2 {
+				late[n] = true
+			}
+		}
+		if sizes[i] == 0 && i > 0 && ports[i] != DefaultTLSPort && ports[i] != ports[i-1] {
+			fromServer, fromClient = 0, 0 // the next connection's SYN
+		}
+	}
+	if len(lost) != len(cases) || len(late) != len(cases) {
+		t.Fatalf("%d packets to lose, %d to start at; want %d of each", len(lost), len(late), len(cases))
+	}
+	dir := t.TempDir()
+	lossy := filepath.Join(dir, "lossy.pcapng")
+	copyCapture(t, file, lossy, func(n int64) bool { return !lost[n] })
+	r := &recorder{}
+	must(t, ReadFiles(context.Background(), []string{lossy}, NewAnalyzer(r, Options{TLSKeys: keys}), nil))
+	for _, c := range r.conns {
+		s := sessions[c.info.Client.Port()]
+		name := tlsdecrypt.SuiteName(s.state.CipherSuite)
+		got := c.data[stream.S2C]
+		i := bytes.LastIndex(got, []byte("<gap "))
+		if c.info.TLS == nil || !c.info.TLS.Decrypted || i < 0 {
+			t.Errorf("%s: TLS %+v, no gap: %q", name, c.info.TLS, got)
+			continue
+		}
+		after := got[bytes.IndexByte(got[i:], '>')+i+1:]
+		if len(after) < 20 || !bytes.HasSuffix(s.got, after) || !bytes.Contains(after, []byte("bye")) {
+			t.Errorf("%s: after the loss, %d bytes decrypted that do not end what the client received: %q", name, len(after), after)
+		}
+		if !bytes.Equal(c.data[stream.C2S], s.sent) {
+			t.Errorf("%s: the client's side, without loss, differs", name)
+		}
+	}
+
+	lateFile := filepath.Join(dir, "late.pcapng")
+	started := map[uint16]bool{}
+	copyCapture(t, file, lateFile, func(n int64) bool {
+		p := ports[n-1]
+		if p == DefaultTLSPort {
+			return true // the connection is not open until its client's first kept packet
+		}
+		started[p] = started[p] || late[n]
+		return started[p]
+	})
+	r = &recorder{}
+	must(t, ReadFiles(context.Background(), []string{lateFile}, NewAnalyzer(r, Options{TLSKeys: keys}), nil))
+	for _, c := range r.conns {
+		if tl := c.info.TLS; c.info.Transport != stream.TLS || tl == nil || !strings.Contains(tl.Problem, "began after the TLS handshake") {
+			t.Errorf("late capture: transport %v, TLS %+v", c.info.Transport, tl)
+		} else {
+			t.Logf("late capture: %s", tl.Problem)
+		}
+	}
+	if len(r.conns) != len(cases) {
+		t.Errorf("late capture: %d connections, want %d", len(r.conns), len(cases))
+	}
+}

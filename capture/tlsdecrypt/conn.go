@@ -403,6 +403,9 @@ func (c *Conn) ready(d Dir) bool {
 		return true
 	}
 	s := c.suite
+	if s.prf == nil {
+		return false // no supported suite was negotiated (the failure says why)
+	}
 	hsLabel, appLabel := labelClientHandshake, labelClientTraffic
 	if d == ServerToClient {
 		hsLabel, appLabel = labelServerHandshake, labelServerTraffic

@@ -178,13 +178,17 @@ func reverse(b []byte) []byte {
 
 // sink collects a Conn's output.
 type sink struct {
-	plain [2][]byte
-	lost  [2]int
-	calls [2]int // Lost calls
+	plain  [2][]byte
+	pieces [2][][]byte // each Plaintext call's bytes
+	lost   [2]int
+	calls  [2]int // Lost calls
 }
 
-func (s *sink) Plaintext(d Dir, b []byte) { s.plain[d] = append(s.plain[d], b...) }
-func (s *sink) Lost(d Dir, n int)         { s.lost[d] += n; s.calls[d]++ }
+func (s *sink) Plaintext(d Dir, b []byte) {
+	s.plain[d] = append(s.plain[d], b...)
+	s.pieces[d] = append(s.pieces[d], bytes.Clone(b))
+}
+func (s *sink) Lost(d Dir, n int) { s.lost[d] += n; s.calls[d]++ }
 
 func keysOf(t testing.TB, keylog string) *Keys {
 	t.Helper()
