@@ -97,6 +97,7 @@ type Analyzer struct {
 	fillTCP   layers.TCP
 	zeros     []byte
 	nextID    int
+	randoms   []tlsdecrypt.Random // of the TLS connections decrypted (decrypt.go)
 	frags     defragmenter
 
 	// for Options.Record
@@ -367,6 +368,7 @@ type tcpConn struct {
 	// for Options.Keep
 	control []int64 // handshake and closing packets
 	kept    bool
+	keepCut bool // decrypting: packets of the connection were not held for Keep (decrypt.go)
 
 	// for Options.Record
 	recording bool
@@ -475,7 +477,9 @@ func (s *tcpConn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassemb
 				s.control = append(s.control, n)
 			}
 		}
-		if len(tcp.Payload) > 0 && s.kind != kindTLS {
+		if len(tcp.Payload) > 0 && s.decrypting() {
+			s.keepTLS(n)
+		} else if len(tcp.Payload) > 0 && s.kind != kindTLS {
 			h := &s.half[s.rd(d)]
 			if k := len(h.pending); k == 0 || h.pending[k-1] != n {
 				h.pending = append(h.pending, n)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/capture/tlsdecrypt"
+	"github.com/mqscope/mqscope/pcapng"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -41,6 +42,11 @@ func (s *tcpConn) startDecrypt(t time.Time) {
 	x.conn = tlsdecrypt.NewConn(s.a.opts.TLSKeys, x)
 	s.dec = x
 	s.kind = kindUnknown
+	if s.a.opts.Record != nil {
+		// Recorded whole from its start: its records are reported later, with its first
+		// application data, and every one of them is needed to decrypt the next.
+		s.startRecording()
+	}
 	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		h := &s.half[s.rd(d)]
 		pre, lost := h.pre, h.preGap
@@ -113,7 +119,9 @@ func (s *tcpConn) closeDecrypt(t time.Time) {
 	x.conn.Close()
 	if s.conn == nil {
 		s.reportEncrypted()
+		return
 	}
+	s.noteDecrypted()
 }
 
 // tlsInfo is what the records of the connection say of its TLS.
@@ -161,13 +169,57 @@ func (s *tcpConn) decryptedOpen() {
 	s.info.TLS = info
 }
 
+// decrypting says whether the connection is TLS being decrypted (or about to be).
+func (s *tcpConn) decrypting() bool {
+	return s.a.opts.TLSKeys != nil && (s.kind == kindTLS || s.dec != nil)
+}
+
+// maxKeepTLS bounds the packets of a TLS connection held for Options.Keep until one of its
+// MQTT packets is wanted.
+const maxKeepTLS = 1 << 18
+
+// keepTLS selects packet n, which carries TLS records, for Options.Keep: every record is
+// needed to decrypt the ones after it, so a decrypted connection's packets are kept whole
+// once one of its MQTT packets is wanted (until then they are held, up to maxKeepTLS).
+func (s *tcpConn) keepTLS(n int64) {
+	switch {
+	case s.kept:
+		s.a.opts.Keep(n)
+	case len(s.control) < maxKeepTLS:
+		s.control = append(s.control, n)
+	default:
+		s.keepCut = true
+	}
+}
+
+// noteDecrypted remembers, at the end of a connection that was decrypted, its client random:
+// the secrets of those kept (Options.Keep) or recorded (Options.Record) go with them into
+// the file written (TLSRandoms).
+func (s *tcpConn) noteDecrypted() {
+	if s.dec == nil || s.info.TLS == nil || !s.info.TLS.Decrypted || (s.a.opts.Keep != nil && (!s.kept || s.keepCut)) {
+		return
+	}
+	if st := s.dec.conn.Status(); st.Hello {
+		s.a.randoms = append(s.a.randoms, st.Random)
+	}
+}
+
+// TLSRandoms returns the client randoms of the TLS connections decrypted so far (with
+// Options.Keep, of those whose packets were kept), in the order they ended: their secrets
+// are what a file of their packets needs to open decrypted.
+func (a *Analyzer) TLSRandoms() []tlsdecrypt.Random { return a.randoms }
+
+// TLSKeys returns the secrets the Analyzer decrypts with: Options.TLSKeys, and those of the
+// Decryption Secrets Blocks read (nil when there are none).
+func (a *Analyzer) TLSKeys() *tlsdecrypt.Keys { return a.opts.TLSKeys }
+
 // addSecrets takes the TLS key logs of a capture file's Decryption Secrets Blocks: TLS
 // connections reported after them are decrypted with them (with Options.TLSKeys, or on
 // their own).
 func (a *Analyzer) addSecrets(file string, secrets []Secrets) error {
 	var errs []error
 	for _, s := range secrets {
-		if s.Type != SecretsTLS {
+		if s.Type != pcapng.SecretsTLS {
 			continue
 		}
 		if a.opts.TLSKeys == nil {

@@ -35,14 +35,10 @@ type ngGuard struct {
 
 // Secrets are the contents of a pcapng Decryption Secrets Block.
 type Secrets struct {
-	Type uint32 // SecretsTLS, or another kind (WireGuard, ZigBee...)
+	Type uint32 // pcapng.SecretsTLS, or another kind (WireGuard, ZigBee...)
 	Data []byte
 	Off  int64 // the block's offset in the file
 }
-
-// SecretsTLS is the secrets type of a TLS key log (NSS key log format) in a Decryption
-// Secrets Block.
-const SecretsTLS = 0x544c534b
 
 func (g *ngGuard) Read(p []byte) (int, error) {
 	if g.pos < len(g.buf) {

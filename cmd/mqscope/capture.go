@@ -129,6 +129,9 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		if err := pw.Flush(); err != nil {
 			return err
 		}
+		if err := embedSecrets(o.io.Err, o.out.write, a); err != nil {
+			return err
+		}
 	}
 	return capErr
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/mqscope/mqscope/capture"
 	"github.com/mqscope/mqscope/capture/tlsdecrypt"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/pcapng"
 )
 
 // keylogEnv names the key log that TLS libraries write to (NSS, OpenSSL, Go, Python, curl).
@@ -74,4 +76,20 @@ func noteDecryption(w io.Writer, keys *tlsdecrypt.Keys, st capture.Stats) {
 		fmt.Fprint(w, " (each says why)")
 	}
 	fmt.Fprintln(w)
+}
+
+// embedSecrets puts the TLS secrets of the connections written to file into it, in a
+// Decryption Secrets Block, so that it opens decrypted in mqscope and Wireshark; and warns,
+// as the file now holds keys (it is private: createPrivate).
+func embedSecrets(w io.Writer, file string, a *capture.Analyzer) error {
+	keys, randoms := a.TLSKeys(), a.TLSRandoms()
+	if keys == nil || len(randoms) == 0 {
+		return nil
+	}
+	if err := pcapng.InjectSecrets(file, pcapng.SecretsTLS, keys.AppendKeyLog(nil, randoms)); err != nil {
+		return fmt.Errorf("--write: embedding the TLS secrets: %w", err)
+	}
+	fmt.Fprintf(w, "mqscope: warning: %s holds the TLS secrets of the %s written, so that it opens decrypted: whoever has the file can read them\n",
+		file, inspect.Plural(len(randoms), "connection"))
+	return nil
 }

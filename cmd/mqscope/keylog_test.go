@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -44,10 +45,8 @@ func (c tlsTap) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// tlsMQTTCapture writes a capture of one MQTT 5 connection over TLS (crypto/tls on both
-// sides, recorded as a connection to port 8883) and its key log; the client publishes to
-// topic.
-func tlsMQTTCapture(t *testing.T, version uint16, topic string) (file, keylog string) {
+// brokerCert returns a throwaway self-signed certificate for "broker.test".
+func brokerCert(t *testing.T) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -59,6 +58,15 @@ func tlsMQTTCapture(t *testing.T, version uint16, topic string) (file, keylog st
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// tlsMQTTCapture writes a capture of one MQTT 5 connection over TLS (crypto/tls on both
+// sides, recorded as a connection to port 8883) and its key log; the client publishes to
+// topic.
+func tlsMQTTCapture(t *testing.T, version uint16, topic string) (file, keylog string) {
+	t.Helper()
+	cert := brokerCert(t)
 	dir := t.TempDir()
 	file, keylog = filepath.Join(dir, "tls.pcapng"), filepath.Join(dir, "keys.log")
 	f, err := os.Create(file)
@@ -90,7 +98,7 @@ func tlsMQTTCapture(t *testing.T, version uint16, topic string) (file, keylog st
 			return
 		}
 		sc := tls.Server(tlsTap{c, &mu, s, stream.S2C}, &tls.Config{MinVersion: version, MaxVersion: version,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{"mqtt"}})
+			Certificates: []tls.Certificate{cert}, NextProtos: []string{"mqtt"}})
 		defer sc.Close()
 		buf := make([]byte, 1024)
 		if _, err := sc.Read(buf); err != nil { // the CONNECT
@@ -190,6 +198,25 @@ func TestReadKeylog(t *testing.T) {
 			t.Errorf("with the secrets embedded: exit %d\n%s\n%s", code, again, errOut)
 		}
 
+		// --write embeds the secrets of the connections written: the new file reads the same
+		// without --keylog, in mqscope and in tshark.
+		written := filepath.Join(t.TempDir(), "written.pcapng")
+		code, _, errOut = runCmd(t, "", "read", "--format", "jsonl", "--keylog", keylog, "--write", written, file)
+		if code != 0 || !strings.Contains(errOut, "warning: "+written+" holds the TLS secrets of the 1 connection written") {
+			t.Errorf("--write: exit %d\n%s", code, errOut)
+		}
+		if fi, err := os.Stat(written); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("--write: %v, mode %v", err, fi.Mode())
+		}
+		code, again, errOut = runCmd(t, "", "read", "--format", "jsonl", written)
+		if code != 0 || again != out {
+			t.Errorf("the file written, read without --keylog: exit %d\n%s\n%s", code, again, errOut)
+		}
+		tsh, err := exec.Command(peer.Require(t, "tshark"), "-r", written, "-Y", "mqtt", "-T", "fields", "-e", "mqtt.msgtype").Output()
+		if err != nil || strings.Fields(string(tsh)) == nil || strings.Join(strings.Fields(strings.ReplaceAll(string(tsh), ",", " ")), " ") != "1 2 3 14" {
+			t.Errorf("tshark on the file written: %v: %q, want CONNECT, CONNACK, PUBLISH, DISCONNECT", err, tsh)
+		}
+
 		other := filepath.Join(t.TempDir(), "other.log")
 		if err := os.WriteFile(other, []byte("CLIENT_RANDOM "+strings.Repeat("00", 32)+" "+strings.Repeat("11", 48)+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -220,5 +247,97 @@ func TestReadKeylogErrors(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("--keylog %s: exit %d, %q", tc.keylog, code, errOut)
 		}
+	}
+}
+
+// TestCaptureLiveTLS: capture --keylog decrypts a TLS connection on loopback whose client
+// appends its secrets to the key log as it connects (the file is read again when a
+// connection has none yet), and --write embeds them in the recording, which then reads
+// decrypted without --keylog, in mqscope and tshark.
+func TestCaptureLiveTLS(t *testing.T) {
+	cert := brokerCert(t)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 64)
+		c.Read(b)
+		c.Write([]byte{0x20, 0x02, 0x00, 0x00})
+		io.Copy(io.Discard, c)
+	}()
+	port := l.Addr().(*net.TCPAddr).Port
+	dir := t.TempDir()
+	keylog := filepath.Join(dir, "keys.log")
+	if err := os.WriteFile(keylog, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb peer.Buffer
+	o := &captureOptions{io: &streams{Out: &out, Err: &errb}, iface: "lo",
+		out: outputOptions{format: "jsonl", payload: "preview", write: filepath.Join(dir, "live.pcapng"),
+			keylogs: []string{keylog}, tlsPorts: portsFlag{uint16(port)}}}
+	cancel, done := startCapture(t, o)
+	defer cancel()
+	kl, err := os.OpenFile(keylog, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kl.Close()
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{ServerName: "broker.test", InsecureSkipVerify: true, KeyLogWriter: kl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte{0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'})
+	c.Read(make([]byte, 4))
+	c.Write([]byte{0xe0, 0x00})
+	c.Close()
+	mine := fmt.Sprintf(`"server":"127.0.0.1:%d"`, port)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), mine) || !strings.Contains(out.String(), `"kind":"close"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no close record while capturing; output so far:\n%s\n%s", out.String(), errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var recs []map[string]any
+	for _, r := range jsonLines(t, out.String()) {
+		if r["server"] == fmt.Sprintf("127.0.0.1:%d", port) {
+			recs = append(recs, r)
+		}
+	}
+	if count(recs, "type", "CONNECT") != 1 || count(recs, "type", "DISCONNECT") != 1 {
+		t.Fatalf("capture output:\n%s\n%s", out.String(), errb.String())
+	}
+	if tl, _ := recs[0]["tls"].(map[string]any); tl["decrypted"] != true {
+		t.Errorf("not decrypted: %v", recs[0])
+	}
+	if !strings.Contains(errb.String(), "holds the TLS secrets of the 1 connection written") {
+		t.Errorf("no warning about the secrets written: %s", errb.String())
+	}
+	code, again, errOut := runCmd(t, "", "read", "--format", "jsonl", "--tls-port", fmt.Sprint(port), o.out.write)
+	var back []map[string]any
+	for _, r := range jsonLines(t, again) {
+		if r["server"] == fmt.Sprintf("127.0.0.1:%d", port) {
+			back = append(back, r)
+		}
+	}
+	if code != 0 || count(back, "type", "CONNECT") != 1 || count(back, "type", "DISCONNECT") != 1 {
+		t.Errorf("the recording, read without --keylog: exit %d\n%s\n%s", code, again, errOut)
+	}
+	wantMode(t, o.out.write, 0o600)
+	tsh, err := exec.Command(peer.Require(t, "tshark"), "-r", o.out.write, "-d", fmt.Sprintf("tls.port==%d,mqtt", port),
+		"-Y", fmt.Sprintf("mqtt && tcp.port==%d", port), "-T", "fields", "-e", "mqtt.msgtype").Output()
+	if got := strings.Join(strings.Fields(strings.ReplaceAll(string(tsh), ",", " ")), " "); err != nil || got != "1 2 14" {
+		t.Errorf("tshark on the recording: %v: %q, want CONNECT, CONNACK, DISCONNECT", err, got)
 	}
 }

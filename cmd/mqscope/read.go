@@ -436,6 +436,9 @@ func runRead(ctx context.Context, o *readOptions) error {
 		if err := wf.Close(); err != nil {
 			return err
 		}
+		if err := embedSecrets(o.io.Err, o.out.write, a); err != nil {
+			return err
+		}
 	}
 	if readErr == nil && o.out.failOn != "" {
 		return res.failOn(o.out.failOn)

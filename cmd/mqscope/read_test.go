@@ -183,19 +183,7 @@ func TestCaptureLive(t *testing.T) {
 	o := &captureOptions{io: &streams{Out: &out, Err: &errb}, iface: "lo",
 		// No --port: the connection is found by its CONNECT, and recorded whole all the same.
 		out: outputOptions{format: "jsonl", payload: "preview", write: filepath.Join(t.TempDir(), "live.pcapng")}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	o.ready = func() { close(ready) }
-	go func() { done <- runCapture(ctx, o) }()
-	select {
-	case err := <-done:
-		if errors.Is(err, capture.ErrPermission) && !peer.Required() {
-			t.Skipf("live capture not permitted: %v", err)
-		}
-		t.Fatalf("capture ended at once: %v", err)
-	case <-ready:
-	}
+	cancel, done := startCapture(t, o)
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +248,27 @@ func TestCaptureLive(t *testing.T) {
 			t.Errorf("tshark finds %q SYN and SYN-ACK in the recording (%v), want 2", out, err)
 		}
 	}
+}
+
+// startCapture runs capture with o until cancel is called (its result then comes on done),
+// and returns once it captures; it skips the test when capturing is not permitted.
+func startCapture(t *testing.T, o *captureOptions) (cancel func(), done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	ready := make(chan struct{})
+	o.ready = func() { close(ready) }
+	go func() { res <- runCapture(ctx, o) }()
+	select {
+	case err := <-res:
+		cancel()
+		if errors.Is(err, capture.ErrPermission) && !peer.Required() {
+			t.Skipf("live capture not permitted: %v", err)
+		}
+		t.Fatalf("capture ended at once: %v", err)
+	case <-ready:
+	}
+	return cancel, res
 }
 
 // TestReadNothingFound: a capture without MQTT says so, and how to find MQTT on other ports.
