@@ -69,7 +69,10 @@ type Stats struct {
 	NotDecrypted int   // TLS connections Options.TLSKeys could not decrypt
 	Secrets      int   // TLS secrets read from the capture's Decryption Secrets Blocks
 	OtherTLS     int   // TLS connections on other ports that did not offer MQTT by ALPN: not reported
-	Open         int   // TCP connections held by reassembly now (any protocol)
+	// Unshown counts the connections to an MQTT port (Options.Ports, TLSPorts) that were not
+	// reported, by why (unshown.go).
+	Unshown map[string]int
+	Open    int // TCP connections held by reassembly now (any protocol)
 }
 
 // Analyzer reassembles TCP connections from packets and hands the MQTT ones to a stream.Observer.
@@ -609,7 +612,7 @@ func (s *tcpConn) gap(d stream.Dir, t time.Time, n int) {
 	case kindUnknown, kindHTTP:
 		h.preGap += n
 		if s.kind == kindHTTP {
-			s.kind = kindOther // the upgrade cannot be followed
+			s.drop(whyHTTPGap) // the upgrade cannot be followed
 		}
 	case kindMQTT:
 		s.conn.Gap(d, t, n)
@@ -636,8 +639,7 @@ func (s *tcpConn) data(d stream.Dir, t time.Time, b []byte) {
 	// Not classified yet (or an HTTP upgrade in progress): hold the bytes.
 	h := &s.half[s.rd(d)]
 	if len(h.pre)+len(b) > maxPre {
-		s.kind = kindOther
-		h.pre = nil
+		s.drop(whyTooLong)
 		return
 	}
 	h.pre = append(h.pre, b...)

@@ -331,3 +331,29 @@ func TestFilesSameAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectNotMQTTShown: a CONNECT whose protocol name is not MQTT on the MQTT port, at the
+// start of a capture without the TCP handshake, is shown with its finding (MQTT-3.1.2-1), not
+// passed over as bytes to resynchronise on.
+func TestConnectNotMQTTShown(t *testing.T) {
+	c := append([]byte{}, connect...)
+	c[7] = 'X' // "MQTX"
+	for _, handshake := range []bool{true, false} {
+		p := file(t, func(sw *pcapng.StreamWriter) {
+			s := sw.OpenMid(cli, srv, 1000, 5000)
+			if handshake {
+				s, _ = sw.Open(cli, srv, ms(0))
+			}
+			must(t, s.Segment(stream.C2S, ms(1), pcapng.ACK|pcapng.PSH, c))
+			must(t, s.Segment(stream.S2C, ms(2), pcapng.ACK|pcapng.PSH, []byte{0x20, 0x02, 0x00, 0x01})) // 0x01: unacceptable protocol version
+		})
+		ps := packets(inspectFiles(t, inspect.Options{}, p))
+		if len(ps) != 2 || ps[0].Type() != decode.CONNECT || !ps[0].HasRule("MQTT-3.1.2-1") || ps[1].Type() != decode.CONNACK {
+			var got []string
+			for _, pr := range ps {
+				got = append(got, fmt.Sprint(pr.Type(), rulesOf(pr)))
+			}
+			t.Errorf("handshake %v: %v", handshake, got)
+		}
+	}
+}

@@ -21,8 +21,7 @@ func (s *tcpConn) upgrade(t time.Time) {
 	}
 	path, ok := wsRequest(c.pre[:i])
 	if !ok {
-		s.kind = kindOther
-		c.pre, sv.pre = nil, nil
+		s.drop(whyNotUpgrade)
 		return
 	}
 	j := bytes.Index(sv.pre, []byte("\r\n\r\n"))
@@ -34,8 +33,7 @@ func (s *tcpConn) upgrade(t time.Time) {
 		status = status[:k]
 	}
 	if f := bytes.Fields(status); len(f) < 2 || string(f[1]) != "101" {
-		s.kind = kindOther
-		c.pre, sv.pre = nil, nil
+		s.drop(whyUpgradeRefused)
 		return
 	}
 	s.info.Path = path

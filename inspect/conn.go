@@ -173,7 +173,7 @@ func (c *Conn) drain(dir stream.Dir, t time.Time, s *dirStream) []Record {
 	var out []Record
 	for {
 		if s.resync {
-			if yes, more := c.replyAtStart(dir, s); more {
+			if yes, more := c.firstAtStart(dir, s); more {
 				break
 			} else if yes {
 				s.resync = false

@@ -39,13 +39,24 @@ func (c *Conn) startSeen(dir stream.Dir, frame []byte) {
 	}
 }
 
-// replyAtStart is for the server's stream of a connection whose client stream began with its
-// CONNECT, while it looks for its first frame: whether that stream begins with the header of a
-// CONNACK or AUTH, the only packets a server may send first. Such a frame is taken as it is,
-// even if it breaks rules, instead of being passed over as a resynchronisation would. more is
-// true when too few bytes came to tell.
-func (c *Conn) replyAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
-	if !c.startFromConnect || dir != stream.S2C || c.counts[stream.S2C].total > 0 || s.skipped || s.dropped > 0 {
+// firstAtStart is for a direction looking for its first frame from its first captured byte:
+// whether that byte begins a frame to take as it is, even if it breaks rules, instead of
+// passing it over as a resynchronisation would. That is a CONNECT at the start of the client's
+// stream of a connection marked mid-stream (CONNECT is a client's first packet: with a protocol
+// name that is not MQTT it is shown with its finding, not dropped), and a CONNACK or AUTH, the
+// only packets a server may send first, at the start of the server's stream after such a
+// CONNECT. more is true when too few bytes came to tell.
+func (c *Conn) firstAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
+	if c.counts[dir].total > 0 || s.skipped || s.dropped > 0 {
+		return false, false
+	}
+	var want func(decode.Type) bool
+	switch {
+	case dir == stream.C2S && c.st.MidStream && c.counts[stream.S2C].total == 0:
+		want = func(t decode.Type) bool { return t == decode.CONNECT }
+	case dir == stream.S2C && c.startFromConnect:
+		want = func(t decode.Type) bool { return t == decode.CONNACK || t == decode.AUTH }
+	default:
 		return false, false
 	}
 	h, ok, err := decode.ParseHeader(s.buf[s.start:])
@@ -55,5 +66,5 @@ func (c *Conn) replyAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
 	case !ok:
 		return false, true
 	}
-	return (h.Type == decode.CONNACK || h.Type == decode.AUTH) && plausibleFlags(h), false
+	return want(h.Type) && plausibleHeader(h, c.version), false
 }

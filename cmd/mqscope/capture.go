@@ -114,7 +114,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if err := res.close(); err != nil {
 		return err
 	}
-	noteOtherTLS(o.io.Err, a.Stats())
+	noteLeftOut(o.io.Err, a.Stats())
 	noteDecryption(o.io.Err, keys, a.Stats())
 	reportFilterErrors(o.io.Err, res.filter)
 	// As tcpdump does: how much was seen, and whether the kernel kept up.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -415,7 +416,7 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if err := res.close(); err != nil {
 		return err
 	}
-	noteOtherTLS(o.io.Err, a.Stats())
+	noteLeftOut(o.io.Err, a.Stats())
 	noteDecryption(o.io.Err, keys, a.Stats())
 	reportFilterErrors(o.io.Err, res.filter)
 	if st := a.Stats(); st.Connections == 0 && readErr == nil {
@@ -454,10 +455,19 @@ func reportFilterErrors(w io.Writer, f *inspect.Filter) {
 	}
 }
 
-// noteOtherTLS says how many TLS connections were left out as not MQTT, and how to list them.
-func noteOtherTLS(w io.Writer, st capture.Stats) {
+// noteLeftOut says which connections were left out: TLS ones as not MQTT (and how to list
+// them), and those to an MQTT port that could not be shown, with why.
+func noteLeftOut(w io.Writer, st capture.Stats) {
 	if st.OtherTLS > 0 {
 		fmt.Fprintf(w, "mqscope: TLS connections left out: %d (on ports other than 8883 and --tls-port, without MQTT in their ALPN); --tls-port PORT lists them\n", st.OtherTLS)
+	}
+	if len(st.Unshown) > 0 {
+		n, whys := 0, make([]string, 0, len(st.Unshown))
+		for _, why := range slices.Sorted(maps.Keys(st.Unshown)) {
+			n += st.Unshown[why]
+			whys = append(whys, fmt.Sprintf("%s: %d", why, st.Unshown[why]))
+		}
+		fmt.Fprintf(w, "mqscope: connections to MQTT ports not shown: %d (%s)\n", n, strings.Join(whys, "; "))
 	}
 }
 

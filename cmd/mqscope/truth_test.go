@@ -1,12 +1,17 @@
 package main
 
 import (
+	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestReadVersionFromEvidence cuts the CONNECT out of a real MQTT 3.1.1 capture: the version
@@ -67,5 +72,33 @@ func TestReadVersionFromEvidence(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, "--version 6: want 3, 4 or 5") {
 			t.Errorf("%s --version 6: exit %d, %s", args[0], code, errOut)
 		}
+	}
+}
+
+// TestReadUnshownCounted: connections to the MQTT port that cannot be shown (HTTP that is not
+// a WebSocket upgrade to MQTT, an upgrade the server refused) are counted at the end, with why.
+func TestReadUnshownCounted(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "unshown.pcapng")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw, _ := pcapng.NewStreamWriter(f)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	srv := netip.MustParseAddrPort("192.0.2.1:1883")
+	s, _ := sw.Open(netip.MustParseAddrPort("192.0.2.2:40000"), srv, now)
+	s.Write(stream.C2S, now, []byte("GET /status HTTP/1.1\r\nHost: broker\r\n\r\n"))
+	s.Write(stream.S2C, now, []byte("HTTP/1.1 404 Not Found\r\n\r\n"))
+	s.Close(stream.C2S, now)
+	s, _ = sw.Open(netip.MustParseAddrPort("192.0.2.2:40001"), srv, now)
+	s.Write(stream.C2S, now, []byte("GET /mqtt HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"))
+	s.Write(stream.S2C, now, []byte("HTTP/1.1 403 Forbidden\r\n\r\n"))
+	s.Close(stream.C2S, now)
+	sw.Flush()
+	f.Close()
+	_, _, errOut := runCmd(t, "", "read", p)
+	want := "connections to MQTT ports not shown: 2 (HTTP that is not a WebSocket upgrade to MQTT: 1; a WebSocket upgrade the server did not accept: 1)"
+	if !strings.Contains(errOut, want) {
+		t.Errorf("stderr %q\nwant %q", errOut, want)
 	}
 }
