@@ -2,7 +2,6 @@ package capture
 
 import (
 	"io"
-	"time"
 
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/stream"
@@ -38,6 +37,7 @@ type Inspector struct {
 
 	err error
 	par *parallel
+	one *inspect.Observer // with one worker: inspects on the source's goroutine
 }
 
 // Close waits for the records of every connection to be emitted and returns the first error.
@@ -83,61 +83,11 @@ func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
 		}
 		return nil // nothing more to hear of it
 	}
-	ic := inspect.NewConn(info.ID, client, server, in.Options)
-	if info.MidStream {
-		ic.MidStream()
-	}
-	if info.TLS != nil {
-		ic.SetTLS(info.TLS)
-	}
 	if p := in.par; p != nil {
-		return &pconn{p: p, c: ic, worker: -1}
+		return &pconn{p: p, c: inspect.NewConnOf(info, in.Options), worker: -1}
 	}
-	return &inspConn{in: in, c: ic}
-}
-
-type inspConn struct {
-	in      *Inspector
-	c       *inspect.Conn
-	matched bool // a packet record passed the filter
-}
-
-func (c *inspConn) Data(d stream.Dir, t time.Time, b []byte) { c.Keep(d, t, b) }
-
-// Keep implements stream.Keeper.
-func (c *inspConn) Keep(d stream.Dir, t time.Time, b []byte) (completed, wanted bool) {
-	return c.pass(c.c.Feed(d, t, b))
-}
-
-// pass emits the records that pass the filter, and says whether they held a packet record and
-// whether one passed.
-func (c *inspConn) pass(recs []inspect.Record) (completed, wanted bool) {
-	for _, r := range recs {
-		if pr, ok := r.(*inspect.PacketRecord); ok {
-			completed = true
-			if c.in.Filter != nil && !c.in.Filter(pr) {
-				continue
-			}
-			wanted, c.matched = true, true
-		} else if c.in.Filter != nil && !c.matched {
-			continue
-		}
-		c.in.emit(r)
+	if in.one == nil {
+		in.one = &inspect.Observer{Options: in.Options, Match: in.Filter, Emit: in.emit}
 	}
-	return completed, wanted
-}
-
-func (c *inspConn) Gap(d stream.Dir, t time.Time, n int) {
-	for _, r := range c.c.Gap(d, t, n) {
-		c.in.emit(r)
-	}
-}
-
-func (c *inspConn) Unseen(d stream.Dir, t time.Time) { c.c.Unseen(d) }
-
-func (c *inspConn) Close(t time.Time, e stream.End) {
-	c.pass(c.c.Finish(t))
-	if r := c.c.Close(t, e); r != nil && (c.in.Filter == nil || c.matched) {
-		c.in.emit(r)
-	}
+	return in.one.Open(info)
 }

@@ -54,10 +54,10 @@ type batch struct {
 
 // pconn is a connection inspected by a worker.
 type pconn struct {
-	p       *parallel
-	c       *inspect.Conn
-	worker  int  // -1 until the first event (assign)
-	matched bool // worker-owned
+	p      *parallel
+	c      *inspect.Conn
+	worker int                // -1 until the first event (assign)
+	filter inspect.ConnFilter // worker-owned
 }
 
 type parallel struct {
@@ -165,12 +165,7 @@ func (p *parallel) work(k int, ch chan *batch) {
 			e.recs = e.recs[:0]
 			e.outA = len(out)
 			for _, r := range recs {
-				if pr, ok := r.(*inspect.PacketRecord); ok {
-					if in.Filter != nil && !in.Filter(pr) {
-						continue
-					}
-					e.c.matched = true
-				} else if in.Filter != nil && !e.c.matched && e.kind != evTLS {
+				if !e.c.filter.Pass(in.Filter, r) {
 					continue
 				}
 				switch {

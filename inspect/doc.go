@@ -11,6 +11,14 @@
 // the packet that most likely caused it (Note.Cause).
 //
 // A Profile adds what a given broker is known to do ("apsaramq" is built in; users write YAML).
-// Writers render records as text, JSON lines (a stable interface documented in README.md) or
-// a summary; a Filter selects records with an expr-lang expression.
+//
+// The record pipeline is one for every source and consumer. Observer (pipeline.go) is the
+// stream.Observer that any source (a capture, the proxy) feeds: it inspects each connection and
+// emits its records, filtered by connection (ConnFilter: a connection's session and close
+// records follow its first accepted packet). Output (queue.go) queues records off the source's
+// path to a Writer and fans them out through a Hub to subscribers (the control API's event
+// streams, the UI, the test runner), each with its own queue and RecordFilter. Writers
+// (textw.go, jsonw.go, summaryw.go) render records as text, JSON lines (a stable interface
+// documented in README.md) or a summary; a Filter (filter.go) selects records with an expr-lang
+// expression.
 package inspect

@@ -35,8 +35,8 @@ import (
 // sends JSON if it sends a body. Later steps register more routes (fault rules) with Handle.
 type API struct {
 	srv   *Server
-	in    *Inspector // may be nil
-	hub   *Hub       // may be nil
+	in    *Inspector   // may be nil
+	hub   *inspect.Hub // may be nil
 	mux   *http.ServeMux
 	token []byte
 	hosts hostSet
@@ -54,7 +54,7 @@ type APIConfig struct {
 }
 
 // NewAPI returns the control API of srv; in and hub may be nil (no state details, no events).
-func NewAPI(srv *Server, in *Inspector, hub *Hub, cfg APIConfig) *API {
+func NewAPI(srv *Server, in *Inspector, hub *inspect.Hub, cfg APIConfig) *API {
 	if cfg.Token == "" {
 		cfg.Token = rand.Text()
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -22,7 +21,7 @@ const testToken = "s3cret-t0ken"
 type apiFixture struct {
 	srv *Server
 	in  *Inspector
-	hub *Hub
+	hub *inspect.Hub
 	m   *Metrics
 	col *collector
 	url string
@@ -30,9 +29,9 @@ type apiFixture struct {
 
 func startAPI(t *testing.T) *apiFixture {
 	t.Helper()
-	f := &apiFixture{m: NewMetrics(), hub: NewHub(inspect.JSONOptions{}), col: newCollector()}
-	out := NewOutput(nil, nil, f.hub, f.m, 0)
-	f.in = &Inspector{Out: out, Metrics: f.m}
+	f := &apiFixture{m: NewMetrics(), hub: inspect.NewHub(inspect.JSONOptions{}), col: newCollector()}
+	out := inspect.NewOutput(nil, nil, f.hub, f.m, 0)
+	f.in = NewInspector(inspect.Options{}, out, f.m)
 	f.srv = startProxy(t, Config{Embedded: true, Metrics: f.m, Observers: []stream.Observer{f.in, f.col}})
 	ts := httptest.NewUnstartedServer(nil)
 	ts.Config.Handler = NewAPI(f.srv, f.in, f.hub, APIConfig{Token: testToken, Listen: ts.Listener.Addr().String()})
@@ -265,110 +264,6 @@ func TestAPICloseValidates(t *testing.T) {
 		t.Errorf("device got % x, want % x", got, want)
 	}
 }
-
-// TestEventsFilterOffPath: a subscriber whose filter takes long (here: forever, until released)
-// holds up neither the output nor another subscriber, and what it cannot take is dropped,
-// counted, and reported in its stream.
-func TestEventsFilterOffPath(t *testing.T) {
-	m := NewMetrics()
-	hub := NewHub(inspect.JSONOptions{})
-	w := &chanWriter{got: make(chan inspect.Record, 4096)}
-	out := NewOutput(w, nil, hub, m, 0)
-	defer out.Close()
-
-	slow := hub.Subscribe(nil)
-	release := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	slow.fs.match = func(*inspect.PacketRecord) bool {
-		entered <- struct{}{}
-		<-release
-		return true
-	}
-	slow.fs.matched = map[int]bool{}
-	fast := hub.Subscribe(nil)
-	fastLines := make(chan []byte, 4096)
-	go func() {
-		for r := range fast.C {
-			fastLines <- fast.Line(nil, r)
-		}
-	}()
-	var slowLines []byte
-	slowDone := make(chan struct{})
-	slowRead := make(chan struct{}, 2*subQueue+200)
-	go func() {
-		defer close(slowDone)
-		for r := range slow.C {
-			slowLines = slow.Line(slowLines, r)
-			slowRead <- struct{}{}
-		}
-	}()
-
-	n := subQueue + 100 // more than the slow subscriber's queue holds
-	for i := range n {
-		out.Emit(&inspect.PacketRecord{Conn: 1, Index: i + 1, Packet: &decode.Pingreq{}})
-	}
-	<-entered // the slow filter holds its first record
-	timeout := time.After(10 * time.Second)
-	for i := range n {
-		select {
-		case <-w.got:
-		case <-timeout:
-			t.Fatalf("output wrote %d of %d records while a subscriber's filter ran", i, n)
-		}
-	}
-	for i := range n {
-		select {
-		case line := <-fastLines:
-			if !strings.Contains(string(line), `"index":`+strconv.Itoa(i+1)+`,`) {
-				t.Fatalf("fast subscriber's line %d: %s", i+1, line)
-			}
-		case <-timeout:
-			t.Fatalf("fast subscriber got %d of %d records while another's filter ran", i, n)
-		}
-	}
-	// The slow one holds one record in its filter and subQueue in its queue: the rest are lost.
-	lost := uint64(n - 1 - subQueue)
-	if d := slow.Dropped(); d != lost {
-		t.Errorf("slow subscriber dropped %d, want %d", d, lost)
-	}
-	metricsHave(t, m, "mqscope_events_dropped_total "+strconv.FormatUint(lost, 10)+"\n")
-	go func() {
-		for range entered {
-		}
-	}()
-	close(release)
-	for range subQueue + 1 {
-		<-slowRead
-	}
-	// Publish one more: it comes after the notice of what was lost before it.
-	out.Emit(&inspect.PacketRecord{Conn: 1, Index: n + 1, Packet: &decode.Pingreq{}})
-	<-w.got
-	<-slowRead
-	hub.Unsubscribe(slow)
-	<-slowDone
-	lines := strings.Split(strings.TrimSuffix(string(slowLines), "\n"), "\n")
-	if len(lines) != subQueue+3 {
-		t.Fatalf("slow subscriber got %d lines, want %d records and a drop notice", len(lines), subQueue+2)
-	}
-	if want := `{"kind":"dropped","records":` + strconv.FormatUint(lost, 10) + `}`; lines[subQueue+1] != want {
-		t.Errorf("line %d: %s, want %s", subQueue+2, lines[subQueue+1], want)
-	}
-	if !strings.Contains(lines[subQueue+2], `"index":`+strconv.Itoa(n+1)+`,`) {
-		t.Errorf("last line: %s, want record %d", lines[subQueue+2], n+1)
-	}
-	var ev map[string]any
-	if err := json.Unmarshal([]byte(lines[subQueue+1]), &ev); err != nil {
-		t.Errorf("drop notice is not JSON: %v", err)
-	}
-}
-
-// chanWriter is an inspect.Writer passing records to a channel.
-type chanWriter struct {
-	got chan inspect.Record
-}
-
-func (w *chanWriter) Write(r inspect.Record) error { w.got <- r; return nil }
-func (w *chanWriter) Close() error                 { return nil }
 
 // TestMetricsCountBytesSeen: a device declaring a 256 MB PUBLISH and sending 1 KB of it is
 // counted for 1 KB, and the DISCONNECT the proxy sends is counted with the bytes the device got.

@@ -40,7 +40,7 @@ func rawServer(t testing.TB, handle func(net.Conn)) string {
 }
 
 func inspector() *Inspector {
-	return &Inspector{Options: inspect.Options{MaxFrame: 1 << 20}}
+	return NewInspector(inspect.Options{MaxFrame: 1 << 20}, nil, nil)
 }
 
 // TestHalfClose: the device closes its sending half; the broker still answers, and the device

@@ -108,7 +108,7 @@ func TestForwardTransparent(t *testing.T) {
 			tp := startTap(t, broker(t, name))
 			col := newCollector()
 			rw := &recordWriter{}
-			in := &Inspector{Out: NewOutput(rw, nil, nil, nil, 0)}
+			in := NewInspector(inspect.Options{}, inspect.NewOutput(rw, nil, nil, nil, 0), nil)
 			srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: tp.addr()}, Observers: []stream.Observer{in, col}}) // in first: its close record is out when col sees the close
 			dev := startTap(t, srv.Addr().String())                                                                                         // records what the devices sent and received
 			want := pubSub(t, dialTCP(t, dev.addr()), 20)

@@ -17,7 +17,7 @@ import (
 // race; the order of the records must follow cause and effect every time.
 func TestInspectOrderFollowsCause(t *testing.T) {
 	rw := &recordWriter{}
-	in := &Inspector{Out: NewOutput(rw, nil, nil, nil, 1<<14)}
+	in := NewInspector(inspect.Options{}, inspect.NewOutput(rw, nil, nil, nil, 1<<14), nil)
 	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "embedded")}, Observers: []stream.Observer{in}})
 	const rounds = 30
 	for i := range rounds {

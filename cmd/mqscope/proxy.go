@@ -302,12 +302,12 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		}
 	}
 	metrics := proxy.NewMetrics()
-	var hub *proxy.Hub
+	var hub *inspect.Hub
 	if o.api != "" {
-		hub = proxy.NewHub(inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
+		hub = inspect.NewHub(inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
 	}
-	out := proxy.NewOutput(w, filter, hub, metrics, 1<<16)
-	in := &proxy.Inspector{Options: iopts, Out: out, Metrics: metrics}
+	out := inspect.NewOutput(w, filter, hub, metrics, 1<<16)
+	in := proxy.NewInspector(iopts, out, metrics)
 	cfg.Metrics = metrics
 	cfg.Observers = []stream.Observer{in}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }

@@ -1,105 +1,20 @@
-package proxy
+package inspect
 
 import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/mqscope/mqscope/inspect"
-	"github.com/mqscope/mqscope/stream"
 )
-
-// Inspector is the Observer that runs mqscope's inspection (package inspect) on every
-// connection, inline with forwarding, and hands the records to an Output. It also counts
-// findings in the metrics.
-type Inspector struct {
-	Options inspect.Options
-	Out     *Output
-	Metrics *Metrics // may be nil
-
-	mu    sync.Mutex
-	conns map[int]*inspect.Conn
-}
-
-// Open starts inspecting a connection.
-func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
-	c := inspect.NewConn(info.ID, info.ClientString(), info.ServerString(), in.Options)
-	in.mu.Lock()
-	if in.conns == nil {
-		in.conns = map[int]*inspect.Conn{}
-	}
-	in.conns[info.ID] = c
-	in.mu.Unlock()
-	return &inspectConn{in: in, c: c}
-}
-
-// Snapshot returns the negotiated state and counters of an open connection.
-func (in *Inspector) Snapshot(id int) (inspect.ConnState, bool) {
-	in.mu.Lock()
-	c := in.conns[id]
-	in.mu.Unlock()
-	if c == nil {
-		return inspect.ConnState{}, false
-	}
-	return c.Snapshot(), true
-}
-
-// Flush writes out what the output holds.
-func (in *Inspector) Flush() error {
-	if in.Out == nil {
-		return nil
-	}
-	return in.Out.Close()
-}
-
-type inspectConn struct {
-	in *Inspector
-	c  *inspect.Conn
-}
-
-func (ic *inspectConn) Data(dir stream.Dir, t time.Time, b []byte) {
-	for _, r := range ic.c.Feed(dir, t, b) {
-		ic.emit(r)
-	}
-}
-
-// Gap implements stream.ConnObserver; the proxy loses no bytes.
-func (ic *inspectConn) Gap(dir stream.Dir, t time.Time, n int) {
-	for _, r := range ic.c.Gap(dir, t, n) {
-		ic.emit(r)
-	}
-}
-
-func (ic *inspectConn) Close(t time.Time, e stream.End) {
-	if r := ic.c.Close(t, e); r != nil {
-		ic.emit(r)
-	}
-	ic.in.mu.Lock()
-	delete(ic.in.conns, ic.c.ID())
-	ic.in.mu.Unlock()
-}
-
-func (ic *inspectConn) emit(r inspect.Record) {
-	if pr, ok := r.(*inspect.PacketRecord); ok && ic.in.Metrics != nil {
-		for _, n := range pr.Notes {
-			ic.in.Metrics.Finding(n.Rule, n.Level.String())
-		}
-	}
-	if ic.in.Out != nil {
-		ic.in.Out.Emit(r)
-	}
-}
 
 // Output writes records on its own goroutine, so a slow terminal or file never holds up
 // forwarding: records wait in a bounded queue, and when it is full they are dropped and counted
 // (the count is printed at the end). It also feeds the event stream of the control API.
 type Output struct {
-	w       inspect.Writer
-	fs      *filterState
+	w       Writer
+	fs      *RecordFilter
 	Events  *Hub
-	metrics *Metrics
-	ch      chan inspect.Record
+	drops   Drops
+	ch      chan Record
 	done    chan struct{}
 	once    sync.Once
 	err     error
@@ -108,19 +23,26 @@ type Output struct {
 	mu      sync.RWMutex // Emit holds it for reading, Close for writing
 }
 
+// Drops is told of the records an Output or a Hub could not deliver (metrics counters).
+type Drops interface {
+	Dropped(n int)       // records the Output's queue had no room for
+	EventsDropped(n int) // records a Hub subscriber's queue had no room for
+}
+
 // NewOutput starts writing records to w (nil: nowhere but the event hub), packets passing
-// filter only (nil: all), with a queue of queue records (4096 when 0).
-func NewOutput(w inspect.Writer, filter *inspect.Filter, events *Hub, m *Metrics, queue int) *Output {
+// filter only (nil: all), with a queue of queue records (4096 when 0); drops (may be nil) is
+// told of what was lost.
+func NewOutput(w Writer, filter *Filter, events *Hub, drops Drops, queue int) *Output {
 	if queue <= 0 {
 		queue = 4096
 	}
-	o := &Output{w: w, fs: newFilterState(filter), Events: events, metrics: m, ch: make(chan inspect.Record, queue), done: make(chan struct{})}
+	o := &Output{w: w, fs: NewRecordFilter(filter), Events: events, drops: drops, ch: make(chan Record, queue), done: make(chan struct{})}
 	go o.run()
 	return o
 }
 
 // Emit queues a record; it never blocks.
-func (o *Output) Emit(r inspect.Record) {
+func (o *Output) Emit(r Record) {
 	if o.w == nil && o.Events == nil {
 		return // nowhere to go: spare the hand-off
 	}
@@ -133,8 +55,8 @@ func (o *Output) Emit(r inspect.Record) {
 	case o.ch <- r:
 	default:
 		o.dropped.Add(1)
-		if o.metrics != nil {
-			o.metrics.Dropped(1)
+		if o.drops != nil {
+			o.drops.Dropped(1)
 		}
 	}
 }
@@ -146,18 +68,18 @@ func (o *Output) run() {
 	defer close(o.done)
 	for r := range o.ch {
 		if o.Events != nil {
-			if n := o.Events.publish(r); n > 0 && o.metrics != nil {
-				o.metrics.EventsDropped(n)
+			if n := o.Events.publish(r); n > 0 && o.drops != nil {
+				o.drops.EventsDropped(n)
 			}
 		}
 		if o.w == nil || o.err != nil {
 			continue
 		}
-		if o.fs.pass(r) {
+		if o.fs.Pass(r) {
 			o.err = o.w.Write(r)
 		}
 		// Live output: once the queue is drained, push what the writer buffers to its reader.
-		if f, ok := o.w.(inspect.Flusher); ok && len(o.ch) == 0 && o.err == nil {
+		if f, ok := o.w.(Flusher); ok && len(o.ch) == 0 && o.err == nil {
 			o.err = f.Flush()
 		}
 	}
@@ -188,14 +110,14 @@ func (o *Output) Close() error {
 // a costly filter holds up the output or the other subscribers: publishing only queues, and a
 // full queue loses the record (counted).
 type Hub struct {
-	opts   inspect.JSONOptions
+	opts   JSONOptions
 	mu     sync.Mutex
 	subs   map[*Sub]struct{}
 	closed bool
 }
 
 // NewHub returns a hub rendering records with opts.
-func NewHub(opts inspect.JSONOptions) *Hub { return &Hub{opts: opts, subs: map[*Sub]struct{}{}} }
+func NewHub(opts JSONOptions) *Hub { return &Hub{opts: opts, subs: map[*Sub]struct{}{}} }
 
 // subQueue is how many records a subscriber may have waiting.
 const subQueue = 1024
@@ -203,22 +125,22 @@ const subQueue = 1024
 // Sub is one event stream.
 type Sub struct {
 	C       chan Event // closed when the hub closes or the stream ends
-	fs      *filterState
-	opts    inspect.JSONOptions
+	fs      *RecordFilter
+	opts    JSONOptions
 	dropped atomic.Uint64 // records lost because C was full
 	lost    uint64        // of those, how many no Event has carried yet; guarded by the hub's mu
 }
 
 // Event is a record queued for a subscriber.
 type Event struct {
-	Record inspect.Record
+	Record Record
 	// Lost is how many records were dropped just before this one because the queue was full.
 	Lost uint64
 }
 
 // Subscribe starts a stream of the records passing filter (nil: all).
-func (h *Hub) Subscribe(filter *inspect.Filter) *Sub {
-	s := &Sub{C: make(chan Event, subQueue), fs: newFilterState(filter), opts: h.opts}
+func (h *Hub) Subscribe(filter *Filter) *Sub {
+	s := &Sub{C: make(chan Event, subQueue), fs: NewRecordFilter(filter), opts: h.opts}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -240,7 +162,7 @@ func (h *Hub) Unsubscribe(s *Sub) {
 }
 
 // publish queues r for every subscriber and returns how many could not take it.
-func (h *Hub) publish(r inspect.Record) (dropped int) {
+func (h *Hub) publish(r Record) (dropped int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.subs {
@@ -268,10 +190,10 @@ func (s *Sub) Line(buf []byte, e Event) []byte {
 		buf = strconv.AppendUint(buf, e.Lost, 10)
 		buf = append(buf, "}\n"...)
 	}
-	if !s.fs.pass(e.Record) {
+	if !s.fs.Pass(e.Record) {
 		return buf
 	}
-	return append(inspect.AppendJSON(buf, e.Record, s.opts), '\n')
+	return append(AppendJSON(buf, e.Record, s.opts), '\n')
 }
 
 // Close ends every stream.
@@ -283,40 +205,4 @@ func (h *Hub) Close() {
 		delete(h.subs, s)
 		close(s.C)
 	}
-}
-
-// filterState applies a filter as mqscope read does: only the packet records it accepts, and
-// the session and close records of the connections that had one.
-type filterState struct {
-	match   func(*inspect.PacketRecord) bool // nil: all
-	matched map[int]bool
-}
-
-func newFilterState(f *inspect.Filter) *filterState {
-	fs := &filterState{matched: map[int]bool{}}
-	if f != nil {
-		fs.match = f.Match
-	}
-	return fs
-}
-
-func (fs *filterState) pass(r inspect.Record) bool {
-	if fs == nil || fs.match == nil {
-		return true
-	}
-	switch r := r.(type) {
-	case *inspect.PacketRecord:
-		if fs.match(r) {
-			fs.matched[r.Conn] = true
-			return true
-		}
-		return false
-	case *inspect.SessionRecord:
-		return fs.matched[r.Conn]
-	case *inspect.CloseRecord:
-		ok := fs.matched[r.Conn]
-		delete(fs.matched, r.Conn)
-		return ok
-	}
-	return true
 }

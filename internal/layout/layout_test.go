@@ -1,0 +1,44 @@
+// Package layout holds the test that keeps mqscope's import graph as README's Layout section
+// says: imports flow one way.
+package layout
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/mqscope/mqscope/"
+
+// TestImports: decode and stream import nothing of ours; inspect only decode, stream and its
+// own helpers; capture and proxy not each other; pcapng no source.
+func TestImports(t *testing.T) {
+	deps := func(pkg string) []string {
+		out, err := exec.Command("go", "list", "-deps", mod+pkg).Output()
+		if err != nil {
+			t.Skipf("go list: %v", err)
+		}
+		var ours []string
+		for _, p := range strings.Fields(string(out)) {
+			if rest, ok := strings.CutPrefix(p, mod); ok && rest != pkg {
+				ours = append(ours, rest)
+			}
+		}
+		return ours
+	}
+	for pkg, allowed := range map[string][]string{
+		"decode":  nil,
+		"stream":  nil,
+		"inspect": {"decode", "stream", "inspect/payload", "internal/jsonstr"},
+		"pcapng":  {"stream"},
+		"capture": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
+		"proxy":   {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
+	} {
+		for _, d := range deps(pkg) {
+			if !slices.Contains(allowed, d) {
+				t.Errorf("%s imports %s", pkg, d)
+			}
+		}
+	}
+}
