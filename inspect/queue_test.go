@@ -55,19 +55,24 @@ func TestEventsFilterOffPath(t *testing.T) {
 	}()
 
 	n := subQueue + 100 // more than the slow subscriber's queue holds
+	timeout := time.After(10 * time.Second)
+	// Each record is written by the output and read by the fast subscriber before the next is
+	// emitted (so that the fast one need not race the emitter), all while the slow filter holds
+	// the first record.
 	for i := range n {
 		out.Emit(&PacketRecord{Conn: 1, Index: i + 1, Packet: &decode.Pingreq{}})
-	}
-	<-entered // the slow filter holds its first record
-	timeout := time.After(10 * time.Second)
-	for i := range n {
+		if i == 0 {
+			select {
+			case <-entered: // the slow filter holds its first record
+			case <-timeout:
+				t.Fatal("the slow subscriber never took its first record")
+			}
+		}
 		select {
 		case <-w.got:
 		case <-timeout:
 			t.Fatalf("output wrote %d of %d records while a subscriber's filter ran", i, n)
 		}
-	}
-	for i := range n {
 		select {
 		case line := <-fastLines:
 			if !strings.Contains(string(line), `"index":`+strconv.Itoa(i+1)+`,`) {
