@@ -7,6 +7,9 @@
 // Decode(Encode(p)) equals p and Encode(Decode(b)) equals b for well-formed input.
 //
 // SplitFrame and Framer find frame boundaries in byte streams that arrive in arbitrary pieces.
+// Framer is mqscope's one framer: inspection, the proxy's boundary tracking (Keep, holding
+// headers only) and its fault stages use it; it skips oversized frames and resynchronises
+// after malformed headers or lost bytes when asked.
 //
 // The package does no I/O and imports nothing else of mqscope's.
 package decode

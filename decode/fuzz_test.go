@@ -85,80 +85,192 @@ func checkLean(t *testing.T, b []byte, v Version, p Packet) {
 	}
 }
 
-// FuzzFramer: a stream split into random pieces frames exactly as SplitFrame does in one go.
+// FuzzFramer holds every way of using the Framer against SplitFrame applied to the whole
+// stream at once: fed whole, byte by byte and in random pieces; with Keep (heads only); and
+// recovering from errors (Skip past a frame too large, Resync after a malformed header).
 func FuzzFramer(f *testing.F) {
 	_, stream := tableStream()
-	f.Add(stream, []byte{1}, uint16(0))
-	f.Add(stream, []byte{3, 7, 1, 250, 2}, uint16(64))
-	f.Add(stream, []byte{0}, uint16(20))
-	f.Add([]byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00}, []byte{2}, uint16(0))
-	f.Add([]byte{0xC0, 0x00, 0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, []byte{1, 1, 5}, uint16(0))
-	f.Fuzz(func(t *testing.T, data, splits []byte, max uint16) {
+	f.Add(stream, []byte{1}, uint16(0), uint8(0))
+	f.Add(stream, []byte{3, 7, 1, 250, 2}, uint16(64), uint8(3))
+	f.Add(stream, []byte{0}, uint16(20), uint8(255))
+	f.Add([]byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00}, []byte{2}, uint16(0), uint8(1))
+	f.Add([]byte{0xC0, 0x00, 0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01}, []byte{1, 1, 5}, uint16(0), uint8(0))
+	junk := append(append([]byte{0xC0, 0x00, 0x30, 0x80, 0x80, 0x80, 0x80, 0x01, 0x02}, stream...), 0xD0)
+	f.Add(junk, []byte{4, 0, 9}, uint16(30), uint8(2))
+	f.Fuzz(func(t *testing.T, data, splits []byte, max uint16, keep uint8) {
 		limit := int(max)
-		// One shot.
-		var want [][]byte
-		var wantErr error
-		rest := data
-		for {
-			n, err := SplitFrame(rest, limit)
-			if err != nil {
-				wantErr = err
-				break
+		want, wantErr, used := splitAll(t, data, limit)
+		plans := map[string][]int{"whole": {len(data)}, "byte by byte": {1}}
+		if len(splits) > 0 {
+			var sizes []int
+			for _, s := range splits {
+				sizes = append(sizes, 1+int(s)) // never an empty piece
 			}
-			if n == 0 {
-				break
-			}
-			if n > len(rest) {
-				t.Fatalf("SplitFrame returned %d for %d bytes", n, len(rest))
-			}
-			want = append(want, rest[:n])
-			rest = rest[n:]
+			plans["pieces"] = sizes
 		}
-		// In pieces.
-		fr := NewFramer(limit)
-		var got [][]byte
-		var gotErr error
-		off := 0
-		for i := 0; off < len(data) && gotErr == nil; i++ {
-			n := len(data) - off
-			if len(splits) > 0 {
-				n = min(n, 1+int(splits[i%len(splits)])) // never an empty piece: it would loop forever
+		for name, plan := range plans {
+			// Whole frames, stopping at the first error.
+			fr := NewFramer(limit)
+			got, gotErr := framePieces(fr, data, plan, nil)
+			sameFramesErr(t, name, got, gotErr, want, wantErr, used)
+			if wantErr == nil && (fr.Buffered() != len(data)-used || fr.Offset() != int64(used)) {
+				t.Fatalf("%s: Buffered %d Offset %d; %d bytes left over after %d", name, fr.Buffered(), fr.Offset(), len(data)-used, used)
 			}
-			fr.Write(data[off : off+n])
-			off += n
-			for {
-				frame, err := fr.Next()
-				if err != nil {
-					gotErr = err
-					break
+			// Heads only: each frame's first bytes, and the head of a last frame cut short.
+			if keep < 200 {
+				k := int(keep)
+				fk := NewFramer(limit)
+				fk.Keep(k)
+				got, gotErr = framePieces(fk, data, plan, nil)
+				var heads [][]byte
+				for _, w := range want {
+					heads = append(heads, w[:headSize(w, k)])
 				}
-				if frame == nil {
-					break
+				cut := false
+				if wantErr == nil {
+					if h, ok, err := ParseHeader(data[used:]); ok && err == nil && len(data)-used >= min(h.HeaderLen+h.RemainingLength, h.HeaderLen+k) {
+						heads = append(heads, data[used:used+headSize(data[used:], k)])
+						cut = true
+					}
 				}
-				got = append(got, frame)
+				sameFramesErr(t, name+", Keep", got, gotErr, heads, wantErr, used)
+				if wantErr == nil && !cut && (fk.Buffered() != len(data)-used || fk.Offset() != int64(used) || !fk.AtBoundary() != (used < len(data))) {
+					t.Fatalf("%s, Keep: Buffered %d Offset %d; %d bytes left over after %d", name, fk.Buffered(), fk.Offset(), len(data)-used, used)
+				}
+				if cut && (fk.Buffered() != 0 || fk.Offset() != int64(len(data)) || fk.AtBoundary()) {
+					t.Fatalf("%s, Keep: after the head of a cut frame: Buffered %d Offset %d", name, fk.Buffered(), fk.Offset())
+				}
 			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%d frames in pieces, %d in one go", len(got), len(want))
-		}
-		for i := range got {
-			if !bytes.Equal(got[i], want[i]) {
-				t.Fatalf("frame %d: % X in pieces, % X in one go", i, got[i], want[i])
+			// Recovering from errors: every frame is the one SplitFrame finds at its offset.
+			rec := NewFramer(limit)
+			var offs []int64
+			got, _ = framePieces(rec, data, plan, func(frame []byte) {
+				offs = append(offs, rec.Offset()-int64(len(frame)))
+			})
+			for i, frame := range got {
+				o := int(offs[i])
+				if n, err := SplitFrame(data[o:], limit); n != len(frame) || err != nil || !bytes.Equal(frame, data[o:o+n]) {
+					t.Fatalf("%s, recovering: frame %d at %d is not what SplitFrame finds there (%d, %v)", name, i, o, n, err)
+				}
 			}
-		}
-		if (gotErr == nil) != (wantErr == nil) {
-			t.Fatalf("error in pieces %v, in one go %v", gotErr, wantErr)
-		}
-		if wantErr != nil {
-			var pg, pw *Problem
-			if !errors.As(gotErr, &pg) || !errors.As(wantErr, &pw) || pg.Offset != pw.Offset+len(data)-len(rest) ||
-				!errors.Is(gotErr, pw.Category) {
-				t.Fatalf("error in pieces %v, in one go %v at %d", gotErr, wantErr, len(data)-len(rest))
+			// Before the first error, recovery changes nothing.
+			if len(got) < len(want) {
+				t.Fatalf("%s, recovering: %d frames, %d before the first error", name, len(got), len(want))
 			}
-			return
-		}
-		if fr.Buffered() != len(rest) || fr.Offset() != int64(len(data)-len(rest)) {
-			t.Fatalf("Buffered %d Offset %d; %d bytes left over after %d", fr.Buffered(), fr.Offset(), len(rest), len(data)-len(rest))
+			sameFramesErr(t, name+", recovering", got[:len(want)], nil, want, nil, used)
+			if name == "whole" {
+				// Fed at once, the search for a boundary is the plain one.
+				ref := recoverAll(data, limit)
+				if len(ref) != len(got) {
+					t.Fatalf("recovering: %d frames fed whole, %d by the plain search", len(got), len(ref))
+				}
+				for i := range ref {
+					if int64(ref[i]) != offs[i] {
+						t.Fatalf("recovering: frame %d at %d fed whole, at %d by the plain search", i, offs[i], ref[i])
+					}
+				}
+			}
 		}
 	})
+}
+
+// splitAll cuts data with SplitFrame alone: the frames, the error that stopped it, and how
+// many bytes the frames take.
+func splitAll(t *testing.T, data []byte, limit int) (frames [][]byte, err error, used int) {
+	rest := data
+	for {
+		n, err := SplitFrame(rest, limit)
+		if err != nil || n == 0 {
+			return frames, err, len(data) - len(rest)
+		}
+		if n > len(rest) {
+			t.Fatalf("SplitFrame returned %d for %d bytes", n, len(rest))
+		}
+		frames = append(frames, rest[:n])
+		rest = rest[n:]
+	}
+}
+
+// headSize is how many bytes of frame b a Framer with Keep(k) returns.
+func headSize(b []byte, k int) int {
+	h, _, _ := ParseHeader(b)
+	return min(h.HeaderLen+h.RemainingLength, h.HeaderLen+k)
+}
+
+// framePieces writes data into fr in pieces of the sizes in plan (cycled) and collects the
+// frames. With got nil it stops at the first error; else it calls got with each frame, right
+// after Next, and recovers from every error (Skip, or Resync with firstClean).
+func framePieces(fr *Framer, data []byte, plan []int, got func([]byte)) ([][]byte, error) {
+	var out [][]byte
+	for i, off := 0, 0; off < len(data); i++ {
+		n := min(len(data)-off, plan[i%len(plan)])
+		fr.Write(data[off : off+n])
+		off += n
+		for {
+			frame, err := fr.Next()
+			if err != nil {
+				if got == nil {
+					return out, err
+				}
+				if !fr.Skip() {
+					fr.Resync(firstClean{})
+				}
+				continue
+			}
+			if frame == nil {
+				break
+			}
+			out = append(out, bytes.Clone(frame)) // with Keep, valid until the next Write only
+			if got != nil {
+				got(frame)
+			}
+		}
+	}
+	return out, nil
+}
+
+func sameFramesErr(t *testing.T, what string, got [][]byte, gotErr error, want [][]byte, wantErr error, used int) {
+	t.Helper()
+	sameFrames(t, what, got, want)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%s: error %v, %v by SplitFrame", what, gotErr, wantErr)
+	}
+	if wantErr != nil {
+		var pg, pw *Problem
+		if !errors.As(gotErr, &pg) || !errors.As(wantErr, &pw) || pg.Offset != pw.Offset+used || !errors.Is(gotErr, pw.Category) {
+			t.Fatalf("%s: error %v, %v by SplitFrame at %d", what, gotErr, wantErr, used)
+		}
+	}
+}
+
+// recoverAll frames data fed at once, recovering from errors as framePieces does, with
+// firstClean looking at all the bytes after the error at once: it returns the offset of each
+// frame.
+func recoverAll(data []byte, limit int) []int {
+	var offs []int
+	pos, resync := 0, false
+	for pos < len(data) {
+		if resync {
+			off, ok := firstClean{}.Resync(data[pos:], true, false)
+			if !ok {
+				return offs
+			}
+			pos, resync = pos+off, false
+		}
+		n, err := SplitFrame(data[pos:], limit)
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			h, _, _ := ParseHeader(data[pos:])
+			pos += h.HeaderLen + h.RemainingLength
+		case err != nil:
+			pos++
+			resync = true
+		case n == 0:
+			return offs
+		default:
+			offs = append(offs, pos)
+			pos += n
+		}
+	}
+	return offs
 }

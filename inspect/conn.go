@@ -73,17 +73,12 @@ type Conn struct {
 	requests  map[string]request // "response topic\x00correlation data" -> request
 	authSteps int
 	pending   []Note          // notes for the next packet in either direction
-	ended     bool            // End was called: no more bytes will come
 	tls       *stream.TLSInfo // set on every record when the connection was decrypted from TLS
 }
 
 // stream frames one direction.
 type dirStream struct {
-	buf     []byte
-	start   int
-	skip    int    // bytes still to drop from an oversized frame
-	resync  bool   // looking for a plausible frame boundary after a gap
-	dropped int    // bytes skipped while resyncing
+	fr      decode.Framer
 	skipped bool   // bytes of the direction were dropped or lost: its next frame is not its first byte
 	pending []Note // notes for the next packet of this direction
 	dead    bool   // after the sender's DISCONNECT
@@ -122,6 +117,9 @@ func NewConn(id int, client, server string, opts Options) *Conn {
 		c.version, c.versionKnown = v, true
 		c.st.Version, c.st.VersionFrom = v, VersionFromOption
 	}
+	for d := range c.streams {
+		c.streams[d].fr = *decode.NewFramer(opts.MaxFrame)
+	}
 	return c
 }
 
@@ -146,8 +144,8 @@ func (c *Conn) MidStream() {
 		Text: "the capture starts in the middle of this connection: its CONNECT and CONNACK were not seen, so limits are not checked"})
 	// The first bytes of each direction may be the middle of a packet.
 	for d := range c.streams {
-		if s := &c.streams[d]; len(s.buf) == s.start {
-			s.resync = true
+		if s := &c.streams[d]; s.fr.Buffered() == 0 {
+			s.fr.Resync(resyncer{c})
 		}
 	}
 }
@@ -159,12 +157,7 @@ func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := &c.streams[dir&1]
-	if s.skip > 0 {
-		n := min(s.skip, len(b))
-		s.skip -= n
-		b = b[n:]
-	}
-	s.write(b)
+	s.fr.Write(b)
 	return c.drain(dir, t, s)
 }
 
@@ -172,90 +165,58 @@ func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record {
 func (c *Conn) drain(dir stream.Dir, t time.Time, s *dirStream) []Record {
 	var out []Record
 	for {
-		if s.resync {
+		if s.fr.Resyncing() {
 			if yes, more := c.firstAtStart(dir, s); more {
 				break
 			} else if yes {
-				s.resync = false
+				s.fr.Resume()
 			}
 		}
-		if s.resync {
-			off, ok := c.resyncOffset(s)
-			s.start += off
-			s.dropped += off
-			s.skipped = s.skipped || off > 0
-			if !ok {
-				break
-			}
-			s.resync = false
-			if s.dropped > 0 {
-				s.pending = append(s.pending, Note{Level: decode.LevelInfo, Rule: RuleCaptureGap,
-					Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", s.dropped, dir.Sender().String())})
-				s.dropped = 0
-			}
-		}
-		rest := s.buf[s.start:]
-		n, err := decode.SplitFrame(rest, c.opts.MaxFrame)
+		frame, err := s.fr.Next()
 		if err != nil {
-			c.badHeader(dir, s, rest, err)
+			c.badHeader(dir, s, err)
 			continue
 		}
-		if n == 0 {
+		if s.fr.Dropped() > 0 {
+			s.skipped = true
+		}
+		if frame == nil {
 			break
 		}
-		frame := rest[:n:n]
-		s.start += n
+		if n := s.fr.Resynced(); n > 0 {
+			s.skipped = true
+			s.pending = append(s.pending, Note{Level: decode.LevelInfo, Rule: RuleCaptureGap,
+				Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", n, dir.Sender().String())})
+		}
 		out = c.frame(dir, t, frame, out)
 	}
 	return out
 }
 
-// streamChunk is the least a stream buffer holds, so that the small segments of a busy
-// connection share one allocation. A record kept longer (a message in flight) keeps its chunk.
-const streamChunk = 1024
-
-// write appends p to the buffer without ever writing over bytes handed out as frames: into
-// the buffer's spare room (frames end before it, with no room of their own), else into a new
-// buffer, a private copy, since the caller may reuse p.
-func (s *dirStream) write(p []byte) {
-	if len(p) == 0 || len(p) <= cap(s.buf)-len(s.buf) {
-		s.buf = append(s.buf, p...)
-		return
-	}
-	tail := s.buf[s.start:]
-	s.buf = append(make([]byte, 0, max(len(tail)+len(p), streamChunk)), tail...)
-	s.buf = append(s.buf, p...)
-	s.start = 0
-}
-
 // badHeader handles a fixed header that cannot be framed: too large (skip the frame) or
 // malformed (look for the next plausible frame).
-func (c *Conn) badHeader(dir stream.Dir, s *dirStream, rest []byte, err error) {
-	h, ok, _ := decode.ParseHeader(rest)
+func (c *Conn) badHeader(dir stream.Dir, s *dirStream, err error) {
+	// The header's own problem, located in the frame, not in the stream.
+	h, ok, herr := decode.ParseHeader(s.fr.Pending())
+	s.skipped = true
 	if errors.Is(err, decode.ErrTooLarge) && ok {
-		s.skipped = true
+		s.fr.Skip()
 		size := h.HeaderLen + h.RemainingLength
-		if len(rest) >= size {
-			s.start += size
-		} else {
-			s.skip = size - len(rest)
-			s.start = len(s.buf)
-		}
 		s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleTooLarge, Reason: decode.PacketTooLarge,
 			Text: fmt.Sprintf("a %s frame of %d bytes from the %s was skipped: larger than the %d-byte frame limit", h.Type, size, dir.Sender().String(), c.opts.MaxFrame)})
 		return
 	}
 	s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleMalformed, Reason: decode.MalformedPacket,
-		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.Sender().String(), err)})
-	s.start++
-	s.resync = true
-	s.skipped = true
+		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.Sender().String(), herr)})
+	s.fr.Resync(resyncer{c})
 }
 
-// resyncOffset finds where a plausible frame starts in the stream's buffer after lost bytes
-// (resyncAt). ok is false when none is certain yet; off is then how many bytes can be dropped
-// for good.
-func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
+// resyncer is the decode.Resyncer of a Conn's streams: where a plausible frame starts after
+// lost bytes (resyncAt), for the connection's version.
+type resyncer struct{ c *Conn }
+
+func (r resyncer) Resync(b []byte, first, ended bool) (off int, ok bool) {
+	c := r.c
 	limit := c.opts.MaxFrame
 	if limit <= 0 || limit > 1<<20 {
 		limit = 1 << 20
@@ -273,7 +234,7 @@ func (c *Conn) resyncOffset(s *dirStream) (off int, ok bool) {
 		}
 		return len(decode.DecodeWith(frame, other, decode.Options{Lean: true}).Info().Problems) == 0
 	}
-	return resyncAt(s.buf[s.start:], s.dropped == 0, c.ended, limit, c.version, clean)
+	return resyncAt(b, first, ended, limit, c.version, clean)
 }
 
 // plausibleHeader reports whether a fixed header could start a real packet: the flags the
@@ -347,19 +308,15 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 	defer c.mu.Unlock()
 	s := &c.streams[dir&1]
 	c.lost[dir&1] = true
-	if s.skip >= n {
-		// The lost bytes were inside a frame being skipped anyway.
-		s.skip -= n
+	// Lost bytes inside a frame being skipped anyway cost nothing; otherwise the partial frame
+	// held is useless without its lost middle.
+	if n = s.fr.Gap(n); n == 0 {
 		return nil
 	}
-	n -= s.skip
-	s.skip = 0
 	s.skipped = true
 	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleCaptureGap,
 		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.Sender().String(), t.Format("15:04:05.000000"))})
-	// The partial frame held is useless without its lost middle.
-	s.buf, s.start = nil, 0
-	s.resync = true
+	s.fr.Resync(resyncer{c})
 	return nil
 }
 
@@ -625,7 +582,7 @@ func (c *Conn) Close(t time.Time, end stream.End) *CloseRecord {
 		c.count1(cr.Notes[i].Rule, cr.Notes[i].Level)
 	}
 	for i := range c.streams {
-		c.streams[i].buf, c.streams[i].start = nil, 0
+		c.streams[i].fr.Reset()
 	}
 	cr.State = c.snapshot()
 	return cr
@@ -643,15 +600,15 @@ func (c *Conn) unfinishedNotes(cr *CloseRecord) {
 		s := &c.streams[d]
 		cr.Notes = append(cr.Notes, s.pending...)
 		s.pending = nil
-		rest := s.buf[s.start:]
-		if len(rest) == 0 && !(s.resync && s.dropped > 0) {
+		rest := s.fr.Pending()
+		if len(rest) == 0 && !(s.fr.Resyncing() && s.fr.Dropped() > 0) {
 			continue
 		}
 		var text string
 		h, ok, err := decode.ParseHeader(rest)
 		switch {
-		case s.resync:
-			text = fmt.Sprintf("the %s ended with %d bytes from the %s in which no packet boundary was found after lost bytes", subject, len(rest)+s.dropped, d.Sender().String())
+		case s.fr.Resyncing():
+			text = fmt.Sprintf("the %s ended with %d bytes from the %s in which no packet boundary was found after lost bytes", subject, len(rest)+s.fr.Dropped(), d.Sender().String())
 		case ok && err == nil:
 			text = fmt.Sprintf("the %s ended inside a %s from the %s: %d of its %d bytes arrived", subject, h.Type, d.Sender().String(), len(rest), h.HeaderLen+h.RemainingLength)
 		default:

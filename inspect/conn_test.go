@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -348,6 +349,28 @@ func TestGap(t *testing.T) {
 	note(t, r, RuleCaptureGap)
 	if r.Type() != decode.PINGREQ {
 		t.Errorf("resynced at %s", r.Type())
+	}
+}
+
+// TestLargeFrameLinear feeds one 2 MiB PUBLISH in 1,448-byte TCP segments: assembling it must
+// cost a few times its size in allocations. A stream buffer grown by exactly each segment
+// copied what it held every time: 1.4 GB here.
+func TestLargeFrameLinear(t *testing.T) {
+	c := NewConn(1, "c", "s", Options{})
+	c.Feed(stream.C2S, t0, enc(t, &decode.Connect{ClientID: "x"}))
+	big := enc(t, publish("a", 0, 0, strings.Repeat("x", 2<<20)))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var recs []Record
+	for i := 0; i < len(big); i += 1448 {
+		recs = append(recs, c.Feed(stream.C2S, t0, big[i:min(i+1448, len(big))])...)
+	}
+	runtime.ReadMemStats(&after)
+	if len(recs) != 1 || recs[0].(*PacketRecord).Size() != len(big) {
+		t.Fatalf("records %v", recs)
+	}
+	if d := after.TotalAlloc - before.TotalAlloc; d > 4*uint64(len(big)) {
+		t.Errorf("a %d-byte frame in 1,448-byte pieces allocated %d bytes", len(big), d)
 	}
 }
 

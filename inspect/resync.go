@@ -48,10 +48,11 @@ func resyncAt(b []byte, first, ended bool, limit int, v decode.Version, clean fu
 func (c *Conn) Finish(t time.Time) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.ended = true
 	var out []Record
 	for d := range c.streams {
-		if s := &c.streams[d]; s.resync {
+		s := &c.streams[d]
+		s.fr.End()
+		if s.fr.Resyncing() {
 			out = append(out, c.drain(stream.Dir(d), t, s)...)
 		}
 	}

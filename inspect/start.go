@@ -47,7 +47,7 @@ func (c *Conn) startSeen(dir stream.Dir, frame []byte) {
 // only packets a server may send first, at the start of the server's stream after such a
 // CONNECT. more is true when too few bytes came to tell.
 func (c *Conn) firstAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
-	if c.counts[dir].total > 0 || s.skipped || s.dropped > 0 {
+	if c.counts[dir].total > 0 || s.skipped || s.fr.Dropped() > 0 {
 		return false, false
 	}
 	var want func(decode.Type) bool
@@ -59,7 +59,7 @@ func (c *Conn) firstAtStart(dir stream.Dir, s *dirStream) (yes, more bool) {
 	default:
 		return false, false
 	}
-	h, ok, err := decode.ParseHeader(s.buf[s.start:])
+	h, ok, err := decode.ParseHeader(s.fr.Pending())
 	switch {
 	case err != nil:
 		return false, false

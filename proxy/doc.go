@@ -11,7 +11,7 @@
 // per connection is bounded by the buffer size and the observers' own limits. Decode problems
 // are findings for the observers; they never stop forwarding.
 //
-// A pipe tracks MQTT frame boundaries with a small header state machine (no buffering), which is
+// A pipe tracks MQTT frame boundaries with a decode.Framer that keeps headers only, which is
 // what lets the proxy inject a packet (DISCONNECT on shutdown, CONNACK when the broker cannot be
 // reached) only between frames. Fault rules added later plug in as stages of a pipe, at frame
 // level, with the clock and the random source taken from Config.

@@ -83,6 +83,7 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 		termDone: make(chan struct{}),
 	}
 	for d := range ss.count {
+		ss.track[d] = newTracker()
 		dir := stream.Dir(d)
 		ss.count[d] = func(typ byte, start bool, n int) {
 			if start {

@@ -39,15 +39,14 @@ type StageEnv struct {
 // framePipe runs a direction's stages.
 type framePipe struct {
 	stages      []Stage
-	buf         []byte
-	max         int
+	fr          decode.Framer
 	passthrough bool
 	emits       []func([]byte) error
 	cur         Frame // the connection, direction and time of the frame going through
 }
 
 func newFramePipe(stages []Stage, max int, final func([]byte) error) *framePipe {
-	fp := &framePipe{stages: stages, max: max}
+	fp := &framePipe{stages: stages, fr: *decode.NewFramer(max)}
 	fp.emits = make([]func([]byte) error, len(stages)+1)
 	fp.emits[len(stages)] = final
 	for i := len(stages) - 1; i >= 0; i-- {
@@ -70,29 +69,25 @@ func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []by
 	if fp.passthrough {
 		return final(b)
 	}
-	fp.buf = append(fp.buf, b...)
+	fp.fr.Write(b)
 	for {
-		n, err := decode.SplitFrame(fp.buf, fp.max)
+		frame, err := fp.fr.Next()
 		if err != nil {
 			fp.passthrough = true
-			rest := fp.buf
-			fp.buf = nil
+			rest := fp.fr.Pending()
+			fp.fr.Reset()
 			return final(rest)
 		}
-		if n == 0 {
+		if frame == nil {
 			break
 		}
 		fp.cur = Frame{Conn: info, Dir: dir, Time: t}
-		ferr := fp.emits[0](fp.buf[:n:n])
-		fp.buf = fp.buf[n:]
-		if ferr != nil {
-			return ferr
+		if err := fp.emits[0](frame); err != nil {
+			return err
 		}
 	}
-	if len(fp.buf) == 0 {
-		fp.buf = nil // hold no memory between frames
-	} else if cap(fp.buf)-len(fp.buf) > 64<<10 && len(fp.buf) < cap(fp.buf)/4 {
-		fp.buf = append([]byte(nil), fp.buf...)
+	if fp.fr.Buffered() == 0 {
+		fp.fr.Reset() // hold no memory between frames
 	}
 	return nil
 }

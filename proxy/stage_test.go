@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,4 +76,154 @@ func TestStages(t *testing.T) {
 	if len(st.seen) != 2 || st.seen[0] != decode.CONNECT || st.seen[1] != decode.PINGREQ {
 		t.Errorf("stage saw %v", st.seen)
 	}
+}
+
+// runFramePipe feeds data to a framePipe with the given stages in pieces of the sizes in plan
+// (cycled) and returns what it forwarded.
+func runFramePipe(t testing.TB, stages []Stage, max int, data []byte, plan []int) []byte {
+	t.Helper()
+	var out []byte
+	fp := newFramePipe(stages, max, func(b []byte) error {
+		out = append(out, b...)
+		return nil
+	})
+	for i, off := 0, 0; off < len(data); i++ {
+		n := min(len(data)-off, plan[i%len(plan)])
+		if err := fp.feed(&stream.Conn{ID: 1}, stream.C2S, time.Unix(1, 0), data[off:off+n]); err != nil {
+			t.Fatalf("feed: %v", err)
+		}
+		off += n
+	}
+	return out
+}
+
+// pipeWant is what a framePipe whose stage drops frames of type drop forwards of data, from
+// SplitFrame on the whole stream: the frames kept, then, once a header cannot be framed, every
+// byte from there on; a last frame cut short is held. It returns the types of the frames the
+// stage sees too.
+func pipeWant(data []byte, max int, drop decode.Type) (out []byte, seen []decode.Type) {
+	rest := data
+	for len(rest) > 0 {
+		n, err := decode.SplitFrame(rest, max)
+		if err != nil {
+			return append(out, rest...), seen
+		}
+		if n == 0 {
+			break
+		}
+		typ := decode.Type(rest[0] >> 4)
+		seen = append(seen, typ)
+		if typ != drop {
+			out = append(out, rest[:n]...)
+		}
+		rest = rest[n:]
+	}
+	return out, seen
+}
+
+func TestFramePipe(t *testing.T) {
+	stream, _ := trackStream(t)
+	malformed := []byte{0x30, 0x80, 0x80, 0x80, 0x80, 0x01, 0xC0, 0x00}
+	cut := stream[:len(stream)-3]
+	for _, tc := range []struct {
+		name string
+		data []byte
+		max  int
+		drop decode.Type
+	}{
+		{"every frame on", stream, 0, 0},
+		{"PINGREQ dropped", stream, 0, decode.PINGREQ},
+		{"PUBLISH dropped", stream, 0, decode.PUBLISH},
+		{"a last frame cut short is held", cut, 0, 0},
+		{"malformed header: the rest passes untouched", append(append([]byte{}, stream[:2]...), malformed...), 0, decode.PINGREQ},
+		{"frame over the limit: the rest passes untouched", stream, 1000, decode.PINGREQ},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, wantSeen := pipeWant(tc.data, tc.max, tc.drop)
+			for _, plan := range [][]int{{len(tc.data)}, {1}, {7, 1460}} {
+				st := &dropStage{drop: tc.drop}
+				got := runFramePipe(t, []Stage{st}, tc.max, tc.data, plan)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("pieces %v: forwarded %d bytes, want %d", plan, len(got), len(want))
+				}
+				if !slices.Equal(st.seen, wantSeen) {
+					t.Fatalf("pieces %v: the stage saw %v, want %v", plan, st.seen, wantSeen)
+				}
+			}
+		})
+	}
+}
+
+// TestFramePipeChain: stages run in order, each emitting into the next; a stage sees the
+// connection, direction and time of the frame; an error from the last emit comes back.
+func TestFramePipeChain(t *testing.T) {
+	var order []string
+	rec := func(name string) Stage {
+		return stageFunc(func(f *Frame, emit func([]byte) error) error {
+			if f.Conn.ID != 7 || f.Dir != stream.S2C || !f.Time.Equal(time.Unix(5, 0)) {
+				t.Errorf("%s: frame of %v %v at %v", name, f.Conn.ID, f.Dir, f.Time)
+			}
+			order = append(order, name+":"+f.Type.String())
+			return emit(f.Bytes)
+		})
+	}
+	// The second stage doubles each PINGRESP.
+	double := stageFunc(func(f *Frame, emit func([]byte) error) error {
+		if f.Type == decode.PINGRESP {
+			if err := emit(f.Bytes); err != nil {
+				return err
+			}
+		}
+		return emit(f.Bytes)
+	})
+	refused := errors.New("refused")
+	var out []byte
+	fp := newFramePipe([]Stage{rec("a"), double, rec("b")}, 0, func(b []byte) error {
+		out = append(out, b...)
+		if len(out) > 8 { // the second PINGRESP, at its first copy
+			return refused
+		}
+		return nil
+	})
+	if err := fp.feed(&stream.Conn{ID: 7}, stream.S2C, time.Unix(5, 0), []byte{0xD0, 0x00, 0x40, 0x02}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fp.feed(&stream.Conn{ID: 7}, stream.S2C, time.Unix(5, 0), []byte{0x00, 0x01, 0xD0, 0x00}); !errors.Is(err, refused) {
+		t.Fatalf("feed = %v, want the final emit's error", err)
+	}
+	want := "a:PINGRESP b:PINGRESP b:PINGRESP a:PUBACK b:PUBACK a:PINGRESP b:PINGRESP"
+	if got := strings.Join(order, " "); got != want {
+		t.Errorf("stages ran %s\nwant %s", got, want)
+	}
+}
+
+type stageFunc func(f *Frame, emit func([]byte) error) error
+
+func (s stageFunc) Frame(f *Frame, emit func([]byte) error) error { return s(f, emit) }
+
+// FuzzFramePipe: in any split, a framePipe forwards what SplitFrame on the whole stream says it
+// should (pipeWant), and its stage sees the same frames.
+func FuzzFramePipe(f *testing.F) {
+	stream, _ := trackStream(f)
+	f.Add(stream, []byte{1}, uint16(0), uint8(decode.PINGREQ))
+	f.Add(stream, []byte{0, 200, 3}, uint16(1000), uint8(decode.PUBLISH))
+	f.Add([]byte{0xC0, 0x00, 0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0xC0, 0x00}, []byte{2}, uint16(0), uint8(decode.PINGREQ))
+	f.Fuzz(func(t *testing.T, data, splits []byte, max uint16, drop uint8) {
+		plan := []int{len(data) + 1}
+		if len(splits) > 0 {
+			plan = plan[:0]
+			for _, s := range splits {
+				plan = append(plan, 1+int(s))
+			}
+		}
+		want, wantSeen := pipeWant(data, int(max), decode.Type(drop&15))
+		st := &dropStage{drop: decode.Type(drop & 15)}
+		got := runFramePipe(t, []Stage{st}, int(max), data, plan)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("forwarded % x\nwant % x", got, want)
+		}
+		if !slices.Equal(st.seen, wantSeen) {
+			t.Fatalf("the stage saw %v, want %v", st.seen, wantSeen)
+		}
+	})
 }

@@ -1,20 +1,29 @@
 package proxy
 
+import "github.com/mqscope/mqscope/decode"
+
 // tracker follows MQTT frame boundaries in one direction of a stream without holding any frame:
-// it reads each fixed header (at most five bytes) and then skips the Remaining Length. It tells
-// the pipe where frames start, so that injected packets go between frames, and counts frames by
-// type for the metrics. A malformed header ends tracking for the rest of the stream (the bytes
-// are still forwarded).
+// a decode.Framer keeping fixed headers only (at most five bytes). It tells the pipe where
+// frames start, so that injected packets go between frames, and counts frames by type for the
+// metrics. A malformed header ends tracking for the rest of the stream (the bytes are still
+// forwarded).
 type tracker struct {
-	hdr    [5]byte
-	hn     int // header bytes held
-	left   int // body bytes of the current frame still to come
-	size   int // the current frame's whole size, once its header is complete
-	frames int // frames seen whole
+	fr     decode.Framer // with Keep(0)
+	typ    byte          // the current frame's type
+	start  int64         // stream offset of the current frame
+	end    int64         // stream offset just past the current frame
+	seen   int64         // stream offset up to which the current frame's bytes were counted
+	frames int           // frames seen whole
 	broken bool
 	// head keeps the first bytes of the stream, to read the CONNECT's protocol level.
 	head  [16]byte
 	headN int
+}
+
+func newTracker() tracker {
+	var t tracker
+	t.fr.Keep(0)
+	return t
 }
 
 // frameFn is called with the bytes of frames as they are seen: start is true once per frame,
@@ -28,57 +37,67 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 	if t.headN < len(t.head) {
 		t.headN += copy(t.head[t.headN:], b)
 	}
-	for len(b) > 0 && !t.broken {
-		if t.left > 0 {
-			k := min(t.left, len(b))
-			t.left -= k
-			b = b[k:]
-			if fn != nil {
-				fn(t.hdr[0]>>4, false, k)
-			}
-			if t.left == 0 {
-				t.frames++
-			}
-			continue
+	if t.broken {
+		return
+	}
+	t.fr.Write(b)
+	for {
+		hdr, err := t.fr.Next()
+		if err != nil {
+			t.body(t.fr.Offset(), fn)
+			t.broken = true
+			t.fr.Reset() // hold nothing from now on
+			return
 		}
-		t.hdr[t.hn] = b[0]
-		t.hn++
-		b = b[1:]
-		if t.hn < 2 || t.hdr[t.hn-1]&0x80 != 0 {
-			if t.hn == len(t.hdr) {
-				t.broken = true // a Variable Byte Integer longer than four bytes
-			}
-			continue
+		if hdr == nil {
+			t.body(t.fr.Offset(), fn)
+			return
 		}
-		rl, mul := 0, 1
-		for _, c := range t.hdr[1:t.hn] {
-			rl += int(c&0x7f) * mul
-			mul <<= 7
-		}
+		start := t.fr.Offset() - int64(len(hdr))
+		t.body(start, fn) // the rest of the frame before
+		h, _, _ := decode.ParseHeader(hdr)
+		t.typ = byte(h.Type)
+		t.start = start
+		t.seen = t.fr.Offset()
+		t.end = t.start + int64(h.HeaderLen+h.RemainingLength)
 		if fn != nil {
-			fn(t.hdr[0]>>4, true, t.hn)
+			fn(t.typ, true, len(hdr))
 		}
-		t.left, t.size = rl, t.hn+rl
-		t.hn = 0
-		if rl == 0 {
+		if t.seen == t.end {
 			t.frames++
 		}
 	}
 }
 
+// body counts the bytes of the current frame's body that the Framer went past, up to stream
+// offset upto.
+func (t *tracker) body(upto int64, fn frameFn) {
+	upto = min(upto, t.end)
+	if upto <= t.seen {
+		return
+	}
+	if fn != nil {
+		fn(t.typ, false, int(upto-t.seen))
+	}
+	t.seen = upto
+	if t.seen == t.end {
+		t.frames++
+	}
+}
+
 // partial returns how many bytes of an unfinished frame have been seen (0 between frames).
 func (t *tracker) partial() int {
-	if t.broken {
+	switch {
+	case t.broken:
 		return 0
+	case t.seen < t.end:
+		return int(t.seen - t.start)
 	}
-	if t.left > 0 {
-		return t.size - t.left
-	}
-	return t.hn
+	return t.fr.Buffered() // the part of a fixed header
 }
 
 // boundary reports whether the bytes seen so far end exactly at the end of a frame.
-func (t *tracker) boundary() bool { return !t.broken && t.hn == 0 && t.left == 0 }
+func (t *tracker) boundary() bool { return !t.broken && t.fr.AtBoundary() }
 
 // headBytes returns the first bytes of the stream (at most 16).
 func (t *tracker) headBytes() []byte { return t.head[:t.headN] }
