@@ -1,12 +1,15 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -43,6 +46,51 @@ func BenchmarkRoundTrip(b *testing.B) {
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+		})
+	}
+}
+
+// BenchmarkLargeFrame measures what the proxy does with each read of a direction, inspection
+// and the tracking of frame boundaries, for one PUBLISH of 1 MB (the default --max-frame is
+// 1 MiB) arriving in 1,460-byte reads and in 16 KiB reads: the cost must follow the frame's size,
+// not its size times the number of reads.
+//
+//	go test -run '^$' -bench LargeFrame ./proxy/
+func BenchmarkLargeFrame(b *testing.B) {
+	connect, err := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "big"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	frame, err := decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: "big", Payload: make([]byte, 1000000)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t := time.Unix(1, 0)
+	for _, size := range []int{1460, 16 << 10} {
+		b.Run(fmt.Sprintf("reads=%d", size), func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			b.ReportAllocs()
+			frames := 0
+			for b.Loop() {
+				co := inspector().Open(&stream.Conn{ID: 1, Client: netip.MustParseAddrPort("127.0.0.1:20000"), Server: netip.MustParseAddrPort("127.0.0.1:1883")})
+				tr := newTracker()
+				count := func(_ byte, start bool, _ int) {
+					if start {
+						frames++
+					}
+				}
+				co.Data(stream.C2S, t, connect)
+				tr.feed(connect, count)
+				for off := 0; off < len(frame); off += size {
+					piece := frame[off:min(off+size, len(frame))]
+					co.Data(stream.C2S, t, piece)
+					tr.feed(piece, count)
+				}
+				co.Close(t, stream.End{By: stream.Client, How: stream.FIN})
+			}
+			if frames != 2*b.N {
+				b.Fatalf("%d frames tracked in %d rounds", frames, b.N)
+			}
 		})
 	}
 }

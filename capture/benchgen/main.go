@@ -2,9 +2,12 @@
 // (MQTT 5 and 3.1.1 alternately) open at once, each publishing QoS 0 and QoS 1 messages that
 // the broker acknowledges, with several packets per segment now and then. With -serial the
 // connections come one after another instead, each opening, publishing its share and closing.
+// With -publish it writes one connection carrying one PUBLISH of that many MiB in 1,448-byte
+// segments (the cost of a large frame arriving in small pieces).
 //
 //	go run ./capture/benchgen -o big.pcapng -conns 200 -packets 500000
 //	go run ./capture/benchgen -o many.pcapng -serial -conns 100000 -packets 600000
+//	go run ./capture/benchgen -o one.pcapng -publish 32
 package main
 
 import (
@@ -25,8 +28,15 @@ func main() {
 	conns := flag.Int("conns", 200, "number of connections")
 	packets := flag.Int("packets", 500000, "about how many MQTT packets in all")
 	serial := flag.Bool("serial", false, "one connection after another, each closed before the next opens")
+	publish := flag.Int("publish", 0, "write one PUBLISH of this many `MiB` instead")
 	flag.Parse()
-	if err := run(*out, *conns, *packets, *serial); err != nil {
+	var err error
+	if *publish > 0 {
+		err = runPublish(*out, *publish)
+	} else {
+		err = run(*out, *conns, *packets, *serial)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchgen:", err)
 		os.Exit(1)
 	}
@@ -39,16 +49,26 @@ type conn struct {
 	seq int
 }
 
-func run(name string, nconns, npackets int, serial bool) error {
+// create starts the capture file name.
+func create(name string) (*os.File, *pcapng.StreamWriter, error) {
 	f, err := os.Create(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	sw, err := pcapng.NewStreamWriter(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, sw, nil
+}
+
+func run(name string, nconns, npackets int, serial bool) error {
+	f, sw, err := create(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	sw, err := pcapng.NewStreamWriter(f)
-	if err != nil {
-		return err
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tick := func() time.Time { t = t.Add(time.Duration(50+rng.IntN(100)) * time.Microsecond); return t }
@@ -178,4 +198,43 @@ func (c *conn) send(d stream.Dir, t time.Time, p decode.Packet) error {
 		return err
 	}
 	return c.s.Write(d, t, b)
+}
+
+// runPublish writes one MQTT 5 connection that publishes one message of mib MiB, in segments
+// of 1,448 bytes (the payload of a full-sized segment with TCP timestamps).
+func runPublish(name string, mib int) error {
+	f, sw, err := create(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sw.MSS = 1448
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tick := func() time.Time { t = t.Add(100 * time.Microsecond); return t }
+	s, err := sw.Open(netip.MustParseAddrPort("10.1.0.1:20000"), netip.MustParseAddrPort("10.0.0.1:1883"), tick())
+	if err != nil {
+		return err
+	}
+	c := &conn{s: s, v: decode.V5}
+	payload := make([]byte, mib<<20)
+	for i := range payload {
+		payload[i] = byte('a' + i%26)
+	}
+	for _, m := range []struct {
+		d stream.Dir
+		p decode.Packet
+	}{
+		{stream.C2S, &decode.Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 60, ClientID: "big"}},
+		{stream.S2C, &decode.Connack{}},
+		{stream.C2S, &decode.Publish{Topic: "bench/big", Payload: payload}},
+		{stream.C2S, &decode.Disconnect{}},
+	} {
+		if err := c.send(m.d, tick(), m.p); err != nil {
+			return err
+		}
+	}
+	if err := s.Close(stream.C2S, tick()); err != nil {
+		return err
+	}
+	return sw.Flush()
 }
