@@ -20,7 +20,6 @@ func TestLiveLoopback(t *testing.T) {
 	port, addr := m.Port, m.Addr
 
 	r := &recorder{}
-	a := NewAnalyzer(r, Options{Ports: []uint16{uint16(port)}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src, err := OpenLive("lo")
@@ -29,11 +28,12 @@ func TestLiveLoopback(t *testing.T) {
 	}
 	must(t, err)
 	defer src.Close()
+	src.Options = Options{Ports: []uint16{uint16(port)}}
 	if src.dedupe {
 		t.Error("the socket filter keeping only received packets could not be set on lo")
 	}
 	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, a) }()
+	go func() { done <- src.Run(ctx, r) }() // as a stream.Source
 
 	c, err := net.Dial("tcp", addr)
 	must(t, err)

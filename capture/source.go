@@ -20,6 +20,7 @@ import (
 	"github.com/google/gopacket/reassembly"
 	"github.com/klauspost/compress/zstd"
 	"github.com/mqscope/mqscope/pcapng"
+	"github.com/mqscope/mqscope/stream"
 	"github.com/pierrec/lz4/v4"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -273,6 +274,24 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 	return errors.Join(errs...)
 }
 
+// Files is a stream.Source: the connections of capture files (pcap or pcapng, compressed or
+// not), read as one capture (ReadFiles).
+type Files struct {
+	Names    []string
+	Options  Options
+	Progress func(read int64) // see ReadFiles
+	a        *Analyzer
+}
+
+// Run implements stream.Source.
+func (f *Files) Run(ctx context.Context, o stream.Observer) error {
+	f.a = NewAnalyzer(o, f.Options)
+	return ReadFiles(ctx, f.Names, f.a, f.Progress)
+}
+
+// Analyzer returns the analysis of the last Run, once it has returned.
+func (f *Files) Analyzer() *Analyzer { return f.a }
+
 // CopyPackets copies the packets numbered in keep (1-based across files, as ReadFiles
 // numbers them) from the named files to w.
 func CopyPackets(names []string, keep func(n int64) bool, w *pcapng.PacketWriter) error {
@@ -308,14 +327,14 @@ func CopyPackets(names []string, keep func(n int64) bool, w *pcapng.PacketWriter
 var ErrPermission = errors.New("capturing packets needs root or the CAP_NET_RAW capability")
 
 // Live captures on a network interface with an AF_PACKET socket (Linux only, no libpcap)
-// and feeds every packet to a until ctx is done, then closes a. It is OpenLive and Run.
+// and feeds every packet to a until ctx is done, then closes a.
 func Live(ctx context.Context, iface string, a *Analyzer) error {
 	src, err := OpenLive(iface)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	return src.Run(ctx, a)
+	return src.feed(ctx, a)
 }
 
 // LiveSource is an open capture on a network interface.
@@ -327,7 +346,14 @@ type LiveSource struct {
 	dedupe bool
 	// Packets counts the packets Run has read.
 	Packets int64
+	// Options tune the analysis of Run.
+	Options Options
+	a       *Analyzer
 }
+
+// Analyzer returns the analysis of the last Run, once it has returned (its Stats, the TLS
+// secrets of the connections it decrypted).
+func (l *LiveSource) Analyzer() *Analyzer { return l.a }
 
 // Dropped returns how many packets the kernel dropped (its buffer full) since the capture
 // began, or since the last call.
@@ -404,9 +430,16 @@ func OpenLive(iface string) (*LiveSource, error) {
 // Close stops capturing. Call it after Run has returned.
 func (l *LiveSource) Close() { l.h.Close() }
 
-// Run feeds every captured packet to a until ctx is done, then closes a. On the loopback
+// Run implements stream.Source: it analyses every captured packet with Options and feeds the
+// connections found to o until ctx is done.
+func (l *LiveSource) Run(ctx context.Context, o stream.Observer) error {
+	l.a = NewAnalyzer(o, l.Options)
+	return l.feed(ctx, l.a)
+}
+
+// feed feeds every captured packet to a until ctx is done, then closes a. On the loopback
 // interface each packet is seen twice (sent and received); only the received one is kept.
-func (l *LiveSource) Run(ctx context.Context, a *Analyzer) error {
+func (l *LiveSource) feed(ctx context.Context, a *Analyzer) error {
 	var n int64
 	var prev []byte
 	var prevT time.Time

@@ -170,6 +170,27 @@ func (s *Server) Upstream() Endpoint { return s.upstream }
 // Metrics returns the proxy's counters.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// Run implements stream.Source: it serves until ctx is done, then shuts down (telling MQTT 5
+// devices, as Shutdown does, within 10 s), and feeds o besides Config.Observers. Call it instead
+// of Serve, not beside it.
+func (s *Server) Run(ctx context.Context, o stream.Observer) error {
+	s.cfg.Observers = append(s.cfg.Observers, o) // before any session: they read it as they open
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.Shutdown(sctx)
+	if serr := <-served; err == nil {
+		err = serr
+	}
+	return err
+}
+
 // Serve accepts connections until Shutdown; it returns nil then.
 func (s *Server) Serve() error {
 	defer close(s.served)

@@ -100,8 +100,6 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 			}
 		}
 	}
-	a := capture.NewAnalyzer(res.in, capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
-		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec, TLSKeys: keys})
 	src, err := capture.OpenLive(o.iface)
 	if err != nil {
 		return err
@@ -110,12 +108,14 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if o.ready != nil {
 		o.ready()
 	}
-	capErr := src.Run(ctx, a)
+	src.Options = capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
+		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec, TLSKeys: keys}
+	capErr := src.Run(ctx, res.in)
 	if err := res.close(); err != nil {
 		return err
 	}
-	noteLeftOut(o.io.Err, a.Stats())
-	noteDecryption(o.io.Err, keys, a.Stats())
+	noteLeftOut(o.io.Err, src.Analyzer().Stats())
+	noteDecryption(o.io.Err, keys, src.Analyzer().Stats())
 	reportFilterErrors(o.io.Err, res.filter)
 	// As tcpdump does: how much was seen, and whether the kernel kept up.
 	if dropped, err := src.Dropped(); err != nil {
@@ -129,7 +129,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		if err := pw.Flush(); err != nil {
 			return err
 		}
-		if err := embedSecrets(o.io.Err, o.out.write, a); err != nil {
+		if err := embedSecrets(o.io.Err, o.out.write, src.Analyzer()); err != nil {
 			return err
 		}
 	}

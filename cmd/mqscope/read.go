@@ -407,9 +407,9 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if wf != nil {
 		aopts.Keep = keep.set
 	}
-	a := capture.NewAnalyzer(res.in, aopts)
-	progress := o.progressBar()
-	readErr := capture.ReadFiles(ctx, o.files, a, progress)
+	src := &capture.Files{Names: o.files, Options: aopts, Progress: o.progressBar()}
+	readErr := src.Run(ctx, res.in)
+	a := src.Analyzer()
 	if o.progress {
 		fmt.Fprintln(o.io.Err)
 	}
