@@ -270,8 +270,14 @@ func tlsCapture(t *testing.T, cases []tlsCase) (file, keylog string, sessions ma
 	sessions = map[uint16]*tlsSession{}
 	payloads := [][]byte{[]byte("hello over TLS"), bytes.Repeat([]byte("a large payload spanning records. "), 1500), []byte("bye")}
 	r := newTapRelay(t, f)
+	brokers := map[string]*peer.Mosquitto{} // by their options: a session resumes with the same broker
 	for i, tc := range cases {
-		m := peer.StartMosquitto(t, append(append([]string{}, certs...), tc.broker...)...)
+		conf := strings.Join(tc.broker, "\n")
+		m := brokers[conf]
+		if m == nil {
+			m = peer.StartMosquitto(t, append(append([]string{}, certs...), tc.broker...)...)
+			brokers[conf] = m
+		}
 		r.mu.Lock()
 		r.broker = m.Addr
 		r.mu.Unlock()
@@ -280,7 +286,6 @@ func tlsCapture(t *testing.T, cases []tlsCase) (file, keylog string, sessions ma
 			t.Fatalf("negotiated %s, want %s", tlsdecrypt.SuiteName(s.state.CipherSuite), tlsdecrypt.SuiteName(tc.suite))
 		}
 		sessions[s.port] = s
-		m.Kill()
 	}
 	r.close(t)
 	return file, keylog, sessions
@@ -501,4 +506,118 @@ func TestDecryptLostAndLate(t *testing.T) {
 	if len(r.conns) != len(cases) {
 		t.Errorf("late capture: %d connections, want %d", len(r.conns), len(cases))
 	}
+}
+
+// TestDecryptResumed: sessions resumed from a ticket (TLS 1.3 PSK, TLS 1.2 session ticket)
+// decrypt with the secrets logged for their own client randoms, like full handshakes.
+func TestDecryptResumed(t *testing.T) {
+	var cases []tlsCase
+	for _, c := range []*tls.Config{{MinVersion: tls.VersionTLS13}, tls12(tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)} {
+		c.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		suite := uint16(tls.TLS_AES_128_GCM_SHA256)
+		if c.MaxVersion == tls.VersionTLS12 {
+			suite = tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+		}
+		broker := []string{"ciphers_tls1.3 TLS_AES_128_GCM_SHA256"}
+		cases = append(cases, tlsCase{suite, c, broker}, tlsCase{suite, c, broker})
+	}
+	file, keylog, sessions := tlsCapture(t, cases)
+	r := &recorder{}
+	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(r, Options{TLSKeys: readKeys(t, keylog)}), nil))
+	resumed := 0
+	for _, c := range r.conns {
+		s := sessions[c.info.Client.Port()]
+		if s.state.DidResume {
+			resumed++
+		}
+		if c.info.TLS == nil || !c.info.TLS.Decrypted || !bytes.Equal(c.data[stream.C2S], s.sent) || !bytes.Equal(c.data[stream.S2C], s.got) {
+			t.Errorf("%s, resumed %v: TLS %+v, decrypted %d and %d bytes, want %d and %d", tlsdecrypt.VersionName(s.state.Version),
+				s.state.DidResume, c.info.TLS, len(c.data[0]), len(c.data[1]), len(s.sent), len(s.got))
+		}
+	}
+	if resumed != 2 || len(r.conns) != 4 {
+		t.Errorf("%d connections, %d resumed; want 4 and 2", len(r.conns), resumed)
+	}
+	theirs := tsharkMsgs(t, file, "8883", "-o", "tls.keylog_file:"+keylog)
+	compare(t, mqscopeMsgs(t, file, Options{TLSKeys: readKeys(t, keylog)}), theirs)
+}
+
+// TestDecryptKeyUpdate: openssl s_client asks for a TLS 1.3 key update in the middle of an
+// MQTT connection to mosquitto (both sides then change keys); what follows decrypts, and the
+// MQTT messages agree with tshark's.
+func TestDecryptKeyUpdate(t *testing.T) {
+	openssl := peer.Require(t, "openssl")
+	peer.Require(t, "mosquitto")
+	dir := t.TempDir()
+	file, keylog := filepath.Join(dir, "ku.pcapng"), filepath.Join(dir, "keys.log")
+	f, err := os.Create(file)
+	must(t, err)
+	defer f.Close()
+	m := peer.StartMosquitto(t, tlsFiles(t)...)
+	r := newTapRelay(t, f)
+	r.broker = m.Addr
+	cmd := exec.Command(openssl, "s_client", "-connect", r.l.Addr().String(), "-tls1_3", "-servername", "broker.test",
+		"-keylogfile", keylog)
+	stdin, err := cmd.StdinPipe()
+	must(t, err)
+	var stdout, stderr peer.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	must(t, cmd.Start())
+	defer cmd.Process.Kill()
+	v5 := decode.Base{Version: decode.V5}
+	enc := func(p decode.Packet) []byte {
+		b, err := decode.Encode(nil, p)
+		must(t, err)
+		return b
+	}
+	waitFor := func(what string, b *peer.Buffer, want []byte) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !bytes.Contains([]byte(b.String()), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("s_client: no %s; stdout %q; stderr:\n%s", what, stdout.String(), stderr.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	var sent []byte
+	send := func(b []byte) {
+		sent = append(sent, b...)
+		_, err := stdin.Write(b)
+		must(t, err)
+	}
+	send(enc(&decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "ku"}))
+	waitFor("CONNACK", &stdout, []byte("---\n\x20")) // after s_client's account of the session
+	send(enc(&decode.Publish{Base: v5, QoS: 1, PacketID: 1, Topic: "before/update", Payload: []byte("old keys")}))
+	waitFor("PUBACK 1", &stdout, []byte{0x40, 0x03, 0x00, 0x01})
+	_, err = stdin.Write([]byte("K")) // s_client: a key update, the peer asked to update too
+	must(t, err)
+	waitFor("KEYUPDATE", &stderr, []byte("KEYUPDATE"))
+	send(enc(&decode.Publish{Base: v5, QoS: 1, PacketID: 2, Topic: "after/update", Payload: []byte("new keys")}))
+	waitFor("PUBACK 2", &stdout, []byte{0x40, 0x03, 0x00, 0x02})
+	send(enc(&decode.Disconnect{Base: v5}))
+	stdin.Close()
+	cmd.Wait()
+	r.close(t)
+
+	keys := readKeys(t, keylog)
+	rec := &recorder{}
+	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(rec, Options{TLSKeys: keys}), nil))
+	if len(rec.conns) != 1 {
+		t.Fatalf("%d connections", len(rec.conns))
+	}
+	c := rec.conns[0]
+	if c.info.TLS == nil || !c.info.TLS.Decrypted || c.info.TLS.Version != "TLS 1.3" {
+		t.Fatalf("TLS %+v", c.info.TLS)
+	}
+	if !bytes.Equal(c.data[stream.C2S], sent) {
+		t.Errorf("decrypted %q, s_client sent %q", c.data[stream.C2S], sent)
+	}
+	if !bytes.Contains(c.data[stream.S2C], []byte{0x40, 0x03, 0x00, 0x02}) {
+		t.Errorf("the PUBACK after the key update was not decrypted: %q", c.data[stream.S2C])
+	}
+	theirs := tsharkMsgs(t, file, "8883", "-o", "tls.keylog_file:"+keylog)
+	ours := mqscopeMsgs(t, file, Options{TLSKeys: keys})
+	compare(t, ours, theirs)
+	t.Logf("%d MQTT packets agree with tshark across the key update", len(ours))
 }

@@ -1,6 +1,7 @@
 package tlsdecrypt
 
 import (
+	"bytes"
 	"encoding/binary"
 )
 
@@ -101,6 +102,7 @@ type Conn struct {
 	sh      serverHello
 	suite   suite
 	c12     [2]recordCipher // TLS 1.2: both directions' ciphers, once derived
+	ch      clientHello
 	scratch []byte
 }
 
@@ -428,7 +430,7 @@ func (c *Conn) ready(d Dir) bool {
 		}
 	default:
 		if c.c12[d] == nil {
-			if master := c.keys.lookup(c.st.Random, slot(labelMaster)); master != nil {
+			if master := c.master(); master != nil {
 				c.c12[0], c.c12[1], err = ciphers12(s, master, c.st.Random, c.sh.random, c.sh.etm)
 			}
 		}
@@ -449,6 +451,25 @@ func slot(label string) int {
 		}
 	}
 	panic("tlsdecrypt: unknown label " + label)
+}
+
+// master returns the TLS 1.2 master secret: logged for the client random, or, for a session
+// resumed by ticket or session ID, logged for the connection that made the session.
+func (c *Conn) master() []byte {
+	if m := c.keys.lookup(c.st.Random, slot(labelMaster)); m != nil {
+		return m
+	}
+	var key string
+	switch {
+	case len(c.ch.ticket) > 0:
+		key = "ticket:" + string(c.ch.ticket)
+	case len(c.sh.sessionID) > 0 && bytes.Equal(c.sh.sessionID, c.ch.sessionID):
+		key = "id:" + string(c.sh.sessionID)
+	}
+	if r, ok := c.keys.origin(key); ok {
+		return c.keys.lookup(r, slot(labelMaster))
+	}
+	return nil
 }
 
 // noKey says which secret direction d lacks.
@@ -603,6 +624,7 @@ func (c *Conn) message(d Dir, typ byte, body []byte) {
 			c.fail(&Error{Err: ErrNotTLS, Dir: d}, ClientToServer, ServerToClient)
 			return
 		}
+		c.ch = ch
 		c.st.Hello, c.st.Random, c.st.ServerName, c.st.ALPN = true, ch.random, ch.serverName, ch.alpn
 		if ch.earlyData {
 			// Its records use keys this package does not derive; the handshake after them is
@@ -619,6 +641,9 @@ func (c *Conn) message(d Dir, typ byte, body []byte) {
 			return // a HelloRetryRequest: the ServerHello comes after the second ClientHello
 		}
 		c.haveSH, c.sh = true, sh
+		if sh.version == 0x0303 && len(sh.sessionID) > 0 && !bytes.Equal(sh.sessionID, c.ch.sessionID) {
+			c.keys.remember("id:"+string(sh.sessionID), c.st.Random) // a new session
+		}
 		c.st.Version, c.st.Suite = sh.version, sh.suite
 		if sh.alpn != "" {
 			c.st.Protocol = sh.alpn
@@ -635,6 +660,8 @@ func (c *Conn) message(d Dir, typ byte, body []byte) {
 				c.h[0].epoch, c.h[1].epoch = epochHandshake, epochHandshake
 			}
 		}
+	case typ == msgNewSessionTicket && d == ServerToClient && !c.tls13():
+		c.keys.remember("ticket:"+string(newSessionTicket(body)), c.st.Random)
 	case typ == msgEncryptedExtensions && d == ServerToClient:
 		if p := encryptedExtensionsALPN(body); p != "" {
 			c.st.Protocol = p

@@ -10,6 +10,7 @@ import (
 const (
 	msgClientHello         = 1
 	msgServerHello         = 2
+	msgNewSessionTicket    = 4
 	msgEncryptedExtensions = 8
 	msgFinished            = 20
 	msgKeyUpdate           = 24
@@ -28,6 +29,7 @@ const (
 	extServerName        = 0
 	extALPN              = 16
 	extEncryptThenMAC    = 22
+	extSessionTicket     = 35
 	extEarlyData         = 42
 	extSupportedVersions = 43
 )
@@ -133,6 +135,8 @@ func (r *reader) vec(size int) []byte {
 // clientHello is what a ClientHello tells.
 type clientHello struct {
 	random     Random
+	sessionID  []byte // TLS 1.2 resumption by session ID
+	ticket     []byte // TLS 1.2 resumption by session ticket (RFC 5077)
 	serverName string
 	alpn       []string
 	earlyData  bool
@@ -142,7 +146,7 @@ func parseClientHello(body []byte) (h clientHello, ok bool) {
 	r := reader{b: body}
 	r.take(2) // legacy version
 	copy(h.random[:], r.take(32))
-	r.vec(1) // session id
+	h.sessionID = bytes.Clone(r.vec(1))
 	r.vec(2) // cipher suites
 	r.vec(1) // compression methods
 	if r.bad {
@@ -165,6 +169,8 @@ func parseClientHello(body []byte) (h clientHello, ok bool) {
 			h.alpn = alpnList(e.vec(2))
 		case extEarlyData:
 			h.earlyData = true
+		case extSessionTicket:
+			h.ticket = bytes.Clone(e.b)
 		}
 	}
 	return h, true
@@ -183,19 +189,20 @@ func alpnList(b []byte) []string {
 
 // serverHello is what a ServerHello tells.
 type serverHello struct {
-	random  Random
-	version uint16 // the negotiated version (supported_versions for TLS 1.3)
-	suite   uint16
-	etm     bool   // encrypt-then-MAC (TLS 1.2 CBC)
-	alpn    string // the protocol selected (TLS 1.2; TLS 1.3 says it in EncryptedExtensions)
-	retry   bool   // a HelloRetryRequest: the real ServerHello comes later
+	random    Random
+	sessionID []byte
+	version   uint16 // the negotiated version (supported_versions for TLS 1.3)
+	suite     uint16
+	etm       bool   // encrypt-then-MAC (TLS 1.2 CBC)
+	alpn      string // the protocol selected (TLS 1.2; TLS 1.3 says it in EncryptedExtensions)
+	retry     bool   // a HelloRetryRequest: the real ServerHello comes later
 }
 
 func parseServerHello(body []byte) (h serverHello, ok bool) {
 	r := reader{b: body}
 	h.version = uint16(r.u16())
 	copy(h.random[:], r.take(32))
-	r.vec(1) // session id
+	h.sessionID = bytes.Clone(r.vec(1))
 	h.suite = uint16(r.u16())
 	r.u8() // compression method
 	if r.bad {
@@ -236,4 +243,15 @@ func encryptedExtensionsALPN(body []byte) string {
 		}
 	}
 	return ""
+}
+
+// newSessionTicket returns the ticket of a TLS 1.2 NewSessionTicket (RFC 5077 section 3.3).
+func newSessionTicket(body []byte) []byte {
+	r := reader{b: body}
+	r.take(4) // lifetime hint
+	t := r.vec(2)
+	if r.bad {
+		return nil
+	}
+	return bytes.Clone(t)
 }

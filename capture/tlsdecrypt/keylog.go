@@ -24,10 +24,6 @@ const (
 // labels are the secrets a key log may hold, in the order they are written back.
 var labels = [...]string{labelMaster, labelClientHandshake, labelServerHandshake, labelClientTraffic, labelServerTraffic}
 
-// ignoredLabels are well-formed key log lines this package has no use for: the early data
-// (0-RTT) and exporter secrets, and Wireshark's RSA pre-master forms.
-var ignoredLabels = []string{"CLIENT_EARLY_TRAFFIC_SECRET", "EARLY_EXPORTER_SECRET", "EXPORTER_SECRET", "RSA", "PMS_CLIENT_RANDOM"}
-
 // Random is a ClientHello's random, the name of its connection's secrets in a key log.
 type Random [32]byte
 
@@ -42,6 +38,10 @@ type secrets [len(labels)][]byte
 type Keys struct {
 	mu sync.RWMutex
 	m  map[Random]*secrets
+	// resumed maps the session IDs and tickets that TLS 1.2 connections were given to their
+	// client randoms: a session resumed with one uses that connection's master secret
+	// (writers log none for the resumed connection).
+	resumed map[string]Random
 	// refresh, when set, is called when a lookup finds nothing: it may add secrets (a key
 	// log that grows while it is read).
 	refresh func()
@@ -119,6 +119,36 @@ func (k *Keys) lookup(r Random, i int) []byte {
 	return v
 }
 
+// maxResumed bounds the session IDs and tickets remembered.
+const maxResumed = 1 << 16
+
+// remember notes that the TLS 1.2 session named by key (a session ID or a ticket) was made by
+// the connection with client random r.
+func (k *Keys) remember(key string, r Random) {
+	if k == nil || key == "" {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.resumed == nil {
+		k.resumed = map[string]Random{}
+	}
+	if len(k.resumed) < maxResumed {
+		k.resumed[key] = r
+	}
+}
+
+// origin returns the client random of the connection that made the session named by key.
+func (k *Keys) origin(key string) (Random, bool) {
+	if k == nil || key == "" {
+		return Random{}, false
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	r, ok := k.resumed[key]
+	return r, ok
+}
+
 // Has reports whether k holds any secret for client random r.
 func (k *Keys) Has(r Random) bool {
 	if k == nil {
@@ -153,7 +183,7 @@ func (k *Keys) AppendKeyLog(b []byte, randoms []Random) []byte {
 // ReadStats counts the lines of a key log.
 type ReadStats struct {
 	Secrets int // lines whose secrets were added
-	Ignored int // well-formed lines of secrets this package does not use (0-RTT, exporter, RSA)
+	Ignored int // lines of other labels, whose secrets this package does not use (0-RTT, exporter, RSA)
 }
 
 // maxLine bounds a key log line (the longest valid one is about 230 bytes).
@@ -208,10 +238,10 @@ func (k *Keys) addLine(l []byte) (lineKind, error) {
 	label := string(f[0])
 	i := slices.Index(labels[:], label)
 	if i < 0 {
-		if slices.Contains(ignoredLabels, label) {
-			return lineIgnored, nil
-		}
-		return 0, fmt.Errorf("unknown label %q", truncate(label))
+		// Secrets not used here (0-RTT, exporters, RSA) and labels of other writers (OpenSSL
+		// 3.0 logs CLIENT_TRAFFIC_SECRET_N after a key update, which is derived here
+		// anyway) are skipped, as Wireshark does.
+		return lineIgnored, nil
 	}
 	var r Random
 	if n, err := hex.Decode(r[:], f[1]); err != nil || n != len(r) || len(f[1]) != 2*len(r) {
