@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/mqscope/mqscope/capture/tlsdecrypt"
 	"github.com/mqscope/mqscope/decode"
@@ -92,6 +95,13 @@ func newTapRelay(t *testing.T, out io.Writer) *tapRelay {
 		}
 	}()
 	return r
+}
+
+// to sends the next connections to the broker at addr.
+func (r *tapRelay) to(addr string) {
+	r.mu.Lock()
+	r.broker = addr
+	r.mu.Unlock()
 }
 
 // close stops the relay once its connections have ended, and flushes the capture.
@@ -273,14 +283,15 @@ func tlsCapture(t *testing.T, cases []tlsCase) (file, keylog string, sessions ma
 	brokers := map[string]*peer.Mosquitto{} // by their options: a session resumes with the same broker
 	for i, tc := range cases {
 		conf := strings.Join(tc.broker, "\n")
+		if tc.client.ClientSessionCache == nil {
+			conf += fmt.Sprint(i) // a broker of its own
+		}
 		m := brokers[conf]
 		if m == nil {
 			m = peer.StartMosquitto(t, append(append([]string{}, certs...), tc.broker...)...)
 			brokers[conf] = m
 		}
-		r.mu.Lock()
-		r.broker = m.Addr
-		r.mu.Unlock()
+		r.to(m.Addr)
 		s := mqttOverTLS(t, r.l.Addr().String(), tc.client, kl, fmt.Sprintf("tls-%d", i), payloads...)
 		if s.state.CipherSuite != tc.suite {
 			t.Fatalf("negotiated %s, want %s", tlsdecrypt.SuiteName(s.state.CipherSuite), tlsdecrypt.SuiteName(tc.suite))
@@ -555,7 +566,7 @@ func TestDecryptKeyUpdate(t *testing.T) {
 	defer f.Close()
 	m := peer.StartMosquitto(t, tlsFiles(t)...)
 	r := newTapRelay(t, f)
-	r.broker = m.Addr
+	r.to(m.Addr)
 	cmd := exec.Command(openssl, "s_client", "-connect", r.l.Addr().String(), "-tls1_3", "-servername", "broker.test",
 		"-keylogfile", keylog)
 	stdin, err := cmd.StdinPipe()
@@ -620,4 +631,81 @@ func TestDecryptKeyUpdate(t *testing.T) {
 	ours := mqscopeMsgs(t, file, Options{TLSKeys: keys})
 	compare(t, ours, theirs)
 	t.Logf("%d MQTT packets agree with tshark across the key update", len(ours))
+}
+
+// TestDecryptWebSocket: MQTT over WebSocket over TLS (wss://, a gorilla/websocket client and
+// server) decrypts into the WebSocket path: the upgrade is followed and the MQTT packets in
+// its binary frames are the ones the client sent.
+func TestDecryptWebSocket(t *testing.T) {
+	dir := t.TempDir()
+	file, keylog := filepath.Join(dir, "wss.pcapng"), filepath.Join(dir, "keys.log")
+	f, err := os.Create(file)
+	must(t, err)
+	defer f.Close()
+	kl, err := os.Create(keylog)
+	must(t, err)
+	defer kl.Close()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "broker.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	must(t, err)
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	must(t, err)
+	up := websocket.Upgrader{Subprotocols: []string{"mqtt"}}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, _, err := c.ReadMessage(); err != nil { // CONNECT
+			return
+		}
+		c.WriteMessage(websocket.BinaryMessage, []byte{0x20, 0x03, 0x00, 0x00, 0x00})
+		c.ReadMessage() // PUBLISH, DISCONNECT, then the close
+		c.ReadMessage()
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	r := newTapRelay(t, f)
+	r.to(l.Addr().String())
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: &tls.Config{InsecureSkipVerify: true, KeyLogWriter: kl, ServerName: "broker.test"}}
+	c, _, err := d.Dial("wss://"+r.l.Addr().String()+"/mqtt", nil)
+	must(t, err)
+	v5 := decode.Base{Version: decode.V5}
+	var sent [][]byte
+	for _, p := range []decode.Packet{
+		&decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "wss"},
+		&decode.Publish{Base: v5, Topic: "over/wss", Payload: []byte("hello")},
+		&decode.Disconnect{Base: v5},
+	} {
+		b, err := decode.Encode(nil, p)
+		must(t, err)
+		sent = append(sent, b)
+		must(t, c.WriteMessage(websocket.BinaryMessage, b))
+		if len(sent) == 1 {
+			_, _, err := c.ReadMessage() // the CONNACK
+			must(t, err)
+		}
+	}
+	c.Close()
+	r.close(t)
+
+	rec := &recorder{}
+	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(rec, Options{TLSKeys: readKeys(t, keylog)}), nil))
+	if len(rec.conns) != 1 {
+		t.Fatalf("%d connections", len(rec.conns))
+	}
+	cn := rec.conns[0]
+	if cn.info.Transport != stream.WSS || cn.info.Path != "/mqtt" || cn.info.TLS == nil || !cn.info.TLS.Decrypted {
+		t.Fatalf("transport %v, path %q, TLS %+v", cn.info.Transport, cn.info.Path, cn.info.TLS)
+	}
+	if want := bytes.Join(sent, nil); !bytes.Equal(cn.data[stream.C2S], want) {
+		t.Errorf("decrypted %q, the client sent %q", cn.data[stream.C2S], want)
+	}
+	if !bytes.Equal(cn.data[stream.S2C], []byte{0x20, 0x03, 0x00, 0x00, 0x00}) {
+		t.Errorf("server to client: %q, want the CONNACK", cn.data[stream.S2C])
+	}
 }

@@ -8,9 +8,13 @@
 //	go run ./capture/benchgen -o big.pcapng -conns 200 -packets 500000
 //	go run ./capture/benchgen -o many.pcapng -serial -conns 100000 -packets 600000
 //	go run ./capture/benchgen -o one.pcapng -publish 32
+//
+// With -keylog FILE every connection is MQTT over TLS 1.3 (crypto/tls on both sides, port
+// 8883), its secrets written to FILE: a capture for decryption benchmarks.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -29,12 +33,13 @@ func main() {
 	packets := flag.Int("packets", 500000, "about how many MQTT packets in all")
 	serial := flag.Bool("serial", false, "one connection after another, each closed before the next opens")
 	publish := flag.Int("publish", 0, "write one PUBLISH of this many `MiB` instead")
+	keylog := flag.String("keylog", "", "carry every connection in TLS 1.3 and write its secrets to `FILE`")
 	flag.Parse()
 	var err error
 	if *publish > 0 {
 		err = runPublish(*out, *publish)
 	} else {
-		err = run(*out, *conns, *packets, *serial)
+		err = run(*out, *conns, *packets, *serial, *keylog)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchgen:", err)
@@ -43,7 +48,7 @@ func main() {
 }
 
 type conn struct {
-	s   *pcapng.TCPStream
+	s   byteStream
 	v   decode.Version
 	id  uint16
 	seq int
@@ -63,16 +68,30 @@ func create(name string) (*os.File, *pcapng.StreamWriter, error) {
 	return f, sw, nil
 }
 
-func run(name string, nconns, npackets int, serial bool) error {
+func run(name string, nconns, npackets int, serial bool, keylog string) error {
 	f, sw, err := create(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	var kl *os.File
+	var tlsServer *tls.Config
+	if keylog != "" {
+		if kl, err = os.OpenFile(keylog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600); err != nil {
+			return err
+		}
+		defer kl.Close()
+		if tlsServer, err = serverConfig(); err != nil {
+			return err
+		}
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	tick := func() time.Time { t = t.Add(time.Duration(50+rng.IntN(100)) * time.Microsecond); return t }
 	server := netip.MustParseAddrPort("10.0.0.1:1883")
+	if kl != nil {
+		server = netip.MustParseAddrPort("10.0.0.1:8883")
+	}
 	total := 0
 	open := func(i int) (*conn, error) {
 		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1 + byte(i>>16), byte(i >> 8), byte(i)}), uint16(20000+i%40000))
@@ -81,6 +100,11 @@ func run(name string, nconns, npackets int, serial bool) error {
 			return nil, err
 		}
 		c := &conn{s: s, v: decode.V5}
+		if kl != nil {
+			if c.s, err = newTLSStream(s, tick(), tlsServer, kl); err != nil {
+				return nil, err
+			}
+		}
 		if i%2 == 1 {
 			c.v = decode.V311
 		}
