@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -708,4 +709,86 @@ func TestDecryptWebSocket(t *testing.T) {
 	if !bytes.Equal(cn.data[stream.S2C], []byte{0x20, 0x03, 0x00, 0x00, 0x00}) {
 		t.Errorf("server to client: %q, want the CONNACK", cn.data[stream.S2C])
 	}
+}
+
+// pythonClient sends what the script's stdin gives, in hex, one MQTT packet a line, over
+// TLS with Python's ssl (OpenSSL) and its keylog_filename; it reads one reply after the
+// first packet (the CONNACK) and everything else until the broker closes.
+const pythonClient = `
+import socket, ssl, sys
+host, port, keylog = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+ctx.keylog_filename = keylog
+ctx.maximum_version = getattr(ssl.TLSVersion, sys.argv[4])
+s = ctx.wrap_socket(socket.create_connection((host, port)), server_hostname="broker.test")
+got = b""
+for i, line in enumerate(sys.stdin):
+    s.sendall(bytes.fromhex(line.strip()))
+    if i == 0:
+        got += s.recv(65536)
+while True:  # the broker closes after the DISCONNECT
+    try:
+        b = s.recv(65536)
+    except (ssl.SSLEOFError, ConnectionResetError):
+        break
+    if not b:
+        break
+    got += b
+sys.stdout.write(got.hex())
+`
+
+// TestDecryptPython: a Python ssl client (OpenSSL, keylog_filename) to mosquitto, TLS 1.3 and
+// 1.2: the decrypted bytes are the ones it sent and received, and agree with tshark.
+func TestDecryptPython(t *testing.T) {
+	python := peer.Require(t, "python3")
+	peer.Require(t, "mosquitto")
+	dir := t.TempDir()
+	file, keylog := filepath.Join(dir, "py.pcapng"), filepath.Join(dir, "keys.log")
+	f, err := os.Create(file)
+	must(t, err)
+	defer f.Close()
+	m := peer.StartMosquitto(t, tlsFiles(t)...)
+	r := newTapRelay(t, f)
+	r.to(m.Addr)
+	v5 := decode.Base{Version: decode.V5}
+	sessions := map[string][2][]byte{}
+	for _, v := range []string{"TLSv1_3", "TLSv1_2"} {
+		var in strings.Builder
+		var sent []byte
+		for _, p := range []decode.Packet{
+			&decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "py-" + v},
+			&decode.Publish{Base: v5, QoS: 1, PacketID: 7, Topic: "python/" + v, Payload: []byte("from python")},
+			&decode.Disconnect{Base: v5},
+		} {
+			b, err := decode.Encode(nil, p)
+			must(t, err)
+			sent = append(sent, b...)
+			fmt.Fprintf(&in, "%x\n", b)
+		}
+		host, port, _ := net.SplitHostPort(r.l.Addr().String())
+		cmd := exec.Command(python, "-c", pythonClient, host, port, keylog, v)
+		cmd.Stdin = strings.NewReader(in.String())
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("python %s: %v", v, err)
+		}
+		got, err := hex.DecodeString(string(out))
+		must(t, err)
+		sessions[v] = [2][]byte{sent, got}
+	}
+	r.close(t)
+	keys := readKeys(t, keylog)
+	rec := &recorder{}
+	must(t, ReadFiles(context.Background(), []string{file}, NewAnalyzer(rec, Options{TLSKeys: keys}), nil))
+	if len(rec.conns) != 2 {
+		t.Fatalf("%d connections", len(rec.conns))
+	}
+	for i, v := range []string{"TLSv1_3", "TLSv1_2"} {
+		c, s := rec.conns[i], sessions[v]
+		if c.info.TLS == nil || !c.info.TLS.Decrypted || !bytes.Equal(c.data[stream.C2S], s[0]) || !bytes.Equal(c.data[stream.S2C], s[1]) {
+			t.Errorf("%s: TLS %+v; decrypted %x / %x; python sent %x, received %x", v, c.info.TLS, c.data[0], c.data[1], s[0], s[1])
+		}
+	}
+	compare(t, mqscopeMsgs(t, file, Options{TLSKeys: keys}), tsharkMsgs(t, file, "8883", "-o", "tls.keylog_file:"+keylog))
 }
