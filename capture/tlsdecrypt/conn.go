@@ -3,6 +3,7 @@ package tlsdecrypt
 import (
 	"bytes"
 	"encoding/binary"
+	"sync"
 )
 
 // Dir is a direction of a connection.
@@ -103,7 +104,7 @@ type Conn struct {
 	suite   suite
 	c12     [2]recordCipher // TLS 1.2: both directions' ciphers, once derived
 	ch      clientHello
-	scratch []byte
+	scratch []byte // for plaintext, while a record is decrypted (borrow)
 }
 
 // NewConn returns a Conn that finds its secrets in keys and writes to out.
@@ -492,9 +493,7 @@ func (c *Conn) noKey(d Dir) *Error {
 func (c *Conn) decrypt(d Dir, rec []byte) {
 	h := &c.h[d]
 	h.records++
-	if c.scratch == nil {
-		c.scratch = make([]byte, maxBody+256)
-	}
+	defer c.giveBack(c.borrow())
 	hdr, body := rec[:headerLen], rec[headerLen:]
 	if h.trial != nil {
 		// TLS 1.3 handshake records are skipped until one opens with the application key.
@@ -528,6 +527,28 @@ func (c *Conn) decrypt(d Dir, rec []byte) {
 		c.fail(&Error{Err: ErrDamaged, Dir: d, Record: h.records, Good: h.good})
 		h.seq++
 		h.lossy = true
+	}
+}
+
+// scratchPool holds the plaintext buffers of the records being decrypted: one per goroutine
+// at work, not one per connection.
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, maxBody+256); return &b }}
+
+// borrow takes a plaintext buffer for the record being decrypted, unless one is held
+// already; giveBack returns what borrow took, once the plaintext has been delivered.
+func (c *Conn) borrow() *[]byte {
+	if c.scratch != nil {
+		return nil
+	}
+	p := scratchPool.Get().(*[]byte)
+	c.scratch = *p
+	return p
+}
+
+func (c *Conn) giveBack(p *[]byte) {
+	if p != nil {
+		c.scratch = nil
+		scratchPool.Put(p)
 	}
 }
 
@@ -738,6 +759,7 @@ func (c *Conn) found(d Dir, rec []byte, lost int) bool {
 	if !c.ready(d) {
 		return false
 	}
+	defer c.giveBack(c.borrow())
 	h.records++
 	lo := lost / (headerLen + maxBody)
 	hi := lost/(headerLen+minSealed) + 1
