@@ -416,11 +416,18 @@ func (r *reader) checkProperty(p Property, info *propInfo, t Type, seen Properti
 func decodeConnect(r *reader, base Base) Packet {
 	p := &Connect{Base: base}
 	r.base = &p.Base
+	// cut notes the first part the reader did not reach whole, once it broke.
+	cut := func(part ConnectPart) bool {
+		if r.broken && p.Unread == 0 {
+			p.Unread = part
+		}
+		return r.broken
+	}
 	nameOff := r.off
 	p.ProtocolName, _ = r.str("protocol_name")
 	levelOff := r.off
 	p.ProtocolLevel, _ = r.u8("protocol_level")
-	if r.broken {
+	if cut(PartProtocol) {
 		return p
 	}
 	v := Version(p.ProtocolLevel)
@@ -441,6 +448,7 @@ func decodeConnect(r *reader, base Base) Packet {
 	flagsOff := r.off
 	flags, ok := r.u8("connect_flags")
 	if !ok {
+		cut(PartFlags)
 		return p
 	}
 	p.Flags = flags
@@ -467,13 +475,16 @@ func decodeConnect(r *reader, base Base) Packet {
 		r.malformed(flagsOff, "connect_flags", "", "Password Flag is 1 but User Name Flag is 0 (not allowed before MQTT 5)")
 	}
 	p.KeepAlive, _ = r.u16("keep_alive")
+	cut(PartKeepAlive)
 	if v == V5 {
 		p.Properties = r.properties(CONNECT)
 		checkAuthProps(r, p.Properties, "properties.authentication_data")
+		cut(PartProperties)
 	}
 	idOff := r.off
 	p.ClientID, ok = r.str("client_id")
 	if !ok {
+		cut(PartClientID)
 		return p
 	}
 	if p.ClientID == "" && v != V5 && !p.CleanStart {
@@ -490,12 +501,15 @@ func decodeConnect(r *reader, base Base) Packet {
 		checkTopicName(r, topicOff, "will.topic", w.Topic, false)
 		w.Payload, _ = r.bin("will.payload")
 		checkPayloadFormat(r, w.Properties, w.Payload, r.off-len(w.Payload), "will.payload")
+		cut(PartWill)
 	}
 	if p.HasUsername {
 		p.Username, _ = r.str("username")
+		cut(PartUsername)
 	}
 	if p.HasPassword {
 		p.Password, _ = r.bin("password")
+		cut(PartPassword)
 	}
 	return p
 }

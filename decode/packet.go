@@ -44,9 +44,28 @@ type Field struct {
 	Len    int
 }
 
+// ConnectPart names a part of a CONNECT, in wire order (Connect.Unread).
+type ConnectPart uint8
+
+// The parts of a CONNECT, in wire order.
+const (
+	PartProtocol   ConnectPart = iota + 1 // protocol name and level
+	PartFlags                             // Connect Flags
+	PartKeepAlive                         // Keep Alive
+	PartProperties                        // properties (MQTT 5)
+	PartClientID                          // Client Identifier
+	PartWill                              // Will properties, topic and payload
+	PartUsername                          // User Name
+	PartPassword                          // Password
+)
+
 // Connect is a CONNECT packet. Version is the one it asks for (its protocol level).
 type Connect struct {
 	Base
+	// Unread is the first part decoding did not read whole, because the packet ended (or was
+	// malformed) before it; 0 when every part was read. The fields of that part and after it
+	// hold zero values that are not the sender's: see Read.
+	Unread        ConnectPart
 	ProtocolName  string
 	ProtocolLevel byte
 	Flags         byte // the Connect Flags byte as received
@@ -238,3 +257,6 @@ func PropertiesOf(p Packet) Properties {
 	}
 	return nil
 }
+
+// Read reports whether part was decoded: the packet did not end before it.
+func (p *Connect) Read(part ConnectPart) bool { return p.Unread == 0 || part < p.Unread }

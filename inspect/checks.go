@@ -58,6 +58,12 @@ func (c *Conn) refused() bool {
 	return c.connack != nil && c.st.Granted.ReasonCode != 0
 }
 
+// connectRead reports whether the CONNECT was seen and decoded up to and including part:
+// what it did not reach is unknown, not empty (decode.Connect.Unread).
+func (c *Conn) connectRead(part decode.ConnectPart) bool {
+	return c.connect != nil && c.connect.Packet.(*decode.Connect).Read(part)
+}
+
 // startLost reports whether the capture lost the start of the connection as far as direction
 // d's packets are concerned: the CONNECT (bytes of the client were lost before any CONNECT),
 // or, for the server, its CONNACK. Which packets may come when is then unknown.
@@ -164,16 +170,17 @@ func (c *Conn) onConnack(r *PacketRecord, q *decode.Connack) {
 	req := c.st.Requested
 	e := c.st.Effective
 	if c.connect != nil {
-		if req.ClientID == "" && g.AssignedClientIdentifier == nil {
+		idRead := c.connectRead(decode.PartClientID)
+		if idRead && req.ClientID == "" && g.AssignedClientIdentifier == nil {
 			r.add(decode.LevelError, "MQTT-3.2.2-16", decode.ProtocolError, "the client sent an empty Client Identifier but CONNACK has no Assigned Client Identifier")
 		}
-		if req.ClientID != "" && g.AssignedClientIdentifier != nil {
+		if idRead && req.ClientID != "" && g.AssignedClientIdentifier != nil {
 			r.add(decode.LevelInfo, RuleAssignedID, 0, fmt.Sprintf("the server assigned Client Identifier %q though the client sent %q", *g.AssignedClientIdentifier, req.ClientID))
 		}
-		if g.ResponseInformation != nil && (req.RequestResponseInformation == nil || *req.RequestResponseInformation == 0) {
+		if c.connectRead(decode.PartProperties) && g.ResponseInformation != nil && (req.RequestResponseInformation == nil || *req.RequestResponseInformation == 0) {
 			r.add(decode.LevelError, "MQTT-3.1.2-28", decode.ProtocolError, "CONNACK carries Response Information the client did not ask for (Request Response Information was not 1)")
 		}
-		if g.ServerKeepAlive != nil && int(*g.ServerKeepAlive) != req.KeepAlive {
+		if g.ServerKeepAlive != nil && c.connectRead(decode.PartKeepAlive) && int(*g.ServerKeepAlive) != req.KeepAlive {
 			r.add(decode.LevelInfo, RuleServerKeepAlive, 0, fmt.Sprintf("Server Keep Alive %d s replaces the client's keep alive %d s; the client must use %d s", *g.ServerKeepAlive, req.KeepAlive, *g.ServerKeepAlive))
 		}
 		if g.SessionExpiryInterval != nil {
@@ -254,7 +261,9 @@ func (c *Conn) refusedNote(r *PacketRecord, q *decode.Connack) {
 	case decode.UnsupportedProtocol:
 		why = fmt.Sprintf("protocol %q level %d", cn.ProtocolName, cn.ProtocolLevel)
 	case decode.ClientIDNotValid:
-		why = fmt.Sprintf("Client Identifier %q (%d characters)", cn.ClientID, utf8.RuneCountInString(cn.ClientID))
+		if cn.Read(decode.PartClientID) {
+			why = fmt.Sprintf("Client Identifier %q (%d characters)", cn.ClientID, utf8.RuneCountInString(cn.ClientID))
+		}
 	case decode.BadAuthenticationMethod:
 		m, _ := cn.Properties.String(decode.PropAuthMethod)
 		why = fmt.Sprintf("Authentication Method %q", m)

@@ -100,20 +100,27 @@ func PacketValues(p decode.Packet, showSecrets bool) []KV {
 	add("remaining_length", "%d", h.RemainingLength)
 	switch q := p.(type) {
 	case *decode.Connect:
+		// Fields the packet ended before are left out: they are unknown, not empty.
 		add("protocol", "%s level %d", strconv.Quote(q.ProtocolName), q.ProtocolLevel)
-		add("clean_start", "%t", q.CleanStart)
-		add("keep_alive", "%d s", q.KeepAlive)
-		add("client_id", "%s", strconv.Quote(q.ClientID))
-		if w := q.Will; w != nil {
+		if q.Read(decode.PartFlags) {
+			add("clean_start", "%t", q.CleanStart)
+		}
+		if q.Read(decode.PartKeepAlive) {
+			add("keep_alive", "%d s", q.KeepAlive)
+		}
+		if q.Read(decode.PartClientID) {
+			add("client_id", "%s", strconv.Quote(q.ClientID))
+		}
+		if w := q.Will; w != nil && q.Read(decode.PartWill) {
 			add("will.topic", "%s", strconv.Quote(w.Topic))
 			add("will.qos", "%d", w.QoS)
 			add("will.retain", "%t", w.Retain)
 			add("will.payload", "%s", BytesText(w.Payload, 64))
 		}
-		if q.HasUsername {
+		if q.HasUsername && q.Read(decode.PartUsername) {
 			add("username", "%s", strconv.Quote(q.Username))
 		}
-		if q.HasPassword {
+		if q.HasPassword && q.Read(decode.PartPassword) {
 			if showSecrets {
 				add("password", "%s", BytesText(q.Password, 64))
 			} else {

@@ -190,20 +190,27 @@ func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	case *decode.Connect:
 		e.str("protocol_name", q.ProtocolName)
 		e.int("protocol_level", int(q.ProtocolLevel))
-		e.bool("clean_start", q.CleanStart)
-		e.int("keep_alive", int(q.KeepAlive))
-		e.str("connect_client_id", q.ClientID)
-		if q.HasUsername {
+		// Fields the packet ended before are left out: they are unknown, not empty.
+		if q.Read(decode.PartFlags) {
+			e.bool("clean_start", q.CleanStart)
+		}
+		if q.Read(decode.PartKeepAlive) {
+			e.int("keep_alive", int(q.KeepAlive))
+		}
+		if q.Read(decode.PartClientID) {
+			e.str("connect_client_id", q.ClientID)
+		}
+		if q.HasUsername && q.Read(decode.PartUsername) {
 			e.str("username", q.Username)
 		}
-		if q.HasPassword {
+		if q.HasPassword && q.Read(decode.PartPassword) {
 			if o.ShowSecrets {
 				e.str("password", string(q.Password))
 			} else {
 				e.str("password", Redacted)
 			}
 		}
-		if w := q.Will; w != nil {
+		if w := q.Will; w != nil && q.Read(decode.PartWill) {
 			e.key("will")
 			we := jsonObj{b: append(e.b, '{')}
 			we.str("topic", w.Topic)

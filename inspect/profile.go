@@ -149,7 +149,7 @@ func (c *Conn) profileConnect(r *PacketRecord, q *decode.Connect) {
 		return
 	}
 	req := c.st.Requested
-	if p.KeepAlive.set() {
+	if p.KeepAlive.set() && q.Read(decode.PartKeepAlive) {
 		if ka := p.KeepAlive.clamp(req.KeepAlive); ka != req.KeepAlive {
 			what := fmt.Sprintf("keep alive %d s", req.KeepAlive)
 			if req.KeepAlive == 0 {
@@ -204,7 +204,7 @@ func (c *Conn) profileConnack(r *PacketRecord) {
 			diffs = append(diffs, fmt.Sprintf("%s %d, CONNACK has %s", what, want, s))
 		}
 	}
-	if p.KeepAlive.set() {
+	if p.KeepAlive.set() && c.connectRead(decode.PartKeepAlive) {
 		if ka := p.KeepAlive.clamp(req.KeepAlive); ka != req.KeepAlive {
 			expect("Server Keep Alive", ka, g.ServerKeepAlive, req.KeepAlive)
 		}

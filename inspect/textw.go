@@ -201,21 +201,28 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 	}
 	switch q := p.(type) {
 	case *decode.Connect:
-		b = fmt.Appendf(b, " v%d client_id=%q keep_alive=%d", q.ProtocolLevel, q.ClientID, q.KeepAlive)
+		// Fields the packet ended before are left out: they are unknown, not empty.
+		b = fmt.Appendf(b, " v%d", q.ProtocolLevel)
+		if q.Read(decode.PartClientID) {
+			b = fmt.Appendf(b, " client_id=%q", q.ClientID)
+		}
+		if q.Read(decode.PartKeepAlive) {
+			b = fmt.Appendf(b, " keep_alive=%d", q.KeepAlive)
+		}
 		if q.CleanStart {
 			b = append(b, " clean_start"...)
 		}
-		if q.HasUsername {
+		if q.HasUsername && q.Read(decode.PartUsername) {
 			b = fmt.Appendf(b, " user=%q", q.Username)
 		}
-		if q.HasPassword {
+		if q.HasPassword && q.Read(decode.PartPassword) {
 			if o.ShowSecrets {
 				b = fmt.Appendf(b, " password=%q", q.Password)
 			} else {
 				b = append(b, " password="+Redacted...)
 			}
 		}
-		if w := q.Will; w != nil {
+		if w := q.Will; w != nil && q.Read(decode.PartWill) {
 			b = fmt.Appendf(b, " will=%q q%d", w.Topic, w.QoS)
 			if w.Retain {
 				b = append(b, " retain"...)
