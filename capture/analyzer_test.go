@@ -22,6 +22,9 @@ import (
 type recorder struct {
 	conns []*recConn
 	a     *Analyzer // with analyze
+	// onClose, when set, is called with each connection as it closes (on the analyzer's
+	// goroutine).
+	onClose func(*recConn)
 }
 
 type recConn struct {
@@ -32,10 +35,11 @@ type recConn struct {
 	events []string
 	gapT   []time.Time // the time of each gap
 	closed string
+	rec    *recorder
 }
 
 func (r *recorder) Open(info *stream.Conn) stream.ConnObserver {
-	c := &recConn{info: *info}
+	c := &recConn{info: *info, rec: r}
 	r.conns = append(r.conns, c)
 	return c
 }
@@ -71,6 +75,9 @@ func (c *recConn) Unseen(d stream.Dir, t time.Time) {
 
 func (c *recConn) Close(t time.Time, e stream.End) {
 	c.closed = e.By.String() + " " + e.How.String()
+	if c.rec != nil && c.rec.onClose != nil {
+		c.rec.onClose(c)
+	}
 }
 
 func (c *recConn) framed(d stream.Dir) int { return c.cut[d] }

@@ -19,7 +19,12 @@ func TestLiveLoopback(t *testing.T) {
 	m := peer.StartMosquitto(t)
 	port, addr := m.Port, m.Addr
 
-	r := &recorder{}
+	closed := make(chan struct{})
+	r := &recorder{onClose: func(c *recConn) {
+		if int(c.info.Server.Port()) == port {
+			close(closed)
+		}
+	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src, err := OpenLive("lo")
@@ -48,7 +53,12 @@ func TestLiveLoopback(t *testing.T) {
 	_, err = c.Write([]byte{0xe0, 0x00})
 	must(t, err)
 	c.Close()
-	time.Sleep(500 * time.Millisecond)
+	// Stop once the capture has seen our connection close (others may come and go on lo).
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the capture did not see the connection close")
+	}
 	cancel()
 	must(t, <-done)
 

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,7 +111,7 @@ func TestResets(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.Write([]byte{0x10})
-		time.Sleep(50 * time.Millisecond)
+		col.waitData(t, 1, stream.C2S, 1) // read by the proxy, so the reset comes after it
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
 		select {
@@ -205,7 +205,9 @@ func TestHostile(t *testing.T) {
 	}()
 	real := broker(t, "embedded")
 	hostile := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: sink}, Observers: []stream.Observer{inspector()}})
-	crowd := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: hln.Addr().String()}, Observers: []stream.Observer{inspector()}})
+	crowdCol, dripCol := newCollector(), newCollector()
+	crowd := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: hln.Addr().String()}, Observers: []stream.Observer{inspector(), crowdCol}})
+	drip := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: sink}, Observers: []stream.Observer{inspector(), dripCol}})
 	normal := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: real}, Observers: []stream.Observer{inspector()}})
 	base := heapInUse()
 
@@ -232,20 +234,23 @@ func TestHostile(t *testing.T) {
 		c.(*net.TCPConn).CloseWrite()
 		io.Copy(io.Discard, c)
 	}()
-	// 2. A slow drip: one byte every 2 ms.
+	// 2. A slow drip: one byte at a time, each read by the proxy before the next is sent.
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c, err := net.Dial("tcp", hostile.Addr().String())
+		c, err := net.Dial("tcp", drip.Addr().String())
 		if err != nil {
 			t.Error(err)
 			return
 		}
 		defer c.Close()
 		connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "drip"})
-		for _, b := range connect {
+		for i, b := range connect {
 			c.Write([]byte{b})
-			time.Sleep(2 * time.Millisecond)
+			if err := dripCol.awaitData(1, stream.C2S, i+1); err != nil {
+				t.Error(err)
+				return
+			}
 		}
 	}()
 	// 3. 1000 connections that say nothing.
@@ -261,10 +266,7 @@ func TestHostile(t *testing.T) {
 	// Meanwhile, a normal session through the other proxy.
 	pubSub(t, dialTCP(t, normal.Addr().String()), 20)
 	wg.Wait()
-	deadline := time.Now().Add(10 * time.Second)
-	for crowd.Metrics().OpenConns() < idle && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	crowdCol.waitOpened(t, idle)
 	used := int64(heapInUse()) - int64(base)
 	// Two proxies' worth of goroutines and buffers per idle connection (client and upstream
 	// sides), plus the test's own client conns: well under 32 KB each.
@@ -286,7 +288,7 @@ func TestHostile(t *testing.T) {
 		c.Close()
 	}
 	heldMu.Unlock()
-	if hostile.Metrics().Packets(stream.C2S, decode.CONNECT) < 1 {
+	if drip.Metrics().Packets(stream.C2S, decode.CONNECT) < 1 {
 		t.Error("the drip CONNECT was not seen")
 	}
 }
@@ -309,34 +311,44 @@ func TestBackpressure(t *testing.T) {
 	}
 	defer c.Close()
 	const total = 64 << 20
-	var written atomic.Int64
+	// The device writes until one write of 64 KB has waited 500 ms: the proxy passes on no more
+	// than the broker takes, so it stalls once the socket buffers on both legs are full.
+	stalled := make(chan int64, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		hdr := []byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F} // one PUBLISH frame of 256 MB, mostly to come
-		n, _ := c.Write(hdr)
-		written.Add(int64(n))
+		written, _ := c.Write(hdr)
 		chunk := bytes.Repeat([]byte{0xAB}, 64<<10)
-		for written.Load() < total {
-			if rest := total - written.Load(); rest < int64(len(chunk)) {
+		waited := false
+		for written < total {
+			if rest := total - written; rest < len(chunk) {
 				chunk = chunk[:rest]
 			}
+			if !waited {
+				c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+			}
 			n, err := c.Write(chunk)
-			written.Add(int64(n))
+			written += n
+			if errors.Is(err, os.ErrDeadlineExceeded) && !waited {
+				waited = true
+				stalled <- int64(written)
+				c.SetWriteDeadline(time.Time{})
+				continue
+			}
 			if err != nil {
 				return
 			}
 		}
+		close(stalled) // never stalled
 		c.(*net.TCPConn).CloseWrite()
 	}()
-	time.Sleep(time.Second)
-	stalled := written.Load()
-	before := heapInUse()
-	time.Sleep(200 * time.Millisecond)
-	if w := written.Load(); w >= total || w-stalled > 1<<20 {
-		t.Fatalf("the device wrote %d MB (%d MB after a second) into a broker that reads nothing", w>>20, stalled>>20)
+	w, ok := <-stalled
+	if !ok {
+		t.Fatalf("the device wrote all %d MB into a broker that reads nothing", total>>20)
 	}
-	t.Logf("device stalled after %d MB (kernel socket buffers on both legs)", stalled>>20)
+	before := heapInUse()
+	t.Logf("device stalled after %d MB (kernel socket buffers on both legs)", w>>20)
 	close(release)
 	select {
 	case n := <-got:
@@ -355,9 +367,11 @@ func TestBackpressure(t *testing.T) {
 // TestHalfCloseTimeout: after the device's half-close, a broker that neither answers nor closes
 // is given HalfCloseTimeout; then both sides are reset and the close record says so.
 func TestHalfCloseTimeout(t *testing.T) {
+	gone := make(chan struct{})
+	defer close(gone)
 	addr := rawServer(t, func(c net.Conn) {
 		io.Copy(io.Discard, c) // reads the EOF, then keeps the connection open
-		time.Sleep(5 * time.Second)
+		<-gone
 		c.Close()
 	})
 	col := newCollector()

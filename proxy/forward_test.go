@@ -236,6 +236,8 @@ func TestMosquittoClients(t *testing.T) {
 				cfg.ListenTLS = ca.ServerConfig("localhost")
 				extra = []string{"--cafile", filepath.Join(ca.Dir, CACertFile)}
 			}
+			col := newCollector()
+			cfg.Observers = []stream.Observer{col}
 			srv := startProxy(t, cfg)
 			host, port, _ := net.SplitHostPort(srv.Addr().String())
 			common := append([]string{"-h", host, "-p", port, "-V", tc.ver, "-q", "1"}, extra...)
@@ -246,27 +248,24 @@ func TestMosquittoClients(t *testing.T) {
 			if err := sub.Start(); err != nil {
 				t.Fatal(err)
 			}
-			// mosquitto_sub subscribes asynchronously: publish until it has had everything.
-			deadline := time.Now().Add(15 * time.Second)
-			done := make(chan error, 1)
-			go func() { done <- sub.Wait() }()
-			i := 0
-		loop:
-			for time.Now().Before(deadline) {
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Fatalf("mosquitto_sub: %v %s", err, serr.String())
-					}
-					break loop
-				default:
-				}
+			// mosquitto_sub subscribes asynchronously: publish once the broker's SUBACK has
+			// gone through the proxy (connection 1 is mosquitto_sub's).
+			col.waitFrame(t, 1, stream.S2C, decode.SUBACK)
+			for i := range n {
 				pub := exec.Command(pubBin, append(common, "-t", "mq/x", "-m", fmt.Sprintf("m%d", i))...)
 				if b, err := pub.CombinedOutput(); err != nil {
 					t.Fatalf("mosquitto_pub: %v %s", err, b)
 				}
-				i++
-				time.Sleep(20 * time.Millisecond)
+			}
+			done := make(chan error, 1)
+			go func() { done <- sub.Wait() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("mosquitto_sub: %v %s", err, serr.String())
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("mosquitto_sub did not get %d messages: %q", n, out.String())
 			}
 			lines := strings.Fields(out.String())
 			if len(lines) != n {

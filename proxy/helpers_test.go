@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -203,10 +205,9 @@ func (pc *pahoClient) wait(t testing.TB, n int) []*paho.Publish {
 
 // collector is an Observer that keeps everything for assertions.
 type collector struct {
-	mu     sync.Mutex
-	conns  map[int]*collected
-	closed chan int
-	data   chan struct{} // signalled (without blocking) when bytes come
+	mu      sync.Mutex
+	conns   map[int]*collected
+	changed chan struct{} // closed and replaced at each event: an open, bytes, a close
 }
 
 type collected struct {
@@ -217,7 +218,13 @@ type collected struct {
 }
 
 func newCollector() *collector {
-	return &collector{conns: map[int]*collected{}, closed: make(chan int, 1<<14), data: make(chan struct{}, 1)}
+	return &collector{conns: map[int]*collected{}, changed: make(chan struct{})}
+}
+
+// notifyLocked wakes the waiters; c.mu is held.
+func (c *collector) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 func (c *collector) Open(info *stream.Conn) stream.ConnObserver {
@@ -225,6 +232,7 @@ func (c *collector) Open(info *stream.Conn) stream.ConnObserver {
 	defer c.mu.Unlock()
 	cc := &collected{info: *info}
 	c.conns[info.ID] = cc
+	c.notifyLocked()
 	return &collectorConn{c: c, cc: cc}
 }
 
@@ -235,66 +243,109 @@ type collectorConn struct {
 
 func (o *collectorConn) Data(d stream.Dir, _ time.Time, b []byte) {
 	o.c.mu.Lock()
+	defer o.c.mu.Unlock()
 	o.cc.data[d].Write(b)
-	o.c.mu.Unlock()
-	select {
-	case o.c.data <- struct{}{}:
-	default:
-	}
-}
-
-// waitData waits until connection id has shown at least n bytes in direction d.
-func (c *collector) waitData(t testing.TB, id int, d stream.Dir, n int) {
-	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		c.mu.Lock()
-		cc := c.conns[id]
-		k := 0
-		if cc != nil {
-			k = cc.data[d].Len()
-		}
-		c.mu.Unlock()
-		if k >= n {
-			return
-		}
-		select {
-		case <-c.data:
-		case <-deadline:
-			t.Fatalf("connection %d showed %d of %d bytes %v", id, k, n, d)
-		}
-	}
+	o.c.notifyLocked()
 }
 
 func (o *collectorConn) Gap(stream.Dir, time.Time, int) {}
 
 func (o *collectorConn) Close(_ time.Time, e stream.End) {
 	o.c.mu.Lock()
+	defer o.c.mu.Unlock()
 	o.cc.by, o.cc.reason = e.By.String(), e.Detail
-	o.c.mu.Unlock()
-	o.c.closed <- o.cc.info.ID
+	o.c.notifyLocked()
+}
+
+// until waits until cond, called with c.mu held, holds; it looks again at each event, not at
+// intervals. After 15 s it gives up and returns what calling failed says.
+func (c *collector) until(cond func() bool, failed func() error) error {
+	deadline := time.After(15 * time.Second)
+	for {
+		c.mu.Lock()
+		ok, ch := cond(), c.changed
+		c.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return failed()
+		}
+	}
+}
+
+// waitOpened waits until n connections have opened.
+func (c *collector) waitOpened(t testing.TB, n int) {
+	t.Helper()
+	if err := c.until(func() bool { return len(c.conns) >= n },
+		func() error { return fmt.Errorf("%d of %d connections opened", len(c.conns), n) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitData waits until connection id has shown at least n bytes in direction d.
+func (c *collector) waitData(t testing.TB, id int, d stream.Dir, n int) {
+	t.Helper()
+	if err := c.awaitData(id, d, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awaitData is waitData for goroutines other than the test's: it returns what went wrong.
+func (c *collector) awaitData(id int, d stream.Dir, n int) error {
+	shown := func() int {
+		if cc := c.conns[id]; cc != nil {
+			return cc.data[d].Len()
+		}
+		return 0
+	}
+	return c.until(func() bool { return shown() >= n },
+		func() error { return fmt.Errorf("connection %d showed %d of %d bytes %v", id, shown(), n, d) })
+}
+
+// waitFrame waits until connection id has shown a whole frame of type typ in direction d.
+func (c *collector) waitFrame(t testing.TB, id int, d stream.Dir, typ decode.Type) {
+	t.Helper()
+	err := c.until(func() bool {
+		cc := c.conns[id]
+		if cc == nil {
+			return false
+		}
+		for b := cc.data[d].Bytes(); len(b) > 0; {
+			n, err := decode.SplitFrame(b, 0)
+			if err != nil || n == 0 {
+				return false
+			}
+			if decode.Type(b[0]>>4) == typ {
+				return true
+			}
+			b = b[n:]
+		}
+		return false
+	}, func() error { return fmt.Errorf("connection %d showed no %v %v", id, typ, d) })
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitClosed waits for the close of connection id and returns who closed and why.
 func (c *collector) waitClosed(t testing.TB, id int) (by, reason string) {
 	t.Helper()
-	deadline := time.After(15 * time.Second)
-	for {
-		c.mu.Lock()
-		cc := c.conns[id]
-		if cc != nil && cc.by != "" {
+	err := c.until(func() bool {
+		if cc := c.conns[id]; cc != nil && cc.by != "" {
 			by, reason = cc.by, cc.reason
-			c.mu.Unlock()
-			return by, reason
+			return true
 		}
-		c.mu.Unlock()
-		select {
-		case <-c.closed:
-		case <-time.After(50 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("connection %d did not close", id)
-		}
+		return false
+	}, func() error { return fmt.Errorf("connection %d did not close", id) })
+	if err != nil {
+		t.Fatal(err)
 	}
+	return by, reason
 }
 
 // startMosquitto runs mosquitto on a free loopback port with extra config lines; it returns the

@@ -121,6 +121,9 @@ type memConn struct {
 	rd, wd        memDeadline
 	closed        chan struct{}
 	once          sync.Once
+	// waiting, set by tests before use, is called as a Read or a Write ("read", "write") is
+	// about to wait.
+	waiting func(op string)
 }
 
 // memPair returns the two ends of a new in-memory connection.
@@ -177,6 +180,9 @@ func (c *memConn) waitRead() error {
 		p.mu.Unlock()
 		if ready {
 			return nil
+		}
+		if c.waiting != nil {
+			c.waiting("read")
 		}
 		select {
 		case <-p.rsig:
@@ -253,6 +259,9 @@ func (c *memConn) Write(b []byte) (int, error) {
 		p.mu.Unlock()
 		if n == len(b) {
 			return n, nil
+		}
+		if c.waiting != nil {
+			c.waiting("write")
 		}
 		select {
 		case <-p.wsig:

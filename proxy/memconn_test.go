@@ -124,13 +124,18 @@ func TestMemConnHalfClose(t *testing.T) {
 // proxy stops its pipes so at shutdown), with the error a socket gives; cleared, the connection
 // works again.
 func TestMemConnDeadlines(t *testing.T) {
+	waiting := make(chan string, 1)
 	a, b := newTestPair(t)
+	a.waiting = func(op string) { waiting <- op }
+	b.waiting = a.waiting
 	read := make(chan error, 1)
 	go func() {
 		_, err := a.Read(make([]byte, 10))
 		read <- err
 	}()
-	time.Sleep(10 * time.Millisecond) // most likely waiting by now; the result is the same if not
+	if op := <-waiting; op != "read" {
+		t.Fatalf("%s waits, want the read", op)
+	}
 	a.SetReadDeadline(time.Unix(1, 0))
 	if err := <-read; !errors.Is(err, os.ErrDeadlineExceeded) || classify(err) != endTimeout {
 		t.Errorf("read: %v, want a timeout", err)
@@ -145,12 +150,15 @@ func TestMemConnDeadlines(t *testing.T) {
 		_, err := b.Write([]byte("more"))
 		wrote <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	if op := <-waiting; op != "write" {
+		t.Fatalf("%s waits, want the write", op)
+	}
 	b.SetWriteDeadline(time.Unix(1, 0))
 	if err := <-wrote; !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("write: %v, want a timeout", err)
 	}
 
+	a.waiting, b.waiting = nil, nil // both calls have returned
 	a.SetReadDeadline(time.Time{})
 	b.SetWriteDeadline(time.Time{})
 	if n, err := io.ReadFull(a, make([]byte, memBufferLimit)); err != nil || n != memBufferLimit {

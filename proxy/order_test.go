@@ -18,7 +18,8 @@ import (
 func TestInspectOrderFollowsCause(t *testing.T) {
 	rw := &recordWriter{}
 	in := NewInspector(inspect.Options{}, inspect.NewOutput(rw, nil, nil, nil, 1<<14), nil)
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "embedded")}, Observers: []stream.Observer{in}})
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "embedded")}, Observers: []stream.Observer{in, col}})
 	const rounds = 30
 	for i := range rounds {
 		c, err := net.Dial("tcp", srv.Addr().String())
@@ -63,9 +64,9 @@ func TestInspectOrderFollowsCause(t *testing.T) {
 		send(&decode.Disconnect{})
 		c.Close()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.Metrics().Packets(stream.C2S, decode.DISCONNECT) < rounds && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// The inspector saw each connection whole before the collector, after it, saw it close.
+	for id := 1; id <= rounds; id++ {
+		col.waitClosed(t, id)
 	}
 	in.Flush()
 	rw.mu.Lock()

@@ -23,13 +23,17 @@ func TestRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Config{Listen: Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Embedded: true, Observers: []stream.Observer{rec}, Logf: t.Logf})
+	col := newCollector()
+	srv, err := New(Config{Listen: Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Embedded: true, Observers: []stream.Observer{rec, col}, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve()
 	pubSub(t, dialTCP(t, srv.Addr().String()), 5)
-	time.Sleep(100 * time.Millisecond)
+	// Both clients disconnected: stop once the proxy has seen both connections end, so that
+	// the shutdown adds nothing to the recording.
+	col.waitClosed(t, 1)
+	col.waitClosed(t, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

@@ -40,7 +40,8 @@ func TestStages(t *testing.T) {
 		c.Close()
 	})
 	st := &dropStage{drop: decode.PINGREQ}
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr},
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{col},
 		Stages: func(_ *stream.Conn, d stream.Dir, env StageEnv) []Stage {
 			if d == stream.C2S && env.Now != nil && env.Rand != nil {
 				return []Stage{st}
@@ -55,9 +56,9 @@ func TestStages(t *testing.T) {
 	connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "s"})
 	ping := []byte{0xC0, 0x00}
 	junk := []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0xC0, 0x00} // a malformed header, then what looks like PINGREQ
-	for _, b := range connect {                                    // byte by byte: the stage still sees one frame
+	for i, b := range connect {                                    // byte by byte, each read by the proxy alone: the stage still sees one frame
 		c.Write([]byte{b})
-		time.Sleep(time.Millisecond)
+		col.waitData(t, 1, stream.C2S, i+1)
 	}
 	c.Write(ping)
 	c.Write(junk)

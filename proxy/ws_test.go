@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
-	"sync/atomic"
+	"os"
 	"testing"
 	"time"
 
@@ -157,7 +158,9 @@ func TestWebSocket(t *testing.T) {
 // deadline (the WebSocket library resets the connection's deadline before every frame, so one
 // set underneath it does not hold) and end well before its context does.
 func TestWebSocketShutdownStuckDevice(t *testing.T) {
-	var written atomic.Int64
+	// The broker floods the device, which reads nothing, until one of its writes has waited
+	// 500 ms (every buffer on the way is full); then it goes on writing, blocked.
+	stalled := make(chan struct{})
 	up := rawServer(t, func(c net.Conn) {
 		defer c.Close()
 		buf := make([]byte, 256)
@@ -169,9 +172,18 @@ func TestWebSocketShutdownStuckDevice(t *testing.T) {
 		if _, err := c.Write(connack); err != nil {
 			return
 		}
+		waited := false
 		for {
+			if !waited {
+				c.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+			}
 			n, err := c.Write(pub)
-			written.Add(int64(n))
+			if !waited && errors.Is(err, os.ErrDeadlineExceeded) {
+				waited = true
+				close(stalled)
+				c.SetWriteDeadline(time.Time{})
+				_, err = c.Write(pub[n:])
+			}
 			if err != nil {
 				return
 			}
@@ -189,14 +201,10 @@ func TestWebSocketShutdownStuckDevice(t *testing.T) {
 	if err := dev.WriteMessage(websocket.BinaryMessage, connect); err != nil {
 		t.Fatal(err)
 	}
-	// The device reads nothing: wait until the flood stops moving (every buffer full).
-	for last := int64(-1); ; {
-		time.Sleep(200 * time.Millisecond)
-		n := written.Load()
-		if n == last && n > 0 {
-			break
-		}
-		last = n
+	select {
+	case <-stalled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the flood towards a device that reads nothing never stalled")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

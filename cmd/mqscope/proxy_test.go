@@ -106,7 +106,8 @@ func TestRunProxyText(t *testing.T) {
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second}
 	addr, stop := startProxyCmd(t, o)
 	session(t, addr, "textdev", "sensors/1", "21.5")
-	time.Sleep(100 * time.Millisecond)
+	// Stop once the close is printed: stopping before would end the connection itself.
+	waitOut(t, &out, "closed by ")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestRunProxyJSONFilter(t *testing.T) {
 	addr, stop := startProxyCmd(t, o)
 	session(t, addr, "a", "keep/this", "1")
 	session(t, addr, "b", "drop/this", "2")
-	time.Sleep(100 * time.Millisecond)
+	waitOut(t, &out, `"kind":"close"`) // a's; b's is filtered out with its packets
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -234,17 +235,10 @@ func TestProxySignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			addr := ""
-			for range 400 {
-				if m := proxyingRE.FindStringSubmatch(errb.String()); m != nil {
-					addr = m[1]
-					break
-				}
-				time.Sleep(25 * time.Millisecond)
-			}
-			if addr == "" {
+			if !errb.WaitFor(10*time.Second, proxyingRE.MatchString) {
 				t.Fatalf("proxy did not say where it listens:\n%s", errb.String())
 			}
+			addr := proxyingRE.FindStringSubmatch(errb.String())[1]
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatalf("proxy not listening: %v\n%s", err, errb.String())
@@ -294,7 +288,7 @@ func TestRunProxySessionTakeover(t *testing.T) {
 	}
 	session(t, addr, "twin", "t/x", "second") // takes the session over
 	first.Read(ack)                           // the broker's DISCONNECT 0x8E
-	time.Sleep(100 * time.Millisecond)
+	waitOut(t, &out, "caused by CONNECT #1 of connection 2")
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +296,14 @@ func TestRunProxySessionTakeover(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// waitOut waits until out has want.
+func waitOut(t *testing.T, out *peer.Buffer, want string) {
+	t.Helper()
+	if !out.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, want) }) {
+		t.Fatalf("output lacks %q:\n%s", want, out.String())
 	}
 }
 

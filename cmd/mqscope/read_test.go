@@ -192,16 +192,15 @@ func TestCaptureLive(t *testing.T) {
 	c.Read(make([]byte, 4))
 	c.Write([]byte{0xe0, 0x00})
 	// The records appear while the capture runs.
-	deadline := time.Now().Add(5 * time.Second)
 	mine := fmt.Sprintf(`"server":"127.0.0.1:%d"`, port)
-	for !strings.Contains(out.String(), mine) || !strings.Contains(out.String(), `"type":"CONNACK"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no CONNACK record while capturing; output so far:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !out.WaitFor(10*time.Second, func(s string) bool { return hasLine(s, mine, `"type":"CONNACK"`) }) {
+		t.Fatalf("no CONNACK record while capturing; output so far:\n%s", out.String())
 	}
 	c.Close()
-	time.Sleep(300 * time.Millisecond)
+	// Stop once the capture has seen the connection close.
+	if !out.WaitFor(10*time.Second, func(s string) bool { return hasLine(s, mine, `"kind":"close"`) }) {
+		t.Fatalf("no close record while capturing; output so far:\n%s", out.String())
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -686,12 +685,8 @@ func TestReadPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The input stays open: the records must come anyway.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), `"type":"CONNACK"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no record while the pipe is open; output %q, errors %q", out.String(), errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !out.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, `"type":"CONNACK"`) }) {
+		t.Fatalf("no record while the pipe is open; output %q, errors %q", out.String(), errb.String())
 	}
 	in.Close()
 	if err := cmd.Wait(); err != nil {
@@ -784,14 +779,11 @@ func TestReadFromDumpcap(t *testing.T) {
 	}
 	defer mq.Process.Kill()
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(dcErr.String(), "Capturing on") {
-		if time.Now().After(deadline) {
-			if strings.Contains(dcErr.String(), "ermission") && !peer.Required() {
-				t.Skipf("dumpcap may not capture here: %s", dcErr.String())
-			}
-			t.Fatalf("dumpcap did not start: %s", dcErr.String())
+	if !dcErr.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "Capturing on") }) {
+		if strings.Contains(dcErr.String(), "ermission") && !peer.Required() {
+			t.Skipf("dumpcap may not capture here: %s", dcErr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.Fatalf("dumpcap did not start: %s", dcErr.String())
 	}
 	// dumpcap says "Capturing on" a moment before its socket sees
 	// packets; a connection whose CONNECT it missed is not MQTT to
@@ -803,9 +795,7 @@ func TestReadFromDumpcap(t *testing.T) {
 		if b, err := exec.Command(pub, "-p", fmt.Sprint(m.Port), "-V", "mqttv5", "-q", "1", "-t", "dumpcap/test", "-m", "piped").CombinedOutput(); err != nil {
 			t.Fatalf("mosquitto_pub: %v: %s", err, b)
 		}
-		for wait := time.Now().Add(time.Second); time.Now().Before(wait) && !strings.Contains(out.String(), `"type":"PUBACK"`); {
-			time.Sleep(20 * time.Millisecond)
-		}
+		out.WaitFor(time.Second, func(s string) bool { return strings.Contains(s, `"type":"PUBACK"`) })
 	}
 	dc.Process.Signal(os.Interrupt)
 	dc.Wait()
@@ -817,4 +807,18 @@ func TestReadFromDumpcap(t *testing.T) {
 	if n < 1 || count(recs, "type", "DISCONNECT") != n || count(recs, "kind", "close") != n || count(recs, "type", "PUBACK") != n {
 		t.Errorf("records of %d whole mosquitto_pub connections:\n%s", n, out.String())
 	}
+}
+
+// hasLine reports whether one line of s contains every one of parts.
+func hasLine(s string, parts ...string) bool {
+	for _, l := range strings.Split(s, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

@@ -166,15 +166,10 @@ type received struct {
 
 func dialSubscriber(t *testing.T, port int) *rawSubscriber {
 	t.Helper()
-	var conn net.Conn
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if conn, err = net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
-			break
-		}
-	}
+	// peer.StartMosquitto returns once mosquitto accepts connections.
+	conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
-		t.Fatalf("mosquitto did not listen: %v", err)
+		t.Fatalf("mosquitto does not listen: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	s := &rawSubscriber{conn: conn, r: bufio.NewReader(conn)}
