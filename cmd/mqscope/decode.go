@@ -86,8 +86,11 @@ func runDecode(o *decodeOptions) error {
 	}
 	v := decode.Version(o.version)
 	if v == 0 {
-		v = detectVersion(data)
-		if v == decode.V5 && !hasConnect(data) {
+		var connect bool
+		if v, connect = connectVersion(data); v == 0 {
+			v = decode.V5
+		}
+		if !connect {
 			// No CONNECT says the version: a packet malformed as MQTT 5 but whole as 3.1.1 is
 			// most likely 3.1.1, whose packets lack the properties 5 adds.
 			if bad5 := firstError(data, decode.V5); bad5 != "" && firstError(data, decode.V311) == "" {
@@ -177,21 +180,6 @@ func firstError(data []byte, v decode.Version) string {
 	return first
 }
 
-// hasConnect tells whether a CONNECT packet begins any frame of data.
-func hasConnect(data []byte) bool {
-	for off := 0; off < len(data); {
-		n, err := decode.SplitFrame(data[off:], 0)
-		if err != nil || n == 0 {
-			return false
-		}
-		if decode.Type(data[off]>>4) == decode.CONNECT {
-			return true
-		}
-		off += n
-	}
-	return false
-}
-
 // packetOutput returns the function that prints one decoded packet in the chosen format.
 func packetOutput(o *decodeOptions) func(index int, offset int64, p decode.Packet) error {
 	if o.format == "jsonl" {
@@ -209,19 +197,21 @@ func packetOutput(o *decodeOptions) func(index int, offset int64, p decode.Packe
 	}
 }
 
-// detectVersion returns the protocol level of the first CONNECT in data, else MQTT 5.
-func detectVersion(data []byte) decode.Version {
+// connectVersion returns the protocol level of the first CONNECT in data that has a valid one,
+// and whether data has a CONNECT at all.
+func connectVersion(data []byte) (v decode.Version, connect bool) {
 	for off := 0; off < len(data); {
 		n, err := decode.SplitFrame(data[off:], 0)
 		if err != nil || n == 0 {
 			break
 		}
+		connect = connect || decode.Type(data[off]>>4) == decode.CONNECT
 		if v, ok := decode.PeekVersion(data[off : off+n]); ok && v.Valid() {
-			return v
+			return v, true
 		}
 		off += n
 	}
-	return decode.V5
+	return 0, connect
 }
 
 // decodeInput returns the bytes to decode from the arguments, --raw, or standard input.
