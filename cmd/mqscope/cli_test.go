@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 
 	"github.com/mqscope/mqscope/inspect"
@@ -189,14 +188,12 @@ func TestHelpDefaults(t *testing.T) {
 	root := newRootCmd(&streams{})
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		c.Flags().VisitAll(func(f *pflag.Flag) {
-			u := c.Flags().FlagUsages()
-			for _, bad := range []string{"(default [])", `(default "")`, "(default 0)"} {
-				if strings.Contains(u, bad) {
-					t.Errorf("%s --help: %s", c.CommandPath(), bad)
-				}
+		u := c.Flags().FlagUsages()
+		for _, bad := range []string{"(default [])", `(default "")`, "(default 0)"} {
+			if strings.Contains(u, bad) {
+				t.Errorf("%s --help: %s", c.CommandPath(), bad)
 			}
-		})
+		}
 		for _, s := range c.Commands() {
 			walk(s)
 		}
