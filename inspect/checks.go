@@ -138,12 +138,9 @@ func (c *Conn) onConnect(r *PacketRecord, q *decode.Connect) {
 	c.st.Effective = effectiveOf(c.st.Requested, Granted{}, q.Version)
 	c.profileConnect(r, q)
 	if c.opts.Sessions != nil && q.ClientID != "" {
-		if prev, ok := c.opts.Sessions.claim(q.ClientID, c.st.ID, r.Index, r.Time); ok {
-			what := "a new session replaces its session"
-			if !q.CleanStart {
-				what = "this connection resumes its session"
-			}
-			r.add(decode.LevelInfo, RuleTakeover, 0, fmt.Sprintf("Client Identifier %q is in use on connection %d: the server closes that one (DISCONNECT 0x8E in MQTT 5) and %s", q.ClientID, prev.conn, what))
+		if prev, ok := c.opts.Sessions.claim(c.sessionKey(), c.st.ID, r.Index, r.Time); ok {
+			c.tookFrom = prev.conn
+			r.add(decode.LevelInfo, RuleTakeover, 0, fmt.Sprintf("Client Identifier %q is in use on connection %d to this server: the server must close that one (session takeover, DISCONNECT 0x8E in MQTT 5)", q.ClientID, prev.conn))
 		}
 	}
 }
@@ -164,6 +161,9 @@ func (c *Conn) onConnack(r *PacketRecord, q *decode.Connack) {
 		return
 	}
 	c.st.Phase = "connected"
+	if c.tookFrom != 0 && q.SessionPresent {
+		r.add(decode.LevelInfo, RuleTakeover, 0, fmt.Sprintf("Session Present: this connection resumes the session that connection %d held", c.tookFrom))
+	}
 	if q.Version != decode.V5 {
 		return
 	}

@@ -73,6 +73,7 @@ type Conn struct {
 	requests  map[string]request // "response topic\x00correlation data" -> request
 	authSteps int
 	pending   []Note          // notes for the next packet in either direction
+	tookFrom  int             // the connection whose Client Identifier this one's CONNECT took over
 	tls       *stream.TLSInfo // set on every record when the connection was decrypted from TLS
 }
 
@@ -576,7 +577,7 @@ func (c *Conn) Close(t time.Time, end stream.End) *CloseRecord {
 	c.closeNotes(cr)
 	c.flight = [2]map[uint16]inflight{}
 	if c.opts.Sessions != nil && c.connect != nil {
-		c.opts.Sessions.release(c.st.Requested.ClientID, c.st.ID)
+		c.opts.Sessions.release(c.sessionKey(), c.st.ID)
 	}
 	for i := range cr.Notes {
 		c.count1(cr.Notes[i].Rule, cr.Notes[i].Level)
@@ -660,13 +661,9 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 		cr.Notes = append(cr.Notes, Note{Level: l, Rule: RuleCloseNoDisc, Text: text,
 			Cause: last.ref("the last packet before the close")})
 	}
-	if o, ok := c.takenOverBy(); ok && c.disconnect[stream.S2C] == nil {
-		what := "the server closed this one (session takeover)"
-		if open {
-			what = "the server closes this one (session takeover), though it was still open when the capture ended"
-		}
+	if o, ok := c.takenOverBy(); ok && c.closedByTakeover(cr, o) {
 		cr.Notes = append(cr.Notes, Note{Level: decode.LevelWarning, Rule: RuleTakenOver,
-			Text:  fmt.Sprintf("connection %d connected with the same Client Identifier %q: %s", o.conn, c.st.Requested.ClientID, what),
+			Text:  fmt.Sprintf("connection %d connected to this server with the same Client Identifier %q, and the server closed this one %s later (session takeover)", o.conn, c.st.Requested.ClientID, cr.Time.Sub(o.t).Round(time.Microsecond)),
 			Cause: &CauseRef{Conn: o.conn, Index: o.index, Type: decode.CONNECT, Summary: fmt.Sprintf("CONNECT #%d of connection %d at %s", o.index, o.conn, o.t.Format("15:04:05.000000"))}})
 	}
 	when := "at the close"
@@ -686,9 +683,29 @@ func (c *Conn) takenOverBy() (sessionOwner, bool) {
 	if c.opts.Sessions == nil || c.connect == nil || c.st.Requested.ClientID == "" {
 		return sessionOwner{}, false
 	}
-	o, ok := c.opts.Sessions.owner(c.st.Requested.ClientID)
+	o, ok := c.opts.Sessions.owner(c.sessionKey())
 	return o, ok && o.conn != c.st.ID && !o.t.Before(c.connect.Time)
 }
+
+// takeoverWindow is how long after a later CONNECT with the same Client Identifier a close by
+// the server is put down to the takeover (a broker closes the old connection at once; the
+// slack covers capture timestamps).
+const takeoverWindow = 5 * time.Second
+
+// closedByTakeover reports whether this connection's end is the server's answer to o's CONNECT:
+// the server closed it (no DISCONNECT from the client, which ends a connection its own way;
+// a DISCONNECT 0x8E from the server says so itself) within takeoverWindow of that CONNECT.
+func (c *Conn) closedByTakeover(cr *CloseRecord, o sessionOwner) bool {
+	if c.disconnect[stream.C2S] != nil || c.disconnect[stream.S2C] != nil || cr.End.By != stream.Server {
+		return false
+	}
+	d := cr.Time.Sub(o.t)
+	return d >= -time.Second && d <= takeoverWindow
+}
+
+// sessionKey names the session of this connection's Client Identifier on its server: the same
+// identifier on another server is another session.
+func (c *Conn) sessionKey() string { return c.st.Server + "\x00" + c.st.Requested.ClientID }
 
 // Snapshot returns a copy of the connection's negotiated state and counters. It is safe to call
 // while another goroutine feeds the Conn.
