@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -211,6 +212,25 @@ func (ss *session) open() {
 	}
 }
 
+// viewer is an observer that inspects connections (Inspector) and so can show the fault stages
+// a connection's negotiated state.
+type viewer interface {
+	View(id int) inspect.View
+}
+
+// view returns the live negotiated state of the connection from the first observer that
+// inspects it (the zero View when none does). Observers are open by then.
+func (ss *session) view() inspect.View {
+	for _, o := range ss.srv.cfg.Observers {
+		if v, ok := o.(viewer); ok {
+			if w := v.View(ss.info.ID); w.Known() {
+				return w
+			}
+		}
+	}
+	return inspect.View{}
+}
+
 func (ss *session) observe(dir stream.Dir, t time.Time, b []byte) {
 	ss.omu.Lock()
 	for _, o := range ss.obs {
@@ -374,6 +394,7 @@ type pipeRun struct {
 	bp       *[]byte // the buffer of a connReader
 	fp       *framePipe
 	write    func([]byte) error
+	t        time.Time // when the bytes going through were read
 }
 
 func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEnd) *pipeRun {
@@ -387,6 +408,12 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 		p.rd = &connReader{c: src, buf: *p.bp}
 	}
 	p.write = func(b []byte) error {
+		// Observe what goes on, after the stages (a PUBACK a fault dropped is not inspected as
+		// if delivered), and before forwarding it: once the bytes are sent the peer may
+		// answer, and its answer must not be inspected before what it answers (a PUBLISH
+		// before the CONNACK that allowed it). Inspection is inline and takes about a
+		// microsecond.
+		ss.observe(dir, p.t, b)
 		ss.wmu[dir].Lock()
 		defer ss.wmu[dir].Unlock()
 		// Track the frames before writing: once written, the peer may answer and a shutdown
@@ -406,6 +433,8 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 	if f := ss.srv.cfg.Stages; f != nil {
 		if stages := f(&ss.info, dir, StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand}); len(stages) > 0 {
 			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, p.write)
+			p.fp.state = ss.view()
+			p.fp.version = func() decode.Version { return decode.Version(ss.version.Load()) }
 		}
 	}
 	return p
@@ -464,14 +493,10 @@ func (p *pipeRun) step() bool {
 	ss, dir, src, dst, ends := p.ss, p.dir, p.src, p.dst, p.ends
 	b, rerr := p.rd.read()
 	if n := len(b); n > 0 {
-		t := ss.now()
-		// Observe before forwarding: once the bytes are sent the peer may answer, and its
-		// answer must not be inspected before what it answers (a PUBLISH before the CONNACK
-		// that allowed it). Inspection is inline and takes about a microsecond.
-		ss.observe(dir, t, b)
+		p.t = ss.now()
 		var werr error
 		if p.fp != nil {
-			werr = p.fp.feed(&ss.info, dir, t, b)
+			werr = p.fp.feed(&ss.info, dir, p.t, b)
 		} else {
 			werr = p.write(b)
 		}

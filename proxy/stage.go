@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -27,6 +28,30 @@ type Frame struct {
 	Time  time.Time // when its last byte was read
 	Type  decode.Type
 	Bytes []byte // the frame, fixed header included; valid during the call only
+	// State is the connection's negotiated state as inspected so far (version, the limits of
+	// each direction, both alias tables), read live; the zero View when the proxy inspects
+	// nothing. Stages run before the observers, so it holds every frame forwarded before this
+	// one, in both directions, and not this one.
+	State inspect.View
+
+	version decode.Version // of the device's CONNECT, when State does not know it
+	packet  decode.Packet
+}
+
+// Packet returns the frame decoded (without field locations) with the connection's protocol
+// version, decoding it on first use; a frame a stage rewrote is decoded anew in the next stage.
+func (f *Frame) Packet() decode.Packet {
+	if f.packet == nil {
+		v := f.State.Version()
+		if v == 0 {
+			v = f.version
+		}
+		if v == 0 {
+			v = decode.V5
+		}
+		f.packet = decode.DecodeWith(f.Bytes, v, decode.Options{Lean: true})
+	}
+	return f.packet
 }
 
 // StageEnv is what a stage may depend on besides the frames: the pipeline's clock and random
@@ -43,6 +68,9 @@ type framePipe struct {
 	passthrough bool
 	emits       []func([]byte) error
 	cur         Frame // the connection, direction and time of the frame going through
+	// State and version give each frame its Frame.State and version.
+	state   inspect.View
+	version func() decode.Version
 }
 
 func newFramePipe(stages []Stage, max int, final func([]byte) error) *framePipe {
@@ -53,7 +81,7 @@ func newFramePipe(stages []Stage, max int, final func([]byte) error) *framePipe 
 		next := fp.emits[i+1]
 		fp.emits[i] = func(b []byte) error {
 			f := fp.cur
-			f.Bytes = b
+			f.Bytes, f.packet = b, nil
 			if len(b) > 0 {
 				f.Type = decode.Type(b[0] >> 4)
 			}
@@ -81,7 +109,10 @@ func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []by
 		if frame == nil {
 			break
 		}
-		fp.cur = Frame{Conn: info, Dir: dir, Time: t}
+		fp.cur = Frame{Conn: info, Dir: dir, Time: t, State: fp.state}
+		if fp.version != nil {
+			fp.cur.version = fp.version()
+		}
 		if err := fp.emits[0](frame); err != nil {
 			return err
 		}

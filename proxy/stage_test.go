@@ -228,3 +228,146 @@ func FuzzFramePipe(f *testing.F) {
 		}
 	})
 }
+
+// funcStage is a stage written as a function.
+type funcStage func(f *Frame, emit func([]byte) error) error
+
+func (s funcStage) Frame(f *Frame, emit func([]byte) error) error { return s(f, emit) }
+
+// readFrame reads one whole MQTT frame from c.
+func readFrame(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b []byte
+	one := make([]byte, 1)
+	for {
+		if n, err := decode.SplitFrame(b, 1<<20); err != nil {
+			t.Fatal(err)
+		} else if n > 0 {
+			return b
+		}
+		if _, err := c.Read(one); err != nil {
+			t.Fatalf("reading a frame: %v", err)
+		}
+		b = append(b, one[0])
+	}
+}
+
+func encode(t *testing.T, p decode.Packet) []byte {
+	t.Helper()
+	b, err := decode.Encode(nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStagesBeforeObservers: observers see what the stages let through, not what was read: a
+// PUBACK a stage drops is neither forwarded nor inspected, so the PUBLISH it answered is still
+// in flight for the inspection, as it is for the device.
+func TestStagesBeforeObservers(t *testing.T) {
+	v5 := decode.Base{Version: decode.V5}
+	dropped := make(chan struct{}, 1)
+	col := newCollector()
+	in := inspector()
+	srv := startProxy(t, Config{Embedded: true, Observers: []stream.Observer{in, col},
+		Stages: func(_ *stream.Conn, d stream.Dir, _ StageEnv) []Stage {
+			if d != stream.S2C {
+				return nil
+			}
+			return []Stage{funcStage(func(f *Frame, emit func([]byte) error) error {
+				if f.Type == decode.PUBACK {
+					dropped <- struct{}{}
+					return nil
+				}
+				return emit(f.Bytes)
+			})}
+		}})
+	dev := connectDevice(t, srv.Addr().String(), "dropped-puback")
+	dev.send(t, &decode.Publish{Base: v5, Topic: "a/b", QoS: 1, PacketID: 7, Payload: []byte("x")})
+	select {
+	case <-dropped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker's PUBACK never reached the stage")
+	}
+	dev.send(t, &decode.Pingreq{Base: v5})
+	if typ := dev.readFrame(t); typ != decode.PINGRESP {
+		t.Fatalf("device got %v after its PUBLISH, want PINGRESP (the PUBACK was dropped)", typ)
+	}
+	pingresp := encode(t, &decode.Pingresp{Base: v5})
+	col.waitData(t, 1, stream.S2C, len(dev.received))
+	col.mu.Lock()
+	seen := append([]byte(nil), col.conns[1].data[stream.S2C].Bytes()...)
+	col.mu.Unlock()
+	if !bytes.Equal(seen, dev.received) || !bytes.HasSuffix(seen, pingresp) {
+		t.Errorf("observers saw % x from the broker, the device got % x", seen, dev.received)
+	}
+	st, ok := in.Snapshot(1)
+	if !ok || st.InFlightC2S != 1 {
+		t.Errorf("inspection has %d PUBLISH in flight (open %v), want 1: the PUBACK was not delivered", st.InFlightC2S, ok)
+	}
+}
+
+// TestStageState: a stage sees each frame decoded and the connection's negotiated state as it
+// stands: the limits CONNACK granted and the aliases forwarded before the frame.
+func TestStageState(t *testing.T) {
+	v5 := decode.Base{Version: decode.V5}
+	addr := rawServer(t, func(c net.Conn) {
+		defer c.Close()
+		readFrame(t, c) // CONNECT
+		ack := encode(t, &decode.Connack{Base: v5, Properties: decode.Properties{
+			decode.IntProp(decode.PropMaximumPacketSize, 200), decode.IntProp(decode.PropTopicAliasMaximum, 5)}})
+		c.Write(ack)
+		io.Copy(io.Discard, c)
+	})
+	type seen struct {
+		typ      decode.Type
+		topic    string
+		negot    bool
+		max      int
+		aliasMax int
+		alias1   string
+	}
+	got := make(chan seen, 8)
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{inspector()},
+		Stages: func(_ *stream.Conn, d stream.Dir, _ StageEnv) []Stage {
+			if d != stream.C2S {
+				return nil
+			}
+			return []Stage{funcStage(func(f *Frame, emit func([]byte) error) error {
+				s := seen{typ: f.Packet().Type(), negot: f.State.Negotiated(), max: f.State.Limits(stream.C2S).MaximumPacketSize,
+					aliasMax: f.State.Limits(stream.C2S).TopicAliasMaximum}
+				if p, ok := f.Packet().(*decode.Publish); ok {
+					s.topic = p.Topic
+				}
+				s.alias1, _ = f.State.Alias(stream.C2S, 1)
+				got <- s
+				return emit(f.Bytes)
+			})}
+		}})
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(encode(t, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "state", KeepAlive: 30}))
+	readFrame(t, c) // CONNACK
+	alias := decode.IntProp(decode.PropTopicAlias, 1)
+	c.Write(encode(t, &decode.Publish{Base: v5, Topic: "a/b", Properties: decode.Properties{alias}, Payload: []byte("1")}))
+	c.Write(encode(t, &decode.Publish{Base: v5, Properties: decode.Properties{alias}, Payload: []byte("2")}))
+	want := []seen{
+		{typ: decode.CONNECT},
+		{typ: decode.PUBLISH, topic: "a/b", negot: true, max: 200, aliasMax: 5},
+		{typ: decode.PUBLISH, topic: "", negot: true, max: 200, aliasMax: 5, alias1: "a/b"},
+	}
+	for i, w := range want {
+		select {
+		case s := <-got:
+			if s != w {
+				t.Errorf("frame %d: stage saw %+v, want %+v", i+1, s, w)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stage saw %d frames, want %d", i, len(want))
+		}
+	}
+}
