@@ -177,6 +177,7 @@ func TestAPI(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no DISCONNECT")
 	}
+	f.col.waitClosed(t, 1) // once observers hear of the close, the API no longer lists it
 	if code, _ := f.do(t, "POST", "/connections/1/close", ""); code != http.StatusNotFound {
 		t.Errorf("closing a closed connection: %d", code)
 	}

@@ -288,10 +288,16 @@ func (s *Server) overBudget() {
 }
 
 func (s *Server) remove(ss *session) {
+	s.forget(ss)
+	s.wg.Done()
+}
+
+// forget takes a connection off the list of open ones (Conns, the control API); it may be
+// called more than once.
+func (s *Server) forget(ss *session) {
 	s.mu.Lock()
 	delete(s.sessions, ss.info.ID)
 	s.mu.Unlock()
-	s.wg.Done()
 }
 
 // Shutdown stops accepting, ends every connection (telling MQTT 5 devices with DISCONNECT 0x8B

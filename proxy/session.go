@@ -240,6 +240,8 @@ func (ss *session) observe(dir stream.Dir, t time.Time, b []byte) {
 }
 
 func (ss *session) closeObservers(end stream.End) {
+	// Closed for whoever hears of it: the control API no longer lists it.
+	ss.srv.forget(ss)
 	t := ss.now()
 	ss.omu.Lock()
 	for _, o := range ss.obs {
