@@ -14,6 +14,8 @@ import (
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -326,5 +328,71 @@ func TestWrongKey(t *testing.T) {
 		if err := c.Status().Err; !errors.Is(err, ErrWrongKey) {
 			t.Fatalf("%s: err %v, want ErrWrongKey", VersionName(v), err)
 		}
+	}
+}
+
+// TestHelloRetry: a TLS 1.3 server that asks for another key share (HelloRetryRequest) gets a
+// second ClientHello; the ServerHello after it sets the keys.
+func TestHelloRetry(t *testing.T) {
+	ec, _ := certs(t)
+	server := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{ec}, CurvePreferences: []tls.CurveID{tls.CurveP384}}
+	client := &tls.Config{MinVersion: tls.VersionTLS13, CurvePreferences: []tls.CurveID{tls.CurveP256, tls.CurveP384}}
+	s := runSession(t, client, server, messages()...)
+	if !bytes.Contains(s.wire[1], helloRetry[:]) {
+		t.Fatal("the server sent no HelloRetryRequest")
+	}
+	var out sink
+	c := NewConn(keysOf(t, s.keylog), &out)
+	feed(c, s.wire, mrand.New(mrand.NewPCG(3, 4)))
+	if err := c.Status().Err; err != nil || !bytes.Equal(out.plain[0], s.plain[0]) || !bytes.Equal(out.plain[1], s.plain[1]) {
+		t.Errorf("err %v; decrypted %d and %d bytes, want %d and %d", err, len(out.plain[0]), len(out.plain[1]), len(s.plain[0]), len(s.plain[1]))
+	}
+}
+
+// TestKeyLog reads key logs: comments, other labels and a last line without its newline are
+// fine; a malformed line is an error naming it; a LogFile takes lines as they are written.
+func TestKeyLog(t *testing.T) {
+	r := strings.Repeat("ab", 32)
+	good := "# a comment\n\nCLIENT_RANDOM " + r + " " + strings.Repeat("01", 48) + "\n" +
+		"EXPORTER_SECRET " + r + " " + strings.Repeat("02", 32) + "\n" +
+		"CLIENT_TRAFFIC_SECRET_0 " + r + " " + strings.Repeat("03", 32)
+	k := NewKeys()
+	st, err := k.Read(strings.NewReader(good), "good")
+	if err != nil || st.Secrets != 2 || st.Ignored != 1 || k.Len() != 1 {
+		t.Errorf("read %+v, %d randoms: %v", st, k.Len(), err)
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"CLIENT_RANDOM " + r, "bad: line 2: want LABEL CLIENT_RANDOM SECRET, got 2 fields"},
+		{"CLIENT_RANDOM abcd " + strings.Repeat("01", 48), "bad: line 2: CLIENT_RANDOM: the client random is not 32 bytes of hex"},
+		{"CLIENT_RANDOM " + r + " " + strings.Repeat("01", 47), "bad: line 2: CLIENT_RANDOM: the master secret has 47 bytes, want 48"},
+		{"SERVER_TRAFFIC_SECRET_0 " + r + " zz", "bad: line 2: SERVER_TRAFFIC_SECRET_0: the secret is not hex"},
+	} {
+		_, err := NewKeys().Read(strings.NewReader("# ok\n"+tc.line+"\n"), "bad")
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.line, err, tc.want)
+		}
+	}
+	// A file written while it is read: a line without its newline waits.
+	name := filepath.Join(t.TempDir(), "keys.log")
+	if err := os.WriteFile(name, []byte(good[:len(good)-10]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lf, k := NewLogFile(name), NewKeys()
+	if st, err := lf.Update(k); err != nil || st.Secrets != 1 {
+		t.Fatalf("first update: %+v %v", st, err)
+	}
+	f, err := os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(good[len(good)-10:] + "\n")
+	f.Close()
+	if st, err := lf.Update(k); err != nil || st.Secrets != 1 {
+		t.Fatalf("second update: %+v %v", st, err)
+	}
+	var rr Random
+	copy(rr[:], bytes.Repeat([]byte{0xab}, 32))
+	if k.lookup(rr, slot(labelClientTraffic)) == nil || k.lookup(rr, slot(labelMaster)) == nil {
+		t.Error("the secrets of both updates are not there")
 	}
 }
