@@ -83,7 +83,8 @@ type halfConn struct {
 	records int64  // records of this direction seen
 	good    int64  // records decrypted under rc
 	hs      handshakeBuf
-	dead    bool // nothing more of this direction can be decrypted
+	dead    bool   // nothing more of this direction can be decrypted
+	deadWhy *Error // why
 
 	held      [][]byte // records waiting (see maxHeld)
 	heldBytes int
@@ -125,7 +126,7 @@ func (c *Conn) fail(e *Error, dirs ...Dir) {
 	}
 	for _, d := range dirs {
 		h := &c.h[d]
-		h.dead = true
+		h.dead, h.deadWhy = true, e
 		for _, r := range h.held {
 			h.lose(len(r))
 		}
@@ -294,10 +295,13 @@ func (c *Conn) Close() {
 		if h.resync && !h.dead {
 			c.fail(&Error{Err: ErrLost, Dir: Dir(d), Lost: h.unknown}, Dir(d))
 		}
-		if h.lost > 0 {
+		// Bytes are reported lost when the capture lost them; not those a direction could not
+		// decrypt after it failed otherwise (a wrong key, bytes that are not TLS): those
+		// were not lost, and Status.Err says why they are missing.
+		if h.lost > 0 && (!h.dead || h.deadWhy.Err == ErrLost) {
 			c.out.Lost(Dir(d), h.lost)
-			h.lost = 0
 		}
+		h.lost = 0
 	}
 }
 
