@@ -301,7 +301,9 @@ are reported, and decoding resumes at the next packet. MQTT is found on port 188
 --port ones, by its CONNECT on any other port, and inside WebSocket connections that upgrade
 to the mqtt subprotocol. TLS connections (on port 8883, 1883 and the --port and --tls-port
 ones, or offering MQTT by ALPN on any port, as AWS IoT devices do on 443) are listed with
-their server name and ALPN; other TLS, such as HTTPS, is only counted. Several files are read as one capture, in order; files
+their server name and ALPN; other TLS, such as HTTPS, is only counted. With the session keys
+(--keylog, $SSLKEYLOGFILE, or a pcapng file's decryption secrets blocks) TLS connections are
+decrypted and explained like the others. Several files are read as one capture, in order; files
 compressed with gzip, zstd or lz4 are read as they are, and - reads standard input (tcpdump -U -w - | ...).
 
 --write saves the captured packets that carried the packets passing --filter (with their
@@ -311,6 +313,7 @@ connections' handshakes) to a new pcapng file.`,
   mqscope read --format jsonl --filter 'type == "PUBLISH" && topic matches "^sensors/"' dump.pcapng
   mqscope read --filter 'level == "error"' --write errors.pcapng dump.pcapng
   mqscope read --summary customer.pcap.gz
+  mqscope read --keylog keys.log device.pcapng
   tcpdump -i eth0 -U -w - port 1883 | mqscope read -`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
