@@ -545,7 +545,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 	}
 	n := r.add(decode.LevelError, RuleAckError, 0, text)
 	if e != nil {
-		n.Cause = &CauseRef{Index: e.rec.Index, Type: e.rec.Type(), Summary: summarize(e.rec, ackWhy(e.rec, q.ReasonCode))}
+		n.Cause = &CauseRef{Index: e.rec.Index, Type: e.rec.Type(), Summary: summarize(e.rec, c.ackWhy(e.rec, q.ReasonCode))}
 		return
 	}
 	// PUBREL or PUBCOMP 0x92: the packet this answers is the peer's last one with that id.
@@ -566,7 +566,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 }
 
 // ackWhy explains an error reason code in terms of the packet it answers.
-func ackWhy(p *PacketRecord, rc decode.ReasonCode) string {
+func (c *Conn) ackWhy(p *PacketRecord, rc decode.ReasonCode) string {
 	for _, n := range p.Notes {
 		if n.Reason == rc {
 			return n.whyText()
@@ -575,6 +575,9 @@ func ackWhy(p *PacketRecord, rc decode.ReasonCode) string {
 	pub, ok := p.Packet.(*decode.Publish)
 	if !ok {
 		return ""
+	}
+	if why, ok := c.ackLimitWhy(p, pub, rc); ok {
+		return why
 	}
 	switch rc {
 	case decode.NotAuthorized:

@@ -84,6 +84,7 @@ type connSummary struct {
 	aliases        [2]map[uint16]string
 	reasons        map[string]int
 	rules          map[string]int
+	texts          map[string]string // the first finding's sentence per rule: this connection's cause
 	levels         map[string]decode.Level
 	findings       [3]int
 }
@@ -124,7 +125,7 @@ func (s *Summary) conn(seq int64, id int, client, server string) *connSummary {
 	}
 	c := s.conns[id]
 	if c == nil {
-		c = &connSummary{id: id, first: seq, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, levels: map[string]decode.Level{}}
+		c = &connSummary{id: id, first: seq, client: client, server: server, reasons: map[string]int{}, rules: map[string]int{}, texts: map[string]string{}, levels: map[string]decode.Level{}}
 		s.conns[id] = c
 		s.mu.Lock()
 		s.order = append(s.order, c)
@@ -218,7 +219,8 @@ func (s *Summary) Add(seq int64, r Record) {
 		c.clientID, c.version, c.tls = r.ClientID, r.Version, r.TLS
 		c.packets.add(r.Type())
 		if p, ok := r.Packet.(*decode.Publish); ok && r.Version == decode.V5 {
-			if a, ok := p.Properties.TopicAlias(); ok && a != 0 && p.Topic != "" {
+			// An alias over the receiver's maximum is rejected, not mapped.
+			if a, ok := p.Properties.TopicAlias(); ok && a != 0 && p.Topic != "" && !aliasRejected(r) {
 				if c.aliases[r.Dir] == nil {
 					c.aliases[r.Dir] = map[uint16]string{}
 				}
@@ -252,6 +254,13 @@ func (s *Summary) Add(seq int64, r Record) {
 // note counts findings by rule and level.
 func (c *connSummary) note(notes []Note) {
 	for _, n := range notes {
+		if _, ok := c.texts[n.Rule]; !ok {
+			t := n.Text
+			if n.Cause != nil {
+				t += "; caused by " + n.Cause.Summary
+			}
+			c.texts[n.Rule] = t
+		}
 		c.rules[n.Rule]++
 		if l, ok := c.levels[n.Rule]; !ok || n.Level < l {
 			c.levels[n.Rule] = n.Level
@@ -409,10 +418,14 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 		sb.WriteString("    ")
 		sb.Write(o.paint(nil, levelColor(l), fmt.Sprintf("%-7s", l)))
 		fmt.Fprintf(sb, " %-34s ×%d", k, c.rules[k])
-		if t, ok := RuleText(k); ok {
-			if r := []rune(t); len(r) > 90 {
-				t = string(r[:89]) + "…"
+		// This connection's own sentence (the first, when there are several), not the rule's
+		// general meaning: that is in RULES.md.
+		if t := c.texts[k]; t != "" {
+			if c.rules[k] > 1 {
+				t = "first: " + t
 			}
+			fmt.Fprintf(sb, "  %s", t)
+		} else if t, ok := RuleText(k); ok {
 			fmt.Fprintf(sb, "  %s", t)
 		}
 		sb.WriteByte('\n')
@@ -444,4 +457,15 @@ func sortedKeys(m map[string]int) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// aliasRejected reports whether the record's Topic Alias breaks the receiver's limit (a
+// finding answered by 0x94 Topic Alias invalid): the receiver does not map it.
+func aliasRejected(r *PacketRecord) bool {
+	for i := range r.Notes {
+		if r.Notes[i].Reason == decode.TopicAliasInvalid {
+			return true
+		}
+	}
+	return false
 }

@@ -227,6 +227,7 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 			if w.Retain {
 				b = append(b, " retain"...)
 			}
+			b = appendPropsAs(b, "will.", w.Properties, o)
 		}
 		b = appendProps(b, q.Properties, o)
 	case *decode.Connack:
@@ -335,11 +336,17 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 // appendProps writes the properties of CONNECT, CONNACK and DISCONNECT as key=value, the
 // standard's names in snake_case; binary values as their length, Authentication Data redacted.
 func appendProps(b []byte, ps decode.Properties, o TextOptions) []byte {
+	return appendPropsAs(b, "", ps, o)
+}
+
+// appendPropsAs appends the properties with prefix before each key ("will." for a Will's).
+func appendPropsAs(b []byte, prefix string, ps decode.Properties, o TextOptions) []byte {
 	for _, p := range ps {
 		if !p.ID.Known() {
 			continue
 		}
 		b = append(b, ' ')
+		b = append(b, prefix...)
 		b = append(b, p.ID.Key()...)
 		b = append(b, '=')
 		switch p.ID.Type() {

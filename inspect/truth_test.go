@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,70 @@ func TestTakeoverOnlyWhenServerCloses(t *testing.T) {
 				t.Errorf("taken over at the close: %v, want %v: %+v", got, tc.takenOver, cr.Notes)
 			}
 		})
+	}
+}
+
+// TestAckLimitExplained: an acknowledgement whose reason code names a limit the PUBLISH did not
+// break says what mqscope can tell (an unannounced limit, with the numbers), and a PUBREC 0x97
+// for a PUBLISH over the Receive Maximum links to that finding.
+func TestAckLimitExplained(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, decode.Properties{decode.IntProp(decode.PropReceiveMaximum, 1)})
+	pub := s.c2s(publish("a/b", 1, 1, strings.Repeat("x", 64)))
+	r := s.s2c(ack(decode.PUBACK, 1, decode.PacketTooLarge))
+	n := note(t, r, RuleAckError)
+	want := fmt.Sprintf("the broker applied a limit it did not announce in CONNACK (the PUBLISH was %d bytes", pub.Size())
+	if n.Cause == nil || n.Cause.Index != pub.Index || !strings.Contains(n.Cause.Summary, want) {
+		t.Errorf("PUBACK 0x95: cause %+v, want %q", n.Cause, want)
+	}
+	s.c2s(publish("a/b", 2, 2, "x"))
+	over := s.c2s(publish("a/b", 2, 3, "y"))
+	note(t, over, "MQTT-3.3.4-7")
+	r = s.s2c(ack(decode.PUBREC, 3, decode.QuotaExceeded))
+	n = note(t, r, RuleAckError)
+	if n.Cause == nil || n.Cause.Index != over.Index || !strings.Contains(n.Cause.Summary, "over the Receive Maximum 1") || !strings.Contains(n.Cause.Summary, "0x97") {
+		t.Errorf("PUBREC 0x97: cause %+v", n.Cause)
+	}
+}
+
+// TestSummaryOwnCauses: the summary's findings say this connection's sentence and cause, not
+// the rule's general meaning cut short, and its alias table leaves out an alias the server
+// rejected.
+func TestSummaryOwnCauses(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, decode.Properties{decode.IntProp(decode.PropTopicAliasMaximum, 2)})
+	s.c2s(publish("a/b", 0, 0, "x", decode.IntProp(decode.PropTopicAlias, 1)))
+	s.c2s(publish("c/d", 0, 0, "y", decode.IntProp(decode.PropTopicAlias, 3)))
+	s.s2c(&decode.Disconnect{HasReason: true, ReasonCode: decode.TopicAliasInvalid})
+	recs := append(s.recs, s.c.Close(s.now, closeEnd("server-eof", "")))
+	var buf bytes.Buffer
+	render(NewSummaryWriter(&buf, TextOptions{}), recs)
+	out := buf.String()
+	for _, want := range []string{
+		`Topic aliases client→server: 1="a/b"` + "\n",
+		"MQTT-3.3.2-9                       ×1  Topic Alias 3 is above the Topic Alias Maximum 2 granted in CONNACK",
+		"the server closed the connection: 0x94 Topic Alias invalid; caused by PUBLISH #4",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestTextWillProperties: the text line of a CONNECT shows its Will's properties as it shows
+// a PUBLISH's.
+func TestTextWillProperties(t *testing.T) {
+	s := newSession(t, Options{})
+	r := s.c2s(&decode.Connect{ClientID: "d", Will: &decode.WillMessage{Topic: "gone", Payload: []byte("bye"), Properties: decode.Properties{
+		decode.IntProp(decode.PropWillDelay, 30),
+		decode.StrProp(decode.PropContentType, "text/plain"),
+		decode.UserProp("site", "north"),
+	}}})
+	var buf bytes.Buffer
+	render(NewTextWriter(&buf, TextOptions{Payload: payload.Preview}), []Record{r})
+	for _, want := range []string{`will="gone"`, "will.will_delay_interval=30", `will.content_type="text/plain"`, `will.user_property="site=north"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("missing %s in %s", want, buf.String())
+		}
 	}
 }
