@@ -265,7 +265,7 @@ func TestBufferedBudget(t *testing.T) {
 	}
 	by, reason := col.waitClosed(t, 2)
 	if by != "proxy" || !strings.Contains(reason, "closed for holding 60004 bytes of unfinished frames, the most of any connection") ||
-		!strings.Contains(reason, "over the proxy's budget of 100000") {
+		!strings.Contains(reason, "over the proxy's budget of 100000") || !strings.Contains(reason, "sent DISCONNECT 0x97 Quota exceeded") {
 		t.Errorf("connection 2 closed by %s: %q", by, reason)
 	}
 	for _, id := range []int{1, 3} {

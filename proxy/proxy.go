@@ -126,6 +126,7 @@ type Server struct {
 	stopped  atomic.Bool
 
 	buffered  atomic.Int64 // bytes of unfinished frames held by all connections (see session.held)
+	releasing atomic.Int64 // of those, what connections being closed for the budget hold
 	enforcing atomic.Bool  // a goroutine is closing connections to bring buffered under the budget
 }
 
@@ -257,8 +258,10 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// overBudget closes the connections holding the most bytes of unfinished frames until all of
-// them together hold no more than MaxBuffered, on a goroutine of its own (one at a time).
+// overBudget closes the connections holding the most bytes of unfinished frames until the
+// others together hold no more than MaxBuffered. It picks them on a goroutine of its own (one
+// at a time) and closes them at once, each on a goroutine: what a connection being closed
+// holds counts as given back (releasing) until it is.
 func (s *Server) overBudget() {
 	if !s.enforcing.CompareAndSwap(false, true) {
 		return
@@ -266,14 +269,14 @@ func (s *Server) overBudget() {
 	go func() {
 		defer s.enforcing.Store(false)
 		for {
-			total := s.buffered.Load()
+			total := s.buffered.Load() - s.releasing.Load()
 			if total <= int64(s.cfg.MaxBuffered) {
 				return
 			}
 			var greediest *session
 			s.mu.Lock()
 			for _, ss := range s.sessions {
-				if !ss.stopping.Load() && (greediest == nil || ss.held.Load() > greediest.held.Load()) {
+				if !ss.stopping.Load() && !ss.cut.Load() && (greediest == nil || ss.held.Load() > greediest.held.Load()) {
 					greediest = ss
 				}
 			}
@@ -281,8 +284,16 @@ func (s *Server) overBudget() {
 			if greediest == nil || greediest.held.Load() == 0 {
 				return
 			}
-			greediest.terminate(nil, "", fmt.Sprintf("closed for holding %d bytes of unfinished frames, the most of any connection, when all held %d, over the proxy's budget of %d (--max-buffered)",
-				greediest.held.Load(), total, s.cfg.MaxBuffered))
+			// Chosen once (cut: terminate reads no more of its frames), and counted as given
+			// back once.
+			greediest.cut.Store(true)
+			h := greediest.held.Load()
+			greediest.releasing.Store(h)
+			s.releasing.Add(h)
+			why := fmt.Sprintf("closed for holding %d bytes of unfinished frames, the most of any connection, when all held %d, over the proxy's budget of %d (--max-buffered)",
+				h, total, s.cfg.MaxBuffered)
+			rc := decode.QuotaExceeded
+			go greediest.terminate(&rc, "", why)
 		}
 	}()
 }

@@ -50,6 +50,10 @@ type session struct {
 	// held is what the connection counts against the proxy's MaxBuffered: the bytes of its
 	// unfinished frames, at most BufferedFrameMax of each.
 	held atomic.Int64
+	// releasing is what the budget counted as given back when it chose to close the connection.
+	releasing atomic.Int64
+	// cut makes terminate stop reading the device at once (not after its DISCONNECT).
+	cut atomic.Bool
 	// connectTimer ends the connection when no whole frame has come from the device within
 	// ConnectTimeout; stopped by the first one.
 	connectTimer *time.Timer
@@ -156,11 +160,14 @@ func (ss *session) run() {
 	<-ss.pipeDone[stream.S2C]
 	<-ss.pipeDone[stream.C2S]
 	ss.setState(stClosing)
+	// When the proxy ends the connection, its DISCONNECT goes out before the close (a pipe may
+	// have stopped before it, cut).
+	why := ss.stoppedWhy()
 	ss.client.Close()
 	up.Close()
 	end := describeEnd(first, second)
-	if w := ss.stoppedWhy(); w != "" {
-		end = stream.End{By: stream.Proxy, How: stream.Stopped, Detail: w}
+	if why != "" {
+		end = stream.End{By: stream.Proxy, How: stream.Stopped, Detail: why}
 	}
 	ss.closeObservers(end)
 }
@@ -468,6 +475,7 @@ func (ss *session) account(dir stream.Dir, b []byte) {
 // releaseHeld gives back what the connection counted against MaxBuffered.
 func (ss *session) releaseHeld() {
 	ss.srv.buffered.Add(-ss.held.Swap(0))
+	ss.srv.releasing.Add(-ss.releasing.Swap(0))
 }
 
 // noConnect ends the connection when the device has not sent a whole frame (its CONNECT) within
@@ -573,6 +581,9 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 		<-ss.finished
 		return
 	}
+	if ss.cut.Load() {
+		ss.client.SetReadDeadline(time.Unix(1, 0))
+	}
 	w := why
 	ss.mu.Lock()
 	up := ss.server
@@ -620,8 +631,10 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	ss.why.Store(&w)
 	close(ss.termDone)
 	closeWrite(ss.client)
-	// Let the device read the DISCONNECT and close; then close both sides.
-	ss.client.SetReadDeadline(ss.now().Add(time.Second))
+	// Let the device read the DISCONNECT and close; then close both sides (at once when cut).
+	if !ss.cut.Load() {
+		ss.client.SetReadDeadline(ss.now().Add(time.Second))
+	}
 	up.Close()
 	select {
 	case <-ss.pipeDone[stream.C2S]:
