@@ -121,6 +121,12 @@ func (s *tcpConn) closeDecrypt(t time.Time) {
 		s.reportEncrypted()
 		return
 	}
+	if err := x.conn.Status().Err; err != nil && s.info.TLS != nil {
+		// Found after the connection was opened: its close record says it.
+		info := *s.info.TLS
+		info.Problem = err.Error()
+		s.info.TLS = &info
+	}
 	s.noteDecrypted()
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/mqscope/mqscope/capture/tlsdecrypt"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/pcapng"
 	"github.com/mqscope/mqscope/stream"
@@ -440,6 +442,33 @@ func copyCapture(t *testing.T, from, to string, keep func(n int64) bool) {
 	must(t, CopyPackets([]string{from}, keep, w))
 }
 
+// alterCapture copies a capture, changing one byte in the middle of the TCP payload of the
+// packets for which alter says true.
+func alterCapture(t *testing.T, from, to string, alter func(n int64) bool) {
+	t.Helper()
+	in, err := OpenFile(from)
+	must(t, err)
+	defer in.Close()
+	f, err := os.Create(to)
+	must(t, err)
+	defer f.Close()
+	w, err := pcapng.NewPacketWriter(f)
+	must(t, err)
+	for n := int64(1); ; n++ {
+		link, ci, data, err := in.Next()
+		if err == io.EOF {
+			break
+		}
+		must(t, err)
+		data = bytes.Clone(data)
+		if alter(n) {
+			data[len(data)-len(data)/4] ^= 0x55 // inside the payload of a large segment
+		}
+		must(t, w.WritePacket(link, ci.Timestamp, data, ci.Length))
+	}
+	must(t, w.Flush())
+}
+
 // TestDecryptLostAndLate: a packet lost in the middle of the server's application data
 // costs the records it carried, reported as a gap, and decryption goes on after it (the
 // record sequence found again); a capture that begins after the handshake says so.
@@ -494,6 +523,39 @@ func TestDecryptLostAndLate(t *testing.T) {
 		if !bytes.Equal(c.data[stream.C2S], s.sent) {
 			t.Errorf("%s: the client's side, without loss, differs", name)
 		}
+	}
+
+	// A byte altered in the same packets: the record holding it fails authentication, the
+	// next ones decrypt, and the close record says what happened.
+	damaged := filepath.Join(dir, "damaged.pcapng")
+	alterCapture(t, file, damaged, func(n int64) bool { return lost[n] })
+	var buf bytes.Buffer
+	w := inspect.NewJSONWriter(&buf, inspect.JSONOptions{})
+	in := &Inspector{Emit: w.Write}
+	must(t, ReadFiles(context.Background(), []string{damaged}, NewAnalyzer(in, Options{TLSKeys: keys}), nil))
+	must(t, in.Close())
+	must(t, w.Close())
+	closes := 0
+	for _, line := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
+		var r struct {
+			Kind string
+			TLS  struct {
+				Decrypted bool
+				Problem   string
+			}
+		}
+		must(t, json.Unmarshal(line, &r))
+		if r.Kind != "close" {
+			continue
+		}
+		closes++
+		if !r.TLS.Decrypted || !strings.Contains(r.TLS.Problem, "from the server failed authentication after") ||
+			!strings.Contains(r.TLS.Problem, "altered in the capture") {
+			t.Errorf("damaged: close record %s", line)
+		}
+	}
+	if closes != len(cases) {
+		t.Errorf("damaged: %d close records, want %d:\n%s", closes, len(cases), buf.Bytes())
 	}
 
 	lateFile := filepath.Join(dir, "late.pcapng")

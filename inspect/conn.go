@@ -75,6 +75,7 @@ type Conn struct {
 	pending   []Note          // notes for the next packet in either direction
 	tookFrom  int             // the connection whose Client Identifier this one's CONNECT took over
 	tls       *stream.TLSInfo // set on every record when the connection was decrypted from TLS
+	src       *stream.Conn    // the source's description (NewConnOf): its TLS at the end, for the close record
 }
 
 // stream frames one direction.
@@ -563,6 +564,9 @@ func (c *Conn) Close(t time.Time, end stream.End) *CloseRecord {
 	}
 	c.closed = true
 	c.st.Phase = "closed"
+	if c.src != nil && c.src.TLS != nil {
+		c.tls = c.src.TLS // what the source learnt of the TLS until the end
+	}
 	if t.IsZero() {
 		t = c.st.LastSeen
 	}

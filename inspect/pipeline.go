@@ -50,6 +50,7 @@ func NewConnOf(c *stream.Conn, opts Options) *Conn {
 	if c.TLS != nil {
 		ic.SetTLS(c.TLS)
 	}
+	ic.src = c
 	return ic
 }
 

@@ -325,6 +325,9 @@ func decryptedLine(t *stream.TLSInfo) string {
 	if len(extra) > 0 {
 		s += " (" + strings.Join(extra, ", ") + ")"
 	}
+	if t.Problem != "" {
+		s += "; not all of it: " + t.Problem
+	}
 	return s
 }
 

@@ -117,7 +117,12 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 		if n := s.Levels["warning"]; n > 0 {
 			b = append(b, ", "+Plural(n, "warning")...)
 		}
-		b = append(b, ')', '\n')
+		b = append(b, ')')
+		if r.TLS != nil && r.TLS.Problem != "" {
+			b = append(b, "; TLS: "...)
+			b = append(b, r.TLS.Problem...)
+		}
+		b = append(b, '\n')
 		return appendNotes(b, r.Notes, o)
 	}
 	return b

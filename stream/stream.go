@@ -112,7 +112,8 @@ type Conn struct {
 	ALPN       []string // TLS: the application protocols the client offered
 	Path       string   // WebSocket: the path of the upgrade request
 	// TLS is set when a capture was read with TLS session keys: what is known of the
-	// connection's TLS, and whether its bytes are decrypted.
+	// connection's TLS, and whether its bytes are decrypted. The source may replace it (never
+	// change it) until it closes the connection, when a problem appears after its first bytes.
 	TLS *TLSInfo
 	// Packet is the number of the connection's first captured packet (1-based, across the
 	// files of a capture); 0 for a proxied connection.

@@ -8,7 +8,8 @@ type TLSInfo struct {
 	ServerName string // the server name of the ClientHello (SNI)
 	ALPN       string // the application protocol the server selected ("" when none)
 	// Decrypted says that the connection's bytes are delivered decrypted; when false,
-	// Problem says why not, and no bytes are delivered.
+	// Problem says why not, and no bytes are delivered. When true, Problem says what part of
+	// them could not be decrypted, if any.
 	Decrypted bool
 	Problem   string
 }
