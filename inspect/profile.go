@@ -205,9 +205,8 @@ func (c *Conn) profileConnack(r *PacketRecord) {
 		}
 	}
 	if p.KeepAlive.set() && c.connectRead(decode.PartKeepAlive) {
-		if ka := p.KeepAlive.clamp(req.KeepAlive); ka != req.KeepAlive {
-			expect("Server Keep Alive", ka, g.ServerKeepAlive, req.KeepAlive)
-		}
+		// Within the range, the profile predicts no Server Keep Alive, or the client's own.
+		expect("Server Keep Alive", p.KeepAlive.clamp(req.KeepAlive), g.ServerKeepAlive, req.KeepAlive)
 	}
 	if p.TopicAliasMaximum > 0 {
 		expect("Topic Alias Maximum", p.TopicAliasMaximum, g.TopicAliasMaximum, 0)
@@ -231,6 +230,20 @@ func (c *Conn) profileConnack(r *PacketRecord) {
 	if p.SessionExpiry.set() && req.SessionExpiryInterval != nil && *req.SessionExpiryInterval != 0 && *req.SessionExpiryInterval != 0xFFFFFFFF {
 		if v := int(*req.SessionExpiryInterval); p.SessionExpiry.clamp(v) != v {
 			expect("Session Expiry Interval", p.SessionExpiry.clamp(v), g.SessionExpiryInterval, v)
+		}
+	}
+	for _, a := range []struct {
+		what string
+		want *bool
+		got  *uint32
+	}{
+		{"Retain Available", p.RetainAvailable, g.RetainAvailable},
+		{"Wildcard Subscription Available", p.WildcardSubscriptionAvailable, g.WildcardSubscriptionAvailable},
+		{"Subscription Identifiers Available", p.SubscriptionIdentifiersAvailable, g.SubscriptionIdentifiersAvailable},
+		{"Shared Subscription Available", p.SharedSubscriptionAvailable, g.SharedSubscriptionAvailable},
+	} {
+		if a.want != nil {
+			expect(a.what, boolInt(*a.want), a.got, 1) // absent: available
 		}
 	}
 	if len(diffs) > 0 {
@@ -298,4 +311,11 @@ func kb(n int) string {
 		return fmt.Sprintf("%.1f KB", float64(n)/1024)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -3,6 +3,8 @@ package inspect
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +168,44 @@ func TestTextWillProperties(t *testing.T) {
 	for _, want := range []string{`will="gone"`, "will.will_delay_interval=30", `will.content_type="text/plain"`, `will.user_property="site=north"`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("missing %s in %s", want, buf.String())
+		}
+	}
+}
+
+// TestProfileMismatchEveryValue: the CONNACK is compared with every value a profile states:
+// Server Keep Alive (also when the client's keep alive is within the range) and the
+// availabilities, for a user's profile and a built-in one.
+func TestProfileMismatchEveryValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mine.yaml")
+	if err := os.WriteFile(path, []byte("keep_alive: {min: 60, max: 480}\nretain_available: false\nwildcard_subscription_available: true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	user, err := LoadProfile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin, err := LoadProfile("apsaramq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		prof  *Profile
+		ack   decode.Properties
+		wants []string
+	}{
+		{user, decode.Properties{decode.IntProp(decode.PropServerKeepAlive, 30), decode.IntProp(decode.PropWildcardSubAvailable, 0)},
+			[]string{"Server Keep Alive 100, CONNACK has 30", "Retain Available 0, CONNACK has none", "Wildcard Subscription Available 1, CONNACK has 0"}},
+		{builtin, decode.Properties{decode.IntProp(decode.PropServerKeepAlive, 100), decode.IntProp(decode.PropSharedSubAvailable, 0)},
+			[]string{"Shared Subscription Available 1, CONNACK has 0"}},
+	} {
+		s := newSession(t, Options{Profile: tc.prof})
+		s.c2s(&decode.Connect{ClientID: "d", KeepAlive: 100})
+		r := s.s2c(&decode.Connack{Properties: tc.ack})
+		n := note(t, r, RuleProfileMismatch)
+		for _, want := range tc.wants {
+			if !strings.Contains(n.Text, want) {
+				t.Errorf("%s: %q lacks %q", tc.prof.Name, n.Text, want)
+			}
 		}
 	}
 }
