@@ -512,6 +512,18 @@ func (p *pipeRun) step() bool {
 		}
 		p.rd.release()
 		if werr != nil {
+			if errors.Is(werr, ErrStageClose) && ss.stopping.CompareAndSwap(false, true) {
+				// A stage ended the connection (a fault's DISCONNECT, then close): what it
+				// emitted went first, and both sides get a FIN, the other pipe seeing that the
+				// proxy stopped the connection rather than resetting its destination.
+				w := errText(werr)
+				ss.why.Store(&w)
+				close(ss.termDone)
+				ends <- pipeEnd{dir, endStopped, werr}
+				dst.Close()
+				src.Close()
+				return true
+			}
 			if ss.stopping.Load() {
 				ends <- pipeEnd{dir, endStopped, werr}
 				return true

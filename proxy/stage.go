@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -20,6 +21,11 @@ import (
 type Stage interface {
 	Frame(f *Frame, emit func(b []byte) error) error
 }
+
+// ErrStageClose, wrapped in the error a stage returns, ends the connection as the proxy's doing
+// (a fault's DISCONNECT then close): what the stage emitted before is sent, both sides are
+// closed, and the connection's end says the error.
+var ErrStageClose = errors.New("closed by a stage")
 
 // Frame is one whole MQTT frame going through a direction's stages.
 type Frame struct {

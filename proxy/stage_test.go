@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -370,5 +371,56 @@ func TestStageState(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("the stage saw %d frames, want %d", i, len(want))
 		}
+	}
+}
+
+// TestStageClose: a stage that returns ErrStageClose after emitting bytes ends the connection:
+// the device gets those bytes and then EOF (not a reset), the broker is closed too, and the end
+// is the proxy's, saying the stage's error.
+func TestStageClose(t *testing.T) {
+	brokerDone := make(chan struct{})
+	addr := rawServer(t, func(c net.Conn) {
+		defer close(brokerDone)
+		io.Copy(io.Discard, c) // until the proxy closes
+		c.Close()
+	})
+	col := newCollector()
+	bye := []byte{0xE0, 0x01, 0x89} // DISCONNECT 0x89
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: []stream.Observer{col},
+		Stages: func(_ *stream.Conn, d stream.Dir, _ StageEnv) []Stage {
+			if d != stream.C2S {
+				return nil
+			}
+			return []Stage{funcStage(func(f *Frame, emit func([]byte) error) error {
+				if f.Type != decode.PINGREQ {
+					return emit(f.Bytes)
+				}
+				return errors.Join(emit(bye), fmt.Errorf("%w: test fault", ErrStageClose))
+			})}
+		}})
+	c, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte{0xC0, 0x00})
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Errorf("device read % x, %v; want EOF", b, err)
+	}
+	select {
+	case <-brokerDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the broker's side was not closed")
+	}
+	if err := col.until(func() bool { cc := col.conns[1]; return cc != nil && cc.by != "" },
+		func() error { return errors.New("no close event") }); err != nil {
+		t.Fatal(err)
+	}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	cc := col.conns[1]
+	if cc.by != "proxy" || !strings.Contains(cc.reason, "test fault") || !bytes.Equal(cc.data[stream.C2S].Bytes(), bye) {
+		t.Errorf("end by %q: %q; c2s % x", cc.by, cc.reason, cc.data[stream.C2S].Bytes())
 	}
 }

@@ -1,0 +1,403 @@
+package fault
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// Fault is what a rule does to a frame it selected.
+type Fault interface {
+	// Apply returns what goes on instead of frame f. v holds the negotiated values for f.
+	Apply(f *proxy.Frame, v *Values) (Result, error)
+}
+
+// Result is what a fault did to a frame.
+type Result struct {
+	// Skip: the fault does not apply to this frame (it goes on unchanged, and is not counted).
+	Skip bool
+	Out  [][]byte // the frames to send instead (none: the frame is dropped)
+	Did  string   // what was done, for the timeline
+	Used string   // the negotiated values a parameter used ("" when none)
+	// Close ends the connection once Out is sent.
+	Close bool
+	// Malformed: what is sent instead breaks the packet format on purpose (QoS 3, a reason code
+	// the packet does not have).
+	Malformed bool
+}
+
+// actions make a rule's fault from its parameters (taking the keys they use out of params).
+var actions = map[string]func(r *Rule, params map[string]token) (Fault, error){
+	"oversize": func(r *Rule, params map[string]token) (Fault, error) {
+		if err := r.onlyTypes(decode.PUBLISH); err != nil {
+			return nil, err
+		}
+		size, err := takeExpr(params, "size", "")
+		return &Oversize{Size: size}, err
+	},
+	"drop": func(r *Rule, params map[string]token) (Fault, error) { return Drop{}, nil },
+	"qos": func(r *Rule, params map[string]token) (Fault, error) {
+		if err := r.onlyTypes(decode.PUBLISH); err != nil {
+			return nil, err
+		}
+		to, err := takeExpr(params, "to", "maximum_qos+1")
+		return &QoS{To: to}, err
+	},
+	"alias": func(r *Rule, params map[string]token) (Fault, error) {
+		if err := r.onlyTypes(decode.PUBLISH); err != nil {
+			return nil, err
+		}
+		to, err := takeExpr(params, "to", "topic_alias_maximum+1")
+		return &Alias{To: to}, err
+	},
+	"retain": func(r *Rule, params map[string]token) (Fault, error) {
+		return Retain{}, r.onlyTypes(decode.PUBLISH)
+	},
+	"connack": func(r *Rule, params map[string]token) (Fault, error) {
+		if err := r.onlyTypes(decode.CONNACK); err != nil {
+			return nil, err
+		}
+		if r.Dirs == C2S {
+			return nil, errors.New("connack goes server to client: dir=c2s does not apply")
+		}
+		r.Dirs = S2C
+		c := &Connack{}
+		for _, k := range connackKeys {
+			if _, ok := params[k.key]; !ok {
+				continue
+			}
+			e, err := takeExpr(params, k.key, "")
+			if err != nil {
+				return nil, err
+			}
+			c.Set = append(c.Set, connackSet{key: k.key, prop: k.prop, val: e})
+		}
+		if len(c.Set) == 0 {
+			return nil, errors.New("connack needs a value to rewrite: reason, max_packet_size, topic_alias_maximum, receive_maximum, maximum_qos or retain_available")
+		}
+		return c, nil
+	},
+	"disconnect": func(r *Rule, params map[string]token) (Fault, error) {
+		d := &Disconnect{}
+		var err error
+		if d.Reason, err = takeExpr(params, "reason", "0x80"); err != nil {
+			return nil, err
+		}
+		if t, ok := params["reason_string"]; ok {
+			d.ReasonString = t.val
+			delete(params, "reason_string")
+		}
+		return d, nil
+	},
+}
+
+// publishOf returns f's PUBLISH for rewriting (a copy), or nil when f is not one that can be
+// re-encoded without altering what the fault does not mean to change (a malformed one).
+func publishOf(f *proxy.Frame) *decode.Publish {
+	p, ok := f.Packet().(*decode.Publish)
+	if !ok || malformed(p) {
+		return nil
+	}
+	q := *p
+	q.Properties = append(decode.Properties(nil), p.Properties...)
+	return &q
+}
+
+func malformed(p decode.Packet) bool {
+	for _, pr := range p.Info().Problems {
+		if errors.Is(pr, decode.ErrMalformed) {
+			return true
+		}
+	}
+	return false
+}
+
+// encode re-encodes p, as one frame of Out.
+func encode(p decode.Packet) ([][]byte, error) {
+	b, err := decode.Encode(nil, p)
+	if err != nil {
+		return nil, fmt.Errorf("re-encoding %s: %w", p.Type(), err)
+	}
+	return [][]byte{b}, nil
+}
+
+// Oversize grows a PUBLISH's payload so that the packet is exactly Size bytes.
+type Oversize struct{ Size *Expr }
+
+func (o *Oversize) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	p := publishOf(f)
+	if p == nil {
+		return Result{Skip: true}, nil
+	}
+	size, used, err := o.Size.eval(v)
+	if err != nil {
+		return Result{}, err
+	}
+	grow, ok := growBy(len(f.Bytes), p.Info().Header.HeaderLen, size)
+	if !ok {
+		return Result{Skip: true}, nil
+	}
+	p.Payload = append(append(make([]byte, 0, len(p.Payload)+grow), p.Payload...), bytes.Repeat([]byte{'x'}, grow)...)
+	out, err := encode(p)
+	if err != nil {
+		return Result{}, err
+	}
+	did := fmt.Sprintf("PUBLISH grown from %d to %d bytes", len(f.Bytes), len(out[0]))
+	if len(out[0]) != size {
+		did += fmt.Sprintf(" (no packet has %d)", size)
+	}
+	return Result{Out: out, Did: did, Used: used}, nil
+}
+
+// growBy returns how many payload bytes make a frame of n bytes (with a fixed header of hl)
+// exactly size bytes, the Remaining Length's own bytes included, or one byte more where no
+// packet has size bytes (130: a Remaining Length of 127 makes 129 bytes, of 128 makes 131);
+// false when the frame is already as large, or size is over the protocol's largest.
+func growBy(n, hl, size int) (int, bool) {
+	body := n - hl // what the Remaining Length counts now
+	if size <= n {
+		return 0, false
+	}
+	for _, s := range []int{size, size + 1} {
+		for l := 1; l <= 4; l++ {
+			rl := s - 1 - l
+			if rl > body && rl <= decode.MaxVarInt && len(decode.AppendVarInt(nil, uint32(rl))) == l {
+				return rl - body, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// Drop drops the frame.
+type Drop struct{}
+
+func (Drop) Apply(f *proxy.Frame, _ *Values) (Result, error) {
+	return Result{Did: fmt.Sprintf("%s dropped (%d bytes)", describe(f), len(f.Bytes))}, nil
+}
+
+// describe names a frame: its type and packet identifier.
+func describe(f *proxy.Frame) string {
+	if id, ok := decode.PacketID(f.Packet()); ok && id != 0 {
+		return fmt.Sprintf("%s id %d", f.Type, id)
+	}
+	return f.Type.String()
+}
+
+// QoS rewrites a PUBLISH's QoS (a QoS 0 PUBLISH raised gets packet identifier 65535).
+type QoS struct{ To *Expr }
+
+func (q *QoS) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	p := publishOf(f)
+	if p == nil {
+		return Result{Skip: true}, nil
+	}
+	to, used, err := q.To.eval(v)
+	if err != nil {
+		return Result{}, err
+	}
+	if to < 0 || to > 3 || to == int(p.QoS) {
+		return Result{Skip: true}, nil
+	}
+	from := p.QoS
+	p.QoS = byte(to)
+	switch {
+	case to == 0:
+		p.PacketID = 0
+	case from == 0:
+		p.PacketID = 0xFFFF
+	}
+	out, err := encode(p)
+	if err != nil {
+		return Result{}, err
+	}
+	did := fmt.Sprintf("PUBLISH QoS %d rewritten to %d", from, to)
+	if to == 3 {
+		did += " (malformed: QoS 3 does not exist)"
+	}
+	return Result{Out: out, Did: did, Used: used, Malformed: to == 3}, nil
+}
+
+// Alias gives a PUBLISH the Topic Alias To, keeping its topic (so it maps the alias).
+type Alias struct{ To *Expr }
+
+func (a *Alias) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	p := publishOf(f)
+	if p == nil || p.Version != decode.V5 {
+		return Result{Skip: true}, nil
+	}
+	to, used, err := a.To.eval(v)
+	if err != nil {
+		return Result{}, err
+	}
+	if to < 0 || to > 0xFFFF {
+		return Result{}, fmt.Errorf("alias: %d is not a two-byte integer", to)
+	}
+	p.Topic = frameTopic(f, p)
+	if p.Topic == "" {
+		return Result{Skip: true}, nil // an alias never mapped: nothing to keep
+	}
+	ps := p.Properties[:0]
+	for _, pr := range p.Properties {
+		if pr.ID != decode.PropTopicAlias {
+			ps = append(ps, pr)
+		}
+	}
+	p.Properties = append(ps, decode.IntProp(decode.PropTopicAlias, uint32(to)))
+	out, err := encode(p)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Out: out, Did: fmt.Sprintf("PUBLISH to %q given Topic Alias %d", p.Topic, to), Used: used}, nil
+}
+
+// Retain sets a PUBLISH's RETAIN flag.
+type Retain struct{}
+
+func (Retain) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	p := publishOf(f)
+	if p == nil || p.Retain {
+		return Result{Skip: true}, nil
+	}
+	p.Retain = true
+	out, err := encode(p)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Out: out, Did: "PUBLISH RETAIN set", Used: fmt.Sprintf("retain_available=%d", v.RetainAvailable)}, nil
+}
+
+// Connack rewrites values a CONNACK grants; a property set to 0 is removed (except Maximum
+// QoS and Retain Available, where 0 is a value), reason sets the reason code.
+type Connack struct{ Set []connackSet }
+
+type connackSet struct {
+	key  string
+	prop decode.PropID // 0 for the reason code
+	val  *Expr
+}
+
+var connackKeys = []struct {
+	key  string
+	prop decode.PropID
+}{
+	{"reason", 0},
+	{"max_packet_size", decode.PropMaximumPacketSize},
+	{"topic_alias_maximum", decode.PropTopicAliasMaximum},
+	{"receive_maximum", decode.PropReceiveMaximum},
+	{"maximum_qos", decode.PropMaximumQoS},
+	{"retain_available", decode.PropRetainAvailable},
+}
+
+func (c *Connack) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	p, ok := f.Packet().(*decode.Connack)
+	if !ok || malformed(p) {
+		return Result{Skip: true}, nil
+	}
+	q := *p
+	q.Properties = append(decode.Properties(nil), p.Properties...)
+	var did, used []string
+	bad := false
+	for _, s := range c.Set {
+		n, u, err := s.val.eval(v)
+		if err != nil {
+			return Result{}, err
+		}
+		if u != "" {
+			used = append(used, u)
+		}
+		if s.prop == 0 {
+			if n < 0 || n > 0xFF {
+				return Result{}, fmt.Errorf("connack: reason %d is not a byte", n)
+			}
+			did = append(did, fmt.Sprintf("reason 0x%02X → 0x%02X", byte(q.ReasonCode), n))
+			if q.Version == decode.V5 && !decode.ReasonCode(n).AllowedIn(decode.CONNACK) {
+				did[len(did)-1] += " (malformed: not a CONNACK reason code)"
+				bad = true
+			}
+			q.ReasonCode = decode.ReasonCode(n)
+			continue
+		}
+		if q.Version != decode.V5 {
+			return Result{Skip: true}, nil
+		}
+		old, had := q.Properties.Int(s.prop)
+		ps := q.Properties[:0]
+		for _, pr := range q.Properties {
+			if pr.ID != s.prop {
+				ps = append(ps, pr)
+			}
+		}
+		q.Properties = ps
+		before := "absent"
+		if had {
+			before = fmt.Sprint(old)
+		}
+		if n == 0 && s.prop != decode.PropMaximumQoS && s.prop != decode.PropRetainAvailable {
+			did = append(did, fmt.Sprintf("%s %s → absent", s.prop.Name(), before))
+			continue
+		}
+		if n < 0 {
+			return Result{}, fmt.Errorf("connack: %s %d is negative", s.key, n)
+		}
+		q.Properties = append(q.Properties, decode.IntProp(s.prop, uint32(n)))
+		did = append(did, fmt.Sprintf("%s %s → %d", s.prop.Name(), before, n))
+	}
+	out, err := encode(&q)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Out: out, Did: "CONNACK rewritten: " + strings.Join(did, ", "), Used: strings.Join(used, "; "), Malformed: bad}, nil
+}
+
+// Disconnect sends DISCONNECT with Reason (and ReasonString) in the rule's direction, instead
+// of the frame (or after it), then ends the connection; in MQTT 3.1.1, where only the client
+// sends DISCONNECT and it has no reason, the connection is closed without one towards the
+// client.
+type Disconnect struct {
+	Reason       *Expr
+	ReasonString string
+}
+
+func (d *Disconnect) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	rc, used, err := d.Reason.eval(v)
+	if err != nil {
+		return Result{}, err
+	}
+	if rc < 0 || rc > 0xFF {
+		return Result{}, fmt.Errorf("disconnect: reason %d is not a byte", rc)
+	}
+	ver := f.State.Version()
+	if ver == 0 {
+		ver = f.Packet().Info().Version
+	}
+	if ver != decode.V5 {
+		if f.Dir == stream.S2C { // to the client: 3.1.1 has no server DISCONNECT
+			return Result{Did: "connection closed (MQTT " + ver.String() + ": no server DISCONNECT)", Close: true}, nil
+		}
+		b, _ := decode.Encode(nil, &decode.Disconnect{Base: decode.Base{Version: ver}})
+		return Result{Out: [][]byte{b}, Did: "DISCONNECT sent, connection closed", Close: true}, nil
+	}
+	p := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.ReasonCode(rc), HasReason: true}
+	if d.ReasonString != "" {
+		p.Properties = decode.Properties{decode.StrProp(decode.PropReasonString, d.ReasonString)}
+	}
+	out, err := encode(p)
+	if err != nil {
+		return Result{}, err
+	}
+	did := fmt.Sprintf("DISCONNECT 0x%02X %s sent", rc, decode.ReasonName(decode.V5, decode.DISCONNECT, decode.ReasonCode(rc)))
+	bad := !decode.ReasonCode(rc).AllowedIn(decode.DISCONNECT)
+	if bad {
+		did = fmt.Sprintf("DISCONNECT 0x%02X sent (malformed: not a DISCONNECT reason code)", rc)
+	}
+	if d.ReasonString != "" {
+		did += fmt.Sprintf(" (%q)", d.ReasonString)
+	}
+	return Result{Out: out, Did: did + ", connection closed", Used: used, Close: true, Malformed: bad}, nil
+}

@@ -1,0 +1,344 @@
+// Package fault injects MQTT-aware faults into the proxy's connections: a Rule selects frames
+// (by type, topic, client, QoS, count, chance) in a direction and applies a Fault to them, with
+// parameters taken from what the receiver negotiated (size=max_packet_size+1).
+package fault
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// ErrRule is the category of rule parse errors.
+var ErrRule = errors.New("fault rule")
+
+// Dirs says which directions a rule applies to.
+type Dirs uint8
+
+// The directions of a rule.
+const (
+	C2S  Dirs = 1 << stream.C2S
+	S2C  Dirs = 1 << stream.S2C
+	Both      = C2S | S2C
+)
+
+func (d Dirs) has(dir stream.Dir) bool { return d&(1<<dir) != 0 }
+
+func (d Dirs) String() string {
+	switch d {
+	case C2S:
+		return "c2s"
+	case S2C:
+		return "s2c"
+	}
+	return "both"
+}
+
+// Selector chooses the frames a rule applies to. Counting (Nth, Every, Count) is per connection,
+// over the frames that pass the other conditions.
+type Selector struct {
+	Types  []decode.Type // any when empty
+	Topic  string        // a topic filter (wildcards allowed) matched against the PUBLISH topic, resolved through its alias; "" for any
+	Client string        // a glob (path.Match) on the CONNECT's Client Identifier; "" for any
+	QoS    int           // the PUBLISH QoS; -1 for any
+	Nth    int           // only the nth matching frame (1-based); 0 for any
+	Every  int           // every nth matching frame; 0 for each
+	Prob   float64       // the chance per matching frame, drawn from the pipeline's random source; 0 means 1
+	Count  int           // at most this many times per connection; 0 for no limit
+}
+
+// Rule is one fault rule.
+type Rule struct {
+	Name  string // as given with name=, else "#N action"
+	Text  string // the rule as written
+	Dirs  Dirs
+	Sel   Selector
+	Fault Fault
+	// After forwards the selected frame before the fault acts (a disconnect after a PUBLISH).
+	After bool
+}
+
+// Usage is the grammar, for --help.
+const Usage = `A fault rule is an action and key=value pairs (values with spaces in double quotes):
+  oversize size=EXPR           grow a PUBLISH's payload so the packet is exactly EXPR bytes
+  drop                         drop the frame (e.g. type=PUBACK)
+  qos to=EXPR                  rewrite a PUBLISH's QoS (default maximum_qos+1)
+  alias to=EXPR                give a PUBLISH Topic Alias EXPR, topic kept (default topic_alias_maximum+1)
+  retain                       set a PUBLISH's RETAIN flag
+  connack KEY=EXPR...          rewrite the CONNACK: reason, max_packet_size, topic_alias_maximum,
+                               receive_maximum, maximum_qos, retain_available (0 removes the property)
+  disconnect reason=CODE [reason_string=TEXT]
+                               send DISCONNECT in the rule's direction instead of the frame
+                               (after it with after=TYPE), then close the connection
+Selectors: dir=c2s|s2c|both type=PUBLISH[,PUBACK...] topic=FILTER client=GLOB qos=N
+  nth=N (only the nth match) every=N prob=P (0..1, seeded) count=N (at most N times)
+  name=NAME; counting is per connection.
+EXPR is a number or an expression of what the receiver granted: max_packet_size,
+  receive_maximum, topic_alias_maximum, maximum_qos, retain_available, in_flight, aliases, size.`
+
+// token is one word of a rule, with its column (1-based).
+type token struct {
+	key, val string
+	col      int
+	hasVal   bool
+}
+
+// tokenize splits a rule into words; a value may be "quoted" with \" and \\ escapes.
+func tokenize(s string) ([]token, error) {
+	var toks []token
+	i := 0
+	for {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+		if i >= len(s) {
+			return toks, nil
+		}
+		t := token{col: i + 1}
+		start := i
+		for i < len(s) && s[i] != '=' && s[i] != ' ' && s[i] != '\t' {
+			i++
+		}
+		t.key = s[start:i]
+		if i < len(s) && s[i] == '=' {
+			t.hasVal = true
+			i++
+			if i < len(s) && s[i] == '"' {
+				var b strings.Builder
+				i++
+				for {
+					if i >= len(s) {
+						return nil, fmt.Errorf("column %d: unterminated quoted value of %s", t.col, t.key)
+					}
+					c := s[i]
+					if c == '"' {
+						i++
+						break
+					}
+					if c == '\\' && i+1 < len(s) {
+						i++
+						c = s[i]
+					}
+					b.WriteByte(c)
+					i++
+				}
+				t.val = b.String()
+			} else {
+				start := i
+				for i < len(s) && s[i] != ' ' && s[i] != '\t' {
+					i++
+				}
+				t.val = s[start:i]
+			}
+		}
+		if t.key == "" {
+			return nil, fmt.Errorf("column %d: a value without a key", t.col)
+		}
+		toks = append(toks, t)
+	}
+}
+
+// Parse parses one rule; n numbers it in its default name.
+func Parse(s string, n int) (*Rule, error) {
+	r, err := parse(s, n)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", ErrRule, s, err)
+	}
+	return r, nil
+}
+
+func parse(s string, n int) (*Rule, error) {
+	toks, err := tokenize(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(toks) == 0 {
+		return nil, errors.New("empty rule: give an action such as oversize, drop or disconnect")
+	}
+	act := toks[0]
+	if act.hasVal {
+		return nil, fmt.Errorf("column %d: a rule starts with its action (oversize, drop, qos, alias, retain, connack, disconnect), not %s=", act.col, act.key)
+	}
+	r := &Rule{Name: fmt.Sprintf("#%d %s", n, act.key), Text: s, Dirs: Both, Sel: Selector{QoS: -1}}
+	// The action's own keys.
+	params := map[string]token{}
+	for _, t := range toks[1:] {
+		if !t.hasVal {
+			return nil, fmt.Errorf("column %d: %q has no value (write key=value)", t.col, t.key)
+		}
+		if err := r.selectorKey(t); err != errUnknownKey {
+			if err != nil {
+				return nil, fmt.Errorf("column %d: %s: %w", t.col, t.key, err)
+			}
+			continue
+		}
+		if _, dup := params[t.key]; dup {
+			return nil, fmt.Errorf("column %d: %s given twice", t.col, t.key)
+		}
+		params[t.key] = t
+	}
+	mk, ok := actions[act.key]
+	if !ok {
+		return nil, fmt.Errorf("column %d: unknown action %q (oversize, drop, qos, alias, retain, connack, disconnect)", act.col, act.key)
+	}
+	if r.Fault, err = mk(r, params); err != nil {
+		return nil, err
+	}
+	for k, t := range params {
+		return nil, fmt.Errorf("column %d: %s does not apply to %s", t.col, k, act.key)
+	}
+	if r.After {
+		if _, ok := r.Fault.(*Disconnect); !ok {
+			return nil, fmt.Errorf("after= applies to disconnect only")
+		}
+	}
+	return r, nil
+}
+
+var errUnknownKey = errors.New("unknown key")
+
+// selectorKey reads a key common to every rule.
+func (r *Rule) selectorKey(t token) error {
+	var err error
+	switch t.key {
+	case "name":
+		r.Name = t.val
+	case "dir":
+		switch t.val {
+		case "c2s":
+			r.Dirs = C2S
+		case "s2c":
+			r.Dirs = S2C
+		case "both":
+			r.Dirs = Both
+		default:
+			return fmt.Errorf("%q is not c2s, s2c or both", t.val)
+		}
+	case "type", "after":
+		for _, name := range strings.Split(t.val, ",") {
+			typ, ok := typeNamed(name)
+			if !ok {
+				return fmt.Errorf("unknown packet type %q", name)
+			}
+			r.Sel.Types = append(r.Sel.Types, typ)
+		}
+		r.After = r.After || t.key == "after"
+	case "topic":
+		if msg, _ := decode.FilterProblem(t.val); msg != "" {
+			return fmt.Errorf("topic filter %q: %s", t.val, msg)
+		}
+		r.Sel.Topic = t.val
+	case "client":
+		if _, err := path.Match(t.val, ""); err != nil {
+			return fmt.Errorf("client glob %q: %w", t.val, err)
+		}
+		r.Sel.Client = t.val
+	case "qos":
+		r.Sel.QoS, err = intIn(t.val, 0, 3)
+	case "nth":
+		r.Sel.Nth, err = intIn(t.val, 1, 1<<31-1)
+	case "every":
+		r.Sel.Every, err = intIn(t.val, 1, 1<<31-1)
+	case "count":
+		r.Sel.Count, err = intIn(t.val, 1, 1<<31-1)
+	case "prob":
+		r.Sel.Prob, err = strconv.ParseFloat(t.val, 64)
+		if err == nil && (r.Sel.Prob <= 0 || r.Sel.Prob > 1) {
+			err = fmt.Errorf("%s is not in (0, 1]", t.val)
+		}
+	default:
+		return errUnknownKey
+	}
+	return err
+}
+
+func intIn(s string, lo, hi int) (int, error) {
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil || int(n) < lo || int(n) > hi {
+		return 0, fmt.Errorf("%q is not a number from %d to %d", s, lo, hi)
+	}
+	return int(n), nil
+}
+
+func typeNamed(name string) (decode.Type, bool) {
+	for t := decode.CONNECT; t <= decode.AUTH; t++ {
+		if strings.EqualFold(t.String(), name) {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// takeExpr removes key from params and compiles it; def when absent ("" for required).
+func takeExpr(params map[string]token, key, def string) (*Expr, error) {
+	t, ok := params[key]
+	if !ok {
+		if def == "" {
+			return nil, fmt.Errorf("%s= is required", key)
+		}
+		return compileExpr(def)
+	}
+	delete(params, key)
+	e, err := compileExpr(t.val)
+	if err != nil {
+		return nil, fmt.Errorf("column %d: %s: %w", t.col, key, err)
+	}
+	return e, nil
+}
+
+// onlyTypes restricts r to typ, or checks the types given are typ.
+func (r *Rule) onlyTypes(typ ...decode.Type) error {
+	if len(r.Sel.Types) == 0 {
+		r.Sel.Types = typ
+		return nil
+	}
+	for _, t := range r.Sel.Types {
+		if !contains(typeNames(typ), t.String()) {
+			return fmt.Errorf("%s does not apply to %s", strings.Fields(r.Name)[len(strings.Fields(r.Name))-1], t)
+		}
+	}
+	return nil
+}
+
+func typeNames(ts []decode.Type) []string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = t.String()
+	}
+	return s
+}
+
+// matchTopic reports whether topic matches the filter (MQTT wildcards + and #).
+func matchTopic(filter, topic string) bool {
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false // [MQTT-4.7.2-1]
+	}
+	fs, ts := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, f := range fs {
+		if f == "#" {
+			return true
+		}
+		if i >= len(ts) || (f != "+" && f != ts[i]) {
+			return false
+		}
+	}
+	return len(fs) == len(ts)
+}
+
+// frameTopic is the topic of a PUBLISH, resolved through its alias.
+func frameTopic(f *proxy.Frame, p *decode.Publish) string {
+	if p.Topic != "" {
+		return p.Topic
+	}
+	if a, ok := p.Properties.TopicAlias(); ok {
+		t, _ := f.State.Alias(f.Dir, a)
+		return t
+	}
+	return ""
+}
