@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -22,6 +23,7 @@ import (
 	"github.com/mqscope/mqscope/inspect/payload"
 	"github.com/mqscope/mqscope/pcapng"
 	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/proxy/fault"
 	"github.com/mqscope/mqscope/stream"
 	"github.com/spf13/cobra"
 )
@@ -46,6 +48,9 @@ type proxyOptions struct {
 	upstreamCA, upstreamCert, upstreamKey, sni string
 	insecure                                   bool
 	keylog                                     string
+
+	faults    []string // fault rules (proxy/fault grammar)
+	faultSeed uint64
 
 	transparentShutdown bool
 	shutdownTimeout     time.Duration
@@ -74,12 +79,21 @@ Broker-facing TLS verifies the broker (system roots or --upstream-ca) unless --i
 When the broker cannot be reached, the device gets CONNACK Server unavailable (0x88, or
 return code 3 in MQTT 3.1.1). On SIGINT or SIGTERM the proxy stops accepting, sends MQTT 5
 devices DISCONNECT 0x8B Server shutting down (unless --transparent-shutdown), and flushes
-its output and recording.`,
+its output and recording.
+
+--fault RULE (repeatable) alters what goes through; each fault applied is a line on
+stderr saying the rule, what was done, the sizes before and after and the negotiated value
+used. Without --fault every byte is forwarded unchanged.
+
+` + fault.Usage,
 		Example: `  mqscope proxy --upstream embedded
   mqscope proxy --listen 127.0.0.1:1884 --upstream broker.example.com:1883
   mqscope proxy --listen tls://0.0.0.0:8883 --upstream tls://broker.example.com:8883 --keylog keys.txt
   mqscope proxy --listen ws://127.0.0.1:8080/mqtt --upstream 127.0.0.1:1883 --format jsonl
-  mqscope proxy --upstream embedded --api 127.0.0.1:9090 --record session.pcapng`,
+  mqscope proxy --upstream embedded --api 127.0.0.1:9090 --record session.pcapng
+  mqscope proxy --upstream 127.0.0.1:1883 --fault 'oversize dir=c2s size=max_packet_size+1 count=1'
+  mqscope proxy --upstream 127.0.0.1:1883 --fault 'drop type=PUBACK dir=s2c count=1'
+  mqscope proxy --upstream 127.0.0.1:1883 --fault 'disconnect dir=s2c reason=0x89 after=PUBLISH'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -115,6 +129,8 @@ its output and recording.`,
 	f.StringVar(&o.sni, "sni", "", "server `NAME` sent to and verified on the broker (default: the host of --upstream)")
 	f.BoolVar(&o.insecure, "insecure", false, "do not verify the broker's certificate")
 	f.StringVar(&o.keylog, "keylog", "", "append TLS secrets of both sides to `FILE` (NSS key log format, for Wireshark)")
+	f.StringArrayVar(&o.faults, "fault", nil, "inject a fault: `RULE` such as 'drop type=PUBACK dir=s2c count=1' (repeatable; grammar above)")
+	f.Uint64Var(&o.faultSeed, "fault-seed", 0, "seed the random source of prob= with `N`, so that a run repeats (default: from the clock)")
 	f.BoolVar(&o.transparentShutdown, "transparent-shutdown", false, "on exit, close connections without sending DISCONNECT 0x8B")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for connections to end on exit")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy to `FILE`")
@@ -175,6 +191,17 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 	cfg.MaxConns, cfg.MaxBuffered, cfg.ConnectTimeout = o.maxConns, o.maxBuffered, o.connectTimeout
 	cfg.BufferedFrameMax = o.maxFrame
 	cfg.TransparentShutdown = o.transparentShutdown
+	if len(o.faults) > 0 {
+		rules, err := fault.ParseAll(o.faults)
+		if err != nil {
+			return fail(usageError{fmt.Errorf("--fault: %w", err)})
+		}
+		set := &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl")}
+		cfg.Stages = set.Stages
+		if o.faultSeed != 0 {
+			cfg.Rand = rand.New(rand.NewPCG(o.faultSeed, 0x6d71))
+		}
+	}
 
 	var keylog io.Writer
 	if o.keylog != "" {

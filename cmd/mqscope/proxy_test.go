@@ -36,6 +36,7 @@ func TestProxyFlagErrors(t *testing.T) {
 		{"insecure on tcp", []string{"proxy", "--upstream", "127.0.0.1:1", "--insecure"}, "need a tls://"},
 		{"bad filter", []string{"proxy", "--upstream", "embedded", "--listen", "127.0.0.1:0", "--filter", "type =="}, "--filter"},
 		{"unknown flag", []string{"proxy", "--nope"}, "unknown flag"},
+		{"bad fault", []string{"proxy", "--upstream", "embedded", "--fault", "drop dir=up"}, `--fault: fault rule "drop dir=up": column 6: dir: "up" is not c2s, s2c or both`},
 		{"negative max-conns", []string{"proxy", "--upstream", "embedded", "--max-conns", "-1"}, "cannot be negative"},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
+)
+
+// TestRunProxyFaultOversize: mosquitto limited to 200-byte packets grants that in its CONNACK;
+// the faults grow the device's PUBLISH packets over it, and mosquitto answers DISCONNECT 0x95
+// Packet too large, which the inspection shows after the grown PUBLISH.
+//
+// mosquitto deviates: it compares the Remaining Length + 1 with its limit, leaving out the
+// Remaining Length's own bytes, so it takes 201 and 202-byte packets (checked here with a
+// PINGREQ answered after one) and refuses from 203 bytes on.
+func TestRunProxyFaultOversize(t *testing.T) {
+	m := peer.StartMosquitto(t, "max_packet_size 200")
+	var out, errb peer.Buffer
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: m.Addr,
+		format: "jsonl", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second,
+		faults: []string{"oversize dir=c2s size=max_packet_size+2 count=1 name=edge", "oversize dir=c2s size=max_packet_size+3 name=big"}}
+	addr, stop := startProxyCmd(t, o)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v5 := decode.Base{Version: decode.V5}
+	b, _ := decode.Encode(nil, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "big"})
+	c.Write(b)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	ack := readFrameFrom(t, c)
+	if p, ok := decode.Decode(ack, decode.V5).(*decode.Connack); !ok || p.ReasonCode != 0 {
+		t.Fatalf("CONNACK % x", ack)
+	} else if n, _ := p.Properties.Int(decode.PropMaximumPacketSize); n != 200 {
+		t.Fatalf("mosquitto granted Maximum Packet Size %d, want 200", n)
+	}
+	b, _ = decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", Payload: []byte("small")})
+	c.Write(b)
+	c.Write([]byte{0xC0, 0x00}) // PINGREQ
+	if resp := readFrameFrom(t, c); !bytes.Equal(resp, []byte{0xD0, 0x00}) {
+		t.Fatalf("after a 202-byte PUBLISH, PINGREQ got % x; mosquitto takes it (see above)", resp)
+	}
+	c.Write(b)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+		}
+	})
+	disc := readFrameFrom(t, c)
+	d, ok := decode.Decode(disc, decode.V5).(*decode.Disconnect)
+	if !ok || d.ReasonCode != 0x95 {
+		t.Fatalf("device got % x, want DISCONNECT 0x95", disc)
+	}
+	if rest, err := io.ReadAll(c); len(rest) != 0 {
+		t.Errorf("after DISCONNECT: % x %v", rest, err)
+	}
+	waitOut(t, &out, `"kind":"close"`)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
+		if strings.HasPrefix(l, "{") {
+			json.Unmarshal([]byte(l), &f)
+		}
+	}
+	if f["kind"] != "fault" || f["rule"] != "big" || f["bytes_after"] != float64(203) || f["bytes_before"] != float64(len(b)) ||
+		f["used"] != "max_packet_size+3 = 203 with max_packet_size=200" {
+		t.Errorf("fault line %v; stderr:\n%s", f, errb.String())
+	}
+	var pub, dis map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		switch r["type"] {
+		case "PUBLISH":
+			pub = r
+		case "DISCONNECT":
+			dis = r
+		}
+	}
+	if pub == nil || pub["size"] != float64(203) {
+		t.Errorf("inspected PUBLISH %v, want the 203 bytes the broker got", pub)
+	}
+	if dis == nil || dis["dir"] != "s2c" || dis["reason_code"] != float64(0x95) {
+		t.Fatalf("inspected DISCONNECT %v", dis)
+	}
+	// The inspection links the broker's reaction to the grown PUBLISH.
+	var cause any
+	if notes, _ := dis["notes"].([]any); len(notes) > 0 {
+		if n, _ := notes[0].(map[string]any); n != nil {
+			if c, _ := n["cause"].(map[string]any); c != nil {
+				cause = c["index"]
+			}
+		}
+	}
+	if cause == nil || cause != pub["index"] {
+		t.Errorf("DISCONNECT caused by %v, want the PUBLISH #%v", cause, pub["index"])
+	}
+}
+
+// readFrameFrom reads one whole MQTT frame from c.
+func readFrameFrom(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	fr := decode.NewFramer(1 << 20)
+	buf := make([]byte, 4096)
+	for {
+		if f, err := fr.Next(); err != nil {
+			t.Fatal(err)
+		} else if f != nil {
+			return bytes.Clone(f)
+		}
+		n, err := c.Read(buf)
+		if n == 0 && err != nil {
+			t.Fatalf("reading a frame: %v", err)
+		}
+		fr.Write(buf[:n])
+	}
+}
