@@ -571,11 +571,16 @@ func (c *Conn) Close(t time.Time, end stream.End) *CloseRecord {
 		t = c.st.LastSeen
 	}
 	cr := &CloseRecord{Time: t, Conn: c.st.ID, Client: c.st.Client, Server: c.st.Server, ClientID: c.st.ClientID, End: end, TLS: c.tls}
-	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
-		if r := c.disconnect[d]; r != nil {
-			cr.Disconnect = &DisconnectRef{Dir: d, Code: r.Packet.(*decode.Disconnect).ReasonCode}
-			break
+	// The DISCONNECT that ended the connection is the first one sent: an answer to the other
+	// side's (a client replying to the server's 0x94) does not end it again.
+	var first *PacketRecord
+	for _, r := range c.disconnect {
+		if r != nil && (first == nil || r.Index < first.Index) {
+			first = r
 		}
+	}
+	if first != nil {
+		cr.Disconnect = &DisconnectRef{Dir: first.Dir, Code: first.Packet.(*decode.Disconnect).ReasonCode}
 	}
 	c.unfinishedNotes(cr)
 	c.closeNotes(cr)

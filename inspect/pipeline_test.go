@@ -82,3 +82,45 @@ func TestObserverFilter(t *testing.T) {
 		t.Errorf("the record filter still holds %d closed connections", len(rf.conns))
 	}
 }
+
+// TestCloseWords: a close record says first the DISCONNECT that ended the connection (the
+// first one sent, not an answer to it), then how the transport ended and by whom: a normal
+// client DISCONNECT followed by the server's FIN is the client's close, never "server-eof".
+func TestCloseWords(t *testing.T) {
+	v5 := decode.Base{Version: decode.V5}
+	for _, tc := range []struct {
+		name     string
+		feed     []decode.Packet // client's, then server's, alternately as given by dir
+		dirs     []stream.Dir
+		end      stream.End
+		by, text string
+	}{
+		{"client DISCONNECT, server FIN", []decode.Packet{&decode.Disconnect{Base: v5}}, []stream.Dir{stream.C2S},
+			stream.End{By: stream.Server, How: stream.FIN},
+			"client", "closed by client: client sent DISCONNECT 0x00 Normal disconnection, then TCP FIN from the server"},
+		{"server DISCONNECT answered by the client", []decode.Packet{
+			&decode.Disconnect{Base: v5, ReasonCode: decode.TopicAliasInvalid, HasReason: true}, &decode.Disconnect{Base: v5}},
+			[]stream.Dir{stream.S2C, stream.C2S}, stream.End{By: stream.Server, How: stream.RST},
+			"server", "closed by server: server sent DISCONNECT 0x94 Topic Alias invalid, then TCP RST from the server"},
+		{"DISCONNECT, then the capture ended", []decode.Packet{&decode.Disconnect{Base: v5}}, []stream.Dir{stream.C2S},
+			stream.End{By: stream.SourceEnd},
+			"client", "client sent DISCONNECT 0x00 Normal disconnection; the capture ended before the connection closed"},
+		{"the proxy ended it", []decode.Packet{&decode.Disconnect{Base: v5, ReasonCode: decode.ServerShuttingDown, HasReason: true}},
+			[]stream.Dir{stream.S2C}, stream.End{By: stream.Proxy, How: stream.Stopped, Detail: "shut down"},
+			"proxy", "closed by proxy: shut down"},
+		{"no DISCONNECT", nil, nil, stream.End{By: stream.Client, How: stream.FIN}, "client-eof", "closed by client-eof: TCP FIN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConn(1, "c", "s", Options{})
+			c.Feed(stream.C2S, t0, enc(t, &decode.Connect{Base: v5, ClientID: "w", KeepAlive: 60}))
+			c.Feed(stream.S2C, t0, enc(t, &decode.Connack{Base: v5}))
+			for i, p := range tc.feed {
+				c.Feed(tc.dirs[i], t0, enc(t, p))
+			}
+			cr := c.Close(t0, tc.end)
+			if cr.By() != tc.by || closeText(cr) != tc.text {
+				t.Errorf("by %q, %q\nwant by %q, %q", cr.By(), closeText(cr), tc.by, tc.text)
+			}
+		})
+	}
+}

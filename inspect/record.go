@@ -212,8 +212,8 @@ type CloseRecord struct {
 	// End is how the connection ended, as its source told: who, how, and the source's detail.
 	// By and Reason put it in words.
 	End stream.End
-	// Disconnect is the first DISCONNECT of the connection (the client's before the server's),
-	// nil when none was seen.
+	// Disconnect is the first DISCONNECT of the connection, the one that ended it; nil when
+	// none was seen.
 	Disconnect *DisconnectRef
 	// Notes are findings about the end of the connection: a close without DISCONNECT (with the
 	// last packet before it as the cause), messages left unacknowledged.
@@ -265,11 +265,15 @@ type DisconnectRef struct {
 // endedOpen reports whether nobody closed the connection: its source ended first.
 func (r *CloseRecord) endedOpen() bool { return r.End.By == stream.SourceEnd }
 
-// By says who closed the connection: "client", "server", "proxy", "unknown", or for a TCP
-// close told by a capture "client-eof", "server-reset" and the like.
+// By says who closed the connection: the sender of its DISCONNECT when one was seen ("client",
+// "server"), "proxy" when mqscope's proxy ended it; otherwise who ended the transport:
+// "client", "server", "unknown", and for a TCP close told by a capture "client-eof",
+// "server-reset" and the like.
 func (r *CloseRecord) By() string {
 	e := r.End
 	switch {
+	case r.Disconnect != nil && e.By != stream.Proxy:
+		return r.Disconnect.Dir.Sender().String()
 	case e.By == stream.SourceEnd || e.By == stream.Unknown:
 		return "unknown"
 	case e.Detail == "" && e.How == stream.FIN:
@@ -280,9 +284,29 @@ func (r *CloseRecord) By() string {
 	return e.By.String()
 }
 
-// Reason says why the connection closed: the source's detail, the TCP FIN or RST, that the
-// capture ended first, or the DISCONNECT that ended it.
+// Reason says why the connection closed: the DISCONNECT that ended it first, with its reason
+// code, then how the transport ended (the source's detail, the TCP FIN or RST and from whom),
+// or that the capture ended first.
 func (r *CloseRecord) Reason() string {
+	e := r.End
+	d := r.Disconnect
+	if d == nil || e.By == stream.Proxy {
+		return r.transportEnd()
+	}
+	s := fmt.Sprintf("%s sent DISCONNECT 0x%02X %s", d.Dir.Sender(), byte(d.Code), d.Code.Name(decode.DISCONNECT))
+	switch {
+	case e.By == stream.SourceEnd:
+		return s + "; the capture ended before the connection closed"
+	case e.Detail == "" && (e.How == stream.FIN || e.How == stream.RST) && e.By != stream.Unknown:
+		return s + ", then TCP " + e.How.String() + " from the " + e.By.String()
+	case r.transportEnd() != "":
+		return s + ", then " + r.transportEnd()
+	}
+	return s
+}
+
+// transportEnd says how the transport ended, as the source told.
+func (r *CloseRecord) transportEnd() string {
 	e := r.End
 	switch {
 	case e.Detail != "":
@@ -293,9 +317,6 @@ func (r *CloseRecord) Reason() string {
 		return "TCP FIN"
 	case e.How == stream.RST:
 		return "TCP RST"
-	case r.Disconnect != nil:
-		d := r.Disconnect
-		return fmt.Sprintf("%s sent DISCONNECT 0x%02X %s", d.Dir.Sender(), byte(d.Code), d.Code.Name(decode.DISCONNECT))
 	}
 	return ""
 }
