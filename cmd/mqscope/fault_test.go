@@ -76,19 +76,7 @@ func TestRunProxyFaultOversize(t *testing.T) {
 		f["used"] != "max_packet_size+3 = 203 with max_packet_size=200" {
 		t.Errorf("fault line %v; stderr:\n%s", f, errb.String())
 	}
-	var pub, dis map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		var r map[string]any
-		if err := json.Unmarshal([]byte(l), &r); err != nil {
-			t.Fatalf("line %q: %v", l, err)
-		}
-		switch r["type"] {
-		case "PUBLISH":
-			pub = r
-		case "DISCONNECT":
-			dis = r
-		}
-	}
+	pub, dis := lastRecords(t, out.String())
 	if pub == nil || pub["size"] != float64(203) {
 		t.Errorf("inspected PUBLISH %v, want the 203 bytes the broker got", pub)
 	}
@@ -96,14 +84,7 @@ func TestRunProxyFaultOversize(t *testing.T) {
 		t.Fatalf("inspected DISCONNECT %v", dis)
 	}
 	// The inspection links the broker's reaction to the grown PUBLISH.
-	var cause any
-	if notes, _ := dis["notes"].([]any); len(notes) > 0 {
-		if n, _ := notes[0].(map[string]any); n != nil {
-			if c, _ := n["cause"].(map[string]any); c != nil {
-				cause = c["index"]
-			}
-		}
-	}
+	cause := causeIndex(dis)
 	if cause == nil || cause != pub["index"] {
 		t.Errorf("DISCONNECT caused by %v, want the PUBLISH #%v", cause, pub["index"])
 	}
@@ -126,4 +107,96 @@ func readFrameFrom(t *testing.T, c net.Conn) []byte {
 		}
 		fr.Write(buf[:n])
 	}
+}
+
+// TestRunProxyFaultLimits: mosquitto configured with a limit answers the fault that breaks it
+// with the reason code the standard gives, and the inspection links that DISCONNECT to the
+// PUBLISH the fault altered.
+func TestRunProxyFaultLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf, rule string
+		want             decode.ReasonCode
+	}{
+		{"qos over maximum", "max_qos 1", "qos dir=c2s", 0x9B},
+		{"retain unavailable", "retain_available false", "retain dir=c2s", 0x9A},
+		{"alias over maximum", "max_topic_alias 4", "alias dir=c2s", 0x94},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := peer.StartMosquitto(t, tc.conf)
+			var out, errb peer.Buffer
+			o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: m.Addr,
+				format: "jsonl", payload: "none", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second,
+				faults: []string{tc.rule}}
+			addr, stop := startProxyCmd(t, o)
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+				}
+			})
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			v5 := decode.Base{Version: decode.V5}
+			b, _ := decode.Encode(nil, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "lim"})
+			c.Write(b)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			readFrameFrom(t, c) // CONNACK
+			b, _ = decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", QoS: 1, PacketID: 1, Payload: []byte("x")})
+			c.Write(b)
+			got := readFrameFrom(t, c)
+			d, ok := decode.Decode(got, decode.V5).(*decode.Disconnect)
+			if !ok || d.ReasonCode != tc.want {
+				t.Fatalf("device got % x, want DISCONNECT 0x%02X", got, byte(tc.want))
+			}
+			io.ReadAll(c) // the broker's close
+			c.Close()
+			waitOut(t, &out, `"kind":"close"`)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(errb.String(), `"kind":"fault"`) {
+				t.Errorf("no fault line on stderr")
+			}
+			pub, dis := lastRecords(t, out.String())
+			if pub == nil || dis == nil {
+				t.Fatalf("PUBLISH %v, DISCONNECT %v", pub, dis)
+			}
+			if cause := causeIndex(dis); cause == nil || cause != pub["index"] {
+				t.Errorf("DISCONNECT %v not linked to PUBLISH #%v", dis["notes"], pub["index"])
+			}
+		})
+	}
+}
+
+// lastRecords returns the last PUBLISH and DISCONNECT records of JSON lines out.
+func lastRecords(t *testing.T, out string) (pub, dis map[string]any) {
+	t.Helper()
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		switch r["type"] {
+		case "PUBLISH":
+			pub = r
+		case "DISCONNECT":
+			dis = r
+		}
+	}
+	return pub, dis
+}
+
+// causeIndex is the index of the packet the first note of record r names as its cause (nil
+// when none).
+func causeIndex(r map[string]any) any {
+	if notes, _ := r["notes"].([]any); len(notes) > 0 {
+		if n, _ := notes[0].(map[string]any); n != nil {
+			if c, _ := n["cause"].(map[string]any); c != nil {
+				return c["index"]
+			}
+		}
+	}
+	return nil
 }
