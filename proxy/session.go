@@ -118,7 +118,13 @@ func (ss *session) run() {
 	if err := ss.handshake(); err != nil {
 		ss.open()
 		ss.client.Close()
-		end := stream.End{By: stream.Client, How: stream.Handshake, Detail: "TLS handshake failed: " + err.Error()}
+		detail := "TLS handshake failed: " + err.Error()
+		if tc, ok := ss.client.(*tls.Conn); ok {
+			if advice := tlsAdvice(err, tc.ConnectionState().ServerName); advice != "" {
+				detail += "; " + advice
+			}
+		}
+		end := stream.End{By: stream.Client, How: stream.Handshake, Detail: detail}
 		if w := ss.stoppedWhy(); w != "" {
 			end = stream.End{By: stream.Proxy, How: stream.Stopped, Detail: w}
 		}
