@@ -747,11 +747,16 @@ func (c *Conn) onDisconnect(r *PacketRecord, q *decode.Disconnect) {
 		return
 	}
 	text := fmt.Sprintf("the %s closed the connection: 0x%02X %s", d.Sender().String(), byte(rc), rc.Name(decode.DISCONNECT))
+	if r.ByProxy {
+		text = fmt.Sprintf("mqscope's proxy closed the connection, in the server's place: 0x%02X %s", byte(rc), rc.Name(decode.DISCONNECT))
+	}
 	if s, ok := q.Properties.String(decode.PropReasonString); ok {
 		text += fmt.Sprintf(" (%q)", s)
 	}
 	n := r.add(decode.LevelError, RuleDisconnectError, 0, text)
-	n.Cause = c.causeOf(d, rc, r.Time)
+	if !r.ByProxy { // the proxy's reasons are its own (shutdown, the control API), not a packet
+		n.Cause = c.causeOf(d, rc, r.Time)
+	}
 }
 
 func (c *Conn) onAuth(r *PacketRecord, q *decode.Auth) {

@@ -51,6 +51,7 @@ type Conn struct {
 
 	version      decode.Version
 	versionKnown bool
+	own          bool // the bytes being inspected are the proxy's own (FeedOwn)
 	// startFromConnect: marked mid-stream, but the client's stream began with its CONNECT.
 	startFromConnect bool
 
@@ -152,12 +153,22 @@ func (c *Conn) MidStream() {
 	}
 }
 
+// FeedOwn is Feed for bytes the proxy sent on its own in direction dir (stream.Originator):
+// their packets are marked ByProxy and judged as the proxy's, not the peer's. They must begin
+// at a packet boundary, as the proxy sends them only between frames.
+func (c *Conn) FeedOwn(dir stream.Dir, t time.Time, b []byte) []Record {
+	return c.feed(dir, t, b, true)
+}
+
 // Feed takes the next bytes of direction dir, in any split, frames and decodes them, updates
 // the connection's state and returns the records produced: a packet record per whole packet,
 // and a session record right after the CONNACK's.
-func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record {
+func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record { return c.feed(dir, t, b, false) }
+
+func (c *Conn) feed(dir stream.Dir, t time.Time, b []byte, own bool) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.own = own
 	s := &c.streams[dir&1]
 	s.fr.Write(b)
 	return c.drain(dir, t, s)
@@ -373,7 +384,7 @@ func (c *Conn) inspect(r *PacketRecord, dir stream.Dir, t time.Time, p decode.Pa
 	s := &c.streams[dir]
 	// Field by field: assigning a whole PacketRecord copies it through a temporary.
 	r.Time, r.Conn, r.Client, r.Server, r.Dir = t, c.st.ID, c.st.Client, c.st.Server, dir
-	r.Version, r.Packet, r.TLS = p.Info().Version, p, c.tls
+	r.Version, r.Packet, r.TLS, r.ByProxy = p.Info().Version, p, c.tls, c.own
 	r.Index = int(c.counts[stream.C2S].total+c.counts[stream.S2C].total) + 1
 	if n := len(p.Info().Problems) + len(s.pending) + len(c.pending); n > 0 {
 		r.Notes = make([]Note, 0, n+1)

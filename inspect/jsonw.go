@@ -182,6 +182,9 @@ func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	rd, hasPayload := r.recognise(o.Payload)
 	e.int("version", int(r.Version))
 	e.str("type", t.String())
+	if r.ByProxy {
+		e.bool("by_proxy", true)
+	}
 	e.int("size", r.Size())
 	if id, ok := decode.PacketID(p); ok && id != 0 {
 		e.int("packet_id", int(id))

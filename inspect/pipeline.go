@@ -100,6 +100,9 @@ func (ob *observed) pass(recs []Record) {
 	}
 }
 
+// Own implements stream.Originator.
+func (ob *observed) Own(d stream.Dir, t time.Time, b []byte) { ob.pass(ob.c.FeedOwn(d, t, b)) }
+
 // Unseen implements stream.Unseer.
 func (ob *observed) Unseen(d stream.Dir, _ time.Time) { ob.c.Unseen(d) }
 

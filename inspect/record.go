@@ -38,6 +38,10 @@ type PacketRecord struct {
 	// Response links a PUBLISH that answers a request (same Response Topic and Correlation
 	// Data) to its request; nil otherwise.
 	Response *ResponseRef
+	// ByProxy is set on a packet mqscope's proxy sent on its own (a DISCONNECT at shutdown or
+	// on the control API's request, a CONNACK for an unreachable broker), not passed on from
+	// the peer whose direction it travels in.
+	ByProxy bool
 	// TLS is set when the connection was decrypted from TLS.
 	TLS *stream.TLSInfo
 

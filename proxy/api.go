@@ -327,11 +327,12 @@ func (a *API) close(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := a.srv.CloseConn(st.ID, rc, reasonString); err != nil {
+	done, err := a.srv.CloseConn(st.ID, rc, reasonString)
+	if err != nil {
 		apiError(w, http.StatusNotFound, err.Error())
 		return
 	}
-	res := map[string]any{"closed": st.ID}
+	res := map[string]any{"closed": st.ID, "disconnect_sent": done.Disconnect, "done": done.Done}
 	if rc != nil {
 		res["reason_code"] = int(*rc)
 	}

@@ -406,16 +406,24 @@ var ErrNoConn = errors.New("no such connection")
 
 // CloseConn ends connection id. With rc set and an MQTT 5 device, the device first gets a
 // DISCONNECT with that reason code and reason string (between two frames of the broker's).
-func (s *Server) CloseConn(id int, rc *decode.ReasonCode, reasonString string) error {
+func (s *Server) CloseConn(id int, rc *decode.ReasonCode, reasonString string) (Closed, error) {
 	s.mu.Lock()
 	ss := s.sessions[id]
 	s.mu.Unlock()
 	if ss == nil {
-		return fmt.Errorf("connection %d: %w", id, ErrNoConn)
+		return Closed{}, fmt.Errorf("connection %d: %w", id, ErrNoConn)
 	}
 	why := "closed through the control API"
 	ss.terminate(rc, reasonString, why)
-	return nil
+	return Closed{Disconnect: ss.disconnected.Load(), Done: ss.stoppedWhy()}, nil
+}
+
+// Closed says what CloseConn did: whether the device was sent a DISCONNECT, and in words all
+// that was done (why no DISCONNECT could be sent, to a 3.1.1 device for one: that version has
+// no server DISCONNECT).
+type Closed struct {
+	Disconnect bool   `json:"disconnect_sent"`
+	Done       string `json:"done"`
 }
 
 // dial opens the upstream connection.

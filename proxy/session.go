@@ -64,9 +64,11 @@ type session struct {
 	count    [2]frameFn
 	stopping atomic.Bool
 	why      atomic.Pointer[string] // what the proxy did when it ended the connection
-	pipeDone [2]chan struct{}
-	termDone chan struct{} // closed by terminate once why is set
-	finished chan struct{}
+	// disconnected: the proxy sent the device a DISCONNECT of its own.
+	disconnected atomic.Bool
+	pipeDone     [2]chan struct{}
+	termDone     chan struct{} // closed by terminate once why is set
+	finished     chan struct{}
 }
 
 func newSession(srv *Server, id int, c net.Conn) *session {
@@ -242,6 +244,19 @@ func (ss *session) view() inspect.View {
 		}
 	}
 	return inspect.View{}
+}
+
+// observeOwn shows the observers bytes the proxy sends on its own (stream.Originator).
+func (ss *session) observeOwn(dir stream.Dir, t time.Time, b []byte) {
+	ss.omu.Lock()
+	for _, o := range ss.obs {
+		if og, ok := o.(stream.Originator); ok {
+			og.Own(dir, t, b)
+		} else {
+			o.Data(dir, t, b)
+		}
+	}
+	ss.omu.Unlock()
 }
 
 func (ss *session) observe(dir stream.Dir, t time.Time, b []byte) {
@@ -639,7 +654,8 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 		}
 		if err == nil {
 			ss.account(stream.S2C, b)
-			ss.observe(stream.S2C, ss.now(), b)
+			ss.observeOwn(stream.S2C, ss.now(), b)
+			ss.disconnected.Store(true)
 			w += fmt.Sprintf("; sent DISCONNECT %s to the device", rc.String())
 		} else {
 			w += "; DISCONNECT not delivered: " + errText(err)
@@ -751,7 +767,7 @@ func (ss *session) unavailable(dialErr error) {
 			}
 			if err == nil {
 				ss.account(stream.S2C, b)
-				ss.observe(stream.S2C, ss.now(), b)
+				ss.observeOwn(stream.S2C, ss.now(), b)
 				if v == decode.V5 {
 					why += "; sent CONNACK 0x88 Server unavailable"
 				} else {

@@ -234,6 +234,14 @@ type Unseer interface {
 	Unseen(dir Dir, t time.Time)
 }
 
+// Originator is implemented by a ConnObserver that tells apart the bytes a source sends on its
+// own (the proxy's DISCONNECT at shutdown or on the control API's request, its CONNACK when the
+// broker cannot be reached) from the bytes it passes on from the peers. Such a source calls Own
+// instead of Data for its own bytes; to other observers they are Data.
+type Originator interface {
+	Own(dir Dir, t time.Time, b []byte)
+}
+
 // Flusher is implemented by observers that hold output to flush when their source stops.
 type Flusher interface {
 	Flush() error
