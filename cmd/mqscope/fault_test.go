@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -21,40 +22,23 @@ import (
 // Remaining Length's own bytes, so it takes 201 and 202-byte packets (checked here with a
 // PINGREQ answered after one) and refuses from 203 bytes on.
 func TestRunProxyFaultOversize(t *testing.T) {
-	m := peer.StartMosquitto(t, "max_packet_size 200")
-	var out, errb peer.Buffer
-	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: m.Addr,
-		format: "jsonl", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second,
-		faults: []string{"oversize dir=c2s size=max_packet_size+2 count=1 name=edge", "oversize dir=c2s size=max_packet_size+3 name=big"}}
-	addr, stop := startProxyCmd(t, o)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	v5 := decode.Base{Version: decode.V5}
-	b, _ := decode.Encode(nil, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "big"})
-	c.Write(b)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	ack := readFrameFrom(t, c)
+	fs := startFaultSession(t, []string{"max_packet_size 200"}, "big",
+		"oversize dir=c2s size=max_packet_size+2 count=1 name=edge", "oversize dir=c2s size=max_packet_size+3 name=big")
+	c, frames, out, errb, stop, v5 := fs.c, fs.frames, fs.out, fs.errb, fs.stop, fs.v5
+	ack := fs.connack
 	if p, ok := decode.Decode(ack, decode.V5).(*decode.Connack); !ok || p.ReasonCode != 0 {
 		t.Fatalf("CONNACK % x", ack)
 	} else if n, _ := p.Properties.Int(decode.PropMaximumPacketSize); n != 200 {
 		t.Fatalf("mosquitto granted Maximum Packet Size %d, want 200", n)
 	}
-	b, _ = decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", Payload: []byte("small")})
+	b, _ := decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", Payload: []byte("small")})
 	c.Write(b)
 	c.Write([]byte{0xC0, 0x00}) // PINGREQ
-	if resp := readFrameFrom(t, c); !bytes.Equal(resp, []byte{0xD0, 0x00}) {
+	if resp := frames.next(t); !bytes.Equal(resp, []byte{0xD0, 0x00}) {
 		t.Fatalf("after a 202-byte PUBLISH, PINGREQ got % x; mosquitto takes it (see above)", resp)
 	}
 	c.Write(b)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
-		}
-	})
-	disc := readFrameFrom(t, c)
+	disc := frames.next(t)
 	d, ok := decode.Decode(disc, decode.V5).(*decode.Disconnect)
 	if !ok || d.ReasonCode != 0x95 {
 		t.Fatalf("device got % x, want DISCONNECT 0x95", disc)
@@ -62,7 +46,7 @@ func TestRunProxyFaultOversize(t *testing.T) {
 	if rest, err := io.ReadAll(c); len(rest) != 0 {
 		t.Errorf("after DISCONNECT: % x %v", rest, err)
 	}
-	waitOut(t, &out, `"kind":"close"`)
+	waitOut(t, out, `"kind":"close"`)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -90,83 +74,31 @@ func TestRunProxyFaultOversize(t *testing.T) {
 	}
 }
 
-// readFrameFrom reads one whole MQTT frame from c.
-func readFrameFrom(t *testing.T, c net.Conn) []byte {
+// frameReader reads whole MQTT frames from c, keeping what follows a frame for the next.
+type frameReader struct {
+	c  net.Conn
+	fr *decode.Framer
+}
+
+func newFrameReader(c net.Conn) *frameReader {
+	return &frameReader{c: c, fr: decode.NewFramer(1 << 20)}
+}
+
+// next returns the next whole frame.
+func (r *frameReader) next(t *testing.T) []byte {
 	t.Helper()
-	fr := decode.NewFramer(1 << 20)
 	buf := make([]byte, 4096)
 	for {
-		if f, err := fr.Next(); err != nil {
+		if f, err := r.fr.Next(); err != nil {
 			t.Fatal(err)
 		} else if f != nil {
 			return bytes.Clone(f)
 		}
-		n, err := c.Read(buf)
+		n, err := r.c.Read(buf)
 		if n == 0 && err != nil {
 			t.Fatalf("reading a frame: %v", err)
 		}
-		fr.Write(buf[:n])
-	}
-}
-
-// TestRunProxyFaultLimits: mosquitto configured with a limit answers the fault that breaks it
-// with the reason code the standard gives, and the inspection links that DISCONNECT to the
-// PUBLISH the fault altered.
-func TestRunProxyFaultLimits(t *testing.T) {
-	for _, tc := range []struct {
-		name, conf, rule string
-		want             decode.ReasonCode
-	}{
-		{"qos over maximum", "max_qos 1", "qos dir=c2s", 0x9B},
-		{"retain unavailable", "retain_available false", "retain dir=c2s", 0x9A},
-		{"alias over maximum", "max_topic_alias 4", "alias dir=c2s", 0x94},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := peer.StartMosquitto(t, tc.conf)
-			var out, errb peer.Buffer
-			o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: &out, Err: &errb}, listen: "127.0.0.1:0", upstream: m.Addr,
-				format: "jsonl", payload: "none", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second,
-				faults: []string{tc.rule}}
-			addr, stop := startProxyCmd(t, o)
-			t.Cleanup(func() {
-				if t.Failed() {
-					t.Logf("stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
-				}
-			})
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			v5 := decode.Base{Version: decode.V5}
-			b, _ := decode.Encode(nil, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "lim"})
-			c.Write(b)
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			readFrameFrom(t, c) // CONNACK
-			b, _ = decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", QoS: 1, PacketID: 1, Payload: []byte("x")})
-			c.Write(b)
-			got := readFrameFrom(t, c)
-			d, ok := decode.Decode(got, decode.V5).(*decode.Disconnect)
-			if !ok || d.ReasonCode != tc.want {
-				t.Fatalf("device got % x, want DISCONNECT 0x%02X", got, byte(tc.want))
-			}
-			io.ReadAll(c) // the broker's close
-			c.Close()
-			waitOut(t, &out, `"kind":"close"`)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(errb.String(), `"kind":"fault"`) {
-				t.Errorf("no fault line on stderr")
-			}
-			pub, dis := lastRecords(t, out.String())
-			if pub == nil || dis == nil {
-				t.Fatalf("PUBLISH %v, DISCONNECT %v", pub, dis)
-			}
-			if cause := causeIndex(dis); cause == nil || cause != pub["index"] {
-				t.Errorf("DISCONNECT %v not linked to PUBLISH #%v", dis["notes"], pub["index"])
-			}
-		})
+		r.fr.Write(buf[:n])
 	}
 }
 
@@ -199,4 +131,118 @@ func causeIndex(r map[string]any) any {
 		}
 	}
 	return nil
+}
+
+// TestRunProxyFaultDisconnect: after the broker's SUBACK the device gets DISCONNECT 0x89 with
+// the reason string, then EOF; mosquitto's side is closed too, and the close record says the
+// proxy ended the connection by the fault.
+func TestRunProxyFaultDisconnect(t *testing.T) {
+	fs := startFaultSession(t, nil, "busy", `disconnect dir=s2c reason=0x89 reason_string="busy, later" after=SUBACK name=busy`)
+	c, frames, out, stop, v5 := fs.c, fs.frames, fs.out, fs.stop, fs.v5
+	b, _ := decode.Encode(nil, &decode.Subscribe{Base: v5, PacketID: 1, Subscriptions: []decode.Subscription{{Filter: "a/b", Options: 1, QoS: 1}}})
+	c.Write(b)
+	if f := frames.next(t); decode.Type(f[0]>>4) != decode.SUBACK {
+		t.Fatalf("got % x, want SUBACK", f)
+	}
+	got := frames.next(t)
+	d, ok := decode.Decode(got, decode.V5).(*decode.Disconnect)
+	if rs, _ := d.Properties.String(decode.PropReasonString); !ok || d.ReasonCode != 0x89 || rs != "busy, later" {
+		t.Fatalf("device got % x, want DISCONNECT 0x89 \"busy, later\"", got)
+	}
+	if rest, err := io.ReadAll(c); len(rest) != 0 || err != nil {
+		t.Errorf("after DISCONNECT: % x %v; want EOF", rest, err)
+	}
+	waitOut(t, out, `"kind":"close"`)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var closed map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if strings.Contains(l, `"kind":"close"`) {
+			json.Unmarshal([]byte(l), &closed)
+		}
+	}
+	if closed["by"] != "proxy" || !strings.Contains(fmt.Sprint(closed["reason"]), "fault busy: DISCONNECT 0x89") {
+		t.Errorf("close record %v", closed)
+	}
+}
+
+// TestRunProxyFaultLimits: mosquitto configured with a limit answers the fault that breaks it
+// with the reason code the standard gives, and the inspection links that DISCONNECT to the
+// PUBLISH the fault altered.
+func TestRunProxyFaultLimits(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf, rule string
+		want             decode.ReasonCode
+	}{
+		{"qos over maximum", "max_qos 1", "qos dir=c2s", 0x9B},
+		{"retain unavailable", "retain_available false", "retain dir=c2s", 0x9A},
+		{"alias over maximum", "max_topic_alias 4", "alias dir=c2s", 0x94},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := startFaultSession(t, []string{tc.conf}, "lim", tc.rule)
+			c, frames, out, errb, stop, v5 := fs.c, fs.frames, fs.out, fs.errb, fs.stop, fs.v5
+			b, _ := decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", QoS: 1, PacketID: 1, Payload: []byte("x")})
+			c.Write(b)
+			got := frames.next(t)
+			d, ok := decode.Decode(got, decode.V5).(*decode.Disconnect)
+			if !ok || d.ReasonCode != tc.want {
+				t.Fatalf("device got % x, want DISCONNECT 0x%02X", got, byte(tc.want))
+			}
+			io.ReadAll(c) // the broker's close
+			c.Close()
+			waitOut(t, out, `"kind":"close"`)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(errb.String(), `"kind":"fault"`) {
+				t.Errorf("no fault line on stderr")
+			}
+			pub, dis := lastRecords(t, out.String())
+			if pub == nil || dis == nil {
+				t.Fatalf("PUBLISH %v, DISCONNECT %v", pub, dis)
+			}
+			if cause := causeIndex(dis); cause == nil || cause != pub["index"] {
+				t.Errorf("DISCONNECT %v not linked to PUBLISH #%v", dis["notes"], pub["index"])
+			}
+		})
+	}
+}
+
+// faultSession is a device connected through mqscope proxy with fault rules to mosquitto.
+type faultSession struct {
+	c         net.Conn
+	frames    *frameReader
+	out, errb *peer.Buffer
+	stop      func() error
+	v5        decode.Base
+	connack   []byte
+}
+
+// startFaultSession starts mosquitto with conf and the proxy with rules (JSON lines), connects
+// as an MQTT 5 client with clientID and reads the CONNACK; the output is logged if the test fails.
+func startFaultSession(t *testing.T, conf []string, clientID string, rules ...string) *faultSession {
+	t.Helper()
+	m := peer.StartMosquitto(t, conf...)
+	fs := &faultSession{out: new(peer.Buffer), errb: new(peer.Buffer), v5: decode.Base{Version: decode.V5}}
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: fs.out, Err: fs.errb}, listen: "127.0.0.1:0", upstream: m.Addr,
+		format: "jsonl", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second, faults: rules}
+	var addr string
+	addr, fs.stop = startProxyCmd(t, o)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stdout:\n%s\nstderr:\n%s", fs.out.String(), fs.errb.String())
+		}
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fs.c, fs.frames = c, newFrameReader(c)
+	b, _ := decode.Encode(nil, &decode.Connect{Base: fs.v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: clientID})
+	c.Write(b)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	fs.connack = fs.frames.next(t)
+	return fs
 }
