@@ -12,6 +12,8 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // TestRunProxyFaultOversize: mosquitto limited to 200-byte packets grants that in its CONNACK;
@@ -245,4 +247,24 @@ func startFaultSession(t *testing.T, conf []string, clientID string, rules ...st
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	fs.connack = fs.frames.next(t)
 	return fs
+}
+
+// TestProxyNoFaultNoStages: without --fault the proxy gets no stages, so it frames nothing and
+// forwards bytes as they come; with one, both directions get the rules.
+func TestProxyNoFaultNoStages(t *testing.T) {
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}, listen: "127.0.0.1:0", upstream: "127.0.0.1:1",
+		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096}
+	cfg, _, err := o.config()
+	if err != nil || cfg.Stages != nil {
+		t.Fatalf("no --fault: stages %v, error %v", cfg.Stages != nil, err)
+	}
+	o.faults = []string{"drop type=PUBACK"}
+	if cfg, _, err = o.config(); err != nil || cfg.Stages == nil {
+		t.Fatalf("--fault: stages %v, error %v", cfg.Stages != nil, err)
+	}
+	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
+		if n := len(cfg.Stages(&stream.Conn{ID: 1}, d, proxy.StageEnv{})); n != 1 {
+			t.Errorf("%s: %d stages", d, n)
+		}
+	}
 }
