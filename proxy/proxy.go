@@ -54,6 +54,9 @@ type Config struct {
 	// (normally they get DISCONNECT 0x8B Server shutting down).
 	TransparentShutdown bool
 
+	// Tap, when set, wraps each device connection as accepted, before TLS or WebSocket: it sees
+	// the bytes as on the wire (pcapng.WireRecorder, for --record-tls).
+	Tap func(net.Conn) net.Conn
 	// Observers see every connection's bytes; see Observer.
 	Observers []stream.Observer
 	// Stages, when set, gives a connection's direction its frame-level pipeline (fault rules);
@@ -150,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 		s.broker = b
 		s.upstream = b.Endpoint()
 	}
-	ln, err := listen(cfg.Listen, cfg.ListenTLS, cfg.HandshakeTimeout, cfg.Logf)
+	ln, err := listen(cfg.Listen, cfg.ListenTLS, cfg.HandshakeTimeout, cfg.Tap, cfg.Logf)
 	if err != nil {
 		if s.broker != nil {
 			s.broker.Close()

@@ -226,14 +226,17 @@ func (l *wsListener) Close() error {
 func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
 
 // listen opens the device-facing listener.
-func listen(e Endpoint, cfg *tls.Config, handshake time.Duration, logf func(string, ...any)) (net.Listener, error) {
+func listen(e Endpoint, cfg *tls.Config, handshake time.Duration, tap func(net.Conn) net.Conn, logf func(string, ...any)) (net.Listener, error) {
 	tl, err := net.Listen("tcp", e.Addr)
 	if err != nil {
 		return nil, err
 	}
 	var ln net.Listener = tl
+	if tap != nil {
+		ln = tapListener{ln, tap}
+	}
 	if e.Transport == stream.WebSocket || e.Transport == stream.WSS {
-		ln = deadlineListener{tl}
+		ln = deadlineListener{ln}
 	}
 	switch e.Transport {
 	case stream.TLS:
@@ -244,4 +247,18 @@ func listen(e Endpoint, cfg *tls.Config, handshake time.Duration, logf func(stri
 		return newWSListener(tls.NewListener(ln, cfg), e.Path, handshake, 4096, logf), nil
 	}
 	return ln, nil
+}
+
+// tapListener gives each accepted connection to a tap (Config.Tap) before TLS or WebSocket.
+type tapListener struct {
+	net.Listener
+	tap func(net.Conn) net.Conn
+}
+
+func (l tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return l.tap(c), nil
 }

@@ -35,6 +35,8 @@ type proxyOptions struct {
 	listen, upstream string
 	api, apiToken    string
 	record           string
+	recordTLS        string
+	wire             *pcapng.WireRecorder // --record-tls, once config made it
 
 	format, filter, profile, payload string
 	summary, showSecrets, quiet      bool
@@ -107,6 +109,7 @@ used. Without --fault every byte is forwarded unchanged.
 	f.StringVar(&o.api, "api", "", "serve the control API (HTTP, JSON, /metrics) on `ADDR`")
 	f.StringVar(&o.apiToken, "api-token", "", "the control API's bearer `TOKEN` (default: $MQSCOPE_API_TOKEN, else a random one, printed)")
 	f.StringVar(&o.record, "record", "", "record the session to pcapng `FILE`")
+	f.StringVar(&o.recordTLS, "record-tls", "", "record the devices' TLS connections as on the wire, their secrets embedded, to pcapng `FILE` (needs a tls:// or wss:// --listen)")
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
 	f.BoolVar(&o.summary, "summary", false, "print one summary per connection as it closes instead of every packet (with --format jsonl: the session and close records, as they come)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no records (use with --api or --record)")
@@ -234,7 +237,25 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 			tc = ca.ServerConfig(l.Host())
 		}
 		tc.KeyLogWriter = keylog
+		if o.recordTLS != "" {
+			// The recording holds the secrets that decrypt it: 0600.
+			if err := makePrivate(o.recordTLS, o.io.Err); err != nil {
+				return fail(fmt.Errorf("--record-tls: %w", err))
+			}
+			wire, err := pcapng.NewWireRecorder(o.recordTLS)
+			if err != nil {
+				return fail(fmt.Errorf("--record-tls: %w", err))
+			}
+			o.wire, cfg.Tap = wire, wire.Wrap
+			if keylog != nil {
+				tc.KeyLogWriter = io.MultiWriter(keylog, wire.KeyLog())
+			} else {
+				tc.KeyLogWriter = wire.KeyLog()
+			}
+		}
 		cfg.ListenTLS = tc
+	} else if o.recordTLS != "" {
+		return fail(usageError{errors.New("--record-tls needs a tls:// or wss:// --listen address")})
 	} else if o.cert != "" {
 		return fail(usageError{errors.New("--cert needs a tls:// or wss:// --listen address")})
 	}
@@ -296,6 +317,9 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	if o.keylog != "" {
 		fmt.Fprintf(o.io.Err, "mqscope: warning: --keylog: the TLS secrets of every connection go to %s; whoever can read it can decrypt the traffic, passwords included\n", o.keylog)
+	}
+	if o.wire != nil {
+		fmt.Fprintf(o.io.Err, "mqscope: warning: --record-tls: %s will hold the TLS secrets of the devices' connections beside their bytes; whoever can read it can decrypt them, passwords included\n", o.recordTLS)
 	}
 	if !cfg.Embedded {
 		warnUnresolved(ctx, o.io.Err, cfg.Upstream.Host())
@@ -417,6 +441,11 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	serr := srv.Shutdown(sctx)
 	if err == nil {
 		err = <-served
+	}
+	if o.wire != nil {
+		if werr := o.wire.Flush(); serr == nil {
+			serr = werr
+		}
 	}
 	if n := out.Dropped(); n > 0 {
 		fmt.Fprintf(o.io.Err, "mqscope: %s not printed: the output could not keep up\n", inspect.Plural(n, "record"))

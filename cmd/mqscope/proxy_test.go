@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -373,5 +374,68 @@ func TestProxyAPIToken(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProxyRecordTLS: --record-tls writes the device's TLS connection as it was on the wire,
+// with its secrets embedded, so that mqscope read decrypts it without a key log and finds the
+// packets the device sent through the proxy; the file is 0600.
+func TestProxyRecordTLS(t *testing.T) {
+	dir := t.TempDir()
+	if err := runCAInit(&caInitOptions{io: &streams{Out: io.Discard, Err: io.Discard}, dir: filepath.Join(dir, "ca")}); err != nil {
+		t.Fatal(err)
+	}
+	rec := filepath.Join(dir, "wire.pcapng")
+	var pout, perr peer.Buffer
+	po := &proxyOptions{io: &streams{Out: &pout, Err: &perr}, listen: "tls://127.0.0.1:0", upstream: "embedded",
+		caDir: filepath.Join(dir, "ca"), recordTLS: rec, format: "text", payload: "preview", maxFrame: 1 << 20,
+		bufferSize: 4096, shutdownTimeout: 5 * time.Second}
+	addr, stop := startProxyCmd(t, po)
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, ServerName: "broker.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v5 := decode.Base{Version: decode.V5}
+	b, _ := decode.Encode(nil, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "wire"})
+	c.Write(b)
+	ack := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(ack); err != nil || n < 4 || ack[0] != 0x20 {
+		t.Fatalf("CONNACK: % x %v", ack[:n], err)
+	}
+	b, _ = decode.Encode(nil, &decode.Publish{Base: v5, Topic: "wire/secret", Payload: []byte("over tls")})
+	d, _ := decode.Encode(nil, &decode.Disconnect{Base: v5})
+	c.Write(append(b, d...))
+	io.Copy(io.Discard, c)
+	c.Close()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(rec); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("recording: %v %v", fi, err)
+	}
+	if !strings.Contains(perr.String(), "--record-tls") {
+		t.Errorf("no warning that the file holds secrets:\n%s", perr.String())
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"read", "--format", "jsonl", "--tls-port", strings.Split(addr, ":")[1], rec}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("read: exit %d: %s", code, errb.String())
+	}
+	var types []string
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if r["kind"] == "packet" {
+			types = append(types, r["type"].(string))
+			if r["topic"] == "wire/secret" && r["payload"] == "over tls" {
+				found = true
+			}
+		}
+	}
+	if !found || strings.Join(types, " ") != "CONNECT CONNACK PUBLISH DISCONNECT" {
+		t.Errorf("read of the recording: packets %v, the PUBLISH found %v\n%s%s", types, found, out.String(), errb.String())
 	}
 }
