@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -384,6 +385,35 @@ func TestDecryptMosquittoTLS(t *testing.T) {
 			if *c.info.TLS != *w.info.TLS || !bytes.Equal(c.data[0], w.data[0]) || !bytes.Equal(c.data[1], w.data[1]) {
 				t.Errorf("connection %d: TLS %+v, %d and %d bytes; with the key log: TLS %+v, %d and %d bytes", i+1,
 					c.info.TLS, len(c.data[0]), len(c.data[1]), w.info.TLS, len(w.data[0]), len(w.data[1]))
+			}
+		}
+	})
+	t.Run("secrets at the end", func(t *testing.T) {
+		// A Decryption Secrets Block after every packet (appended to the file, as a tool that
+		// adds the key log at the end of a capture would) decrypts the connections before it.
+		data, err := os.ReadFile(file)
+		must(t, err)
+		kl := []byte(readFile(t, keylog))
+		body := append(bytes.Clone(kl), make([]byte, (4-len(kl)%4)%4)...)
+		blk := make([]byte, 20+len(body))
+		le := binary.LittleEndian
+		le.PutUint32(blk, 0x0A)
+		le.PutUint32(blk[4:], uint32(len(blk)))
+		le.PutUint32(blk[8:], pcapng.SecretsTLS)
+		le.PutUint32(blk[12:], uint32(len(kl)))
+		copy(blk[16:], body)
+		le.PutUint32(blk[len(blk)-4:], uint32(len(blk)))
+		at := filepath.Join(t.TempDir(), "secrets-at-end.pcapng")
+		must(t, os.WriteFile(at, append(data, blk...), 0o600))
+		re := &recorder{}
+		a := NewAnalyzer(re, Options{})
+		must(t, ReadFiles(context.Background(), []string{at}, a, nil))
+		if st := a.Stats(); st.Secrets != strings.Count(string(kl), "\n") || st.Decrypted != len(tlsCases) {
+			t.Errorf("secrets %d, decrypted %d of %d", st.Secrets, st.Decrypted, len(tlsCases))
+		}
+		for i, c := range re.conns {
+			if w := r.conns[i]; !bytes.Equal(c.data[0], w.data[0]) || !bytes.Equal(c.data[1], w.data[1]) {
+				t.Errorf("connection %d: %d and %d bytes; with the key log %d and %d", i+1, len(c.data[0]), len(c.data[1]), len(w.data[0]), len(w.data[1]))
 			}
 		}
 	})

@@ -231,6 +231,18 @@ func (f *File) Next() (link int, ci gopacket.CaptureInfo, data []byte, err error
 func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(read int64)) error {
 	var errs []error
 	var n, done int64
+	// The Decryption Secrets Blocks of a file count wherever they are (a key log appended
+	// after the handshakes it decrypts): each file but standard input, which cannot be read
+	// twice, is skimmed for them first.
+	scanned := map[string]bool{}
+	for _, name := range names {
+		if s := scanSecrets(name); len(s) > 0 {
+			scanned[name] = true
+			if err := a.addSecrets(name, s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	for _, name := range inTimeOrder(names) {
 		f, err := OpenFile(name)
 		if err != nil {
@@ -239,7 +251,7 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 		}
 		for {
 			link, ci, data, err := f.Next()
-			if s := f.TakeSecrets(); s != nil {
+			if s := f.TakeSecrets(); s != nil && !scanned[name] {
 				if err := a.addSecrets(f.name, s); err != nil {
 					errs = append(errs, err)
 				}
@@ -291,6 +303,25 @@ func (f *Files) Run(ctx context.Context, o stream.Observer) error {
 
 // Analyzer returns the analysis of the last Run, once it has returned.
 func (f *Files) Analyzer() *Analyzer { return f.a }
+
+// scanSecrets returns the Decryption Secrets Blocks of a pcapng file, wherever they are in it,
+// passing over its other blocks without decoding them; nil for standard input, a pcap file,
+// or a file that cannot be read (reading it for its packets then says why).
+func scanSecrets(name string) []Secrets {
+	if name == Stdin {
+		return nil
+	}
+	f, err := OpenFile(name)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if f.guard == nil {
+		return nil // pcap: no such blocks
+	}
+	io.Copy(io.Discard, f.guard) // a damaged block ends the skim: what came before counts
+	return f.guard.secrets
+}
 
 // CopyPackets copies the packets numbered in keep (1-based across files, as ReadFiles
 // numbers them) from the named files to w.
