@@ -1,10 +1,8 @@
 package pcapng
 
 import (
-	"bufio"
 	"fmt"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -17,9 +15,7 @@ import (
 // and tshark decode it (on a port other than 1883, tell them: -d tcp.port==PORT,mqtt).
 type Recorder struct {
 	mu sync.Mutex
-	f  *os.File
-	bw *bufio.Writer
-	sw *StreamWriter
+	streamFile
 	// Server stands for a connection's server when its address is not known.
 	server netip.AddrPort
 	logf   func(string, ...any)
@@ -31,14 +27,8 @@ type Recorder struct {
 // server stands for the server of connections whose server address is unknown; logf (nil:
 // silent) reports the first write error, after which recording stops.
 func NewRecorder(path string, server netip.AddrPort, logf func(string, ...any)) (*Recorder, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	sf, err := createStreamFile(path)
 	if err != nil {
-		return nil, err
-	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	sw, err := NewStreamWriter(bw)
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	if logf == nil {
@@ -47,7 +37,7 @@ func NewRecorder(path string, server netip.AddrPort, logf func(string, ...any)) 
 	if !server.IsValid() {
 		server = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 1883)
 	}
-	return &Recorder{f: f, bw: bw, sw: sw, server: server, logf: logf}, nil
+	return &Recorder{streamFile: sf, server: server, logf: logf}, nil
 }
 
 // Open implements stream.Observer.
@@ -97,13 +87,7 @@ func (r *Recorder) Flush() error {
 		return r.err
 	}
 	r.closed = true
-	if err := r.sw.Flush(); err != nil {
-		r.fail(err)
-	}
-	if err := r.bw.Flush(); err != nil {
-		r.fail(err)
-	}
-	if err := r.f.Close(); err != nil {
+	if err := r.close(); err != nil {
 		r.fail(err)
 	}
 	if r.err != nil {

@@ -1,13 +1,11 @@
 package pcapng
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -21,9 +19,7 @@ import (
 // in mqscope read, and shows the encrypted bytes exactly as the device exchanged them.
 type WireRecorder struct {
 	path string
-	f    *os.File
-	bw   *bufio.Writer
-	sw   *StreamWriter
+	streamFile
 
 	mu     sync.Mutex
 	keys   bytes.Buffer
@@ -33,17 +29,11 @@ type WireRecorder struct {
 
 // NewWireRecorder creates (or truncates) the pcapng file path, mode 0600: it will hold keys.
 func NewWireRecorder(path string) (*WireRecorder, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	sf, err := createStreamFile(path)
 	if err != nil {
 		return nil, err
 	}
-	bw := bufio.NewWriterSize(f, 64<<10)
-	sw, err := NewStreamWriter(bw)
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &WireRecorder{path: path, f: f, bw: bw, sw: sw}, nil
+	return &WireRecorder{path: path, streamFile: sf}, nil
 }
 
 // KeyLog returns the writer the TLS secrets of the tapped connections go to (NSS key log
@@ -103,13 +93,7 @@ func (r *WireRecorder) Flush() error {
 		return r.err
 	}
 	r.closed = true
-	if err := r.sw.Flush(); err != nil {
-		r.fail(err)
-	}
-	if err := r.bw.Flush(); err != nil {
-		r.fail(err)
-	}
-	if err := r.f.Close(); err != nil {
+	if err := r.close(); err != nil {
 		r.fail(err)
 	}
 	keys := bytes.Clone(r.keys.Bytes())
@@ -140,12 +124,11 @@ func (c *wireConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write records b before writing it: once written, the client may answer, and its answer must
+// not be recorded before what it answers (a PUBLISH before the CONNACK it waited for).
 func (c *wireConn) Write(b []byte) (int, error) {
-	n, err := c.Conn.Write(b)
-	if n > 0 {
-		c.r.record(c.s, stream.S2C, b[:n])
-	}
-	return n, err
+	c.r.record(c.s, stream.S2C, b)
+	return c.Conn.Write(b)
 }
 
 func (c *wireConn) Close() error {
