@@ -42,6 +42,8 @@ func TestExitStatus(t *testing.T) {
 		{"argument to version", []string{"version", "x"}, exitUsage, `unknown command "x" for "mqscope version"`},
 		{"unknown shell", []string{"completion", "tcsh"}, exitUsage, `unknown command "tcsh" for "mqscope completion"`},
 		{"completion", []string{"completion", "bash"}, exitOK, ""},
+		{"help of a command", []string{"help", "read"}, exitOK, ""},
+		{"help of an unknown command", []string{"help", "reed"}, exitUsage, `unknown command "reed" for "mqscope"; did you mean read?`},
 		{"bad --color", []string{"--color", "sometimes", "version"}, exitUsage, "want auto, always, never"},
 		{"bad --fail-on", []string{"read", "--fail-on", "info", sessionCapture}, exitUsage, "want error or warning"},
 		{"bad --port", []string{"read", "--port", "0", sessionCapture}, exitUsage, "port 0: want 1 to 65535"},

@@ -49,7 +49,27 @@ packet given to decode, a finding at or above read --fail-on); 2 when mqscope wa
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	usageArgs(root)
+	helpUnknown(root)
 	return root
+}
+
+// helpUnknown makes "mqscope help NAME" of a command mqscope does not have a usage error, as
+// "mqscope NAME" is (cobra prints "Unknown help topic" and exits 0).
+func helpUnknown(root *cobra.Command) {
+	for _, h := range root.Commands() {
+		if h.Name() != "help" || h.Run == nil {
+			continue
+		}
+		show := h.Run
+		h.Run = nil
+		h.RunE = func(cmd *cobra.Command, args []string) error {
+			if target, _, err := root.Find(args); len(args) > 0 && (err != nil || target == nil || target == root) {
+				return unknownCommand(root, args[0])
+			}
+			show(cmd, args)
+			return nil
+		}
+	}
 }
 
 // unknownCommand is the usage error for a command mqscope does not have, with suggestions.
