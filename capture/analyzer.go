@@ -87,6 +87,7 @@ type Analyzer struct {
 	stats Stats
 
 	lastFlush time.Time
+	latest    time.Time // the latest packet time seen
 	// What Accept asks Packet to do once reassembly has returned (it cannot be re-entered):
 	reset *tcpConn // close the other half of this connection, reset by the packet
 	retry cutReq   // fill the bytes the packet acknowledges that the capture lacks, then retry
@@ -215,6 +216,11 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 	a.stats.TCP++
 	if a.tcp.SYN && !a.tcp.ACK && len(a.open) > 0 {
 		a.newSYN(src, dst, ci.Timestamp)
+	} else if ci.Timestamp.Before(a.latest.Add(-backwards)) && len(a.open) > 0 {
+		a.earlier(src, dst, ci.Timestamp)
+	}
+	if ci.Timestamp.After(a.latest) {
+		a.latest = ci.Timestamp
 	}
 	bare := len(a.tcp.Payload) == 0 && !a.tcp.SYN && !a.tcp.FIN && !a.tcp.RST
 	if bare && len(a.holeFlows) > 0 && a.tcp.ACK {

@@ -28,9 +28,33 @@ func (a *Analyzer) newSYN(src, dst []byte, t time.Time) {
 	if s.handshake && !s.carried && s.isn == reassembly.Sequence(a.tcp.Seq) {
 		return // a retransmitted SYN
 	}
+	a.restart(k, s, t, "its end was not captured: a new connection between the same addresses and ports began")
+}
+
+// backwards is how far before the latest packet seen a packet must be for its connection to be
+// taken for another one: packets of one capture come in time order, give or take the moments
+// by which merged interfaces disagree.
+const backwards = time.Second
+
+// earlier handles a packet from src to dst (a.tcp) that is older than the latest packet seen by
+// more than backwards, when reassembly holds a connection between those addresses and ports
+// that saw a later packet: the packet belongs to another capture of the same addresses and
+// ports (files that overlap in time), not to that connection, which ends where it was left.
+func (a *Analyzer) earlier(src, dst []byte, t time.Time) {
+	sa, _ := netip.AddrFromSlice(src)
+	da, _ := netip.AddrFromSlice(dst)
+	k := makeFlowKey(netip.AddrPortFrom(sa, uint16(a.tcp.SrcPort)), netip.AddrPortFrom(da, uint16(a.tcp.DstPort)))
+	if s := a.open[k]; s != nil && !s.complete && t.Before(s.lastT.Add(-backwards)) {
+		a.restart(k, s, t, "its end was not captured: packets from earlier in time, on the same addresses and ports, began another connection")
+	}
+}
+
+// restart ends connection s, keyed k, where the capture left it (why: how it ended), and has
+// reassembly forget it, so that the packet being analysed begins a new one.
+func (a *Analyzer) restart(k flowKey, s *tcpConn, t time.Time, why string) {
 	delete(a.open, k)
 	if s.end.By == stream.Unknown {
-		s.end = stream.End{By: stream.SourceEnd, Detail: "its end was not captured: a new connection between the same addresses and ports began"}
+		s.end = stream.End{By: stream.SourceEnd, Detail: why}
 	}
 	s.finish(s.lastT)
 	// Resets of its own (closeHalf) end both directions in reassembly, which then forgets it.

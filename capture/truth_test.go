@@ -357,3 +357,44 @@ func TestConnectNotMQTTShown(t *testing.T) {
 		}
 	}
 }
+
+// TestFilesOverlapInTime: a second file whose packets, on the same addresses and ports, are
+// older than the last packet of a connection the first file left open (captures that overlap
+// in time) holds another connection, not bytes of the first: time going backwards begins it.
+func TestFilesOverlapInTime(t *testing.T) {
+	a := file(t, func(sw *pcapng.StreamWriter) {
+		s, _ := sw.Open(cli, srv, ms(0))
+		must(t, s.Write(stream.C2S, ms(1), enc(t,
+			&decode.Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: "first"},
+			v5Publish("from/first", 0, 0, 0, "payload of first"))))
+		must(t, s.Write(stream.S2C, ms(2), enc(t, &decode.Connack{})))
+		must(t, s.Write(stream.C2S, ms(90000), enc(t, &decode.Pingreq{}))) // left open, last seen at 90 s
+	})
+	b := file(t, func(sw *pcapng.StreamWriter) {
+		s := sw.OpenMid(cli, srv, 7000, 9000) // its handshake not captured, at 50 s
+		must(t, s.Write(stream.C2S, ms(50000), enc(t,
+			&decode.Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: "second"},
+			v5Publish("from/second", 0, 0, 0, "payload of second"))))
+		must(t, s.Write(stream.S2C, ms(50001), enc(t, &decode.Connack{})))
+		must(t, s.Close(stream.C2S, ms(50002)))
+	})
+	var got []string
+	for _, r := range inspectFiles(t, inspect.Options{}, a, b) {
+		switch r := r.(type) {
+		case *inspect.PacketRecord:
+			s := fmt.Sprintf("%d %s", r.Conn, r.Type())
+			if p, ok := r.Packet.(*decode.Publish); ok {
+				s += " " + p.Topic
+			}
+			got = append(got, s)
+		case *inspect.CloseRecord:
+			if r.Conn == 1 && !strings.Contains(r.Reason(), "packets from earlier in time") {
+				t.Errorf("first connection's close: %q", r.Reason())
+			}
+		}
+	}
+	want := []string{"1 CONNECT", "1 PUBLISH from/first", "1 CONNACK", "1 PINGREQ", "2 CONNECT", "2 PUBLISH from/second", "2 CONNACK"}
+	if !slices.Equal(got, want) {
+		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
