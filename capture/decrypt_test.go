@@ -676,12 +676,8 @@ func TestDecryptKeyUpdate(t *testing.T) {
 	}
 	waitFor := func(what string, b *peer.Buffer, want []byte) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !bytes.Contains([]byte(b.String()), want) {
-			if time.Now().After(deadline) {
-				t.Fatalf("s_client: no %s; stdout %q; stderr:\n%s", what, stdout.String(), stderr.String())
-			}
-			time.Sleep(20 * time.Millisecond)
+		if !b.WaitFor(10*time.Second, func(w string) bool { return strings.Contains(w, string(want)) }) {
+			t.Fatalf("s_client: no %s; stdout %q; stderr:\n%s", what, stdout.String(), stderr.String())
 		}
 	}
 	var sent []byte

@@ -298,12 +298,10 @@ func TestCaptureLiveTLS(t *testing.T) {
 	c.Write([]byte{0xe0, 0x00})
 	c.Close()
 	mine := fmt.Sprintf(`"server":"127.0.0.1:%d"`, port)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), mine) || !strings.Contains(out.String(), `"kind":"close"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no close record while capturing; output so far:\n%s\n%s", out.String(), errb.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !out.WaitFor(10*time.Second, func(w string) bool {
+		return strings.Contains(w, mine) && strings.Contains(w, `"kind":"close"`)
+	}) {
+		t.Fatalf("no close record while capturing; output so far:\n%s\n%s", out.String(), errb.String())
 	}
 	cancel()
 	if err := <-done; err != nil {
