@@ -168,10 +168,12 @@ func (c *Conn) Feed(dir stream.Dir, t time.Time, b []byte) []Record { return c.f
 func (c *Conn) feed(dir stream.Dir, t time.Time, b []byte, own bool) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.own = own
+	c.own = own // for the frames these bytes complete, and no others (Gap, Finish)
 	s := &c.streams[dir&1]
 	s.fr.Write(b)
-	return c.drain(dir, t, s)
+	out := c.drain(dir, t, s)
+	c.own = false
+	return out
 }
 
 // drain frames, decodes and inspects the whole frames held for direction dir.
