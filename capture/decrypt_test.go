@@ -267,6 +267,23 @@ func tls12(suite uint16) *tls.Config {
 	return &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{suite}}
 }
 
+// relayToMosquittoTLS starts mosquitto with TLS and a relay to it that records what passes to
+// a capture in a directory of the test's; it returns the capture's path, a key log path beside
+// it for the client to write, and the relay.
+func relayToMosquittoTLS(t *testing.T, name string) (file, keylog string, r *tapRelay) {
+	t.Helper()
+	peer.Require(t, "mosquitto")
+	dir := t.TempDir()
+	file, keylog = filepath.Join(dir, name+".pcapng"), filepath.Join(dir, "keys.log")
+	f, err := os.Create(file)
+	must(t, err)
+	t.Cleanup(func() { f.Close() })
+	m := peer.StartMosquitto(t, tlsFiles(t)...)
+	r = newTapRelay(t, f)
+	r.to(m.Addr)
+	return file, keylog, r
+}
+
 // tlsCapture runs one MQTT connection of each case through mosquitto and the relay, and
 // returns the capture, the key log and what each client sent and received, by client port.
 func tlsCapture(t *testing.T, cases []tlsCase) (file, keylog string, sessions map[uint16]*tlsSession) {
@@ -651,15 +668,7 @@ func TestDecryptResumed(t *testing.T) {
 // MQTT messages agree with tshark's.
 func TestDecryptKeyUpdate(t *testing.T) {
 	openssl := peer.Require(t, "openssl")
-	peer.Require(t, "mosquitto")
-	dir := t.TempDir()
-	file, keylog := filepath.Join(dir, "ku.pcapng"), filepath.Join(dir, "keys.log")
-	f, err := os.Create(file)
-	must(t, err)
-	defer f.Close()
-	m := peer.StartMosquitto(t, tlsFiles(t)...)
-	r := newTapRelay(t, f)
-	r.to(m.Addr)
+	file, keylog, r := relayToMosquittoTLS(t, "ku")
 	cmd := exec.Command(openssl, "s_client", "-connect", r.l.Addr().String(), "-tls1_3", "-servername", "broker.test",
 		"-keylogfile", keylog)
 	stdin, err := cmd.StdinPipe()
@@ -830,15 +839,7 @@ sys.stdout.write(got.hex())
 // 1.2: the decrypted bytes are the ones it sent and received, and agree with tshark.
 func TestDecryptPython(t *testing.T) {
 	python := peer.Require(t, "python3")
-	peer.Require(t, "mosquitto")
-	dir := t.TempDir()
-	file, keylog := filepath.Join(dir, "py.pcapng"), filepath.Join(dir, "keys.log")
-	f, err := os.Create(file)
-	must(t, err)
-	defer f.Close()
-	m := peer.StartMosquitto(t, tlsFiles(t)...)
-	r := newTapRelay(t, f)
-	r.to(m.Addr)
+	file, keylog, r := relayToMosquittoTLS(t, "py")
 	v5 := decode.Base{Version: decode.V5}
 	sessions := map[string][2][]byte{}
 	for _, v := range []string{"TLSv1_3", "TLSv1_2"} {
