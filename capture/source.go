@@ -304,23 +304,73 @@ func (f *Files) Run(ctx context.Context, o stream.Observer) error {
 // Analyzer returns the analysis of the last Run, once it has returned.
 func (f *Files) Analyzer() *Analyzer { return f.a }
 
-// scanSecrets returns the Decryption Secrets Blocks of a pcapng file, wherever they are in it,
-// passing over its other blocks without decoding them; nil for standard input, a pcap file,
-// or a file that cannot be read (reading it for its packets then says why).
+// scanSecrets returns the Decryption Secrets Blocks of an uncompressed pcapng file, wherever
+// they are in it, reading only the headers of its other blocks; nil for standard input, a pcap
+// or compressed file (which would cost a second decompression), or a file that cannot be read
+// (reading it for its packets then says why). A damaged block ends the skim: what came before
+// counts.
 func scanSecrets(name string) []Secrets {
 	if name == Stdin {
 		return nil
 	}
-	f, err := OpenFile(name)
+	f, err := os.Open(name)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	if f.guard == nil {
-		return nil // pcap: no such blocks
+	br := bufio.NewReaderSize(f, 1<<20)
+	var out []Secrets
+	var bo binary.ByteOrder = binary.LittleEndian
+	var off int64
+	hdr := make([]byte, 12)
+	for {
+		if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+			return out
+		}
+		if typ := bo.Uint32(hdr); typ == 0x0A0D0D0A { // a section header: its byte order follows
+			if _, err := io.ReadFull(br, hdr[8:12]); err != nil {
+				return out
+			}
+			switch binary.LittleEndian.Uint32(hdr[8:]) {
+			case 0x1A2B3C4D:
+				bo = binary.LittleEndian
+			case 0x4D3C2B1A:
+				bo = binary.BigEndian
+			default:
+				return out
+			}
+			blen := int64(bo.Uint32(hdr[4:]))
+			if blen < 28 || blen > maxBlock || blen%4 != 0 {
+				return out
+			}
+			if _, err := br.Discard(int(blen - 12)); err != nil {
+				return out
+			}
+			off += blen
+			continue
+		} else if off == 0 {
+			return nil // not pcapng: pcap, or compressed
+		}
+		blen := int64(bo.Uint32(hdr[4:]))
+		if blen < 12 || blen > maxBlock || blen%4 != 0 {
+			return out
+		}
+		if bo.Uint32(hdr) != 10 {
+			if _, err := br.Discard(int(blen - 8)); err != nil {
+				return out
+			}
+			off += blen
+			continue
+		}
+		body := make([]byte, blen-8)
+		if _, err := io.ReadFull(br, body); err != nil || blen < 20 {
+			return out
+		}
+		if n := int64(bo.Uint32(body[4:])); 16+n <= blen-4 {
+			out = append(out, Secrets{Type: bo.Uint32(body), Data: body[8 : 8+n], Off: off})
+		}
+		off += blen
 	}
-	io.Copy(io.Discard, f.guard) // a damaged block ends the skim: what came before counts
-	return f.guard.secrets
 }
 
 // CopyPackets copies the packets numbered in keep (1-based across files, as ReadFiles
