@@ -356,3 +356,29 @@ func TestPatchedPcap(t *testing.T) {
 		})
 	}
 }
+
+// TestTimestampResolution: an interface block whose timestamp resolution pcapgo cannot use (an
+// option of 0 bytes, 2^-70 s) is an error naming it, not a division by zero (FuzzReadFile found
+// the empty option).
+func TestTimestampResolution(t *testing.T) {
+	for _, opt := range [][]byte{{9, 0, 0, 0}, {9, 0, 1, 0, 0x80 | 70, 0, 0, 0}} {
+		var b []byte
+		le := binary.LittleEndian
+		shb := []byte{0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 28, 0, 0, 0}
+		b = append(b, shb...)
+		idb := make([]byte, 16, 64)
+		le.PutUint32(idb, 1)
+		le.PutUint16(idb[8:], 1)
+		le.PutUint32(idb[12:], 65535)
+		idb = append(append(idb, opt...), 0, 0, 0, 0, 0, 0, 0, 0)
+		le.PutUint32(idb[4:], uint32(len(idb)))
+		le.PutUint32(idb[len(idb)-4:], uint32(len(idb)))
+		b = append(b, idb...)
+		p := filepath.Join(t.TempDir(), "tsresol.pcapng")
+		must(t, os.WriteFile(p, b, 0o600))
+		err := ReadFiles(context.Background(), []string{p}, NewAnalyzer(&recorder{}, Options{}), nil)
+		if err == nil || !strings.Contains(err.Error(), "timestamp resolution") {
+			t.Errorf("option % x: %v", opt, err)
+		}
+	}
+}

@@ -115,6 +115,9 @@ func (g *ngGuard) next() error {
 		if blen >= 20 && g.bo.Uint32(g.buf[12:]) > maxSnapLen {
 			g.bo.PutUint32(g.buf[12:], 0)
 		}
+		if err := g.checkTSResol(blen); err != nil {
+			return err
+		}
 		g.off += blen
 		return nil
 	case 10: // Decryption Secrets: kept for the reader; pcapgo skips the block
@@ -235,4 +238,35 @@ func (p *patchedPcap) Read(b []byte) (int, error) {
 		err = io.ErrUnexpectedEOF
 	}
 	return n, err
+}
+
+// checkTSResol refuses an interface block (held in buf, blen bytes) whose timestamp resolution
+// (option if_tsresol) cannot be: not one byte long, 2^-64 or finer, or 10^-20 or finer, on
+// which pcapgo divides by zero.
+func (g *ngGuard) checkTSResol(blen int64) error {
+	opts := g.buf[16 : blen-4]
+	for len(opts) >= 4 {
+		code, n := g.bo.Uint16(opts), int(g.bo.Uint16(opts[2:]))
+		if code == 0 || 4+n > len(opts) {
+			return nil // end of options, or a damaged option pcapgo reports itself
+		}
+		if code == 9 && n != 1 { // pcapgo reads one byte, whatever the length: a stale one at 0
+			return fmt.Errorf("damaged interface block at offset %d: its timestamp resolution option holds %d bytes, not 1", g.off, n)
+		}
+		if code == 9 {
+			v := opts[4]
+			if (v&0x80 != 0 && v&0x7f > 63) || (v&0x80 == 0 && v > 19) {
+				return fmt.Errorf("damaged interface block at offset %d: a timestamp resolution of %s", g.off, tsresol(v))
+			}
+		}
+		opts = opts[4+(n+3)&^3:]
+	}
+	return nil
+}
+
+func tsresol(v byte) string {
+	if v&0x80 != 0 {
+		return fmt.Sprintf("2^-%d s", v&0x7f)
+	}
+	return fmt.Sprintf("10^-%d s", v)
 }
