@@ -87,7 +87,7 @@ its output and recording.
 stderr saying the rule, what was done, the sizes before and after and the negotiated value
 used. Without --fault every byte is forwarded unchanged.
 
-` + fault.Usage,
+` + fault.Usage(),
 		Example: `  mqscope proxy --upstream embedded
   mqscope proxy --listen 127.0.0.1:1884 --upstream broker.example.com:1883
   mqscope proxy --listen tls://0.0.0.0:8883 --upstream tls://broker.example.com:8883 --keylog keys.txt

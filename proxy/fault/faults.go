@@ -31,69 +31,75 @@ type Result struct {
 	Malformed bool
 }
 
-// actions make a rule's fault from its parameters (taking the keys they use out of params).
-var actions = map[string]func(r *Rule, params map[string]token) (Fault, error){
-	"oversize": func(r *Rule, params map[string]token) (Fault, error) {
-		if err := r.onlyTypes(decode.PUBLISH); err != nil {
-			return nil, err
-		}
-		size, err := takeExpr(params, "size", "")
-		return &Oversize{Size: size}, err
-	},
-	"drop": func(r *Rule, params map[string]token) (Fault, error) { return Drop{}, nil },
-	"qos": func(r *Rule, params map[string]token) (Fault, error) {
-		if err := r.onlyTypes(decode.PUBLISH); err != nil {
-			return nil, err
-		}
-		to, err := takeExpr(params, "to", "maximum_qos+1")
-		return &QoS{To: to}, err
-	},
-	"alias": func(r *Rule, params map[string]token) (Fault, error) {
-		if err := r.onlyTypes(decode.PUBLISH); err != nil {
-			return nil, err
-		}
-		to, err := takeExpr(params, "to", "topic_alias_maximum+1")
-		return &Alias{To: to}, err
-	},
-	"retain": func(r *Rule, params map[string]token) (Fault, error) {
-		return Retain{}, r.onlyTypes(decode.PUBLISH)
-	},
-	"connack": func(r *Rule, params map[string]token) (Fault, error) {
-		if err := r.onlyTypes(decode.CONNACK); err != nil {
-			return nil, err
-		}
-		if r.Dirs == C2S {
-			return nil, errors.New("connack goes server to client: dir=c2s does not apply")
-		}
-		r.Dirs = S2C
-		c := &Connack{}
-		for _, k := range connackKeys {
-			if _, ok := params[k.key]; !ok {
-				continue
-			}
-			e, err := takeExpr(params, k.key, "")
-			if err != nil {
+func init() {
+	register("oversize", "size=EXPR", "grow a PUBLISH's payload so the packet is exactly EXPR bytes",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			if err := r.onlyTypes(decode.PUBLISH); err != nil {
 				return nil, err
 			}
-			c.Set = append(c.Set, connackSet{key: k.key, prop: k.prop, val: e})
-		}
-		if len(c.Set) == 0 {
-			return nil, errors.New("connack needs a value to rewrite: reason, max_packet_size, topic_alias_maximum, receive_maximum, maximum_qos or retain_available")
-		}
-		return c, nil
-	},
-	"disconnect": func(r *Rule, params map[string]token) (Fault, error) {
-		d := &Disconnect{}
-		var err error
-		if d.Reason, err = takeExpr(params, "reason", "0x80"); err != nil {
-			return nil, err
-		}
-		if t, ok := params["reason_string"]; ok {
-			d.ReasonString = t.val
-			delete(params, "reason_string")
-		}
-		return d, nil
-	},
+			size, err := takeExpr(params, "size", "")
+			return &Oversize{Size: size}, err
+		})
+	register("drop", "", "drop the frame (e.g. type=PUBACK)",
+		func(r *Rule, params map[string]token) (Fault, error) { return Drop{}, nil })
+	register("qos", "to=EXPR", "rewrite a PUBLISH's QoS (default maximum_qos+1)",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			if err := r.onlyTypes(decode.PUBLISH); err != nil {
+				return nil, err
+			}
+			to, err := takeExpr(params, "to", "maximum_qos+1")
+			return &QoS{To: to}, err
+		})
+	register("alias", "to=EXPR", "give a PUBLISH Topic Alias EXPR, topic kept (default topic_alias_maximum+1)",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			if err := r.onlyTypes(decode.PUBLISH); err != nil {
+				return nil, err
+			}
+			to, err := takeExpr(params, "to", "topic_alias_maximum+1")
+			return &Alias{To: to}, err
+		})
+	register("retain", "", "set a PUBLISH's RETAIN flag",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			return Retain{}, r.onlyTypes(decode.PUBLISH)
+		})
+	register("connack", "KEY=EXPR...", "rewrite the CONNACK: reason, max_packet_size, topic_alias_maximum,\nreceive_maximum, maximum_qos, retain_available (0 removes the property)",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			if err := r.onlyTypes(decode.CONNACK); err != nil {
+				return nil, err
+			}
+			if r.Dirs == C2S {
+				return nil, errors.New("connack goes server to client: dir=c2s does not apply")
+			}
+			r.Dirs = S2C
+			c := &Connack{}
+			for _, k := range connackKeys {
+				if _, ok := params[k.key]; !ok {
+					continue
+				}
+				e, err := takeExpr(params, k.key, "")
+				if err != nil {
+					return nil, err
+				}
+				c.Set = append(c.Set, connackSet{key: k.key, prop: k.prop, val: e})
+			}
+			if len(c.Set) == 0 {
+				return nil, errors.New("connack needs a value to rewrite: reason, max_packet_size, topic_alias_maximum, receive_maximum, maximum_qos or retain_available")
+			}
+			return c, nil
+		})
+	register("disconnect", "reason=CODE [reason_string=TEXT]", "send DISCONNECT in the rule's direction instead of the frame\n(after it with after=TYPE), then close the connection",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			d := &Disconnect{}
+			var err error
+			if d.Reason, err = takeExpr(params, "reason", "0x80"); err != nil {
+				return nil, err
+			}
+			if t, ok := params["reason_string"]; ok {
+				d.ReasonString = t.val
+				delete(params, "reason_string")
+			}
+			return d, nil
+		})
 }
 
 // publishOf returns f's PUBLISH for rewriting (a copy), or nil when f is not one that can be

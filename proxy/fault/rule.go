@@ -64,24 +64,6 @@ type Rule struct {
 	After bool
 }
 
-// Usage is the grammar, for --help.
-const Usage = `A fault rule is an action and key=value pairs (values with spaces in double quotes):
-  oversize size=EXPR           grow a PUBLISH's payload so the packet is exactly EXPR bytes
-  drop                         drop the frame (e.g. type=PUBACK)
-  qos to=EXPR                  rewrite a PUBLISH's QoS (default maximum_qos+1)
-  alias to=EXPR                give a PUBLISH Topic Alias EXPR, topic kept (default topic_alias_maximum+1)
-  retain                       set a PUBLISH's RETAIN flag
-  connack KEY=EXPR...          rewrite the CONNACK: reason, max_packet_size, topic_alias_maximum,
-                               receive_maximum, maximum_qos, retain_available (0 removes the property)
-  disconnect reason=CODE [reason_string=TEXT]
-                               send DISCONNECT in the rule's direction instead of the frame
-                               (after it with after=TYPE), then close the connection
-Selectors: dir=c2s|s2c|both type=PUBLISH[,PUBACK...] topic=FILTER client=GLOB qos=N
-  nth=N (only the nth match) every=N prob=P (0..1, seeded) count=N (at most N times)
-  name=NAME; counting is per connection.
-EXPR is a number or an expression of what the receiver granted: max_packet_size,
-  receive_maximum, topic_alias_maximum, maximum_qos, retain_available, in_flight, aliases, size.`
-
 // token is one word of a rule, with its column (1-based).
 type token struct {
 	key, val string
@@ -163,7 +145,7 @@ func parse(s string, n int) (*Rule, error) {
 	}
 	act := toks[0]
 	if act.hasVal {
-		return nil, fmt.Errorf("column %d: a rule starts with its action (oversize, drop, qos, alias, retain, connack, disconnect), not %s=", act.col, act.key)
+		return nil, fmt.Errorf("column %d: a rule starts with its action (%s), not %s=", act.col, actionNames(), act.key)
 	}
 	r := &Rule{Name: fmt.Sprintf("#%d %s", n, act.key), Text: s, Dirs: Both, Sel: Selector{QoS: -1}}
 	// The action's own keys.
@@ -183,11 +165,11 @@ func parse(s string, n int) (*Rule, error) {
 		}
 		params[t.key] = t
 	}
-	mk, ok := actions[act.key]
+	a, ok := actions[act.key]
 	if !ok {
-		return nil, fmt.Errorf("column %d: unknown action %q (oversize, drop, qos, alias, retain, connack, disconnect)", act.col, act.key)
+		return nil, fmt.Errorf("column %d: unknown action %q (%s)", act.col, act.key, actionNames())
 	}
-	if r.Fault, err = mk(r, params); err != nil {
+	if r.Fault, err = a.make(r, params); err != nil {
 		return nil, err
 	}
 	for k, t := range params {
