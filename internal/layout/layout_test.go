@@ -12,7 +12,8 @@ import (
 const mod = "github.com/mqscope/mqscope/"
 
 // TestImports: decode and stream import nothing of ours; inspect only decode, stream and its
-// own helpers; capture and proxy not each other; pcapng no source. A package's own
+// own helpers; capture and proxy not each other; pcapng no source; ui
+// reads records, never a source (neither capture nor proxy). A package's own
 // subpackages (capture/tlsdecrypt) are its own business.
 func TestImports(t *testing.T) {
 	deps := func(pkg string) []string {
@@ -35,6 +36,7 @@ func TestImports(t *testing.T) {
 		"pcapng":  {"stream"},
 		"capture": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
 		"proxy":   {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
+		"ui":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
 	} {
 		for _, d := range deps(pkg) {
 			if !slices.Contains(allowed, d) {
