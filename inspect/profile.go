@@ -58,7 +58,8 @@ type Range struct {
 
 func (r Range) set() bool { return r.Min > 0 || r.Max > 0 }
 
-func (r Range) clamp(v int) int {
+// Clamp puts v into the range.
+func (r Range) Clamp(v int) int {
 	if r.Min > 0 && v < r.Min {
 		v = r.Min
 	}
@@ -150,7 +151,7 @@ func (c *Conn) profileConnect(r *PacketRecord, q *decode.Connect) {
 	}
 	req := c.st.Requested
 	if p.KeepAlive.set() && q.Read(decode.PartKeepAlive) {
-		if ka := p.KeepAlive.clamp(req.KeepAlive); ka != req.KeepAlive {
+		if ka := p.KeepAlive.Clamp(req.KeepAlive); ka != req.KeepAlive {
 			what := fmt.Sprintf("keep alive %d s", req.KeepAlive)
 			if req.KeepAlive == 0 {
 				what = "keep alive 0 (off)"
@@ -160,7 +161,7 @@ func (c *Conn) profileConnect(r *PacketRecord, q *decode.Connect) {
 	}
 	if p.SessionExpiry.set() && req.SessionExpiryInterval != nil && *req.SessionExpiryInterval != 0 && *req.SessionExpiryInterval != 0xFFFFFFFF {
 		v := int(*req.SessionExpiryInterval)
-		if se := p.SessionExpiry.clamp(v); se != v {
+		if se := p.SessionExpiry.Clamp(v); se != v {
 			verb := "raised"
 			if se < v {
 				verb = "lowered"
@@ -206,7 +207,7 @@ func (c *Conn) profileConnack(r *PacketRecord) {
 	}
 	if p.KeepAlive.set() && c.connectRead(decode.PartKeepAlive) {
 		// Within the range, the profile predicts no Server Keep Alive, or the client's own.
-		expect("Server Keep Alive", p.KeepAlive.clamp(req.KeepAlive), g.ServerKeepAlive, req.KeepAlive)
+		expect("Server Keep Alive", p.KeepAlive.Clamp(req.KeepAlive), g.ServerKeepAlive, req.KeepAlive)
 	}
 	if p.TopicAliasMaximum > 0 {
 		expect("Topic Alias Maximum", p.TopicAliasMaximum, g.TopicAliasMaximum, 0)
@@ -228,8 +229,8 @@ func (c *Conn) profileConnack(r *PacketRecord) {
 		expect("Receive Maximum", want, g.ReceiveMaximum, 65535)
 	}
 	if p.SessionExpiry.set() && req.SessionExpiryInterval != nil && *req.SessionExpiryInterval != 0 && *req.SessionExpiryInterval != 0xFFFFFFFF {
-		if v := int(*req.SessionExpiryInterval); p.SessionExpiry.clamp(v) != v {
-			expect("Session Expiry Interval", p.SessionExpiry.clamp(v), g.SessionExpiryInterval, v)
+		if v := int(*req.SessionExpiryInterval); p.SessionExpiry.Clamp(v) != v {
+			expect("Session Expiry Interval", p.SessionExpiry.Clamp(v), g.SessionExpiryInterval, v)
 		}
 	}
 	for _, a := range []struct {

@@ -12,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -42,6 +43,12 @@ const (
 // ("127.0.0.1:0" picks a free port) it also listens on TCP there, for clients outside the
 // process. Broker warnings go to logf.
 func StartEmbedded(addr string, logf func(string, ...any)) (*Embedded, error) {
+	return StartEmbeddedProfile(addr, nil, logf)
+}
+
+// StartEmbeddedProfile starts the broker playing profile p: it grants p's limits in CONNACK and
+// enforces them (see profileHook). A nil p, or the spec profile, is mochi's defaults.
+func StartEmbeddedProfile(addr string, p *inspect.Profile, logf func(string, ...any)) (*Embedded, error) {
 	opts := &mqtt.Options{
 		InlineClient:             false,
 		Capabilities:             mqtt.NewDefaultServerCapabilities(),
@@ -53,9 +60,17 @@ func StartEmbedded(addr string, logf func(string, ...any)) (*Embedded, error) {
 		logf = func(string, ...any) {}
 	}
 	opts.Logger = slog.New(&logHandler{logf: logf})
+	if p != nil && p.Name != "spec" {
+		profileCapabilities(opts.Capabilities, p)
+	}
 	srv := mqtt.New(opts)
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		return nil, err
+	}
+	if p != nil && p.Name != "spec" {
+		if err := srv.AddHook(&profileHook{p: p, requested: map[*mqtt.Client]connectAsk{}}, nil); err != nil {
+			return nil, err
+		}
 	}
 	e := &Embedded{srv: srv, mem: newMemListener(embeddedAddr)}
 	if err := srv.AddListener(listeners.NewNet("embedded-mem", e.mem)); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -27,6 +28,8 @@ type Config struct {
 	Upstream    Endpoint
 	UpstreamTLS *tls.Config // for TLS and WSS upstreams; nil verifies with the system roots
 	Embedded    bool
+	// EmbeddedProfile, with Embedded, makes the broker grant and enforce a profile's limits.
+	EmbeddedProfile *inspect.Profile
 
 	DialTimeout      time.Duration // connecting to the broker; 10s when 0
 	HandshakeTimeout time.Duration // the device's TLS or WebSocket handshake; 10s when 0
@@ -146,7 +149,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.upstream = cfg.Upstream
 	if cfg.Embedded {
-		b, err := StartEmbedded("", cfg.Logf)
+		b, err := StartEmbeddedProfile("", cfg.EmbeddedProfile, cfg.Logf)
 		if err != nil {
 			return nil, err
 		}

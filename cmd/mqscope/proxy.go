@@ -113,7 +113,7 @@ used. Without --fault every byte is forwarded unchanged.
 	f.StringVar(&o.format, "format", "text", "output format: text or jsonl")
 	f.BoolVar(&o.summary, "summary", false, "print one summary per connection as it closes instead of every packet (with --format jsonl: the session and close records, as they come)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print no records (use with --api or --record)")
-	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file")
+	f.StringVar(&o.profile, "profile", "", "check against a broker profile: a built-in `NAME` (spec, apsaramq) or a YAML file; with --upstream embedded the broker also grants and enforces its limits")
 	f.StringVar(&o.filter, "filter", "", "only print packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
@@ -333,6 +333,9 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 			return usageError{fmt.Errorf("--profile: %w", err)}
 		}
 		iopts.Profile = p
+		if cfg.Embedded {
+			cfg.EmbeddedProfile = p // the embedded broker grants and enforces it
+		}
 	}
 	var filter *inspect.Filter
 	if o.filter != "" {
