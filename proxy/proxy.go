@@ -479,13 +479,4 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 }
 
 // clientTLS returns cfg (or a default) with the server name set from the endpoint if missing.
-func clientTLS(cfg *tls.Config, e Endpoint) *tls.Config {
-	if cfg == nil {
-		cfg = &tls.Config{}
-	}
-	if cfg.ServerName == "" {
-		cfg = cfg.Clone()
-		cfg.ServerName = e.Host()
-	}
-	return cfg
-}
+func clientTLS(cfg *tls.Config, e Endpoint) *tls.Config { return e.ClientTLS(cfg) }

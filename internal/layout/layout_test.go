@@ -37,6 +37,8 @@ func TestImports(t *testing.T) {
 		"capture": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
 		"proxy":   {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
 		"ui":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
+		// The raw client of probe, replay and tests: no source.
+		"internal/mqttclient": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
 	} {
 		for _, d := range deps(pkg) {
 			if !slices.Contains(allowed, d) {
