@@ -94,11 +94,20 @@ func TestEmbedded(t *testing.T) {
 	if err := c.Send(&decode.Publish{QoS: 1, PacketID: 2, Topic: "t/x", Payload: []byte("hello")}); err != nil {
 		t.Fatal(err)
 	}
-	ps, err := c.Until(ctx, func(p decode.Packet) bool { return p.Type() == decode.PUBLISH })
-	if err != nil {
+	// The PUBACK and the message back, in either order.
+	var got *decode.Publish
+	acked := false
+	if _, err := c.Until(ctx, func(p decode.Packet) bool {
+		switch q := p.(type) {
+		case *decode.Publish:
+			got = q
+		case *decode.Ack:
+			acked = q.PacketType == decode.PUBACK && q.PacketID == 2
+		}
+		return got != nil && acked
+	}); err != nil {
 		t.Fatal(err)
 	}
-	got := ps[len(ps)-1].(*decode.Publish)
 	if got.Topic != "t/x" || string(got.Payload) != "hello" || got.QoS != 1 {
 		t.Errorf("message back %+v", got)
 	}
@@ -114,7 +123,6 @@ func TestEmbedded(t *testing.T) {
 	for _, p := range recs.packets() {
 		seq = append(seq, p.Dir.Arrow()+p.Type().String())
 	}
-	// The PUBACK and the PUBLISH back may come in either order.
 	if len(seq) != 8 || seq[0] != "→CONNECT" || seq[1] != "←CONNACK" || seq[2] != "→SUBSCRIBE" ||
 		seq[3] != "←SUBACK" || seq[4] != "→PUBLISH" || seq[7] != "→DISCONNECT" {
 		t.Errorf("inspected %v", seq)
