@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -265,6 +268,42 @@ func TestProxyNoFaultNoStages(t *testing.T) {
 	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
 		if n := len(cfg.Stages(&stream.Conn{ID: 1}, d, proxy.StageEnv{})); n != 1 {
 			t.Errorf("%s: %d stages", d, n)
+		}
+	}
+}
+
+// TestProxyFaultsFile: --faults FILE and --fault together, the file's rules first, numbered
+// in that order; a bad file is a usage error naming the file, line and column.
+func TestProxyFaultsFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "faults.yaml")
+	os.WriteFile(file, []byte("faults:\n  - {action: drop, type: PUBACK, dir: s2c, count: 1}\n  - oversize size=300 name=big\n"), 0o600)
+	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}, listen: "127.0.0.1:0", upstream: "127.0.0.1:1",
+		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, faultsFile: file, faults: []string{"retain dir=c2s"}}
+	if _, _, err := o.config(); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range o.set.Rules {
+		names = append(names, r.Name)
+	}
+	if got := strings.Join(names, "|"); got != "#1 drop|big|#3 retain" {
+		t.Errorf("rules %s", got)
+	}
+	for _, tc := range []struct{ file, flag, want string }{
+		{"faults:\n  - action: drop\n    dirr: s2c\n", "", file + ":3:5: dirr does not apply to drop"},
+		{"faults:\n  - drop name=big\n", "retain name=big", "rules 1 and 2 are both named big"},
+		{"fault: []\n", "", file + ":1:1: unknown key fault"},
+	} {
+		os.WriteFile(file, []byte(tc.file), 0o600)
+		o.faults = nil
+		if tc.flag != "" {
+			o.faults = []string{tc.flag}
+		}
+		_, _, err := o.config()
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want a usage error with %q", tc.file, err, tc.want)
 		}
 	}
 }

@@ -51,8 +51,10 @@ type proxyOptions struct {
 	insecure                                   bool
 	keylog                                     string
 
-	faults    []string // fault rules (proxy/fault grammar)
-	faultSeed uint64
+	faults     []string // fault rules (proxy/fault grammar)
+	faultsFile string   // --faults: a YAML file of rules
+	faultSeed  uint64
+	set        *fault.Set // the rules, once config made them
 
 	transparentShutdown bool
 	shutdownTimeout     time.Duration
@@ -83,9 +85,10 @@ return code 3 in MQTT 3.1.1). On SIGINT or SIGTERM the proxy stops accepting, se
 devices DISCONNECT 0x8B Server shutting down (unless --transparent-shutdown), and flushes
 its output and recording.
 
---fault RULE (repeatable) alters what goes through; each fault applied is a line on
-stderr saying the rule, what was done, the sizes before and after and the negotiated value
-used. Without --fault every byte is forwarded unchanged.
+--fault RULE (repeatable) alters what goes through, and --faults FILE gives rules in YAML
+(faults: [RULE or {action: NAME, KEY: VALUE...}]); each fault applied is a line on stderr
+saying the rule, what was done, the sizes before and after and the negotiated value used.
+Without rules every byte is forwarded unchanged.
 
 ` + fault.Usage(),
 		Example: `  mqscope proxy --upstream embedded
@@ -133,6 +136,7 @@ used. Without --fault every byte is forwarded unchanged.
 	f.BoolVar(&o.insecure, "insecure", false, "do not verify the broker's certificate")
 	f.StringVar(&o.keylog, "keylog", "", "append TLS secrets of both sides to `FILE` (NSS key log format, for Wireshark)")
 	f.StringArrayVar(&o.faults, "fault", nil, "inject a fault: `RULE` such as 'drop type=PUBACK dir=s2c count=1' (repeatable; grammar above)")
+	f.StringVar(&o.faultsFile, "faults", "", "inject the fault rules of YAML `FILE` (faults: [...]; with --fault: the file's rules first)")
 	f.Uint64Var(&o.faultSeed, "fault-seed", 0, "seed the random source of prob= with `N`, so that a run repeats (default: from the clock)")
 	f.BoolVar(&o.transparentShutdown, "transparent-shutdown", false, "on exit, close connections without sending DISCONNECT 0x8B")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for connections to end on exit")
@@ -194,13 +198,22 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 	cfg.MaxConns, cfg.MaxBuffered, cfg.ConnectTimeout = o.maxConns, o.maxBuffered, o.connectTimeout
 	cfg.BufferedFrameMax = o.maxFrame
 	cfg.TransparentShutdown = o.transparentShutdown
-	if len(o.faults) > 0 {
-		rules, err := fault.ParseAll(o.faults)
+	if len(o.faults) > 0 || o.faultsFile != "" {
+		var rules []*fault.Rule
+		if o.faultsFile != "" {
+			if rules, err = fault.LoadFile(o.faultsFile); err != nil {
+				return fail(usageError{fmt.Errorf("--faults: %w", err)})
+			}
+		}
+		more, err := fault.ParseAll(o.faults)
 		if err != nil {
 			return fail(usageError{fmt.Errorf("--fault: %w", err)})
 		}
-		set := &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl")}
-		cfg.Stages = set.Stages
+		if rules = append(rules, more...); fault.Number(rules) != nil {
+			return fail(usageError{fmt.Errorf("--fault, --faults: %w", fault.Number(rules))})
+		}
+		o.set = &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl")}
+		cfg.Stages = o.set.Stages
 		if o.faultSeed != 0 {
 			cfg.Rand = rand.New(rand.NewPCG(o.faultSeed, 0x6d71))
 		}

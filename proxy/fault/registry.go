@@ -2,6 +2,7 @@ package fault
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -24,6 +25,38 @@ func register(name, params, help string, mk func(r *Rule, params map[string]toke
 		panic("fault: action " + name + " registered twice")
 	}
 	actions[name] = action{name: name, params: params, help: help, make: mk}
+}
+
+var keyRE = regexp.MustCompile(`[a-z_]+=`)
+
+// keys says which keys a rule with this action takes, for messages.
+func (a action) keys() string {
+	var own []string
+	for _, k := range keyRE.FindAllString(a.params, -1) {
+		own = append(own, strings.TrimSuffix(k, "="))
+	}
+	s := a.name + " takes no keys of its own"
+	if strings.Contains(a.params, "KEY=") {
+		s = a.name + " takes " + a.params
+	} else if len(own) > 0 {
+		s = a.name + " takes " + strings.Join(own, ", ")
+	}
+	return s + "; every rule takes " + strings.Join(selectorKeys, ", ")
+}
+
+// unknown returns the first of toks left in params whose key a's parameters do not name (when
+// they name their keys).
+func (a action) unknown(toks []token, params map[string]token) (token, bool) {
+	if strings.Contains(a.params, "KEY=") {
+		return token{}, false
+	}
+	named := keyRE.FindAllString(a.params, -1)
+	for _, t := range toks {
+		if _, left := params[t.key]; left && !slices.Contains(named, t.key+"=") {
+			return t, true
+		}
+	}
+	return token{}, false
 }
 
 // actionNames lists the actions, sorted, for messages.

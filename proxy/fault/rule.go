@@ -62,14 +62,42 @@ type Rule struct {
 	Fault Fault
 	// After forwards the selected frame before the fault acts (a disconnect after a PUBLISH).
 	After bool
+
+	action string // the action's name
+	named  bool   // Name was given with name=
 }
 
-// token is one word of a rule, with its column (1-based).
+// token is one word of a rule, with where it was written: its column (1-based) in a rule on
+// one line, or its line and column in a YAML file (yaml.go).
 type token struct {
-	key, val string
-	col      int
-	hasVal   bool
+	key, val  string
+	line, col int
+	hasVal    bool
 }
+
+// errorf is an error at t.
+func (t token) errorf(format string, args ...any) error {
+	return &PosError{Line: t.line, Col: t.col, Err: fmt.Errorf(format, args...)}
+}
+
+// PosError is an error at a place in a rule (Line 0: a rule on one line) or a YAML file of
+// rules.
+type PosError struct {
+	Line, Col int
+	Err       error
+}
+
+func (e *PosError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("column %d: %v", e.Col, e.Err)
+	}
+	return fmt.Sprintf("%d:%d: %v", e.Line, e.Col, e.Err)
+}
+
+func (e *PosError) Unwrap() error { return e.Err }
+
+// Is makes every PosError an ErrRule.
+func (e *PosError) Is(target error) bool { return target == ErrRule }
 
 // tokenize splits a rule into words; a value may be "quoted" with \" and \\ escapes.
 func tokenize(s string) ([]token, error) {
@@ -96,7 +124,7 @@ func tokenize(s string) ([]token, error) {
 				i++
 				for {
 					if i >= len(s) {
-						return nil, fmt.Errorf("column %d: unterminated quoted value of %s", t.col, t.key)
+						return nil, t.errorf("unterminated quoted value of %s", t.key)
 					}
 					c := s[i]
 					if c == '"' {
@@ -120,7 +148,7 @@ func tokenize(s string) ([]token, error) {
 			}
 		}
 		if t.key == "" {
-			return nil, fmt.Errorf("column %d: a value without a key", t.col)
+			return nil, t.errorf("a value without a key")
 		}
 		toks = append(toks, t)
 	}
@@ -143,37 +171,49 @@ func parse(s string, n int) (*Rule, error) {
 	if len(toks) == 0 {
 		return nil, errors.New("empty rule: give an action such as oversize, drop or disconnect")
 	}
+	return parseTokens(toks, s, n)
+}
+
+// parseTokens makes the rule of toks, the first its action; text is the rule as written.
+func parseTokens(toks []token, text string, n int) (*Rule, error) {
+	var err error
 	act := toks[0]
 	if act.hasVal {
-		return nil, fmt.Errorf("column %d: a rule starts with its action (%s), not %s=", act.col, actionNames(), act.key)
+		return nil, act.errorf("a rule starts with its action (%s), not %s=", actionNames(), act.key)
 	}
-	r := &Rule{Name: fmt.Sprintf("#%d %s", n, act.key), Text: s, Dirs: Both, Sel: Selector{QoS: -1}}
+	r := &Rule{Name: fmt.Sprintf("#%d %s", n, act.key), Text: text, Dirs: Both, Sel: Selector{QoS: -1}, action: act.key}
 	// The action's own keys.
 	params := map[string]token{}
 	for _, t := range toks[1:] {
 		if !t.hasVal {
-			return nil, fmt.Errorf("column %d: %q has no value (write key=value)", t.col, t.key)
+			return nil, t.errorf("%q has no value (write key=value)", t.key)
 		}
 		if err := r.selectorKey(t); err != errUnknownKey {
 			if err != nil {
-				return nil, fmt.Errorf("column %d: %s: %w", t.col, t.key, err)
+				return nil, t.errorf("%s: %w", t.key, err)
 			}
 			continue
 		}
 		if _, dup := params[t.key]; dup {
-			return nil, fmt.Errorf("column %d: %s given twice", t.col, t.key)
+			return nil, t.errorf("%s given twice", t.key)
 		}
 		params[t.key] = t
 	}
 	a, ok := actions[act.key]
 	if !ok {
-		return nil, fmt.Errorf("column %d: unknown action %q (%s)", act.col, act.key, actionNames())
+		return nil, act.errorf("unknown action %q (%s)", act.key, actionNames())
 	}
 	if r.Fault, err = a.make(r, params); err != nil {
+		if t, ok := a.unknown(toks[1:], params); ok {
+			// A misspelt key is likelier the cause than what the action misses.
+			return nil, t.errorf("%s does not apply to %s (%s)", t.key, act.key, a.keys())
+		}
 		return nil, err
 	}
-	for k, t := range params {
-		return nil, fmt.Errorf("column %d: %s does not apply to %s", t.col, k, act.key)
+	for _, t := range toks[1:] { // the first left, as written
+		if _, left := params[t.key]; left {
+			return nil, t.errorf("%s does not apply to %s (%s)", t.key, act.key, a.keys())
+		}
 	}
 	if r.After {
 		if _, ok := r.Fault.(*Disconnect); !ok {
@@ -185,12 +225,18 @@ func parse(s string, n int) (*Rule, error) {
 
 var errUnknownKey = errors.New("unknown key")
 
+// selectorKeys are the keys selectorKey reads, for messages.
+var selectorKeys = []string{"name", "dir", "type", "after", "topic", "client", "qos", "nth", "every", "count", "prob"}
+
 // selectorKey reads a key common to every rule.
 func (r *Rule) selectorKey(t token) error {
 	var err error
 	switch t.key {
 	case "name":
-		r.Name = t.val
+		if t.val == "" || strings.HasPrefix(t.val, "#") || strings.ContainsAny(t.val, "/ \t") {
+			return fmt.Errorf("%q: a name is a word without /, and does not begin with # (kept for rules without one)", t.val)
+		}
+		r.Name, r.named = t.val, true
 	case "dir":
 		switch t.val {
 		case "c2s":
@@ -269,7 +315,7 @@ func takeExpr(params map[string]token, key, def string) (*Expr, error) {
 	delete(params, key)
 	e, err := compileExpr(t.val)
 	if err != nil {
-		return nil, fmt.Errorf("column %d: %s: %w", t.col, key, err)
+		return nil, t.errorf("%s: %w", key, err)
 	}
 	return e, nil
 }

@@ -188,6 +188,22 @@ func typeIn(t decode.Type, ts []decode.Type) bool {
 	return false
 }
 
+// Number names the rules without a name= by their place in the list ("#3 drop", counting from
+// 1), and checks that no two have the same name.
+func Number(rules []*Rule) error {
+	seen := make(map[string]int, len(rules))
+	for i, r := range rules {
+		if !r.named {
+			r.Name = fmt.Sprintf("#%d %s", i+1, r.action)
+		}
+		if j, dup := seen[r.Name]; dup {
+			return fmt.Errorf("%w: rules %d and %d are both named %s", ErrRule, j+1, i+1, r.Name)
+		}
+		seen[r.Name] = i
+	}
+	return nil
+}
+
 // ParseAll parses rules given one per string.
 func ParseAll(rules []string) ([]*Rule, error) {
 	rs := make([]*Rule, len(rules))
