@@ -71,9 +71,12 @@ type Config struct {
 	Metrics *Metrics
 
 	// Now and Rand are the clock and the random source of the pipeline (for fault stages and
-	// deterministic tests); time.Now and a seeded PCG when nil.
+	// deterministic tests); time.Now (Clock.Now when Clock is set) and a seeded PCG when nil.
 	Now  func() time.Time
 	Rand *rand.Rand
+	// Clock is what stages wait on and send later by (StageEnv); the real clock, read through
+	// Now, when nil.
+	Clock Clock
 	// Logf reports what is not part of any connection (accept errors, broker logs); nil: silent.
 	Logf func(format string, args ...any)
 }
@@ -105,6 +108,12 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+		if c.Clock != nil {
+			c.Now = c.Clock.Now
+		}
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{now: c.Now}
 	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x6d71))

@@ -63,6 +63,9 @@ type session struct {
 	packets  [2]atomic.Uint64
 	count    [2]frameFn
 	stopping atomic.Bool
+	// stopped is closed once stopping is set (markStopped): it ends the stages' waits.
+	stopped  chan struct{}
+	stopOnce sync.Once
 	why      atomic.Pointer[string] // what the proxy did when it ended the connection
 	// disconnected: the proxy sent the device a DISCONNECT of its own.
 	disconnected atomic.Bool
@@ -88,6 +91,7 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 		pipeDone: [2]chan struct{}{make(chan struct{}), make(chan struct{})},
 		finished: make(chan struct{}),
 		termDone: make(chan struct{}),
+		stopped:  make(chan struct{}),
 	}
 	for d := range ss.count {
 		ss.track[d] = newTracker()
@@ -103,6 +107,9 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 }
 
 func (ss *session) now() time.Time { return ss.srv.cfg.Now() }
+
+// markStopped closes stopped, once stopping is set.
+func (ss *session) markStopped() { ss.stopOnce.Do(func() { close(ss.stopped) }) }
 
 // run serves the connection to its end.
 func (ss *session) run() {
@@ -423,8 +430,34 @@ type pipeRun struct {
 	rd       reader
 	bp       *[]byte // the buffer of a connReader
 	fp       *framePipe
-	write    func([]byte) error
 	t        time.Time // when the bytes going through were read
+}
+
+// send passes b on to the destination, read (or, sent later by a stage, sent) at t.
+func (p *pipeRun) send(t time.Time, b []byte) error {
+	ss, dir := p.ss, p.dir
+	// Observe what goes on, after the stages (a PUBACK a fault dropped is not inspected as if
+	// delivered), and before forwarding it: once the bytes are sent the peer may answer, and
+	// its answer must not be inspected before what it answers (a PUBLISH before the CONNACK
+	// that allowed it). Inspection is inline and takes about a microsecond. A stage's later
+	// bytes hold the direction's output (Later.mu) as the pipe's do, so they never come
+	// between observing and writing.
+	ss.observe(dir, t, b)
+	ss.wmu[dir].Lock()
+	defer ss.wmu[dir].Unlock()
+	// Track the frames before writing: once written, the peer may answer and a shutdown may
+	// ask where the frames stand and which version the device speaks.
+	ss.account(dir, b)
+	if dir == stream.C2S && ss.version.Load() == 0 {
+		if v, ok := decode.PeekVersion(ss.track[stream.C2S].headBytes()); ok {
+			ss.version.Store(uint32(v))
+		}
+	}
+	_, err := p.dst.Write(b)
+	if err != nil {
+		ss.track[dir].broken = true
+	}
+	return err
 }
 
 func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEnd) *pipeRun {
@@ -437,32 +470,12 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 		p.bp = ss.srv.bufs.Get().(*[]byte)
 		p.rd = &connReader{c: src, buf: *p.bp}
 	}
-	p.write = func(b []byte) error {
-		// Observe what goes on, after the stages (a PUBACK a fault dropped is not inspected as
-		// if delivered), and before forwarding it: once the bytes are sent the peer may
-		// answer, and its answer must not be inspected before what it answers (a PUBLISH
-		// before the CONNACK that allowed it). Inspection is inline and takes about a
-		// microsecond.
-		ss.observe(dir, p.t, b)
-		ss.wmu[dir].Lock()
-		defer ss.wmu[dir].Unlock()
-		// Track the frames before writing: once written, the peer may answer and a shutdown
-		// may ask where the frames stand and which version the device speaks.
-		ss.account(dir, b)
-		if dir == stream.C2S && ss.version.Load() == 0 {
-			if v, ok := decode.PeekVersion(ss.track[stream.C2S].headBytes()); ok {
-				ss.version.Store(uint32(v))
-			}
-		}
-		_, err := dst.Write(b)
-		if err != nil {
-			ss.track[dir].broken = true
-		}
-		return err
-	}
 	if f := ss.srv.cfg.Stages; f != nil {
-		if stages := f(&ss.info, dir, StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand}); len(stages) > 0 {
-			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, p.write)
+		later := newLater(ss.srv.cfg.Clock)
+		env := StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand, Clock: ss.srv.cfg.Clock, Later: later, Done: ss.stopped}
+		if stages := f(&ss.info, dir, env); len(stages) > 0 {
+			later.stopping = ss.stopping.Load
+			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, func(b []byte) error { return p.send(p.fp.cur.Time, b) }, later)
 			p.fp.state = ss.view()
 			p.fp.version = func() decode.Version { return decode.Version(ss.version.Load()) }
 		}
@@ -512,6 +525,9 @@ func (ss *session) noConnect() {
 
 // finish releases the pipe's buffer and reports it done.
 func (p *pipeRun) finish() {
+	if p.fp != nil {
+		p.fp.end()
+	}
 	p.rd.release()
 	if p.bp != nil {
 		p.ss.srv.bufs.Put(p.bp)
@@ -529,11 +545,12 @@ func (p *pipeRun) step() bool {
 		if p.fp != nil {
 			werr = p.fp.feed(&ss.info, dir, p.t, b)
 		} else {
-			werr = p.write(b)
+			werr = p.send(p.t, b)
 		}
 		p.rd.release()
 		if werr != nil {
 			if errors.Is(werr, ErrStageClose) && ss.stopping.CompareAndSwap(false, true) {
+				ss.markStopped()
 				// A stage ended the connection (a fault's DISCONNECT, then close): what it
 				// emitted went first, and both sides get a FIN, the other pipe seeing that the
 				// proxy stopped the connection rather than resetting its destination.
@@ -614,6 +631,7 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 		<-ss.finished
 		return
 	}
+	ss.markStopped()
 	if ss.cut.Load() {
 		ss.client.SetReadDeadline(time.Unix(1, 0))
 	}
@@ -690,6 +708,7 @@ func disconnectFrame(rc decode.ReasonCode, reasonString string) ([]byte, error) 
 // abort closes both sides at once.
 func (ss *session) abort() {
 	ss.stopping.Store(true)
+	ss.markStopped()
 	ss.mu.Lock()
 	up := ss.server
 	ss.mu.Unlock()

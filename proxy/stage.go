@@ -22,6 +22,13 @@ type Stage interface {
 	Frame(f *Frame, emit func(b []byte) error) error
 }
 
+// Ender is a Stage that may hold frames (to send them after others, or later): End is called
+// once its direction has ended, after the last Frame and with nothing more sent in the
+// direction, so that it can report what it held and never sent.
+type Ender interface {
+	End()
+}
+
 // ErrStageClose, wrapped in the error a stage returns, ends the connection as the proxy's doing
 // (a fault's DISCONNECT then close): what the stage emitted before is sent, both sides are
 // closed, and the connection's end says the error.
@@ -61,15 +68,43 @@ func (f *Frame) Packet() decode.Packet {
 }
 
 // StageEnv is what a stage may depend on besides the frames: the pipeline's clock and random
-// source (from Config, so tests are deterministic).
+// source (from Config, so tests are deterministic), and its direction's Later.
 type StageEnv struct {
-	Now  func() time.Time
-	Rand *rand.Rand
+	Now   func() time.Time // Clock.Now
+	Rand  *rand.Rand
+	Clock Clock // nil: the real clock
+	// Later sends the stage's bytes in its direction when their time comes; nil where nothing
+	// can be sent later (a stage must then forward at once).
+	Later *Later
+	// Done is closed when the proxy ends the connection (nil: never), and ends a Sleep.
+	Done <-chan struct{}
 }
 
-// framePipe runs a direction's stages.
+// Sleep waits d on the clock, in the direction's goroutine: nothing else goes in the direction
+// meanwhile (latency). It returns ErrDirClosed, early, when the proxy ends the connection.
+func (e StageEnv) Sleep(d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	c := e.Clock
+	if c == nil {
+		c = realClock{now: time.Now}
+	}
+	woke := make(chan struct{})
+	stop := c.AfterFunc(d, func() { close(woke) })
+	select {
+	case <-woke:
+		return nil
+	case <-e.Done:
+		stop()
+		return ErrDirClosed
+	}
+}
+
+// framePipe runs a direction's stages. Its Later's mu is held while bytes go through them.
 type framePipe struct {
 	stages      []Stage
+	later       *Later
 	fr          decode.Framer
 	passthrough bool
 	emits       []func([]byte) error
@@ -79,8 +114,18 @@ type framePipe struct {
 	version func() decode.Version
 }
 
-func newFramePipe(stages []Stage, max int, final func([]byte) error) *framePipe {
-	fp := &framePipe{stages: stages, fr: *decode.NewFramer(max)}
+// newFramePipe makes a direction's pipeline ending in final; later (nil: one of its own, on the
+// real clock) sends what stages emit later, with final.
+func newFramePipe(stages []Stage, max int, final func([]byte) error, later *Later) *framePipe {
+	if later == nil {
+		later = newLater(nil)
+	}
+	fp := &framePipe{stages: stages, later: later, fr: *decode.NewFramer(max)}
+	later.send = func(t time.Time, b []byte) error {
+		fp.cur.Time = t // as final reads it; mu is held
+		return final(b)
+	}
+	later.framed = func() bool { return !fp.passthrough }
 	fp.emits = make([]func([]byte) error, len(stages)+1)
 	fp.emits[len(stages)] = final
 	for i := len(stages) - 1; i >= 0; i-- {
@@ -99,7 +144,10 @@ func newFramePipe(stages []Stage, max int, final func([]byte) error) *framePipe 
 
 // feed takes the bytes just read and forwards what the stages let through.
 func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []byte) error {
+	fp.later.mu.Lock()
+	defer fp.later.mu.Unlock()
 	final := fp.emits[len(fp.stages)]
+	fp.cur.Time = t
 	if fp.passthrough {
 		return final(b)
 	}
@@ -127,4 +175,15 @@ func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []by
 		fp.fr.Reset() // hold no memory between frames
 	}
 	return nil
+}
+
+// end tells the stages that hold frames (Ender) that the direction has ended, once nothing
+// more can be sent later in it.
+func (fp *framePipe) end() {
+	fp.later.Close()
+	for _, s := range fp.stages {
+		if e, ok := s.(Ender); ok {
+			e.End()
+		}
+	}
 }

@@ -89,7 +89,7 @@ func runFramePipe(t testing.TB, stages []Stage, max int, data []byte, plan []int
 	fp := newFramePipe(stages, max, func(b []byte) error {
 		out = append(out, b...)
 		return nil
-	})
+	}, nil)
 	for i, off := 0, 0; off < len(data); i++ {
 		n := min(len(data)-off, plan[i%len(plan)])
 		if err := fp.feed(&stream.Conn{ID: 1}, stream.C2S, time.Unix(1, 0), data[off:off+n]); err != nil {
@@ -187,7 +187,7 @@ func TestFramePipeChain(t *testing.T) {
 			return refused
 		}
 		return nil
-	})
+	}, nil)
 	if err := fp.feed(&stream.Conn{ID: 7}, stream.S2C, time.Unix(5, 0), []byte{0xD0, 0x00, 0x40, 0x02}); err != nil {
 		t.Fatal(err)
 	}
