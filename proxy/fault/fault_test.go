@@ -42,17 +42,28 @@ func negotiatedConn(t testing.TB, ack decode.Properties) *inspect.Conn {
 // in each direction, what was reported, and the error that ended it.
 func run(t testing.TB, view inspect.View, rules []string, frames []dirFrame) (out [2][][]byte, applied []Applied, err error) {
 	t.Helper()
+	return runAt(t, view, rules, frames, nil)
+}
+
+// runAt is run with the pipeline's clock at at[i] after the connection opened while frame i
+// goes through (0 past the end of at).
+func runAt(t testing.TB, view inspect.View, rules []string, frames []dirFrame, at []time.Duration) (out [2][][]byte, applied []Applied, err error) {
+	t.Helper()
 	rs, perr := ParseAll(rules)
 	if perr != nil {
 		t.Fatal(perr)
 	}
 	set := &Set{Rules: rs, Report: func(a Applied) { applied = append(applied, a) }}
 	conn := &stream.Conn{ID: 1}
-	env := proxy.StageEnv{Now: func() time.Time { return time.Unix(0, 0) }, Rand: rand.New(rand.NewPCG(1, 2))}
+	now := time.Unix(0, 0)
+	env := proxy.StageEnv{Now: func() time.Time { return now }, Rand: rand.New(rand.NewPCG(1, 2))}
 	stages := [2][]proxy.Stage{set.Stages(conn, stream.C2S, env), set.Stages(conn, stream.S2C, env)}
 	connect := enc(t, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "dev-7"})
 	all := append([]dirFrame{{stream.C2S, connect}}, frames...)
-	for _, df := range all {
+	for i, df := range all {
+		if i > 0 && i-1 < len(at) {
+			now = time.Unix(0, 0).Add(at[i-1])
+		}
 		f := &proxy.Frame{Conn: conn, Dir: df.dir, Type: decode.Type(df.b[0] >> 4), Bytes: df.b, State: view}
 		err = stages[df.dir][0].Frame(f, func(b []byte) error {
 			out[df.dir] = append(out[df.dir], append([]byte(nil), b...))
@@ -368,6 +379,20 @@ func TestParseErrors(t *testing.T) {
 		{"drop after=PUBLISH", "after= applies to disconnect only"},
 		{"drop topic=a/#/b", "column 6: topic: topic filter"},
 		{"drop dir", "column 6: \"dir\" has no value"},
+		{"drop retain=2", "column 6: retain: \"2\" is not a number from 0 to 1"},
+		{"drop reason_code=0x100", "column 6: reason_code: \"0x100\" is not a number from 0 to 255"},
+		{"drop start=soon", "column 6: start: \"soon\" is not a duration"},
+		{"drop for=0s", "column 6: for: 0s is not a positive duration"},
+		{"drop start=-1s", "column 6: start: -1s is not a positive duration"},
+		{"drop since=PUBLSH", "column 6: since: unknown packet type \"PUBLSH\""},
+		{"connack", "connack needs a value to rewrite: reason, session_present, "},
+		{"connack keep_alive=3", "keep_alive does not apply to connack"},
+		{"connack server_keep_alive=later", "server_keep_alive: expression \"later\""},
+		{"sub_wildcard dir=s2c", "SUBSCRIBE goes client to server"},
+		{"sub_wildcard filter=a/b", "filter \"a/b\" has no wildcard"},
+		{"sub_wildcard filter=a/#/b", "filter \"a/#/b\":"},
+		{"sub_shared group=a/b", "group \"a/b\": a share name"},
+		{"sub_id type=PUBLISH", "sub_id does not apply to PUBLISH"},
 	} {
 		_, err := Parse(tc.rule, 1)
 		if err == nil || !errors.Is(err, ErrRule) || !strings.Contains(err.Error(), tc.want) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/proxy"
@@ -61,31 +60,6 @@ func init() {
 	register("retain", "", "set a PUBLISH's RETAIN flag",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			return Retain{}, r.onlyTypes(decode.PUBLISH)
-		})
-	register("connack", "KEY=EXPR...", "rewrite the CONNACK: reason, max_packet_size, topic_alias_maximum,\nreceive_maximum, maximum_qos, retain_available (0 removes the property)",
-		func(r *Rule, params map[string]token) (Fault, error) {
-			if err := r.onlyTypes(decode.CONNACK); err != nil {
-				return nil, err
-			}
-			if r.Dirs == C2S {
-				return nil, errors.New("connack goes server to client: dir=c2s does not apply")
-			}
-			r.Dirs = S2C
-			c := &Connack{}
-			for _, k := range connackKeys {
-				if _, ok := params[k.key]; !ok {
-					continue
-				}
-				e, err := takeExpr(params, k.key, "")
-				if err != nil {
-					return nil, err
-				}
-				c.Set = append(c.Set, connackSet{key: k.key, prop: k.prop, val: e})
-			}
-			if len(c.Set) == 0 {
-				return nil, errors.New("connack needs a value to rewrite: reason, max_packet_size, topic_alias_maximum, receive_maximum, maximum_qos or retain_available")
-			}
-			return c, nil
 		})
 	register("disconnect", "reason=CODE [reason_string=TEXT]", "send DISCONNECT in the rule's direction instead of the frame\n(after it with after=TYPE), then close the connection",
 		func(r *Rule, params map[string]token) (Fault, error) {
@@ -233,33 +207,19 @@ func (q *QoS) Apply(f *proxy.Frame, v *Values) (Result, error) {
 type Alias struct{ To *Expr }
 
 func (a *Alias) Apply(f *proxy.Frame, v *Values) (Result, error) {
-	p := publishOf(f)
-	if p == nil || p.Version != decode.V5 {
+	p := publish5Of(f)
+	if p == nil {
 		return Result{Skip: true}, nil
 	}
-	to, used, err := a.To.eval(v)
+	to, used, err := aliasParam(a.To, v)
 	if err != nil {
-		return Result{}, err
-	}
-	if to < 0 || to > 0xFFFF {
-		return Result{}, fmt.Errorf("alias: %d is not a two-byte integer", to)
+		return Result{}, fmt.Errorf("alias: %w", err)
 	}
 	p.Topic = frameTopic(f, p)
 	if p.Topic == "" {
 		return Result{Skip: true}, nil // an alias never mapped: nothing to keep
 	}
-	ps := p.Properties[:0]
-	for _, pr := range p.Properties {
-		if pr.ID != decode.PropTopicAlias {
-			ps = append(ps, pr)
-		}
-	}
-	p.Properties = append(ps, decode.IntProp(decode.PropTopicAlias, uint32(to)))
-	out, err := encode(p)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Out: out, Did: fmt.Sprintf("PUBLISH to %q given Topic Alias %d", p.Topic, to), Used: used}, nil
+	return aliased(p, to, fmt.Sprintf("PUBLISH to %q given Topic Alias %d", p.Topic, to), used)
 }
 
 // Retain sets a PUBLISH's RETAIN flag.
@@ -276,89 +236,6 @@ func (Retain) Apply(f *proxy.Frame, v *Values) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Out: out, Did: "PUBLISH RETAIN set", Used: fmt.Sprintf("retain_available=%d", v.RetainAvailable)}, nil
-}
-
-// Connack rewrites values a CONNACK grants; a property set to 0 is removed (except Maximum
-// QoS and Retain Available, where 0 is a value), reason sets the reason code.
-type Connack struct{ Set []connackSet }
-
-type connackSet struct {
-	key  string
-	prop decode.PropID // 0 for the reason code
-	val  *Expr
-}
-
-var connackKeys = []struct {
-	key  string
-	prop decode.PropID
-}{
-	{"reason", 0},
-	{"max_packet_size", decode.PropMaximumPacketSize},
-	{"topic_alias_maximum", decode.PropTopicAliasMaximum},
-	{"receive_maximum", decode.PropReceiveMaximum},
-	{"maximum_qos", decode.PropMaximumQoS},
-	{"retain_available", decode.PropRetainAvailable},
-}
-
-func (c *Connack) Apply(f *proxy.Frame, v *Values) (Result, error) {
-	p, ok := f.Packet().(*decode.Connack)
-	if !ok || malformed(p) {
-		return Result{Skip: true}, nil
-	}
-	q := *p
-	q.Properties = append(decode.Properties(nil), p.Properties...)
-	var did, used []string
-	bad := false
-	for _, s := range c.Set {
-		n, u, err := s.val.eval(v)
-		if err != nil {
-			return Result{}, err
-		}
-		if u != "" {
-			used = append(used, u)
-		}
-		if s.prop == 0 {
-			if n < 0 || n > 0xFF {
-				return Result{}, fmt.Errorf("connack: reason %d is not a byte", n)
-			}
-			did = append(did, fmt.Sprintf("reason 0x%02X → 0x%02X", byte(q.ReasonCode), n))
-			if q.Version == decode.V5 && !decode.ReasonCode(n).AllowedIn(decode.CONNACK) {
-				did[len(did)-1] += " (malformed: not a CONNACK reason code)"
-				bad = true
-			}
-			q.ReasonCode = decode.ReasonCode(n)
-			continue
-		}
-		if q.Version != decode.V5 {
-			return Result{Skip: true}, nil
-		}
-		old, had := q.Properties.Int(s.prop)
-		ps := q.Properties[:0]
-		for _, pr := range q.Properties {
-			if pr.ID != s.prop {
-				ps = append(ps, pr)
-			}
-		}
-		q.Properties = ps
-		before := "absent"
-		if had {
-			before = fmt.Sprint(old)
-		}
-		if n == 0 && s.prop != decode.PropMaximumQoS && s.prop != decode.PropRetainAvailable {
-			did = append(did, fmt.Sprintf("%s %s → absent", s.prop.Name(), before))
-			continue
-		}
-		if n < 0 {
-			return Result{}, fmt.Errorf("connack: %s %d is negative", s.key, n)
-		}
-		q.Properties = append(q.Properties, decode.IntProp(s.prop, uint32(n)))
-		did = append(did, fmt.Sprintf("%s %s → %d", s.prop.Name(), before, n))
-	}
-	out, err := encode(&q)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Out: out, Did: "CONNACK rewritten: " + strings.Join(did, ", "), Used: strings.Join(used, "; "), Malformed: bad}, nil
 }
 
 // Disconnect sends DISCONNECT with Reason (and ReasonString) in the rule's direction, instead

@@ -3,6 +3,7 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/mqscope/mqscope/decode"
@@ -19,9 +20,10 @@ var disconnectCodes = func() (cs []decode.ReasonCode) {
 	return cs
 }()
 
-// FuzzRules runs random rules over random valid frames: none of the faults here is a malformed
-// one, so every frame that goes on must decode without a malformed-packet problem, its
-// Remaining Length agreeing with its bytes.
+// FuzzRules runs random rules over random valid frames: every frame that goes on has a
+// Remaining Length agreeing with its bytes, and decodes without a malformed-packet or protocol
+// error exactly when no fault said it made one on purpose (alias 0, Session Present in a
+// refused CONNACK, a reason code the packet does not have).
 func FuzzRules(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
@@ -44,6 +46,22 @@ func FuzzRules(f *testing.F) {
 			"alias",
 			"retain topic=a/+",
 			fmt.Sprintf("connack max_packet_size=%d receive_maximum=%d maximum_qos=%d retain_available=%d", next()*7, next(), next()%2, next()%2),
+			// Any value, any reason: Session Present in a refusal, Maximum QoS 2, a reason
+			// code CONNACK does not have are malformed faults the fault must own up to.
+			fmt.Sprintf(`connack reason=%d session_present=%d maximum_qos=%d server_keep_alive=%d assigned_client_identifier="%s" server_reference=x reason_string=absent`,
+				next(), next()%2, next()%3, next()*next(), strings.Repeat("i", next())),
+			fmt.Sprintf("connack wildcard_subscription_available=%d subscription_identifier_available=%d shared_subscription_available=%d session_expiry_interval=%d",
+				next()%2, next()%3, next()%2, next()*next()*next()),
+			fmt.Sprintf("alias_unmapped to=%d", next()%4),
+			"alias_unmapped",
+			fmt.Sprintf("alias_remap to=%d", next()%4),
+			"alias_remap",
+			"alias_stale",
+			"sub_wildcard",
+			fmt.Sprintf("sub_id id=%d", next()%3),
+			"sub_shared group=g",
+			fmt.Sprintf("drop reason_code=%d", next()),
+			fmt.Sprintf("drop retain=%d since=PUBACK", next()%2),
 			// A reason code DISCONNECT does not have would be a malformed fault.
 			fmt.Sprintf("disconnect reason=%d reason_string=x prob=0.5", disconnectCodes[next()%len(disconnectCodes)]),
 		}
@@ -57,7 +75,7 @@ func FuzzRules(f *testing.F) {
 		for len(data) > 0 {
 			var p decode.Packet
 			dir := stream.Dir(next() % 2)
-			switch next() % 5 {
+			switch next() % 6 {
 			case 0:
 				var ps decode.Properties
 				if k := next() % 4; k > 0 {
@@ -76,6 +94,9 @@ func FuzzRules(f *testing.F) {
 				p = &decode.Suback{Base: v5, PacketID: uint16(1 + next()), ReasonCodes: []decode.ReasonCode{0}}
 			case 3:
 				p, dir = &decode.Connack{Base: v5, Properties: decode.Properties{decode.IntProp(decode.PropReceiveMaximum, uint32(1+next()))}}, stream.S2C
+			case 4:
+				subs := []decode.Subscription{{Filter: []string{"a/b", "a/+", "$share/g/c"}[next()%3], QoS: byte(next() % 3)}}
+				p = &decode.Subscribe{Base: v5, PacketID: uint16(1 + next()), Subscriptions: subs}
 			default:
 				p = &decode.Pingreq{Base: v5}
 			}
@@ -96,10 +117,10 @@ func FuzzRules(f *testing.F) {
 				if !ok || herr != nil || h.HeaderLen+h.RemainingLength != len(b) {
 					t.Fatalf("rules %q: frame % x: header %+v %v", rs, b, h, herr)
 				}
-				if malformed(decode.Decode(b, decode.V5)) {
+				if broken(b, decode.V5) != "" {
 					bad++
 					if !meant {
-						t.Fatalf("rules %q: malformed frame % x: %v", rs, b, decode.Decode(b, decode.V5).Info().Problems)
+						t.Fatalf("rules %q: malformed frame % x: %s", rs, b, broken(b, decode.V5))
 					}
 				}
 			}

@@ -96,7 +96,8 @@ func Usage() string {
 }
 
 const selectorUsage = `Selectors: dir=c2s|s2c|both type=PUBLISH[,PUBACK...] topic=FILTER client=GLOB qos=N
-  nth=N (only the nth match) every=N prob=P (0..1, seeded) count=N (at most N times)
-  name=NAME; counting is per connection.
+  retain=0|1 reason_code=CODE (frames carrying it) nth=N (only the nth match) every=N
+  prob=P (0..1, seeded) count=N (at most N times) start=DURATION (after the connection
+  opened, or since=TYPE[,TYPE] passed) for=DURATION; name=NAME; counting is per connection.
 EXPR is a number or an expression of what the receiver granted: max_packet_size,
   receive_maximum, topic_alias_maximum, maximum_qos, retain_available, in_flight, aliases, size.`

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/proxy"
@@ -51,7 +52,21 @@ type Selector struct {
 	Every  int           // every nth matching frame; 0 for each
 	Prob   float64       // the chance per matching frame, drawn from the pipeline's random source; 0 means 1
 	Count  int           // at most this many times per connection; 0 for no limit
+	Retain *bool         // the PUBLISH RETAIN flag; nil for any
+	// Reason selects the frames carrying this reason code (CONNACK, the acknowledgements, SUBACK
+	// and UNSUBACK among theirs, DISCONNECT, AUTH; an MQTT 5 acknowledgement that leaves its
+	// reason code out carries 0x00); nil for any.
+	Reason *decode.ReasonCode
+	// The rule's time window, on the pipeline's clock: it opens Start after the connection
+	// opened, or after the first packet of a type in Since passed the proxy (in either
+	// direction), and stays open For (0: until the connection ends).
+	Start time.Duration
+	Since []decode.Type
+	For   time.Duration
 }
+
+// timed reports whether the selector has a time window.
+func (s *Selector) timed() bool { return s.Start > 0 || s.For > 0 || len(s.Since) > 0 }
 
 // Rule is one fault rule.
 type Rule struct {
@@ -226,7 +241,7 @@ func parseTokens(toks []token, text string, n int) (*Rule, error) {
 var errUnknownKey = errors.New("unknown key")
 
 // selectorKeys are the keys selectorKey reads, for messages.
-var selectorKeys = []string{"name", "dir", "type", "after", "topic", "client", "qos", "nth", "every", "count", "prob"}
+var selectorKeys = []string{"name", "dir", "type", "after", "topic", "client", "qos", "retain", "reason_code", "nth", "every", "count", "prob", "start", "since", "for"}
 
 // selectorKey reads a key common to every rule.
 func (r *Rule) selectorKey(t token) error {
@@ -248,14 +263,20 @@ func (r *Rule) selectorKey(t token) error {
 		default:
 			return fmt.Errorf("%q is not c2s, s2c or both", t.val)
 		}
-	case "type", "after":
+	case "type", "after", "since":
+		var ts []decode.Type
 		for _, name := range strings.Split(t.val, ",") {
 			typ, ok := typeNamed(name)
 			if !ok {
 				return fmt.Errorf("unknown packet type %q", name)
 			}
-			r.Sel.Types = append(r.Sel.Types, typ)
+			ts = append(ts, typ)
 		}
+		if t.key == "since" {
+			r.Sel.Since = append(r.Sel.Since, ts...)
+			break
+		}
+		r.Sel.Types = append(r.Sel.Types, ts...)
 		r.After = r.After || t.key == "after"
 	case "topic":
 		if msg, _ := decode.FilterProblem(t.val); msg != "" {
@@ -275,6 +296,29 @@ func (r *Rule) selectorKey(t token) error {
 		r.Sel.Every, err = intIn(t.val, 1, 1<<31-1)
 	case "count":
 		r.Sel.Count, err = intIn(t.val, 1, 1<<31-1)
+	case "retain":
+		var n int
+		n, err = intIn(t.val, 0, 1)
+		b := n == 1
+		r.Sel.Retain = &b
+	case "reason_code": // not reason=, the parameter of connack and disconnect
+		var n int
+		n, err = intIn(t.val, 0, 0xFF)
+		rc := decode.ReasonCode(n)
+		r.Sel.Reason = &rc
+	case "start", "for":
+		var d time.Duration
+		d, err = time.ParseDuration(t.val)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("%q is not a duration such as 500ms or 2s", t.val)
+		case d < 0 || (d == 0 && t.key == "for"):
+			err = fmt.Errorf("%s is not a positive duration", t.val)
+		case t.key == "start":
+			r.Sel.Start = d
+		default:
+			r.Sel.For = d
+		}
 	case "prob":
 		r.Sel.Prob, err = strconv.ParseFloat(t.val, 64)
 		if err == nil && (r.Sel.Prob <= 0 || r.Sel.Prob > 1) {

@@ -3,6 +3,7 @@ package fault
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,7 +51,9 @@ type connState struct {
 	clientID string
 	matched  []int // per rule
 	applied  []int
-	opened   int // directions that took their stages
+	opened   int         // directions that took their stages
+	start    time.Time   // when the connection opened, on the pipeline's clock
+	since    []time.Time // per rule: when the first packet of a type in its Since passed
 }
 
 // Stages is proxy.Config.Stages for the set (nil stages when no rule is in dir).
@@ -65,7 +68,10 @@ func (s *Set) Stages(c *stream.Conn, dir stream.Dir, env proxy.StageEnv) []proxy
 	}
 	cs := s.conns[c]
 	if cs == nil {
-		cs = &connState{matched: make([]int, len(s.Rules)), applied: make([]int, len(s.Rules))}
+		cs = &connState{matched: make([]int, len(s.Rules)), applied: make([]int, len(s.Rules)), since: make([]time.Time, len(s.Rules))}
+		if env.Now != nil {
+			cs.start = env.Now()
+		}
 		s.conns[c] = cs
 	}
 	if cs.opened++; cs.opened == 2 {
@@ -82,15 +88,70 @@ type stage struct {
 	env proxy.StageEnv
 }
 
+// watcher is a Fault that sees every frame of the connections, selected or not, before the
+// rules apply (to remember what a client did on an earlier connection); client is the
+// connection's client identifier ("" while unknown).
+type watcher interface {
+	watch(f *proxy.Frame, client string)
+}
+
+// now is the pipeline's clock (the frame's time when the stage was given none).
+func (st *stage) now(f *proxy.Frame) time.Time {
+	if st.env.Now != nil {
+		return st.env.Now()
+	}
+	return f.Time
+}
+
 // Frame applies the first rule that selects f.
 func (st *stage) Frame(f *proxy.Frame, emit func([]byte) error) error {
-	if f.Type == decode.CONNECT && f.Dir == stream.C2S {
-		if c, ok := f.Packet().(*decode.Connect); ok {
-			st.cs.mu.Lock()
-			st.cs.clientID = c.ClientID
-			st.cs.mu.Unlock()
+	cs := st.cs
+	cs.mu.Lock()
+	if cs.start.IsZero() {
+		cs.start = st.now(f)
+	}
+	switch {
+	case f.Type == decode.CONNECT && f.Dir == stream.C2S:
+		if p, ok := f.Packet().(*decode.Connect); ok {
+			cs.clientID = p.ClientID
+		}
+	case f.Type == decode.CONNACK && f.Dir == stream.S2C && cs.clientID == "":
+		// A client that sent no identifier is known by the one the server assigned.
+		if p, ok := f.Packet().(*decode.Connack); ok {
+			cs.clientID, _ = p.Properties.String(decode.PropAssignedClientID)
 		}
 	}
+	client := cs.clientID
+	cs.mu.Unlock()
+	for _, r := range st.set.Rules {
+		if w, ok := r.Fault.(watcher); ok {
+			w.watch(f, client)
+		}
+	}
+	err := st.frame(f, emit)
+	st.passed(f)
+	return err
+}
+
+// passed notes that f went through, for the rules that start after a packet of its type.
+func (st *stage) passed(f *proxy.Frame) {
+	var now time.Time
+	for i, r := range st.set.Rules {
+		if len(r.Sel.Since) == 0 || !typeIn(f.Type, r.Sel.Since) {
+			continue
+		}
+		if now.IsZero() {
+			now = st.now(f)
+		}
+		st.cs.mu.Lock()
+		if st.cs.since[i].IsZero() {
+			st.cs.since[i] = now
+		}
+		st.cs.mu.Unlock()
+	}
+}
+
+func (st *stage) frame(f *proxy.Frame, emit func([]byte) error) error {
 	for i, r := range st.set.Rules {
 		if !r.Dirs.has(f.Dir) || !st.selects(i, r, f) {
 			continue
@@ -140,7 +201,7 @@ func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
 	if len(sel.Types) > 0 && !typeIn(f.Type, sel.Types) {
 		return false
 	}
-	if sel.Topic != "" || sel.QoS >= 0 {
+	if sel.Topic != "" || sel.QoS >= 0 || sel.Retain != nil {
 		p, ok := f.Packet().(*decode.Publish)
 		if !ok {
 			return false
@@ -148,15 +209,37 @@ func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
 		if sel.QoS >= 0 && int(p.QoS) != sel.QoS {
 			return false
 		}
+		if sel.Retain != nil && p.Retain != *sel.Retain {
+			return false
+		}
 		if sel.Topic != "" && !matchTopic(sel.Topic, frameTopic(f, p)) {
 			return false
 		}
+	}
+	if sel.Reason != nil && !slices.Contains(reasonsOf(f.Packet()), *sel.Reason) {
+		return false
+	}
+	var now time.Time
+	if sel.timed() {
+		now = st.now(f)
 	}
 	cs := st.cs
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if sel.Client != "" {
 		if ok, _ := path.Match(sel.Client, cs.clientID); !ok {
+			return false
+		}
+	}
+	if sel.timed() {
+		from := cs.start
+		if len(sel.Since) > 0 {
+			if from = cs.since[i]; from.IsZero() {
+				return false // the packet has not passed yet
+			}
+		}
+		from = from.Add(sel.Start)
+		if now.Before(from) || (sel.For > 0 && !now.Before(from.Add(sel.For))) {
 			return false
 		}
 	}
@@ -177,6 +260,30 @@ func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
 		}
 	}
 	return true
+}
+
+// reasonsOf returns the reason codes p carries (an MQTT 5 acknowledgement without one carries
+// 0x00 Success), none for a packet without.
+func reasonsOf(p decode.Packet) []decode.ReasonCode {
+	switch p := p.(type) {
+	case *decode.Connack:
+		return []decode.ReasonCode{p.ReasonCode}
+	case *decode.Ack:
+		if p.Version == decode.V5 {
+			return []decode.ReasonCode{p.ReasonCode}
+		}
+	case *decode.Suback:
+		return p.ReasonCodes
+	case *decode.Unsuback:
+		return p.ReasonCodes
+	case *decode.Disconnect:
+		if p.Version == decode.V5 {
+			return []decode.ReasonCode{p.ReasonCode}
+		}
+	case *decode.Auth:
+		return []decode.ReasonCode{p.ReasonCode}
+	}
+	return nil
 }
 
 func typeIn(t decode.Type, ts []decode.Type) bool {

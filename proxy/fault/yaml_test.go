@@ -61,7 +61,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"faults not a list", "faults: drop\n", "1:9: faults: want a list of rules, not a string"},
 		{"unknown rule key", "faults:\n  - action: oversize\n    sizee: 300\n", `3:5: sizee does not apply to oversize (oversize takes size; every rule takes name, dir,`},
 		{"key for another action", "faults:\n  - {action: drop, size: 3}\n", "2:20: size does not apply to drop (drop takes no keys of its own"},
-		{"no action", "faults:\n  - dir: c2s\n    type: PUBACK\n", "2:5: no action: add action: NAME (alias, connack,"},
+		{"no action", "faults:\n  - dir: c2s\n    type: PUBACK\n", "2:5: no action: add action: NAME (alias, "},
 		{"unknown action", "faults:\n  - action: explode\n", `2:5: unknown action "explode"`},
 		{"bad value", "faults:\n  - action: drop\n    dir: up\n", `3:5: dir: "up" is not c2s, s2c or both`},
 		{"bad expression", "faults:\n  - {action: oversize, size: max_packet_sise+1}\n", `2:24: size: expression "max_packet_sise+1"`},
