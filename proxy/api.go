@@ -32,7 +32,8 @@ import (
 // Every request carries the token ("Authorization: Bearer TOKEN"), names the API's own address
 // or a loopback name in Host (a web page cannot reach it by DNS rebinding), comes from no other
 // origin (Origin, Sec-Fetch-Site: a web page cannot use the user's browser against it), and
-// sends JSON if it sends a body. Later steps register more routes (fault rules) with Handle.
+// sends JSON if it sends a body. More routes are added with Handle (proxy/fault's Set.Register:
+// /faults and /connections/{id}/faults).
 type API struct {
 	srv   *Server
 	in    *Inspector   // may be nil
@@ -40,6 +41,7 @@ type API struct {
 	mux   *http.ServeMux
 	token []byte
 	hosts hostSet
+	more  []string // the routes added with Handle
 }
 
 // APIConfig says who may use the API.
@@ -72,8 +74,11 @@ func NewAPI(srv *Server, in *Inspector, hub *inspect.Hub, cfg APIConfig) *API {
 // Token returns the token requests must carry.
 func (a *API) Token() string { return string(a.token) }
 
-// Handle adds a route.
-func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+// Handle adds a route; the index lists it.
+func (a *API) Handle(pattern string, h http.Handler) {
+	a.mux.Handle(pattern, h)
+	a.more = append(a.more, pattern)
+}
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if code, msg := a.admit(r); code != 0 {
@@ -181,12 +186,18 @@ func apiError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, map[string]string{"error": msg})
 }
 
+// WriteJSON answers with v, as the API's own routes do (for routes added with Handle).
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
+// WriteError answers {"error": msg}, as the API's own routes do.
+func WriteError(w http.ResponseWriter, code int, msg string) { apiError(w, code, msg) }
+
 func (a *API) index(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"listen":   a.srv.Addr().String(),
 		"upstream": a.srv.Upstream().String(),
-		"endpoints": []string{"GET /connections", "GET /connections/{id}", "POST /connections/{id}/close",
-			"DELETE /connections/{id}", "GET /events", "GET /metrics"},
+		"endpoints": append([]string{"GET /connections", "GET /connections/{id}", "POST /connections/{id}/close",
+			"DELETE /connections/{id}", "GET /events", "GET /metrics"}, a.more...),
 	})
 }
 

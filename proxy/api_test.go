@@ -12,6 +12,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -45,35 +46,7 @@ func startAPI(t *testing.T) *apiFixture {
 // body. hdr holds header name and value pairs; "Host" sets the request's Host.
 func (f *apiFixture) do(t *testing.T, method, path, body string, hdr ...string) (int, string) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, f.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+testToken)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		switch {
-		case hdr[i] == "Host":
-			req.Host = hdr[i+1]
-		case hdr[i+1] == "":
-			req.Header.Del(hdr[i])
-		default:
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return peer.APIRequest(t, method, f.url+path, testToken, body, hdr...)
 }
 
 // rawDevice is an MQTT 5 device on a plain TCP connection that counts every byte both ways.

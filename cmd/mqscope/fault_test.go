@@ -276,8 +276,8 @@ func (fs *faultSession) dial(t *testing.T, clientID string) (net.Conn, *frameRea
 	return c, frames, frames.next(t)
 }
 
-// TestProxyNoFaultNoStages: without --fault the proxy gets no stages, so it frames nothing and
-// forwards bytes as they come; with one, both directions get the rules.
+// TestProxyNoFaultNoStages: without --fault or --api the proxy gets no stages, so it frames
+// nothing and forwards bytes as they come; with one, both directions get the rules.
 func TestProxyNoFaultNoStages(t *testing.T) {
 	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}, listen: "127.0.0.1:0", upstream: "127.0.0.1:1",
 		format: "text", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096}
@@ -293,6 +293,11 @@ func TestProxyNoFaultNoStages(t *testing.T) {
 		if n := len(cfg.Stages(&stream.Conn{ID: 1}, d, proxy.StageEnv{})); n != 1 {
 			t.Errorf("%s: %d stages", d, n)
 		}
+	}
+	// With the control API, connections get the stage with no rule yet: rules come later.
+	o.faults, o.api = nil, "127.0.0.1:0"
+	if cfg, _, err = o.config(); err != nil || cfg.Stages == nil || len(cfg.Stages(&stream.Conn{ID: 2}, stream.C2S, proxy.StageEnv{})) != 1 {
+		t.Fatalf("--api: stages %v, error %v", cfg.Stages != nil, err)
 	}
 }
 

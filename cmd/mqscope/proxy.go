@@ -86,9 +86,10 @@ devices DISCONNECT 0x8B Server shutting down (unless --transparent-shutdown), an
 its output and recording.
 
 --fault RULE (repeatable) alters what goes through, and --faults FILE gives rules in YAML
-(faults: [RULE or {action: NAME, KEY: VALUE...}]); each fault applied is a line on stderr
-saying the rule, what was done, the sizes before and after and the negotiated value used.
-Without rules every byte is forwarded unchanged.
+(faults: [RULE or {action: NAME, KEY: VALUE...}]); with --api, rules are listed, added and
+removed at run time (/faults, /connections/{id}/faults). Each fault applied is a line on
+stderr saying the rule, what was done, the sizes before and after and the negotiated value
+used. Without rules or --api every byte is forwarded unchanged, unframed.
 
 ` + fault.Usage(),
 		Example: `  mqscope proxy --upstream embedded
@@ -198,7 +199,9 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 	cfg.MaxConns, cfg.MaxBuffered, cfg.ConnectTimeout = o.maxConns, o.maxBuffered, o.connectTimeout
 	cfg.BufferedFrameMax = o.maxFrame
 	cfg.TransparentShutdown = o.transparentShutdown
-	if len(o.faults) > 0 || o.faultsFile != "" {
+	// With the control API, every connection gets the fault stage, so rules added at run time
+	// (POST /faults) apply to connections open already.
+	if len(o.faults) > 0 || o.faultsFile != "" || o.api != "" {
 		var rules []*fault.Rule
 		if o.faultsFile != "" {
 			if rules, err = fault.LoadFile(o.faultsFile); err != nil {
@@ -212,7 +215,7 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		if rules = append(rules, more...); fault.Number(rules) != nil {
 			return fail(usageError{fmt.Errorf("--fault, --faults: %w", fault.Number(rules))})
 		}
-		o.set = &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl")}
+		o.set = &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl"), Live: o.api != ""}
 		cfg.Stages = o.set.Stages
 		if o.faultSeed != 0 {
 			cfg.Rand = rand.New(rand.NewPCG(o.faultSeed, 0x6d71))
@@ -420,6 +423,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 			token, given = os.Getenv("MQSCOPE_API_TOKEN"), "$MQSCOPE_API_TOKEN"
 		}
 		api := proxy.NewAPI(srv, in, hub, proxy.APIConfig{Token: token, Listen: addr})
+		o.set.Register(api)
 		apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 		go apiSrv.Serve(ln)
 		apiToken = "TOKEN (" + given + ")"

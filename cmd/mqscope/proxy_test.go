@@ -338,7 +338,7 @@ func TestProxyAPIToken(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("runProxy: %v", err)
 			}
-			url := "http://127.0.0.1:" + strings.TrimPrefix(addr.String()[strings.LastIndex(addr.String(), ":"):], ":") + "/connections"
+			base := "http://127.0.0.1:" + strings.TrimPrefix(addr.String()[strings.LastIndex(addr.String(), ":"):], ":")
 			stderr := errb.String()
 			token := tc.flag
 			if token == "" {
@@ -357,10 +357,11 @@ func TestProxyAPIToken(t *testing.T) {
 				t.Errorf("warning %v, want %v: %s", got, tc.warn, stderr)
 			}
 			for _, try := range []struct {
-				token string
-				want  int
-			}{{"", 401}, {token + "x", 401}, {token, 200}} {
-				req, _ := http.NewRequest("GET", url, nil)
+				token, path string
+				want        int
+			}{{"", "/connections", 401}, {token + "x", "/connections", 401}, {token, "/connections", 200},
+				{"", "/faults", 401}, {token, "/faults", 200}} { // the fault rules' routes are there too
+				req, _ := http.NewRequest("GET", base+try.path, nil)
 				if try.token != "" {
 					req.Header.Set("Authorization", "Bearer "+try.token)
 				}
@@ -370,7 +371,7 @@ func TestProxyAPIToken(t *testing.T) {
 				}
 				res.Body.Close()
 				if res.StatusCode != try.want {
-					t.Errorf("token %q: %s, want %d", try.token, res.Status, try.want)
+					t.Errorf("token %q %s: %s, want %d", try.token, try.path, res.Status, try.want)
 				}
 			}
 		})

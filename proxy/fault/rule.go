@@ -199,18 +199,20 @@ func parseTokens(toks []token, text string, n int) (*Rule, error) {
 	r := &Rule{Name: fmt.Sprintf("#%d %s", n, act.key), Text: text, Dirs: Both, Sel: Selector{QoS: -1}, action: act.key}
 	// The action's own keys.
 	params := map[string]token{}
+	given := map[string]bool{}
 	for _, t := range toks[1:] {
 		if !t.hasVal {
 			return nil, t.errorf("%q has no value (write key=value)", t.key)
 		}
+		if given[t.key] {
+			return nil, t.errorf("%s given twice", t.key)
+		}
+		given[t.key] = true
 		if err := r.selectorKey(t); err != errUnknownKey {
 			if err != nil {
 				return nil, t.errorf("%s: %w", t.key, err)
 			}
 			continue
-		}
-		if _, dup := params[t.key]; dup {
-			return nil, t.errorf("%s given twice", t.key)
 		}
 		params[t.key] = t
 	}

@@ -5,6 +5,7 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
@@ -35,57 +36,128 @@ func (a Applied) String() string {
 	return s
 }
 
-// Set is a list of rules applied to every connection.
+// Set is the rules applied to connections: rules for every connection, and rules each
+// connection has of its own (AddConn), which come first. Rules are added and removed while
+// connections run (the control API): each list is an immutable slice behind an atomic pointer,
+// replaced whole by a writer, so forwarding never waits for one.
 type Set struct {
+	// Rules are the rules the set starts with; after the set's first use, Add and Remove change
+	// the rules, and Rules is not read again.
 	Rules []*Rule
 	// Report hears of every fault applied, from the connection's pipeline goroutines.
 	Report func(Applied)
+	// Live gives every connection a stage even while the set has no rules, so that rules added
+	// later apply to connections open already. Without it a connection opened while the set
+	// is empty is forwarded byte for byte, unframed.
+	Live bool
 
-	mu    sync.Mutex // guards pending and the random sources
-	conns map[*stream.Conn]*connState
+	once  sync.Once
+	rules atomic.Pointer[[]*entry] // for every connection
+
+	wmu  sync.Mutex // serialises the writers of the rule lists; guards next
+	next int        // rules added so far, for default names
+
+	cmu   sync.Mutex // guards conns
+	conns map[int]*connState
+
+	rmu sync.Mutex // guards the random source, shared by every connection
 }
 
-// connState is a connection's counters and client identifier, shared by its two directions.
+// entry is a rule in a set, with how many times it was applied on every connection so far.
+type entry struct {
+	*Rule
+	applied atomic.Int64
+}
+
+// connState is a connection's own rules, counters and client identifier, shared by its two
+// directions.
 type connState struct {
-	mu       sync.Mutex
+	rules atomic.Pointer[[]*entry]
+
+	mu       sync.Mutex // guards what follows
 	clientID string
-	matched  []int // per rule
-	applied  []int
-	opened   int         // directions that took their stages
-	start    time.Time   // when the connection opened, on the pipeline's clock
-	since    []time.Time // per rule: when the first packet of a type in its Since passed
+	counts   map[*Rule]*counts // by rule, so counts survive rules added and removed
+	stages   int               // the stages open, of this connection's two directions
+	start    time.Time         // when the connection opened, on the pipeline's clock
 }
 
-// Stages is proxy.Config.Stages for the set (nil stages when no rule is in dir).
+// counts are a rule's counters on one connection.
+type counts struct {
+	matched, applied int
+	since            time.Time // when the first packet of a type in the rule's Since passed
+}
+
+// count returns r's counters on the connection; the caller holds cs.mu.
+func (cs *connState) count(r *Rule) *counts {
+	c := cs.counts[r]
+	if c == nil {
+		c = &counts{}
+		cs.counts[r] = c
+	}
+	return c
+}
+
+// load returns the rules for every connection.
+func (s *Set) load() []*entry {
+	s.once.Do(func() {
+		es := make([]*entry, len(s.Rules))
+		for i, r := range s.Rules {
+			es[i] = &entry{Rule: r}
+		}
+		s.next = len(es)
+		s.rules.Store(&es)
+	})
+	return *s.rules.Load()
+}
+
+// Stages is proxy.Config.Stages for the set: one stage applying the rules to a direction (none
+// when the set is not Live and has no rules).
 func (s *Set) Stages(c *stream.Conn, dir stream.Dir, env proxy.StageEnv) []proxy.Stage {
-	if len(s.Rules) == 0 {
+	if len(s.load()) == 0 && !s.Live {
 		return nil
 	}
-	// Both directions share a state; it is forgotten here once both took it.
-	s.mu.Lock()
+	// Both directions share a state, kept while either runs.
+	s.cmu.Lock()
 	if s.conns == nil {
-		s.conns = map[*stream.Conn]*connState{}
+		s.conns = map[int]*connState{}
 	}
-	cs := s.conns[c]
+	cs := s.conns[c.ID]
 	if cs == nil {
-		cs = &connState{matched: make([]int, len(s.Rules)), applied: make([]int, len(s.Rules)), since: make([]time.Time, len(s.Rules))}
+		cs = &connState{counts: map[*Rule]*counts{}}
+		cs.rules.Store(new([]*entry))
 		if env.Now != nil {
 			cs.start = env.Now()
 		}
-		s.conns[c] = cs
+		s.conns[c.ID] = cs
 	}
-	if cs.opened++; cs.opened == 2 {
-		delete(s.conns, c)
-	}
-	s.mu.Unlock()
-	return []proxy.Stage{&stage{set: s, cs: cs, env: env}}
+	cs.stages++
+	s.cmu.Unlock()
+	return []proxy.Stage{&stage{set: s, cs: cs, id: c.ID, env: env}}
 }
 
 // stage applies the set's rules to one direction of a connection.
 type stage struct {
 	set *Set
 	cs  *connState
+	id  int
 	env proxy.StageEnv
+}
+
+// End forgets the connection once both its directions have ended.
+func (st *stage) End() {
+	s := st.set
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	st.cs.stages--
+	if st.cs.stages == 0 && s.conns[st.id] == st.cs {
+		delete(s.conns, st.id)
+	}
+}
+
+// lists are the rule lists for f's connection, in the order they apply: its own, then those
+// for every connection.
+func (st *stage) lists() [2][]*entry {
+	return [2][]*entry{*st.cs.rules.Load(), st.set.load()}
 }
 
 // watcher is a Fault that sees every frame of the connections, selected or not, before the
@@ -123,80 +195,98 @@ func (st *stage) Frame(f *proxy.Frame, emit func([]byte) error) error {
 	}
 	client := cs.clientID
 	cs.mu.Unlock()
-	for _, r := range st.set.Rules {
-		if w, ok := r.Fault.(watcher); ok {
-			w.watch(f, client)
+	lists := st.lists()
+	for _, rules := range lists {
+		for _, e := range rules {
+			if w, ok := e.Fault.(watcher); ok {
+				w.watch(f, client)
+			}
 		}
 	}
-	err := st.frame(f, emit)
-	st.passed(f)
+	err := st.frame(lists, f, emit)
+	st.passed(lists, f)
 	return err
 }
 
 // passed notes that f went through, for the rules that start after a packet of its type.
-func (st *stage) passed(f *proxy.Frame) {
+func (st *stage) passed(lists [2][]*entry, f *proxy.Frame) {
 	var now time.Time
-	for i, r := range st.set.Rules {
-		if len(r.Sel.Since) == 0 || !typeIn(f.Type, r.Sel.Since) {
-			continue
+	for _, rules := range lists {
+		for _, e := range rules {
+			if len(e.Sel.Since) == 0 || !typeIn(f.Type, e.Sel.Since) {
+				continue
+			}
+			if now.IsZero() {
+				now = st.now(f)
+			}
+			st.cs.mu.Lock()
+			if c := st.cs.count(e.Rule); c.since.IsZero() {
+				c.since = now
+			}
+			st.cs.mu.Unlock()
 		}
-		if now.IsZero() {
-			now = st.now(f)
-		}
-		st.cs.mu.Lock()
-		if st.cs.since[i].IsZero() {
-			st.cs.since[i] = now
-		}
-		st.cs.mu.Unlock()
 	}
 }
 
-func (st *stage) frame(f *proxy.Frame, emit func([]byte) error) error {
-	for i, r := range st.set.Rules {
-		if !r.Dirs.has(f.Dir) || !st.selects(i, r, f) {
-			continue
-		}
-		v := valuesOf(f)
-		res, err := r.Fault.Apply(f, &v)
-		if err != nil {
-			return fmt.Errorf("fault %s: %w", r.Name, err)
-		}
-		if res.Skip {
-			continue
-		}
-		st.cs.mu.Lock()
-		st.cs.applied[i]++
-		st.cs.mu.Unlock()
-		a := Applied{Time: f.Time, Conn: f.Conn.ID, Dir: f.Dir, Rule: r.Name, Type: f.Type, Did: res.Did,
-			Before: len(f.Bytes), Used: res.Used, Closed: res.Close, Malformed: res.Malformed}
-		if r.After {
-			a.After = len(f.Bytes)
-			if err := emit(f.Bytes); err != nil {
+// frame applies the first rule that selects f: the connection's own rules first.
+func (st *stage) frame(lists [2][]*entry, f *proxy.Frame, emit func([]byte) error) error {
+	for _, rules := range lists {
+		for _, e := range rules {
+			if !e.Dirs.has(f.Dir) || !st.selects(e.Rule, f) {
+				continue
+			}
+			done, err := st.apply(e, f, emit)
+			if done || err != nil {
 				return err
 			}
 		}
-		for _, b := range res.Out {
-			a.After += len(b)
-		}
-		if st.set.Report != nil {
-			st.set.Report(a) // before the bytes go: the peer's reaction comes after its cause
-		}
-		for _, b := range res.Out {
-			if err := emit(b); err != nil {
-				return err
-			}
-		}
-		if res.Close {
-			return fmt.Errorf("%w: fault %s: %s", proxy.ErrStageClose, r.Name, res.Did)
-		}
-		return nil
 	}
 	return emit(f.Bytes)
 }
 
-// selects reports whether rule i selects f, counting it when it passes the conditions on the
+// apply applies e's fault to f; false when the fault does not apply to f after all (Skip).
+func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (bool, error) {
+	r := e.Rule
+	v := valuesOf(f)
+	res, err := r.Fault.Apply(f, &v)
+	if err != nil {
+		return true, fmt.Errorf("fault %s: %w", r.Name, err)
+	}
+	if res.Skip {
+		return false, nil
+	}
+	st.cs.mu.Lock()
+	st.cs.count(r).applied++
+	st.cs.mu.Unlock()
+	e.applied.Add(1)
+	a := Applied{Time: f.Time, Conn: f.Conn.ID, Dir: f.Dir, Rule: r.Name, Type: f.Type, Did: res.Did,
+		Before: len(f.Bytes), Used: res.Used, Closed: res.Close, Malformed: res.Malformed}
+	if r.After {
+		a.After = len(f.Bytes)
+		if err := emit(f.Bytes); err != nil {
+			return true, err
+		}
+	}
+	for _, b := range res.Out {
+		a.After += len(b)
+	}
+	if st.set.Report != nil {
+		st.set.Report(a) // before the bytes go: the peer's reaction comes after its cause
+	}
+	for _, b := range res.Out {
+		if err := emit(b); err != nil {
+			return true, err
+		}
+	}
+	if res.Close {
+		return true, fmt.Errorf("%w: fault %s: %s", proxy.ErrStageClose, r.Name, res.Did)
+	}
+	return true, nil
+}
+
+// selects reports whether rule r selects f, counting it when it passes the conditions on the
 // frame itself.
-func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
+func (st *stage) selects(r *Rule, f *proxy.Frame) bool {
 	sel := &r.Sel
 	if len(sel.Types) > 0 && !typeIn(f.Type, sel.Types) {
 		return false
@@ -226,6 +316,7 @@ func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
 	cs := st.cs
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	n := cs.count(r)
 	if sel.Client != "" {
 		if ok, _ := path.Match(sel.Client, cs.clientID); !ok {
 			return false
@@ -234,7 +325,7 @@ func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
 	if sel.timed() {
 		from := cs.start
 		if len(sel.Since) > 0 {
-			if from = cs.since[i]; from.IsZero() {
+			if from = n.since; from.IsZero() {
 				return false // the packet has not passed yet
 			}
 		}
@@ -243,18 +334,18 @@ func (st *stage) selects(i int, r *Rule, f *proxy.Frame) bool {
 			return false
 		}
 	}
-	if sel.Count > 0 && cs.applied[i] >= sel.Count {
+	if sel.Count > 0 && n.applied >= sel.Count {
 		return false
 	}
-	cs.matched[i]++
-	m := cs.matched[i]
+	n.matched++
+	m := n.matched
 	if (sel.Nth > 0 && m != sel.Nth) || (sel.Every > 0 && m%sel.Every != 0) {
 		return false
 	}
 	if sel.Prob > 0 && sel.Prob < 1 {
-		st.set.mu.Lock() // the random source is shared by every connection
+		st.set.rmu.Lock()
 		x := st.env.Rand.Float64()
-		st.set.mu.Unlock()
+		st.set.rmu.Unlock()
 		if x >= sel.Prob {
 			return false
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+	ytoken "github.com/goccy/go-yaml/token"
 )
 
 // Spec is one fault rule as YAML gives it: a string in the --fault grammar
@@ -18,6 +19,10 @@ import (
 // or a mapping whose keys are the grammar's, with the action under "action":
 //
 //   - {action: oversize, dir: c2s, size: "max_packet_size+1", name: big}
+//
+// or a mapping whose rule is the action and keys in the grammar, with more keys beside:
+//
+//   - {rule: "drop type=PUBACK", name: lost}
 //
 // A list value is a comma-separated one (type: [PUBACK, PUBREC]). Unknown keys are errors
 // that name the key and its line:column (PosError). Other files (mqscope test's scenarios)
@@ -118,19 +123,46 @@ func mappingSpec(kvs []*ast.MappingValueNode) (Spec, error) {
 			return Spec{}, err
 		}
 		t := token{key: key.Value, val: val, line: kl, col: kc, hasVal: true}
-		if t.key == "action" {
+		switch {
+		case t.key == "action" && act == nil:
 			act = &token{key: val, line: kl, col: kc}
-			continue
+		case t.key == "rule" && act == nil:
+			// The action and keys in the grammar: placed at the value's line, and its column
+			// plus theirs (quoting may shift the columns).
+			rt, err := tokenize(val)
+			if err == nil && len(rt) == 0 {
+				err = errors.New("empty rule: give an action such as oversize, drop or disconnect")
+			}
+			vn := unwrap(kv.Value)
+			vl, vc := pos(vn)
+			if tk := vn.GetToken(); tk != nil && (tk.Type == ytoken.DoubleQuoteType || tk.Type == ytoken.SingleQuoteType) {
+				vc++ // past the quote
+			}
+			if err != nil {
+				return Spec{}, &PosError{Line: vl, Col: vc, Err: fmt.Errorf("rule: %w", err)}
+			}
+			for i := range rt {
+				rt[i].line, rt[i].col = vl, vc+rt[i].col-1
+			}
+			act = &rt[0]
+			sp.toks = append(sp.toks, rt[1:]...)
+		case t.key == "action" || t.key == "rule":
+			return Spec{}, t.errorf("give the action once: with action or in rule, not both")
+		default:
+			sp.toks = append(sp.toks, t)
 		}
-		sp.toks = append(sp.toks, t)
 	}
 	if act == nil {
-		return Spec{}, &PosError{Line: sp.Line, Col: sp.Col, Err: fmt.Errorf("no action: add action: NAME (%s)", actionNames())}
+		return Spec{}, &PosError{Line: sp.Line, Col: sp.Col, Err: fmt.Errorf("no action: add action: NAME (%s), or rule: RULE", actionNames())}
 	}
 	sp.toks = append([]token{*act}, sp.toks...)
 	words := []string{act.key}
 	for _, t := range sp.toks[1:] {
-		words = append(words, t.key+"="+quote(t.val))
+		if t.hasVal {
+			words = append(words, t.key+"="+quote(t.val))
+		} else {
+			words = append(words, t.key) // an error parseTokens reports
+		}
 	}
 	sp.Text = strings.Join(words, " ")
 	return sp, nil
@@ -199,6 +231,25 @@ func quote(v string) string {
 		return v
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+}
+
+// ParseSpec reads one rule from YAML or JSON: a string or a mapping as in a file's list.
+func ParseSpec(b []byte) (Spec, error) {
+	f, err := parser.ParseBytes(b, 0)
+	if err != nil {
+		return Spec{}, yamlError(err)
+	}
+	if len(f.Docs) != 1 || f.Docs[0].Body == nil {
+		return Spec{}, &PosError{Line: 1, Col: 1, Err: errors.New("want one rule: a string or a mapping")}
+	}
+	sp, err := specOf(f.Docs[0].Body)
+	if err != nil {
+		return Spec{}, err
+	}
+	if _, err := sp.Rule(1); err != nil {
+		return Spec{}, err
+	}
+	return sp, nil
 }
 
 // LoadFile reads the fault rules of a YAML file whose top level is
