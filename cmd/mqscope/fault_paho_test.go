@@ -75,24 +75,32 @@ func ctx10s(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestPahoConnackMaximumPacketSize: the proxy tells paho the server takes packets up to 100
-// bytes. paho.golang v0.23.0 keeps the value but does not check it when publishing: it sends a
-// 320-byte PUBLISH (mosquitto, which has no limit, takes it). The inspection judges paho by
-// the CONNACK paho got, and says the PUBLISH is over the Maximum Packet Size.
+// TestPahoConnackMaximumPacketSize: mosquitto grants 1000-byte packets, the proxy tells paho
+// 100. The fault line says the broker's value, the records and the session show the one paho
+// got. paho.golang v0.23.0 keeps the value but does not check it when publishing: it sends a
+// 311-byte PUBLISH (mosquitto takes it). The inspection judges paho by the CONNACK paho got,
+// and says the PUBLISH is over the Maximum Packet Size.
 func TestPahoConnackMaximumPacketSize(t *testing.T) {
-	ps, err := startPaho(t, nil, "paho-mps", "connack max_packet_size=100")
+	ps, err := startPaho(t, []string{"max_packet_size 1000"}, "paho-mps", "connack max_packet_size=100")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ps.ack.Properties == nil || ps.ack.Properties.MaximumPacketSize == nil || *ps.ack.Properties.MaximumPacketSize != 100 {
 		t.Fatalf("paho read CONNACK properties %+v, want Maximum Packet Size 100", ps.ack.Properties)
 	}
+	if !strings.Contains(ps.errb.String(), "CONNACK rewritten: Maximum Packet Size 1000 → 100") {
+		t.Errorf("fault line lacks the broker's value: %s", ps.errb.String())
+	}
+	acks := ps.records(t, "CONNACK", "s2c")
+	if props, _ := acks[0]["properties"].(map[string]any); len(acks) != 1 || props["maximum_packet_size"] != float64(100) {
+		t.Errorf("CONNACK records %v, want the one paho got", acks)
+	}
 	if _, err := ps.cl.Publish(ctx10s(t), &paho.Publish{Topic: "big", QoS: 1, Payload: make([]byte, 300)}); err != nil {
 		t.Fatalf("paho refused or failed the publish: %v (v0.23.0 sends it)", err)
 	}
 	waitOut(t, ps.out, `"type":"PUBACK"`)
 	pubs := ps.records(t, "PUBLISH", "c2s")
-	if len(pubs) != 1 || pubs[0]["size"].(float64) <= 100 {
+	if len(pubs) != 1 || pubs[0]["size"] != float64(311) {
 		t.Fatalf("PUBLISH records %v", pubs)
 	}
 	if n := noteWith(pubs[0], "Maximum Packet Size"); n == nil || n["level"] != "error" {
