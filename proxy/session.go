@@ -63,7 +63,9 @@ type session struct {
 	packets  [2]atomic.Uint64
 	count    [2]frameFn
 	stopping atomic.Bool
-	// stopped is closed once stopping is set (markStopped): it ends the stages' waits.
+	// stopped is closed once stopping is set, or a direction ends in a reset or an error
+	// (markStopped): it ends the stages' waits (a held or delayed frame would keep its pipe
+	// from seeing the end).
 	stopped  chan struct{}
 	stopOnce sync.Once
 	why      atomic.Pointer[string] // what the proxy did when it ended the connection
@@ -569,6 +571,7 @@ func (p *pipeRun) step() bool {
 			// As a direct connection would: the sender finds its peer gone. Report first,
 			// so this end comes before the one it causes in the other direction.
 			ends <- pipeEnd{dir, endWrite, werr}
+			ss.markStopped()
 			reset(src)
 			dst.Close()
 			return true
@@ -591,6 +594,7 @@ func (p *pipeRun) step() bool {
 		// The other direction may go on, but not forever if its sender vanished.
 		dst.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
 	} else {
+		ss.markStopped()
 		reset(dst)
 		src.Close()
 	}

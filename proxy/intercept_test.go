@@ -1,0 +1,448 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
+)
+
+var icV5 = decode.Base{Version: decode.V5}
+
+func icEnc(t testing.TB, p decode.Packet) []byte {
+	t.Helper()
+	b, err := decode.Encode(nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// icRig is an Intercept with the stages of one connection, fed frames on goroutines as a pipe
+// would, and what each direction emitted.
+type icRig struct {
+	t       *testing.T
+	ic      *Intercept
+	stages  [2]Stage
+	done    chan struct{}
+	changes chan struct{}
+	state   inspect.View
+	conn    *stream.Conn
+}
+
+// newICRig makes the rig; the connection's CONNECT (client id dev-7) and CONNACK (granting ack)
+// go through first, unheld.
+func newICRig(t *testing.T, filter string, ack decode.Properties) *icRig {
+	t.Helper()
+	r := &icRig{t: t, ic: NewIntercept(), done: make(chan struct{}),
+		conn: &stream.Conn{ID: 3, Client: netip.MustParseAddrPort("127.0.0.1:50000"), Server: netip.MustParseAddrPort("127.0.0.1:1883")}}
+	r.changes = notifyChan(r.ic)
+	for d := range r.stages {
+		r.stages[d] = r.ic.Stages(r.conn, stream.Dir(d), StageEnv{Done: r.done})[0]
+	}
+	ic := inspect.NewConn(3, "127.0.0.1:50000", "127.0.0.1:1883", inspect.Options{})
+	r.state = ic.View()
+	connect := icEnc(t, &decode.Connect{Base: icV5, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "dev-7", KeepAlive: 30})
+	connack := icEnc(t, &decode.Connack{Base: icV5, Properties: ack})
+	if err := r.ic.SetFilter(filter); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		dir stream.Dir
+		b   []byte
+	}{{stream.C2S, connect}, {stream.S2C, connack}} {
+		out, err := r.pass(f.dir, f.b)
+		if err != nil || len(out) != 1 || !bytes.Equal(out[0], f.b) {
+			t.Fatalf("%s went through as %x, %v; want it unchanged", decode.Type(f.b[0]>>4), out, err)
+		}
+		ic.Feed(f.dir, time.Unix(0, 0), f.b)
+	}
+	return r
+}
+
+// notifyChan returns a channel that hears of each change of ic's held frames.
+func notifyChan(ic *Intercept) chan struct{} {
+	changes := make(chan struct{}, 64)
+	ic.Notify(func() {
+		select {
+		case changes <- struct{}{}:
+		default:
+		}
+	})
+	return changes
+}
+
+// pass sends b through direction dir's stage and waits for it to return.
+func (r *icRig) pass(dir stream.Dir, b []byte) ([][]byte, error) {
+	res := r.start(dir, b)
+	return res.wait(r.t)
+}
+
+type icRun struct {
+	out  [][]byte
+	err  error
+	done chan struct{}
+}
+
+func (x *icRun) wait(t *testing.T) ([][]byte, error) {
+	t.Helper()
+	select {
+	case <-x.done:
+		return x.out, x.err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stage did not return")
+		return nil, nil
+	}
+}
+
+// start sends b through direction dir's stage on a goroutine.
+func (r *icRig) start(dir stream.Dir, b []byte) *icRun {
+	x := &icRun{done: make(chan struct{})}
+	f := &Frame{Conn: r.conn, Dir: dir, Time: time.Unix(1, 0), Type: decode.Type(b[0] >> 4), Bytes: b, State: r.state}
+	go func() {
+		defer close(x.done)
+		x.err = r.stages[dir].Frame(f, func(b []byte) error {
+			x.out = append(x.out, bytes.Clone(b))
+			return nil
+		})
+	}()
+	return x
+}
+
+// heldOne waits until exactly one frame is held and returns it.
+func (r *icRig) heldOne() Held {
+	r.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if hs := r.ic.Held(); len(hs) == 1 {
+			return hs[0]
+		} else if len(hs) > 1 {
+			r.t.Fatalf("%d frames held, want 1", len(hs))
+		}
+		select {
+		case <-r.changes:
+		case <-deadline:
+			r.t.Fatal("nothing was held")
+		}
+	}
+}
+
+func icPublish(t *testing.T, topic string, payload string, props ...decode.Property) []byte {
+	return icEnc(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 7, Topic: topic, Payload: []byte(payload), Properties: props})
+}
+
+func TestInterceptForwardDropEdit(t *testing.T) {
+	ack := decode.Properties{decode.IntProp(decode.PropMaximumPacketSize, 64), decode.IntProp(decode.PropTopicAliasMaximum, 2)}
+	pub := icPublish(t, "a/b", "hello")
+	other := icPublish(t, "c/d", "world")
+
+	t.Run("not matching goes on at once", func(t *testing.T) {
+		r := newICRig(t, `type == "PUBLISH" && topic == "a/b" && client_id == "dev-7"`, ack)
+		out, err := r.pass(stream.C2S, other)
+		if err != nil || len(out) != 1 || !bytes.Equal(out[0], other) || len(r.ic.Held()) != 0 {
+			t.Fatalf("c/d: out %x err %v held %d; want it forwarded unchanged, unheld", out, err, len(r.ic.Held()))
+		}
+	})
+	t.Run("forward", func(t *testing.T) {
+		r := newICRig(t, `type == "PUBLISH" && topic == "a/b" && client_id == "dev-7"`, ack)
+		x := r.start(stream.C2S, pub)
+		h := r.heldOne()
+		if h.Conn != 3 || h.ClientID != "dev-7" || h.Dir != stream.C2S || !bytes.Equal(h.Raw, pub) || h.Edited {
+			t.Fatalf("held %+v", h)
+		}
+		// The other direction is not held up meanwhile.
+		puback := icEnc(t, &decode.Ack{Base: icV5, PacketType: decode.PUBACK, PacketID: 1})
+		if out, err := r.pass(stream.S2C, puback); err != nil || len(out) != 1 {
+			t.Fatalf("PUBACK s2c while a PUBLISH is held c2s: %x %v", out, err)
+		}
+		if err := r.ic.Forward(h.ID); err != nil {
+			t.Fatal(err)
+		}
+		out, err := x.wait(t)
+		if err != nil || len(out) != 1 || !bytes.Equal(out[0], pub) {
+			t.Fatalf("forwarded %x, %v; want the frame unchanged", out, err)
+		}
+		if err := r.ic.Forward(h.ID); !errors.Is(err, ErrNotHeld) {
+			t.Errorf("forwarding it again: %v, want ErrNotHeld", err)
+		}
+	})
+	t.Run("drop", func(t *testing.T) {
+		r := newICRig(t, `topic == "a/b"`, ack)
+		x := r.start(stream.C2S, pub)
+		if err := r.ic.Drop(r.heldOne().ID); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := x.wait(t); err != nil || len(out) != 0 {
+			t.Fatalf("dropped frame went on: %x, %v", out, err)
+		}
+	})
+	t.Run("edit fields", func(t *testing.T) {
+		r := newICRig(t, `topic == "a/b"`, ack)
+		x := r.start(stream.C2S, pub)
+		h := r.heldOne()
+		topic, payload := "a/much/longer/topic", "edited payload"
+		warns, err := r.ic.Edit(h.ID, FieldEdit{Topic: &topic, Payload: &payload,
+			Properties: map[string]json.RawMessage{"user_property": json.RawMessage(`[["by","mqscope"]]`)}})
+		if err != nil || len(warns) != 0 {
+			t.Fatalf("edit: warnings %q, %v", warns, err)
+		}
+		if err := r.ic.Forward(h.ID); err != nil {
+			t.Fatal(err)
+		}
+		out, err := x.wait(t)
+		if err != nil || len(out) != 1 {
+			t.Fatalf("%x, %v", out, err)
+		}
+		p := decode.Decode(out[0], decode.V5)
+		q, ok := p.(*decode.Publish)
+		if !ok || len(p.Info().Problems) > 0 || q.Topic != topic || string(q.Payload) != payload || q.PacketID != 7 || q.QoS != 1 {
+			t.Fatalf("edited frame decodes as %#v (problems %v)", p, p.Info().Problems)
+		}
+		if up := q.Properties.UserProperties(); len(up) != 1 || up[0].Name != "by" || up[0].Value != "mqscope" {
+			t.Errorf("user properties %v", up)
+		}
+		if n, _ := decode.SplitFrame(out[0], 0); n != len(out[0]) {
+			t.Errorf("Remaining Length says %d bytes of %d", n, len(out[0]))
+		}
+	})
+	t.Run("edit breaking the limits warns", func(t *testing.T) {
+		r := newICRig(t, `topic == "a/b"`, ack)
+		x := r.start(stream.C2S, pub)
+		h := r.heldOne()
+		payload := strings.Repeat("x", 80)
+		warns, err := r.ic.Edit(h.ID, FieldEdit{Payload: &payload, Properties: map[string]json.RawMessage{"topic_alias": json.RawMessage(`3`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		joined := strings.Join(warns, "\n")
+		for _, want := range []string{"over the 64-byte Maximum Packet Size the server allowed", "Topic Alias 3, over the Topic Alias Maximum 2 the server allowed"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("warnings %q lack %q", warns, want)
+			}
+		}
+		if hs := r.ic.Held(); len(hs) != 1 || !hs[0].Edited || len(hs[0].Warnings) != len(warns) {
+			t.Errorf("held after the edit: %+v", hs)
+		}
+		r.ic.ForwardAll()
+		x.wait(t)
+	})
+	t.Run("edit as bytes", func(t *testing.T) {
+		r := newICRig(t, `topic == "a/b"`, ack)
+		x := r.start(stream.C2S, pub)
+		h := r.heldOne()
+		for _, bad := range [][]byte{pub[:len(pub)-1], append(bytes.Clone(pub), 0xC0, 0x00)} {
+			if _, err := r.ic.Replace(h.ID, bad); !errors.Is(err, ErrEdit) {
+				t.Errorf("Replace(%x): %v, want ErrEdit", bad, err)
+			}
+		}
+		// QoS 3 is malformed: allowed, with a warning.
+		q3 := bytes.Clone(pub)
+		q3[0] |= 0x06
+		warns, err := r.ic.Replace(h.ID, q3)
+		if err != nil || len(warns) == 0 || !strings.HasPrefix(warns[0], "malformed") {
+			t.Fatalf("QoS 3: warnings %q, %v", warns, err)
+		}
+		r.ic.Forward(h.ID)
+		if out, _ := x.wait(t); len(out) != 1 || !bytes.Equal(out[0], q3) {
+			t.Errorf("forwarded %x, want %x", out, q3)
+		}
+	})
+	t.Run("the connection ends while held", func(t *testing.T) {
+		r := newICRig(t, `topic == "a/b"`, ack)
+		x := r.start(stream.C2S, pub)
+		r.heldOne()
+		close(r.done)
+		out, err := x.wait(t)
+		if !errors.Is(err, ErrDirClosed) || len(out) != 0 {
+			t.Fatalf("out %x err %v; want nothing sent and ErrDirClosed", out, err)
+		}
+		if hs := r.ic.Held(); len(hs) != 0 {
+			t.Errorf("still held: %+v", hs)
+		}
+	})
+	t.Run("no filter holds nothing", func(t *testing.T) {
+		r := newICRig(t, `topic == "a/b"`, ack)
+		r.ic.SetFilter("")
+		if out, err := r.pass(stream.C2S, pub); err != nil || len(out) != 1 {
+			t.Fatalf("%x %v", out, err)
+		}
+	})
+}
+
+func TestFieldEditErrors(t *testing.T) {
+	ack := icEnc(t, &decode.Ack{Base: icV5, PacketType: decode.PUBACK, PacketID: 1})
+	topic := "x"
+	for _, tc := range []struct {
+		name string
+		e    FieldEdit
+		want string
+	}{
+		{"topic of a PUBACK", FieldEdit{Topic: &topic}, "has no topic"},
+		{"unknown property", FieldEdit{Properties: map[string]json.RawMessage{"colour": json.RawMessage(`1`)}}, `no property is called "colour"`},
+		{"property of the wrong type", FieldEdit{Properties: map[string]json.RawMessage{"reason_string": json.RawMessage(`1`)}}, "want a string"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.e.Apply(ack, decode.V5)
+			if !errors.Is(err, ErrEdit) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%v, want ErrEdit saying %q", err, tc.want)
+			}
+		})
+	}
+	// A reason code on a PUBACK: the long form is written.
+	rc := 0x10
+	b, err := FieldEdit{ReasonCode: &rc}.Apply(ack, decode.V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := decode.Decode(b, decode.V5).(*decode.Ack); !ok || a.ReasonCode != 0x10 || a.PacketID != 1 {
+		t.Errorf("%x decodes as %#v", b, a)
+	}
+}
+
+// TestInterceptEditMosquitto: mosquitto_pub's PUBLISH is held by the proxy, edited through the
+// control API (topic and payload re-encoded), forwarded, and mosquitto delivers the edited one
+// to mosquitto_sub, while mosquitto_pub gets its PUBACK.
+func TestInterceptEditMosquitto(t *testing.T) {
+	pubBin := peer.Require(t, "mosquitto_pub")
+	subBin := peer.Require(t, "mosquitto_sub")
+	ic := NewIntercept()
+	if err := ic.SetFilter(`type == "PUBLISH" && dir == "c2s" && topic == "demo/original"`); err != nil {
+		t.Fatal(err)
+	}
+	changes := notifyChan(ic)
+	col := newCollector()
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "mosquitto")},
+		Observers: []stream.Observer{col}, Stages: ic.Stages})
+	ts := httptest.NewUnstartedServer(nil)
+	api := NewAPI(srv, nil, nil, APIConfig{Token: testToken, Listen: ts.Listener.Addr().String()})
+	ic.Routes(api)
+	ts.Config.Handler = api
+	ts.Start()
+	t.Cleanup(ts.Close)
+	f := &apiFixture{srv: srv, url: ts.URL}
+
+	host, port, _ := net.SplitHostPort(srv.Addr().String())
+	common := []string{"-h", host, "-p", port, "-V", "mqttv5", "-q", "1"}
+	sub := exec.Command(subBin, append(common, "-t", "demo/#", "-v", "-C", "1", "-W", "20")...)
+	var subOut, subErr bytes.Buffer
+	sub.Stdout, sub.Stderr = &subOut, &subErr
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	col.waitFrame(t, 1, stream.S2C, decode.SUBACK)
+	pub := exec.Command(pubBin, append(common, "-t", "demo/original", "-m", "original")...)
+	var pubOut bytes.Buffer
+	pub.Stdout, pub.Stderr = &pubOut, &pubOut
+	if err := pub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- pub.Wait() }()
+
+	var held []heldView
+	deadline := time.After(15 * time.Second)
+	for len(held) == 0 {
+		select {
+		case <-changes:
+		case <-deadline:
+			t.Fatal("mosquitto_pub's PUBLISH was not held")
+		}
+		code, body := f.do(t, "GET", "/intercept/held", "")
+		if code != 200 {
+			t.Fatalf("GET /intercept/held: %d %s", code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &held); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := held[0]
+	if h.Type != "PUBLISH" || h.Topic == nil || *h.Topic != "demo/original" || h.Payload == nil || *h.Payload != "original" || h.Dir != "c2s" {
+		t.Fatalf("held %+v", h)
+	}
+	select {
+	case err := <-pubDone:
+		t.Fatalf("mosquitto_pub ended while its PUBLISH was held: %v %s", err, pubOut.String())
+	default:
+	}
+	path := fmt.Sprintf("/intercept/held/%d", h.ID)
+	code, body := f.do(t, "POST", path+"/edit", `{"topic": "demo/edited", "payload": "edited by mqscope", "properties": {"user_property": [["by", "mqscope"]]}}`)
+	if code != 200 || !strings.Contains(body, `"edited": true`) {
+		t.Fatalf("edit: %d %s", code, body)
+	}
+	if code, body := f.do(t, "POST", path+"/forward", ""); code != 200 {
+		t.Fatalf("forward: %d %s", code, body)
+	}
+	if code, body := f.do(t, "POST", path+"/forward", ""); code != 404 {
+		t.Errorf("forwarding it again: %d %s, want 404", code, body)
+	}
+	subDone := make(chan error, 1)
+	go func() { subDone <- sub.Wait() }()
+	select {
+	case err := <-subDone:
+		if err != nil {
+			t.Fatalf("mosquitto_sub: %v %s", err, subErr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("mosquitto_sub got nothing: %q", subOut.String())
+	}
+	if got := strings.TrimSpace(subOut.String()); got != "demo/edited edited by mqscope" {
+		t.Errorf("mosquitto_sub got %q, want the edited message", got)
+	}
+	select {
+	case err := <-pubDone:
+		if err != nil {
+			t.Errorf("mosquitto_pub: %v %s", err, pubOut.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("mosquitto_pub got no PUBACK for the edited PUBLISH")
+	}
+}
+
+// TestInterceptHeldAtClose: a connection closed by the proxy while a frame of it is held ends
+// (the hold gives way), its close record says the frame was not forwarded, and nothing stays
+// held; another connection forwards meanwhile.
+func TestInterceptHeldAtClose(t *testing.T) {
+	ic := NewIntercept()
+	if err := ic.SetFilter(`type == "PUBLISH" && client_id == "held"`); err != nil {
+		t.Fatal(err)
+	}
+	changes := notifyChan(ic)
+	col := newCollector()
+	srv := startProxy(t, Config{Embedded: true, Observers: []stream.Observer{col}, Stages: ic.Stages})
+	d := connectDevice(t, srv.Addr().String(), "held")
+	d.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 1, Topic: "a", Payload: []byte("x")})
+	select {
+	case <-changes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not held")
+	}
+	// Another connection is not held up.
+	other := connectDevice(t, srv.Addr().String(), "free")
+	other.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 1, Topic: "a", Payload: []byte("y")})
+	if typ := other.readFrame(t); typ != decode.PUBACK {
+		t.Fatalf("the other connection got %v, want PUBACK", typ)
+	}
+	rc := decode.ServerBusy
+	if _, err := srv.CloseConn(1, &rc, ""); err != nil {
+		t.Fatal(err)
+	}
+	by, reason := col.waitClosed(t, 1)
+	if by != "proxy" {
+		t.Errorf("closed by %s (%s), want the proxy", by, reason)
+	}
+	if hs := ic.Held(); len(hs) != 0 {
+		t.Errorf("still held after the close: %+v", hs)
+	}
+}
