@@ -43,11 +43,11 @@ func WriteDetail(w io.Writer, index int, offset int64, p decode.Packet, o Detail
 		for _, f := range b.Fields {
 			end := min(f.Offset+f.Len, len(b.Raw))
 			raw := b.Raw[min(f.Offset, end):end]
-			v := hexBytes(raw, 24)
+			v := HexBytes(raw, 24)
 			if !o.ShowSecrets && secretField(f.Name) {
 				// The two bytes of its length, then nothing of the secret.
 				n := min(len(raw), 2)
-				v = strings.TrimSpace(hexBytes(raw[:n], 2) + " " + Redacted + fmt.Sprintf(" (%d bytes)", len(raw)-n))
+				v = strings.TrimSpace(HexBytes(raw[:n], 2) + " " + Redacted + fmt.Sprintf(" (%d bytes)", len(raw)-n))
 			}
 			ew.printf("    %04x  %-34s %s\n", offset+int64(f.Offset), f.Name, v)
 		}
@@ -225,7 +225,9 @@ func printable(b []byte) bool {
 	return true
 }
 
-func hexBytes(b []byte, max int) string {
+// HexBytes shows b as hex pairs separated by spaces, at most max of them (then how many there
+// are).
+func HexBytes(b []byte, max int) string {
 	var sb strings.Builder
 	for i, c := range b {
 		if i == max {

@@ -129,10 +129,9 @@ func (c cancelWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// newOutput compiles the filter, loads the profile and sets up the writer on out (in colour or
-// not), for inspecting on that many workers (0: live, one goroutine writing each record at
-// once).
-func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), workers int) (*output, error) {
+// inspectOptions are the inspection's options from the flags: payloads, secrets, version,
+// profile.
+func (o *outputOptions) inspectOptions() (inspect.Options, error) {
 	mode, _ := payload.ParseMode(o.payload)
 	// Sessions links the connections of one Client Identifier (a takeover); the parallel
 	// inspector keeps them on one worker, in capture order.
@@ -140,18 +139,41 @@ func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), worke
 	if o.profile != "" {
 		p, err := inspect.LoadProfile(o.profile)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--profile: %w", err)}
+			return opts, usageError{fmt.Errorf("--profile: %w", err)}
 		}
 		opts.Profile = p
 	}
+	return opts, nil
+}
+
+// compileFilter compiles --filter (nil when none).
+func (o *outputOptions) compileFilter() (*inspect.Filter, error) {
+	if o.filter == "" {
+		return nil, nil
+	}
+	f, err := inspect.CompileFilter(o.filter)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--filter: %w", err)}
+	}
+	return f, nil
+}
+
+// newOutput compiles the filter, loads the profile and sets up the writer on out (in colour or
+// not), for inspecting on that many workers (0: live, one goroutine writing each record at
+// once).
+func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), workers int) (*output, error) {
+	mode, _ := payload.ParseMode(o.payload)
+	opts, err := o.inspectOptions()
+	if err != nil {
+		return nil, err
+	}
 	res := &output{}
 	res.in = &capture.Inspector{Options: opts}
-	if o.filter != "" {
-		f, err := inspect.CompileFilter(o.filter)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--filter: %w", err)}
-		}
-		res.in.Filter, res.filter = f.Match, f
+	if res.filter, err = o.compileFilter(); err != nil {
+		return nil, err
+	}
+	if res.filter != nil {
+		res.in.Filter = res.filter.Match
 	}
 	topts := inspect.TextOptions{Color: color, Payload: mode, ShowSecrets: o.showSecrets}
 	// --summary with --format jsonl is the session, close and tls records.
@@ -285,6 +307,7 @@ type readOptions struct {
 	progress bool
 	// cpuProfile is a file for a CPU profile of the reading (hidden flag, for tuning).
 	cpuProfile string
+	ui         uiOptions
 }
 
 func newReadCmd(io *streams) *cobra.Command {
@@ -326,6 +349,12 @@ connections' handshakes) to a new pcapng file.`,
 			if err := o.out.check(); err != nil {
 				return err
 			}
+			if o.ui.on {
+				if err := checkUI(cmd); err != nil {
+					return err
+				}
+				return runReadUI(cmd.Context(), o)
+			}
 			if n := slices.Index(args, capture.Stdin); n >= 0 {
 				switch {
 				case slices.Index(args[n+1:], capture.Stdin) >= 0:
@@ -346,6 +375,7 @@ connections' handshakes) to a new pcapng file.`,
 	cmd.Flags().StringVar(&o.out.write, "write", "", "write the packets that pass the filter to pcapng `FILE`")
 	cmd.Flags().StringVar(&o.out.failOn, "fail-on", "", "exit with status 1 when a finding at or above `LEVEL` (error or warning) was reported, for CI")
 	_ = cmd.RegisterFlagCompletionFunc("fail-on", cobra.FixedCompletions([]string{"error", "warning"}, cobra.ShellCompDirectiveNoFileComp))
+	o.ui.addFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
 	completeOutputFlags(cmd)

@@ -45,6 +45,7 @@ packet given to decode, a finding at or above read --fail-on); 2 when mqscope wa
 	root.AddCommand(newVersionCmd(io), newDecodeCmd(io))
 	root.AddCommand(newReadCmd(io), newCaptureCmd(io))
 	root.AddCommand(newProxyCmd(io), newCACmd(io), newDemoCmd(io))
+	root.AddCommand(newUICmd(io))
 	// cobra adds these at Execute; added now, their argument errors are usage errors too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

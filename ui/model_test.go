@@ -1,0 +1,354 @@
+package ui
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// TestConnections: the connection list counts packets, bytes and findings per connection and
+// says how each stands.
+func TestConnections(t *testing.T) {
+	m := fixtureModel(t)
+	cs := m.Conns()
+	if len(cs) != 2 {
+		t.Fatalf("%d connections, want 2", len(cs))
+	}
+	var bytes1 int64
+	for _, r := range fixture(t) {
+		if p, ok := r.(*inspect.PacketRecord); ok && p.Conn == 1 {
+			bytes1 += int64(len(p.Packet.Info().Raw))
+		}
+	}
+	c := cs[0]
+	if c.ID != 1 || c.ClientID != "sensor-7" || c.Packets != 11 || c.Bytes != bytes1 || c.State() != "closed by server" {
+		t.Errorf("conn 1: id %d client %q packets %d bytes %d (want %d) state %q", c.ID, c.ClientID, c.Packets, c.Bytes, bytes1, c.State())
+	}
+	if c.Findings[decode.LevelError] != 2 {
+		t.Errorf("conn 1: %d errors, want 2 (the alias over the maximum, the DISCONNECT 0x94)", c.Findings[decode.LevelError])
+	}
+	if s := cs[1].State(); s != "open" {
+		t.Errorf("conn 2 is %q, want open", s)
+	}
+}
+
+// TestSessionTracking: alias tables with their hits and the in-flight window are followed
+// from the packets.
+func TestSessionTracking(t *testing.T) {
+	m := fixtureModel(t)
+	c, _ := m.Conn(1)
+	a := c.Aliases[stream.C2S]
+	if got := a[1]; got.Topic != "sensors/7/temp" || got.Set != 1 || got.Hits != 1 {
+		t.Errorf("alias 1: %+v, want sensors/7/temp set 1 used 1", got)
+	}
+	if got := a[3]; got.Topic != "sensors/7/bad" || got.Set != 1 {
+		t.Errorf("alias 3: %+v", got)
+	}
+	// PUBLISH 10 was acknowledged, 11 was not.
+	if c.InFlight[stream.C2S] != 1 || c.InFlight[stream.S2C] != 0 {
+		t.Errorf("in flight %v, want [1 0]", c.InFlight)
+	}
+	text := m.SessionText(1, m.Now())
+	for _, want := range []string{
+		"  receive maximum         20           2            2                20",
+		"  maximum packet size     -            200          200              no limit",
+		"    client → server  1 of 2",
+		`        1  "sensors/7/temp"                         set 1, used 1`,
+		"topic aliases client → server: 2 of 2",
+		"closed by server: server sent DISCONNECT 0x94 Topic Alias invalid",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("session text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+// TestKeepAliveCountdown: 1.5 times the keep alive from the client's last packet, then
+// overdue.
+func TestKeepAliveCountdown(t *testing.T) {
+	m := fixtureModel(t)
+	c, _ := m.Conn(2)
+	last := c.LastSeen[stream.C2S]
+	if got := m.SessionText(2, last.Add(40*time.Second)); !strings.Contains(got, "keep alive: 5s left before the server may close the connection (1.5 × 30 s") {
+		t.Errorf("40 s after the last packet:\n%s", got)
+	}
+	if got := m.SessionText(2, last.Add(50*time.Second)); !strings.Contains(got, "overdue by 5s") {
+		t.Errorf("50 s after the last packet:\n%s", got)
+	}
+}
+
+// find returns the Seq of packet index of conn.
+func find(t *testing.T, m *Model, conn, index int) int {
+	t.Helper()
+	s, ok := m.Find(conn, index)
+	if !ok {
+		t.Fatalf("packet %d/%d not found", conn, index)
+	}
+	return s
+}
+
+// nodeWith finds the first node whose text starts with prefix.
+func nodeWith(n *Node, prefix string) *Node {
+	if strings.HasPrefix(n.Text, prefix) {
+		return n
+	}
+	for _, c := range n.Children {
+		if f := nodeWith(c, prefix); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// TestDetailFields: every field's node locates its own bytes: checked against the encoding of
+// the same value, independently of the decoder's locations.
+func TestDetailFields(t *testing.T) {
+	m := fixtureModel(t)
+	d, ok := m.Detail(find(t, m, 1, 7), DetailOptions{})
+	if !ok {
+		t.Fatal("no detail")
+	}
+	for _, tc := range []struct {
+		node string
+		want []byte
+	}{
+		{`topic: "sensors/7/state"`, append([]byte{0, 15}, "sensors/7/state"...)},
+		{"packet_id: 10", []byte{0, 10}},
+		{`user_property: "fw"="1.2.3"`, append(append([]byte{0, 2}, "fw"...), append([]byte{0, 5}, "1.2.3"...)...)},
+		{`payload: "online"`, []byte("online")},
+		{"type_flags: PUBLISH, flags 0x2", []byte{0x32}},
+	} {
+		n := nodeWith(d.Root, tc.node)
+		if n == nil {
+			t.Errorf("no node %q", tc.node)
+			continue
+		}
+		if got := d.Raw[n.Start:n.End]; !bytes.Equal(got, tc.want) {
+			t.Errorf("%s: bytes % x, want % x", tc.node, got, tc.want)
+		}
+	}
+}
+
+// TestDetailSecrets: the password is redacted in the tree and hidden in the bytes, unless
+// secrets are shown.
+func TestDetailSecrets(t *testing.T) {
+	m := fixtureModel(t)
+	seq := find(t, m, 1, 1)
+	d, _ := m.Detail(seq, DetailOptions{})
+	if nodeWith(d.Root, "password: <redacted> (7 bytes)") == nil {
+		t.Error("password not redacted in the tree")
+	}
+	var all strings.Builder
+	for _, l := range d.HexLines(0, 0, false) {
+		all.WriteString(l.Text("", "", func(s string) string { return s }))
+	}
+	if strings.Contains(all.String(), "hunter2") || strings.Contains(all.String(), "75 6e 74 65 72") {
+		t.Errorf("the password shows in the bytes:\n%s", all.String())
+	}
+	if !strings.Contains(all.String(), "** ** ** ** ** ** **") {
+		t.Errorf("seven hidden bytes expected:\n%s", all.String())
+	}
+	d, _ = m.Detail(seq, DetailOptions{ShowSecrets: true})
+	all.Reset()
+	for _, l := range d.HexLines(0, 0, true) {
+		all.WriteString(l.Text("", "", func(s string) string { return s }))
+	}
+	if nodeWith(d.Root, `password: "hunter2"`) == nil || !strings.Contains(all.String(), "hunter2") {
+		t.Error("--show-secrets: the password is not shown")
+	}
+}
+
+// TestDetailLinks: an acknowledgement links to what it answers, an error to its cause, a
+// response to its request; each link leads to the right packet.
+func TestDetailLinks(t *testing.T) {
+	m := fixtureModel(t)
+	for _, tc := range []struct {
+		conn, index int
+		link        string
+		to          int
+	}{
+		{1, 8, "→ answers PUBLISH #7", 7},
+		{1, 2, "→ answers CONNECT #1", 1},
+		{1, 4, "→ answers SUBSCRIBE #3", 3},
+		{1, 11, "→ caused by PUBLISH #10", 10},
+		{2, 4, "→ response to the request #3", 3},
+	} {
+		d, _ := m.Detail(find(t, m, tc.conn, tc.index), DetailOptions{})
+		n := nodeWith(d.Root, tc.link)
+		if n == nil || n.Jump == nil {
+			t.Errorf("%d/%d: no link %q", tc.conn, tc.index, tc.link)
+			continue
+		}
+		if n.Jump.Conn != tc.conn || n.Jump.Index != tc.to {
+			t.Errorf("%d/%d: %q leads to %d/%d, want %d/%d", tc.conn, tc.index, tc.link, n.Jump.Conn, n.Jump.Index, tc.conn, tc.to)
+		}
+	}
+	// A finding's node is marked with its level.
+	d, _ := m.Detail(find(t, m, 1, 10), DetailOptions{})
+	if n := nodeWith(d.Root, "error MQTT-3.3.2-9"); n == nil || !n.Finding || n.Level != decode.LevelError {
+		t.Errorf("the alias finding: %+v", n)
+	}
+}
+
+// TestViewFilter: the list shows a connection's packets or all, passing the filter; rows map
+// to packets both ways; new packets join a filtered list.
+func TestViewFilter(t *testing.T) {
+	recs := fixture(t)
+	m := NewModel(0)
+	for _, r := range recs[:10] {
+		m.Add(r)
+	}
+	f, err := inspect.CompileFilter(`type == "PUBLISH"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetView(0, f)
+	before := m.Len()
+	for _, r := range recs[10:] {
+		m.Add(r)
+	}
+	want := 0
+	for _, r := range recs {
+		if p, ok := r.(*inspect.PacketRecord); ok && p.Type() == decode.PUBLISH {
+			want++
+		}
+	}
+	if got := m.Len(); got != want || before >= want {
+		t.Errorf("%d PUBLISH rows (%d before the rest came), want %d", got, before, want)
+	}
+	for i := range m.Len() {
+		if r := m.Packet(m.At(i)); r.Type() != decode.PUBLISH {
+			t.Errorf("row %d is %s", i, r.Type())
+		}
+	}
+	m.SetView(2, f)
+	if got := m.Len(); got != 3 {
+		t.Errorf("PUBLISH of connection 2: %d rows, want 3", got)
+	}
+	seq := find(t, m, 2, 4)
+	if row, ok := m.Row(seq); !ok || m.At(row) != seq {
+		t.Errorf("Row(%d) = %d, %v", seq, row, ok)
+	}
+	if _, ok := m.Row(find(t, m, 2, 2)); ok {
+		t.Error("the CONNACK is not shown, yet Row found it")
+	}
+	m.SetView(0, nil)
+	if m.Len() != m.Total() {
+		t.Errorf("no view: %d rows of %d", m.Len(), m.Total())
+	}
+}
+
+// TestCap: past the cap the oldest packets go, counted; links to them say so; marks on them
+// go too.
+func TestCap(t *testing.T) {
+	recs := fixture(t)
+	m := NewModel(8)
+	m.Mark(0) // not yet there: ignored
+	for i, r := range recs {
+		m.Add(r)
+		if i == 0 {
+			m.Mark(0)
+		}
+	}
+	total := 0
+	for _, r := range recs {
+		if _, ok := r.(*inspect.PacketRecord); ok {
+			total++
+		}
+	}
+	if m.Total() > 8 || m.Total()+m.Dropped() != total {
+		t.Errorf("held %d, dropped %d, of %d (cap 8)", m.Total(), m.Dropped(), total)
+	}
+	if _, ok := m.Find(1, 1); ok {
+		t.Error("the first packet is still found")
+	}
+	if len(m.Marks()) != 0 {
+		t.Errorf("marks of dropped packets kept: %v", m.Marks())
+	}
+	if m.At(0) != m.Dropped() || m.Packet(m.At(0)) == nil {
+		t.Errorf("row 0 is Seq %d, want %d", m.At(0), m.Dropped())
+	}
+}
+
+// TestNextFinding: n and N go from finding to finding, wrapping around.
+func TestNextFinding(t *testing.T) {
+	m := fixtureModel(t)
+	r10, r11 := find(t, m, 1, 10), find(t, m, 1, 11)
+	i := m.Next(-1, true, HasFinding)
+	if m.At(i) != r10 {
+		t.Fatalf("first finding at Seq %d, want %d", m.At(i), r10)
+	}
+	if j := m.Next(i, true, HasFinding); m.At(j) != r11 {
+		t.Errorf("next finding at Seq %d, want %d", m.At(j), r11)
+	}
+	if j := m.Next(i, false, HasFinding); m.At(j) != r11 {
+		t.Errorf("previous finding (wrapping) at Seq %d, want %d", m.At(j), r11)
+	}
+	m.SetView(2, nil)
+	if j := m.Next(0, true, HasFinding); j != -1 {
+		t.Errorf("connection 2 has no finding, Next gave row %d", j)
+	}
+}
+
+// TestTopics: the topic tree counts per level, keeps the last two payloads, and diffs them.
+func TestTopics(t *testing.T) {
+	m := fixtureModel(t)
+	got := map[string]TopicLine{}
+	for _, l := range m.Topics() {
+		got[l.Path] = l
+	}
+	if s := got["sensors"]; s.Total != 5 || s.Count != 0 || s.Depth != 0 {
+		t.Errorf("sensors: %+v", s)
+	}
+	temp := got["sensors/7/temp"]
+	if temp.Count != 2 || temp.Depth != 2 {
+		t.Fatalf("sensors/7/temp: %+v", temp)
+	}
+	d := Diff(PayloadText(temp.Prev), PayloadText(temp.Last))
+	var sb strings.Builder
+	for _, l := range d {
+		sb.WriteString(string(l.Op) + l.Text + "\n")
+	}
+	want := " {\n-  \"t\": 21.5,\n+  \"t\": 21.7,\n   \"unit\": \"C\"\n }\n"
+	if sb.String() != want {
+		t.Errorf("diff:\n%s\nwant:\n%s", sb.String(), want)
+	}
+}
+
+// TestDiff: the line diff keeps common lines in order.
+func TestDiff(t *testing.T) {
+	for _, tc := range []struct{ a, b, want string }{
+		{"a\nb\nc", "a\nc", " a -b  c"},
+		{"a", "b", "-a +b"},
+		{"x\ny", "x\ny\nz", " x  y +z"},
+		{"", "", " "},
+	} {
+		var parts []string
+		for _, l := range Diff(tc.a, tc.b) {
+			parts = append(parts, string(l.Op)+l.Text)
+		}
+		if got := strings.Join(parts, " "); got != tc.want {
+			t.Errorf("Diff(%q, %q) = %q, want %q", tc.a, tc.b, got, tc.want)
+		}
+	}
+}
+
+// TestHexSearch: hex and text patterns are found in a packet's bytes.
+func TestHexSearch(t *testing.T) {
+	m := fixtureModel(t)
+	d, _ := m.Detail(find(t, m, 1, 7), DetailOptions{})
+	at := bytes.Index(d.Raw, []byte("online"))
+	for _, pat := range []string{"online", "6f 6e 6c", "6F6E6C69", "0x6f6e"} {
+		if got := d.FindBytes(pat, 0); got != at {
+			t.Errorf("FindBytes(%q) = %d, want %d", pat, got, at)
+		}
+	}
+	if got := d.FindBytes("online", at+1); got != -1 {
+		t.Errorf("found a second time at %d", got)
+	}
+}

@@ -1,0 +1,104 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
+
+	"github.com/mqscope/mqscope/inspect"
+)
+
+// appHost is tview's Application as the screens' host.
+type appHost struct{ *tview.Application }
+
+func (a appHost) SetFocus(p tview.Primitive) { a.Application.SetFocus(p) }
+
+// Run shows the screens on the terminal until the user quits or ctx ends. The terminal is
+// restored on every way out, panics included (the panic is then re-raised, so that it is
+// reported on a usable terminal). screen is nil for the terminal of the process.
+func (u *UI) Run(ctx context.Context, screen tcell.Screen) (err error) {
+	app := tview.NewApplication()
+	if screen != nil {
+		app.SetScreen(screen)
+	}
+	u.host = appHost{app}
+	app.SetRoot(u.root, true).EnableMouse(true).SetInputCapture(u.capture)
+	app.SetFocus(u.list)
+	u.refresh()
+	var once sync.Once
+	stop := func() { once.Do(app.Stop) }
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		// Redraw when the model changed (at most 10 times a second), and each second for the
+		// clocks (keep-alive countdown).
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		var last uint64
+		var lastDraw time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				stop()
+				return
+			case <-done:
+				return
+			case now := <-tick.C:
+				if g := u.m.Gen(); g != last || now.Sub(lastDraw) >= time.Second {
+					last, lastDraw = g, now
+					app.QueueUpdateDraw(u.refresh)
+				}
+			}
+		}
+	}()
+	defer func() {
+		if p := recover(); p != nil {
+			// tview finalises the screen before re-panicking from its event loop; a panic
+			// of ours outside it gets the same.
+			stop()
+			panic(p)
+		}
+	}()
+	return app.Run()
+}
+
+// Feed adds the records of sub to m until sub's stream ends or ctx is done, saying in the
+// model how many records the subscription lost (a live source faster than the screens).
+func Feed(ctx context.Context, m *Model, sub *inspect.Sub) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if e.Lost > 0 {
+				m.Lost(int(e.Lost))
+			}
+			m.Add(e.Record)
+		}
+	}
+}
+
+// Lost counts records a live source could not deliver to the model.
+func (m *Model) Lost(n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lost += n
+	m.gen++
+}
+
+// LostText says how many records the screens did not get ("" when none).
+func (m *Model) LostText() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lost == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d records lost (the screens fell behind)", m.lost)
+}
