@@ -41,11 +41,16 @@ func startPaho(t *testing.T, conf []string, clientID string, rules ...string) (*
 	return ps, err
 }
 
-// records returns the JSON lines records of type typ (and direction dir when not "").
+// records returns the JSON lines records of type typ (and direction dir when not "") written
+// so far.
 func (fs *faultSession) records(t *testing.T, typ, dir string) []map[string]any {
 	t.Helper()
 	var rs []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(fs.out.String()), "\n") {
+	out := fs.out.String()
+	for _, l := range strings.Split(out[:strings.LastIndexByte(out, '\n')+1], "\n") {
+		if l == "" {
+			continue
+		}
 		var r map[string]any
 		if err := json.Unmarshal([]byte(l), &r); err != nil {
 			t.Fatalf("line %q: %v", l, err)
@@ -91,6 +96,7 @@ func TestPahoConnackMaximumPacketSize(t *testing.T) {
 	if !strings.Contains(ps.errb.String(), "CONNACK rewritten: Maximum Packet Size 1000 → 100") {
 		t.Errorf("fault line lacks the broker's value: %s", ps.errb.String())
 	}
+	waitOut(t, ps.out, `"type":"CONNACK"`)
 	acks := ps.records(t, "CONNACK", "s2c")
 	if props, _ := acks[0]["properties"].(map[string]any); len(acks) != 1 || props["maximum_packet_size"] != float64(100) {
 		t.Errorf("CONNACK records %v, want the one paho got", acks)
