@@ -1,6 +1,8 @@
 package inspect
 
 import (
+	"slices"
+
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -89,4 +91,34 @@ func (o *Observer) View(id int) View {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return View{o.conns[id]}
+}
+
+// InFlightIDs returns the Packet Identifiers of the QoS 1 and 2 PUBLISH packets the sender in
+// direction d has unacknowledged (InFlight of them), lowest first.
+func (v View) InFlightIDs(d stream.Dir) []uint16 {
+	if v.c == nil {
+		return nil
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	var ids []uint16
+	for id, e := range v.c.flight[d&1] {
+		if e.state != flightSub && e.state != flightUnsub {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// IDInUse reports whether the sender in direction d has Packet Identifier id in use: a PUBLISH,
+// SUBSCRIBE or UNSUBSCRIBE of its own not yet acknowledged.
+func (v View) IDInUse(d stream.Dir, id uint16) bool {
+	if v.c == nil {
+		return false
+	}
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	_, ok := v.c.flight[d&1][id]
+	return ok
 }

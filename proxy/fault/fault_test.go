@@ -3,7 +3,6 @@ package fault
 import (
 	"bytes"
 	"errors"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -39,42 +38,44 @@ func negotiatedConn(t testing.TB, ack decode.Properties) *inspect.Conn {
 }
 
 // run passes frames through a set of the given rules (one connection), returning what went on
-// in each direction, what was reported, and the error that ended it.
+// in each direction, what was reported, and the error that ended it. Then the clock advances a
+// day (what faults send later goes) and the connection ends.
 func run(t testing.TB, view inspect.View, rules []string, frames []dirFrame) (out [2][][]byte, applied []Applied, err error) {
 	t.Helper()
 	return runAt(t, view, rules, frames, nil)
 }
 
 // runAt is run with the pipeline's clock at at[i] after the connection opened while frame i
-// goes through (0 past the end of at).
+// goes through (as it was past the end of at).
 func runAt(t testing.TB, view inspect.View, rules []string, frames []dirFrame, at []time.Duration) (out [2][][]byte, applied []Applied, err error) {
 	t.Helper()
-	rs, perr := ParseAll(rules)
-	if perr != nil {
-		t.Fatal(perr)
-	}
-	set := &Set{Rules: rs, Report: func(a Applied) { applied = append(applied, a) }}
-	conn := &stream.Conn{ID: 1}
-	now := time.Unix(0, 0)
-	env := proxy.StageEnv{Now: func() time.Time { return now }, Rand: rand.New(rand.NewPCG(1, 2))}
-	stages := [2][]proxy.Stage{set.Stages(conn, stream.C2S, env), set.Stages(conn, stream.S2C, env)}
-	connect := enc(t, &decode.Connect{Base: v5, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "dev-7"})
-	all := append([]dirFrame{{stream.C2S, connect}}, frames...)
-	for i, df := range all {
-		if i > 0 && i-1 < len(at) {
-			now = time.Unix(0, 0).Add(at[i-1])
+	return runWith(newPipeline(t, view, nil, rules), frames, at)
+}
+
+// runLive is run on a connection whose inspection is fed what goes on, as the proxy's is.
+func runLive(t testing.TB, live *inspect.Conn, rules []string, frames []dirFrame) (out [2][][]byte, applied []Applied, err error) {
+	t.Helper()
+	return runWith(newPipeline(t, live.View(), live, rules), frames, nil)
+}
+
+func runWith(p *pipeline, frames []dirFrame, at []time.Duration) (out [2][][]byte, applied []Applied, err error) {
+	err = p.err
+	for i, df := range frames {
+		if i < len(at) {
+			d := t0.Add(at[i]).Sub(p.clock.Now())
+			if d < 0 {
+				p.t.Fatalf("frame %d at %v, before the one before it", i, at[i])
+			}
+			p.clock.Advance(d)
 		}
-		f := &proxy.Frame{Conn: conn, Dir: df.dir, Type: decode.Type(df.b[0] >> 4), Bytes: df.b, State: view}
-		err = stages[df.dir][0].Frame(f, func(b []byte) error {
-			out[df.dir] = append(out[df.dir], append([]byte(nil), b...))
-			return nil
-		})
 		if err != nil {
 			break
 		}
+		err = p.feed(df.dir, df.b)
 	}
-	out[stream.C2S] = out[stream.C2S][1:] // the CONNECT
-	return out, applied, err
+	p.clock.Advance(24 * time.Hour)
+	p.end()
+	return p.out, p.applied, err
 }
 
 type dirFrame struct {

@@ -20,10 +20,11 @@ var disconnectCodes = func() (cs []decode.ReasonCode) {
 	return cs
 }()
 
-// FuzzRules runs random rules over random valid frames: every frame that goes on has a
-// Remaining Length agreeing with its bytes, and decodes without a malformed-packet or protocol
-// error exactly when no fault said it made one on purpose (alias 0, Session Present in a
-// refused CONNACK, a reason code the packet does not have).
+// FuzzRules runs random rules over random valid frames, on a connection whose inspection sees
+// what goes on (as the proxy's does), until the clock has sent what faults hold: every frame
+// that goes on has a Remaining Length agreeing with its bytes, and decodes without a
+// malformed-packet or protocol error exactly when no fault said it made one on purpose (alias
+// 0, Session Present in a refused CONNACK, a reason code the packet does not have).
 func FuzzRules(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
@@ -64,13 +65,24 @@ func FuzzRules(f *testing.F) {
 			fmt.Sprintf("drop retain=%d since=PUBACK", next()%2),
 			// A reason code DISCONNECT does not have would be a malformed fault.
 			fmt.Sprintf("disconnect reason=%d reason_string=x prob=0.5", disconnectCodes[next()%len(disconnectCodes)]),
+			fmt.Sprintf("delay type=PUBACK,SUBACK d=%dms jitter=%dms", next()*10, next()),
+			"duplicate",
+			fmt.Sprintf("reorder frames=%d", 1+next()%3),
+			fmt.Sprintf("hold release=%d for=%ds", 1+next()%4, next()%3),
+			"hold release=receive_maximum",
+			fmt.Sprintf("flood count=%d as_qos=%d", 1+next()%5, 1+next()%2),
+			"flood dir=c2s",
+			"reuse_id",
+			fmt.Sprintf("dup_resend d=%dms", next()),
+			"pubrel_unknown every=2",
 		}
 		var rs []string
 		for n := next() % 4; n >= 0; n-- {
 			rs = append(rs, rules[next()%len(rules)])
 		}
-		view := negotiated(t, decode.Properties{decode.IntProp(decode.PropMaximumPacketSize, uint32(20+next()*4)),
-			decode.IntProp(decode.PropTopicAliasMaximum, uint32(next()%5)), decode.IntProp(decode.PropMaximumQoS, uint32(next()%2))})
+		live := negotiatedConn(t, decode.Properties{decode.IntProp(decode.PropMaximumPacketSize, uint32(20+next()*4)),
+			decode.IntProp(decode.PropTopicAliasMaximum, uint32(next()%5)), decode.IntProp(decode.PropMaximumQoS, uint32(next()%2)),
+			decode.IntProp(decode.PropReceiveMaximum, uint32(1+next()%8))})
 		var frames []dirFrame
 		for len(data) > 0 {
 			var p decode.Packet
@@ -102,7 +114,7 @@ func FuzzRules(f *testing.F) {
 			}
 			frames = append(frames, dirFrame{dir, enc(t, p)})
 		}
-		out, applied, err := run(t, view, rs, frames)
+		out, applied, err := runLive(t, live, rs, frames)
 		if err != nil && !errors.Is(err, proxy.ErrStageClose) {
 			t.Fatalf("rules %q: %v", rs, err)
 		}

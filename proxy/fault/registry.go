@@ -44,6 +44,11 @@ func (a action) keys() string {
 	return s + "; every rule takes " + strings.Join(selectorKeys, ", ")
 }
 
+// owns reports whether key is one of the action's own keys (named in its parameters).
+func (a action) owns(key string) bool {
+	return slices.Contains(keyRE.FindAllString(a.params, -1), key+"=")
+}
+
 // unknown returns the first of toks left in params whose key a's parameters do not name (when
 // they name their keys).
 func (a action) unknown(toks []token, params map[string]token) (token, bool) {

@@ -197,9 +197,10 @@ func parseTokens(toks []token, text string, n int) (*Rule, error) {
 		return nil, act.errorf("a rule starts with its action (%s), not %s=", actionNames(), act.key)
 	}
 	r := &Rule{Name: fmt.Sprintf("#%d %s", n, act.key), Text: text, Dirs: Both, Sel: Selector{QoS: -1}, action: act.key}
-	// The action's own keys.
+	// The action's own keys (an action may name a selector's key as its own: flood count=).
 	params := map[string]token{}
 	given := map[string]bool{}
+	own := actions[act.key].owns
 	for _, t := range toks[1:] {
 		if !t.hasVal {
 			return nil, t.errorf("%q has no value (write key=value)", t.key)
@@ -208,7 +209,12 @@ func parseTokens(toks []token, text string, n int) (*Rule, error) {
 			return nil, t.errorf("%s given twice", t.key)
 		}
 		given[t.key] = true
-		if err := r.selectorKey(t); err != errUnknownKey {
+		if own(t.key) {
+			err = errUnknownKey
+		} else {
+			err = r.selectorKey(t)
+		}
+		if err != errUnknownKey {
 			if err != nil {
 				return nil, t.errorf("%s: %w", t.key, err)
 			}

@@ -132,19 +132,41 @@ func (s *Set) Stages(c *stream.Conn, dir stream.Dir, env proxy.StageEnv) []proxy
 	}
 	cs.stages++
 	s.cmu.Unlock()
-	return []proxy.Stage{&stage{set: s, cs: cs, id: c.ID, env: env}}
+	return []proxy.Stage{&stage{set: s, cs: cs, id: c.ID, conn: c, dir: dir, env: env, inst: map[*Rule]Fault{}}}
 }
 
 // stage applies the set's rules to one direction of a connection.
 type stage struct {
-	set *Set
-	cs  *connState
-	id  int
-	env proxy.StageEnv
+	set  *Set
+	cs   *connState
+	id   int
+	conn *stream.Conn
+	dir  stream.Dir
+	env  proxy.StageEnv
+	// inst are the faults of the rules applied so far, each dirFault's instance for this
+	// direction (opened on the rule's first use); order has them in the order opened.
+	inst  map[*Rule]Fault
+	order []Fault
 }
 
-// End forgets the connection once both its directions have ended.
+// instance returns r's fault for this direction.
+func (st *stage) instance(r *Rule) Fault {
+	in, ok := st.inst[r]
+	if !ok {
+		in = r.Fault
+		if df, isDir := r.Fault.(dirFault); isDir {
+			in = df.open(st.dirEnv(r))
+		}
+		st.inst[r] = in
+		st.order = append(st.order, in)
+	}
+	return in
+}
+
+// End tells the faults that hold frames the direction ended, and forgets the connection once
+// both its directions have.
 func (st *stage) End() {
+	st.ended()
 	s := st.set
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
@@ -198,6 +220,7 @@ func (st *stage) Frame(f *proxy.Frame, emit func([]byte) error) error {
 	lists := st.lists()
 	for _, rules := range lists {
 		for _, e := range rules {
+			st.instance(e.Rule) // from the rule's first frame on, whether it selects it or not
 			if w, ok := e.Fault.(watcher); ok {
 				w.watch(f, client)
 			}
@@ -235,25 +258,32 @@ func (st *stage) frame(lists [2][]*entry, f *proxy.Frame, emit func([]byte) erro
 			if !e.Dirs.has(f.Dir) || !st.selects(e.Rule, f) {
 				continue
 			}
-			done, err := st.apply(e, f, emit)
-			if done || err != nil {
+			sent, done, err := st.apply(e, f, emit)
+			if err != nil {
 				return err
+			}
+			if done {
+				return st.follow(f, sent, emit)
 			}
 		}
 	}
-	return emit(f.Bytes)
+	if err := emit(f.Bytes); err != nil {
+		return err
+	}
+	return st.follow(f, 1, emit)
 }
 
-// apply applies e's fault to f; false when the fault does not apply to f after all (Skip).
-func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (bool, error) {
+// apply applies e's fault to f, returning how many frames it sent; false when the fault does
+// not apply to f after all (Skip).
+func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (int, bool, error) {
 	r := e.Rule
 	v := valuesOf(f)
-	res, err := r.Fault.Apply(f, &v)
+	res, err := st.instance(r).Apply(f, &v)
 	if err != nil {
-		return true, fmt.Errorf("fault %s: %w", r.Name, err)
+		return 0, true, fmt.Errorf("fault %s: %w", r.Name, err)
 	}
 	if res.Skip {
-		return false, nil
+		return 0, false, nil
 	}
 	st.cs.mu.Lock()
 	st.cs.count(r).applied++
@@ -261,10 +291,12 @@ func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (bool,
 	e.applied.Add(1)
 	a := Applied{Time: f.Time, Conn: f.Conn.ID, Dir: f.Dir, Rule: r.Name, Type: f.Type, Did: res.Did,
 		Before: len(f.Bytes), Used: res.Used, Closed: res.Close, Malformed: res.Malformed}
+	sent := len(res.Out)
 	if r.After {
+		sent++
 		a.After = len(f.Bytes)
 		if err := emit(f.Bytes); err != nil {
-			return true, err
+			return 0, true, err
 		}
 	}
 	for _, b := range res.Out {
@@ -275,13 +307,13 @@ func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (bool,
 	}
 	for _, b := range res.Out {
 		if err := emit(b); err != nil {
-			return true, err
+			return 0, true, err
 		}
 	}
 	if res.Close {
-		return true, fmt.Errorf("%w: fault %s: %s", proxy.ErrStageClose, r.Name, res.Did)
+		return 0, true, fmt.Errorf("%w: fault %s: %s", proxy.ErrStageClose, r.Name, res.Did)
 	}
-	return true, nil
+	return sent, true, nil
 }
 
 // selects reports whether rule r selects f, counting it when it passes the conditions on the

@@ -1,0 +1,87 @@
+package fault
+
+import (
+	"fmt"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/proxy"
+)
+
+func init() {
+	register("flood", "[count=EXPR] [as_qos=1|2]", "after a PUBLISH, send EXPR copies (default receive_maximum+1) at\nQoS as_qos (default its own, 1 for QoS 0) with fresh Packet\nIdentifiers: over the receiver's Receive Maximum. Once per\nconnection (count= is the copies here, not a selector)",
+		func(r *Rule, params map[string]token) (Fault, error) {
+			if err := r.onlyTypes(decode.PUBLISH); err != nil {
+				return nil, err
+			}
+			if r.Sel.Count == 0 {
+				r.Sel.Count = 1
+			}
+			fl := &Flood{}
+			var err error
+			if fl.Count, err = takeExpr(params, "count", "receive_maximum+1"); err != nil {
+				return nil, err
+			}
+			if t, ok := params["as_qos"]; ok {
+				delete(params, "as_qos")
+				if fl.QoS, err = intIn(t.val, 1, 2); err != nil {
+					return nil, t.errorf("as_qos: %w", err)
+				}
+			}
+			return fl, nil
+		})
+}
+
+// Flood sends the selected PUBLISH, then Count copies of it at QoS (0: its own, 1 for QoS 0),
+// each with a Packet Identifier the sender does not have in use, counting down from 65535.
+type Flood struct {
+	Count *Expr
+	QoS   int
+}
+
+func (fl *Flood) Apply(f *proxy.Frame, v *Values) (Result, error) {
+	p := publishOf(f)
+	if p == nil {
+		return Result{Skip: true}, nil
+	}
+	n, used, err := fl.Count.eval(v)
+	if err != nil {
+		return Result{}, err
+	}
+	if n < 1 || n > 0xFFFF {
+		return Result{}, fmt.Errorf("flood: %d copies (from 1 to 65535)", n)
+	}
+	qos := byte(fl.QoS)
+	if qos == 0 {
+		qos = max(p.QoS, 1)
+	}
+	ids := freshIDs(f, p.PacketID, n)
+	if len(ids) < n {
+		return Result{}, fmt.Errorf("flood: only %d Packet Identifiers are free for %d copies", len(ids), n)
+	}
+	out := [][]byte{f.Bytes}
+	q := *p
+	q.QoS, q.Dup = qos, false
+	for _, id := range ids {
+		q.PacketID = id
+		b, err := decode.Encode(nil, &q)
+		if err != nil {
+			return Result{}, fmt.Errorf("flood: encoding a copy: %w", err)
+		}
+		out = append(out, b)
+	}
+	did := fmt.Sprintf("%s followed by %d copies at QoS %d, Packet Identifiers %d down to %d, with %d in flight and a Receive Maximum of %d",
+		describe(f), n, qos, ids[0], ids[len(ids)-1], v.InFlight, v.ReceiveMaximum)
+	return Result{Out: out, Did: did, Used: used}, nil
+}
+
+// freshIDs returns n Packet Identifiers that f's sender does not have in use, nor is mine,
+// counting down from 65535 (senders count up from 1); fewer when there are not so many.
+func freshIDs(f *proxy.Frame, mine uint16, n int) []uint16 {
+	var ids []uint16
+	for id := 0xFFFF; id > 0 && len(ids) < n; id-- {
+		if uint16(id) != mine && !f.State.IDInUse(f.Dir, uint16(id)) {
+			ids = append(ids, uint16(id))
+		}
+	}
+	return ids
+}
