@@ -45,6 +45,9 @@ type Options struct {
 	// (Transport TLS, or WSS over WebSocket), and those that cannot be decrypted are reported
 	// without bytes, with the reason (stream.Conn.TLS).
 	TLSKeys *tlsdecrypt.Keys
+	// Idle, when above 0, is how long, in capture time, a connection carries nothing before it
+	// is told to let go of memory it can do without (stream.Compacter), once per quiet spell.
+	Idle time.Duration
 }
 
 // recordHeld bounds the packets held per connection for Options.Record until it is
@@ -112,6 +115,7 @@ type Analyzer struct {
 	// one that carried data begins another connection (reconnect.go).
 	open     map[flowKey]*tcpConn
 	recEnded []*tcpConn // the last closed ones, still in recFlows
+	idle     idleList   // the reported connections by their last packet (idle.go)
 }
 
 type recFrame struct {
@@ -180,6 +184,9 @@ func (a *Analyzer) Stats() Stats { return a.stats }
 // the call.
 func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byte) {
 	a.stats.Packets++
+	if a.idle.head != nil {
+		a.compactIdle(ci.Timestamp) // before the packet: it may be the quiet connection's next
+	}
 	ip, why := ipPacket(link, data)
 	var src, dst, seg []byte
 	if why == skipNone {
@@ -383,6 +390,10 @@ type tcpConn struct {
 	recording bool
 	held      []recFrame // copies, until the connection is recognised
 	heldBytes int
+
+	// for Options.Idle (idle.go)
+	idlePrev, idleNext *tcpConn
+	idleListed         bool
 }
 
 // record passes the packet being analyzed to Options.Record when the connection is being
@@ -455,6 +466,9 @@ func (s *tcpConn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, rdir reassemb
 		}
 	}
 	s.lastT = ci.Timestamp
+	if s.a.opts.Idle > 0 && s.conn != nil {
+		s.a.idle.touch(s)
+	}
 	if s.a.opts.Record != nil {
 		s.record()
 	}
@@ -569,6 +583,7 @@ func (s *tcpConn) finish(t time.Time) {
 		return
 	}
 	s.closed = true
+	s.a.idle.remove(s)
 	s.forgetHoles()
 	if s.kind == kindUnknown && s.handshake && s.a.isPort(s.addr[s.rd(stream.S2C)].Port()) != nil {
 		// A connection on a known port whose bytes (if any) were all lost: still worth a line.

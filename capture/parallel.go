@@ -27,6 +27,7 @@ const (
 	evData evKind = iota
 	evGap
 	evUnseen
+	evCompact
 	evClose
 	evTLS
 )
@@ -38,6 +39,7 @@ type event struct {
 	t      time.Time
 	off, n int // evData: arena[off:off+n]; evGap: n
 	end    stream.End
+	last   time.Time // evCompact: when the connection last carried something
 	tls    *inspect.EncryptedRecord
 	seq    int64 // the event's place among all events
 	// Results, written by the connection's worker.
@@ -154,6 +156,8 @@ func (p *parallel) work(k int, ch chan *batch) {
 				recs = e.c.c.Gap(e.dir, e.t, e.n)
 			case evUnseen:
 				e.c.c.Unseen(e.dir)
+			case evCompact:
+				e.c.c.Compact(e.t, e.last)
 			case evClose:
 				recs = e.c.c.Finish(e.t)
 				if r := e.c.c.Close(e.t, e.end); r != nil {
@@ -283,6 +287,12 @@ func (c *pconn) Gap(d stream.Dir, t time.Time, n int) {
 func (c *pconn) Unseen(d stream.Dir, t time.Time) {
 	c.assign(d, nil)
 	c.p.add(event{c: c, kind: evUnseen, dir: d, t: t})
+}
+
+// Compact implements stream.Compacter.
+func (c *pconn) Compact(t, last time.Time) {
+	c.assign(stream.C2S, nil)
+	c.p.add(event{c: c, kind: evCompact, t: t, last: last})
 }
 
 func (c *pconn) Close(t time.Time, e stream.End) {

@@ -16,6 +16,12 @@ import (
 // run reads files with an Inspector of the given number of workers and returns its JSON lines.
 func runJSON(t *testing.T, workers int, filter func(*inspect.PacketRecord) bool, files ...string) string {
 	t.Helper()
+	return runJSONWith(t, workers, filter, Options{}, files...)
+}
+
+// runJSONWith is runJSON with the analyzer's options.
+func runJSONWith(t *testing.T, workers int, filter func(*inspect.PacketRecord) bool, opts Options, files ...string) string {
+	t.Helper()
 	var buf bytes.Buffer
 	o := inspect.JSONOptions{Payload: payload.Preview}
 	w := inspect.NewJSONWriter(&buf, o)
@@ -23,7 +29,7 @@ func runJSON(t *testing.T, workers int, filter func(*inspect.PacketRecord) bool,
 	if workers > 1 {
 		in.Render = func(b []byte, r inspect.Record) []byte { return append(inspect.AppendJSON(b, r, o), '\n') }
 	}
-	must(t, ReadFiles(context.Background(), files, NewAnalyzer(in, Options{}), nil))
+	must(t, ReadFiles(context.Background(), files, NewAnalyzer(in, opts), nil))
 	must(t, in.Close())
 	must(t, w.Close())
 	return buf.String()

@@ -562,6 +562,7 @@ func (a *Analyzer) Tick(now time.Time) {
 	if now.Sub(a.lastFlush) >= time.Second {
 		a.lastFlush = now
 		a.asm.FlushWithOptions(reassembly.FlushOptions{T: now.Add(-a.opts.Wait)})
+		a.compactIdle(now)
 	}
 }
 

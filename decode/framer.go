@@ -126,6 +126,11 @@ func (f *Framer) append(p []byte) {
 	tail := f.buf[f.start:]
 	need := len(tail) + len(p)
 	chunk := bufChunk
+	if f.off == 0 && f.buf == nil {
+		// The stream's first bytes (a CONNECT, a CONNACK) get a buffer of their own size: the
+		// packet a connection keeps for its whole life then keeps no more than itself.
+		chunk = 0
+	}
 	if f.bounded {
 		chunk = 5 + f.keep // a fixed header and what is kept of the frame
 	}
@@ -368,6 +373,14 @@ func (f *Framer) Pending() []byte {
 // AtBoundary reports whether the bytes written so far end exactly at the end of a frame.
 func (f *Framer) AtBoundary() bool {
 	return f.err == nil && f.judge == nil && f.skip == 0 && f.Buffered() == 0
+}
+
+// Release lets go of the buffer when it holds nothing (a connection gone quiet): the next Write
+// starts a new one. Frames returned earlier stay valid.
+func (f *Framer) Release() {
+	if f.Buffered() == 0 {
+		f.buf, f.start, f.in = nil, 0, nil
+	}
 }
 
 // Reset drops everything held and starts afresh, keeping the limit and Keep.

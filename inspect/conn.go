@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sync"
@@ -67,8 +68,7 @@ type Conn struct {
 	flight    [2]map[uint16]inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
 	inflight  [2]int                 // QoS 1 and 2 PUBLISH in flight per direction
 	lost      [2]bool                // the capture lost bytes of the direction
-	recent    [2][recentLen]fact     // compact facts about the last packets, for cause links
-	recentN   [2]int
+	recent    [2]factRing            // compact facts about the last packets, for cause links
 	lastC2S   time.Time
 	kaFlagged bool
 	requests  map[string]request // "response topic\x00correlation data" -> request
@@ -516,7 +516,7 @@ func (f *fact) ref(why string) *CauseRef {
 // remember keeps the facts of a record among the recent packets of its direction.
 func (c *Conn) remember(r *PacketRecord) {
 	d := r.Dir
-	f := &c.recent[d][c.recentN[d]%recentLen]
+	f := c.recent[d].push()
 	*f = fact{index: int32(r.Index), t: r.Time.UnixNano(), typ: r.Type(), size: int32(r.Size()), topic: r.Topic}
 	f.pid, _ = decode.PacketID(r.Packet)
 	if p, ok := r.Packet.(*decode.Publish); ok {
@@ -528,17 +528,112 @@ func (c *Conn) remember(r *PacketRecord) {
 			f.notes = append(f.notes, causeNote{reason: n.Reason, level: n.Level, why: n.whyText()})
 		}
 	}
-	c.recentN[d]++
 }
 
 // eachRecent calls f with the remembered packets of direction d, newest first, until f
 // returns true.
 func (c *Conn) eachRecent(d stream.Dir, f func(*fact) bool) {
-	n := c.recentN[d]
-	for i := 0; i < recentLen && i < n; i++ {
-		if f(&c.recent[d][(n-1-i)%recentLen]) {
+	r := &c.recent[d]
+	for i := range r.buf {
+		if f(r.newest(i)) {
 			return
 		}
+	}
+}
+
+// Compact lets go of what a connection that carried nothing since last holds beyond its
+// negotiated state, to bound the memory of connections that stay open and quiet in a long
+// capture: the framing buffers (when no packet is half read), the facts of all but the last
+// packet of each direction (older packets are then out of reach of cause links), and the
+// framing buffers the packets in flight were cut from. It
+// says so in a note on the connection's next record. Nothing is done on a closed connection.
+func (c *Conn) Compact(t, last time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	for d := range c.streams {
+		c.streams[d].fr.Release()
+		c.recent[d].keepLast()
+	}
+	// The CONNECT and CONNACK, the first packets of their streams, have buffers of their own
+	// (decode.Framer); the packets in flight are copied out of the framing buffer.
+	for d := range c.flight {
+		for id, e := range c.flight[d] {
+			e.rec = detach(e.rec)
+			c.flight[d][id] = e
+		}
+	}
+	before := ""
+	if f := c.newestFact(); f != nil {
+		before = fmt.Sprintf(": cause links do not reach packets before #%d", f.index)
+	}
+	c.pending = append(c.pending, Note{Level: decode.LevelInfo, Rule: RuleIdle,
+		Text: fmt.Sprintf("nothing for %s of capture time (since %s); mqscope kept the negotiated state and let go of buffers and older packets%s",
+			t.Sub(last).Round(time.Second), last.Format("15:04:05.000000"), before)})
+}
+
+// newestFact is the last packet remembered in either direction.
+func (c *Conn) newestFact() *fact {
+	var last *fact
+	for d := range c.recent {
+		if r := c.recent[d].last(); r != nil && (last == nil || r.index > last.index) {
+			last = r
+		}
+	}
+	return last
+}
+
+// detach returns a copy of r whose packet holds its own bytes (decoded again from a copy), so
+// that keeping it does not keep the framing buffer the packet was cut from.
+func detach(r *PacketRecord) *PacketRecord {
+	if r == nil || r.Packet == nil {
+		return r
+	}
+	p := decode.DecodeWith(bytes.Clone(r.Packet.Info().Raw), r.Version, decode.Options{Lean: true})
+	return &PacketRecord{Time: r.Time, Conn: r.Conn, Client: r.Client, Server: r.Server, ClientID: r.ClientID,
+		Dir: r.Dir, Version: r.Version, Packet: p, Index: r.Index, Topic: r.Topic, Notes: r.Notes,
+		Response: r.Response, ByProxy: r.ByProxy, TLS: r.TLS}
+}
+
+// factRing holds the facts of a direction's last recentLen packets. It grows as packets come
+// (a short connection holds few), and keeps them in order: oldest first until it is full, then
+// next is the slot of the oldest, overwritten by the next fact.
+type factRing struct {
+	buf  []fact
+	next int
+}
+
+// push returns the slot for the next fact.
+func (r *factRing) push() *fact {
+	if len(r.buf) < recentLen {
+		r.buf = append(r.buf, fact{})
+		return &r.buf[len(r.buf)-1]
+	}
+	f := &r.buf[r.next]
+	r.next = (r.next + 1) % recentLen
+	return f
+}
+
+// newest returns the ith newest fact (0: the last one); i < len(r.buf).
+func (r *factRing) newest(i int) *fact {
+	n := len(r.buf)
+	return &r.buf[(r.next-1-i+2*n)%n]
+}
+
+// last returns the newest fact, nil when none.
+func (r *factRing) last() *fact {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	return r.newest(0)
+}
+
+// keepLast forgets all but the newest fact.
+func (r *factRing) keepLast() {
+	if f := r.last(); f != nil {
+		r.buf, r.next = []fact{*f}, 0
 	}
 }
 
@@ -645,14 +740,7 @@ func (c *Conn) unfinishedNotes(cr *CloseRecord) {
 
 // closeNotes explains how the connection ended.
 func (c *Conn) closeNotes(cr *CloseRecord) {
-	var last *fact
-	for _, d := range []stream.Dir{stream.C2S, stream.S2C} {
-		if n := c.recentN[d]; n > 0 {
-			if r := &c.recent[d][(n-1)%recentLen]; last == nil || r.index > last.index {
-				last = r
-			}
-		}
-	}
+	last := c.newestFact()
 	if last == nil {
 		return
 	}
@@ -669,7 +757,7 @@ func (c *Conn) closeNotes(cr *CloseRecord) {
 		case c.connect != nil && c.connack == nil && !c.st.MidStream:
 			l = decode.LevelWarning
 			text += fmt.Sprintf(", before any CONNACK: the server dropped CONNECT #%d (%d bytes) without saying why", c.connect.Index, c.connect.Size())
-		case c.recentN[stream.C2S] > 0 && last == &c.recent[stream.C2S][(c.recentN[stream.C2S]-1)%recentLen] && c.version != decode.V5:
+		case last == c.recent[stream.C2S].last() && c.version != decode.V5:
 			text += fmt.Sprintf("; in MQTT %s a server closes this way when it refuses a packet", c.version)
 		}
 		if ka := c.keepAlive(); ka > 0 && !c.lastC2S.IsZero() && !c.st.MidStream {

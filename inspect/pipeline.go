@@ -106,6 +106,9 @@ func (ob *observed) Own(d stream.Dir, t time.Time, b []byte) { ob.pass(ob.c.Feed
 // Unseen implements stream.Unseer.
 func (ob *observed) Unseen(d stream.Dir, _ time.Time) { ob.c.Unseen(d) }
 
+// Compact implements stream.Compacter.
+func (ob *observed) Compact(t, last time.Time) { ob.c.Compact(t, last) }
+
 func (ob *observed) Close(t time.Time, e stream.End) {
 	ob.pass(ob.c.Finish(t))
 	if r := ob.c.Close(t, e); r != nil && ob.cf.Pass(ob.o.Match, r) {

@@ -23,6 +23,7 @@ const (
 
 	RuleCaptureGap      = "MQSCOPE-CAPTURE-GAP"
 	RuleMidStream       = "MQSCOPE-MID-STREAM"
+	RuleIdle            = "MQSCOPE-IDLE"
 	RuleVersion         = "MQSCOPE-VERSION"
 	RuleConnackRefused  = "MQSCOPE-CONNACK-REFUSED"
 	RuleDisconnectError = "MQSCOPE-DISCONNECT-ERROR"
@@ -77,6 +78,7 @@ var mqscopeRules = map[string]string{
 	RuleSubIDZero:      "Subscription Identifier 0 (§3.3.2.3.8, §3.8.2.1.2): a Protocol Error.",
 
 	RuleCaptureGap:      "Bytes of the stream were lost by the capture; framing resumed at the next plausible packet, and state (aliases, in-flight messages) may be incomplete.",
+	RuleIdle:            "The connection carried nothing for a long capture time (read --idle): mqscope kept its negotiated state and let go of its buffers and older packets, so later cause links do not reach packets before it.",
 	RuleMidStream:       "The capture began after the connection opened: negotiation is unknown, limits are not checked.",
 	RuleVersion:         "No CONNECT was seen, and this packet told the protocol version: it is malformed as the other version (a CONNACK of 2 bytes is 3.1.1, a PUBACK with a reason code is 5).",
 	RuleConnackRefused:  "The server refused the connection; the cause is the CONNECT.",

@@ -242,6 +242,13 @@ type Originator interface {
 	Own(dir Dir, t time.Time, b []byte)
 }
 
+// Compacter is implemented by a ConnObserver that can let go of memory while its connection
+// carries nothing: a capture calls Compact on a connection that has been quiet since last, a
+// long time before t (capture time), once per quiet spell.
+type Compacter interface {
+	Compact(t, last time.Time)
+}
+
 // Flusher is implemented by observers that hold output to flush when their source stops.
 type Flusher interface {
 	Flush() error
@@ -279,6 +286,15 @@ func (cs connObservers) Data(d Dir, t time.Time, b []byte) {
 func (cs connObservers) Gap(d Dir, t time.Time, n int) {
 	for _, c := range cs {
 		c.Gap(d, t, n)
+	}
+}
+
+// Compact implements Compacter for those that do.
+func (cs connObservers) Compact(t, last time.Time) {
+	for _, c := range cs {
+		if k, ok := c.(Compacter); ok {
+			k.Compact(t, last)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ func main() {
 	conns := flag.Int("conns", 200, "number of connections")
 	packets := flag.Int("packets", 500000, "about how many MQTT packets in all")
 	serial := flag.Bool("serial", false, "one connection after another, each closed before the next opens")
+	quiet := flag.Bool("quiet", false, "with -serial: each connection stays open, quiet, after its share, and all close at the end")
 	publish := flag.Int("publish", 0, "write one PUBLISH of this many `MiB` instead")
 	keylog := flag.String("keylog", "", "carry every connection in TLS 1.3 and write its secrets to `FILE`")
 	flag.Parse()
@@ -39,7 +40,7 @@ func main() {
 	if *publish > 0 {
 		err = runPublish(*out, *publish)
 	} else {
-		err = run(*out, *conns, *packets, *serial, *keylog)
+		err = run(*out, *conns, *packets, *serial, *quiet, *keylog)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchgen:", err)
@@ -68,7 +69,7 @@ func create(name string) (*os.File, *pcapng.StreamWriter, error) {
 	return f, sw, nil
 }
 
-func run(name string, nconns, npackets int, serial bool, keylog string) error {
+func run(name string, nconns, npackets int, serial, quiet bool, keylog string) error {
 	f, sw, err := create(name)
 	if err != nil {
 		return err
@@ -148,6 +149,10 @@ func run(name string, nconns, npackets int, serial bool, keylog string) error {
 				if err := c.publish(rng, tick, payload, &total); err != nil {
 					return err
 				}
+			}
+			if quiet {
+				cs = append(cs, c) // closed at the end
+				continue
 			}
 			if err := end(c); err != nil {
 				return err

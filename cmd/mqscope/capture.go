@@ -109,7 +109,7 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		o.ready()
 	}
 	src.Options = capture.Options{Ports: ports(capture.DefaultPort, o.out.ports),
-		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec, TLSKeys: keys}
+		TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), Record: rec, TLSKeys: keys, Idle: o.out.idle}
 	capErr := src.Run(ctx, res.in)
 	if err := res.close(); err != nil {
 		return err

@@ -5,6 +5,9 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
+	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -46,5 +49,38 @@ func heapBound(floor int64) (stop func()) {
 		defer mu.Unlock()
 		stopped = true
 		debug.SetMemoryLimit(prev)
+	}
+}
+
+// heapProfileAtEnd wraps a progress callback: once 99% of the files' bytes are read (or the
+// percentage after an @ in name: "heap.prof@80"), it writes a heap profile (after a collection)
+// to name, once. Files it cannot stat count as empty.
+func heapProfileAtEnd(files []string, name string, next func(int64)) func(int64) {
+	pct := int64(99)
+	if i := strings.LastIndexByte(name, '@'); i >= 0 {
+		if n, err := strconv.Atoi(name[i+1:]); err == nil && n > 0 && n <= 100 {
+			name, pct = name[:i], int64(n)
+		}
+	}
+	var total int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			total += st.Size()
+		}
+	}
+	done := false
+	return func(read int64) {
+		if next != nil {
+			next(read)
+		}
+		if done || read < total/100*pct {
+			return
+		}
+		done = true
+		runtime.GC()
+		if f, err := os.Create(name); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
 	}
 }

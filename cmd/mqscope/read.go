@@ -36,6 +36,7 @@ type outputOptions struct {
 	filter      string
 	payload     string
 	showSecrets bool
+	idle        time.Duration
 	version     int
 	ports       portsFlag
 	tlsPorts    portsFlag
@@ -51,6 +52,7 @@ func (o *outputOptions) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.filter, "filter", "", "only packets matching `EXPR` (e.g. 'type == \"PUBLISH\" && qos > 0')")
 	f.StringVar(&o.payload, "payload", "preview", "payloads shown: none, preview or full")
 	f.BoolVar(&o.showSecrets, "show-secrets", false, "print passwords instead of redacting them")
+	f.DurationVar(&o.idle, "idle", 5*time.Minute, "let a connection quiet for `DURATION` of capture time go of its buffers and older packets, keeping its negotiated state (said on its next record; 0: never)")
 	versionFlag(f, &o.version, versionUsage)
 	f.Var(&o.ports, "port", "a TCP `PORT` carrying MQTT besides 1883 (repeatable); MQTT on other ports is found by its CONNECT")
 	f.Var(&o.tlsPorts, "tls-port", "a TCP `PORT` carrying MQTT over TLS besides 8883 (repeatable)")
@@ -305,6 +307,8 @@ type readOptions struct {
 	out   outputOptions
 	// progress is set when a bar is drawn (standard error is a terminal, input over 64 MB).
 	progress bool
+	// memProfile: where --memprofile writes the heap profile.
+	memProfile string
 	// cpuProfile is a file for a CPU profile of the reading (hidden flag, for tuning).
 	cpuProfile string
 	ui         uiOptions
@@ -378,6 +382,8 @@ connections' handshakes) to a new pcapng file.`,
 	o.ui.addFlags(cmd.Flags(), true)
 	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE`")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
+	cmd.Flags().StringVar(&o.memProfile, "memprofile", "", "write a heap profile to `FILE` when the last 1% of the input is read (what is held for the connections still open)")
+	_ = cmd.Flags().MarkHidden("memprofile")
 	completeOutputFlags(cmd)
 	return cmd
 }
@@ -435,12 +441,15 @@ func runRead(ctx context.Context, o *readOptions) error {
 		return err
 	}
 	aopts := capture.Options{Ports: ports(capture.DefaultPort, o.out.ports), TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts),
-		TLSKeys: keys}
+		TLSKeys: keys, Idle: o.out.idle}
 	var keep bitset
 	if wf != nil {
 		aopts.Keep = keep.set
 	}
 	src := &capture.Files{Names: o.files, Options: aopts, Progress: o.progressBar()}
+	if o.memProfile != "" {
+		src.Progress = heapProfileAtEnd(o.files, o.memProfile, src.Progress)
+	}
 	readErr := src.Run(ctx, res.in)
 	a := src.Analyzer()
 	if o.progress {
