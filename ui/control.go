@@ -33,10 +33,12 @@ func (u *UI) capture(ev *tcell.EventKey) *tcell.EventKey {
 	}
 	if b.Live && !u.act.Live() {
 		u.msg = b.Help + ": " + u.act.Why()
+		u.refresh()
 		return nil
 	}
 	u.msg = ""
 	u.do(b.Action)
+	u.refresh() // the ticker redraws only when records come
 	return nil
 }
 

@@ -10,8 +10,9 @@ import (
 )
 
 // DefaultCap is how many packets a Model keeps unless told otherwise: past it the oldest are
-// dropped (and the screens say how many).
-const DefaultCap = 2_000_000
+// dropped (and the screens say how many). A packet costs about 500 bytes of heap
+// (BenchmarkUIMillion in cmd/mqscope), so the default is about 500 MB.
+const DefaultCap = 1_000_000
 
 // Model is what the screens show, fed with records (Add) from any goroutine and read by the
 // screens: the connections, the packets of one connection or of all, passing a filter, with

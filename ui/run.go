@@ -27,6 +27,9 @@ func (u *UI) Run(ctx context.Context, screen tcell.Screen) (err error) {
 	}
 	u.host = appHost{app}
 	app.SetRoot(u.root, true).EnableMouse(true).SetInputCapture(u.capture)
+	if f := u.opts.AfterDraw; f != nil {
+		app.SetAfterDrawFunc(func(tcell.Screen) { f(u) })
+	}
 	app.SetFocus(u.list)
 	u.refresh()
 	var once sync.Once

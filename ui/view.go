@@ -28,6 +28,9 @@ type Options struct {
 	Now func() time.Time
 	// ExportDir is where exports are written unless the user gives a path ("." when "").
 	ExportDir string
+	// AfterDraw, when set, is called on the UI's goroutine after each screen is drawn
+	// (benchmarks).
+	AfterDraw func(u *UI)
 }
 
 // host is what the screens need of tview's Application (a fake in the view tests).
@@ -194,6 +197,13 @@ func (u *UI) build() {
 		AddItem(u.status, 1, 0, false)
 	u.root = tview.NewPages().AddPage("main", main, true, true)
 	u.act.Notify(func() {})
+}
+
+// Selection returns the row of the packet list selected (from 0; -1 when none) and how many
+// rows the list has.
+func (u *UI) Selection() (row, rows int) {
+	r, _ := u.list.GetSelection()
+	return r - 1, u.listLen()
 }
 
 // Root returns the primitive to run.

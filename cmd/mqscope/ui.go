@@ -27,6 +27,8 @@ type uiOptions struct {
 	screen tcell.Screen
 	// read, when set, is called with the model once the source has ended (tests).
 	read func(*ui.Model)
+	// afterDraw, when set, is called after each screen is drawn (benchmarks).
+	afterDraw func(*ui.UI, *ui.Model)
 }
 
 func (u *uiOptions) addFlags(f *pflag.FlagSet, withSwitch bool) {
@@ -149,7 +151,11 @@ func runUI(ctx context.Context, io *streams, out *outputOptions, uo *uiOptions, 
 	case uo.readonly:
 		act = ui.NoActions{Reason: ui.WhyReadOnly}
 	}
-	u := ui.New(m, act, ui.Options{Source: src.name, Live: src.live, NoColor: !io.Color.colorFor(os.Stdout), ShowSecrets: out.showSecrets})
+	uopts := ui.Options{Source: src.name, Live: src.live, NoColor: !io.Color.colorFor(os.Stdout), ShowSecrets: out.showSecrets}
+	if f := uo.afterDraw; f != nil {
+		uopts.AfterDraw = func(u *ui.UI) { f(u, m) }
+	}
+	u := ui.New(m, act, uopts)
 	var panicked atomic.Value
 	readDone := make(chan error, 1)
 	go func() {
