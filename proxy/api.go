@@ -288,6 +288,13 @@ func closeArgs(w http.ResponseWriter, r *http.Request) (rc *decode.ReasonCode, r
 	return rc, reasonString, nil
 }
 
+// CheckDisconnect says what is wrong with a DISCONNECT the proxy would send a device that
+// accepts packets up to maxPacket bytes (0: no limit), as POST /connections/{id}/close checks it;
+// nil when nothing.
+func CheckDisconnect(rc decode.ReasonCode, reasonString string, maxPacket int) error {
+	return checkDisconnect(rc, reasonString, maxPacket)
+}
+
 // checkDisconnect says what is wrong with a DISCONNECT the proxy would send with rc and
 // reasonString to a device that accepts packets up to maxPacket bytes (0: no limit); nil when
 // nothing.

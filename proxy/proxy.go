@@ -433,6 +433,20 @@ func (s *Server) CloseConn(id int, rc *decode.ReasonCode, reasonString string) (
 	return Closed{Disconnect: ss.disconnected.Load(), Done: ss.stoppedWhy()}, nil
 }
 
+// ResetConn ends connection id at once with a TCP reset to both sides (a close where a side is
+// not TCP), sending no DISCONNECT: as a connection lost on the way would end. Its close record
+// says the proxy reset it.
+func (s *Server) ResetConn(id int) error {
+	s.mu.Lock()
+	ss := s.sessions[id]
+	s.mu.Unlock()
+	if ss == nil {
+		return fmt.Errorf("connection %d: %w", id, ErrNoConn)
+	}
+	ss.resetBoth("reset by the proxy (TCP RST to both sides), on request")
+	return nil
+}
+
 // Closed says what CloseConn did: whether the device was sent a DISCONNECT, and in words all
 // that was done (why no DISCONNECT could be sent, to a 3.1.1 device for one: that version has
 // no server DISCONNECT).

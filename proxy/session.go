@@ -700,6 +700,26 @@ func (ss *session) terminate(rc *decode.ReasonCode, reasonString, why string) {
 	<-ss.finished
 }
 
+// resetBoth ends the connection from the proxy with a TCP reset to both sides; why goes to the
+// close record.
+func (ss *session) resetBoth(why string) {
+	if !ss.stopping.CompareAndSwap(false, true) {
+		<-ss.finished
+		return
+	}
+	ss.why.Store(&why)
+	close(ss.termDone)
+	ss.markStopped()
+	ss.mu.Lock()
+	up := ss.server
+	ss.mu.Unlock()
+	reset(ss.client)
+	if up != nil {
+		reset(up)
+	}
+	<-ss.finished
+}
+
 // disconnectFrame encodes the MQTT 5 DISCONNECT the proxy sends a device.
 func disconnectFrame(rc decode.ReasonCode, reasonString string) ([]byte, error) {
 	d := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: rc, HasReason: true}

@@ -294,9 +294,10 @@ func TestProxyNoFaultNoStages(t *testing.T) {
 			t.Errorf("%s: %d stages", d, n)
 		}
 	}
-	// With the control API, connections get the stage with no rule yet: rules come later.
+	// With the control API, connections get the stage with no rule yet (rules come later) and
+	// the intercept's.
 	o.faults, o.api = nil, "127.0.0.1:0"
-	if cfg, _, err = o.config(); err != nil || cfg.Stages == nil || len(cfg.Stages(&stream.Conn{ID: 2}, stream.C2S, proxy.StageEnv{})) != 1 {
+	if cfg, _, err = o.config(); err != nil || cfg.Stages == nil || len(cfg.Stages(&stream.Conn{ID: 2}, stream.C2S, proxy.StageEnv{})) != 2 {
 		t.Fatalf("--api: stages %v, error %v", cfg.Stages != nil, err)
 	}
 }

@@ -55,6 +55,9 @@ type proxyOptions struct {
 	faultsFile string   // --faults: a YAML file of rules
 	faultSeed  uint64
 	set        *fault.Set // the rules, once config made them
+	// ic holds the frames matching its filter (the control API's /intercept); nil without
+	// --api.
+	ic *proxy.Intercept
 
 	transparentShutdown bool
 	shutdownTimeout     time.Duration
@@ -217,6 +220,11 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		}
 		o.set = &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl"), Live: o.api != ""}
 		cfg.Stages = o.set.Stages
+		if o.api != "" {
+			// The intercept comes last: what it holds is what would be sent.
+			o.ic = proxy.NewIntercept()
+			cfg.Stages = chainStages(o.set.Stages, o.ic.Stages)
+		}
 		if o.faultSeed != 0 {
 			cfg.Rand = rand.New(rand.NewPCG(o.faultSeed, 0x6d71))
 		}
@@ -424,6 +432,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		}
 		api := proxy.NewAPI(srv, in, hub, proxy.APIConfig{Token: token, Listen: addr})
 		o.set.Register(api)
+		o.ic.Routes(api)
 		apiSrv = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 		go apiSrv.Serve(ln)
 		apiToken = "TOKEN (" + given + ")"
@@ -475,6 +484,17 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		err = serr
 	}
 	return err
+}
+
+// chainStages gives each direction the stages of every one of fs, in order.
+func chainStages(fs ...func(*stream.Conn, stream.Dir, proxy.StageEnv) []proxy.Stage) func(*stream.Conn, stream.Dir, proxy.StageEnv) []proxy.Stage {
+	return func(c *stream.Conn, dir stream.Dir, env proxy.StageEnv) []proxy.Stage {
+		var out []proxy.Stage
+		for _, f := range fs {
+			out = append(out, f(c, dir, env)...)
+		}
+		return out
+	}
 }
 
 // warnUnresolved looks the upstream host up once at start and warns when it does not resolve:

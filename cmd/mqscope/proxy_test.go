@@ -360,7 +360,8 @@ func TestProxyAPIToken(t *testing.T) {
 				token, path string
 				want        int
 			}{{"", "/connections", 401}, {token + "x", "/connections", 401}, {token, "/connections", 200},
-				{"", "/faults", 401}, {token, "/faults", 200}} { // the fault rules' routes are there too
+				{"", "/faults", 401}, {token, "/faults", 200}, // the fault rules' routes are there too
+				{"", "/intercept/held", 401}, {token, "/intercept/held", 200}} { // and the intercept's
 				req, _ := http.NewRequest("GET", base+try.path, nil)
 				if try.token != "" {
 					req.Header.Set("Authorization", "Bearer "+try.token)
