@@ -286,6 +286,12 @@ func effectiveOf(r Requested, g Granted, v decode.Version) Effective {
 	return e
 }
 
+// ClientLimits returns the limits an MQTT 5 CONNACK sets on the client: its properties, the
+// standard's defaults where they are absent.
+func ClientLimits(a *decode.Connack) Limits {
+	return effectiveOf(Requested{}, grantedOf(a), decode.V5).C2S
+}
+
 func setInt(dst *int, v *uint32) {
 	if v != nil {
 		*dst = int(*v)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -284,24 +283,9 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		return fail(usageError{errors.New("--cert needs a tls:// or wss:// --listen address")})
 	}
 	if cfg.Upstream.Secure() {
-		tc := &tls.Config{InsecureSkipVerify: o.insecure, ServerName: o.sni, KeyLogWriter: keylog}
-		if o.upstreamCA != "" {
-			pem, err := os.ReadFile(o.upstreamCA)
-			if err != nil {
-				return fail(fmt.Errorf("--upstream-ca: %w", err))
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return fail(fmt.Errorf("--upstream-ca %s: no PEM certificates", o.upstreamCA))
-			}
-			tc.RootCAs = pool
-		}
-		if o.upstreamCert != "" {
-			pair, err := tls.LoadX509KeyPair(o.upstreamCert, o.upstreamKey)
-			if err != nil {
-				return fail(fmt.Errorf("--upstream-cert/--upstream-key: %w", err))
-			}
-			tc.Certificates = []tls.Certificate{pair}
+		tc, err := clientTLSConfig(o.upstreamCA, o.upstreamCert, o.upstreamKey, o.sni, o.insecure, keylog)
+		if err != nil {
+			return fail(fmt.Errorf("--upstream-ca/--upstream-cert: %w", err))
 		}
 		cfg.UpstreamTLS = tc
 	} else if o.upstreamCA != "" || o.upstreamCert != "" || o.insecure || o.sni != "" {

@@ -39,6 +39,8 @@ func TestImports(t *testing.T) {
 		"ui":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
 		// The raw client of probe, replay and tests: no source.
 		"internal/mqttclient": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
+		"internal/probe":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/mqttclient"},
+		"internal/junit":      nil,
 	} {
 		for _, d := range deps(pkg) {
 			if !slices.Contains(allowed, d) {

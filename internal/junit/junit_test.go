@@ -1,0 +1,72 @@
+package junit
+
+import (
+	"bytes"
+	"encoding/xml"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/internal/peer"
+)
+
+func sample() *Suites {
+	s := &Suite{Name: "probe 127.0.0.1:1883", Properties: []Property{{"broker", "127.0.0.1:1883"}}}
+	s.Add(&Case{Name: "Maximum Packet Size", Classname: "probe", Time: Duration(1500 * time.Millisecond)})
+	s.Add(&Case{Name: "Topic Alias Maximum", Classname: "probe", Failure: &Result{Message: "not enforced", Type: "no", Text: "sent <alias 3> & got nothing"}})
+	s.Add(&Case{Name: "Receive Maximum", Classname: "probe", Skipped: &Result{Message: "QoS 2 not granted"}})
+	s.Add(&Case{Name: "Keep Alive", Classname: "probe", Error: &Result{Message: "connection refused"}, SystemOut: "line 1\nline 2"})
+	return &Suites{Name: "mqscope", Suites: []*Suite{s}}
+}
+
+func TestCounts(t *testing.T) {
+	s := sample().Suites[0]
+	if s.Tests != 4 || s.Failures != 1 || s.Skipped != 1 || s.Errors != 1 || time.Duration(s.Time) != 1500*time.Millisecond {
+		t.Errorf("counts %+v", s)
+	}
+}
+
+// TestRoundTrip: what Write writes reads back, special characters included.
+func TestRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	if err := sample().Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), `<?xml version="1.0" encoding="UTF-8"?>`) {
+		t.Errorf("no XML header:\n%s", b.String())
+	}
+	var back Suites
+	if err := xml.Unmarshal(b.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	c := back.Suites[0].Cases[1]
+	if c.Failure == nil || c.Failure.Text != "sent <alias 3> & got nothing" || back.Suites[0].Cases[3].SystemOut != "line 1\nline 2" {
+		t.Errorf("read back %+v", back.Suites[0])
+	}
+	if !strings.Contains(b.String(), `time="1.500"`) || !strings.Contains(b.String(), `<property name="broker" value="127.0.0.1:1883"></property>`) {
+		t.Errorf("attributes:\n%s", b.String())
+	}
+}
+
+// TestPython: a second parser (Python's ElementTree) reads the counts and the failure.
+func TestPython(t *testing.T) {
+	py := peer.Require(t, "python3")
+	var b bytes.Buffer
+	if err := sample().Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-c", `import sys, xml.etree.ElementTree as ET
+r = ET.fromstring(sys.stdin.buffer.read())
+s = r.find("testsuite")
+print(s.get("tests"), s.get("failures"), s.get("errors"), s.get("skipped"), len(s.findall("testcase")))
+print(s.findall("testcase")[1].find("failure").text)`)
+	cmd.Stdin = &b
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	if got := string(out); got != "4 1 1 1 4\nsent <alias 3> & got nothing\n" {
+		t.Errorf("python read %q", got)
+	}
+}

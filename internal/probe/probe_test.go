@@ -1,0 +1,250 @@
+package probe
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/mqttclient"
+	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// want is what a row must say: Granted exactly, Enforced, and a part of Seen.
+type want struct {
+	granted  string
+	enforced Enforced
+	seen     string
+}
+
+func run(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cfg.Wait == 0 {
+		cfg.Wait = 500 * time.Millisecond
+	}
+	cfg.Search = true
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+func expect(t *testing.T, rep *Report, wants map[string]want) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range rep.Rows {
+		seen[r.Limit] = true
+		w, ok := wants[r.Limit]
+		if !ok {
+			continue
+		}
+		if r.Granted != w.granted || r.Enforced != w.enforced || !strings.Contains(r.Seen, w.seen) {
+			t.Errorf("%s: granted %q enforced %q seen %q (note %q); want %q, %q, seen containing %q",
+				r.Limit, r.Granted, r.Enforced, r.Seen, r.Note, w.granted, w.enforced, w.seen)
+		}
+	}
+	for l := range wants {
+		if !seen[l] {
+			t.Errorf("no row %s", l)
+		}
+	}
+}
+
+func mosquitto(t *testing.T, conf ...string) Config {
+	m := peer.StartMosquitto(t, conf...)
+	return Config{Endpoint: stream.Endpoint{Transport: stream.TCP, Addr: m.Addr}}
+}
+
+// TestMosquittoLimits: mosquitto 2.0 with the limits of testdata/captures/mqtt5-limits (and a
+// Server Keep Alive) grants them all and enforces them with the standard's reason codes, but
+// for the Maximum Packet Size, which it counts without the Remaining Length's bytes: it takes
+// packets of 201 and 202 bytes under a 200-byte limit and refuses 203.
+func TestMosquittoLimits(t *testing.T) {
+	t.Parallel()
+	cfg := mosquitto(t, "max_packet_size 200", "max_topic_alias 2", "max_qos 1", "retain_available false",
+		"max_inflight_messages 2", "max_keepalive 10")
+	rep := run(t, cfg)
+	expect(t, rep, map[string]want{
+		LimitPacketSize:    {"200", No, "accepted"},
+		LimitTopicAlias:    {"2", Yes, "DISCONNECT 0x94 Topic Alias invalid"},
+		LimitMaximumQoS:    {"1", Yes, "DISCONNECT 0x9B QoS not supported"},
+		LimitRetain:        {"0", Yes, "DISCONNECT 0x9A Retain not supported"},
+		LimitReceiveMax:    {"2", NotTested, ""}, // QoS 2 is not granted: nothing to hold in flight
+		LimitKeepAlive:     {"10 (asked for 3600)", Yes, "closed without DISCONNECT"},
+		LimitWildcard:      {"1", NotTested, ""},
+		LimitShared:        {"1", NotTested, ""},
+		LimitSubIDs:        {"1", NotTested, ""},
+		LimitPayload:       {"160 or more", Found, ""}, // all a 200-byte packet holds
+		LimitSubscriptions: {"100 or more", Found, ""},
+		LimitInFlight:      {"2", Found, "2 of 50"},
+	})
+	for _, r := range rep.Rows {
+		if r.Limit == LimitPacketSize && r.Note != "accepted 201 to 202 bytes; refused 203 bytes (DISCONNECT 0x95 Packet too large)" {
+			t.Errorf("packet size note %q", r.Note)
+		}
+		if r.Limit == LimitReceiveMax && !strings.Contains(r.Note, "QoS 2 is not granted") {
+			t.Errorf("receive maximum note %q", r.Note)
+		}
+	}
+	if rep.Conns > 40 || rep.Messages > 400 {
+		t.Errorf("over the caps: %d connections, %d messages", rep.Conns, rep.Messages)
+	}
+}
+
+// TestMosquittoDefaults: mosquitto with no limit set but max_inflight_messages and an
+// undeclared message_size_limit. It answers a breach of its Receive Maximum with PUBREC 0x97
+// Quota exceeded instead of DISCONNECT 0x93; the payload search finds the size limit it does
+// not announce (it drops bigger messages silently).
+func TestMosquittoDefaults(t *testing.T) {
+	t.Parallel()
+	cfg := mosquitto(t, "max_inflight_messages 3", "message_size_limit 1000")
+	cfg.MaxKeepAliveWait = time.Second // the keep alive is TestMosquittoLimits's
+	rep := run(t, cfg)
+	expect(t, rep, map[string]want{
+		LimitPacketSize: {"no limit", NotTested, ""},
+		LimitTopicAlias: {"10", Yes, "DISCONNECT 0x94"}, // mosquitto's default max_topic_alias
+		LimitMaximumQoS: {"2", NotTested, ""},
+		LimitRetain:     {"1", NotTested, ""},
+		LimitReceiveMax: {"3", Other, "PUBREC 0x97 Quota exceeded"},
+		LimitKeepAlive:  {"none (3600 accepted)", NotTested, ""},
+		LimitPayload:    {"1000", Found, "1001 bytes: not delivered"},
+		LimitInFlight:   {"3", Found, "3 of 50"},
+	})
+	for _, r := range rep.Rows {
+		if (r.Limit == LimitPacketSize || r.Limit == LimitMaximumQoS || r.Limit == LimitRetain) && !r.Default {
+			t.Errorf("%s: not marked as the standard's default", r.Limit)
+		}
+	}
+}
+
+// TestMosquittoKeepAlive: with no Server Keep Alive, a client's keep alive of 2 s; mosquitto
+// closes the silent connection without DISCONNECT (2 to 3 s after the 3 s the standard gives:
+// its timer is coarse).
+func TestMosquittoKeepAlive(t *testing.T) {
+	t.Parallel()
+	cfg := mosquitto(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg.Wait = 500 * time.Millisecond
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, rep, map[string]want{LimitKeepAlive: {"none (3600 accepted)", Yes, "closed without DISCONNECT after"}})
+}
+
+func embedded(t *testing.T, prof *inspect.Profile) Config {
+	b, err := proxy.StartEmbeddedProfile("", prof, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return Config{Endpoint: b.Endpoint(), Dial: mqttclient.DialOptions{Dial: b.Dial}}
+}
+
+// TestEmbedded: mochi as the embedded broker has it: no Topic Alias Maximum in its CONNACK
+// (0), yet it takes alias 1; it enforces its Receive Maximum of 1024 with DISCONNECT 0x93, and
+// a keep alive of 2 s exactly.
+func TestEmbedded(t *testing.T) {
+	t.Parallel()
+	cfg := embedded(t, nil)
+	cfg.MaxMessages = 1200
+	cfg.Wait = 2 * time.Second // 1025 QoS 2 messages take a while under -race
+	rep := run(t, cfg)
+	expect(t, rep, map[string]want{
+		LimitPacketSize: {"no limit", NotTested, ""},
+		LimitTopicAlias: {"0", No, "accepted"},
+		LimitReceiveMax: {"1024", Yes, "DISCONNECT 0x93 Receive Maximum exceeded"},
+		LimitKeepAlive:  {"none (3600 accepted)", Yes, "closed without DISCONNECT"},
+		LimitPayload:    {"1048576 or more", Found, ""},
+		LimitInFlight:   {"50 or more", Found, "50 of 50"},
+	})
+}
+
+// TestEmbeddedProfile: the embedded broker playing apsaramq shows what the profile says, and
+// the profile written from the probe reads back and matches it.
+func TestEmbeddedProfile(t *testing.T) {
+	t.Parallel()
+	prof, err := inspect.LoadProfile("apsaramq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := embedded(t, prof)
+	cfg.MaxPayload = 100_000
+	rep := run(t, cfg)
+	expect(t, rep, map[string]want{
+		LimitPacketSize: {"131072", Yes, "DISCONNECT 0x95 Packet too large"},
+		LimitTopicAlias: {"30", Yes, "DISCONNECT 0x94"},
+		LimitKeepAlive:  {"480 (asked for 3600)", NotTested, ""}, // 12 minutes of silence: not waited for
+		LimitPayload:    {"65536", Found, "65537 bytes: DISCONNECT 0x95"},
+	})
+	if n := Compare(rep, prof); n != 0 {
+		for _, r := range rep.Rows {
+			if r.ProfileDiffers {
+				t.Errorf("%s: probed %s, profile %s", r.Limit, r.Granted, r.Profile)
+			}
+		}
+	}
+	b, err := yaml.Marshal(Profile(rep, "written"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := inspect.ParseProfile(b, "written")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if back.MaxPayload != 65536 || back.TopicAliasMaximum != 30 || back.MaximumPacketSize != 131072 || back.KeepAlive.Max != 480 {
+		t.Errorf("written profile:\n%s", b)
+	}
+	if n := Compare(rep, back); n != 0 {
+		t.Errorf("%d rows differ from the profile written from them:\n%s", n, b)
+	}
+}
+
+// TestCaps: a probe that would go over its caps says so in the row, and sends no more.
+func TestCaps(t *testing.T) {
+	cfg := embedded(t, nil)
+	cfg.MaxConns, cfg.MaxMessages = 3, 5
+	rep := run(t, cfg)
+	if rep.Conns > 3 || rep.Messages > 5 {
+		t.Errorf("%d connections, %d messages", rep.Conns, rep.Messages)
+	}
+	over := 0
+	for _, r := range rep.Rows {
+		if strings.Contains(r.Note, "over the probe's caps") || strings.Contains(r.Note, "over --max-messages") {
+			over++
+		}
+	}
+	if over == 0 {
+		t.Errorf("no row says it was cut by the caps: %+v", rep.Rows)
+	}
+}
+
+// TestPlan: the dry run names each breach and the caps.
+func TestPlan(t *testing.T) {
+	plan := strings.Join(Plan(Config{Endpoint: stream.Endpoint{Addr: "b:1883"}, Search: true, MaxConns: 7}), "\n")
+	for _, s := range []string{"b:1883", "Topic Alias Maximum + 1", "DISCONNECT 0x95", "at most 7 connections", "search"} {
+		if !strings.Contains(plan, s) {
+			t.Errorf("plan lacks %q:\n%s", s, plan)
+		}
+	}
+}
+
+func TestPublishOfSize(t *testing.T) {
+	for _, n := range []int{20, 128, 129, 130, 201, 16386, 70000} {
+		b, err := publishOfSize(5, "t", n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != n && !(n == 130 && len(b) == 131) {
+			t.Errorf("asked %d, got %d", n, len(b))
+		}
+	}
+}
