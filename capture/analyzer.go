@@ -225,6 +225,8 @@ func (a *Analyzer) Packet(n int64, link int, ci gopacket.CaptureInfo, data []byt
 		a.newSYN(src, dst, ci.Timestamp)
 	} else if ci.Timestamp.Before(a.latest.Add(-backwards)) && len(a.open) > 0 {
 		a.earlier(src, dst, ci.Timestamp)
+	} else if len(a.tcp.Payload) > 2 && a.tcp.Payload[0] == 0x10 && len(a.open) > 0 {
+		a.newConnect(src, dst, ci.Timestamp)
 	}
 	if ci.Timestamp.After(a.latest) {
 		a.latest = ci.Timestamp

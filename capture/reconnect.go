@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/gopacket/reassembly"
 
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -47,6 +48,41 @@ func (a *Analyzer) earlier(src, dst []byte, t time.Time) {
 	if s := a.open[k]; s != nil && !s.complete && t.Before(s.lastT.Add(-backwards)) {
 		a.restart(k, s, t, "its end was not captured: packets from earlier in time, on the same addresses and ports, began another connection")
 	}
+}
+
+// connectWindow is how far from where a connection's client stream is (in sequence numbers) a
+// CONNECT must be to begin another connection: a new connection's initial sequence number is
+// random, so one on the same addresses and ports lands this close by a chance of 1 in 2,048,
+// while bytes lost by the capture (a hole before a second CONNECT of the same connection, a
+// protocol error to report) are seldom more.
+const connectWindow = 1 << 20
+
+// newConnect handles a segment from src to dst (a.tcp) that begins with a CONNECT, when
+// reassembly holds a connection between those addresses and ports whose client sent it: unless
+// the segment lies where that connection's client stream is (within connectWindow of it: a
+// second CONNECT, or a retransmission), it begins another connection whose handshake was not
+// captured (a device reconnecting from the same port, another file of the capture), and the
+// old connection ends where the capture left it.
+func (a *Analyzer) newConnect(src, dst []byte, t time.Time) {
+	if v, ok := decode.PeekVersion(a.tcp.Payload); !ok || !v.Valid() {
+		return
+	}
+	sa, _ := netip.AddrFromSlice(src)
+	da, _ := netip.AddrFromSlice(dst)
+	from := netip.AddrPortFrom(sa, uint16(a.tcp.SrcPort))
+	k := makeFlowKey(from, netip.AddrPortFrom(da, uint16(a.tcp.DstPort)))
+	s := a.open[k]
+	if s == nil || s.complete || !s.carried {
+		return
+	}
+	ri := s.rd(stream.C2S)
+	if s.addr[ri] != from || !s.posOK[ri] {
+		return
+	}
+	if d := diff(s.pos[ri], reassembly.Sequence(a.tcp.Seq)); d >= -connectWindow && d <= connectWindow {
+		return
+	}
+	a.restart(k, s, t, "its end was not captured: a CONNECT on the same addresses and ports, far from this connection's bytes, began another connection")
 }
 
 // restart ends connection s, keyed k, where the capture left it (why: how it ended), and has

@@ -398,3 +398,49 @@ func TestFilesOverlapInTime(t *testing.T) {
 		t.Errorf("records:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestConnectWithoutSYNBeginsConnection: a CONNECT on the addresses and ports of a connection
+// left open, later in time and without a SYN (another file, or a capture that missed the
+// reconnect's handshake), begins another connection when its sequence numbers are far from the
+// first's; a second CONNECT where the client's stream continues is one connection breaking
+// MQTT-3.1.0-2.
+func TestConnectWithoutSYNBeginsConnection(t *testing.T) {
+	first := func(sw *pcapng.StreamWriter) *pcapng.TCPStream {
+		s, _ := sw.Open(cli, srv, ms(0))
+		must(t, s.Write(stream.C2S, ms(1), enc(t, &decode.Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: "first"})))
+		must(t, s.Write(stream.S2C, ms(2), enc(t, &decode.Connack{})))
+		must(t, s.Write(stream.C2S, ms(90000), enc(t, &decode.Pingreq{}))) // left open
+		return s
+	}
+	second := enc(t, &decode.Connect{ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, ClientID: "second"},
+		v5Publish("from/second", 0, 0, 0, "payload"))
+	summary := func(recs []inspect.Record) (got []string) {
+		for _, r := range recs {
+			if r, ok := r.(*inspect.PacketRecord); ok {
+				got = append(got, fmt.Sprintf("%d %s %v", r.Conn, r.Type(), rulesOf(r)))
+			}
+		}
+		return got
+	}
+	// Another file, later, its handshake not captured, other sequence numbers.
+	a := file(t, func(sw *pcapng.StreamWriter) { first(sw) })
+	b := file(t, func(sw *pcapng.StreamWriter) {
+		s := sw.OpenMid(cli, srv, 0x70000000, 0x30000000)
+		must(t, s.Write(stream.C2S, ms(100000), second))
+		must(t, s.Write(stream.S2C, ms(100001), enc(t, &decode.Connack{})))
+	})
+	got := summary(inspectFiles(t, inspect.Options{}, a, b))
+	want := []string{"1 CONNECT []", "1 CONNACK []", "1 PINGREQ []", "2 CONNECT []", "2 PUBLISH []", "2 CONNACK []"}
+	if !slices.Equal(got, want) {
+		t.Errorf("two files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The same connection, its client stream going on: one connection, a protocol error.
+	one := file(t, func(sw *pcapng.StreamWriter) {
+		s := first(sw)
+		must(t, s.Write(stream.C2S, ms(100000), second))
+	})
+	got = summary(inspectFiles(t, inspect.Options{}, one))
+	if len(got) != 5 || got[3] != "1 CONNECT [MQTT-3.1.0-2]" {
+		t.Errorf("one connection:\n%s", strings.Join(got, "\n"))
+	}
+}
