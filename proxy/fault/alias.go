@@ -12,21 +12,22 @@ import (
 // The topic alias faults besides alias (in faults.go): each breaks the standard's Topic Alias
 // rules in one way, on an MQTT 5 PUBLISH.
 func init() {
-	register("alias_unmapped", "[to=EXPR]", "send a PUBLISH alias-only (topic removed) with a Topic Alias the sender\n"+
-		"never mapped on this connection (default the lowest one)",
+	register("alias_unmapped", "[to=EXPR]", "send a PUBLISH alias-only (topic removed) with a Topic Alias\n"+
+		"the sender never mapped on this connection (default the lowest)",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			to, err := optionalExpr(r, params, "to")
 			return &AliasUnmapped{To: to}, err
 		})
-	register("alias_remap", "[to=EXPR]", "give a PUBLISH (topic kept) a Topic Alias the sender mapped to another\n"+
-		"topic (default the lowest one): the receiver must remap it, while the\n"+
-		"sender still means the old topic by it",
+	register("alias_remap", "[to=EXPR]", "give a PUBLISH (topic kept) a Topic Alias the sender mapped to\n"+
+		"another topic (default the lowest): the receiver must remap it,\n"+
+		"while the sender still means the old topic by it",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			to, err := optionalExpr(r, params, "to")
 			return &AliasRemap{To: to}, err
 		})
 	register("alias_stale", "", "send a PUBLISH alias-only with the Topic Alias the same client id's\n"+
-		"previous connection mapped to its topic: aliases must not outlive a connection",
+		"previous connection mapped to its topic (aliases must not outlive\n"+
+		"their connection)",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			return &AliasStale{}, r.onlyTypes(decode.PUBLISH)
 		})

@@ -11,13 +11,15 @@ import (
 )
 
 func init() {
-	register("connack", "KEY=VALUE...", "rewrite the CONNACK the client gets: reason, session_present, and any\n"+
-		"property it may carry by its name: max_packet_size, receive_maximum,\n"+
-		"topic_alias_maximum, maximum_qos, retain_available, wildcard_subscription_available,\n"+
-		"subscription_identifier_available, shared_subscription_available, server_keep_alive,\n"+
-		"session_expiry_interval, assigned_client_identifier=TEXT, server_reference=TEXT,\n"+
-		"reason_string=TEXT, response_information=TEXT, authentication_method=TEXT;\n"+
-		"KEY=absent removes it, and 0 removes max_packet_size, receive_maximum, topic_alias_maximum",
+	register("connack", "KEY=VALUE...", "rewrite the CONNACK the client gets: reason, session_present, and\n"+
+		"any property by name (max_packet_size, receive_maximum,\n"+
+		"topic_alias_maximum, maximum_qos, retain_available,\n"+
+		"wildcard_subscription_available, subscription_identifier_available,\n"+
+		"shared_subscription_available, server_keep_alive,\n"+
+		"session_expiry_interval; text: assigned_client_identifier,\n"+
+		"server_reference, reason_string,\n"+
+		"response_information, authentication_method); KEY=absent removes one,\n"+
+		"0 removes max_packet_size, receive_maximum, topic_alias_maximum",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			if err := r.onlyTypes(decode.CONNACK); err != nil {
 				return nil, err
