@@ -17,7 +17,6 @@ import (
 	"github.com/mqscope/mqscope/internal/mqttclient"
 	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/proxy"
-	"github.com/mqscope/mqscope/stream"
 )
 
 const apiToken = "t0ken"
@@ -44,21 +43,7 @@ func startLive(t *testing.T, rules ...string) *liveProxy {
 		lp.applied = append(lp.applied, a)
 		lp.mu.Unlock()
 	}}
-	srv, err := proxy.New(proxy.Config{Embedded: true, Listen: proxy.Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"},
-		Stages: lp.set.Stages, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	srv := serveProxy(t, proxy.Config{Stages: lp.set.Stages})
 	lp.srv = srv
 	ts := httptest.NewUnstartedServer(nil)
 	api := proxy.NewAPI(srv, nil, nil, proxy.APIConfig{Token: apiToken, Listen: ts.Listener.Addr().String()})

@@ -21,19 +21,7 @@ func TestTimeWindowThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := fakeclock.New(time.Unix(1000, 0))
-	srv, err := proxy.New(proxy.Config{Listen: stream.Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Embedded: true,
-		Clock: clock, Stages: (&Set{Rules: rs}).Stages, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
+	srv := serveProxy(t, proxy.Config{Clock: clock, Stages: (&Set{Rules: rs}).Stages})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	dev, err := mqttclient.Dial(ctx, stream.Endpoint{Transport: stream.TCP, Addr: srv.Addr().String()}, mqttclient.DialOptions{}, nil)
@@ -76,4 +64,26 @@ func TestTimeWindowThroughProxy(t *testing.T) {
 	if typ, rc := next(ping); typ != decode.DISCONNECT || rc != 0x89 {
 		t.Fatalf("10 s after SUBACK: %v 0x%02X, want DISCONNECT 0x89", typ, byte(rc))
 	}
+}
+
+// serveProxy runs a proxy to the embedded broker on a loopback port with cfg until the test
+// ends.
+func serveProxy(t *testing.T, cfg proxy.Config) *proxy.Server {
+	t.Helper()
+	cfg.Embedded, cfg.Listen, cfg.Logf = true, proxy.Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, t.Logf
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
 }

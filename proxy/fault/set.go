@@ -147,6 +147,9 @@ type stage struct {
 	// direction (opened on the rule's first use); order has them in the order opened.
 	inst  map[*Rule]Fault
 	order []Fault
+	// passing are the rules whose since= packet is the frame going through: their window
+	// opened as it came, and opens for the frames after it.
+	passing []*Rule
 }
 
 // instance returns r's fault for this direction.
@@ -226,13 +229,15 @@ func (st *stage) Frame(f *proxy.Frame, emit func([]byte) error) error {
 			}
 		}
 	}
-	err := st.frame(lists, f, emit)
-	st.passed(lists, f)
-	return err
+	st.passes(lists, f)
+	return st.frame(lists, f, emit)
 }
 
-// passed notes that f went through, for the rules that start after a packet of its type.
-func (st *stage) passed(lists [2][]*entry, f *proxy.Frame) {
+// passes notes the time f comes, for the rules that start after the first packet of its type:
+// before f goes on, so that what its receiver does next finds the window open (f itself is
+// not in it: see passing).
+func (st *stage) passes(lists [2][]*entry, f *proxy.Frame) {
+	st.passing = st.passing[:0]
 	var now time.Time
 	for _, rules := range lists {
 		for _, e := range rules {
@@ -245,6 +250,7 @@ func (st *stage) passed(lists [2][]*entry, f *proxy.Frame) {
 			st.cs.mu.Lock()
 			if c := st.cs.count(e.Rule); c.since.IsZero() {
 				c.since = now
+				st.passing = append(st.passing, e.Rule)
 			}
 			st.cs.mu.Unlock()
 		}
@@ -357,7 +363,7 @@ func (st *stage) selects(r *Rule, f *proxy.Frame) bool {
 	if sel.timed() {
 		from := cs.start
 		if len(sel.Since) > 0 {
-			if from = n.since; from.IsZero() {
+			if from = n.since; from.IsZero() || slices.Contains(st.passing, r) {
 				return false // the packet has not passed yet
 			}
 		}
