@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ type pahoSession struct {
 	cl         *paho.Client
 	ack        *paho.Connack
 	disconnect chan *paho.Disconnect // what OnServerDisconnect got
+	errMu      sync.Mutex
+	clientErrs []error // what OnClientError got
 }
 
 // startPaho starts mosquitto with conf and the proxy with rules, and connects a paho client
@@ -34,7 +37,7 @@ func startPaho(t *testing.T, conf []string, clientID string, rules ...string) (*
 	t.Cleanup(func() { conn.Close() })
 	ps := &pahoSession{faultSession: fs, disconnect: make(chan *paho.Disconnect, 1)}
 	ps.cl = paho.NewClient(paho.ClientConfig{Conn: conn, OnServerDisconnect: func(d *paho.Disconnect) { ps.disconnect <- d },
-		OnClientError: func(error) {}})
+		OnClientError: func(err error) { ps.errMu.Lock(); ps.clientErrs = append(ps.clientErrs, err); ps.errMu.Unlock() }})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ps.ack, err = ps.cl.Connect(ctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true})
