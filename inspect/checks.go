@@ -748,7 +748,7 @@ func (c *Conn) onDisconnect(r *PacketRecord, q *decode.Disconnect) {
 	}
 	text := fmt.Sprintf("the %s closed the connection: 0x%02X %s", d.Sender().String(), byte(rc), rc.Name(decode.DISCONNECT))
 	if r.ByProxy {
-		text = fmt.Sprintf("mqscope's proxy closed the connection, in the server's place: 0x%02X %s", byte(rc), rc.Name(decode.DISCONNECT))
+		text = fmt.Sprintf("mqscope's proxy closed the connection, in the %s's place: 0x%02X %s", d.Sender().String(), byte(rc), rc.Name(decode.DISCONNECT))
 	}
 	if s, ok := q.Properties.String(decode.PropReasonString); ok {
 		text += fmt.Sprintf(" (%q)", s)

@@ -73,10 +73,11 @@ type Conn struct {
 	kaFlagged bool
 	requests  map[string]request // "response topic\x00correlation data" -> request
 	authSteps int
-	pending   []Note          // notes for the next packet in either direction
-	tookFrom  int             // the connection whose Client Identifier this one's CONNECT took over
-	tls       *stream.TLSInfo // set on every record when the connection was decrypted from TLS
-	src       *stream.Conn    // the source's description (NewConnOf): its TLS at the end, for the close record
+	pending   []Note               // notes for the next packet in either direction
+	tookFrom  int                  // the connection whose Client Identifier this one's CONNECT took over
+	alters    [2]stream.AlterQueue // what the proxy's faults did, by direction, until their frames are seen
+	tls       *stream.TLSInfo      // set on every record when the connection was decrypted from TLS
+	src       *stream.Conn         // the source's description (NewConnOf): its TLS at the end, for the close record
 }
 
 // stream frames one direction.
@@ -362,14 +363,29 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, out []Record) []
 	if c.st.MidStream || c.startFromConnect {
 		c.startSeen(dir, frame)
 	}
+	al := c.matchAlter(dir, frame)
+	own := c.own
+	if al.sent() && al.a.Own {
+		c.own = true // a fault's DISCONNECT is the proxy's
+	}
 	p := c.decodeFrame(dir, frame)
 	a := &packetAlloc{}
 	r := &a.r
+	if al.sent() {
+		r.Fault, r.alt = al.a.Rule, al.a
+	}
 	c.inspect(r, dir, t, p)
+	c.own = own
 	if out == nil {
 		out = a.out[:0:2]
 	}
+	if al.a != nil && al.i == al.a.Kept {
+		out = append(out, c.faultRecord(dir, t, al.a, r.Index)) // right before the frame it sent
+	}
 	out = append(out, r)
+	if al.a != nil && al.a.Kept == len(al.a.After) && al.i == al.a.Kept-1 {
+		out = append(out, c.faultRecord(dir, t, al.a, 0)) // it sent nothing after the frame
+	}
 	if r.Type() == decode.CONNACK && c.connack == r {
 		out = append(out, c.sessionRecord(t))
 	}
@@ -479,8 +495,9 @@ func (c *Conn) count1(rule string, l decode.Level) {
 // fact is what cause links need to know about a recent packet: kept instead of the record so
 // that an open connection holds no packets beyond those in flight.
 type fact struct {
-	t       int64  // UnixNano
-	topic   string // resolved
+	t       int64              // UnixNano
+	topic   string             // resolved
+	alt     *stream.Alteration // the fault that altered the packet; nil when none
 	notes   []causeNote
 	index   int32
 	size    int32
@@ -505,6 +522,9 @@ func (f *fact) summary(why string) string {
 	if why != "" {
 		s += ", " + why
 	}
+	if f.alt != nil && !f.alt.Own {
+		s += "; altered by fault `" + f.alt.Rule + "`: " + f.alt.Did
+	}
 	return s
 }
 
@@ -517,7 +537,7 @@ func (f *fact) ref(why string) *CauseRef {
 func (c *Conn) remember(r *PacketRecord) {
 	d := r.Dir
 	f := c.recent[d].push()
-	*f = fact{index: int32(r.Index), t: r.Time.UnixNano(), typ: r.Type(), size: int32(r.Size()), topic: r.Topic}
+	*f = fact{index: int32(r.Index), t: r.Time.UnixNano(), typ: r.Type(), size: int32(r.Size()), topic: r.Topic, alt: r.alt}
 	f.pid, _ = decode.PacketID(r.Packet)
 	if p, ok := r.Packet.(*decode.Publish); ok {
 		f.qos, f.retain, f.payload = p.QoS, p.Retain, int32(len(p.Payload))

@@ -93,6 +93,8 @@ func AppendJSON(b []byte, r Record, o JSONOptions) []byte {
 		e.val("alpn", append([]string{}, r.ALPN...))
 		e.bool("mid_stream", r.MidStream)
 		e.tls(r.TLS)
+	case *FaultRecord:
+		faultJSON(&e, r, o)
 	case *CloseRecord:
 		s := &r.State
 		e.connKeys("close", r.Time, r.Conn, 0, r.Client, r.Server, r.ClientID)
@@ -184,6 +186,9 @@ func packetBodyJSON(e *jsonObj, r *PacketRecord, o JSONOptions) {
 	e.str("type", t.String())
 	if r.ByProxy {
 		e.bool("by_proxy", true)
+	}
+	if r.Fault != "" {
+		e.str("fault", r.Fault)
 	}
 	e.int("size", r.Size())
 	if id, ok := decode.PacketID(p); ok && id != 0 {

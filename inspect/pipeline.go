@@ -100,6 +100,11 @@ func (ob *observed) pass(recs []Record) {
 	}
 }
 
+// Alter implements stream.Alterer.
+func (ob *observed) Alter(d stream.Dir, t time.Time, a *stream.Alteration) {
+	ob.pass(ob.c.Alter(d, t, a))
+}
+
 // Own implements stream.Originator.
 func (ob *observed) Own(d stream.Dir, t time.Time, b []byte) { ob.pass(ob.c.FeedOwn(d, t, b)) }
 

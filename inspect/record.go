@@ -12,7 +12,8 @@ import (
 )
 
 // Record is one thing an inspected connection reports: *PacketRecord ("packet"),
-// *SessionRecord ("session") or *CloseRecord ("close").
+// *SessionRecord ("session"), *CloseRecord ("close"), *EncryptedRecord ("tls") or
+// *FaultRecord ("fault", a fault of the proxy).
 type Record interface{ Kind() string }
 
 // PacketRecord is one packet of a connection with what inspection found out about it.
@@ -42,8 +43,13 @@ type PacketRecord struct {
 	// on the control API's request, a CONNACK for an unreachable broker), not passed on from
 	// the peer whose direction it travels in.
 	ByProxy bool
+	// Fault names the proxy's fault rule that altered or sent this packet ("" when none); its
+	// FaultRecord comes before the packet's record.
+	Fault string
 	// TLS is set when the connection was decrypted from TLS.
 	TLS *stream.TLSInfo
+
+	alt *stream.Alteration // what the fault did, for cause links
 
 	payloadCache [2]atomic.Pointer[payload.Rendered] // by mode - 1
 }

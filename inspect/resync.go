@@ -56,7 +56,7 @@ func (c *Conn) Finish(t time.Time) []Record {
 			out = append(out, c.drain(stream.Dir(d), t, s)...)
 		}
 	}
-	return out
+	return append(out, c.drainAlters(t)...)
 }
 
 // chainFrom follows the frames from the start of b: how many whole frames read cleanly, whether

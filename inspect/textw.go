@@ -102,6 +102,8 @@ func AppendText(b []byte, r Record, o TextOptions) []byte {
 			b = append(b, decryptedLine(r.TLS)...)
 		}
 		return append(b, '\n')
+	case *FaultRecord:
+		return faultText(b, r, o)
 	case *EncryptedRecord:
 		b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
 		b = fmt.Appendf(b, " [%d] %s\n", r.Conn, encryptedLine(r))
@@ -196,10 +198,40 @@ func yesNo(v bool) string {
 }
 
 func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
-	p := r.Packet
-	t := p.Type()
 	b = o.paint(b, ansiDim, r.Time.Format("15:04:05.000000"))
 	b = fmt.Appendf(b, " [%d] #%-4d %s ", r.Conn, r.Index, r.Dir.Arrow())
+	b = packetFields(b, r, o)
+	var full *payload.Rendered
+	if o.Payload != payload.None {
+		if rd := r.Rendered(o.Payload); rd != nil && rd.Format != "" && rd.Format != payload.FormatEmpty {
+			if o.Payload == payload.Preview {
+				b = append(b, "  "...)
+				b = o.paint(b, ansiGreen, rd.Text)
+			} else {
+				full = rd
+				b = fmt.Appendf(b, "  [%s]", rd.Format)
+			}
+		}
+	}
+	b = append(b, '\n')
+	if full != nil {
+		for _, line := range strings.Split(strings.TrimRight(full.Text, "\n"), "\n") {
+			b = append(b, "        | "...)
+			b = append(b, line...)
+			b = append(b, '\n')
+		}
+	}
+	b = appendNotes(b, r.Notes, o)
+	if o.Payload != payload.None {
+		b = appendNotes(b, r.PayloadNotes(o.Payload), o)
+	}
+	return b
+}
+
+// packetFields is a packet's line from its type on, to its size (and what it responds to).
+func packetFields(b []byte, r *PacketRecord, o TextOptions) []byte {
+	p := r.Packet
+	t := p.Type()
 	b = o.paint(b, ansiBold+ansiCyan, fmt.Sprintf("%-11s", t.String()))
 	if id, ok := decode.PacketID(p); ok && id != 0 {
 		b = fmt.Appendf(b, " id=%d", id)
@@ -310,30 +342,6 @@ func packetText(b []byte, r *PacketRecord, o TextOptions) []byte {
 	b = fmt.Appendf(b, " %dB", r.Size())
 	if r.Response != nil {
 		b = fmt.Appendf(b, " (response to #%d after %s)", r.Response.Request, r.Response.Latency)
-	}
-	var full *payload.Rendered
-	if o.Payload != payload.None {
-		if rd := r.Rendered(o.Payload); rd != nil && rd.Format != "" && rd.Format != payload.FormatEmpty {
-			if o.Payload == payload.Preview {
-				b = append(b, "  "...)
-				b = o.paint(b, ansiGreen, rd.Text)
-			} else {
-				full = rd
-				b = fmt.Appendf(b, "  [%s]", rd.Format)
-			}
-		}
-	}
-	b = append(b, '\n')
-	if full != nil {
-		for _, line := range strings.Split(strings.TrimRight(full.Text, "\n"), "\n") {
-			b = append(b, "        | "...)
-			b = append(b, line...)
-			b = append(b, '\n')
-		}
-	}
-	b = appendNotes(b, r.Notes, o)
-	if o.Payload != payload.None {
-		b = appendNotes(b, r.PayloadNotes(o.Payload), o)
 	}
 	return b
 }

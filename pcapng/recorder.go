@@ -97,8 +97,26 @@ func (r *Recorder) Flush() error {
 }
 
 type recConn struct {
-	r *Recorder
-	s *TCPStream
+	r      *Recorder
+	s      *TCPStream
+	alters [2]stream.AlterQueue // guarded by r.mu
+}
+
+// Alter implements stream.Alterer: the first frame a fault altered or sent gets a comment
+// saying what the fault did (a fault that dropped its frame leaves none).
+func (o *recConn) Alter(d stream.Dir, _ time.Time, a *stream.Alteration) {
+	o.r.mu.Lock()
+	defer o.r.mu.Unlock()
+	o.alters[d&1].Add(a)
+}
+
+// faultComment is the comment on a frame a fault altered or sent.
+func faultComment(a *stream.Alteration) string {
+	s := "mqscope fault " + a.Rule + ": " + a.Did
+	if a.Used != "" {
+		s += "; " + a.Used
+	}
+	return s
 }
 
 func (o *recConn) Data(d stream.Dir, t time.Time, b []byte) {
@@ -106,6 +124,11 @@ func (o *recConn) Data(d stream.Dir, t time.Time, b []byte) {
 	defer o.r.mu.Unlock()
 	if o.r.closed || o.r.err != nil {
 		return
+	}
+	if q := &o.alters[d&1]; q.Len() > 0 {
+		if a, i, ok := q.Match(b); ok && i == a.Kept {
+			o.s.Comment(d, faultComment(a))
+		}
 	}
 	if err := o.s.Write(d, t, b); err != nil {
 		o.r.fail(err)

@@ -99,8 +99,8 @@ func (nw *ngWriter) iface(link int) (uint32, error) {
 	return id, nil
 }
 
-// packet writes one Enhanced Packet Block.
-func (nw *ngWriter) packet(link int, t time.Time, data []byte, origLen int) error {
+// packet writes one Enhanced Packet Block, with an opt_comment when comment is not empty.
+func (nw *ngWriter) packet(link int, t time.Time, data []byte, origLen int, comment string) error {
 	if nw.err != nil {
 		return nw.err
 	}
@@ -113,7 +113,16 @@ func (nw *ngWriter) packet(link int, t time.Time, data []byte, origLen int) erro
 		origLen = len(data)
 	}
 	padded := (len(data) + 3) &^ 3
-	blen := 32 + padded
+	var opts []byte
+	if comment != "" {
+		le := binary.LittleEndian
+		c := comment[:min(len(comment), 0xFFFF)]
+		opts = le.AppendUint16(opts, 1) // opt_comment
+		opts = le.AppendUint16(opts, uint16(len(c)))
+		opts = append(opts, pad4([]byte(c))...)
+		opts = le.AppendUint32(opts, 0) // opt_endofopt
+	}
+	blen := 32 + padded + len(opts)
 	le := binary.LittleEndian
 	ts := uint64(t.UnixNano())
 	h := nw.buf[:28]
@@ -128,6 +137,7 @@ func (nw *ngWriter) packet(link int, t time.Time, data []byte, origLen int) erro
 	nw.w.Write(data)
 	var zero [4]byte
 	nw.w.Write(zero[:padded-len(data)])
+	nw.w.Write(opts)
 	le.PutUint32(nw.buf[28:], uint32(blen))
 	_, err = nw.w.Write(nw.buf[28:32])
 	if err != nil {
@@ -158,7 +168,7 @@ func NewPacketWriter(w io.Writer) (*PacketWriter, error) {
 // WritePacket writes one packet of the given link type (a pcap LINKTYPE_ number) as it was
 // captured; origLen is its length on the wire (0: len(data)).
 func (pw *PacketWriter) WritePacket(link int, t time.Time, data []byte, origLen int) error {
-	return pw.nw.packet(link, t, data, origLen)
+	return pw.nw.packet(link, t, data, origLen, "")
 }
 
 // Flush writes out buffered data.
@@ -201,7 +211,16 @@ type TCPStream struct {
 	client, server netip.AddrPort
 	seq            [2]uint32 // next sequence number sent by each side
 	ipid           [2]uint16
+	comment        [2]string // for the next segment with data, by direction
 	closed         bool
+}
+
+// Comment puts text in an opt_comment of the next segment carrying data in direction dir
+// (Wireshark's frame.comment).
+func (s *TCPStream) Comment(dir stream.Dir, text string) {
+	s.sw.mu.Lock()
+	defer s.sw.mu.Unlock()
+	s.comment[dir] = text
 }
 
 var (
@@ -402,5 +421,9 @@ func (s *TCPStream) rawSegment(dir stream.Dir, t time.Time, flags Flags, seq uin
 	if err := gopacket.SerializeLayers(s.sw.buf, opts, eth, ipl, tcp, gopacket.Payload(payload)); err != nil {
 		return fmt.Errorf("pcapng: building a segment: %w", err)
 	}
-	return s.sw.nw.packet(LinkEthernet, t, s.sw.buf.Bytes(), 0)
+	comment := ""
+	if len(payload) > 0 {
+		comment, s.comment[dir] = s.comment[dir], ""
+	}
+	return s.sw.nw.packet(LinkEthernet, t, s.sw.buf.Bytes(), 0, comment)
 }

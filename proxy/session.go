@@ -268,6 +268,17 @@ func (ss *session) observeOwn(dir stream.Dir, t time.Time, b []byte) {
 	ss.omu.Unlock()
 }
 
+// observeAlter tells the observers that want it what a fault did (stream.Alterer).
+func (ss *session) observeAlter(dir stream.Dir, t time.Time, a *stream.Alteration) {
+	ss.omu.Lock()
+	for _, o := range ss.obs {
+		if al, ok := o.(stream.Alterer); ok {
+			al.Alter(dir, t, a)
+		}
+	}
+	ss.omu.Unlock()
+}
+
 func (ss *session) observe(dir stream.Dir, t time.Time, b []byte) {
 	ss.omu.Lock()
 	for _, o := range ss.obs {
@@ -480,6 +491,7 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, func(b []byte) error { return p.send(p.fp.cur.Time, b) }, later)
 			p.fp.state = ss.view()
 			p.fp.version = func() decode.Version { return decode.Version(ss.version.Load()) }
+			p.fp.alter = ss.observeAlter
 		}
 	}
 	return p

@@ -49,6 +49,16 @@ type Frame struct {
 
 	version decode.Version // of the device's CONNECT, when State does not know it
 	packet  decode.Packet
+	alter   func(stream.Dir, time.Time, *stream.Alteration)
+}
+
+// Alter tells the connection's observers (stream.Alterer) what a fault did to the frame, before
+// the stage emits what it sends instead: the inspection then shows the fault right before the
+// frames it sent, and a recording comments them.
+func (f *Frame) Alter(a *stream.Alteration) {
+	if f.alter != nil {
+		f.alter(f.Dir, f.Time, a)
+	}
 }
 
 // Packet returns the frame decoded (without field locations) with the connection's protocol
@@ -109,9 +119,10 @@ type framePipe struct {
 	passthrough bool
 	emits       []func([]byte) error
 	cur         Frame // the connection, direction and time of the frame going through
-	// State and version give each frame its Frame.State and version.
+	// State and version give each frame its Frame.State and version; alter its Alter.
 	state   inspect.View
 	version func() decode.Version
+	alter   func(stream.Dir, time.Time, *stream.Alteration)
 }
 
 // newFramePipe makes a direction's pipeline ending in final; later (nil: one of its own, on the
@@ -163,7 +174,7 @@ func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []by
 		if frame == nil {
 			break
 		}
-		fp.cur = Frame{Conn: info, Dir: dir, Time: t, State: fp.state}
+		fp.cur = Frame{Conn: info, Dir: dir, Time: t, State: fp.state, alter: fp.alter}
 		if fp.version != nil {
 			fp.cur.version = fp.version()
 		}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,15 +23,18 @@ import (
 
 // TestRunProxyFaultOversize: mosquitto limited to 200-byte packets grants that in its CONNACK;
 // the faults grow the device's PUBLISH packets over it, and mosquitto answers DISCONNECT 0x95
-// Packet too large, which the inspection shows after the grown PUBLISH.
+// Packet too large. The timeline reads in that order: the fault's record, the grown PUBLISH,
+// then mosquitto's DISCONNECT whose cause names the PUBLISH and the fault; the recording has
+// the fault as a comment on the grown PUBLISH, as tshark reads it.
 //
 // mosquitto deviates: it compares the Remaining Length + 1 with its limit, leaving out the
 // Remaining Length's own bytes, so it takes 201 and 202-byte packets (checked here with a
 // PINGREQ answered after one) and refuses from 203 bytes on.
 func TestRunProxyFaultOversize(t *testing.T) {
-	fs := startFaultSession(t, []string{"max_packet_size 200"}, "big",
+	rec := filepath.Join(t.TempDir(), "faults.pcapng")
+	fs := startFaultSessionWith(t, []string{"max_packet_size 200"}, "big", func(o *proxyOptions) { o.record = rec },
 		"oversize dir=c2s size=max_packet_size+2 count=1 name=edge", "oversize dir=c2s size=max_packet_size+3 name=big")
-	c, frames, out, errb, stop, v5 := fs.c, fs.frames, fs.out, fs.errb, fs.stop, fs.v5
+	c, frames, out, stop, v5 := fs.c, fs.frames, fs.out, fs.stop, fs.v5
 	ack := fs.connack
 	if p, ok := decode.Decode(ack, decode.V5).(*decode.Connack); !ok || p.ReasonCode != 0 {
 		t.Fatalf("CONNACK % x", ack)
@@ -55,27 +60,116 @@ func TestRunProxyFaultOversize(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	var f map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
-		if strings.HasPrefix(l, "{") {
-			json.Unmarshal([]byte(l), &f)
+	recs := jsonRecords(t, out.String())
+	// The last fault, then the grown PUBLISH, then mosquitto's DISCONNECT, in that order.
+	var i int
+	for i = len(recs) - 1; i >= 0 && recs[i]["kind"] != "fault"; i-- {
+	}
+	if i < 0 || i+2 >= len(recs) {
+		t.Fatalf("no fault record followed by two records")
+	}
+	f, pub, dis := recs[i], recs[i+1], recs[i+2]
+	after, _ := hex.DecodeString(fmt.Sprint(f["after"]))
+	grown, _ := decode.Decode(after, decode.V5).(*decode.Publish)
+	if f["rule"] != "big" || f["dir"] != "c2s" || f["used"] != "max_packet_size+3 = 203 with max_packet_size=200" ||
+		f["did"] != fmt.Sprintf("PUBLISH grown from %d to 203 bytes", len(b)) || f["index"] != pub["index"] ||
+		f["before"] != hex.EncodeToString(b) || len(after) != 203 || grown == nil || grown.Topic != "a/b" || !bytes.HasPrefix(grown.Payload, []byte("small")) {
+		t.Errorf("fault record %v", f)
+	}
+	if o, _ := f["original"].(map[string]any); o["type"] != "PUBLISH" || o["size"] != float64(len(b)) {
+		t.Errorf("fault record's original %v", f["original"])
+	}
+	if pub["type"] != "PUBLISH" || pub["size"] != float64(203) || pub["fault"] != "big" {
+		t.Errorf("after the fault %v, want the 203-byte PUBLISH the broker got", pub)
+	}
+	if dis["type"] != "DISCONNECT" || dis["dir"] != "s2c" || dis["reason_code"] != float64(0x95) || dis["by_proxy"] != nil {
+		t.Fatalf("after the PUBLISH %v, want mosquitto's DISCONNECT 0x95", dis)
+	}
+	// The inspection links the broker's reaction to the grown PUBLISH, and names the fault.
+	if cause := causeIndex(dis); cause == nil || cause != pub["index"] {
+		t.Errorf("DISCONNECT caused by %v, want the PUBLISH #%v", cause, pub["index"])
+	}
+	want := fmt.Sprintf("PUBLISH #%v, 203 bytes, over the 200-byte Maximum Packet Size granted in CONNACK; altered by fault `big`: PUBLISH grown from %d to 203 bytes", pub["index"], len(b))
+	if s := causeSummary(dis); s != want {
+		t.Errorf("cause %q\nwant  %q", s, want)
+	}
+
+	// tshark reads the fault as the grown PUBLISH's comment.
+	tshark := peer.Require(t, "tshark")
+	server := fmt.Sprint(recs[0]["server"]) // mosquitto's address, as the recording has it
+	port := server[strings.LastIndex(server, ":")+1:]
+	got, err := exec.Command(tshark, "-r", rec, "-d", "tcp.port=="+port+",mqtt", "-Y", "frame.comment",
+		"-T", "fields", "-e", "frame.comment", "-e", "mqtt.msgtype", "-e", "mqtt.len").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(got)), "\n")
+	if len(lines) != 2 ||
+		lines[1] != fmt.Sprintf("mqscope fault big: PUBLISH grown from %d to 203 bytes; max_packet_size+3 = 203 with max_packet_size=200\t3\t200", len(b)) ||
+		!strings.HasPrefix(lines[0], "mqscope fault edge: PUBLISH grown") {
+		t.Errorf("tshark's commented frames:\n%s", got)
+	}
+}
+
+// jsonRecords parses JSON lines.
+func jsonRecords(t *testing.T, out string) []map[string]any {
+	t.Helper()
+	var recs []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// causeSummary is the summary of the cause of record r's first note ("" when none).
+func causeSummary(r map[string]any) string {
+	if notes, _ := r["notes"].([]any); len(notes) > 0 {
+		if n, _ := notes[0].(map[string]any); n != nil {
+			if c, _ := n["cause"].(map[string]any); c != nil {
+				s, _ := c["summary"].(string)
+				return s
+			}
 		}
 	}
-	if f["kind"] != "fault" || f["rule"] != "big" || f["bytes_after"] != float64(203) || f["bytes_before"] != float64(len(b)) ||
-		f["used"] != "max_packet_size+3 = 203 with max_packet_size=200" {
-		t.Errorf("fault line %v; stderr:\n%s", f, errb.String())
+	return ""
+}
+
+// TestRunProxyFaultOversizeText: the same timeline in the text output, line by line.
+func TestRunProxyFaultOversizeText(t *testing.T) {
+	fs := startFaultSessionWith(t, []string{"max_packet_size 200"}, "big", func(o *proxyOptions) { o.format = "text" },
+		"oversize dir=c2s size=max_packet_size+3 name=big")
+	b, _ := decode.Encode(nil, &decode.Publish{Base: fs.v5, Topic: "a/b", Payload: []byte("small")})
+	fs.c.Write(b)
+	if d, ok := decode.Decode(fs.frames.next(t), decode.V5).(*decode.Disconnect); !ok || d.ReasonCode != 0x95 {
+		t.Fatalf("device got %v, want DISCONNECT 0x95", d)
 	}
-	pub, dis := lastRecords(t, out.String())
-	if pub == nil || pub["size"] != float64(203) {
-		t.Errorf("inspected PUBLISH %v, want the 203 bytes the broker got", pub)
+	io.ReadAll(fs.c)
+	waitOut(t, fs.out, "closed by")
+	if err := fs.stop(); err != nil {
+		t.Fatal(err)
 	}
-	if dis == nil || dis["dir"] != "s2c" || dis["reason_code"] != float64(0x95) {
-		t.Fatalf("inspected DISCONNECT %v", dis)
+	// Times and ports vary: compare what follows them.
+	var lines []string
+	for _, l := range strings.Split(fs.out.String(), "\n") {
+		if _, rest, ok := strings.Cut(l, "] "); ok && strings.Contains(l, "[1]") {
+			l = rest
+		}
+		lines = append(lines, l)
 	}
-	// The inspection links the broker's reaction to the grown PUBLISH.
-	cause := causeIndex(dis)
-	if cause == nil || cause != pub["index"] {
-		t.Errorf("DISCONNECT caused by %v, want the PUBLISH #%v", cause, pub["index"])
+	text := strings.Join(lines, "\n")
+	want := fmt.Sprintf(`  fault → big: PUBLISH grown from %d to 203 bytes; max_packet_size+3 = 203 with max_packet_size=200
+        was: PUBLISH     "a/b" q0 %dB
+#3    → PUBLISH     "a/b" q0 203B  smallxxx`, len(b), len(b))
+	if !strings.Contains(text, want) {
+		t.Errorf("output lacks\n%s\n---\n%s", want, text)
+	}
+	cause := fmt.Sprintf("↳ caused by PUBLISH #3, 203 bytes, over the 200-byte Maximum Packet Size granted in CONNACK; altered by fault `big`: PUBLISH grown from %d to 203 bytes", len(b))
+	if i, j := strings.Index(text, want), strings.Index(text, cause); i < 0 || j < i || !strings.Contains(text[i:j], "#4    ← DISCONNECT  0x95") {
+		t.Errorf("the DISCONNECT 0x95 and its cause %q do not follow the PUBLISH", cause)
 	}
 }
 
@@ -139,8 +233,9 @@ func causeIndex(r map[string]any) any {
 }
 
 // TestRunProxyFaultDisconnect: after the broker's SUBACK the device gets DISCONNECT 0x89 with
-// the reason string, then EOF; mosquitto's side is closed too, and the close record says the
-// proxy ended the connection by the fault.
+// the reason string, then EOF; mosquitto's side is closed too. The timeline has the SUBACK,
+// the fault, the DISCONNECT as the proxy's own (not the broker's), and a close record saying
+// the proxy ended the connection by the fault.
 func TestRunProxyFaultDisconnect(t *testing.T) {
 	fs := startFaultSession(t, nil, "busy", `disconnect dir=s2c reason=0x89 reason_string="busy, later" after=SUBACK name=busy`)
 	c, frames, out, stop, v5 := fs.c, fs.frames, fs.out, fs.stop, fs.v5
@@ -161,11 +256,21 @@ func TestRunProxyFaultDisconnect(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	var closed map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if strings.Contains(l, `"kind":"close"`) {
-			json.Unmarshal([]byte(l), &closed)
-		}
+	recs := jsonRecords(t, out.String())
+	if len(recs) < 4 {
+		t.Fatalf("%d records", len(recs))
+	}
+	// The broker's SUBACK as it came, the fault, the proxy's own DISCONNECT, the close.
+	suback, f, dis, closed := recs[len(recs)-4], recs[len(recs)-3], recs[len(recs)-2], recs[len(recs)-1]
+	if suback["type"] != "SUBACK" || suback["fault"] != nil || suback["by_proxy"] != nil {
+		t.Errorf("before the fault %v, want the broker's SUBACK", suback)
+	}
+	if f["kind"] != "fault" || f["rule"] != "busy" || f["by_proxy"] != true || f["closed"] != true || f["index"] != dis["index"] ||
+		f["before"] != f["after"].(string)[:len(f["before"].(string))] {
+		t.Errorf("fault record %v", f)
+	}
+	if dis["type"] != "DISCONNECT" || dis["by_proxy"] != true || dis["fault"] != "busy" || causeSummary(dis) != "" {
+		t.Errorf("after the fault %v, want the proxy's DISCONNECT, with no cause among the broker's packets", dis)
 	}
 	if closed["by"] != "proxy" || !strings.Contains(fmt.Sprint(closed["reason"]), "fault busy: DISCONNECT 0x89") {
 		t.Errorf("close record %v", closed)
@@ -196,7 +301,7 @@ func TestRunProxyFaultLimits(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := startFaultSession(t, []string{tc.conf}, "lim", tc.rule)
-			c, frames, out, errb, stop, v5 := fs.c, fs.frames, fs.out, fs.errb, fs.stop, fs.v5
+			c, frames, out, stop, v5 := fs.c, fs.frames, fs.out, fs.stop, fs.v5
 			b, _ := decode.Encode(nil, &decode.Publish{Base: v5, Topic: "a/b", QoS: 1, PacketID: 1, Payload: []byte("x")})
 			c.Write(b)
 			got := frames.next(t)
@@ -210,8 +315,8 @@ func TestRunProxyFaultLimits(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(errb.String(), `"kind":"fault"`) {
-				t.Errorf("no fault line on stderr")
+			if !strings.Contains(out.String(), `"kind":"fault"`) {
+				t.Errorf("no fault record")
 			}
 			pub, dis := lastRecords(t, out.String())
 			if pub == nil || dis == nil {
@@ -239,8 +344,14 @@ type faultSession struct {
 // as an MQTT 5 client with clientID and reads the CONNACK; the output is logged if the test fails.
 func startFaultSession(t *testing.T, conf []string, clientID string, rules ...string) *faultSession {
 	t.Helper()
+	return startFaultSessionWith(t, conf, clientID, nil, rules...)
+}
+
+// startFaultSessionWith is startFaultSession with more options set by set (nil: none).
+func startFaultSessionWith(t *testing.T, conf []string, clientID string, set func(*proxyOptions), rules ...string) *faultSession {
+	t.Helper()
 	m := peer.StartMosquitto(t, conf...)
-	fs := startFaultProxy(t, m.Addr, "", rules...)
+	fs := startFaultProxyWith(t, m.Addr, "", set, rules...)
 	fs.c, fs.frames, fs.connack = fs.dial(t, clientID)
 	return fs
 }
@@ -249,9 +360,17 @@ func startFaultSession(t *testing.T, conf []string, clientID string, rules ...st
 // records in JSON lines; the output is logged if the test fails.
 func startFaultProxy(t *testing.T, upstream, profile string, rules ...string) *faultSession {
 	t.Helper()
+	return startFaultProxyWith(t, upstream, profile, nil, rules...)
+}
+
+func startFaultProxyWith(t *testing.T, upstream, profile string, set func(*proxyOptions), rules ...string) *faultSession {
+	t.Helper()
 	fs := &faultSession{out: new(peer.Buffer), errb: new(peer.Buffer), v5: decode.Base{Version: decode.V5}}
 	o := &proxyOptions{io: &streams{In: strings.NewReader(""), Out: fs.out, Err: fs.errb}, listen: "127.0.0.1:0", upstream: upstream,
 		profile: profile, format: "jsonl", payload: "preview", maxFrame: 1 << 20, bufferSize: 4096, shutdownTimeout: 5 * time.Second, faults: rules}
+	if set != nil {
+		set(o)
+	}
 	fs.addr, fs.stop = startProxyCmd(t, o)
 	t.Cleanup(func() {
 		if t.Failed() {

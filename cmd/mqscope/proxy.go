@@ -89,9 +89,11 @@ its output and recording.
 
 --fault RULE (repeatable) alters what goes through, and --faults FILE gives rules in YAML
 (faults: [RULE or {action: NAME, KEY: VALUE...}]); with --api, rules are listed, added and
-removed at run time (/faults, /connections/{id}/faults). Each fault applied is a line on
-stderr saying the rule, what was done, the sizes before and after and the negotiated value
-used. Without rules or --api every byte is forwarded unchanged, unframed.
+removed at run time (/faults, /connections/{id}/faults). Each fault applied is a record
+right before the frame it altered (kind "fault" in JSON lines: the rule, what was done, the
+bytes before and after, the negotiated value used), and a comment on that frame in --record;
+with --quiet or --summary, a line on stderr. Without rules or --api every byte is forwarded
+unchanged, unframed.
 
 ` + fault.Usage(),
 		Example: `  mqscope proxy --upstream embedded
@@ -217,7 +219,10 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		if rules = append(rules, more...); fault.Number(rules) != nil {
 			return fail(usageError{fmt.Errorf("--fault, --faults: %w", fault.Number(rules))})
 		}
-		o.set = &fault.Set{Rules: rules, Report: faultReporter(o.io.Err, o.format == "jsonl"), Live: o.api != ""}
+		o.set = &fault.Set{Rules: rules, Live: o.api != ""}
+		if o.quiet || o.summary {
+			o.set.Report = faultReporter(o.io.Err) // the records that show faults are not printed
+		}
 		cfg.Stages = o.set.Stages
 		if o.api != "" {
 			// The intercept comes last: what it holds is what would be sent.

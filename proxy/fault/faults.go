@@ -25,6 +25,9 @@ type Result struct {
 	Used string   // the negotiated values a parameter used ("" when none)
 	// Close ends the connection once Out is sent.
 	Close bool
+	// Own: Out is the proxy's own packets, sent in its own name (a DISCONNECT), not the frame
+	// altered; the inspection judges them as the proxy's.
+	Own bool
 	// Malformed: what is sent instead breaks the packet format on purpose (QoS 3, a reason code
 	// the packet does not have).
 	Malformed bool
@@ -264,7 +267,7 @@ func (d *Disconnect) Apply(f *proxy.Frame, v *Values) (Result, error) {
 			return Result{Did: "connection closed (MQTT " + ver.String() + ": no server DISCONNECT)", Close: true}, nil
 		}
 		b, _ := decode.Encode(nil, &decode.Disconnect{Base: decode.Base{Version: ver}})
-		return Result{Out: [][]byte{b}, Did: "DISCONNECT sent, connection closed", Close: true}, nil
+		return Result{Out: [][]byte{b}, Did: "DISCONNECT sent, connection closed", Close: true, Own: true}, nil
 	}
 	p := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.ReasonCode(rc), HasReason: true}
 	if d.ReasonString != "" {
@@ -282,5 +285,5 @@ func (d *Disconnect) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	if d.ReasonString != "" {
 		did += fmt.Sprintf(" (%q)", d.ReasonString)
 	}
-	return Result{Out: out, Did: did + ", connection closed", Used: used, Close: true, Malformed: bad}, nil
+	return Result{Out: out, Did: did + ", connection closed", Used: used, Close: true, Own: true, Malformed: bad}, nil
 }

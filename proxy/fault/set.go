@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"bytes"
 	"fmt"
 	"path"
 	"slices"
@@ -298,18 +299,25 @@ func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (int, 
 	a := Applied{Time: f.Time, Conn: f.Conn.ID, Dir: f.Dir, Rule: r.Name, Type: f.Type, Did: res.Did,
 		Before: len(f.Bytes), Used: res.Used, Closed: res.Close, Malformed: res.Malformed}
 	sent := len(res.Out)
+	// The observers hear of it before the bytes go: the peer's reaction comes after its cause.
+	alt := &stream.Alteration{Rule: r.Name, Did: res.Did, Used: res.Used, Before: bytes.Clone(f.Bytes),
+		Own: res.Own, Closed: res.Close, Malformed: res.Malformed}
 	if r.After {
 		sent++
-		a.After = len(f.Bytes)
+		alt.After, alt.Kept = append(alt.After, alt.Before), 1
+	}
+	alt.After = append(alt.After, res.Out...)
+	for _, b := range alt.After {
+		a.After += len(b)
+	}
+	f.Alter(alt)
+	if st.set.Report != nil {
+		st.set.Report(a)
+	}
+	if r.After {
 		if err := emit(f.Bytes); err != nil {
 			return 0, true, err
 		}
-	}
-	for _, b := range res.Out {
-		a.After += len(b)
-	}
-	if st.set.Report != nil {
-		st.set.Report(a) // before the bytes go: the peer's reaction comes after its cause
 	}
 	for _, b := range res.Out {
 		if err := emit(b); err != nil {
