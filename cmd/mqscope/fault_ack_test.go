@@ -236,3 +236,41 @@ func TestPahoDuplicatedPuback(t *testing.T) {
 		t.Errorf("paho reported %v", ps.clientErrs)
 	}
 }
+
+// TestPahoHeldAcks: mosquitto grants Receive Maximum 3 and the proxy holds its PUBACKs until 3
+// are held. paho.golang v0.23.0, asked for 6 QoS 1 publishes at once, sends 3, waits with 3 in
+// flight while their PUBACKs are held, and sends the next 3 once the first PUBACKs are released:
+// never over the Receive Maximum in the inspection, every publish completes.
+func TestPahoHeldAcks(t *testing.T) {
+	ps, err := startPaho(t, []string{"max_inflight_messages 3"}, "paho-held", "hold dir=s2c type=PUBACK release=receive_maximum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			_, err := ps.cl.Publish(ctx10s(t), &paho.Publish{Topic: "held/1", QoS: 1, Payload: []byte("x")})
+			errs <- err
+		}()
+	}
+	for range 6 {
+		if err := <-errs; err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	if !ps.out.WaitFor(10*time.Second, func(s string) bool { return strings.Count(s, `"type":"PUBACK"`) == 6 }) {
+		t.Fatalf("PUBACK records: %d, want 6", len(ps.records(t, "PUBACK", "s2c")))
+	}
+	pubs, acks := ps.records(t, "PUBLISH", "c2s"), ps.records(t, "PUBACK", "s2c")
+	for _, p := range pubs {
+		if hasNote(p, "MQTT-3.3.4-7", "error") {
+			t.Errorf("paho went over the Receive Maximum: %v", p)
+		}
+	}
+	if len(pubs) != 6 || pubs[3]["index"].(float64) < acks[2]["index"].(float64) {
+		t.Errorf("the fourth PUBLISH (record %v) went before the first three PUBACKs were released (%v)", pubs[3]["index"], acks[2]["index"])
+	}
+	if n := strings.Count(ps.errb.String(), "3 held: all released in order"); n != 2 {
+		t.Errorf("released %d times, want 2: %s", n, ps.errb.String())
+	}
+}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/fakeclock"
+	"github.com/mqscope/mqscope/proxy"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -309,4 +311,81 @@ func TestPubrelUnknown(t *testing.T) {
 	p = newPipeline(t, inspect.View{}, nil, []string{"pubrel_unknown id=42"})
 	p.feed(stream.C2S, []byte{0xC0, 0x00})
 	expectFrames(t, "id=42", p.out[stream.C2S], []byte{0xC0, 0x00}, ackFrame(t, decode.PUBREL, 42))
+}
+
+// TestFloodBounds: a count over the free identifiers sends as many as are free and says so; a
+// count below 1 does nothing.
+func TestFloodBounds(t *testing.T) {
+	p := newPipeline(t, inspect.View{}, nil, []string{"flood count=70000 type=PUBLISH"})
+	p.feed(stream.C2S, pubFrame(t, 1, 7))
+	if n := len(p.out[stream.C2S]); n != 1+65534 {
+		t.Errorf("sent %d frames, want the PUBLISH and 65534 copies", n)
+	}
+	if d := did(p.applied); len(d) != 1 || !strings.HasSuffix(d[0], "(70000 asked: no more identifiers are free)") {
+		t.Errorf("reported %q", d)
+	}
+	p = newPipeline(t, inspect.View{}, nil, []string{"flood count=in_flight-1"})
+	p.feed(stream.C2S, pubFrame(t, 1, 7))
+	if n := len(p.out[stream.C2S]); n != 1 || len(p.applied) != 0 {
+		t.Errorf("count 0 sent %d frames, reported %q", n, did(p.applied))
+	}
+}
+
+// TestDelayThroughProxy: on the proxy's clock (a fake one), the broker's PUBACK waits 2 s while
+// the PINGRESP the device asked for after it passes; a PUBACK still waiting when the device
+// leaves is never sent, and reported so.
+func TestDelayThroughProxy(t *testing.T) {
+	rs, err := ParseAll([]string{"delay dir=s2c type=PUBACK d=2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := make(chan Applied, 8)
+	clock := fakeclock.New(time.Unix(1000, 0))
+	srv := serveProxy(t, proxy.Config{Clock: clock, Stages: (&Set{Rules: rs, Report: func(a Applied) { reports <- a }}).Stages})
+	ctx, dev := connectDevice(t, srv, "delayed")
+	report := func() string {
+		t.Helper()
+		select {
+		case a := <-reports:
+			return a.Did
+		case <-ctx.Done():
+			t.Fatal("no fault reported")
+		}
+		return ""
+	}
+	next := func() decode.Packet {
+		t.Helper()
+		p, err := dev.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	send := func(p decode.Packet) {
+		t.Helper()
+		if err := dev.Send(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(&decode.Publish{Base: v5, Topic: "d/1", QoS: 1, PacketID: 1, Payload: []byte("x")})
+	if d := report(); d != "PUBACK id 1 held, to be sent 2s later" {
+		t.Fatalf("reported %q", d)
+	}
+	send(&decode.Pingreq{Base: v5})
+	if p := next(); p.Type() != decode.PINGRESP {
+		t.Fatalf("got %v first, want PINGRESP", p.Type())
+	}
+	clock.Advance(2 * time.Second)
+	if p, ok := next().(*decode.Ack); !ok || p.PacketType != decode.PUBACK || p.PacketID != 1 {
+		t.Fatalf("got %+v, want PUBACK 1", p)
+	}
+	if d := report(); d != "PUBACK id 1, delayed 2s: sent" {
+		t.Fatalf("reported %q", d)
+	}
+	send(&decode.Publish{Base: v5, Topic: "d/1", QoS: 1, PacketID: 2, Payload: []byte("y")})
+	report()
+	send(&decode.Disconnect{Base: v5})
+	if d := report(); d != "PUBACK id 2, delayed 2s: never sent: the direction ended first" {
+		t.Fatalf("reported %q", d)
+	}
 }

@@ -22,16 +22,7 @@ func TestTimeWindowThroughProxy(t *testing.T) {
 	}
 	clock := fakeclock.New(time.Unix(1000, 0))
 	srv := serveProxy(t, proxy.Config{Clock: clock, Stages: (&Set{Rules: rs}).Stages})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	dev, err := mqttclient.Dial(ctx, stream.Endpoint{Transport: stream.TCP, Addr: srv.Addr().String()}, mqttclient.DialOptions{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dev.Close()
-	if _, err := dev.Connect(ctx, &decode.Connect{ClientID: "clocked", CleanStart: true, KeepAlive: 60}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, dev := connectDevice(t, srv, "clocked")
 	// next sends p and returns the type of what comes back, and its reason code.
 	next := func(p decode.Packet) (decode.Type, decode.ReasonCode) {
 		t.Helper()
@@ -64,6 +55,23 @@ func TestTimeWindowThroughProxy(t *testing.T) {
 	if typ, rc := next(ping); typ != decode.DISCONNECT || rc != 0x89 {
 		t.Fatalf("10 s after SUBACK: %v 0x%02X, want DISCONNECT 0x89", typ, byte(rc))
 	}
+}
+
+// connectDevice connects an MQTT 5 client as clientID to srv, both for 10 s at most (ctx), and
+// reads its CONNACK.
+func connectDevice(t *testing.T, srv *proxy.Server, clientID string) (context.Context, *mqttclient.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	dev, err := mqttclient.Dial(ctx, stream.Endpoint{Transport: stream.TCP, Addr: srv.Addr().String()}, mqttclient.DialOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	if _, err := dev.Connect(ctx, &decode.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 60}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, dev
 }
 
 // serveProxy runs a proxy to the embedded broker on a loopback port with cfg until the test

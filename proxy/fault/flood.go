@@ -32,7 +32,8 @@ func init() {
 }
 
 // Flood sends the selected PUBLISH, then Count copies of it at QoS (0: its own, 1 for QoS 0),
-// each with a Packet Identifier the sender does not have in use, counting down from 65535.
+// each with a Packet Identifier the sender does not have in use, counting down from 65535 (as
+// many as are free: MQTT 3.1.1 has no Receive Maximum, and receive_maximum+1 is 65536 there).
 type Flood struct {
 	Count *Expr
 	QoS   int
@@ -47,16 +48,16 @@ func (fl *Flood) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if n < 1 || n > 0xFFFF {
-		return Result{}, fmt.Errorf("flood: %d copies (from 1 to 65535)", n)
+	if n < 1 {
+		return Result{Skip: true}, nil
 	}
 	qos := byte(fl.QoS)
 	if qos == 0 {
 		qos = max(p.QoS, 1)
 	}
 	ids := freshIDs(f, p.PacketID, n)
-	if len(ids) < n {
-		return Result{}, fmt.Errorf("flood: only %d Packet Identifiers are free for %d copies", len(ids), n)
+	if len(ids) == 0 {
+		return Result{Skip: true}, nil
 	}
 	out := [][]byte{f.Bytes}
 	q := *p
@@ -70,7 +71,10 @@ func (fl *Flood) Apply(f *proxy.Frame, v *Values) (Result, error) {
 		out = append(out, b)
 	}
 	did := fmt.Sprintf("%s followed by %d copies at QoS %d, Packet Identifiers %d down to %d, with %d in flight and a Receive Maximum of %d",
-		describe(f), n, qos, ids[0], ids[len(ids)-1], v.InFlight, v.ReceiveMaximum)
+		describe(f), len(ids), qos, ids[0], ids[len(ids)-1], v.InFlight, v.ReceiveMaximum)
+	if len(ids) < n {
+		did += fmt.Sprintf(" (%d asked: no more identifiers are free)", n)
+	}
 	return Result{Out: out, Did: did, Used: used}, nil
 }
 
