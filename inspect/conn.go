@@ -86,7 +86,10 @@ type dirStream struct {
 	skipped bool   // bytes of the direction were dropped or lost: its next frame is not its first byte
 	pending []Note // notes for the next packet of this direction
 	dead    bool   // after the sender's DISCONNECT
-	topics  decode.TopicCache
+	// lossAtBoundary: the last loss came between two frames (none was half read), so the first
+	// byte after it likely begins one.
+	lossAtBoundary bool
+	topics         decode.TopicCache
 }
 
 // inflight is a PUBLISH, SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement.
@@ -149,7 +152,7 @@ func (c *Conn) MidStream() {
 	// The first bytes of each direction may be the middle of a packet.
 	for d := range c.streams {
 		if s := &c.streams[d]; s.fr.Buffered() == 0 {
-			s.fr.Resync(resyncer{c})
+			s.fr.Resync(resyncer{c, stream.Dir(d)})
 		}
 	}
 }
@@ -224,12 +227,16 @@ func (c *Conn) badHeader(dir stream.Dir, s *dirStream, err error) {
 	}
 	s.pending = append(s.pending, Note{Level: decode.LevelError, Rule: RuleMalformed, Reason: decode.MalformedPacket,
 		Text: fmt.Sprintf("unreadable fixed header from the %s (%v); bytes skipped up to this packet", dir.Sender().String(), herr)})
-	s.fr.Resync(resyncer{c})
+	s.lossAtBoundary = false
+	s.fr.Resync(resyncer{c, dir})
 }
 
 // resyncer is the decode.Resyncer of a Conn's streams: where a plausible frame starts after
-// lost bytes (resyncAt), for the connection's version.
-type resyncer struct{ c *Conn }
+// lost bytes (resyncAt), for the connection's version, in direction dir.
+type resyncer struct {
+	c   *Conn
+	dir stream.Dir
+}
 
 func (r resyncer) Resync(b []byte, first, ended bool) (off int, ok bool) {
 	c := r.c
@@ -237,9 +244,12 @@ func (r resyncer) Resync(b []byte, first, ended bool) (off int, ok bool) {
 	if limit <= 0 || limit > 1<<20 {
 		limit = 1 << 20
 	}
-	clean := func(frame []byte) bool {
-		if len(decode.DecodeWith(frame, c.version, decode.Options{Lean: true}).Info().Problems) == 0 {
-			return true
+	// A reading from the first byte after a loss between two frames is trusted as it is; any
+	// other must also agree with the other direction.
+	trusted := c.streams[r.dir].lossAtBoundary
+	clean := func(frame []byte, skips bool) bool {
+		if p := decode.DecodeWith(frame, c.version, decode.Options{Lean: true}); len(p.Info().Problems) == 0 {
+			return !skips && trusted || c.agrees(r.dir, p)
 		}
 		if c.versionKnown {
 			return false
@@ -251,6 +261,25 @@ func (r resyncer) Resync(b []byte, first, ended bool) (off int, ok bool) {
 		return len(decode.DecodeWith(frame, other, decode.Options{Lean: true}).Info().Problems) == 0
 	}
 	return resyncAt(b, first, ended, limit, c.version, clean)
+}
+
+// agrees reports whether packet p, read in direction d by a resynchronisation, agrees with the
+// other direction: an acknowledgement must answer a request the other side has in flight,
+// when every byte of the other side was seen (from its CONNECT or CONNACK on, no loss). A
+// reading that holds an answer to nothing is not taken: it is more likely a false frame
+// boundary (inside a payload) than a peer answering a request it never got.
+func (c *Conn) agrees(d stream.Dir, p decode.Packet) bool {
+	q := d.Peer()
+	if c.st.MidStream || c.lost[q] {
+		return true // what the other side has in flight is not known whole
+	}
+	switch p.Type() {
+	case decode.PUBACK, decode.PUBREC, decode.PUBCOMP, decode.SUBACK, decode.UNSUBACK:
+		id, _ := decode.PacketID(p)
+		_, ok := c.flight[q][id]
+		return ok
+	}
+	return true
 }
 
 // plausibleHeader reports whether a fixed header could start a real packet: the flags the
@@ -324,6 +353,7 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 	defer c.mu.Unlock()
 	s := &c.streams[dir&1]
 	c.lost[dir&1] = true
+	s.lossAtBoundary = s.fr.AtBoundary()
 	// Lost bytes inside a frame being skipped anyway cost nothing; otherwise the partial frame
 	// held is useless without its lost middle.
 	if n = s.fr.Gap(n); n == 0 {
@@ -332,7 +362,7 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 	s.skipped = true
 	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleCaptureGap,
 		Text: fmt.Sprintf("the capture lost %d bytes from the %s (at %s); topic aliases and in-flight messages may be incomplete", n, dir.Sender().String(), t.Format("15:04:05.000000"))})
-	s.fr.Resync(resyncer{c})
+	s.fr.Resync(resyncer{c, dir})
 	return nil
 }
 

@@ -25,9 +25,13 @@ import (
 //
 // With ended (Finish), no more bytes will come: readings still waiting for bytes are no longer possible,
 // and the earliest reading that would be taken is, if any.
-func resyncAt(b []byte, first, ended bool, limit int, v decode.Version, clean func(frame []byte) bool) (off int, ok bool) {
+//
+// clean is told whether the reading skips bytes (it does not begin where the capture or the
+// loss left off): such a reading must also agree with the other direction.
+func resyncAt(b []byte, first, ended bool, limit int, v decode.Version, clean func(frame []byte, skips bool) bool) (off int, ok bool) {
 	for i := 0; i < len(b); i++ {
-		frames, end, possible := chainFrom(b[i:], limit, v, clean)
+		skips := i > 0 || !first
+		frames, end, possible := chainFrom(b[i:], limit, v, func(f []byte) bool { return clean(f, skips) })
 		switch {
 		case !possible:
 			continue

@@ -209,3 +209,28 @@ func TestProfileMismatchEveryValue(t *testing.T) {
 		}
 	}
 }
+
+// TestResyncAgreesWithOtherSide: after the capture lost the start of a server PUBLISH whose
+// payload's tail holds what reads as a PUBACK for a packet identifier the client never used,
+// the reading that begins there chains cleanly to the end, but answers nothing the client has
+// in flight: resynchronisation passes over it to the real PUBACK.
+func TestResyncAgreesWithOtherSide(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(nil, nil)
+	s.c2s(publish("up", 1, 1, "x"))
+	tail := []byte{0x00, 0x00, 0x40, 0x02, 0x00, 0x09} // the payload's end: a PUBACK 9 from byte 2
+	real := enc(t, ack(decode.PUBACK, 1, 0))
+	s.now = s.now.Add(time.Millisecond)
+	s.c.Gap(stream.S2C, s.now, 20)
+	recs := s.c.Feed(stream.S2C, s.now, append(tail, real...))
+	var got []string
+	for _, r := range recs {
+		if p, ok := r.(*PacketRecord); ok {
+			id, _ := decode.PacketID(p.Packet)
+			got = append(got, fmt.Sprintf("%s %d %v", p.Type(), id, p.Notes))
+		}
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "PUBACK 1 ") || strings.Contains(got[0], RuleAckUnknown) {
+		t.Errorf("after the loss: %q, want PUBACK 1 alone", got)
+	}
+}
