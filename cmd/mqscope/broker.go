@@ -26,15 +26,21 @@ type brokerOptions struct {
 	timeout            time.Duration
 }
 
-func (b *brokerOptions) addFlags(f *pflag.FlagSet) {
+// addTLSFlags adds the flags of the broker's TLS and of the connection.
+func (b *brokerOptions) addTLSFlags(f *pflag.FlagSet) {
 	f.StringVar(&b.ca, "ca", "", "verify a TLS broker with the CA certificates in `FILE` (PEM)")
 	f.StringVar(&b.cert, "cert", "", "client certificate `FILE` for brokers that want mutual TLS")
 	f.StringVar(&b.key, "key", "", "private key `FILE` of --cert")
 	f.StringVar(&b.sni, "sni", "", "server `NAME` sent to and verified on a TLS broker (default: its host)")
 	f.BoolVar(&b.insecure, "insecure", false, "do not verify the broker's certificate")
+	f.DurationVar(&b.timeout, "connect-timeout", 10*time.Second, "give up connecting to the broker after `DURATION`")
+}
+
+// addFlags adds the TLS flags and the credentials.
+func (b *brokerOptions) addFlags(f *pflag.FlagSet) {
+	b.addTLSFlags(f)
 	f.StringVarP(&b.username, "username", "u", "", "user `NAME` in CONNECT (default: $MQSCOPE_USERNAME)")
 	f.StringVarP(&b.password, "password", "P", "", "`PASSWORD` in CONNECT (default: $MQSCOPE_PASSWORD, which others cannot see in the process list); never printed")
-	f.DurationVar(&b.timeout, "connect-timeout", 10*time.Second, "give up connecting to the broker after `DURATION`")
 }
 
 // credentials returns the user name and password from the flags, else the environment.

@@ -135,6 +135,7 @@ func TestProbeTLS(t *testing.T) {
 	addr := peer.FreeAddr(t)
 	_, port, _ := strings.Cut(addr, ":")
 	peer.StartMosquitto(t, "listener "+port+" 127.0.0.1", "certfile "+cert, "keyfile "+key)
+	peer.WaitUp(t, addr)
 	code, out, errs := runCmd(t, "", append([]string{"probe", "tls://" + addr, "--ca", cert, "--sni", "broker.test"}, quick...)...)
 	if code != 1 || !regexp.MustCompile(`Receive Maximum +20 +other +PUBREC 0x97 Quota exceeded`).MatchString(out) ||
 		!strings.Contains(out, "MQTT 5.0") {

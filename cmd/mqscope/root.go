@@ -46,7 +46,7 @@ packet given to decode, a finding at or above read --fail-on); 2 when mqscope wa
 	root.AddCommand(newReadCmd(io), newCaptureCmd(io))
 	root.AddCommand(newProxyCmd(io), newCACmd(io), newDemoCmd(io))
 	root.AddCommand(newUICmd(io))
-	root.AddCommand(newProbeCmd(io))
+	root.AddCommand(newProbeCmd(io), newReplayCmd(io))
 	// cobra adds these at Execute; added now, their argument errors are usage errors too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

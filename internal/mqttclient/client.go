@@ -41,8 +41,9 @@ type Client struct {
 	framer *decode.Framer // the bytes read so far, cut into frames
 	rerr   error          // why the reader stopped, once chunks is closed and drained
 
-	closing    sync.Once
-	closedByUs bool
+	closing sync.Once
+	// readDone: the reader stopped (rerr says why); closedByUs: Close came first. Both under mu.
+	readDone, closedByUs bool
 }
 
 type chunk struct {
@@ -80,7 +81,9 @@ func (c *Client) read() {
 			c.chunks <- chunk{buf[:n], t}
 		}
 		if err != nil {
-			c.rerr = err
+			c.mu.Lock()
+			c.rerr, c.readDone = err, true
+			c.mu.Unlock()
 			return
 		}
 	}
@@ -214,7 +217,9 @@ func (c *Client) Connect(ctx context.Context, p *decode.Connect) (*decode.Connac
 func (c *Client) Close() error {
 	var err error
 	c.closing.Do(func() {
-		c.closedByUs = true
+		c.mu.Lock()
+		c.closedByUs = !c.readDone
+		c.mu.Unlock()
 		err = c.conn.Close()
 		for range c.chunks { // the reader stops on the closed connection
 		}
@@ -236,9 +241,9 @@ func (c *Client) end() {
 	c.observed = true
 	e := stream.End{By: stream.Client, How: stream.FIN}
 	switch {
+	case c.closedByUs:
 	case errors.Is(c.rerr, io.EOF):
 		e.By = stream.Server
-	case c.closedByUs:
 	default:
 		e = stream.End{By: stream.Server, How: stream.RST, Detail: c.rerr.Error()}
 	}

@@ -207,6 +207,9 @@ func TestTransports(t *testing.T) {
 		}
 	}
 	peer.StartMosquitto(t, conf...)
+	for _, addr := range ports {
+		peer.WaitUp(t, addr)
+	}
 	for tr, addr := range ports {
 		t.Run(tr.String(), func(t *testing.T) {
 			e := stream.Endpoint{Transport: tr, Addr: addr, Path: "/mqtt"}

@@ -283,3 +283,12 @@ func APIRequest(t testing.TB, method, url, token, body string, hdr ...string) (i
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, string(b)
 }
+
+// WaitUp waits until addr accepts connections (a second listener of a peer started with
+// StartMosquitto, which waits for the first only), and fails the test after 10 s.
+func WaitUp(t testing.TB, addr string) {
+	t.Helper()
+	if !up(addr, nil) {
+		t.Fatalf("nothing listens on %s after 10 s", addr)
+	}
+}

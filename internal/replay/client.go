@@ -1,0 +1,345 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/mqttclient"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// Signature is how a replay compares packets: the type, the reason codes, and for a PUBLISH
+// its topic, QoS and retain flag; packet identifiers and payloads are left out (identifiers
+// are remapped). topic is the PUBLISH's topic resolved through its alias table.
+func Signature(p decode.Packet, topic string) string {
+	v := p.Info().Version
+	code := func(t string, rc decode.ReasonCode) string {
+		if rc == 0 && t != "DISCONNECT" {
+			return t
+		}
+		return fmt.Sprintf("%s 0x%02X", t, byte(rc))
+	}
+	switch q := p.(type) {
+	case *decode.Publish:
+		s := fmt.Sprintf("PUBLISH %q q%d", topic, q.QoS)
+		if q.Retain {
+			s += " retain"
+		}
+		return s
+	case *decode.Connack:
+		return code("CONNACK", q.ReasonCode)
+	case *decode.Ack:
+		return code(q.PacketType.String(), q.ReasonCode)
+	case *decode.Disconnect:
+		return code("DISCONNECT", q.ReasonCode)
+	case *decode.Suback:
+		return "SUBACK " + codes(q.ReasonCodes)
+	case *decode.Unsuback:
+		if v != decode.V5 {
+			return "UNSUBACK"
+		}
+		return "UNSUBACK " + codes(q.ReasonCodes)
+	}
+	return p.Type().String()
+}
+
+func codes(rcs []decode.ReasonCode) string {
+	s := make([]string, len(rcs))
+	for i, rc := range rcs {
+		s[i] = fmt.Sprintf("0x%02X", byte(rc))
+	}
+	return strings.Join(s, ",")
+}
+
+// expected is a packet the peer sent in the capture.
+type expected struct {
+	sig   string
+	index int                   // its number in the captured connection
+	after *inspect.PacketRecord // the last packet sent to it before, nil if none
+}
+
+// player plays one side of a session.
+type player struct {
+	o    Options
+	conn Conn
+	res  *Result
+	ours stream.Dir // the direction of the packets played
+
+	got    []decode.Packet // the peer's packets so far
+	closed error           // why the peer's side ended, once it did
+	// bye is set once we sent a DISCONNECT: the peer closing after it is the normal end.
+	bye bool
+	// The peer's QoS 1 and 2 PUBLISH packet identifiers in the order received, to rewrite the
+	// acknowledgements of the capture (capOrd: captured identifier -> ordinal, as of now).
+	newIDs  []uint16
+	capOrd  map[uint16]int
+	capSeen int
+	// The peer's Topic Alias table in the new session, to resolve its PUBLISH topics.
+	aliases map[uint16]string
+	// Topic Alias Maximum the peer granted in the capture and now (for the packets played).
+	capTAM, newTAM int
+}
+
+// AsClient plays the client's packets of s on conn, a fresh connection to a broker, and
+// compares what the broker answers with the capture.
+func AsClient(ctx context.Context, s *Session, conn Conn, o Options) (*Result, error) {
+	o.defaults()
+	if len(s.Packets) == 0 || s.Packets[0].Type() != decode.CONNECT || s.Packets[0].Dir != stream.C2S {
+		return nil, ErrNoConnect
+	}
+	p := &player{o: o, conn: conn, res: &Result{}, ours: stream.C2S, capOrd: map[uint16]int{}, aliases: map[uint16]string{}}
+	conn.SetVersion(s.Packets[0].Version)
+	var exp []expected
+	var last *inspect.PacketRecord
+	var t0, start = s.Packets[0].Time, o.Now()
+	for _, rec := range s.Packets {
+		if rec.Dir != p.ours {
+			exp = append(exp, expected{sig: Signature(rec.Packet, rec.Topic), index: rec.Index, after: last})
+			p.learnCaptured(rec)
+			continue
+		}
+		last = rec
+		// What the peer answered before this packet in the capture comes first.
+		if err := p.await(ctx, len(exp)); err != nil {
+			return nil, err
+		}
+		if p.closed != nil {
+			break
+		}
+		if o.Speed > 0 {
+			at := start.Add(time.Duration(float64(rec.Time.Sub(t0)) / o.Speed))
+			if d := at.Sub(o.Now()); d > 0 {
+				if err := o.Sleep(ctx, d); err != nil {
+					return nil, err
+				}
+			}
+		}
+		b, err := p.rewrite(rec)
+		if err != nil {
+			return nil, fmt.Errorf("packet #%d (%s): %w", rec.Index, rec.Type(), err)
+		}
+		if err := conn.Write(b); err != nil {
+			p.closed = err
+			break
+		}
+		p.res.Sent++
+		p.bye = p.bye || rec.Type() == decode.DISCONNECT
+	}
+	// The rest of the peer's answers, until it closes or stays silent for Wait.
+	if err := p.drain(ctx); err != nil {
+		return nil, err
+	}
+	p.compare(exp, s)
+	return p.res, nil
+}
+
+// learnCaptured notes what a captured packet of the peer means for rewriting ours.
+func (p *player) learnCaptured(rec *inspect.PacketRecord) {
+	switch q := rec.Packet.(type) {
+	case *decode.Publish:
+		if q.QoS > 0 {
+			p.capOrd[q.PacketID] = p.capSeen
+			p.capSeen++
+		}
+	case *decode.Connack:
+		if v, ok := q.Properties.Int(decode.PropTopicAliasMaximum); ok {
+			p.capTAM = int(v)
+		}
+	}
+}
+
+// receive takes in one packet from the peer.
+func (p *player) receive(q decode.Packet) {
+	p.got = append(p.got, q)
+	p.res.Received++
+	switch q := q.(type) {
+	case *decode.Publish:
+		if q.QoS > 0 {
+			p.newIDs = append(p.newIDs, q.PacketID)
+		}
+		if a, ok := q.Properties.TopicAlias(); ok && q.Topic != "" {
+			p.aliases[a] = q.Topic
+		}
+	case *decode.Connack:
+		if v, ok := q.Properties.Int(decode.PropTopicAliasMaximum); ok {
+			p.newTAM = int(v)
+		}
+	}
+}
+
+// await reads the peer's packets until n have come, the peer closes, or Wait passes without
+// one.
+func (p *player) await(ctx context.Context, n int) error {
+	for len(p.got) < n && p.closed == nil {
+		wctx, cancel := context.WithTimeout(ctx, p.o.Wait)
+		q, err := p.conn.Next(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			p.receive(q)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil // not answered: the comparison will say so
+		default:
+			p.closed = err
+		}
+	}
+	return nil
+}
+
+// drain reads until the peer closes or stays silent for Wait.
+func (p *player) drain(ctx context.Context) error {
+	for p.closed == nil {
+		before := len(p.got)
+		if err := p.await(ctx, len(p.got)+1); err != nil {
+			return err
+		}
+		if len(p.got) == before {
+			return nil
+		}
+	}
+	return nil
+}
+
+// rewrite returns the bytes to send for a captured packet of ours: as captured, but for what
+// the new session requires.
+func (p *player) rewrite(rec *inspect.PacketRecord) ([]byte, error) {
+	raw := rec.Packet.Info().Raw
+	switch rec.Packet.Type() {
+	case decode.CONNECT:
+		if p.o.ClientID == "" {
+			return raw, nil
+		}
+		c := decode.Decode(raw, rec.Version).(*decode.Connect)
+		p.note("CONNECT #%d: Client Identifier %q → %q", rec.Index, c.ClientID, p.o.ClientID)
+		c.ClientID = p.o.ClientID
+		return decode.Encode(nil, c)
+	case decode.PUBACK, decode.PUBREC, decode.PUBCOMP:
+		// The acknowledgement of a PUBLISH of the peer: its identifier is the new session's.
+		a := decode.Decode(raw, rec.Version).(*decode.Ack)
+		k, ok := p.capOrd[a.PacketID]
+		if !ok || k >= len(p.newIDs) || p.newIDs[k] == a.PacketID {
+			return raw, nil
+		}
+		p.note("%s #%d: packet identifier %d → %d", a.PacketType, rec.Index, a.PacketID, p.newIDs[k])
+		a.PacketID = p.newIDs[k]
+		return decode.Encode(nil, a)
+	case decode.PUBLISH:
+		// An alias the capture's peer allowed but the new one does not is replaced by the
+		// topic; an alias over the captured maximum was a breach, and is kept.
+		pub := rec.Packet.(*decode.Publish)
+		a, ok := pub.Properties.TopicAlias()
+		if !ok || int(a) <= p.newTAM || int(a) > p.capTAM || rec.Topic == "" {
+			return raw, nil
+		}
+		q := decode.Decode(raw, rec.Version).(*decode.Publish)
+		q.Properties = slices.DeleteFunc(q.Properties, func(pr decode.Property) bool { return pr.ID == decode.PropTopicAlias })
+		q.Topic = rec.Topic
+		p.note("PUBLISH #%d: Topic Alias %d (granted %d in the capture, %d now) → topic %q", rec.Index, a, p.capTAM, p.newTAM, rec.Topic)
+		return decode.Encode(nil, q)
+	}
+	return raw, nil
+}
+
+func (p *player) note(format string, args ...any) {
+	p.res.Remapped = append(p.res.Remapped, fmt.Sprintf(format, args...))
+}
+
+// peerName is who the peer is: "server" when we play the client.
+func (p *player) peerName() string { return p.ours.Peer().Sender().String() }
+
+// compare finds the first divergence between the peer's captured packets and its new ones.
+// Each captured packet is looked for among the next few new ones not yet matched (the order of
+// answers to packets sent together may differ); then a new packet the capture did not have;
+// then how the connection ended.
+func (p *player) compare(exp []expected, s *Session) {
+	const window = 8
+	got := make([]string, len(p.got))
+	for i, q := range p.got {
+		topic := ""
+		if pub, ok := q.(*decode.Publish); ok {
+			topic = pub.Topic
+			if a, ok := pub.Properties.TopicAlias(); ok && topic == "" {
+				topic = p.aliases[a]
+			}
+		}
+		got[i] = Signature(q, topic)
+	}
+	p.res.Replayed = got
+	for _, e := range exp {
+		p.res.Captured = append(p.res.Captured, e.sig)
+	}
+	used := make([]bool, len(got))
+	next := 0 // the first new packet not matched
+	for _, e := range exp {
+		found := -1
+		for j, seen := next, 0; j < len(got) && seen < window; j++ {
+			if used[j] {
+				continue
+			}
+			seen++
+			if got[j] == e.sig {
+				found = j
+				break
+			}
+		}
+		if found < 0 {
+			p.res.Divergence = &Divergence{Index: e.index, Captured: e.describe(), Replayed: p.instead(got, used, next)}
+			return
+		}
+		used[found] = true
+		for next < len(used) && used[next] {
+			next++
+		}
+	}
+	if next < len(got) {
+		p.res.Divergence = &Divergence{Captured: "nothing more from the " + p.peerName(), Replayed: got[next]}
+		return
+	}
+	// The end: a peer that closed in the capture closes now, and the other way round.
+	capClosed := s.Close != nil && strings.HasPrefix(s.Close.By(), p.peerName())
+	switch {
+	case capClosed && p.closed == nil:
+		p.res.Divergence = &Divergence{Captured: "closed by the " + p.peerName() + ": " + s.Close.Reason(),
+			Replayed: fmt.Sprintf("still open %s after the last packet", p.o.Wait)}
+	case !capClosed && p.closed != nil && !p.bye && s.Close != nil:
+		p.res.Divergence = &Divergence{Captured: "closed by " + s.Close.By() + ": " + s.Close.Reason(),
+			Replayed: "closed by the " + p.peerName() + " (" + errText(p.closed) + ")"}
+	}
+}
+
+// describe is a captured packet with what preceded it: "DISCONNECT 0x95 after PUBLISH #3".
+func (e expected) describe() string {
+	if e.after == nil {
+		return e.sig
+	}
+	return fmt.Sprintf("%s after %s #%d", e.sig, e.after.Type(), e.after.Index)
+}
+
+// instead says what came in place of a captured packet that did not come.
+func (p *player) instead(got []string, used []bool, next int) string {
+	for j := next; j < len(got); j++ {
+		if !used[j] {
+			return got[j]
+		}
+	}
+	if p.closed != nil {
+		return "nothing: closed by the " + p.peerName() + " (" + errText(p.closed) + ")"
+	}
+	return fmt.Sprintf("nothing within %s", p.o.Wait)
+}
+
+// errText says how the peer's side ended.
+func errText(err error) string {
+	if errors.Is(err, mqttclient.ErrClosed) {
+		return "FIN"
+	}
+	return err.Error()
+}
