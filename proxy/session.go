@@ -485,7 +485,8 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 	}
 	if f := ss.srv.cfg.Stages; f != nil {
 		later := newLater(ss.srv.cfg.Clock)
-		env := StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand, Clock: ss.srv.cfg.Clock, Later: later, Done: ss.stopped}
+		env := StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand, Clock: ss.srv.cfg.Clock, Later: later, Done: ss.stopped,
+			Alter: func(a *stream.Alteration) { ss.observeAlter(dir, ss.now(), a) }}
 		if stages := f(&ss.info, dir, env); len(stages) > 0 {
 			later.stopping = ss.stopping.Load
 			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, func(b []byte) error { return p.send(p.fp.cur.Time, b) }, later)

@@ -88,6 +88,9 @@ type StageEnv struct {
 	Later *Later
 	// Done is closed when the proxy ends the connection (nil: never), and ends a Sleep.
 	Done <-chan struct{}
+	// Alter tells the connection's observers what a stage did outside a Frame call (a frame
+	// sent later, frames released), as Frame.Alter does, before it sends; nil: nobody listens.
+	Alter func(*stream.Alteration)
 }
 
 // Sleep waits d on the clock, in the direction's goroutine: nothing else goes in the direction

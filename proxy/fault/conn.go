@@ -49,14 +49,22 @@ func (d *dirEnv) float64() float64 {
 	return d.env.Rand.Float64()
 }
 
-// report tells the set's Report what the instance did outside Apply (a frame sent late, frames
-// released or never sent): a frame of type typ, before bytes of it, after sent.
-func (d *dirEnv) report(typ decode.Type, did string, before, after int) {
+// report tells the observers (StageEnv.Alter) and the set's Report what the instance did
+// outside Apply (a frame sent late, frames released or never sent), before it sends after: a
+// frame of type typ, before the frames as they came, after what is sent (none: not sent).
+func (d *dirEnv) report(typ decode.Type, did string, before []byte, after [][]byte) {
+	if d.env.Alter != nil {
+		d.env.Alter(&stream.Alteration{Rule: d.rule.Name, Did: did, Before: before, After: after})
+	}
 	if d.set.Report == nil {
 		return
 	}
+	n := 0
+	for _, b := range after {
+		n += len(b)
+	}
 	d.set.Report(Applied{Time: d.now(), Conn: d.conn.ID, Dir: d.dir, Rule: d.rule.Name, Type: typ, Did: did,
-		Before: before, After: after})
+		Before: len(before), After: n})
 }
 
 // follower is an instance that hears of every frame of its direction once the rules are done
@@ -125,13 +133,12 @@ func (d *dirEnv) sendLater(wait time.Duration, typ decode.Type, b []byte, what s
 		return fmt.Errorf("%s: the pipeline cannot send later", what)
 	}
 	d.env.Later.After(wait, func(emit func([]byte) error) {
+		d.report(typ, what+": sent", b, [][]byte{b})
 		if err := emit(b); err != nil {
-			d.report(typ, fmt.Sprintf("%s: not delivered: %v", what, err), len(b), 0)
-			return
+			d.report(typ, fmt.Sprintf("%s: not delivered: %v", what, err), b, nil)
 		}
-		d.report(typ, what+": sent", len(b), len(b))
 	}, func(err error) {
-		d.report(typ, fmt.Sprintf("%s: never sent: %v", what, err), len(b), 0)
+		d.report(typ, fmt.Sprintf("%s: never sent: %v", what, err), b, nil)
 	})
 	return nil
 }

@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -101,15 +102,13 @@ func (h *holdIn) Apply(f *proxy.Frame, _ *Values) (Result, error) {
 				}
 				whats, typ := h.whats, h.typ
 				out := h.take()
-				size := 0
+				h.env.report(typ, fmt.Sprintf("%d held released after %v: %s", len(out), h.For, strings.Join(whats, ", ")), bytes.Join(out, nil), out)
 				for _, b := range out {
 					if err := emit(b); err != nil {
-						h.env.report(typ, fmt.Sprintf("releasing held %s after %v: %v", strings.Join(whats, ", "), h.For, err), size, 0)
+						h.env.report(typ, fmt.Sprintf("releasing held %s after %v: %v", strings.Join(whats, ", "), h.For, err), bytes.Join(out, nil), nil)
 						return
 					}
-					size += len(b)
 				}
-				h.env.report(typ, fmt.Sprintf("%d held released after %v: %s", len(out), h.For, strings.Join(whats, ", ")), size, size)
 			}, func(err error) {
 				if batch == h.batch {
 					h.end()
@@ -133,9 +132,5 @@ func (h *holdIn) end() {
 		return
 	}
 	whats, typ := h.whats, h.typ
-	size := 0
-	for _, b := range h.take() {
-		size += len(b)
-	}
-	h.env.report(typ, fmt.Sprintf("%d held never sent: %v: %s", len(whats), proxy.ErrDirClosed, strings.Join(whats, ", ")), size, 0)
+	h.env.report(typ, fmt.Sprintf("%d held never sent: %v: %s", len(whats), proxy.ErrDirClosed, strings.Join(whats, ", ")), bytes.Join(h.take(), nil), nil)
 }

@@ -63,13 +63,13 @@ func (r *reorderIn) followed(f *proxy.Frame, sent int, emit func([]byte) error) 
 	}
 	b := r.held
 	r.held = nil
-	r.env.report(r.typ, fmt.Sprintf("%s sent after %d frame(s), the last %s", r.what, r.Frames, describe(f)), len(b), len(b))
+	r.env.report(r.typ, fmt.Sprintf("%s sent after %d frame(s), the last %s", r.what, r.Frames, describe(f)), b, [][]byte{b})
 	return emit(b)
 }
 
 func (r *reorderIn) end() {
 	if r.held != nil {
-		r.env.report(r.typ, fmt.Sprintf("%s held for reordering never sent: %v", r.what, proxy.ErrDirClosed), len(r.held), 0)
+		r.env.report(r.typ, fmt.Sprintf("%s held for reordering never sent: %v", r.what, proxy.ErrDirClosed), r.held, nil)
 		r.held = nil
 	}
 }
