@@ -106,7 +106,7 @@ func (u *AliasUnmapped) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	}
 	topic := frameTopic(f, p)
 	p.Topic = ""
-	did := fmt.Sprintf("PUBLISH to %q sent alias-only with Topic Alias %d, which the sender never mapped", topic, a)
+	did := fmt.Sprintf("PUBLISH to %q sent alias-only with Topic Alias %d, which the sender has not mapped", topic, a)
 	if used == "" {
 		used = fmt.Sprintf("aliases=%d, topic_alias_maximum=%d", v.Aliases, v.TopicAliasMaximum)
 	}

@@ -43,7 +43,7 @@ func TestAliasFaults(t *testing.T) {
 		did        string
 	}{
 		{"unmapped: lowest free", "alias_unmapped", mapped, pub(t, "x", 1, 5, nil, "p"), &want{"", 3, false},
-			`PUBLISH to "x" sent alias-only with Topic Alias 3, which the sender never mapped`},
+			`PUBLISH to "x" sent alias-only with Topic Alias 3, which the sender has not mapped`},
 		{"unmapped: given", "alias_unmapped to=topic_alias_maximum", mapped, pub(t, "x", 0, 0, nil, "p"), &want{"", 5, false}, ""},
 		{"unmapped: given one is mapped", "alias_unmapped to=2", mapped, pub(t, "x", 0, 0, nil, "p"), nil, ""},
 		{"unmapped: alias 0", "alias_unmapped to=0", mapped, pub(t, "x", 0, 0, nil, "p"), &want{"", 0, true}, "Topic Alias is 0"},
