@@ -128,7 +128,7 @@ func TestActionsIntercept(t *testing.T) {
 	if err := a.Intercept(`nonsense ==`); err == nil {
 		t.Error("a filter that does not compile was accepted")
 	}
-	pub.send(&decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: "t/1", Payload: []byte("before")})
+	pub.send(&decode.Publish{Base: decode.Base{Version: decode.V5}, QoS: 1, PacketID: 1, Topic: "t/1", Payload: []byte("before")})
 	select {
 	case <-changes:
 	case <-time.After(10 * time.Second):
@@ -138,7 +138,7 @@ func TestActionsIntercept(t *testing.T) {
 	if len(hs) != 1 || hs[0].Conn != 2 || hs[0].Dir != stream.C2S {
 		t.Fatalf("held %+v", hs)
 	}
-	edited, err := decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: "t/1", Payload: []byte("after the edit")})
+	edited, err := decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: decode.V5}, QoS: 1, PacketID: 1, Topic: "t/1", Payload: []byte("after the edit")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,4 +154,13 @@ func TestActionsIntercept(t *testing.T) {
 	if err := a.Drop(hs[0].ID); !errors.Is(err, proxy.ErrNotHeld) || !strings.Contains(err.Error(), "no held packet") {
 		t.Errorf("dropping a released packet: %v", err)
 	}
+}
+
+// TestProxyUIUsage: --readonly goes with --ui, and --ui refuses the flags of printed output.
+func TestProxyUIUsage(t *testing.T) {
+	checkExits(t, []exitCase{
+		{"readonly without ui", []string{"proxy", "--upstream", "embedded", "--readonly"}, exitUsage, "--readonly goes with --ui"},
+		{"ui with format", []string{"proxy", "--upstream", "embedded", "--ui", "--format", "jsonl"}, exitUsage, "--format is for printed output, not for the UI"},
+		{"ui with quiet", []string{"proxy", "--upstream", "embedded", "--ui", "-q"}, exitUsage, "--quiet is for printed output"},
+	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/mqscope/mqscope/proxy"
 	"github.com/mqscope/mqscope/proxy/fault"
 	"github.com/mqscope/mqscope/stream"
+	"github.com/mqscope/mqscope/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -54,9 +55,11 @@ type proxyOptions struct {
 	faultsFile string   // --faults: a YAML file of rules
 	faultSeed  uint64
 	set        *fault.Set // the rules, once config made them
-	// ic holds the frames matching its filter (the control API's /intercept); nil without
-	// --api.
+	// ic holds the frames matching its filter (the control API's /intercept, the UI's i);
+	// nil without --api or --ui.
 	ic *proxy.Intercept
+
+	ui uiOptions // --ui, --readonly
 
 	transparentShutdown bool
 	shutdownTimeout     time.Duration
@@ -106,6 +109,16 @@ unchanged, unframed.
   mqscope proxy --upstream 127.0.0.1:1883 --fault 'disconnect dir=s2c reason=0x89 after=PUBLISH'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.ui.on {
+				if err := checkUI(cmd); err != nil {
+					return err
+				}
+				if o.quiet {
+					return usageError{errors.New("--quiet is for printed output, not for the UI")}
+				}
+			} else if o.ui.readonly {
+				return usageError{errors.New("--readonly goes with --ui")}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runProxy(ctx, o)
@@ -147,6 +160,8 @@ unchanged, unframed.
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "how long to wait for connections to end on exit")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy to `FILE`")
 	_ = f.MarkHidden("cpuprofile")
+	o.ui.addFlags(f, true)
+	f.BoolVar(&o.ui.readonly, "readonly", false, "with --ui: only watch (no faults, DISCONNECT, reset or intercept from the UI)")
 	completeOutputFlags(cmd)
 	return cmd
 }
@@ -205,7 +220,9 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 	cfg.TransparentShutdown = o.transparentShutdown
 	// With the control API, every connection gets the fault stage, so rules added at run time
 	// (POST /faults) apply to connections open already.
-	if len(o.faults) > 0 || o.faultsFile != "" || o.api != "" {
+	// So does the UI's fault palette, unless --readonly.
+	acting := o.api != "" || o.ui.on && !o.ui.readonly
+	if len(o.faults) > 0 || o.faultsFile != "" || acting {
 		var rules []*fault.Rule
 		if o.faultsFile != "" {
 			if rules, err = fault.LoadFile(o.faultsFile); err != nil {
@@ -219,12 +236,12 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		if rules = append(rules, more...); fault.Number(rules) != nil {
 			return fail(usageError{fmt.Errorf("--fault, --faults: %w", fault.Number(rules))})
 		}
-		o.set = &fault.Set{Rules: rules, Live: o.api != ""}
+		o.set = &fault.Set{Rules: rules, Live: acting}
 		if o.quiet || o.summary {
 			o.set.Report = faultReporter(o.io.Err) // the records that show faults are not printed
 		}
 		cfg.Stages = o.set.Stages
-		if o.api != "" {
+		if acting {
 			// The intercept comes last: what it holds is what would be sent.
 			o.ic = proxy.NewIntercept()
 			cfg.Stages = chainStages(o.set.Stages, o.ic.Stages)
@@ -357,7 +374,20 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 		}
 	}
 	var w inspect.Writer
-	if !o.quiet {
+	var model *ui.Model
+	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }
+	if o.ui.on {
+		// The screens show the records, filtered by the view (/ changes it), and say on the
+		// status line what would be printed on stderr.
+		model = ui.NewModel(o.ui.maxPackets)
+		model.SetView(0, filter)
+		filter = nil
+		w = modelWriter{model}
+		logf = func(format string, args ...any) { model.SetStatus(fmt.Sprintf(format, args...)) }
+		if o.set != nil {
+			o.set.Report = func(a fault.Applied) { model.SetStatus(a.String()) }
+		}
+	} else if !o.quiet {
 		topts := inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: mode, ShowSecrets: o.showSecrets}
 		switch {
 		case o.format == "jsonl":
@@ -377,7 +407,6 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	in := proxy.NewInspector(iopts, out, metrics)
 	cfg.Metrics = metrics
 	cfg.Observers = []stream.Observer{in}
-	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }
 	cfg.Logf = logf
 	if o.record != "" {
 		// The recording holds the CONNECTs with their passwords, decrypted: 0600.
@@ -445,10 +474,14 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(o.io.Err, "mqscope: shutting down")
-	case err = <-served:
+	if model != nil {
+		err = o.runUI(ctx, model, srv, in, up)
+	} else {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(o.io.Err, "mqscope: shutting down")
+		case err = <-served:
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
@@ -474,6 +507,24 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	return err
 }
+
+// runUI shows the proxy's connections in the terminal UI until the user quits or ctx ends.
+func (o *proxyOptions) runUI(ctx context.Context, m *ui.Model, srv *proxy.Server, in *proxy.Inspector, up string) error {
+	var act ui.Actions = ui.NoActions{Reason: ui.WhyReadOnly}
+	if !o.ui.readonly {
+		act = &proxyActions{srv: srv, in: in, set: o.set, ic: o.ic, async: func(f func()) { go f() }}
+	}
+	source := fmt.Sprintf("proxy %s → %s", srv.Addr(), up)
+	u := ui.New(m, act, ui.Options{Source: source, Live: true, NoColor: !o.io.Color.colorFor(os.Stdout), ShowSecrets: o.showSecrets})
+	m.SetStatus("proxying: point devices at " + srv.Addr().String() + "; ? lists the keys")
+	return u.Run(ctx, o.ui.screen)
+}
+
+// modelWriter adds the records to the UI's model.
+type modelWriter struct{ m *ui.Model }
+
+func (w modelWriter) Write(r inspect.Record) error { w.m.Add(r); return nil }
+func (w modelWriter) Close() error                 { return nil }
 
 // chainStages gives each direction the stages of every one of fs, in order.
 func chainStages(fs ...func(*stream.Conn, stream.Dir, proxy.StageEnv) []proxy.Stage) func(*stream.Conn, stream.Dir, proxy.StageEnv) []proxy.Stage {
