@@ -102,7 +102,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	out := inspect.NewOutput(story, nil, nil, metrics, 1<<16)
 	in := proxy.NewInspector(inspect.Options{Payload: payload.Preview, Sessions: inspect.NewSessions()}, out, metrics)
 
-	d, err := newDemoFaults(func(line string) { out.Emit(demoNote(line)) })
+	d, err := newDemoFaults()
 	if err != nil {
 		out.Close()
 		return err
@@ -212,7 +212,7 @@ type armedFault struct {
 	applied chan fault.Applied // one report per arming
 }
 
-func newDemoFaults(note func(string)) (*demoFaultSet, error) {
+func newDemoFaults() (*demoFaultSet, error) {
 	d := &demoFaultSet{}
 	for _, df := range demoFaults {
 		r, err := fault.Parse(df.rule, 1)
@@ -220,9 +220,9 @@ func newDemoFaults(note func(string)) (*demoFaultSet, error) {
 			return nil, fmt.Errorf("demo fault %s: %w", df.name, err)
 		}
 		af := &armedFault{name: df.name, applied: make(chan fault.Applied, 1)}
+		// What the fault did is a record of the timeline; the report disarms it.
 		af.set = &fault.Set{Rules: []*fault.Rule{r}, Report: func(a fault.Applied) {
 			af.armed.Store(false)
-			note(a.String())
 			select {
 			case af.applied <- a:
 			default:

@@ -36,14 +36,14 @@ func TestDemoHeadless(t *testing.T) {
 		// Request and response, linked.
 		`(response to #`,
 		// The oversize fault, the device's refusal and the link to its cause.
-		`fault oversize: PUBLISH grown from 45 to 513 bytes`,
+		`fault ← oversize: PUBLISH grown from 45 to 513 bytes`,
 		`→ DISCONNECT  0x95 Packet too large`,
 		`↳ caused by PUBLISH #18, 513 bytes, over the 512-byte Maximum Packet Size set by the client in CONNECT`,
 		// The broker redelivers the unacknowledged command to the resumed session.
 		`← CONNACK     0x00 Success session_present`,
 		`"demo/cmd/sensor-1" q1 dup 45B`,
 		// The alias overflow and the broker's DISCONNECT, linked.
-		`given Topic Alias 9`,
+		`fault → alias-overflow: PUBLISH to "demo/sensor-2/humidity" given Topic Alias 9`,
 		`← DISCONNECT  0x94 Topic Alias invalid`,
 		`↳ caused by PUBLISH #3, 34 bytes, Topic Alias 9, above the maximum 8 granted in CONNACK`,
 		// The proxy's DISCONNECT 0x89 in the server's place.
