@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -28,6 +29,7 @@ type replayOptions struct {
 	io       *streams
 	broker   brokerOptions
 	to       string
+	listen   string
 	conn     int
 	client   string
 	filter   string
@@ -78,6 +80,7 @@ answered before it in the capture; --speed 1 keeps the captured timing, 2 twice 
 	f := cmd.Flags()
 	o.broker.addTLSFlags(f)
 	f.StringVar(&o.to, "to", "", "the broker: `ADDR` (host:port, tls://, ws://, wss://) or \"embedded\"")
+	f.StringVar(&o.listen, "listen", "", "serve the broker's side to one device connecting to TCP `ADDR` (host:port; loopback unless a host is given)")
 	f.IntVar(&o.conn, "conn", 0, "replay connection `N` of the capture (as read numbers them)")
 	f.StringVar(&o.client, "client", "", "replay the connection of Client Identifier `ID`")
 	f.StringVar(&o.filter, "filter", "", "replay the first connection with a packet matching `EXPR`")
@@ -97,11 +100,14 @@ type replayDiverged struct{ d *replay.Divergence }
 func (e replayDiverged) Error() string { return "replay diverged: " + e.d.String() }
 
 func (o *replayOptions) check() (float64, error) {
-	if o.to == "" {
-		return 0, usageError{errors.New("--to ADDR is needed (a broker, or embedded)")}
+	if (o.to == "") == (o.listen == "") {
+		return 0, usageError{errors.New("--to ADDR (a broker, or embedded) or --listen ADDR (to serve a device) is needed, not both")}
 	}
 	if o.format != "text" && o.format != "jsonl" {
 		return 0, usageError{fmt.Errorf("--format %q: want text or jsonl", o.format)}
+	}
+	if o.clientID != "" && o.listen != "" {
+		return 0, usageError{errors.New("--client-id is for --to: with --listen the device sends its own")}
 	}
 	if o.profile != "" && o.to != "embedded" {
 		return 0, usageError{errors.New("--profile needs --to embedded")}
@@ -152,6 +158,9 @@ func runReplay(ctx context.Context, o *replayOptions, files []string) error {
 		return fmt.Errorf("replay: %d connections match (%s): choose one with --conn", len(sessions), strings.Join(ids, ", "))
 	}
 	s := sessions[0]
+	if o.listen != "" {
+		return serveReplay(ctx, o, s, speed)
+	}
 	var prof *inspect.Profile
 	if o.profile != "" {
 		if prof, err = inspect.LoadProfile(o.profile); err != nil {
@@ -164,39 +173,60 @@ func runReplay(ctx context.Context, o *replayOptions, files []string) error {
 	}
 	defer b.Close()
 
-	// The new session, inspected live.
-	var w inspect.Writer
-	if o.format == "jsonl" {
-		w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: payload.Preview})
-	} else {
-		w = inspect.NewTextWriter(o.io.Out, inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: payload.Preview})
+	lv, err := o.live()
+	if err != nil {
+		return err
 	}
-	obs := &inspect.Observer{Emit: func(r inspect.Record) {
-		w.Write(r)
-		if f, ok := w.(inspect.Flusher); ok {
-			f.Flush()
-		}
-	}}
-	observers := stream.Observers{obs}
-	var rec *pcapng.Recorder
-	if o.record != "" {
-		if rec, err = pcapng.NewRecorder(o.record, netip.AddrPort{}, nil); err != nil {
-			return fmt.Errorf("--record: %w", err)
-		}
-		observers = append(observers, rec)
-	}
-	conn := observers.Open(&stream.Conn{ID: 1, Start: time.Now(), Transport: b.endpoint.Transport, Broker: b.endpoint.Transport, Upstream: b.endpoint.String()})
+	conn := lv.open(&stream.Conn{ID: 1, Start: time.Now(), Transport: b.endpoint.Transport, Broker: b.endpoint.Transport, Upstream: b.endpoint.String()})
 	c, err := mqttclient.Dial(ctx, b.endpoint, b.dial, conn)
 	if err != nil {
-		return fmt.Errorf("replay: %w", err)
+		return o.finish(lv, s, nil, err)
 	}
 	res, err := replay.AsClient(ctx, s, c, replay.Options{Speed: speed, Wait: o.wait, ClientID: o.clientID})
 	c.Close()
-	if cerr := w.Close(); err == nil {
+	return o.finish(lv, s, res, err)
+}
+
+// live is the output of the new session: inspected and written as it goes, and recorded.
+type live struct {
+	w   inspect.Writer
+	obs stream.Observers
+	rec *pcapng.Recorder
+}
+
+func (o *replayOptions) live() (*live, error) {
+	lv := &live{}
+	if o.format == "jsonl" {
+		lv.w = inspect.NewJSONWriter(o.io.Out, inspect.JSONOptions{Payload: payload.Preview})
+	} else {
+		lv.w = inspect.NewTextWriter(o.io.Out, inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: payload.Preview})
+	}
+	lv.obs = stream.Observers{&inspect.Observer{Emit: func(r inspect.Record) {
+		lv.w.Write(r)
+		if f, ok := lv.w.(inspect.Flusher); ok {
+			f.Flush()
+		}
+	}}}
+	if o.record != "" {
+		rec, err := pcapng.NewRecorder(o.record, netip.AddrPort{}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("--record: %w", err)
+		}
+		lv.rec = rec
+		lv.obs = append(lv.obs, rec)
+	}
+	return lv, nil
+}
+
+func (lv *live) open(c *stream.Conn) stream.ConnObserver { return lv.obs.Open(c) }
+
+// finish flushes the output and says how the replay went; err is the replay's.
+func (o *replayOptions) finish(lv *live, s *replay.Session, res *replay.Result, err error) error {
+	if cerr := lv.w.Close(); err == nil {
 		err = cerr
 	}
-	if rec != nil {
-		if rerr := rec.Flush(); err == nil {
+	if lv.rec != nil {
+		if rerr := lv.rec.Flush(); err == nil {
 			err = rerr
 		}
 	}
@@ -214,7 +244,7 @@ func runReplay(ctx context.Context, o *replayOptions, files []string) error {
 
 func writeReplayResult(o *replayOptions, s *replay.Session, res *replay.Result) error {
 	if o.format == "jsonl" {
-		rec := map[string]any{"kind": "replay", "conn": s.Conn, "client_id": s.ClientID, "to": o.to,
+		rec := map[string]any{"kind": "replay", "conn": s.Conn, "client_id": s.ClientID, "to": o.to, "listen": o.listen,
 			"sent": res.Sent, "received": res.Received, "remapped": res.Remapped,
 			"captured": res.Captured, "replayed": res.Replayed, "diverged": res.Divergence != nil}
 		if d := res.Divergence; d != nil {
@@ -226,11 +256,50 @@ func writeReplayResult(o *replayOptions, s *replay.Session, res *replay.Result) 
 	for _, r := range res.Remapped {
 		fmt.Fprintf(out, "remapped: %s\n", r)
 	}
-	verdict := "the broker answered as in the capture"
+	peer, verdict := "to "+o.to, "the broker answered as in the capture"
+	if o.listen != "" {
+		peer, verdict = "to a device on "+o.listen, "the device sent what it sent in the capture"
+	}
 	if d := res.Divergence; d != nil {
 		verdict = "diverged: " + d.String()
 	}
-	_, err := fmt.Fprintf(out, "replay of connection %d (%q) to %s: %s sent, %s received; %s\n", s.Conn, s.ClientID, o.to,
+	_, err := fmt.Fprintf(out, "replay of connection %d (%q) %s: %s sent, %s received; %s\n", s.Conn, s.ClientID, peer,
 		inspect.Plural(res.Sent, "packet"), inspect.Plural(res.Received, "packet"), verdict)
 	return err
+}
+
+// serveReplay waits for one device on --listen and plays the captured broker's side to it.
+func serveReplay(ctx context.Context, o *replayOptions, s *replay.Session, speed float64) error {
+	addr := defaultLoopback(o.listen)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer ln.Close()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	fmt.Fprintf(o.io.Err, "mqscope: replay: serving the broker of connection %d (%q) on %s; waiting for a device\n", s.Conn, s.ClientID, ln.Addr())
+	nc, err := ln.Accept()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("--listen: %w", err)
+	}
+	ln.Close()
+	lv, err := o.live()
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	conn := lv.open(&stream.Conn{ID: 1, Start: time.Now(), Client: addrPortOf(nc.RemoteAddr()), Server: addrPortOf(nc.LocalAddr())})
+	c := mqttclient.NewServerSide(nc, conn)
+	res, err := replay.AsServer(ctx, s, c, replay.Options{Speed: speed, Wait: o.wait})
+	c.Close()
+	return o.finish(lv, s, res, err)
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqscope/mqscope/internal/peer"
 )
@@ -64,7 +65,7 @@ func TestReplayUsage(t *testing.T) {
 		err  string
 	}{
 		{"no capture", []string{"replay"}, "replay needs a capture file"},
-		{"no broker", []string{"replay", limitsPcap, "--conn", "9"}, "--to ADDR is needed"},
+		{"no broker", []string{"replay", limitsPcap, "--conn", "9"}, "--to ADDR (a broker, or embedded) or --listen ADDR"},
 		{"two selectors", []string{"replay", limitsPcap, "--conn", "9", "--client", "x", "--to", "embedded"}, "one of --conn, --client or --filter"},
 		{"no selector", []string{"replay", limitsPcap, "--to", "embedded"}, "one of --conn, --client or --filter"},
 		{"bad speed", []string{"replay", limitsPcap, "--conn", "9", "--to", "embedded", "--speed", "fast"}, `--speed "fast"`},
@@ -116,5 +117,30 @@ func TestReplaySelf(t *testing.T) {
 	}
 	if last.Kind != "replay" || last.Diverged || last.Sent != 6 || strings.Join(last.Captured, "|") != strings.Join(last.Replayed, "|") || lines < 10 {
 		t.Errorf("%d lines, last %+v", lines, last)
+	}
+}
+
+// TestReplayListen: mqtt5-limits connection 9 served as the broker (--listen) to its own
+// device side (--to): each side sees the other do what it did in the capture, and the device
+// gets DISCONNECT 0x95.
+func TestReplayListen(t *testing.T) {
+	addr := peer.FreeAddr(t)
+	var srvOut, srvErr peer.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"replay", limitsPcap, "--conn", "9", "--listen", addr, "--wait", "1s"}, strings.NewReader(""), &srvOut, &srvErr)
+	}()
+	if !srvErr.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "waiting for a device") }) {
+		t.Fatalf("the server side did not start: %s", srvErr.String())
+	}
+	code, out, errs := runCmd(t, "", "replay", limitsPcap, "--conn", "9", "--to", addr, "--wait", "1s")
+	if code != 0 || !strings.Contains(out, "← DISCONNECT  0x95 Packet too large") {
+		t.Errorf("device side: exit %d\n%s\n%s", code, out, errs)
+	}
+	if c := <-done; c != 0 || !strings.Contains(srvOut.String(), `replay of connection 9 ("limits-raw-big") to a device on `+addr+": 2 packets sent, 2 packets received; the device sent what it sent in the capture") {
+		t.Errorf("broker side: exit %d\n%s\n%s", c, srvOut.String(), srvErr.String())
+	}
+	if code, _, errs := runCmd(t, "", "replay", limitsPcap, "--conn", "9", "--listen", addr, "--to", "embedded"); code != 2 || !strings.Contains(errs, "not both") {
+		t.Errorf("--listen with --to: exit %d, %s", code, errs)
 	}
 }

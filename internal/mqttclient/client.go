@@ -20,15 +20,18 @@ import (
 	"github.com/mqscope/mqscope/stream"
 )
 
-// ErrClosed is returned by Next once the server has closed the connection (EOF) and every
-// frame before the close was read.
-var ErrClosed = errors.New("connection closed by the server")
+// ErrClosed is returned by Next once the peer has closed the connection (EOF) and every frame
+// before the close was read.
+var ErrClosed = errors.New("connection closed by the peer")
 
 // Client is one MQTT connection seen from the client's side. Send and Write may be called from
 // one goroutine while another calls Next.
 type Client struct {
 	conn    net.Conn
 	version decode.Version
+	// out is the direction of what this side writes: C2S for a client, S2C for the server
+	// side of a connection (NewServerSide).
+	out stream.Dir
 
 	// Observation: every byte written (C2S) and read (S2C) goes to obs, in the order it was
 	// sent or received; mu serialises the calls.
@@ -53,8 +56,16 @@ type chunk struct {
 
 // New returns a Client on an open connection, speaking MQTT 5 until Connect says otherwise
 // (or SetVersion). obs, when not nil, gets the connection's bytes and end.
-func New(conn net.Conn, obs stream.ConnObserver) *Client {
-	c := &Client{conn: conn, version: decode.V5, obs: obs, now: time.Now,
+func New(conn net.Conn, obs stream.ConnObserver) *Client { return newSide(conn, obs, stream.C2S) }
+
+// NewServerSide returns the server's side of an accepted connection: it writes what a broker
+// sends and reads what the client sends (the observer sees them so), for replaying a broker.
+func NewServerSide(conn net.Conn, obs stream.ConnObserver) *Client {
+	return newSide(conn, obs, stream.S2C)
+}
+
+func newSide(conn net.Conn, obs stream.ConnObserver, out stream.Dir) *Client {
+	c := &Client{conn: conn, version: decode.V5, out: out, obs: obs, now: time.Now,
 		chunks: make(chan chunk, 16), framer: decode.NewFramer(0)}
 	go c.read()
 	return c
@@ -69,7 +80,7 @@ func (c *Client) Version() decode.Version { return c.version }
 // SetVersion sets the protocol version packets are encoded and decoded with.
 func (c *Client) SetVersion(v decode.Version) { c.version = v }
 
-// read copies what the server sends into chunks, reporting it to the observer as it arrives.
+// read copies what the peer sends into chunks, reporting it to the observer as it arrives.
 func (c *Client) read() {
 	defer close(c.chunks)
 	for {
@@ -77,7 +88,7 @@ func (c *Client) read() {
 		n, err := c.conn.Read(buf)
 		if n > 0 {
 			t := c.now()
-			c.observe(stream.S2C, t, buf[:n])
+			c.observe(c.out.Peer(), t, buf[:n])
 			c.chunks <- chunk{buf[:n], t}
 		}
 		if err != nil {
@@ -114,8 +125,8 @@ func (c *Client) Send(p decode.Packet) error {
 
 // Write sends b as it is: one or several packets, or bytes that are none.
 func (c *Client) Write(b []byte) error {
-	// Observe, then write: the server's answer cannot be observed before what it answers.
-	c.observe(stream.C2S, c.now(), b)
+	// Observe, then write: the answer cannot be observed before what it answers.
+	c.observe(c.out, c.now(), b)
 	if _, err := c.conn.Write(b); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
@@ -129,7 +140,7 @@ func (c *Client) NextFrame(ctx context.Context) ([]byte, error) {
 	for {
 		f, err := c.framer.Next()
 		if err != nil {
-			return nil, fmt.Errorf("reading from the server: %w", err)
+			return nil, fmt.Errorf("reading from the peer: %w", err)
 		}
 		if f != nil {
 			return f, nil
@@ -144,7 +155,7 @@ func (c *Client) NextFrame(ctx context.Context) ([]byte, error) {
 			}
 			c.framer.Write(ch.b)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for the server: %w", ctx.Err())
+			return nil, fmt.Errorf("waiting for the peer: %w", ctx.Err())
 		}
 	}
 }
@@ -239,13 +250,14 @@ func (c *Client) end() {
 		return
 	}
 	c.observed = true
-	e := stream.End{By: stream.Client, How: stream.FIN}
+	us, peer := c.out.Sender(), c.out.Peer().Sender()
+	e := stream.End{By: us, How: stream.FIN}
 	switch {
 	case c.closedByUs:
 	case errors.Is(c.rerr, io.EOF):
-		e.By = stream.Server
+		e.By = peer
 	default:
-		e = stream.End{By: stream.Server, How: stream.RST, Detail: c.rerr.Error()}
+		e = stream.End{By: peer, How: stream.RST, Detail: c.rerr.Error()}
 	}
 	c.obs.Close(c.now(), e)
 }

@@ -40,6 +40,18 @@ func Signature(p decode.Packet, topic string) string {
 		return code("DISCONNECT", q.ReasonCode)
 	case *decode.Suback:
 		return "SUBACK " + codes(q.ReasonCodes)
+	case *decode.Subscribe:
+		fs := make([]string, len(q.Subscriptions))
+		for i, sub := range q.Subscriptions {
+			fs[i] = fmt.Sprintf("%q q%d", sub.Filter, sub.QoS)
+		}
+		return "SUBSCRIBE " + strings.Join(fs, ",")
+	case *decode.Unsubscribe:
+		fs := make([]string, len(q.Filters))
+		for i, f := range q.Filters {
+			fs[i] = fmt.Sprintf("%q", f)
+		}
+		return "UNSUBSCRIBE " + strings.Join(fs, ",")
 	case *decode.Unsuback:
 		if v != decode.V5 {
 			return "UNSUBACK"
@@ -75,11 +87,12 @@ type player struct {
 	closed error           // why the peer's side ended, once it did
 	// bye is set once we sent a DISCONNECT: the peer closing after it is the normal end.
 	bye bool
-	// The peer's QoS 1 and 2 PUBLISH packet identifiers in the order received, to rewrite the
-	// acknowledgements of the capture (capOrd: captured identifier -> ordinal, as of now).
-	newIDs  []uint16
-	capOrd  map[uint16]int
-	capSeen int
+	// The packet identifiers of the peer's packets we answer (QoS 1 and 2 PUBLISH, SUBSCRIBE,
+	// UNSUBSCRIBE), by kind: in the order received now, and in the capture (capOrd: captured
+	// identifier -> ordinal, as of the packet being played), to rewrite our answers.
+	newIDs  [idKinds][]uint16
+	capOrd  [idKinds]map[uint16]int
+	capSeen [idKinds]int
 	// The peer's Topic Alias table in the new session, to resolve its PUBLISH topics.
 	aliases map[uint16]string
 	// Topic Alias Maximum the peer granted in the capture and now (for the packets played).
@@ -89,11 +102,24 @@ type player struct {
 // AsClient plays the client's packets of s on conn, a fresh connection to a broker, and
 // compares what the broker answers with the capture.
 func AsClient(ctx context.Context, s *Session, conn Conn, o Options) (*Result, error) {
+	return play(ctx, s, conn, o, stream.C2S)
+}
+
+// AsServer plays the broker's packets of s on conn, the server's side of a connection a device
+// opened (mqttclient.NewServerSide), and compares what the device sends with the capture.
+func AsServer(ctx context.Context, s *Session, conn Conn, o Options) (*Result, error) {
+	return play(ctx, s, conn, o, stream.S2C)
+}
+
+func play(ctx context.Context, s *Session, conn Conn, o Options, ours stream.Dir) (*Result, error) {
 	o.defaults()
 	if len(s.Packets) == 0 || s.Packets[0].Type() != decode.CONNECT || s.Packets[0].Dir != stream.C2S {
 		return nil, ErrNoConnect
 	}
-	p := &player{o: o, conn: conn, res: &Result{}, ours: stream.C2S, capOrd: map[uint16]int{}, aliases: map[uint16]string{}}
+	p := &player{o: o, conn: conn, res: &Result{}, ours: ours, aliases: map[uint16]string{}}
+	for k := range p.capOrd {
+		p.capOrd[k] = map[uint16]int{}
+	}
 	conn.SetVersion(s.Packets[0].Version)
 	var exp []expected
 	var last *inspect.PacketRecord
@@ -131,26 +157,60 @@ func AsClient(ctx context.Context, s *Session, conn Conn, o Options) (*Result, e
 		p.res.Sent++
 		p.bye = p.bye || rec.Type() == decode.DISCONNECT
 	}
-	// The rest of the peer's answers, until it closes or stays silent for Wait.
-	if err := p.drain(ctx); err != nil {
+	// The rest of the peer's answers; then, unless we closed first in the capture (the caller
+	// closes now), until the peer closes or stays silent for Wait.
+	if err := p.await(ctx, len(exp)); err != nil {
 		return nil, err
+	}
+	if s.Close == nil || !strings.HasPrefix(s.Close.By(), ours.Sender().String()) {
+		if err := p.drain(ctx); err != nil {
+			return nil, err
+		}
 	}
 	p.compare(exp, s)
 	return p.res, nil
 }
 
+// The kinds of packet identifiers our packets answer.
+const (
+	idPublish = iota
+	idSubscribe
+	idUnsubscribe
+	idKinds
+)
+
+// idOf returns the kind and packet identifier of a packet of the peer we answer.
+func idOf(q decode.Packet) (kind int, id uint16, ok bool) {
+	switch q := q.(type) {
+	case *decode.Publish:
+		return idPublish, q.PacketID, q.QoS > 0
+	case *decode.Subscribe:
+		return idSubscribe, q.PacketID, true
+	case *decode.Unsubscribe:
+		return idUnsubscribe, q.PacketID, true
+	}
+	return 0, 0, false
+}
+
+// peerTAM returns the Topic Alias Maximum a packet of the peer gives us: the server's in
+// CONNACK, the client's in CONNECT.
+func peerTAM(q decode.Packet) (int, bool) {
+	switch q.Type() {
+	case decode.CONNACK, decode.CONNECT:
+		v, ok := decode.PropertiesOf(q).Int(decode.PropTopicAliasMaximum)
+		return int(v), ok
+	}
+	return 0, false
+}
+
 // learnCaptured notes what a captured packet of the peer means for rewriting ours.
 func (p *player) learnCaptured(rec *inspect.PacketRecord) {
-	switch q := rec.Packet.(type) {
-	case *decode.Publish:
-		if q.QoS > 0 {
-			p.capOrd[q.PacketID] = p.capSeen
-			p.capSeen++
-		}
-	case *decode.Connack:
-		if v, ok := q.Properties.Int(decode.PropTopicAliasMaximum); ok {
-			p.capTAM = int(v)
-		}
+	if k, id, ok := idOf(rec.Packet); ok {
+		p.capOrd[k][id] = p.capSeen[k]
+		p.capSeen[k]++
+	}
+	if v, ok := peerTAM(rec.Packet); ok {
+		p.capTAM = v
 	}
 }
 
@@ -158,17 +218,15 @@ func (p *player) learnCaptured(rec *inspect.PacketRecord) {
 func (p *player) receive(q decode.Packet) {
 	p.got = append(p.got, q)
 	p.res.Received++
-	switch q := q.(type) {
-	case *decode.Publish:
-		if q.QoS > 0 {
-			p.newIDs = append(p.newIDs, q.PacketID)
-		}
-		if a, ok := q.Properties.TopicAlias(); ok && q.Topic != "" {
-			p.aliases[a] = q.Topic
-		}
-	case *decode.Connack:
-		if v, ok := q.Properties.Int(decode.PropTopicAliasMaximum); ok {
-			p.newTAM = int(v)
+	if k, id, ok := idOf(q); ok {
+		p.newIDs[k] = append(p.newIDs[k], id)
+	}
+	if v, ok := peerTAM(q); ok {
+		p.newTAM = v
+	}
+	if pub, ok := q.(*decode.Publish); ok {
+		if a, ok := pub.Properties.TopicAlias(); ok && pub.Topic != "" {
+			p.aliases[a] = pub.Topic
 		}
 	}
 }
@@ -214,23 +272,39 @@ func (p *player) rewrite(rec *inspect.PacketRecord) ([]byte, error) {
 	raw := rec.Packet.Info().Raw
 	switch rec.Packet.Type() {
 	case decode.CONNECT:
-		if p.o.ClientID == "" {
+		if p.o.ClientID == "" || p.ours != stream.C2S {
 			return raw, nil
 		}
 		c := decode.Decode(raw, rec.Version).(*decode.Connect)
 		p.note("CONNECT #%d: Client Identifier %q → %q", rec.Index, c.ClientID, p.o.ClientID)
 		c.ClientID = p.o.ClientID
 		return decode.Encode(nil, c)
-	case decode.PUBACK, decode.PUBREC, decode.PUBCOMP:
-		// The acknowledgement of a PUBLISH of the peer: its identifier is the new session's.
-		a := decode.Decode(raw, rec.Version).(*decode.Ack)
-		k, ok := p.capOrd[a.PacketID]
-		if !ok || k >= len(p.newIDs) || p.newIDs[k] == a.PacketID {
+	case decode.PUBACK, decode.PUBREC, decode.PUBCOMP, decode.SUBACK, decode.UNSUBACK:
+		// The answer to a packet of the peer: its identifier is the new session's.
+		k := idPublish
+		switch rec.Packet.Type() {
+		case decode.SUBACK:
+			k = idSubscribe
+		case decode.UNSUBACK:
+			k = idUnsubscribe
+		}
+		q := decode.Decode(raw, rec.Version)
+		id, _ := decode.PacketID(q)
+		n, ok := p.capOrd[k][id]
+		if !ok || n >= len(p.newIDs[k]) || p.newIDs[k][n] == id {
 			return raw, nil
 		}
-		p.note("%s #%d: packet identifier %d → %d", a.PacketType, rec.Index, a.PacketID, p.newIDs[k])
-		a.PacketID = p.newIDs[k]
-		return decode.Encode(nil, a)
+		to := p.newIDs[k][n]
+		p.note("%s #%d: packet identifier %d → %d", q.Type(), rec.Index, id, to)
+		switch q := q.(type) {
+		case *decode.Ack:
+			q.PacketID = to
+		case *decode.Suback:
+			q.PacketID = to
+		case *decode.Unsuback:
+			q.PacketID = to
+		}
+		return decode.Encode(nil, q)
 	case decode.PUBLISH:
 		// An alias the capture's peer allowed but the new one does not is replaced by the
 		// topic; an alias over the captured maximum was a breach, and is kept.

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -283,5 +284,48 @@ func TestSpeed(t *testing.T) {
 	}
 	if len(slept) != 2 || slept[0] != 2*time.Second || slept[1] != 2*time.Second || res.Divergence != nil {
 		t.Errorf("slept %v, divergence %v", slept, res.Divergence)
+	}
+}
+
+// TestBothSides: a captured session served to itself: its broker side on a listener
+// (AsServer), its device side connecting to it (AsClient). Neither diverges, and each sees
+// the other's packets as captured.
+func TestBothSides(t *testing.T) {
+	for _, conn := range []int{5, 9, 17} {
+		s := load(t, Selector{Conn: conn})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan *Result, 1)
+		go func() {
+			defer ln.Close()
+			c, err := ln.Accept()
+			if err != nil {
+				served <- nil
+				return
+			}
+			sc := mqttclient.NewServerSide(c, nil)
+			res, err := AsServer(ctxT(t), s, sc, Options{Wait: time.Second})
+			sc.Close()
+			if err != nil {
+				t.Error(err)
+			}
+			served <- res
+		}()
+		dc := dial(t, stream.Endpoint{Addr: ln.Addr().String()}, mqttclient.DialOptions{})
+		dev, err := AsClient(ctxT(t), s, dc, Options{Wait: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dc.Close() // as replay does
+		srv := <-served
+		if srv == nil || dev.Divergence != nil || srv.Divergence != nil {
+			t.Errorf("connection %d: device side %v, broker side %+v", conn, dev.Divergence, srv)
+			continue
+		}
+		if srv.Sent != dev.Received || dev.Sent != srv.Received || len(srv.Captured) != dev.Sent {
+			t.Errorf("connection %d: device sent %d got %d, broker sent %d got %d", conn, dev.Sent, dev.Received, srv.Sent, srv.Received)
+		}
 	}
 }
