@@ -198,8 +198,14 @@ func TestPahoDelayedPuback(t *testing.T) {
 	if waited := time.Since(start); waited < time.Second {
 		t.Errorf("Publish returned after %v, before the PUBACK's delay of 1s", waited)
 	}
-	if !ps.out.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "PUBACK id 2, delayed 1s: sent") }) {
-		t.Errorf("no fault record of the delayed PUBACK")
+	// In the timeline: the fault when it held the PUBACK, and again right before the PUBACK
+	// it sent late, which is marked with the rule.
+	waitOut(t, ps.out, `"did":"PUBACK id 2, delayed 1s: sent"`)
+	if !strings.Contains(ps.out.String(), `"did":"PUBACK id 2 held, to be sent 1s later"`) {
+		t.Error("no fault record when the PUBACK was held")
+	}
+	if acks := ps.records(t, "PUBACK", "s2c"); len(acks) != 1 || acks[0]["fault"] != "#1 delay" {
+		t.Errorf("PUBACK records %v, want the one sent late, marked", acks)
 	}
 }
 
