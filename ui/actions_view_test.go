@@ -71,9 +71,14 @@ func TestActions(t *testing.T) {
 		t.Errorf("status %q", h.status())
 	}
 
-	// DISCONNECT: the first code allowed in DISCONNECT is 0x00, then 0x04; pick 0x04.
-	h.press("X", "<down>", "<enter>", "bye", "<enter>")
-	act.want(t, `disconnect 2 0x04 "bye"`)
+	// DISCONNECT: the codes a server sends: 0x00, then 0x80 (0x04 is the client's); pick
+	// 0x80.
+	h.press("X")
+	if strings.Contains(h.text(), "0x04") || !strings.Contains(h.text(), "0x8B Server shutting down") {
+		t.Errorf("the reason codes offered:\n%s", h.text())
+	}
+	h.press("<down>", "<enter>", "bye", "<enter>")
+	act.want(t, `disconnect 2 0x80 "bye"`)
 
 	h.press("R", "<enter>") // the modal's first button: Yes
 	act.want(t, "reset 2")

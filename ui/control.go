@@ -484,7 +484,9 @@ func (u *UI) disconnectDialog() {
 	var codes []decode.ReasonCode
 	var labels []string
 	for _, c := range decode.ReasonCodes() {
-		if c.AllowedIn(decode.DISCONNECT) {
+		// The proxy sends it to the device as its server would: codes only a client sends
+		// are left out.
+		if c.AllowedIn(decode.DISCONNECT) && c.DisconnectSender() != decode.ByClient {
 			codes = append(codes, c)
 			labels = append(labels, fmt.Sprintf("0x%02X %s", byte(c), c.Name(decode.DISCONNECT)))
 		}

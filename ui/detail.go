@@ -115,6 +115,17 @@ func (m *Model) Detail(seq int, o DetailOptions) (d Detail, ok bool) {
 		}
 		d.Root.Children = append(d.Root.Children, pn)
 	}
+	for _, f := range m.FaultsOf(r) {
+		text := "fault " + f.Rule + " applied by mqscope's proxy: " + f.Did
+		if f.Used != "" {
+			text += " (" + f.Used + ")"
+		}
+		fn := node(text, 0, len(b.Raw))
+		if f.Original != nil {
+			fn.Children = append(fn.Children, node(fmt.Sprintf("as the sender sent it: %s, %d bytes", f.Original.Type(), len(f.Before)), 0, 0))
+		}
+		d.Root.Children = append(d.Root.Children, fn)
+	}
 	var links []*Node
 	if answers != nil {
 		links = append(links, linkNode(answers))
@@ -423,6 +434,9 @@ func (m *Model) Columns(r, prev *inspect.PacketRecord) Columns {
 	}
 	if l, ok := r.MaxLevel(); ok {
 		c.Finding = l.String()
+	}
+	if len(m.FaultsOf(r)) > 0 {
+		c.Finding = strings.TrimSpace("fault " + c.Finding)
 	}
 	return c
 }

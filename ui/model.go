@@ -43,7 +43,35 @@ type Model struct {
 
 	marks map[int]bool
 	last  time.Time // time of the newest record: "now" on a capture
-	gen   uint64    // bumped by every change, for the screens to redraw
+	gen   uint64    // bumped by every change (changed), for the screens to redraw
+	ch    chan struct{}
+}
+
+// changed bumps the generation and wakes those waiting on Changed. The caller holds m.mu.
+func (m *Model) changed() {
+	m.gen++
+	if m.ch != nil {
+		close(m.ch)
+		m.ch = nil
+	}
+}
+
+// Changed returns a channel closed at the next change of the model.
+func (m *Model) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ch == nil {
+		m.ch = make(chan struct{})
+	}
+	return m.ch
+}
+
+// Touch marks the model changed (the held packets of an intercept changed), so the screens
+// redraw.
+func (m *Model) Touch() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.changed()
 }
 
 // Conn is one connection as the screens show it.
@@ -67,7 +95,11 @@ type Conn struct {
 	InFlight [2]int
 	LastSeen [2]time.Time // the last packet of each direction
 
-	seqs     []int // the Seqs of its packets, ascending
+	// Faults are the faults mqscope's proxy applied on the connection, in order.
+	Faults []*inspect.FaultRecord
+
+	seqs     []int                          // the Seqs of its packets, ascending
+	faultAt  map[int][]*inspect.FaultRecord // by the Index of the packet they sent
 	aliases  [2]map[uint16]*Alias
 	inflight [2]map[uint16]bool
 }
@@ -76,7 +108,8 @@ type Conn struct {
 // aliases is set.
 func (c *Conn) copy(aliases bool) Conn {
 	out := *c
-	out.seqs, out.aliases, out.inflight = nil, [2]map[uint16]*Alias{}, [2]map[uint16]bool{}
+	out.seqs, out.faultAt, out.aliases, out.inflight = nil, nil, [2]map[uint16]*Alias{}, [2]map[uint16]bool{}
+	out.Faults = append([]*inspect.FaultRecord(nil), c.Faults...)
 	for d := range 2 {
 		out.InFlight[d] = len(c.inflight[d])
 		if aliases {
@@ -123,7 +156,7 @@ func NewModel(capacity int) *Model {
 func (m *Model) Add(r inspect.Record) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen++
+	m.changed()
 	switch r := r.(type) {
 	case *inspect.PacketRecord:
 		m.addPacket(r)
@@ -139,6 +172,16 @@ func (m *Model) Add(r inspect.Record) {
 		}
 		for _, n := range r.Notes {
 			c.Findings[n.Level]++
+		}
+		m.seen(r.Time)
+	case *inspect.FaultRecord:
+		c := m.connOf(r.Conn, r.Client, r.Server)
+		c.Faults = append(c.Faults, r)
+		if r.Index > 0 {
+			if c.faultAt == nil {
+				c.faultAt = map[int][]*inspect.FaultRecord{}
+			}
+			c.faultAt[r.Index] = append(c.faultAt[r.Index], r)
 		}
 		m.seen(r.Time)
 	case *inspect.EncryptedRecord:
@@ -332,7 +375,7 @@ func (m *Model) SetView(conn int, filter *inspect.Filter) {
 	defer m.mu.Unlock()
 	m.conn, m.filter = conn, filter
 	m.shown, m.shownUpTo = nil, m.base
-	m.gen++
+	m.changed()
 }
 
 // ViewConn returns the connection the list shows (0: all) and the filter.
@@ -425,7 +468,7 @@ func (m *Model) Mark(seq int) {
 	} else if m.packet(seq) != nil {
 		m.marks[seq] = true
 	}
-	m.gen++
+	m.changed()
 }
 
 // Marked reports whether seq is marked.
@@ -483,7 +526,7 @@ func (m *Model) SetStatus(s string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.status = s
-	m.gen++
+	m.changed()
 }
 
 // Status returns what SetStatus said.
@@ -491,4 +534,14 @@ func (m *Model) Status() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status
+}
+
+// FaultsOf returns the faults the proxy applied to make packet r (nil when none).
+func (m *Model) FaultsOf(r *inspect.PacketRecord) []*inspect.FaultRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.conns[r.Conn]; c != nil {
+		return c.faultAt[r.Index]
+	}
+	return nil
 }

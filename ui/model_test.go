@@ -352,3 +352,27 @@ func TestHexSearch(t *testing.T) {
 		t.Errorf("found a second time at %d", got)
 	}
 }
+
+// TestFaults: a fault the proxy applied shows on the packet it sent (list, tree) and in the
+// session's list; one that dropped its frame only in the list.
+func TestFaults(t *testing.T) {
+	m := fixtureModel(t)
+	orig := &decode.Publish{Topic: "sensors/7/state"}
+	m.Add(&inspect.FaultRecord{Time: t0, Conn: 1, Rule: "oversize", Did: "grew the PUBLISH to 201 bytes", Used: "max_packet_size=200",
+		Before: []byte{0x30, 0x02, 0, 0}, Original: orig, Index: 9})
+	m.Add(&inspect.FaultRecord{Time: t0, Conn: 1, Rule: "drop", Did: "dropped PUBACK"})
+	r := m.Packet(find(t, m, 1, 9))
+	if got := m.Columns(r, nil).Finding; got != "fault" {
+		t.Errorf("finding column %q, want fault", got)
+	}
+	d, _ := m.Detail(find(t, m, 1, 9), DetailOptions{})
+	if n := nodeWith(d.Root, "fault oversize applied by mqscope's proxy: grew the PUBLISH to 201 bytes (max_packet_size=200)"); n == nil || len(n.Children) != 1 {
+		t.Errorf("no fault node in the tree of #9")
+	}
+	text := m.SessionText(1, m.Now())
+	for _, want := range []string{"faults applied by mqscope's proxy: 2", "oversize packet #9: grew", "drop dropped the frame: dropped PUBACK"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("session lacks %q:\n%s", want, text)
+		}
+	}
+}

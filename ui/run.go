@@ -13,9 +13,16 @@ import (
 )
 
 // appHost is tview's Application as the screens' host.
-type appHost struct{ *tview.Application }
+type appHost struct {
+	*tview.Application
+	stop func()
+}
 
 func (a appHost) SetFocus(p tview.Primitive) { a.Application.SetFocus(p) }
+
+// Stop stops the application once, whoever asks (q, or the end of the source): tview's Run
+// clears its screen without its lock on the way out, so a second Stop would race with it.
+func (a appHost) Stop() { a.stop() }
 
 // Run shows the screens on the terminal until the user quits or ctx ends. The terminal is
 // restored on every way out, panics included (the panic is then re-raised, so that it is
@@ -25,15 +32,16 @@ func (u *UI) Run(ctx context.Context, screen tcell.Screen) (err error) {
 	if screen != nil {
 		app.SetScreen(screen)
 	}
-	u.host = appHost{app}
+	var once sync.Once
+	stop := func() { once.Do(app.Stop) }
+	u.host = appHost{app, stop}
 	app.SetRoot(u.root, true).EnableMouse(true).SetInputCapture(u.capture)
 	if f := u.opts.AfterDraw; f != nil {
 		app.SetAfterDrawFunc(func(tcell.Screen) { f(u) })
 	}
 	app.SetFocus(u.list)
+	u.act.Notify(u.m.Touch) // held packets: redraw (never blocks the proxy)
 	u.refresh()
-	var once sync.Once
-	stop := func() { once.Do(app.Stop) }
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -93,7 +101,7 @@ func (m *Model) Lost(n int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.lost += n
-	m.gen++
+	m.changed()
 }
 
 // LostText says how many records the screens did not get ("" when none).

@@ -74,6 +74,16 @@ func (m *Model) SessionText(id int, now time.Time) string {
 			fmt.Fprintf(&b, "    %5d  %-40s set %d, used %d\n", k, strconv.Quote(a.Topic), a.Set, a.Hits)
 		}
 	}
+	if len(c.Faults) > 0 {
+		fmt.Fprintf(&b, "\n  faults applied by mqscope's proxy: %d\n", len(c.Faults))
+		for _, f := range c.Faults {
+			at := "dropped the frame"
+			if f.Index > 0 {
+				at = fmt.Sprintf("packet #%d", f.Index)
+			}
+			fmt.Fprintf(&b, "    %s %s %s: %s\n", f.Time.UTC().Format("15:04:05.000"), f.Rule, at, f.Did)
+		}
+	}
 	if c.Close != nil {
 		fmt.Fprintf(&b, "\n  %s\n", closeLine(c.Close))
 	}

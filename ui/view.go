@@ -196,7 +196,6 @@ func (u *UI) build() {
 		AddItem(u.bottom, 1, 0, false).
 		AddItem(u.status, 1, 0, false)
 	u.root = tview.NewPages().AddPage("main", main, true, true)
-	u.act.Notify(func() {})
 }
 
 // Selection returns the row of the packet list selected (from 0; -1 when none) and how many
@@ -314,6 +313,9 @@ func (u *UI) headerText(n int) string {
 	}
 	if u.intercepting {
 		parts = append(parts, "intercepting: "+tview.Escape(u.intercept))
+	}
+	if n := len(u.act.Held()); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d held (5 shows them)", n))
 	}
 	if marks := len(u.m.Marks()); marks > 0 {
 		parts = append(parts, fmt.Sprintf("%d marked", marks))

@@ -21,6 +21,7 @@ type captureOptions struct {
 	iface string
 	out   outputOptions
 	ready func() // called once capturing (tests)
+	ui    uiOptions
 }
 
 func newCaptureCmd(io *streams) *cobra.Command {
@@ -54,12 +55,19 @@ later with mqscope read or Wireshark.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if o.ui.on {
+				if err := checkUI(cmd); err != nil {
+					return err
+				}
+				return runCaptureUI(ctx, o)
+			}
 			return runCapture(ctx, o)
 		},
 	}
 	cmd.Flags().StringVarP(&o.iface, "interface", "i", "", "capture on network interface `IFACE`")
 	o.out.addFlags(cmd.Flags())
 	cmd.Flags().StringVar(&o.out.write, "write", "", "record the packets of the MQTT and TLS connections to pcapng `FILE`")
+	o.ui.addFlags(cmd.Flags(), true)
 	completeOutputFlags(cmd)
 	_ = cmd.RegisterFlagCompletionFunc("interface", completeInterfaces)
 	return cmd

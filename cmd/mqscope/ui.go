@@ -38,6 +38,14 @@ func (u *uiOptions) addFlags(f *pflag.FlagSet, withSwitch bool) {
 	f.IntVar(&u.maxPackets, "max-packets", ui.DefaultCap, "packets the UI keeps; past it the oldest are dropped (and the UI says so)")
 }
 
+// options adds the hooks of tests and benchmarks to o.
+func (u *uiOptions) options(m *ui.Model, o ui.Options) ui.Options {
+	if f := u.afterDraw; f != nil {
+		o.AfterDraw = func(v *ui.UI) { f(v, m) }
+	}
+	return o
+}
+
 // checkUI refuses the print-only flags with --ui.
 func checkUI(cmd *cobra.Command) error {
 	for _, name := range []string{"format", "summary", "write", "fail-on", "payload"} {
@@ -110,6 +118,29 @@ func runReadUI(ctx context.Context, o *readOptions) error {
 	})
 }
 
+// runCaptureUI shows a live capture in the UI.
+func runCaptureUI(ctx context.Context, o *captureOptions) error {
+	keys, err := o.out.loadKeys(o.io.Err, true)
+	if err != nil {
+		return err
+	}
+	src, err := capture.OpenLive(o.iface)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	src.Options = capture.Options{Ports: ports(capture.DefaultPort, o.out.ports), TLSPorts: ports(capture.DefaultTLSPort, o.out.tlsPorts), TLSKeys: keys}
+	if o.ready != nil {
+		o.ready()
+	}
+	return runUI(ctx, o.io, &o.out, &o.ui, uiSource{
+		name: "capture -i " + o.iface,
+		live: true,
+		why:  ui.WhyCapture,
+		run:  func(ctx context.Context, in *capture.Inspector) error { return src.Run(ctx, in) },
+	})
+}
+
 // uiSource is what the UI shows: run feeds the inspector until the source ends.
 type uiSource struct {
 	name string
@@ -151,11 +182,7 @@ func runUI(ctx context.Context, io *streams, out *outputOptions, uo *uiOptions, 
 	case uo.readonly:
 		act = ui.NoActions{Reason: ui.WhyReadOnly}
 	}
-	uopts := ui.Options{Source: src.name, Live: src.live, NoColor: !io.Color.colorFor(os.Stdout), ShowSecrets: out.showSecrets}
-	if f := uo.afterDraw; f != nil {
-		uopts.AfterDraw = func(u *ui.UI) { f(u, m) }
-	}
-	u := ui.New(m, act, uopts)
+	u := ui.New(m, act, uo.options(m, ui.Options{Source: src.name, Live: src.live, NoColor: !io.Color.colorFor(os.Stdout), ShowSecrets: out.showSecrets}))
 	var panicked atomic.Value
 	readDone := make(chan error, 1)
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gdamore/tcell/v2"
@@ -38,12 +39,17 @@ func TestUIRead(t *testing.T) {
 	o.out.format, o.out.payload = "text", "preview"
 	got := make(chan int, 1)
 	o.ui.screen = screen
+	// Keys are injected once the UI has drawn: the screen is set up (Init) by then.
+	drawn := make(chan struct{})
+	var once sync.Once
+	o.ui.afterDraw = func(*ui.UI, *ui.Model) { once.Do(func() { close(drawn) }) }
 	o.ui.read = func(m *ui.Model) { got <- m.Total() }
 	done := make(chan error, 1)
 	go func() { done <- runReadUI(context.Background(), o) }()
 	if n := <-got; n != want || n == 0 {
 		t.Errorf("the UI holds %d packets, mqscope read prints %d", n, want)
 	}
+	<-drawn
 	screen.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
 	if err := <-done; err != nil {
 		t.Errorf("ui: %v", err)
