@@ -263,3 +263,33 @@ func TestPahoConnackCapabilitiesAndRefusal(t *testing.T) {
 		t.Errorf("Connect: %v, CONNACK %+v", err, ps.ack)
 	}
 }
+
+// TestPahoConnackServerKeepAlive: paho asks for 30 s; the proxy tells it the server keeps it at
+// 1 s, and paho pings by that.
+func TestPahoConnackServerKeepAlive(t *testing.T) {
+	ps, err := startPaho(t, nil, "paho-ka", "connack server_keep_alive=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ps.ack.Properties; p == nil || p.ServerKeepAlive == nil || *p.ServerKeepAlive != 1 {
+		t.Fatalf("paho read CONNACK properties %+v, want Server Keep Alive 1", p)
+	}
+	waitOut(t, ps.out, `"type":"PINGREQ"`)
+}
+
+// TestPahoConnackSessionPresent: paho starts clean; the proxy says the server kept a session.
+// paho.golang v0.23.0 deviates: a client without session state that gets Session Present 1
+// must close the connection [MQTT-3.2.2-4]; paho stays and publishes.
+func TestPahoConnackSessionPresent(t *testing.T) {
+	ps, err := startPaho(t, nil, "paho-sp", "connack session_present=1")
+	if err != nil || !ps.ack.SessionPresent {
+		t.Fatalf("Connect: %v, CONNACK %+v", err, ps.ack)
+	}
+	if _, err := ps.cl.Publish(ctx10s(t), &paho.Publish{Topic: "x", QoS: 1, Payload: []byte("1")}); err != nil {
+		t.Fatalf("paho after Session Present 1: %v (v0.23.0 publishes)", err)
+	}
+	waitOut(t, ps.out, `"type":"PUBACK"`)
+	if acks := ps.records(t, "CONNACK", "s2c"); len(acks) != 1 || acks[0]["session_present"] != true {
+		t.Errorf("CONNACK records %v, want the one paho got", acks)
+	}
+}
