@@ -812,16 +812,20 @@ func (c *Conn) checkSize(r *PacketRecord) {
 		rule = "MQTT-3.1.2-24"
 	}
 	text := fmt.Sprintf("%s of %d bytes is over the %d-byte Maximum Packet Size %s", t, size, max, limitSource(d))
-	if p, ok := r.Packet.(*decode.Publish); ok && len(p.Payload) <= max {
+	if p, ok := r.Packet.(*decode.Publish); ok && len(p.Payload) <= max && r.Fault == "" {
 		if d == stream.C2S {
 			text += fmt.Sprintf(" (its payload alone is %d bytes: the limit counts the whole packet, fixed header included)", len(p.Payload))
 		} else {
 			text += fmt.Sprintf(" (its payload alone is %d bytes: this broker seems to count only the payload, not the whole packet)", len(p.Payload))
 		}
 	}
-	if d == stream.C2S {
+	switch {
+	case r.Fault != "":
+		// Not the peer's doing: say who made it so, and what the receiver should answer.
+		text += fmt.Sprintf(", made so by mqscope's fault `%s`; the %s answers DISCONNECT 0x95", r.Fault, d.Peer().Sender())
+	case d == stream.C2S:
 		text += "; the server answers DISCONNECT 0x95"
-	} else {
+	default:
 		text += "; the server must not send it"
 	}
 	r.addWhy(decode.LevelError, rule, decode.PacketTooLarge, fmt.Sprintf("over the %d-byte Maximum Packet Size %s", max, limitSource(d)), text)

@@ -134,3 +134,32 @@ func TestFaultSecrets(t *testing.T) {
 		t.Errorf("secret in text: %s", text)
 	}
 }
+
+// TestFaultOversizeNotThePeers: a PUBLISH a fault grew over the receiver's Maximum Packet Size
+// is still over it, but the finding says the fault made it so, not that the sender counts the
+// limit wrong, and names the receiver's answer.
+func TestFaultOversizeNotThePeers(t *testing.T) {
+	s := newSession(t, Options{})
+	s.connect(props(ip(decode.PropMaximumPacketSize, 100)), nil)
+	grown := enc(t, publish("a/b", 0, 0, string(make([]byte, 95))))
+	s.c.Alter(stream.S2C, s.now, &stream.Alteration{Rule: "big", Did: "grown", Before: enc(t, publish("a/b", 0, 0, "x")), After: [][]byte{grown}})
+	recs := s.c.Feed(stream.S2C, s.now, grown)
+	var r *PacketRecord
+	for _, rec := range recs {
+		if p, ok := rec.(*PacketRecord); ok {
+			r = p
+		}
+	}
+	if r == nil || r.Fault != "big" {
+		t.Fatalf("records: %v", recs)
+	}
+	n := note(t, r, "MQTT-3.1.2-24")
+	if strings.Contains(n.Text, "seems to count") || !strings.Contains(n.Text, "made so by mqscope's fault `big`; the client answers DISCONNECT 0x95") {
+		t.Errorf("finding: %s", n.Text)
+	}
+	// The same PUBLISH from the broker itself keeps the explanation about the broker.
+	n = note(t, s.s2c(publish("a/b", 0, 0, string(make([]byte, 95)))), "MQTT-3.1.2-24")
+	if !strings.Contains(n.Text, "seems to count only the payload") {
+		t.Errorf("the broker's own: %s", n.Text)
+	}
+}
