@@ -87,47 +87,58 @@ func TestRunProxyFaultAliasRemap(t *testing.T) {
 	}
 }
 
-// TestRunProxyFaultSubscriptionEmbedded: the embedded broker with a profile that has no
-// wildcards, Subscription Identifiers or shared subscriptions says so in its CONNACK, and the
-// faults make the device's SUBSCRIBE use each. The inspection judges the SUBSCRIBE by that
-// CONNACK (an error finding). The broker should refuse it (SUBACK 0xA2, 0xA1, 0x9E); mochi
-// v2.7.9, which the embedded broker is, only announces the capabilities and grants the
-// subscription anyway: asserted here, so that a fixed mochi shows up.
-func TestRunProxyFaultSubscriptionEmbedded(t *testing.T) {
+// TestRunProxyFaultSubscriptionUnavailable: a broker says it has no wildcards, Subscription
+// Identifiers or shared subscriptions, and the faults make the device's SUBSCRIBE use each. The
+// inspection judges the SUBSCRIBE by the CONNACK the device got (an error finding).
+//
+// Two brokers say so: the embedded one playing a profile, and mosquitto (which has them all)
+// through the proxy's CONNACK rewrite. Both grant the subscription: mosquitto because it has
+// them; mochi v2.7.9, which the embedded broker is, because it only announces the
+// capabilities. The standard's answer would be SUBACK 0xA2, 0xA1 or 0x9E: asserted as it is
+// here, so that a fixed mochi shows up.
+func TestRunProxyFaultSubscriptionUnavailable(t *testing.T) {
 	profile := filepath.Join(t.TempDir(), "bare.yaml")
 	os.WriteFile(profile, []byte("name: bare\nwildcard_subscription_available: false\n"+
 		"subscription_identifiers_available: false\nshared_subscription_available: false\n"), 0o600)
-	for _, tc := range []struct{ rule, finding string }{
-		{"sub_wildcard", "MQSCOPE-WILDCARD-UNAVAILABLE"},
-		{"sub_id", "MQSCOPE-SUBID-UNAVAILABLE"},
-		{"sub_shared", "MQSCOPE-SHARED-UNAVAILABLE"},
-	} {
-		t.Run(tc.rule, func(t *testing.T) {
-			fs := startFaultProxy(t, "embedded", profile, tc.rule)
-			c, r, ack := fs.dial(t, "subber")
-			ps := decode.Decode(ack, decode.V5).(*decode.Connack).Properties
-			for _, id := range []decode.PropID{decode.PropWildcardSubAvailable, decode.PropSubIDAvailable, decode.PropSharedSubAvailable} {
-				if n, ok := ps.Int(id); !ok || n != 0 {
-					t.Fatalf("CONNACK %s = %d (present %v), want 0", id.Name(), n, ok)
+	const rewrite = "connack wildcard_subscription_available=0 subscription_identifier_available=0 shared_subscription_available=0"
+	for _, broker := range []string{"embedded", "mosquitto"} {
+		for _, tc := range []struct{ rule, finding string }{
+			{"sub_wildcard", "MQSCOPE-WILDCARD-UNAVAILABLE"},
+			{"sub_id", "MQSCOPE-SUBID-UNAVAILABLE"},
+			{"sub_shared", "MQSCOPE-SHARED-UNAVAILABLE"},
+		} {
+			t.Run(broker+"/"+tc.rule, func(t *testing.T) {
+				var fs *faultSession
+				if broker == "embedded" {
+					fs = startFaultProxy(t, "embedded", profile, tc.rule)
+				} else {
+					fs = startFaultProxy(t, peer.StartMosquitto(t).Addr, "", rewrite, tc.rule)
 				}
-			}
-			sub, _ := decode.Encode(nil, &decode.Subscribe{Base: fs.v5, PacketID: 5, Subscriptions: []decode.Subscription{{Filter: "a/b", QoS: 1}}})
-			c.Write(sub)
-			f := r.next(t)
-			if p, ok := decode.Decode(f, decode.V5).(*decode.Suback); !ok || len(p.ReasonCodes) != 1 || p.ReasonCodes[0] != 1 {
-				t.Errorf("got % x; mochi v2.7.9 grants QoS 1", f)
-			}
-			waitOut(t, fs.out, `"type":"SUBACK"`)
-			var subRec map[string]any
-			for _, l := range strings.Split(fs.out.String(), "\n") {
-				if strings.Contains(l, `"type":"SUBSCRIBE"`) {
-					json.Unmarshal([]byte(l), &subRec)
+				c, r, ack := fs.dial(t, "subber")
+				ps := decode.Decode(ack, decode.V5).(*decode.Connack).Properties
+				for _, id := range []decode.PropID{decode.PropWildcardSubAvailable, decode.PropSubIDAvailable, decode.PropSharedSubAvailable} {
+					if n, ok := ps.Int(id); !ok || n != 0 {
+						t.Fatalf("CONNACK %s = %d (present %v), want 0", id.Name(), n, ok)
+					}
 				}
-			}
-			if !hasNote(subRec, tc.finding, "error") {
-				t.Errorf("SUBSCRIBE record %v lacks the error %s", subRec, tc.finding)
-			}
-		})
+				sub, _ := decode.Encode(nil, &decode.Subscribe{Base: fs.v5, PacketID: 5, Subscriptions: []decode.Subscription{{Filter: "a/b", QoS: 1}}})
+				c.Write(sub)
+				f := r.next(t)
+				if p, ok := decode.Decode(f, decode.V5).(*decode.Suback); !ok || len(p.ReasonCodes) != 1 || p.ReasonCodes[0] != 1 {
+					t.Errorf("got % x; %s grants QoS 1", f, broker)
+				}
+				waitOut(t, fs.out, `"type":"SUBACK"`)
+				var subRec map[string]any
+				for _, l := range strings.Split(fs.out.String(), "\n") {
+					if strings.Contains(l, `"type":"SUBSCRIBE"`) {
+						json.Unmarshal([]byte(l), &subRec)
+					}
+				}
+				if !hasNote(subRec, tc.finding, "error") {
+					t.Errorf("SUBSCRIBE record %v lacks the error %s", subRec, tc.finding)
+				}
+			})
+		}
 	}
 }
 
