@@ -237,7 +237,7 @@ func TestProxySignal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cmd.Process.Kill()
-			if !errb.WaitFor(10*time.Second, proxyingRE.MatchString) {
+			if !errb.WaitFor(60*time.Second, proxyingRE.MatchString) {
 				t.Fatalf("proxy did not say where it listens:\n%s", errb.String())
 			}
 			addr := proxyingRE.FindStringSubmatch(errb.String())[1]
