@@ -71,9 +71,11 @@ type session struct {
 	why      atomic.Pointer[string] // what the proxy did when it ended the connection
 	// disconnected: the proxy sent the device a DISCONNECT of its own.
 	disconnected atomic.Bool
-	pipeDone     [2]chan struct{}
-	termDone     chan struct{} // closed by terminate once why is set
-	finished     chan struct{}
+	// stageReset: a stage reset the connection (ErrStageReset), so its end is a reset.
+	stageReset atomic.Bool
+	pipeDone   [2]chan struct{}
+	termDone   chan struct{} // closed by terminate once why is set
+	finished   chan struct{}
 }
 
 func newSession(srv *Server, id int, c net.Conn) *session {
@@ -110,7 +112,7 @@ func newSession(srv *Server, id int, c net.Conn) *session {
 
 func (ss *session) now() time.Time { return ss.srv.cfg.Now() }
 
-// markStopped closes stopped, once stopping is set.
+// markStopped closes stopped, once stopping is set or the connection is going anyway.
 func (ss *session) markStopped() { ss.stopOnce.Do(func() { close(ss.stopped) }) }
 
 // run serves the connection to its end.
@@ -168,7 +170,7 @@ func (ss *session) run() {
 	ss.goPipe(stream.S2C, up, ss.client, ends)
 	ss.pipe(stream.C2S, ss.client, up, ends) // on this goroutine: one goroutine less per connection
 	first := <-ends
-	if first.kind == endEOF {
+	if first.kind == endEOF || first.kind == endShut {
 		ss.setState(stHalfClosed)
 	}
 	second := <-ends
@@ -185,6 +187,9 @@ func (ss *session) run() {
 	end := describeEnd(first, second)
 	if why != "" {
 		end = stream.End{By: stream.Proxy, How: stream.Stopped, Detail: why}
+		if ss.stageReset.Load() {
+			end.How = stream.RST
+		}
 	}
 	ss.closeObservers(end)
 }
@@ -308,6 +313,7 @@ const (
 	endError                  // another read error (passed on as a reset)
 	endWrite                  // the destination refused the bytes (the source is reset)
 	endStopped                // the proxy ended the connection
+	endShut                   // a stage closed the sending half towards the destination
 )
 
 // how is the stream.How of an end.
@@ -321,6 +327,8 @@ func (k endKind) how() stream.How {
 		return stream.Refused
 	case endStopped:
 		return stream.Stopped
+	case endShut:
+		return stream.FIN
 	}
 	return stream.RST // a reset, or a read error passed on as one
 }
@@ -353,12 +361,17 @@ func describeEnd(first, second pipeEnd) stream.End {
 			return dst + " refused data (" + errText(e.err) + ")"
 		case endStopped:
 			return "stopped by proxy"
+		case endShut:
+			return "the proxy half-closed towards the " + dst + " (" + errText(e.err) + ")"
 		}
 		return src + " read error (" + errText(e.err) + "), passed on as reset"
 	}
 	e := stream.End{By: first.dir.Sender(), How: first.kind.how(), Detail: one(first)}
-	if first.kind == endWrite {
+	switch first.kind {
+	case endWrite:
 		e.By = first.dir.Peer().Sender()
+	case endShut:
+		e.By = stream.Proxy
 	}
 	if second.kind != endStopped && !(second.kind == endError && first.kind != endEOF) {
 		e.Detail += "; then " + one(second)
@@ -577,7 +590,27 @@ func (p *pipeRun) step() bool {
 				src.Close()
 				return true
 			}
-			if ss.stopping.Load() {
+			if errors.Is(werr, ErrStageReset) && ss.stopping.CompareAndSwap(false, true) {
+				ss.markStopped()
+				// A stage reset the connection: both sides get a reset at once.
+				w := errText(werr)
+				ss.why.Store(&w)
+				ss.stageReset.Store(true)
+				close(ss.termDone)
+				ends <- pipeEnd{dir, endStopped, werr}
+				resetNow(dst)
+				resetNow(src)
+				return true
+			}
+			if errors.Is(werr, ErrStageShut) {
+				// A stage half-closed the connection towards the destination, as the source
+				// closing would: this direction ends, the other goes on.
+				ends <- pipeEnd{dir, endShut, werr}
+				p.shut()
+				return true
+			}
+			if ss.stopping.Load() || errors.Is(werr, ErrDirClosed) {
+				// Stopped, or a stage's wait ended because the connection is going.
 				ends <- pipeEnd{dir, endStopped, werr}
 				return true
 			}
@@ -598,20 +631,29 @@ func (p *pipeRun) step() bool {
 		return true
 	}
 	k := classify(rerr)
+	if p.fp != nil {
+		p.fp.holdEnd() // before the end is reported: a stage may hold it (a slow close)
+	}
 	ends <- pipeEnd{dir, k, rerr}
 	if k == endEOF {
-		ss.wmu[dir].Lock()
-		ss.shut[dir] = true
-		closeWrite(dst)
-		ss.wmu[dir].Unlock()
-		// The other direction may go on, but not forever if its sender vanished.
-		dst.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
+		p.shut()
 	} else {
 		ss.markStopped()
 		reset(dst)
 		src.Close()
 	}
 	return true
+}
+
+// shut closes the sending half towards the destination, passing on a close.
+func (p *pipeRun) shut() {
+	ss, dir := p.ss, p.dir
+	ss.wmu[dir].Lock()
+	ss.shut[dir] = true
+	closeWrite(p.dst)
+	ss.wmu[dir].Unlock()
+	// The other direction may go on, but not forever if its sender vanished.
+	p.dst.SetReadDeadline(ss.now().Add(ss.srv.cfg.HalfCloseTimeout))
 }
 
 // reader is where a pipe gets its bytes: read returns the next bytes (valid until release).
@@ -863,6 +905,16 @@ func closeWrite(c net.Conn) {
 func reset(c net.Conn) {
 	if tc := tcpConn(c); tc != nil {
 		tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// resetNow resets c's TCP connection at once (linger 0), beneath TLS and WebSocket, which send
+// nothing first; a connection in memory is closed.
+func resetNow(c net.Conn) {
+	if tc := tcpConn(c); tc != nil {
+		tc.SetLinger(0)
+		tc.Close()
 	}
 	c.Close()
 }

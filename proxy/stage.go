@@ -34,6 +34,24 @@ type Ender interface {
 // closed, and the connection's end says the error.
 var ErrStageClose = errors.New("closed by a stage")
 
+// ErrStageReset, wrapped in the error a stage returns, ends the connection with a TCP reset
+// (linger 0) to both sides after what the stage emitted: beneath TLS and WebSocket, so neither
+// a close_notify nor a close frame goes first. A side in memory (the embedded broker) is
+// closed, having no reset.
+var ErrStageReset = errors.New("reset by a stage")
+
+// ErrStageShut, wrapped in the error a stage returns, closes the sending half towards the
+// direction's destination (TCP FIN, TLS close_notify, WebSocket close frame) after what the
+// stage emitted, as if the source had closed: that direction ends, the other goes on.
+var ErrStageShut = errors.New("half-closed by a stage")
+
+// EndHolder is a Stage that may hold its direction's end (the source closed or reset) before it
+// is passed on: HoldEnd is called then, and may wait (StageEnv.Sleep: a slow close) while what
+// Later sends still goes. Its error is not passed on: the end is, either way.
+type EndHolder interface {
+	HoldEnd() error
+}
+
 // Frame is one whole MQTT frame going through a direction's stages.
 type Frame struct {
 	Conn  *stream.Conn
@@ -86,7 +104,8 @@ type StageEnv struct {
 	// Later sends the stage's bytes in its direction when their time comes; nil where nothing
 	// can be sent later (a stage must then forward at once).
 	Later *Later
-	// Done is closed when the proxy ends the connection (nil: never), and ends a Sleep.
+	// Done is closed when the proxy ends the connection, or the connection is going anyway (a
+	// side reset or gone, not half-closed); nil: never. It ends a Sleep.
 	Done <-chan struct{}
 	// Alter tells the connection's observers what a stage did outside a Frame call (a frame
 	// sent later, frames released), as Frame.Alter does, before it sends; nil: nobody listens.
@@ -198,6 +217,15 @@ func (fp *framePipe) end() {
 	for _, s := range fp.stages {
 		if e, ok := s.(Ender); ok {
 			e.End()
+		}
+	}
+}
+
+// holdEnd lets the stages that hold their direction's end (EndHolder) hold it, in order.
+func (fp *framePipe) holdEnd() {
+	for _, s := range fp.stages {
+		if e, ok := s.(EndHolder); ok {
+			e.HoldEnd()
 		}
 	}
 }

@@ -236,7 +236,14 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		if rules = append(rules, more...); fault.Number(rules) != nil {
 			return fail(usageError{fmt.Errorf("--fault, --faults: %w", fault.Number(rules))})
 		}
-		o.set = &fault.Set{Rules: rules, Live: acting}
+		broker := cfg.Upstream.Transport
+		if cfg.Embedded {
+			broker = stream.Memory
+		}
+		if err := fault.CheckTransports(rules, cfg.Listen.Transport, broker); err != nil {
+			return fail(usageError{fmt.Errorf("--fault, --faults: %w", err)})
+		}
+		o.set = &fault.Set{Rules: rules, Live: acting, Device: cfg.Listen.Transport, Broker: broker}
 		if o.quiet || o.summary {
 			o.set.Report = faultReporter(o.io.Err) // the records that show faults are not printed
 		}

@@ -377,7 +377,7 @@ func TestParseErrors(t *testing.T) {
 		{"drop size=3", "column 6: size does not apply to drop"},
 		{"oversize type=PUBACK size=3", "oversize does not apply to PUBACK"},
 		{"connack dir=c2s reason=0x80", "dir=c2s does not apply"},
-		{"drop after=PUBLISH", "after= applies to disconnect only"},
+		{"drop after=PUBLISH", "after= applies to disconnect, reset and half_close only"},
 		{"drop topic=a/#/b", "column 6: topic: topic filter"},
 		{"drop dir", "column 6: \"dir\" has no value"},
 		{"drop retain=2", "column 6: retain: \"2\" is not a number from 0 to 1"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/proxy"
@@ -23,8 +24,15 @@ type Result struct {
 	Out  [][]byte // the frames to send instead (none: the frame is dropped)
 	Did  string   // what was done, for the timeline
 	Used string   // the negotiated values a parameter used ("" when none)
-	// Close ends the connection once Out is sent.
-	Close bool
+	// At, when set, says when each frame or piece of Out may go (the stage waits for it on
+	// its clock): a latency, a bandwidth, a slicer's delay.
+	At []time.Time
+	// Pieces: Out is the frame's bytes cut in pieces, each written on its own (a slicer, a
+	// bandwidth), not frames.
+	Pieces bool
+	// Close ends the connection once Out is sent; Reset ends it with a TCP reset to both
+	// sides; Shut closes the sending half towards the receiver (a half-close).
+	Close, Reset, Shut bool
 	// Own: Out is the proxy's own packets, sent in its own name (a DISCONNECT), not the frame
 	// altered; the inspection judges them as the proxy's.
 	Own bool
@@ -249,6 +257,8 @@ type Disconnect struct {
 	Reason       *Expr
 	ReasonString string
 }
+
+func (*Disconnect) afterOK() {}
 
 func (d *Disconnect) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	rc, used, err := d.Reason.eval(v)

@@ -1,10 +1,12 @@
 package fault
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/proxy"
@@ -21,10 +23,13 @@ var disconnectCodes = func() (cs []decode.ReasonCode) {
 }()
 
 // FuzzRules runs random rules over random valid frames, on a connection whose inspection sees
-// what goes on (as the proxy's does), until the clock has sent what faults hold: every frame
-// that goes on has a Remaining Length agreeing with its bytes, and decodes without a
-// malformed-packet or protocol error exactly when no fault said it made one on purpose (alias
-// 0, Session Present in a refused CONNACK, a reason code the packet does not have).
+// what goes on (as the proxy's does), until the clock has sent what faults hold: what goes on
+// in each direction (pieces put together) is whole frames, each with a Remaining Length
+// agreeing with its bytes and decoding without a malformed-packet or protocol error, exactly
+// when no fault said it made one on purpose (alias 0, Session Present in a refused CONNACK, a
+// reason code the packet does not have, the malformed faults); a stream a reset cut may end
+// inside a frame. The faults that wait in place (latency, bandwidth, a slicer's delay) are in
+// FuzzTimedRules.
 func FuzzRules(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
@@ -75,7 +80,18 @@ func FuzzRules(f *testing.F) {
 			"reuse_id",
 			fmt.Sprintf("dup_resend d=%dms", next()),
 			"pubrel_unknown every=2",
+			fmt.Sprintf("slicer size=%d", 1+next()%8),
+			"slicer at=remaining_length",
+			"slicer at=header",
+			"slicer at=payload",
+			fmt.Sprintf("stall type=PINGREQ,PUBACK every=%d", 1+next()%2),
+			fmt.Sprintf("stall d=%dms", next()),
+			fmt.Sprintf("reset bytes=%d", 1+next()*next()),
+			"reset type=SUBACK",
+			"half_close dir=s2c after=SUBACK",
+			"slow_close d=1s",
 		}
+		rules = append(rules, malformedRules(next)...)
 		var rs []string
 		for n := next() % 4; n >= 0; n-- {
 			rs = append(rs, rules[next()%len(rules)])
@@ -115,30 +131,130 @@ func FuzzRules(f *testing.F) {
 			frames = append(frames, dirFrame{dir, enc(t, p)})
 		}
 		out, applied, err := runLive(t, live, rs, frames)
-		if err != nil && !errors.Is(err, proxy.ErrStageClose) {
-			t.Fatalf("rules %q: %v", rs, err)
-		}
-		meant := false // a fault made a malformed frame on purpose
-		for _, a := range applied {
-			meant = meant || a.Malformed
-		}
-		bad := 0
-		for d := range out {
-			for _, b := range out[d] {
-				h, ok, herr := decode.ParseHeader(b)
-				if !ok || herr != nil || h.HeaderLen+h.RemainingLength != len(b) {
-					t.Fatalf("rules %q: frame % x: header %+v %v", rs, b, h, herr)
-				}
-				if broken(b, decode.V5) != "" {
-					bad++
-					if !meant {
-						t.Fatalf("rules %q: malformed frame % x: %s", rs, b, broken(b, decode.V5))
-					}
-				}
+		checkStreams(t, rs, out, applied, err)
+	})
+}
+
+// malformedRules are the malformed faults, for the fuzz tests.
+func malformedRules(next func() int) []string {
+	return []string{
+		"malformed kind=vbi5 nth=2",
+		fmt.Sprintf("malformed kind=length by=%d", []int{-2, -1, 1, 2, 100}[next()%5]),
+		"malformed kind=utf8",
+		"malformed kind=dup_property type=PUBLISH,CONNACK,SUBACK,SUBSCRIBE",
+		"malformed kind=unknown_property",
+		"malformed kind=flags type=PUBACK,PINGREQ,SUBACK,SUBSCRIBE",
+		"malformed kind=truncate prob=0.3",
+	}
+}
+
+// checkStreams checks what went on in each direction: whole, well-formed frames exactly when
+// no fault applied says it made a malformed one; err is the error that ended the run.
+func checkStreams(t *testing.T, rs []string, out [2][][]byte, applied []Applied, err error) {
+	t.Helper()
+	if err != nil && !errors.Is(err, proxy.ErrStageClose) && !errors.Is(err, proxy.ErrStageReset) && !errors.Is(err, proxy.ErrStageShut) {
+		t.Fatalf("rules %q: %v", rs, err)
+	}
+	meant := false // a fault made a malformed frame on purpose
+	for _, a := range applied {
+		// Not the harness's CONNECT, whose bytes are not in out.
+		meant = meant || a.Malformed && a.Type != decode.CONNECT
+	}
+	bad := 0
+	for d := range out {
+		if why := malformedRun(bytes.Join(out[d], nil), errors.Is(err, proxy.ErrStageReset)); why != "" {
+			bad++
+			if !meant {
+				t.Fatalf("rules %q: %s: %s", rs, stream.Dir(d), why)
 			}
 		}
-		if meant && bad == 0 {
-			t.Fatalf("rules %q: a fault said it made a malformed frame, and none is", rs)
+	}
+	if meant && bad == 0 {
+		t.Fatalf("rules %q: a fault said it made a malformed frame, and none is", rs)
+	}
+}
+
+// malformedRun says what is wrong with b as a run of frames ("" when nothing is): a frame that
+// cannot be framed, or is malformed or a protocol error on its own, or bytes left over that are
+// not a whole frame (allowed when a reset cut them).
+func malformedRun(b []byte, reset bool) string {
+	fr := decode.NewFramer(1 << 28)
+	fr.Write(b)
+	for {
+		f, err := fr.Next()
+		if err != nil {
+			return err.Error()
 		}
+		if f == nil {
+			break
+		}
+		if why := broken(f, decode.V5); why != "" {
+			return fmt.Sprintf("frame % x: %s", f, why)
+		}
+	}
+	if n := fr.Buffered(); n > 0 && !reset {
+		return fmt.Sprintf("%d bytes left over, not a whole frame", n)
+	}
+	return ""
+}
+
+// FuzzTimedRules runs the faults that wait in place (latency, bandwidth, a slicer's delay),
+// with others that do not send later, over random valid frames read 1 ms apart, on a clock
+// that moves as they wait; what goes on is checked as in FuzzRules, and each direction's
+// frames keep their order.
+func FuzzTimedRules(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		next := func() int {
+			if len(data) == 0 {
+				return 0
+			}
+			b := data[0]
+			data = data[1:]
+			return int(b)
+		}
+		rules := append([]string{
+			fmt.Sprintf("latency d=%dms jitter=%dms", next(), next()),
+			fmt.Sprintf("latency dir=s2c type=PUBACK d=%dms", next()),
+			fmt.Sprintf("bandwidth rate=%d", 1+next()*next()*10),
+			fmt.Sprintf("slicer size=%d delay=%dms", 1+next()%8, next()%3),
+			"slicer at=remaining_length delay=5ms",
+			"slicer at=payload delay=1ms",
+			fmt.Sprintf("stall d=%dms", next()),
+			fmt.Sprintf("reset bytes=%d", 1+next()*next()),
+			fmt.Sprintf("oversize size=%d", 2+next()*next()),
+			fmt.Sprintf("drop type=PUBACK,SUBACK every=%d", 1+next()%3),
+		}, malformedRules(next)...)
+		var rs []string
+		for n := next() % 4; n >= 0; n-- {
+			rs = append(rs, rules[next()%len(rules)])
+		}
+		var frames []timedFrame
+		for i := 0; len(data) > 0; i++ {
+			var p decode.Packet
+			switch next() % 4 {
+			case 0:
+				p = &decode.Publish{Base: v5, Topic: []string{"a/b", "x"}[next()%2], QoS: 1, PacketID: uint16(1 + next()), Payload: make([]byte, next()*next()/8)}
+			case 1:
+				p = &decode.Ack{Base: v5, PacketType: decode.PUBACK, PacketID: uint16(1 + next())}
+			case 2:
+				p = &decode.Subscribe{Base: v5, PacketID: uint16(1 + next()), Subscriptions: []decode.Subscription{{Filter: "a/+", QoS: 1}}}
+			default:
+				p = &decode.Pingreq{Base: v5}
+			}
+			frames = append(frames, timedFrame{stream.Dir(next() % 2), time.Duration(i) * time.Millisecond, enc(t, p)})
+		}
+		tr := runTimed(t, negotiated(t, nil), rs, frames)
+		var out [2][][]byte
+		last := [2]time.Duration{}
+		for _, s := range tr.sent {
+			out[s.dir] = append(out[s.dir], s.b)
+			if s.at < last[s.dir] {
+				t.Fatalf("rules %q: %s bytes sent at %v after some at %v", rs, s.dir, s.at, last[s.dir])
+			}
+			last[s.dir] = s.at
+		}
+		checkStreams(t, rs, out, tr.applied, tr.err)
 	})
 }

@@ -51,6 +51,9 @@ func (s *Set) Add(r *Rule) error {
 
 // add appends r to *list; the caller holds wmu.
 func (s *Set) add(list *atomic.Pointer[[]*entry], r *Rule) error {
+	if err := CheckTransports([]*Rule{r}, s.Device, s.Broker); err != nil {
+		return err
+	}
 	if !r.named {
 		r.Name = fmt.Sprintf("#%d %s", s.next+1, r.action)
 	}

@@ -239,8 +239,8 @@ func parseTokens(toks []token, text string, n int) (*Rule, error) {
 		}
 	}
 	if r.After {
-		if _, ok := r.Fault.(*Disconnect); !ok {
-			return nil, fmt.Errorf("after= applies to disconnect only")
+		if _, ok := r.Fault.(interface{ afterOK() }); !ok {
+			return nil, fmt.Errorf("after= applies to disconnect, reset and half_close only")
 		}
 	}
 	return r, nil

@@ -51,6 +51,10 @@ type Set struct {
 	// later apply to connections open already. Without it a connection opened while the set
 	// is empty is forwarded byte for byte, unframed.
 	Live bool
+	// Device and Broker are the proxy's transports (stream.Memory for the embedded broker):
+	// a rule added that cannot act on them (a reset towards a connection in memory) is
+	// refused (see CheckTransports for the rules a set starts with).
+	Device, Broker stream.Transport
 
 	once  sync.Once
 	rules atomic.Pointer[[]*entry] // for every connection
@@ -165,6 +169,29 @@ func (st *stage) instance(r *Rule) Fault {
 		st.order = append(st.order, in)
 	}
 	return in
+}
+
+// HoldEnd lets the rules that hold the direction's end (slow_close) hold it.
+func (st *stage) HoldEnd() error {
+	for _, rules := range st.lists() {
+		for _, e := range rules {
+			if !e.Dirs.has(st.dir) {
+				continue
+			}
+			h, ok := st.instance(e.Rule).(endHolder)
+			if !ok {
+				continue
+			}
+			did, err := h.holdEnd()
+			if err != nil {
+				return fmt.Errorf("fault %s: %w", e.Name, err)
+			}
+			if st.set.Report != nil {
+				st.set.Report(Applied{Time: st.dirEnv(e.Rule).now(), Conn: st.id, Dir: st.dir, Rule: e.Name, Did: did})
+			}
+		}
+	}
+	return nil
 }
 
 // End tells the faults that hold frames the direction ended, and forgets the connection once
@@ -297,16 +324,20 @@ func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (int, 
 	st.cs.mu.Unlock()
 	e.applied.Add(1)
 	a := Applied{Time: f.Time, Conn: f.Conn.ID, Dir: f.Dir, Rule: r.Name, Type: f.Type, Did: res.Did,
-		Before: len(f.Bytes), Used: res.Used, Closed: res.Close, Malformed: res.Malformed}
-	sent := len(res.Out)
+		Before: len(f.Bytes), Used: res.Used, Closed: res.Close || res.Reset, Malformed: res.Malformed}
+	out := res.Out // the frames sent
+	if res.Pieces && len(out) > 0 {
+		out = [][]byte{bytes.Join(out, nil)}
+	}
+	sent := len(out)
 	// The observers hear of it before the bytes go: the peer's reaction comes after its cause.
 	alt := &stream.Alteration{Rule: r.Name, Did: res.Did, Used: res.Used, Before: bytes.Clone(f.Bytes),
-		Own: res.Own, Closed: res.Close, Malformed: res.Malformed}
+		Own: res.Own, Closed: res.Close || res.Reset, Malformed: res.Malformed}
 	if r.After {
 		sent++
 		alt.After, alt.Kept = append(alt.After, alt.Before), 1
 	}
-	alt.After = append(alt.After, res.Out...)
+	alt.After = append(alt.After, out...)
 	for _, b := range alt.After {
 		a.After += len(b)
 	}
@@ -319,13 +350,23 @@ func (st *stage) apply(e *entry, f *proxy.Frame, emit func([]byte) error) (int, 
 			return 0, true, err
 		}
 	}
-	for _, b := range res.Out {
+	for k, b := range res.Out {
+		if k < len(res.At) {
+			if err := st.dirEnv(r).waitUntil(res.At[k]); err != nil {
+				return 0, true, fmt.Errorf("fault %s: %w", r.Name, err)
+			}
+		}
 		if err := emit(b); err != nil {
 			return 0, true, err
 		}
 	}
-	if res.Close {
+	switch {
+	case res.Close:
 		return 0, true, fmt.Errorf("%w: fault %s: %s", proxy.ErrStageClose, r.Name, res.Did)
+	case res.Reset:
+		return 0, true, fmt.Errorf("%w: fault %s: %s", proxy.ErrStageReset, r.Name, res.Did)
+	case res.Shut:
+		return 0, true, fmt.Errorf("%w: fault %s: %s", proxy.ErrStageShut, r.Name, res.Did)
 	}
 	return sent, true, nil
 }
