@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gdamore/tcell/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/mqscope/mqscope/decode"
@@ -22,6 +22,7 @@ import (
 	"github.com/mqscope/mqscope/proxy"
 	"github.com/mqscope/mqscope/proxy/fault"
 	"github.com/mqscope/mqscope/stream"
+	"github.com/mqscope/mqscope/ui"
 )
 
 // demoOptions are the options of mqscope demo.
@@ -34,6 +35,10 @@ type demoOptions struct {
 	listen   string
 	// pace is the pause between the story's steps; 0: the duration spread over the steps.
 	pace time.Duration
+	// screen, when set, is drawn on instead of the terminal, and drawn is called after each
+	// screen is drawn, on the UI's goroutine (tests).
+	screen tcell.Screen
+	drawn  func()
 }
 
 // demoBroker is what the embedded broker grants and enforces in the demo: a Topic Alias
@@ -63,10 +68,13 @@ On a schedule the devices meet faults the proxy injects (a packet over a device'
 Packet Size, a topic alias over the broker's maximum, a server DISCONNECT 0x89) and react:
 they refuse, are refused, and reconnect.
 
---headless prints the story as text, as 'mqscope proxy' prints it, and exits after
---duration. The story is the same each run for a --seed (the times and the connections'
-ports differ).`,
-		Example: `  mqscope demo --headless
+Without --headless the story runs in the terminal UI (as 'mqscope proxy --ui' shows a
+proxy), told again and again until you quit (q); the header says what to press, and your own
+faults (!) and intercept (i) act besides the story's. --headless prints the story as text,
+as 'mqscope proxy' prints it, and exits after --duration. The story is the same each run for
+a --seed (the times and the connections' ports differ).`,
+		Example: `  mqscope demo
+  mqscope demo --headless
   mqscope demo --headless --duration 30s --seed 7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -86,20 +94,28 @@ ports differ).`,
 }
 
 func runDemo(ctx context.Context, o *demoOptions) error {
-	if !o.headless {
-		return usageError{errors.New("the terminal UI of mqscope demo is not built in yet: run mqscope demo --headless")}
-	}
 	if o.duration <= 0 {
 		return usageError{fmt.Errorf("--duration %v: want a positive duration", o.duration)}
 	}
 	pace := o.pace
-	if pace <= 0 {
+	switch {
+	case pace > 0:
+	case o.headless:
 		pace = o.duration / demoSteps
+	default:
+		pace = demoUIPace
 	}
-	topts := inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: payload.Preview}
-	story := &storyWriter{Writer: inspect.NewTextWriter(o.io.Out, topts), w: o.io.Out}
 	metrics := proxy.NewMetrics()
-	out := inspect.NewOutput(story, nil, nil, metrics, 1<<16)
+	var w inspect.Writer
+	var model *ui.Model
+	if o.headless {
+		topts := inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: payload.Preview}
+		w = &storyWriter{Writer: inspect.NewTextWriter(o.io.Out, topts), w: o.io.Out}
+	} else {
+		model = ui.NewModel(ui.DefaultCap)
+		w = modelWriter{model}
+	}
+	out := inspect.NewOutput(w, nil, nil, metrics, 1<<16)
 	in := proxy.NewInspector(inspect.Options{Payload: payload.Preview, Sessions: inspect.NewSessions()}, out, metrics)
 
 	d, err := newDemoFaults()
@@ -116,6 +132,13 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		Observers: []stream.Observer{in}, Stages: d.stages,
 		Rand: rand.New(rand.NewPCG(o.seed, 0x6d71)),
 		Logf: demoLog(o.io.Err)}
+	// In the UI, the user's own faults and intercept act besides the story's.
+	live := &fault.Set{Live: true}
+	ic := proxy.NewIntercept()
+	if model != nil {
+		cfg.Stages = chainStages(d.stages, live.Stages, ic.Stages)
+		cfg.Logf = func(format string, args ...any) { model.SetStatus(fmt.Sprintf(format, args...)) }
+	}
 	srv, err := proxy.New(cfg)
 	if err != nil {
 		out.Close()
@@ -123,22 +146,15 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
-	fmt.Fprintf(o.io.Err, "mqscope: demo: the proxy listens on %s in front of the embedded broker; the story runs for up to %v\n", srv.Addr(), o.duration)
-
-	sctx, cancel := context.WithTimeout(ctx, o.duration)
 	s := &demoStory{addr: srv.Addr().String(), pace: pace, rng: rand.New(rand.NewPCG(o.seed, 0x64656d6f)), faults: d,
 		say: func(line string) { out.Emit(demoNote(line)) }}
-	err = s.run(sctx)
-	cancel()
-	s.closeAll()
-	switch {
-	case err == nil:
-		s.say("the story is over")
-	case sctx.Err() != nil && ctx.Err() == nil:
-		s.say(fmt.Sprintf("time is up (--duration %v): the story stopped there", o.duration))
-		err = nil
-	case ctx.Err() != nil:
-		err = nil // interrupted
+	if model != nil {
+		s.say = func(line string) { model.SetStatus("demo: " + line) }
+		act := &proxyActions{srv: srv, in: in, set: live, ic: ic, async: func(f func()) { go f() }}
+		err = runDemoUI(ctx, o, model, act, s)
+	} else {
+		fmt.Fprintf(o.io.Err, "mqscope: demo: the proxy listens on %s in front of the embedded broker; the story runs for up to %v\n", srv.Addr(), o.duration)
+		err = runDemoHeadless(ctx, o, s)
 	}
 
 	shctx, shcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -154,6 +170,67 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	return serr
+}
+
+// demoUIPace is the pause between the story's steps in the UI, to watch them.
+const demoUIPace = 1500 * time.Millisecond
+
+// runDemoHeadless tells the story once, within --duration.
+func runDemoHeadless(ctx context.Context, o *demoOptions, s *demoStory) error {
+	sctx, cancel := context.WithTimeout(ctx, o.duration)
+	err := s.run(sctx)
+	cancel()
+	s.closeAll()
+	switch {
+	case err == nil:
+		s.say("the story is over")
+	case sctx.Err() != nil && ctx.Err() == nil:
+		s.say(fmt.Sprintf("time is up (--duration %v): the story stopped there", o.duration))
+		err = nil
+	case ctx.Err() != nil:
+		err = nil // interrupted
+	}
+	return err
+}
+
+// runDemoUI tells the story again and again in the terminal UI until the user quits.
+func runDemoUI(ctx context.Context, o *demoOptions, m *ui.Model, act ui.Actions, s *demoStory) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	uopts := ui.Options{Source: "demo (? lists the keys, ! injects a fault, i intercepts, q quits)", Live: true,
+		NoColor: !o.io.Color.colorFor(os.Stdout)}
+	if o.drawn != nil {
+		uopts.AfterDraw = func(*ui.UI) { o.drawn() }
+	}
+	u := ui.New(m, act, uopts)
+	m.SetStatus("demo: the devices connect; their packets appear as they go (G follows them)")
+	told := make(chan error, 1)
+	go func() {
+		for {
+			err := s.run(ctx)
+			s.closeAll()
+			if ctx.Err() != nil {
+				told <- nil
+				return
+			}
+			if err != nil {
+				s.say("the story stopped: " + err.Error())
+				told <- err
+				return
+			}
+			s.say("the story is over; it begins again")
+			if s.pause(ctx) != nil {
+				told <- nil
+				return
+			}
+		}
+	}()
+	err := u.Run(ctx, o.screen)
+	cancel()
+	if terr := <-told; err == nil {
+		err = terr
+	}
+	return err
 }
 
 // demoLog reports what is not part of a connection, except the embedded broker's complaints

@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gdamore/tcell/v2"
 )
 
-// runDemoHeadless runs the demo's story quickly and returns what it printed.
-func runDemoHeadless(t *testing.T, seed uint64) string {
+// demoText runs the demo's story quickly and returns what it printed.
+func demoText(t *testing.T, seed uint64) string {
 	t.Helper()
 	var out, errb bytes.Buffer
 	o := &demoOptions{io: &streams{Out: &out, Err: &errb, Color: "never"}, headless: true, duration: 60 * time.Second, seed: seed, listen: "127.0.0.1:0", pace: time.Millisecond}
@@ -24,7 +26,7 @@ func runDemoHeadless(t *testing.T, seed uint64) string {
 // exchange happened as the peers made it: the broker's and the devices' reactions to the
 // faults, the response, the Will, and mqscope's cause links.
 func TestDemoHeadless(t *testing.T) {
-	out := runDemoHeadless(t, 7)
+	out := demoText(t, 7)
 	for _, want := range []string{
 		// Negotiation: the broker grants the Topic Alias Maximum it enforces.
 		`← CONNACK     0x00 Success receive_maximum=20 topic_alias_maximum=8`,
@@ -82,11 +84,79 @@ func TestDemoSeed(t *testing.T) {
 		}
 		return strings.Join(lines, "\n")
 	}
-	a, b, c := story(runDemoHeadless(t, 3)), story(runDemoHeadless(t, 3)), story(runDemoHeadless(t, 4))
+	a, b, c := story(demoText(t, 3)), story(demoText(t, 3)), story(demoText(t, 4))
 	if a != b {
 		t.Errorf("two runs with seed 3 differ:\n%s\n---\n%s", a, b)
 	}
 	if a == c {
 		t.Errorf("seeds 3 and 4 told the same story:\n%s", a)
+	}
+}
+
+// simText is what a simulation screen shows, row by row.
+func simText(s tcell.SimulationScreen) string {
+	cells, w, _ := s.GetContents()
+	var sb strings.Builder
+	for i, c := range cells {
+		if len(c.Runes) > 0 {
+			sb.WriteString(string(c.Runes))
+		} else {
+			sb.WriteByte(' ')
+		}
+		if (i+1)%w == 0 {
+			sb.WriteByte('\n')
+		}
+	}
+	return sb.String()
+}
+
+// TestDemoUI: mqscope demo without --headless shows the story in the terminal UI (the header
+// says what to press; the devices' packets come in, and their connections), and q, confirmed,
+// quits.
+func TestDemoUI(t *testing.T) {
+	screen := tcell.NewSimulationScreen("UTF-8")
+	screens := make(chan string, 1)
+	o := &demoOptions{io: &streams{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}, Color: "never"}, duration: time.Minute, seed: 1,
+		listen: "127.0.0.1:0", pace: time.Millisecond, screen: screen,
+		drawn: func() {
+			select { // the latest screen, read on the UI's goroutine
+			case <-screens:
+			default:
+			}
+			screens <- simText(screen)
+		}}
+	done := make(chan error, 1)
+	go func() { done <- runDemo(context.Background(), o) }()
+	waitScreen := func(what string, ok func(string) bool) {
+		t.Helper()
+		var last string
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case last = <-screens:
+				if ok(last) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("the demo's screen never showed %s:\n%s", what, last)
+			}
+		}
+	}
+	waitScreen("its keys and a CONNACK", func(s string) bool {
+		return strings.Contains(s, "? lists the keys, ! injects a fault") && strings.Contains(s, "← CONNACK")
+	})
+	screen.InjectKey(tcell.KeyRune, '1', tcell.ModNone)
+	waitScreen("the devices' connections", func(s string) bool {
+		return strings.Contains(s, "dashboard") && strings.Contains(s, "sensor-2")
+	})
+	screen.InjectKey(tcell.KeyRune, 'q', tcell.ModNone)
+	screen.InjectKey(tcell.KeyEnter, 0, tcell.ModNone) // Yes: drop the connections
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("demo: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the demo did not quit")
 	}
 }
