@@ -1,0 +1,80 @@
+package fault
+
+import (
+	"context"
+	"io"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mqscope/mqscope/proxy"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// BenchmarkLiveRoundTrip measures what the fault stage adds to a round trip (a PINGREQ and its
+// echo) on loopback, against the proxy without stages (mqscope proxy without rules or --api):
+// with a Live set and no rule (--api), and with a rule that selects no frame of the trip.
+//
+//	go test -run '^$' -bench LiveRoundTrip ./proxy/fault/
+func BenchmarkLiveRoundTrip(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	rule, _ := Parse("drop type=PUBACK", 1)
+	for _, tc := range []struct {
+		name string
+		set  *Set
+	}{
+		{"no-stages", nil},
+		{"live-no-rule", &Set{Live: true}},
+		{"one-rule", &Set{Rules: []*Rule{rule}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := proxy.Config{Listen: proxy.Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"},
+				Upstream: proxy.Endpoint{Transport: stream.TCP, Addr: ln.Addr().String()}, Logf: func(string, ...any) {}}
+			if tc.set != nil {
+				cfg.Stages = tc.set.Stages
+			}
+			srv, err := proxy.New(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			go srv.Serve()
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(ctx)
+			}()
+			c, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := []byte{0xC0, 0x00}
+			lat := make([]time.Duration, 0, b.N)
+			for b.Loop() {
+				s := time.Now()
+				c.Write(msg)
+				if _, err := io.ReadFull(c, msg); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(s))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+		})
+	}
+}
