@@ -258,7 +258,7 @@ func (u *UI) next(forward bool) {
 		if term != "" {
 			what = "packet matching " + u.search
 			match = func(_ int, r *inspect.PacketRecord) bool {
-				c := u.m.Columns(r, nil)
+				c := columnsOf(r, nil) // Next holds the model's lock
 				return strings.Contains(strings.ToLower(strings.Join([]string{c.Index, c.Type, c.ID, c.Topic, c.Flags, c.Reason, c.Finding}, " ")), term)
 			}
 		}

@@ -390,9 +390,18 @@ type Columns struct {
 	Conn, Index, Time, Delta, Dir, Type, ID, Topic, Flags, Size, Reason, Finding string
 }
 
-// Columns returns the columns of packet seq's row; prev is the packet before it in the list
-// (nil for the first), for Δt.
+// Columns returns the columns of packet r's row; prev is the packet before it in the list
+// (nil for the first), for Δt. The finding column says "fault" when mqscope's proxy made it.
 func (m *Model) Columns(r, prev *inspect.PacketRecord) Columns {
+	c := columnsOf(r, prev)
+	if len(m.FaultsOf(r)) > 0 {
+		c.Finding = strings.TrimSpace("fault " + c.Finding)
+	}
+	return c
+}
+
+// columnsOf is Columns without the model (for matching while the model is locked).
+func columnsOf(r, prev *inspect.PacketRecord) Columns {
 	c := Columns{
 		Conn:  strconv.Itoa(r.Conn),
 		Index: strconv.Itoa(r.Index),
@@ -434,9 +443,6 @@ func (m *Model) Columns(r, prev *inspect.PacketRecord) Columns {
 	}
 	if l, ok := r.MaxLevel(); ok {
 		c.Finding = l.String()
-	}
-	if len(m.FaultsOf(r)) > 0 {
-		c.Finding = strings.TrimSpace("fault " + c.Finding)
 	}
 	return c
 }

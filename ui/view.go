@@ -420,12 +420,11 @@ func (u *UI) fillHex() {
 	}
 }
 
-// jump follows the link of tree node tn.
+// jump follows the link of tree node tn (enter, or a click).
 func (u *UI) jump(tn *tview.TreeNode) {
 	n, ok := tn.GetReference().(*Node)
 	if !ok || n.Jump == nil {
-		tn.SetExpanded(!tn.IsExpanded())
-		return
+		return // a field: selecting it (keys, a click) is all
 	}
 	seq, ok := u.m.Find(n.Jump.Conn, n.Jump.Index)
 	if !ok {
