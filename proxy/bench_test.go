@@ -5,11 +5,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -33,19 +33,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			msg := []byte{0xC0, 0x00}
-			lat := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				s := time.Now()
-				c.Write(msg)
-				if _, err := io.ReadFull(c, msg); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(s))
-			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+			peer.RoundTrips(b, c, []byte{0xC0, 0x00}) // PINGREQ
 		})
 	}
 }

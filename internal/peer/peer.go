@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -291,4 +292,23 @@ func WaitUp(t testing.TB, addr string) {
 	if !up(addr, nil) {
 		t.Fatalf("nothing listens on %s after 10 s", addr)
 	}
+}
+
+// RoundTrips writes msg to c and reads as many bytes back, b.N times, and reports the p50 and
+// p99 round trip (the proxy's latency benchmarks, against an echo server).
+func RoundTrips(b *testing.B, c net.Conn, msg []byte) {
+	b.Helper()
+	buf := bytes.Clone(msg)
+	lat := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		s := time.Now()
+		c.Write(msg)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(s))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
 }

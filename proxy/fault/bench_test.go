@@ -4,10 +4,10 @@ import (
 	"context"
 	"io"
 	"net"
-	"slices"
 	"testing"
 	"time"
 
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/proxy"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -62,19 +62,7 @@ func BenchmarkLiveRoundTrip(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			msg := []byte{0xC0, 0x00}
-			lat := make([]time.Duration, 0, b.N)
-			for b.Loop() {
-				s := time.Now()
-				c.Write(msg)
-				if _, err := io.ReadFull(c, msg); err != nil {
-					b.Fatal(err)
-				}
-				lat = append(lat, time.Since(s))
-			}
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-µs")
-			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-µs")
+			peer.RoundTrips(b, c, []byte{0xC0, 0x00}) // PINGREQ
 		})
 	}
 }
