@@ -52,6 +52,9 @@ type deadlineConn struct {
 	forced time.Time
 }
 
+// NetConn is the connection beneath, for a reset (linger 0) of its TCP connection.
+func (c *deadlineConn) NetConn() net.Conn { return c.Conn }
+
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

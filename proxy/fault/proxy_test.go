@@ -3,6 +3,8 @@ package fault
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/internal/fakeclock"
@@ -41,11 +45,19 @@ type faultProxy struct {
 	srv            *proxy.Server
 	device, broker net.Conn
 	clock          *fakeclock.Clock
+	ws             *websocket.Conn // the device's, over WebSocket
 	ends           *ends
 	applied        chan Applied
 }
 
 func startFaultProxy(t *testing.T, rules ...string) *faultProxy {
+	t.Helper()
+	return startFaultProxyOver(t, stream.TCP, rules...)
+}
+
+// startFaultProxyOver is startFaultProxy with the device connected over tr (TCP, TLS with a
+// CA of the test's, or WebSocket: fp.ws, fp.device its network connection).
+func startFaultProxyOver(t *testing.T, tr stream.Transport, rules ...string) *faultProxy {
 	t.Helper()
 	rs, err := ParseAll(rules)
 	if err != nil {
@@ -60,8 +72,19 @@ func startFaultProxy(t *testing.T, rules ...string) *faultProxy {
 	}
 	t.Cleanup(func() { ln.Close() })
 	up, _ := proxy.ParseEndpoint(ln.Addr().String(), "127.0.0.1")
-	fp.srv, err = proxy.New(proxy.Config{Listen: proxy.Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"}, Upstream: up,
-		Stages: set.Stages, Clock: fp.clock, Observers: []stream.Observer{fp.ends}, Logf: t.Logf})
+	cfg := proxy.Config{Listen: proxy.Endpoint{Transport: tr, Addr: "127.0.0.1:0", Path: "/mqtt"}, Upstream: up,
+		Stages: set.Stages, Clock: fp.clock, Observers: []stream.Observer{fp.ends}, Logf: t.Logf}
+	var roots *x509.CertPool
+	if tr == stream.TLS {
+		ca, err := proxy.InitCA(t.TempDir(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ListenTLS = ca.ServerConfig("localhost")
+		roots = x509.NewCertPool()
+		roots.AddCert(ca.Cert)
+	}
+	fp.srv, err = proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +96,19 @@ func startFaultProxy(t *testing.T, rules ...string) *faultProxy {
 		fp.srv.Shutdown(ctx)
 		<-served
 	})
-	if fp.device, err = net.Dial("tcp", fp.srv.Addr().String()); err != nil {
+	addr := fp.srv.Addr().String()
+	switch tr {
+	case stream.TLS:
+		fp.device, err = tls.Dial("tcp", addr, &tls.Config{ServerName: "localhost", RootCAs: roots})
+	case stream.WebSocket:
+		d := websocket.Dialer{Subprotocols: []string{"mqtt"}}
+		if fp.ws, _, err = d.Dial("ws://"+addr+"/mqtt", nil); err == nil {
+			fp.device = fp.ws.NetConn()
+		}
+	default:
+		fp.device, err = net.Dial("tcp", addr)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fp.device.Close() })
@@ -210,4 +245,68 @@ func TestProxyCloseInterruptsWait(t *testing.T) {
 	if end := fp.ends.next(t); end.By != stream.Proxy {
 		t.Errorf("end %+v", end)
 	}
+}
+
+// TestProxyTransports: over TLS and WebSocket, a reset is a TCP reset beneath them (no
+// close_notify or close frame first: the device reads a reset, not an end); a half-close is
+// theirs: TLS close_notify, after which the device can still send, or a WebSocket close frame,
+// which the device answers with its own, ending the other direction too; a slicer's pieces
+// are each their own WebSocket message.
+func TestProxyTransports(t *testing.T) {
+	ping := enc(t, &decode.Pingresp{Base: v5})
+	for _, tr := range []stream.Transport{stream.TLS, stream.WebSocket} {
+		t.Run(tr.String()+"/reset", func(t *testing.T) {
+			fp := startFaultProxyOver(t, tr, "reset dir=s2c type=PINGRESP")
+			fp.broker.Write(ping)
+			var err error
+			if tr == stream.WebSocket {
+				_, _, err = fp.ws.ReadMessage()
+			} else {
+				_, err = fp.device.Read(make([]byte, 16))
+			}
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Errorf("device read: %v; want a reset", err)
+			}
+		})
+		t.Run(tr.String()+"/half_close", func(t *testing.T) {
+			fp := startFaultProxyOver(t, tr, "half_close dir=s2c type=PINGRESP")
+			fp.broker.Write(ping)
+			if tr == stream.WebSocket {
+				_, _, err := fp.ws.ReadMessage()
+				var ce *websocket.CloseError
+				if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+					t.Fatalf("device read: %v; want a close frame", err)
+				}
+				// A WebSocket peer answers a close frame with its own and sends no more (RFC
+				// 6455 5.5.1): that close reaches the broker.
+				if n, err := fp.broker.Read(make([]byte, 16)); n != 0 || err != io.EOF {
+					t.Errorf("broker read %d bytes, %v; want EOF", n, err)
+				}
+				return
+			}
+			if n, err := fp.device.Read(make([]byte, 16)); n != 0 || err != io.EOF {
+				t.Fatalf("device read %d bytes, %v; want EOF (close_notify)", n, err)
+			}
+			fp.device.Write([]byte{0xC0, 0})
+			if got := readN(t, fp.broker, 2); !bytes.Equal(got, []byte{0xC0, 0}) {
+				t.Errorf("broker got % x, want the device's PINGREQ", got)
+			}
+		})
+	}
+	t.Run("WebSocket/slicer", func(t *testing.T) {
+		fp := startFaultProxyOver(t, stream.WebSocket, "slicer dir=s2c type=PUBLISH at=remaining_length")
+		p := pub(t, "a/b", 0, 0, nil, strings.Repeat("p", 300))
+		fp.broker.Write(p)
+		var got [][]byte
+		for n := 0; n < len(p); {
+			_, m, err := fp.ws.ReadMessage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, n = append(got, m), n+len(m)
+		}
+		if len(got) != 2 || len(got[0]) != 2 || !bytes.Equal(bytes.Join(got, nil), p) {
+			t.Errorf("messages of %d pieces, first %d bytes; same bytes: %v", len(got), len(got[0]), bytes.Equal(bytes.Join(got, nil), p))
+		}
+	})
 }
