@@ -323,7 +323,7 @@ func writeProbeJUnit(name string, rep *probe.Report, prof *inspect.Profile, took
 		s.Properties = append(s.Properties, junit.Property{Name: "profile", Value: prof.Name})
 	}
 	for _, r := range rep.Rows {
-		c := &junit.Case{Name: r.Limit, Classname: "probe", Properties: []junit.Property{{Name: "granted", Value: r.Granted}}}
+		c := &junit.Case{Name: r.Limit, Classname: "probe", Time: junit.Duration(r.Took), Properties: []junit.Property{{Name: "granted", Value: r.Granted}}}
 		detail := fmt.Sprintf("granted: %s\nsent: %s\nexpected: %s\nseen: %s\nrule: %s\nnote: %s\n",
 			r.Granted, orDash(r.Sent), orDash(r.Expected), orDash(r.Seen), orDash(r.Rule), orDash(r.Note))
 		switch {

@@ -158,3 +158,14 @@ func TestProbeProfileDiffers(t *testing.T) {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestProbe311: MQTT 3.1.1 has no limits in CONNACK: the keep alive and the searches only;
+// mosquitto's message_size_limit is found.
+func TestProbe311(t *testing.T) {
+	m := peer.StartMosquitto(t, "message_size_limit 5000")
+	code, out, errs := runCmd(t, "", "probe", m.Addr, "--version", "4", "--wait", "300ms", "--max-keepalive-wait", "1s", "--max-subscriptions", "20")
+	if code != 0 || !strings.Contains(out, "(MQTT 3.1.1)") || !regexp.MustCompile(`Largest payload accepted +5000 +found +5001 bytes: not delivered`).MatchString(out) ||
+		strings.Contains(out, "Topic Alias Maximum") {
+		t.Errorf("exit %d\n%s\n%s", code, out, errs)
+	}
+}

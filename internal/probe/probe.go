@@ -118,6 +118,8 @@ type Row struct {
 	ProfileDiffers bool   `json:"profile_differs,omitempty"`
 	// Value is the number behind Granted or a search's result, for profiles (-1: none).
 	Value int `json:"-"`
+	// Took is how long the row's breach or search took.
+	Took time.Duration `json:"-"`
 }
 
 // Failed reports whether the row is a granted limit not enforced as the standard says.
@@ -221,7 +223,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, probe := range p.plan() {
 		row := probe.row(p)
 		if probe.run != nil && row.Enforced == NotTested && row.Note == "" {
-			if err := probe.run(ctx, p, &row); err != nil {
+			start := time.Now()
+			err := probe.run(ctx, p, &row)
+			row.Took = time.Since(start)
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
 				}

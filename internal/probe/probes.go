@@ -300,7 +300,7 @@ func breachKeepAlive(ctx context.Context, p *prober, row *Row) error {
 		row.Granted, row.Value = fmt.Sprintf("%d (asked for %d)", ka, askedKeepAlive), int(ka)
 	} else {
 		c.goodbye()
-		row.Granted, row.Default = fmt.Sprintf("none (%d accepted)", askedKeepAlive), true
+		row.Granted = fmt.Sprintf("none (%d accepted)", askedKeepAlive)
 		if c, err = p.open(ctx, 2, nil); err != nil {
 			return err
 		}
