@@ -395,21 +395,7 @@ func typeNames(ts []decode.Type) []string {
 }
 
 // matchTopic reports whether topic matches the filter (MQTT wildcards + and #).
-func matchTopic(filter, topic string) bool {
-	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
-		return false // [MQTT-4.7.2-1]
-	}
-	fs, ts := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, f := range fs {
-		if f == "#" {
-			return true
-		}
-		if i >= len(ts) || (f != "+" && f != ts[i]) {
-			return false
-		}
-	}
-	return len(fs) == len(ts)
-}
+func matchTopic(filter, topic string) bool { return decode.TopicMatches(filter, topic) }
 
 // frameTopic is the topic of a PUBLISH, resolved through its alias.
 func frameTopic(f *proxy.Frame, p *decode.Publish) string {

@@ -1,0 +1,458 @@
+package scenario
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+)
+
+// client is the built-in scripted device. It sends what its steps say, exactly, built with
+// decode.Encode: it does not shrink a packet to a granted Maximum Packet Size, drop an alias
+// the server did not allow or hold back over Receive Maximum, so that it can break a rule on
+// purpose (and, against a scenario that checks the device, shows what a careless device does).
+// What it does on its own is what every device must: acknowledge what the server sends, ping
+// every keep alive (and close when no PINGRESP comes), and, when a session is resumed, send
+// its unacknowledged messages again with DUP 1 and their Packet Identifiers.
+type client struct {
+	addr   string
+	logf   func(format string, args ...any) // the device's output
+	expect func(ctx context.Context, e *Expect) Verdict
+
+	wmu      sync.Mutex // one packet written at a time: the reader answers while steps send
+	mu       sync.Mutex
+	conn     net.Conn
+	pong     chan struct{} // a PINGRESP came
+	version  decode.Version
+	from     chan decode.Packet // what the server sent (not the packets the client answers itself)
+	done     chan struct{}      // closed when the connection's reader ends
+	nextID   uint16
+	inflight map[uint16]*decode.Publish // sent, not yet acknowledged, in order of ids
+	order    []uint16
+}
+
+// errClosed: the connection closed before the step finished.
+var errClosed = errors.New("the connection closed")
+
+// run runs the steps; an error is the harness's (the device misbehaving is not an error).
+func (c *client) run(ctx context.Context, steps []*Step) error {
+	defer c.drop()
+	for i, st := range steps {
+		if ctx.Err() != nil {
+			return nil
+		}
+		err := c.step(ctx, st)
+		switch {
+		case errors.Is(err, errClosed):
+			c.logf("step %d (%s): %v", i+1, st.action, err)
+		case err != nil:
+			return fmt.Errorf("step %d (%s, line %s): %w", i+1, st.action, st.pos, err)
+		}
+	}
+	return nil
+}
+
+func (c *client) step(ctx context.Context, st *Step) error {
+	switch {
+	case st.Connect != nil:
+		return c.connect(ctx, st.Connect)
+	case st.Publish != nil:
+		return c.publish(ctx, st.Publish)
+	case st.Subscribe != nil:
+		id := c.id()
+		if err := c.send(&decode.Subscribe{Base: c.base(), PacketID: id, Subscriptions: []decode.Subscription{{Filter: st.Subscribe.Filter, QoS: st.Subscribe.QoS}}}); err != nil {
+			return err
+		}
+		_, err := c.await(ctx, 10*time.Second, func(p decode.Packet) bool { s, ok := p.(*decode.Suback); return ok && s.PacketID == id })
+		return err
+	case st.Wait != nil:
+		w := st.Wait
+		if w.Time > 0 {
+			t := time.NewTimer(w.Time)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			return nil
+		}
+		if w.Closed {
+			return c.waitClosed(ctx, w.Within)
+		}
+		typ, _ := typeNamed(w.For)
+		_, err := c.await(ctx, w.Within, func(p decode.Packet) bool { return p.Type() == typ })
+		return err
+	case st.Expect != nil:
+		c.expect(ctx, st.Expect)
+		return nil
+	case st.Disconnect != nil:
+		err := c.send(&decode.Disconnect{Base: c.base(), ReasonCode: st.Disconnect.Reason.V, HasReason: st.Disconnect.Reason.V != 0})
+		c.drop()
+		return err
+	case st.Close:
+		c.drop()
+	}
+	return nil
+}
+
+func (c *client) base() decode.Base {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return decode.Base{Version: c.version}
+}
+
+func (c *client) id() uint16 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		c.nextID++
+		if c.nextID == 0 {
+			c.nextID = 1
+		}
+		if _, used := c.inflight[c.nextID]; !used {
+			return c.nextID
+		}
+	}
+}
+
+func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
+	c.drop()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	if err != nil {
+		return fmt.Errorf("connecting to the proxy: %w", err)
+	}
+	c.mu.Lock()
+	c.conn, c.version = conn, decode.Version(cs.Version)
+	c.from, c.done, c.pong = make(chan decode.Packet, 64), make(chan struct{}), make(chan struct{}, 1)
+	pong := c.pong
+	if c.inflight == nil {
+		c.inflight = map[uint16]*decode.Publish{}
+	}
+	c.mu.Unlock()
+	clean := cs.CleanStart == nil || *cs.CleanStart
+	q := &decode.Connect{Base: decode.Base{Version: decode.Version(cs.Version)}, ProtocolName: "MQTT", ProtocolLevel: byte(cs.Version), CleanStart: clean, KeepAlive: cs.KeepAlive, ClientID: cs.ClientID}
+	if c.version == decode.V5 {
+		for _, name := range connectPropNames() {
+			if v, ok := cs.Properties[name]; ok {
+				q.Properties = append(q.Properties, decode.IntProp(connectProps[name], v))
+			}
+		}
+	}
+	if cs.Username != "" {
+		q.HasUsername, q.Username = true, cs.Username
+	}
+	if cs.Password != "" {
+		q.HasPassword, q.Password = true, []byte(cs.Password)
+	}
+	go c.read(conn, c.version, c.from, c.done)
+	if err := c.send(q); err != nil {
+		return err
+	}
+	if cs.NoWait {
+		return nil
+	}
+	p, err := c.await(ctx, 10*time.Second, func(p decode.Packet) bool { return p.Type() == decode.CONNACK })
+	if err != nil {
+		return err
+	}
+	ack := p.(*decode.Connack)
+	if ack.ReasonCode.IsError() || (c.version != decode.V5 && ack.ReasonCode != 0) {
+		c.logf("CONNACK refused the connection: %s", ack.ReasonCode)
+		c.drop()
+		return nil
+	}
+	keepAlive := int(cs.KeepAlive)
+	if v, ok := ack.Properties.Int(decode.PropServerKeepAlive); ok {
+		keepAlive = int(v)
+	}
+	if keepAlive > 0 && (cs.Ping == nil || *cs.Ping) {
+		go c.ping(conn, c.done, pong, time.Duration(keepAlive)*time.Second)
+	}
+	// A resumed session gets its unacknowledged messages again; a new one forgets them.
+	c.mu.Lock()
+	var resend []*decode.Publish
+	if ack.SessionPresent {
+		for _, id := range c.order {
+			if p, ok := c.inflight[id]; ok {
+				r := *p
+				r.Dup = true
+				resend = append(resend, &r)
+			}
+		}
+	} else {
+		c.inflight, c.order = map[uint16]*decode.Publish{}, nil
+	}
+	c.mu.Unlock()
+	for _, p := range resend {
+		if err := c.send(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// read decodes what the server sends, answers what needs an answer and passes the rest on.
+func (c *client) read(conn net.Conn, v decode.Version, from chan<- decode.Packet, done chan struct{}) {
+	defer close(done)
+	fr := decode.NewFramer(0)
+	buf := make([]byte, 16<<10)
+	for {
+		for {
+			f, err := fr.Next()
+			if err != nil {
+				c.logf("reading from the proxy: %v", err)
+				conn.Close()
+				return
+			}
+			if f == nil {
+				break
+			}
+			p := decode.Decode(bytes.Clone(f), v)
+			c.answer(p)
+			select {
+			case from <- p:
+			default: // nobody waits for that many: the oldest matter least
+			}
+		}
+		n, err := conn.Read(buf)
+		if n > 0 {
+			fr.Write(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// answer acknowledges what the server sends and forgets what the server acknowledged.
+func (c *client) answer(p decode.Packet) {
+	switch q := p.(type) {
+	case *decode.Pingresp:
+		c.mu.Lock()
+		pong := c.pong
+		c.mu.Unlock()
+		select {
+		case pong <- struct{}{}:
+		default:
+		}
+	case *decode.Publish:
+		switch q.QoS {
+		case 1:
+			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBACK, PacketID: q.PacketID})
+		case 2:
+			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBREC, PacketID: q.PacketID})
+		}
+	case *decode.Ack:
+		switch q.PacketType {
+		case decode.PUBREL:
+			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBCOMP, PacketID: q.PacketID})
+		case decode.PUBREC:
+			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBREL, PacketID: q.PacketID})
+			c.acked(q.PacketID)
+		case decode.PUBACK:
+			c.acked(q.PacketID)
+		}
+	}
+}
+
+func (c *client) acked(id uint16) {
+	c.mu.Lock()
+	delete(c.inflight, id)
+	c.mu.Unlock()
+}
+
+// ping sends PINGREQ every keep alive and closes the connection when a PINGRESP does not come
+// back before the next one is due.
+func (c *client) ping(conn net.Conn, done <-chan struct{}, pongs <-chan struct{}, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	outstanding := false
+	for {
+		select {
+		case <-done:
+			return
+		case <-pongs:
+			outstanding = false
+		case <-t.C:
+			if outstanding {
+				c.logf("no PINGRESP within the keep alive (%s): closing", every)
+				conn.Close()
+				return
+			}
+			outstanding = true
+			if c.sendOn(conn, &decode.Pingreq{Base: c.base()}) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *client) publish(ctx context.Context, ps *PublishStep) error {
+	n := max(ps.Count, 1)
+	for range n {
+		p := &decode.Publish{Base: c.base(), Topic: ps.Topic, QoS: ps.QoS, Retain: ps.Retain, Dup: ps.Dup, Payload: []byte(ps.Payload)}
+		if ps.AliasOnly {
+			p.Topic = ""
+		}
+		if ps.Alias > 0 {
+			p.Properties = decode.Properties{decode.IntProp(decode.PropTopicAlias, uint32(ps.Alias))}
+		}
+		if p.QoS > 0 {
+			p.PacketID = ps.PacketID
+			if p.PacketID == 0 {
+				p.PacketID = c.id()
+			}
+		}
+		if ps.Size > 0 {
+			if err := fill(p, ps.Size); err != nil {
+				return err
+			}
+		}
+		if p.QoS > 0 {
+			c.mu.Lock()
+			if _, ok := c.inflight[p.PacketID]; !ok {
+				c.order = append(c.order, p.PacketID)
+			}
+			c.inflight[p.PacketID] = p
+			c.mu.Unlock()
+		}
+		if err := c.send(p); err != nil {
+			return err
+		}
+		if p.QoS == 0 || ps.NoWait {
+			continue
+		}
+		want := decode.PUBACK
+		if p.QoS == 2 {
+			want = decode.PUBCOMP
+		}
+		id := p.PacketID
+		if _, err := c.await(ctx, 10*time.Second, func(q decode.Packet) bool {
+			a, ok := q.(*decode.Ack)
+			return ok && a.PacketType == want && a.PacketID == id
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fill grows p's payload so that the packet is size bytes.
+func fill(p *decode.Publish, size int) error {
+	for range 4 { // the Remaining Length may take a byte more as the payload grows
+		b, err := decode.Encode(nil, p)
+		if err != nil {
+			return err
+		}
+		d := size - len(b)
+		if d == 0 {
+			return nil
+		}
+		if len(p.Payload)+d < 0 {
+			return fmt.Errorf("publish: size %d is smaller than the packet without payload (%d bytes)", size, len(b)-len(p.Payload))
+		}
+		grown := make([]byte, len(p.Payload)+d)
+		copy(grown, p.Payload)
+		for i := len(p.Payload); i < len(grown); i++ {
+			grown[i] = 'x'
+		}
+		p.Payload = grown
+	}
+	return fmt.Errorf("publish: no payload makes a packet of exactly %d bytes", size)
+}
+
+func (c *client) send(p decode.Packet) error {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn == nil {
+		return errClosed
+	}
+	return c.sendOn(conn, p)
+}
+
+func (c *client) sendOn(conn net.Conn, p decode.Packet) error {
+	b, err := decode.Encode(nil, p)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", p.Type(), err)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := conn.Write(b); err != nil {
+		return fmt.Errorf("%w (sending %s: %v)", errClosed, p.Type(), err)
+	}
+	return nil
+}
+
+// await waits for a packet from the server that ok accepts.
+func (c *client) await(ctx context.Context, within time.Duration, ok func(decode.Packet) bool) (decode.Packet, error) {
+	c.mu.Lock()
+	from, done := c.from, c.done
+	c.mu.Unlock()
+	if from == nil {
+		return nil, errClosed
+	}
+	t := time.NewTimer(within)
+	defer t.Stop()
+	for {
+		select {
+		case p := <-from:
+			if ok(p) {
+				return p, nil
+			}
+		case <-done:
+			// What the reader passed on before it ended.
+			for {
+				select {
+				case p := <-from:
+					if ok(p) {
+						return p, nil
+					}
+				default:
+					return nil, errClosed
+				}
+			}
+		case <-t.C:
+			return nil, fmt.Errorf("%w: nothing expected came within %s", errClosed, within)
+		case <-ctx.Done():
+			return nil, errClosed
+		}
+	}
+}
+
+func (c *client) waitClosed(ctx context.Context, within time.Duration) error {
+	c.mu.Lock()
+	done := c.done
+	c.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	t := time.NewTimer(within)
+	defer t.Stop()
+	select {
+	case <-done:
+		c.drop()
+	case <-t.C:
+		c.logf("the connection stayed open for %s", within)
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// drop closes the connection and waits for its reader.
+func (c *client) drop() {
+	c.mu.Lock()
+	conn, done := c.conn, c.done
+	c.conn = nil
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+		<-done
+	}
+}

@@ -1,0 +1,588 @@
+package scenario
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/proxy/fault"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// Expect is one expectation: exactly one of its kinds.
+type Expect struct {
+	Name       string            `yaml:"name"`
+	Packet     *PacketExpect     `yaml:"packet"`
+	Disconnect *DisconnectExpect `yaml:"disconnect"`
+	Reconnect  *ReconnectExpect  `yaml:"reconnect"`
+	Resend     *ResendExpect     `yaml:"resend"`
+	NoFinding  *NoFindingExpect  `yaml:"no_finding"`
+	Filter     *FilterExpect     `yaml:"filter"`
+
+	pos  string
+	kind matcher
+	win  Window
+}
+
+// Window is when an expectation looks: from After (start, connect, connack, fault, close) for
+// Within (to the end of the run when 0).
+type Window struct {
+	Within time.Duration `yaml:"within"`
+	After  string        `yaml:"after"`
+}
+
+// PacketExpect: a packet from a side, of a type (topic, reason code, QoS) arrives (at least
+// once, or Count times exactly), or with None never does.
+type PacketExpect struct {
+	From   string  `yaml:"from"` // client or server; either when empty
+	Type   string  `yaml:"type"`
+	Topic  string  `yaml:"topic"` // a topic filter
+	Reason Code    `yaml:"reason"`
+	QoS    *byte   `yaml:"qos"`
+	Count  *int    `yaml:"count"`
+	None   bool    `yaml:"none"`
+	Window `yaml:",inline"`
+}
+
+// DisconnectExpect: a DISCONNECT from a side, with a reason code.
+type DisconnectExpect struct {
+	From   string `yaml:"from"`
+	Reason Code   `yaml:"reason"`
+	Window `yaml:",inline"`
+}
+
+// ReconnectExpect: after a connection closes, the device connects again within Within of the
+// close, no sooner than MinBackoff, with Clean Start as given.
+type ReconnectExpect struct {
+	Within     time.Duration `yaml:"within"`
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	CleanStart *bool         `yaml:"clean_start"`
+	After      string        `yaml:"after"`
+}
+
+// ResendExpect: a QoS 1/2 PUBLISH the client sent and had not seen acknowledged is sent again
+// (with DUP 1 when Dup, with the same Packet Identifier when SamePacketID).
+type ResendExpect struct {
+	Dup          bool `yaml:"dup"`
+	SamePacketID bool `yaml:"same_packet_id"`
+	Window       `yaml:",inline"`
+}
+
+// NoFindingExpect: no finding of a rule (a glob such as MQTT-3.3.2-*) at or above a level on
+// what a side sent, for the whole run (or the window).
+type NoFindingExpect struct {
+	Rule   string `yaml:"rule"`
+	Level  string `yaml:"level"` // error, warning or info (the least level counted; info when empty)
+	By     string `yaml:"by"`    // client or server; either when empty
+	Window `yaml:",inline"`
+}
+
+// FilterExpect: a --filter expression matches packets Count times exactly, or at least Min times
+// (1 when neither is given).
+type FilterExpect struct {
+	Expr   string `yaml:"expr"`
+	Count  *int   `yaml:"count"`
+	Min    int    `yaml:"min"`
+	Window `yaml:",inline"`
+}
+
+// event is what expectations see: a record of the inspected timeline, or a fault applied.
+type event struct {
+	t     time.Time
+	rec   inspect.Record
+	fault *fault.Applied
+	step  *expState // an expect step of the built-in client starts
+}
+
+// seen is what a matcher makes of an event.
+type seen struct {
+	hit  bool   // the event is what is expected (or, for a negative one, what must not happen)
+	fail string // the event decides a failure now, saying why
+	near string // the event is the closest to what is expected so far (for the failure message)
+}
+
+// matcher is the kind-specific part of an expectation.
+type matcher interface {
+	see(ev *event, rel func(time.Time) string) seen
+	expected() string
+}
+
+// windowStarter is a matcher whose window starts at an event of its own (reconnect: a close).
+type windowStarter interface {
+	windowStart() (time.Time, bool)
+}
+
+// mode says how hits decide.
+type mode int
+
+const (
+	atLeast mode = iota // pass at the nth hit; fail at the deadline
+	never               // fail at a hit; pass at the deadline
+	exactly             // fail at one hit too many; at the deadline, pass when exactly n
+)
+
+func (e *Expect) check(pos string) error {
+	e.pos = pos
+	var kinds []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"packet", e.Packet != nil}, {"disconnect", e.Disconnect != nil}, {"reconnect", e.Reconnect != nil},
+		{"resend", e.Resend != nil}, {"no_finding", e.NoFinding != nil}, {"filter", e.Filter != nil}} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) != 1 {
+		return fmt.Errorf("an expectation is exactly one of packet, disconnect, reconnect, resend, no_finding, filter (has %d)", len(kinds))
+	}
+	var err error
+	switch {
+	case e.Packet != nil:
+		e.win = e.Packet.Window
+		e.kind, err = e.Packet.matcher()
+	case e.Disconnect != nil:
+		e.win = e.Disconnect.Window
+		var from stream.Dir
+		var any bool
+		if from, any, err = side(e.Disconnect.From); err == nil && any {
+			err = errors.New("disconnect: from: is required (client or server)")
+		}
+		e.kind = &disconnectMatch{e: e.Disconnect, from: from}
+	case e.Reconnect != nil:
+		e.win = Window{After: e.Reconnect.After}
+		if e.Reconnect.Within == 0 {
+			err = errors.New("reconnect: within: is required")
+		}
+		e.kind = &reconnectMatch{e: e.Reconnect}
+	case e.Resend != nil:
+		e.win = e.Resend.Window
+		e.kind = &resendMatch{e: e.Resend, inflight: map[uint16]*decode.Publish{}}
+	case e.NoFinding != nil:
+		e.win = e.NoFinding.Window
+		e.kind, err = e.NoFinding.matcher()
+	case e.Filter != nil:
+		e.win = e.Filter.Window
+		var f *inspect.Filter
+		if f, err = inspect.CompileFilter(e.Filter.Expr); err != nil {
+			err = fmt.Errorf("filter: %w", err)
+		}
+		e.kind = &filterMatch{e: e.Filter, f: f}
+	}
+	if err != nil {
+		return err
+	}
+	switch e.win.After {
+	case "", "start", "connect", "connack", "fault", "close":
+	default:
+		return fmt.Errorf("after: %q: want start, connect, connack, fault or close", e.win.After)
+	}
+	return nil
+}
+
+// mode returns how e decides and the count it needs.
+func (e *Expect) mode() (mode, int) {
+	switch {
+	case e.Packet != nil && e.Packet.None:
+		return never, 0
+	case e.Packet != nil && e.Packet.Count != nil:
+		return exactly, *e.Packet.Count
+	case e.Filter != nil && e.Filter.Count != nil:
+		return exactly, *e.Filter.Count
+	case e.Filter != nil && e.Filter.Min > 0:
+		return atLeast, e.Filter.Min
+	case e.NoFinding != nil:
+		return never, 0
+	}
+	return atLeast, 1
+}
+
+// side reads from:/by:, any when empty.
+func side(s string) (d stream.Dir, any bool, err error) {
+	switch s {
+	case "":
+		return 0, true, nil
+	case "client", "device":
+		return stream.C2S, false, nil
+	case "server", "broker":
+		return stream.S2C, false, nil
+	}
+	return 0, false, fmt.Errorf("%q is not client or server", s)
+}
+
+func sideName(d stream.Dir) string {
+	if d == stream.C2S {
+		return "client"
+	}
+	return "server"
+}
+
+// describe says what a record is, for messages: "DISCONNECT 0x95 Packet too large from server
+// at +0.012s (conn 1)".
+func describe(r inspect.Record, rel func(time.Time) string) string {
+	switch r := r.(type) {
+	case *inspect.PacketRecord:
+		var b strings.Builder
+		b.WriteString(r.Type().String())
+		if p, ok := r.Packet.(*decode.Publish); ok {
+			fmt.Fprintf(&b, " %q QoS %d", r.Topic, p.QoS)
+			if p.Dup {
+				b.WriteString(" DUP")
+			}
+			if p.QoS > 0 {
+				fmt.Fprintf(&b, " id %d", p.PacketID)
+			}
+		}
+		if rc, ok := reasonOf(r.Packet); ok {
+			b.WriteString(" " + rc.String())
+		}
+		if c, ok := r.Packet.(*decode.Connect); ok {
+			fmt.Fprintf(&b, " clean_start=%v", c.CleanStart)
+		}
+		fmt.Fprintf(&b, " from %s at %s (conn %d", sideName(r.Dir), rel(r.Time), r.Conn)
+		if r.ByProxy {
+			b.WriteString(", sent by the proxy")
+		}
+		b.WriteString(")")
+		return b.String()
+	case *inspect.CloseRecord:
+		return fmt.Sprintf("conn %d closed (%s) at %s", r.Conn, r.By(), rel(r.Time))
+	}
+	return r.Kind()
+}
+
+// reasonOf is the reason code of a packet that has one (MQTT 5 short forms: 0x00).
+func reasonOf(p decode.Packet) (decode.ReasonCode, bool) {
+	switch q := p.(type) {
+	case *decode.Connack:
+		return q.ReasonCode, true
+	case *decode.Ack:
+		return q.ReasonCode, q.Info().Version == decode.V5
+	case *decode.Disconnect:
+		return q.ReasonCode, q.Info().Version == decode.V5
+	case *decode.Auth:
+		return q.ReasonCode, true
+	}
+	return 0, false
+}
+
+// packetMatch matches PacketRecords.
+type packetMatch struct {
+	e     *PacketExpect
+	from  stream.Dir
+	any   bool
+	typ   decode.Type
+	typed bool
+}
+
+func (pe *PacketExpect) matcher() (matcher, error) {
+	m := &packetMatch{e: pe}
+	var err error
+	if m.from, m.any, err = side(pe.From); err != nil {
+		return nil, fmt.Errorf("packet: from: %w", err)
+	}
+	if pe.Type != "" {
+		if m.typ, m.typed = typeNamed(pe.Type); !m.typed {
+			return nil, fmt.Errorf("packet: type: unknown packet type %q", pe.Type)
+		}
+	}
+	if pe.Topic != "" {
+		if msg, _ := decode.FilterProblem(pe.Topic); msg != "" {
+			return nil, fmt.Errorf("packet: topic %q: %s", pe.Topic, msg)
+		}
+	}
+	if pe.None && pe.Count != nil {
+		return nil, errors.New("packet: none and count do not go together")
+	}
+	return m, nil
+}
+
+func (m *packetMatch) expected() string {
+	var b strings.Builder
+	pe := m.e
+	switch {
+	case pe.None:
+		b.WriteString("no ")
+	case pe.Count != nil:
+		fmt.Fprintf(&b, "exactly %d ", *pe.Count)
+	}
+	if m.typed {
+		b.WriteString(m.typ.String())
+	} else {
+		b.WriteString("packet")
+	}
+	if pe.Topic != "" {
+		fmt.Fprintf(&b, " on %q", pe.Topic)
+	}
+	if pe.QoS != nil {
+		fmt.Fprintf(&b, " at QoS %d", *pe.QoS)
+	}
+	if pe.Reason.Set {
+		fmt.Fprintf(&b, " with reason %s", pe.Reason)
+	}
+	if !m.any {
+		b.WriteString(" from " + sideName(m.from))
+	}
+	return b.String()
+}
+
+func (m *packetMatch) see(ev *event, rel func(time.Time) string) seen {
+	r, ok := ev.rec.(*inspect.PacketRecord)
+	if !ok || (!m.any && r.Dir != m.from) || (m.typed && r.Type() != m.typ) {
+		return seen{}
+	}
+	pe := m.e
+	if pe.Topic != "" {
+		if _, ok := r.Packet.(*decode.Publish); !ok || !decode.TopicMatches(pe.Topic, r.Topic) {
+			return seen{near: describe(r, rel)}
+		}
+	}
+	if pe.QoS != nil {
+		if p, ok := r.Packet.(*decode.Publish); !ok || p.QoS != *pe.QoS {
+			return seen{near: describe(r, rel)}
+		}
+	}
+	if pe.Reason.Set {
+		if rc, ok := reasonOf(r.Packet); !ok || rc != pe.Reason.V {
+			return seen{near: describe(r, rel)}
+		}
+	}
+	return seen{hit: true, near: describe(r, rel)}
+}
+
+// disconnectMatch matches a DISCONNECT from a side; a close without one is a near miss.
+type disconnectMatch struct {
+	e    *DisconnectExpect
+	from stream.Dir
+}
+
+func (m *disconnectMatch) expected() string {
+	s := "DISCONNECT from " + sideName(m.from)
+	if m.e.Reason.Set {
+		s += " with reason " + m.e.Reason.String()
+	}
+	return s
+}
+
+func (m *disconnectMatch) see(ev *event, rel func(time.Time) string) seen {
+	switch r := ev.rec.(type) {
+	case *inspect.PacketRecord:
+		if r.Dir != m.from || r.Type() != decode.DISCONNECT {
+			return seen{}
+		}
+		if m.e.Reason.Set {
+			if rc, _ := reasonOf(r.Packet); rc != m.e.Reason.V {
+				return seen{near: describe(r, rel)}
+			}
+		}
+		return seen{hit: true, near: describe(r, rel)}
+	case *inspect.CloseRecord:
+		if r.Disconnect == nil {
+			return seen{near: describe(r, rel) + " without DISCONNECT"}
+		}
+	}
+	return seen{}
+}
+
+// reconnectMatch waits for a close, then for the next CONNECT.
+type reconnectMatch struct {
+	e      *ReconnectExpect
+	closed time.Time
+	conn   int
+}
+
+func (m *reconnectMatch) expected() string {
+	s := fmt.Sprintf("a new CONNECT within %s of the close", m.e.Within)
+	if m.e.MinBackoff > 0 {
+		s += fmt.Sprintf(", no sooner than %s", m.e.MinBackoff)
+	}
+	if m.e.CleanStart != nil {
+		s += fmt.Sprintf(", with Clean Start %v", *m.e.CleanStart)
+	}
+	return s
+}
+
+func (m *reconnectMatch) windowStart() (time.Time, bool) { return m.closed, !m.closed.IsZero() }
+
+func (m *reconnectMatch) see(ev *event, rel func(time.Time) string) seen {
+	switch r := ev.rec.(type) {
+	case *inspect.CloseRecord:
+		if m.closed.IsZero() {
+			m.closed, m.conn = r.Time, r.Conn
+		}
+	case *inspect.PacketRecord:
+		c, ok := r.Packet.(*decode.Connect)
+		if !ok || r.Dir != stream.C2S || m.closed.IsZero() || r.Conn == m.conn {
+			return seen{}
+		}
+		gap := r.Time.Sub(m.closed)
+		what := fmt.Sprintf("%s, %s after the close of conn %d", describe(r, rel), gap.Round(time.Millisecond), m.conn)
+		if gap < m.e.MinBackoff {
+			return seen{fail: what + ": sooner than the minimum backoff " + m.e.MinBackoff.String()}
+		}
+		if m.e.CleanStart != nil && c.CleanStart != *m.e.CleanStart {
+			return seen{fail: what + fmt.Sprintf(": Clean Start %v", c.CleanStart)}
+		}
+		return seen{hit: true, near: what}
+	}
+	return seen{}
+}
+
+// resendMatch follows the client's unacknowledged QoS 1/2 PUBLISH packets and waits for one
+// to be sent again.
+type resendMatch struct {
+	e        *ResendExpect
+	inflight map[uint16]*decode.Publish
+}
+
+func (m *resendMatch) expected() string {
+	s := "an unacknowledged PUBLISH sent again"
+	if m.e.Dup {
+		s += " with DUP 1"
+	}
+	if m.e.SamePacketID {
+		s += " with the same Packet Identifier"
+	}
+	return s
+}
+
+func (m *resendMatch) see(ev *event, rel func(time.Time) string) seen {
+	r, ok := ev.rec.(*inspect.PacketRecord)
+	if !ok {
+		return seen{}
+	}
+	switch p := r.Packet.(type) {
+	case *decode.Publish:
+		if r.Dir != stream.C2S || p.QoS == 0 {
+			return seen{}
+		}
+		prev, again := m.inflight[p.PacketID]
+		if !again || !samePublish(prev, p, r.Topic) {
+			for id, q := range m.inflight {
+				if samePublish(q, p, r.Topic) {
+					if m.e.SamePacketID {
+						return seen{fail: fmt.Sprintf("%s: resent with Packet Identifier %d, first sent as %d", describe(r, rel), p.PacketID, id)}
+					}
+					again = true
+					break
+				}
+			}
+		}
+		if !again {
+			m.inflight[p.PacketID] = p
+			return seen{}
+		}
+		if m.e.Dup && !p.Dup {
+			return seen{fail: describe(r, rel) + ": resent with DUP 0"}
+		}
+		return seen{hit: true, near: describe(r, rel)}
+	case *decode.Ack:
+		if r.Dir == stream.S2C && (p.PacketType == decode.PUBACK || p.PacketType == decode.PUBREC) {
+			delete(m.inflight, p.PacketID)
+		}
+	}
+	return seen{}
+}
+
+// samePublish: q is p sent again (same topic and payload); topic is p's, resolved.
+func samePublish(q, p *decode.Publish, topic string) bool {
+	qt := q.Topic
+	return (qt == topic || qt == "" || topic == "") && string(q.Payload) == string(p.Payload)
+}
+
+// noFindingMatch matches findings.
+type noFindingMatch struct {
+	e     *NoFindingExpect
+	by    stream.Dir
+	any   bool
+	level decode.Level
+}
+
+func (nf *NoFindingExpect) matcher() (matcher, error) {
+	m := &noFindingMatch{e: nf, level: decode.LevelInfo}
+	var err error
+	if m.by, m.any, err = side(nf.By); err != nil {
+		return nil, fmt.Errorf("no_finding: by: %w", err)
+	}
+	switch nf.Level {
+	case "", "info":
+	case "warning":
+		m.level = decode.LevelWarning
+	case "error":
+		m.level = decode.LevelError
+	default:
+		return nil, fmt.Errorf("no_finding: level: %q is not error, warning or info", nf.Level)
+	}
+	if nf.Rule == "" {
+		nf.Rule = "*"
+	}
+	if _, err := path.Match(nf.Rule, ""); err != nil {
+		return nil, fmt.Errorf("no_finding: rule: %w", err)
+	}
+	return m, nil
+}
+
+func (m *noFindingMatch) expected() string {
+	s := "no finding"
+	if m.e.Rule != "*" {
+		s += " " + m.e.Rule
+	}
+	if m.level != decode.LevelInfo {
+		s += " at level " + m.level.String() + " or above"
+	}
+	if !m.any {
+		s += " on what the " + sideName(m.by) + " sent"
+	}
+	return s
+}
+
+func (m *noFindingMatch) see(ev *event, rel func(time.Time) string) seen {
+	var notes []inspect.Note
+	var dir stream.Dir
+	switch r := ev.rec.(type) {
+	case *inspect.PacketRecord:
+		notes, dir = r.Notes, r.Dir
+	default:
+		return seen{}
+	}
+	if !m.any && dir != m.by {
+		return seen{}
+	}
+	for _, n := range notes {
+		if n.Level > m.level { // levels count down: error 0, warning 1, info 2
+			continue
+		}
+		if ok, _ := path.Match(m.e.Rule, n.Rule); ok {
+			return seen{hit: true, near: fmt.Sprintf("%s %s: %s, on %s", n.Level, n.Rule, n.Text, describe(ev.rec, rel))}
+		}
+	}
+	return seen{}
+}
+
+// filterMatch counts the packets a filter expression matches.
+type filterMatch struct {
+	e *FilterExpect
+	f *inspect.Filter
+}
+
+func (m *filterMatch) expected() string {
+	switch {
+	case m.e.Count != nil:
+		return fmt.Sprintf("exactly %s matching %s", inspect.Plural(*m.e.Count, "packet"), m.e.Expr)
+	case m.e.Min > 1:
+		return fmt.Sprintf("at least %d packets matching %s", m.e.Min, m.e.Expr)
+	}
+	return "a packet matching " + m.e.Expr
+}
+
+func (m *filterMatch) see(ev *event, rel func(time.Time) string) seen {
+	r, ok := ev.rec.(*inspect.PacketRecord)
+	if !ok || !m.f.Match(r) {
+		return seen{}
+	}
+	return seen{hit: true, near: describe(r, rel)}
+}
