@@ -38,13 +38,13 @@ type Window struct {
 // PacketExpect: a packet from a side, of a type (topic, reason code, QoS) arrives (at least
 // once, or Count times exactly), or with None never does.
 type PacketExpect struct {
-	From   string  `yaml:"from"` // client or server; either when empty
-	Type   string  `yaml:"type"`
-	Topic  string  `yaml:"topic"` // a topic filter
-	Reason Code    `yaml:"reason"`
-	QoS    *byte   `yaml:"qos"`
-	Count  *int    `yaml:"count"`
-	None   bool    `yaml:"none"`
+	From   string `yaml:"from"` // client or server; either when empty
+	Type   string `yaml:"type"`
+	Topic  string `yaml:"topic"` // a topic filter
+	Reason Code   `yaml:"reason"`
+	QoS    *byte  `yaml:"qos"`
+	Count  *int   `yaml:"count"`
+	None   bool   `yaml:"none"`
 	Window `yaml:",inline"`
 }
 

@@ -131,7 +131,7 @@ type run struct {
 	open    map[int]bool         // connections with records and no close yet
 	// deviceEnded: the loop heard that the device ended.
 	deviceEnded bool
-	skipped string
+	skipped     string
 }
 
 // expState is an expectation being decided.

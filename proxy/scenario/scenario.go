@@ -53,10 +53,10 @@ type Scenario struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// Vars are given to a run: device as {name} and $MQSCOPE_NAME (with host, port, addr).
 	Vars     map[string]string `yaml:"vars"`
-	Requires Requires      `yaml:"requires"`
-	Faults   []FaultSpec   `yaml:"faults"`
-	Device   Device        `yaml:"device"`
-	Expect   []*Expect     `yaml:"expect"`
+	Requires Requires          `yaml:"requires"`
+	Faults   []FaultSpec       `yaml:"faults"`
+	Device   Device            `yaml:"device"`
+	Expect   []*Expect         `yaml:"expect"`
 
 	pos   string        // line:column of the scenario in its file
 	rules []*fault.Rule // Faults, parsed
