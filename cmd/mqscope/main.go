@@ -15,7 +15,7 @@ import (
 const (
 	exitOK    = 0
 	exitError = 1 // an error, or findings at or above read --fail-on
-	exitUsage = 2 // mqscope was called wrongly
+	exitUsage = 2 // mqscope was called wrongly; for test, also: a scenario could not run
 )
 
 // usageError marks an error caused by how mqscope was called.
@@ -42,6 +42,9 @@ func (e findingsError) Error() string {
 // exitStatus is the exit status for the error a command returned.
 func exitStatus(err error) int {
 	var ue usageError
+	if code, ok := exitOfTest(err); ok {
+		return code
+	}
 	switch {
 	case err == nil:
 		return exitOK

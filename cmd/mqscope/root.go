@@ -47,6 +47,7 @@ packet given to decode, a finding at or above read --fail-on); 2 when mqscope wa
 	root.AddCommand(newProxyCmd(io), newCACmd(io), newDemoCmd(io))
 	root.AddCommand(newUICmd(io))
 	root.AddCommand(newProbeCmd(io), newReplayCmd(io))
+	root.AddCommand(newTestCmd(io))
 	// cobra adds these at Execute; added now, their argument errors are usage errors too.
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

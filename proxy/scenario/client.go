@@ -34,6 +34,7 @@ type client struct {
 	nextID   uint16
 	inflight map[uint16]*decode.Publish // sent, not yet acknowledged, in order of ids
 	order    []uint16
+	released map[uint16]bool // PUBREL sent, PUBCOMP not yet received
 }
 
 // errClosed: the connection closed before the step finished.
@@ -114,7 +115,7 @@ func (c *client) id() uint16 {
 		if c.nextID == 0 {
 			c.nextID = 1
 		}
-		if _, used := c.inflight[c.nextID]; !used {
+		if _, used := c.inflight[c.nextID]; !used && !c.released[c.nextID] {
 			return c.nextID
 		}
 	}
@@ -132,7 +133,7 @@ func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 	c.from, c.done, c.pong = make(chan decode.Packet, 64), make(chan struct{}), make(chan struct{}, 1)
 	pong := c.pong
 	if c.inflight == nil {
-		c.inflight = map[uint16]*decode.Publish{}
+		c.inflight, c.released = map[uint16]*decode.Publish{}, map[uint16]bool{}
 	}
 	c.mu.Unlock()
 	clean := cs.CleanStart == nil || *cs.CleanStart
@@ -176,17 +177,19 @@ func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 	}
 	// A resumed session gets its unacknowledged messages again; a new one forgets them.
 	c.mu.Lock()
-	var resend []*decode.Publish
+	var resend []decode.Packet
 	if ack.SessionPresent {
 		for _, id := range c.order {
 			if p, ok := c.inflight[id]; ok {
 				r := *p
 				r.Dup = true
 				resend = append(resend, &r)
+			} else if c.released[id] {
+				resend = append(resend, &decode.Ack{Base: decode.Base{Version: c.version}, PacketType: decode.PUBREL, PacketID: id})
 			}
 		}
 	} else {
-		c.inflight, c.order = map[uint16]*decode.Publish{}, nil
+		c.inflight, c.order, c.released = map[uint16]*decode.Publish{}, nil, map[uint16]bool{}
 	}
 	c.mu.Unlock()
 	for _, p := range resend {
@@ -253,10 +256,17 @@ func (c *client) answer(p decode.Packet) {
 		case decode.PUBREL:
 			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBCOMP, PacketID: q.PacketID})
 		case decode.PUBREC:
-			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBREL, PacketID: q.PacketID})
+			c.mu.Lock()
+			c.released[q.PacketID] = true
+			c.mu.Unlock()
 			c.acked(q.PacketID)
+			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBREL, PacketID: q.PacketID})
 		case decode.PUBACK:
 			c.acked(q.PacketID)
+		case decode.PUBCOMP:
+			c.mu.Lock()
+			delete(c.released, q.PacketID)
+			c.mu.Unlock()
 		}
 	}
 }

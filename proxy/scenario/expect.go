@@ -22,6 +22,7 @@ type Expect struct {
 	Resend     *ResendExpect     `yaml:"resend"`
 	NoFinding  *NoFindingExpect  `yaml:"no_finding"`
 	Filter     *FilterExpect     `yaml:"filter"`
+	Closed     *ClosedExpect     `yaml:"closed"`
 
 	pos  string
 	kind matcher
@@ -52,6 +53,12 @@ type PacketExpect struct {
 type DisconnectExpect struct {
 	From   string `yaml:"from"`
 	Reason Code   `yaml:"reason"`
+	Window `yaml:",inline"`
+}
+
+// ClosedExpect: a side closes the connection (with or without DISCONNECT).
+type ClosedExpect struct {
+	By     string `yaml:"by"` // client or server; either when empty
 	Window `yaml:",inline"`
 }
 
@@ -132,13 +139,13 @@ func (e *Expect) check(pos string) error {
 		name string
 		set  bool
 	}{{"packet", e.Packet != nil}, {"disconnect", e.Disconnect != nil}, {"reconnect", e.Reconnect != nil},
-		{"resend", e.Resend != nil}, {"no_finding", e.NoFinding != nil}, {"filter", e.Filter != nil}} {
+		{"resend", e.Resend != nil}, {"no_finding", e.NoFinding != nil}, {"filter", e.Filter != nil}, {"closed", e.Closed != nil}} {
 		if k.set {
 			kinds = append(kinds, k.name)
 		}
 	}
 	if len(kinds) != 1 {
-		return fmt.Errorf("an expectation is exactly one of packet, disconnect, reconnect, resend, no_finding, filter (has %d)", len(kinds))
+		return fmt.Errorf("an expectation is exactly one of packet, disconnect, closed, reconnect, resend, no_finding, filter (has %d)", len(kinds))
 	}
 	var err error
 	switch {
@@ -153,6 +160,13 @@ func (e *Expect) check(pos string) error {
 			err = errors.New("disconnect: from: is required (client or server)")
 		}
 		e.kind = &disconnectMatch{e: e.Disconnect, from: from}
+	case e.Closed != nil:
+		e.win = e.Closed.Window
+		m := &closedMatch{}
+		if m.by, m.any, err = side(e.Closed.By); err != nil {
+			err = fmt.Errorf("closed: by: %w", err)
+		}
+		e.kind = m
 	case e.Reconnect != nil:
 		e.win = Window{After: e.Reconnect.After}
 		if e.Reconnect.Within == 0 {
@@ -388,11 +402,42 @@ func (m *disconnectMatch) see(ev *event, rel func(time.Time) string) seen {
 	return seen{}
 }
 
-// reconnectMatch waits for a close, then for the next CONNECT.
+// closedMatch matches the close of a connection by a side: its DISCONNECT, or the transport's
+// end when it sent none.
+type closedMatch struct {
+	by  stream.Dir
+	any bool
+}
+
+func (m *closedMatch) expected() string {
+	if m.any {
+		return "the connection closed"
+	}
+	return "the connection closed by the " + sideName(m.by)
+}
+
+func (m *closedMatch) see(ev *event, rel func(time.Time) string) seen {
+	r, ok := ev.rec.(*inspect.CloseRecord)
+	if !ok {
+		return seen{}
+	}
+	// Who closed, as the device sees it: a DISCONNECT's sender (the proxy's, for a fault,
+	// stands for the side it speaks as), else the side whose transport ended first.
+	by := r.End.By
+	if r.Disconnect != nil {
+		by = r.Disconnect.Dir.Sender()
+	}
+	if m.any || by == m.by.Sender() {
+		return seen{hit: true, near: describe(r, rel)}
+	}
+	return seen{near: describe(r, rel)}
+}
+
+// reconnectMatch waits for the device's connection to end, then for its next CONNECT.
 type reconnectMatch struct {
 	e      *ReconnectExpect
-	closed time.Time
-	conn   int
+	first  int       // the connection the device reconnects from
+	closed time.Time // when it closed
 }
 
 func (m *reconnectMatch) expected() string {
@@ -411,17 +456,28 @@ func (m *reconnectMatch) windowStart() (time.Time, bool) { return m.closed, !m.c
 func (m *reconnectMatch) see(ev *event, rel func(time.Time) string) seen {
 	switch r := ev.rec.(type) {
 	case *inspect.CloseRecord:
-		if m.closed.IsZero() {
-			m.closed, m.conn = r.Time, r.Conn
+		if m.closed.IsZero() && (m.first == 0 || r.Conn == m.first) {
+			m.first, m.closed = r.Conn, r.Time
 		}
 	case *inspect.PacketRecord:
 		c, ok := r.Packet.(*decode.Connect)
-		if !ok || r.Dir != stream.C2S || m.closed.IsZero() || r.Conn == m.conn {
+		if !ok || r.Dir != stream.C2S {
 			return seen{}
 		}
-		gap := r.Time.Sub(m.closed)
-		what := fmt.Sprintf("%s, %s after the close of conn %d", describe(r, rel), gap.Round(time.Millisecond), m.conn)
-		if gap < m.e.MinBackoff {
+		if m.first == 0 || r.Conn == m.first {
+			m.first = r.Conn
+			return seen{}
+		}
+		var what string
+		if m.closed.IsZero() {
+			// The proxy reports a close once both directions ended; the device may connect
+			// again before that: no time passed between the two as far as is known.
+			m.closed = r.Time
+			what = fmt.Sprintf("%s, before conn %d had finished closing", describe(r, rel), m.first)
+		} else {
+			what = fmt.Sprintf("%s, %s after the close of conn %d", describe(r, rel), r.Time.Sub(m.closed).Round(time.Millisecond), m.first)
+		}
+		if gap := r.Time.Sub(m.closed); gap < m.e.MinBackoff {
 			return seen{fail: what + ": sooner than the minimum backoff " + m.e.MinBackoff.String()}
 		}
 		if m.e.CleanStart != nil && c.CleanStart != *m.e.CleanStart {
