@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -24,6 +26,13 @@ type Embedded struct {
 	srv *mqtt.Server
 	mem *memListener
 	tcp *listeners.TCP // nil unless asked for
+	// attaching counts in-memory connections accepted whose first read has not come: mochi
+	// registers a client (a WaitGroup.Add) between the two, and its Close waits on that group,
+	// so Close waits for them first (an Add concurrent with the Wait is a race in mochi).
+	mu        sync.Mutex
+	attaching int
+	closing   bool
+	attached  chan struct{} // closed when closing and attaching is 0
 }
 
 // Per-client limits of the embedded broker. mochi allocates the queue of packets waiting to be
@@ -73,7 +82,7 @@ func StartEmbeddedProfile(addr string, p *inspect.Profile, logf func(string, ...
 		}
 	}
 	e := &Embedded{srv: srv, mem: newMemListener(embeddedAddr)}
-	if err := srv.AddListener(listeners.NewNet("embedded-mem", e.mem)); err != nil {
+	if err := srv.AddListener(listeners.NewNet("embedded-mem", attachListener{e})); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	if addr != "" {
@@ -104,7 +113,69 @@ func (e *Embedded) Endpoint() Endpoint { return Endpoint{Transport: stream.Memor
 func (e *Embedded) Dial(ctx context.Context) (net.Conn, error) { return e.mem.Dial(ctx) }
 
 // Close stops the broker.
-func (e *Embedded) Close() error { return e.srv.Close() }
+func (e *Embedded) Close() error {
+	e.mem.Close()
+	e.mu.Lock()
+	e.closing, e.attached = true, make(chan struct{})
+	if e.attaching == 0 {
+		close(e.attached)
+	}
+	e.mu.Unlock()
+	select {
+	case <-e.attached:
+	case <-time.After(2 * time.Second): // a client mochi never read from: close regardless
+	}
+	return e.srv.Close()
+}
+
+// attachListener is the in-memory listener as the broker sees it: it counts each connection
+// until the broker first reads from it (see Embedded.attaching).
+type attachListener struct{ e *Embedded }
+
+func (l attachListener) Accept() (net.Conn, error) {
+	c, err := l.e.mem.Accept()
+	if err != nil {
+		return nil, err
+	}
+	e := l.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		c.Close()
+		return nil, &net.OpError{Op: "accept", Net: stream.Memory.String(), Addr: e.mem.addr, Err: net.ErrClosed}
+	}
+	e.attaching++
+	return &firstRead{Conn: c, done: e.attach}, nil
+}
+
+// attach notes that the broker read from a connection it accepted.
+func (e *Embedded) attach() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.attaching--; e.attaching == 0 && e.closing {
+		close(e.attached)
+	}
+}
+
+func (l attachListener) Close() error   { return l.e.mem.Close() }
+func (l attachListener) Addr() net.Addr { return l.e.mem.Addr() }
+
+// firstRead calls done at its first Read (or Close).
+type firstRead struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (c *firstRead) Read(p []byte) (int, error) {
+	c.once.Do(c.done)
+	return c.Conn.Read(p)
+}
+
+func (c *firstRead) Close() error {
+	c.once.Do(c.done)
+	return c.Conn.Close()
+}
 
 // logHandler passes the broker's warnings and errors to logf.
 type logHandler struct {

@@ -125,10 +125,11 @@ type run struct {
 	notify chan struct{}
 	all    []event // every event, for the timeline
 
-	exps    []*expState
-	start   time.Time
-	anchors map[string]time.Time // first connect, connack, fault, close
-	open    map[int]bool         // connections with records and no close yet
+	exps      []*expState
+	start     time.Time
+	anchors   map[string]time.Time // first connect, connack, fault, close
+	open      map[int]bool         // connections with records and no close yet
+	firstConn int                  // the connection of the first CONNECT
 	// deviceEnded: the loop heard that the device ended.
 	deviceEnded bool
 	skipped     string
@@ -288,6 +289,9 @@ func (r *run) config() (proxy.Config, error) {
 	}
 	return cfg, nil
 }
+
+// varRef is {name} in a run: command.
+var varRef = regexp.MustCompile(`\{[a-z_][a-z0-9_]*\}`)
 
 var unslug = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 
@@ -449,6 +453,11 @@ func (r *run) anchor(ev *event) {
 		r.open[rec.Conn] = true
 		switch rec.Type() {
 		case decode.CONNECT:
+			if _, ok := r.anchors["connect"]; !ok {
+				r.firstConn = rec.Conn
+			} else if rec.Conn != r.firstConn {
+				first("reconnect")
+			}
 			first("connect")
 			if c, ok := rec.Packet.(*decode.Connect); ok && r.res.ClientID == "" {
 				r.res.ClientID = c.ClientID
@@ -640,11 +649,11 @@ func (r *run) command(ctx context.Context, line, addr string, out *lockedBuffer)
 	for k, v := range r.sc.Vars {
 		vars[k] = v
 	}
-	line = os.Expand(strings.NewReplacer("{", "${", "}", "}").Replace(line), func(k string) string {
-		if v, ok := vars[k]; ok {
+	line = varRef.ReplaceAllStringFunc(line, func(ref string) string {
+		if v, ok := vars[ref[1:len(ref)-1]]; ok {
 			return v
 		}
-		return os.Getenv(k)
+		return ref // not ours: the shell's
 	})
 	cmd := exec.CommandContext(ctx, "sh", "-c", line)
 	cmd.Stdout, cmd.Stderr = out, out

@@ -54,28 +54,13 @@ type Scenario struct {
 	// Vars are given to a run: device as {name} and $MQSCOPE_NAME (with host, port, addr).
 	Vars     map[string]string `yaml:"vars"`
 	Requires Requires          `yaml:"requires"`
-	Faults   []FaultSpec       `yaml:"faults"`
+	Faults   []fault.Spec      `yaml:"faults"`
 	Device   Device            `yaml:"device"`
 	Expect   []*Expect         `yaml:"expect"`
 
 	pos   string        // line:column of the scenario in its file
 	rules []*fault.Rule // Faults, parsed
 	prof  *inspect.Profile
-}
-
-// FaultSpec is one fault rule, in the grammar of --fault.
-type FaultSpec struct {
-	Rule string
-}
-
-// UnmarshalYAML reads a rule string.
-func (f *FaultSpec) UnmarshalYAML(b []byte) error {
-	var s string
-	if err := yaml.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a fault is a rule string such as 'drop type=PUBACK dir=s2c': %w", err)
-	}
-	f.Rule = s
-	return nil
 }
 
 // Requires is what a scenario needs; when unmet, the scenario is skipped.
@@ -262,7 +247,11 @@ func (sc *Scenario) check(p, dir string, at func(string) string) error {
 		if err == nil {
 			return nil
 		}
-		return fmt.Errorf("%s: %s: %w", at(p+sub), strings.TrimPrefix(sub, "."), err)
+		pos := at(p + sub)
+		if pos == "" { // the key is missing: the scenario's own position
+			pos = at(p)
+		}
+		return fmt.Errorf("%s: %s: %w", pos, strings.TrimPrefix(sub, "."), err)
 	}
 	if sc.Upstream == "" {
 		sc.Upstream = "embedded"
@@ -285,7 +274,7 @@ func (sc *Scenario) check(p, dir string, at func(string) string) error {
 		sc.prof = prof
 	}
 	for i, fs := range sc.Faults {
-		r, err := fault.Parse(fs.Rule, i+1)
+		r, err := fs.Rule(i + 1)
 		if err != nil {
 			return in(fmt.Sprintf(".faults[%d]", i), err)
 		}

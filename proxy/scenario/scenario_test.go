@@ -1,0 +1,212 @@
+package scenario
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+)
+
+// A scenario file with a mistake is an error that says where.
+func TestParseErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}]}}
+    expect:
+      - packet: {type: CONNACK}
+        whithin: 2s
+`, []string{"[7:9]", `unknown field "whithin"`}},
+		{"two kinds in one expectation", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}]}}
+    expect:
+      - packet: {type: CONNACK}
+        closed: {}
+`, []string{"6:15", "exactly one of packet, disconnect, closed", "has 2"}},
+		{"bad fault rule", `
+scenarios:
+  - name: a
+    faults: ["oversize size=max_packet_size+"]
+    device: {client: {steps: [{connect: {}}]}}
+    expect: [{closed: {}}]
+`, []string{"4:14", "column 10: size"}},
+		{"first step not connect", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{publish: {topic: t}}]}}
+    expect: [{closed: {}}]
+`, []string{"the first step must be connect"}},
+		{"bad reason code", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}]}}
+    expect: [{disconnect: {from: server, reason: 0x195}}]
+`, []string{"reason code", "0x195"}},
+		{"no device", `
+scenarios:
+  - name: a
+    expect: [{closed: {}}]
+`, []string{"3:9", "exactly one of run:"}},
+		{"external without a fixed address", `
+scenarios:
+  - name: a
+    device: {external: true}
+    expect: [{closed: {}}]
+`, []string{"listen", "fixed address"}},
+		{"bad filter", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}]}}
+    expect: [{filter: {expr: "type ==", count: 1}}]
+`, []string{"expect[0]", "filter"}},
+		{"same name twice", `
+scenarios:
+  - {name: a, device: {external: true}, listen: "127.0.0.1:1999", expect: [{closed: {}}]}
+  - {name: a, device: {external: true}, listen: "127.0.0.1:1999", expect: [{closed: {}}]}
+`, []string{"4:5", `"a" used twice`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml), "x.yaml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// want is what a scenario must end with: its status, and for a failure, text the failing
+// verdict's message must have (the rule or packet that decided it).
+type want struct {
+	status Status
+	says   string
+}
+
+func runPack(t *testing.T, path string, device string) map[string]*Result {
+	t.Helper()
+	f, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*Result{}
+	for _, r := range RunFile(context.Background(), f, Options{Device: device}, 4) {
+		got[r.Scenario.Name] = r
+	}
+	return got
+}
+
+func checkPack(t *testing.T, got map[string]*Result, wants map[string]want) {
+	t.Helper()
+	for name, w := range wants {
+		r, ok := got[name]
+		if !ok {
+			t.Errorf("%s: not run", name)
+			continue
+		}
+		var msgs []string
+		for _, v := range r.Verdicts {
+			msgs = append(msgs, Line(v))
+		}
+		all := strings.Join(msgs, "\n") + r.Skip
+		if r.Err != nil {
+			all += r.Err.Error()
+		}
+		if r.Status != w.status || !strings.Contains(all, w.says) {
+			t.Errorf("%s: %s, want %s saying %q:\n%s\ntimeline:\n%s\ndevice:\n%s", name, r.Status, w.status, w.says, all, r.Timeline, r.Device)
+		}
+	}
+	if len(got) != len(wants) {
+		t.Errorf("%d scenarios run, %d expected", len(got), len(wants))
+	}
+}
+
+// The device packs against the built-in client: it sends what its steps say, so it breaks each
+// granted limit (each such scenario fails with the finding of that limit) and reacts to the
+// server's DISCONNECTs as a device must, but for the backoff it does not take and the alias its
+// steps reuse on purpose.
+func TestDevicePackBuiltinClient(t *testing.T) {
+	t.Parallel()
+	checkPack(t, runPack(t, "../../testdata/scenarios/device/limits.yaml", ""), map[string]want{
+		"smaller Maximum Packet Size": {Failed, "MQTT-3.2.2-15: PUBLISH of 300 bytes is over the 100-byte Maximum Packet Size"},
+		"Topic Alias Maximum 0":       {Failed, `seen: 1 so far, the last: PUBLISH "mqscope/device/alias"`},
+		"Receive Maximum 1":           {Failed, "MQTT-3.3.4-7: QoS 1 PUBLISH while 1 are unacknowledged"},
+		"Maximum QoS 0":               {Failed, `expected no PUBLISH at QoS 1 from client; seen: PUBLISH "mqscope/device/qos" QoS 1`},
+		"Retain Available 0":          {Failed, `seen: 1 so far, the last: PUBLISH "mqscope/device/retain"`},
+	})
+}
+
+func TestReactionPackBuiltinClient(t *testing.T) {
+	t.Parallel()
+	checkPack(t, runPack(t, "../../testdata/scenarios/device/reactions.yaml", ""), map[string]want{
+		"server DISCONNECT 0x8B shutting down":      {Passed, "DISCONNECT 0x8B Server shutting down from server"},
+		"server DISCONNECT 0x89 busy":               {Failed, "sooner than the minimum backoff 500ms"},
+		"server DISCONNECT 0x9C use another server": {Passed, "DISCONNECT 0x9C Use another server from server"},
+		"keep alive without PINGRESP":               {Passed, "CONNECT clean_start=true from client at +4"},
+		"session resumption":                        {Passed, "QoS 1 DUP id 1 from client"},
+		"disconnect mid-QoS 2":                      {Passed, "PUBREL 0x00 Success from client"},
+		"alias reset after reconnect":               {Failed, "MQSCOPE-ALIAS-UNKNOWN: empty topic with Topic Alias 1"},
+	})
+}
+
+// An unmet requirement skips the scenario, saying which; a harness failure is an error.
+func TestSkipAndError(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	f, err := Parse([]byte(`
+scenarios:
+  - name: needs 3.1.1
+    requires: {mqtt: 4}
+    device: {client: {steps: [{connect: {client_id: a}}]}}
+    expect: [{closed: {}}]
+  - name: needs a command
+    requires: {commands: [mqscope-no-such-command]}
+    device: {run: "true"}
+    expect: [{closed: {}}]
+  - name: needs a capability the profile lacks
+    profile: testdata/no-retain.yaml
+    requires: {broker: [retain]}
+    device: {client: {steps: [{connect: {client_id: a}}]}}
+    expect: [{closed: {}}]
+  - name: needs a granted alias maximum
+    requires: {granted: [topic_alias_maximum]}
+    device: {client: {steps: [{connect: {client_id: a}}, {disconnect: {}}]}}
+    expect: [{closed: {}}]
+  - name: cannot listen
+    listen: "`+busy.Addr().String()+`"
+    device: {client: {steps: [{connect: {client_id: a}}]}}
+    expect: [{closed: {}}]
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := RunFile(context.Background(), f, Options{}, 1)
+	for i, w := range []want{
+		{Skipped, "requires MQTT 3.1.1; the client speaks 5"},
+		{Skipped, "requires command mqscope-no-such-command, not found on PATH"},
+		{Skipped, "requires broker capability retain; profile no-retain does not have it"},
+		{Skipped, "requires granted topic_alias_maximum; the CONNACK has none"},
+		{Errored, "address already in use"},
+	} {
+		r := res[i]
+		msg := r.Skip
+		if r.Err != nil {
+			msg = r.Err.Error()
+		}
+		if r.Status != w.status || !strings.Contains(msg, w.says) {
+			t.Errorf("%s: %s %q, want %s %q", r.Scenario.Name, r.Status, msg, w.status, w.says)
+		}
+	}
+}
