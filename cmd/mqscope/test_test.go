@@ -119,7 +119,8 @@ for s in root.iter("testsuite"):
             "props": {p.get("name"): p.get("value") for p in c.iter("property")},
             "out": c.find("system-out").text if c.find("system-out") is not None else "",
         }
-print(json.dumps({"tests": root.get("tests"), "failures": root.get("failures"), "skipped": root.get("skipped"), "cases": cases}))
+total = lambda k: str(sum(int(s.get(k)) for s in root.iter("testsuite")))
+print(json.dumps({"tests": total("tests"), "failures": total("failures"), "skipped": total("skipped"), "cases": cases}))
 `
 	pout, err := exec.Command(python, "-c", py, junit).Output()
 	if err != nil {

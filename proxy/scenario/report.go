@@ -2,12 +2,13 @@ package scenario
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/mqscope/mqscope/internal/junit"
 )
 
 // Line is a verdict as one line of text: "PASS  scenario › expectation: what decided it".
@@ -67,114 +68,42 @@ func JSONResult(r *Result) []byte {
 	return append(b, '\n')
 }
 
-// The JUnit XML format as CI systems read it (Jenkins, GitLab, GitHub actions): testsuites of
-// testcases, each with at most one failure, error or skipped, properties, and system-out. The
-// schema is testdata/junit.xsd.
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name      string      `xml:"name,attr"`
-	Tests     int         `xml:"tests,attr"`
-	Failures  int         `xml:"failures,attr"`
-	Errors    int         `xml:"errors,attr"`
-	Skipped   int         `xml:"skipped,attr"`
-	Time      string      `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr"`
-	File      string      `xml:"file,attr,omitempty"`
-	Cases     []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name       string          `xml:"name,attr"`
-	Classname  string          `xml:"classname,attr"`
-	Time       string          `xml:"time,attr"`
-	File       string          `xml:"file,attr,omitempty"`
-	Line       string          `xml:"line,attr,omitempty"`
-	Properties *junitProps     `xml:"properties,omitempty"`
-	Skipped    *junitMessage   `xml:"skipped,omitempty"`
-	Error      *junitMessage   `xml:"error,omitempty"`
-	Failure    []*junitMessage `xml:"failure,omitempty"`
-	SystemOut  *junitText      `xml:"system-out,omitempty"`
-	SystemErr  *junitText      `xml:"system-err,omitempty"`
-}
-
-// junitText is text kept readable in the XML (a CDATA section).
-type junitText struct {
-	Text string `xml:",cdata"`
-}
-
-type junitProps struct {
-	Props []junitProp `xml:"property"`
-}
-
-type junitProp struct {
-	Name  string `xml:"name,attr"`
-	Value string `xml:"value,attr"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr,omitempty"`
-	Text    string `xml:",cdata"`
-}
-
-func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
-
-// WriteJUnit writes results as JUnit XML: a testsuite per file, a testcase per scenario.
-// Capture paths are written relative to dir (where the XML goes), as CI attachments expect.
+// WriteJUnit writes results as JUnit XML: a testsuite per file, a testcase per scenario (its
+// expectations, decoded timeline and capture attachment in system-out, the device's output in
+// system-err). Capture paths are written relative to dir (where the XML goes), as CI
+// attachments expect.
 func WriteJUnit(w io.Writer, results []*Result, dir string) error {
-	all := junitSuites{Name: "mqscope test"}
-	var total time.Duration
-	var suiteTime []time.Duration
-	bySuite := map[*File]int{}
+	doc := junit.Suites{Name: "mqscope test"}
+	bySuite := map[*File]*junit.Suite{}
 	for _, r := range results {
-		i, ok := bySuite[r.File]
+		s, ok := bySuite[r.File]
 		if !ok {
-			i = len(all.Suites)
-			bySuite[r.File] = i
-			suiteTime = append(suiteTime, 0)
-			all.Suites = append(all.Suites, junitSuite{Name: r.File.Name, File: r.File.Path, Timestamp: r.Start.UTC().Format("2006-01-02T15:04:05")})
+			s = &junit.Suite{Name: r.File.Name, Timestamp: r.Start.UTC().Format("2006-01-02T15:04:05")}
+			bySuite[r.File] = s
+			doc.Suites = append(doc.Suites, s)
 		}
-		s := &all.Suites[i]
-		c := junitCase{Name: r.Scenario.Name, Classname: r.File.Name, Time: seconds(r.Duration), File: r.File.Path}
-		if line, _, ok := strings.Cut(r.Scenario.pos, ":"); ok {
-			c.Line = line
-		}
-		props := []junitProp{{"seed", fmt.Sprint(r.Seed)}}
+		c := &junit.Case{Name: r.Scenario.Name, Classname: r.File.Name, Time: junit.Duration(r.Duration)}
+		c.Properties = []junit.Property{{Name: "seed", Value: fmt.Sprint(r.Seed)}}
 		if r.ClientID != "" {
-			props = append(props, junitProp{"client_id", r.ClientID})
+			c.Properties = append(c.Properties, junit.Property{Name: "client_id", Value: r.ClientID})
 		}
 		for _, l := range r.Limits {
-			props = append(props, junitProp{"negotiated." + l[0], l[1]})
+			c.Properties = append(c.Properties, junit.Property{Name: "negotiated." + l[0], Value: l[1]})
 		}
-		c.Properties = &junitProps{Props: props}
-		s.Tests++
 		switch r.Status {
 		case Skipped:
-			s.Skipped++
-			c.Skipped = &junitMessage{Message: xmlSafe(r.Skip)}
+			c.Skipped = &junit.Result{Message: xmlSafe(r.Skip)}
 		case Errored:
-			s.Errors++
-			c.Error = &junitMessage{Message: xmlSafe(r.Err.Error()), Type: "harness"}
+			c.Error = &junit.Result{Message: xmlSafe(r.Err.Error()), Type: "harness"}
 		case Failed:
-			s.Failures++
 			var msgs, texts []string
 			for _, v := range r.Verdicts {
 				if v.Status == Failed {
 					msgs = append(msgs, v.Name)
-					texts = append(texts, fmt.Sprintf("%s (line %s)\n  expected: %s\n  seen:     %s", v.Name, v.Pos, v.Expected, v.Seen))
+					texts = append(texts, fmt.Sprintf("%s (%s:%s)\n  expected: %s\n  seen:     %s", v.Name, r.File.Path, v.Pos, v.Expected, v.Seen))
 				}
 			}
-			c.Failure = []*junitMessage{{Message: xmlSafe("expected " + strings.Join(msgs, "; ")), Type: "expectation", Text: xmlSafe(strings.Join(texts, "\n"))}}
+			c.Failure = &junit.Result{Message: xmlSafe("expected " + strings.Join(msgs, "; ")), Type: "expectation", Text: xmlSafe(strings.Join(texts, "\n"))}
 		}
 		var out strings.Builder
 		for _, v := range r.Verdicts {
@@ -190,32 +119,11 @@ func WriteJUnit(w io.Writer, results []*Result, dir string) error {
 			}
 			fmt.Fprintf(&out, "\n[[ATTACHMENT|%s]]\n", rel)
 		}
-		c.SystemOut = &junitText{xmlSafe(out.String())}
-		if r.Device != "" {
-			c.SystemErr = &junitText{xmlSafe(r.Device)}
-		}
-		s.Cases = append(s.Cases, c)
-		suiteTime[i] += r.Duration
-		s.Time = seconds(suiteTime[i])
-		total += r.Duration
+		c.SystemOut = xmlSafe(out.String())
+		c.SystemErr = xmlSafe(r.Device)
+		s.Add(c)
 	}
-	for _, s := range all.Suites {
-		all.Tests += s.Tests
-		all.Failures += s.Failures
-		all.Errors += s.Errors
-		all.Skipped += s.Skipped
-	}
-	all.Time = seconds(total)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(all); err != nil {
-		return fmt.Errorf("junit: %w", err)
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return doc.Write(w)
 }
 
 // xmlSafe replaces what XML 1.0 cannot hold (control characters other than tab and newline,

@@ -210,3 +210,21 @@ scenarios:
 		}
 	}
 }
+
+// The embedded broker playing apsaramq grants its limits and refuses what goes over them with
+// the standard's reason codes; the same for a user's profile file, keep alive included.
+func TestProfilePacks(t *testing.T) {
+	t.Parallel()
+	checkPack(t, runPack(t, "../../testdata/scenarios/apsaramq/limits.yaml", ""), map[string]want{
+		"grants the profile's limits":                {Passed, "CONNACK grants 30 aliases"},
+		"a packet over 128 KB":                       {Passed, "DISCONNECT 0x95 Packet too large from server"},
+		"a body over 64 KB in a packet under 128 KB": {Passed, "DISCONNECT 0x95 Packet too large from server"},
+		"alias 30 taken, alias 31 refused":           {Passed, "DISCONNECT 0x94 Topic Alias invalid from server"},
+	})
+	checkPack(t, runPack(t, "../../testdata/scenarios/embedded/small-broker.yaml", ""), map[string]want{
+		"200 bytes taken, 201 refused": {Passed, "DISCONNECT 0x95 Packet too large from server"},
+		"QoS 2 refused":                {Passed, "DISCONNECT 0x9B QoS not supported from server"},
+		"retain refused":               {Passed, "DISCONNECT 0x9A Retain not supported from server"},
+		"keep alive enforced":          {Passed, "conn 1 closed (server) at +3"},
+	})
+}
