@@ -31,17 +31,10 @@ var disconnectCodes = func() (cs []decode.ReasonCode) {
 // inside a frame. The faults that wait in place (latency, bandwidth, a slicer's delay) are in
 // FuzzTimedRules.
 func FuzzRules(f *testing.F) {
-	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
-	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
+	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		next := func() int {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return int(b)
-		}
+		in := fuzzBytes(data)
+		next := in.next
 		rules := []string{
 			fmt.Sprintf("oversize size=%d", 2+next()*next()),
 			"oversize size=max_packet_size+1",
@@ -100,7 +93,7 @@ func FuzzRules(f *testing.F) {
 			decode.IntProp(decode.PropTopicAliasMaximum, uint32(next()%5)), decode.IntProp(decode.PropMaximumQoS, uint32(next()%2)),
 			decode.IntProp(decode.PropReceiveMaximum, uint32(1+next()%8))})
 		var frames []dirFrame
-		for len(data) > 0 {
+		for len(in) > 0 {
 			var p decode.Packet
 			dir := stream.Dir(next() % 2)
 			switch next() % 6 {
@@ -133,6 +126,25 @@ func FuzzRules(f *testing.F) {
 		out, applied, err := runLive(t, live, rs, frames)
 		checkStreams(t, rs, out, applied, err)
 	})
+}
+
+// fuzzBytes is a fuzz input read a byte at a time.
+type fuzzBytes []byte
+
+// next takes the next byte (0 once the input is used up).
+func (b *fuzzBytes) next() int {
+	if len(*b) == 0 {
+		return 0
+	}
+	c := (*b)[0]
+	*b = (*b)[1:]
+	return int(c)
+}
+
+// fuzzSeeds are the fuzz tests' seed inputs.
+func fuzzSeeds(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
 }
 
 // malformedRules are the malformed faults, for the fuzz tests.
@@ -203,17 +215,10 @@ func malformedRun(b []byte, reset bool) string {
 // that moves as they wait; what goes on is checked as in FuzzRules, and each direction's
 // frames keep their order.
 func FuzzTimedRules(f *testing.F) {
-	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
-	f.Add([]byte{3, 200, 1, 1, 5, 0, 7, 2, 255, 4, 4, 4})
+	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		next := func() int {
-			if len(data) == 0 {
-				return 0
-			}
-			b := data[0]
-			data = data[1:]
-			return int(b)
-		}
+		in := fuzzBytes(data)
+		next := in.next
 		rules := append([]string{
 			fmt.Sprintf("latency d=%dms jitter=%dms", next(), next()),
 			fmt.Sprintf("latency dir=s2c type=PUBACK d=%dms", next()),
@@ -231,7 +236,7 @@ func FuzzTimedRules(f *testing.F) {
 			rs = append(rs, rules[next()%len(rules)])
 		}
 		var frames []timedFrame
-		for i := 0; len(data) > 0; i++ {
+		for i := 0; len(in) > 0; i++ {
 			var p decode.Packet
 			switch next() % 4 {
 			case 0:
