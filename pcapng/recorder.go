@@ -126,7 +126,7 @@ func (o *recConn) Data(d stream.Dir, t time.Time, b []byte) {
 		return
 	}
 	if q := &o.alters[d&1]; q.Len() > 0 {
-		if a, i, ok := q.Match(b); ok && i == a.Kept {
+		if a, i, first, ok := q.Piece(b); ok && first && i == a.Kept {
 			o.s.Comment(d, faultComment(a))
 		}
 	}

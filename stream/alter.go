@@ -42,6 +42,7 @@ type AlterQueue struct {
 type alterPos struct {
 	a    *Alteration
 	next int // the index in After of the next frame expected
+	off  int // how much of it was seen, in pieces (Piece)
 }
 
 // maxAlterQueue bounds the alterations waiting for their frames.
@@ -69,16 +70,43 @@ func (q *AlterQueue) Len() int { return len(q.q) }
 func (q *AlterQueue) Match(frame []byte) (a *Alteration, i int, ok bool) {
 	for k := range q.q {
 		p := &q.q[k]
-		if !bytes.Equal(p.a.After[p.next], frame) {
+		if p.off != 0 || !bytes.Equal(p.a.After[p.next], frame) {
 			continue
 		}
 		a, i = p.a, p.next
-		if p.next++; p.next == len(a.After) {
-			q.q = append(q.q[:k], q.q[k+1:]...)
-		}
+		q.advance(k, len(frame))
 		return a, i, true
 	}
 	return nil, 0, false
+}
+
+// Piece is Match for bytes that may be a piece of a frame (a recording sees what was written,
+// and a fault may write a frame in pieces): ok when b continues the next frame an alteration
+// expects, first when b begins it.
+func (q *AlterQueue) Piece(b []byte) (a *Alteration, i int, first, ok bool) {
+	for k := range q.q {
+		p := &q.q[k]
+		want := p.a.After[p.next][p.off:]
+		if len(b) == 0 || len(b) > len(want) || !bytes.Equal(want[:len(b)], b) {
+			continue
+		}
+		a, i, first = p.a, p.next, p.off == 0
+		q.advance(k, len(b))
+		return a, i, first, true
+	}
+	return nil, 0, false, false
+}
+
+// advance counts n bytes of alteration k's next frame as seen.
+func (q *AlterQueue) advance(k, n int) {
+	p := &q.q[k]
+	if p.off += n; p.off < len(p.a.After[p.next]) {
+		return
+	}
+	p.off = 0
+	if p.next++; p.next == len(p.a.After) {
+		q.q = append(q.q[:k], q.q[k+1:]...)
+	}
 }
 
 // Drain empties the queue, returning what was in it.
