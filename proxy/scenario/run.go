@@ -675,8 +675,8 @@ func (r *run) command(ctx context.Context, line, addr string, out *lockedBuffer)
 func waitDevice(cmd *exec.Cmd) error {
 	err := cmd.Wait()
 	var ee *exec.ExitError
-	if err == nil || errors.As(err, &ee) {
-		return nil
+	if err == nil || errors.As(err, &ee) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil // it exited, or was stopped at the end of the run
 	}
 	return fmt.Errorf("device: %w", err)
 }

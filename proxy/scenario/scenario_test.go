@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // A scenario file with a mistake is an error that says where.
@@ -151,7 +153,7 @@ func TestReactionPackBuiltinClient(t *testing.T) {
 		"server DISCONNECT 0x8B shutting down":      {Passed, "DISCONNECT 0x8B Server shutting down from server"},
 		"server DISCONNECT 0x89 busy":               {Failed, "sooner than the minimum backoff 500ms"},
 		"server DISCONNECT 0x9C use another server": {Passed, "DISCONNECT 0x9C Use another server from server"},
-		"keep alive without PINGRESP":               {Passed, "CONNECT clean_start=true from client at +4"},
+		"keep alive without PINGRESP":               {Passed, "CONNECT clean_start=true from client at +10"},
 		"session resumption":                        {Passed, "QoS 1 DUP id 1 from client"},
 		"disconnect mid-QoS 2":                      {Passed, "PUBREL 0x00 Success from client"},
 		"alias reset after reconnect":               {Failed, "MQSCOPE-ALIAS-UNKNOWN: empty topic with Topic Alias 1"},
@@ -227,4 +229,40 @@ func TestProfilePacks(t *testing.T) {
 		"retain refused":               {Passed, "DISCONNECT 0x9A Retain not supported from server"},
 		"keep alive enforced":          {Passed, "conn 1 closed (server) at +3"},
 	})
+}
+
+// mosquittoPub publishes what a limits scenario's vars say, as a device given with --device.
+const mosquittoPub = `mosquitto_pub -V mqttv5 -h {host} -p {port} -i mosq-dev -t {topic} -q {qos} --repeat {count} ${MQSCOPE_RETAIN:+-r} -m "$(head -c {size} /dev/zero | tr '\0' x)"`
+
+// mosquittoSub subscribes, reconnecting as libmosquitto does, as a device given with --device.
+const mosquittoSub = `exec mosquitto_sub -V mqttv5 -h {host} -p {port} -i mosq-sub -t {topic} -q 1 -k ${MQSCOPE_KEEP_ALIVE:-30}`
+
+// The limits pack against mosquitto_pub 2.0 as the device: libmosquitto keeps to each granted
+// limit (it refuses to send an oversize packet or a retained message, sends QoS 0 under
+// Maximum QoS 0, one message at a time under Receive Maximum 1, no alias), so every scenario
+// passes; and mosquitto_sub gives up on a connection whose PINGRESP does not come and connects
+// again.
+func TestDevicePackMosquitto(t *testing.T) {
+	t.Parallel()
+	peer.Require(t, "mosquitto_pub")
+	peer.Require(t, "mosquitto_sub")
+	checkPack(t, runPack(t, "../../testdata/scenarios/device/limits.yaml", mosquittoPub), map[string]want{
+		"smaller Maximum Packet Size": {Passed, "none before the run ended (the device finished)"},
+		"Topic Alias Maximum 0":       {Passed, "0 before the run ended"},
+		"Receive Maximum 1":           {Passed, "every message still arrives: 3 before the run ended"},
+		"Maximum QoS 0":               {Passed, "the device publishes at QoS 0 only: none"},
+		"Retain Available 0":          {Passed, "the device sends no retained message: 0"},
+	})
+	f, err := Load("../../testdata/scenarios/device/reactions.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ka *Scenario
+	for _, sc := range f.Scenarios {
+		if sc.Name == "keep alive without PINGRESP" {
+			ka = sc
+		}
+	}
+	r := Run(context.Background(), f, ka, Options{Device: mosquittoSub})
+	checkPack(t, map[string]*Result{ka.Name: r}, map[string]want{ka.Name: {Passed, "and connects again: CONNECT clean_start=true from client"}})
 }
