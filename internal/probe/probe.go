@@ -260,7 +260,9 @@ type reaction struct {
 	packets []decode.Packet
 	closed  bool  // the connection ended (EOF, reset)
 	err     error // why reading ended, when not a timeout
-	alive   bool  // a PINGREQ sent after the breach was answered: the breach was accepted
+	alive   bool  // the breach was accepted: acknowledged without refusal, or a PINGREQ after it answered
+	// answer is the acknowledgement that ended the reading (stop), nil when none did.
+	answer decode.Packet
 }
 
 // react reads what the broker sends after a breach, until it closes or Wait passes with the
@@ -274,8 +276,11 @@ func (c *conn) react(ctx context.Context, stop func(decode.Packet) bool) reactio
 		return q.Type() == decode.DISCONNECT || (stop != nil && stop(q))
 	})
 	if r.err == nil {
-		if last := r.packets[len(r.packets)-1]; last.Type() == decode.DISCONNECT {
+		last := r.packets[len(r.packets)-1]
+		if last.Type() == decode.DISCONNECT {
 			r.closed = true
+		} else {
+			r.answer, r.alive = last, true
 		}
 		return r
 	}
@@ -332,6 +337,8 @@ func (r reaction) seen(v decode.Version, wait time.Duration) string {
 		return "closed without DISCONNECT"
 	case r.closed:
 		return "connection failed: " + errText(r.err)
+	case r.answer != nil:
+		return "accepted: " + answerText(v, r.answer)
 	case r.alive:
 		return fmt.Sprintf("accepted (no reaction in %s, PINGREQ answered)", wait)
 	}
@@ -408,4 +415,19 @@ func contains(cs []decode.ReasonCode, c decode.ReasonCode) bool {
 		}
 	}
 	return false
+}
+
+// answerText is an acknowledgement in a few words: "SUBACK 0x00 Granted QoS 0".
+func answerText(v decode.Version, q decode.Packet) string {
+	switch a := q.(type) {
+	case *decode.Ack:
+		return a.PacketType.String() + " " + codeName(v, a.PacketType, a.ReasonCode)
+	case *decode.Suback:
+		s := "SUBACK"
+		for _, rc := range a.ReasonCodes {
+			s += " " + codeName(v, decode.SUBACK, rc)
+		}
+		return s
+	}
+	return q.Type().String()
 }

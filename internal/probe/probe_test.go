@@ -248,3 +248,25 @@ func TestPublishOfSize(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddedUnavailable: the embedded broker playing a profile without wildcard, shared and
+// identified subscriptions says so in its CONNACK, yet grants all three (mochi): the probe's
+// subscriptions are accepted, so not enforced.
+func TestEmbeddedUnavailable(t *testing.T) {
+	t.Parallel()
+	no := false
+	cfg := embedded(t, &inspect.Profile{Name: "none", WildcardSubscriptionAvailable: &no,
+		SharedSubscriptionAvailable: &no, SubscriptionIdentifiersAvailable: &no})
+	cfg.MaxKeepAliveWait = time.Second
+	rep := run(t, cfg)
+	expect(t, rep, map[string]want{
+		LimitWildcard: {"0", No, "accepted"},
+		LimitShared:   {"0", No, "accepted"},
+		LimitSubIDs:   {"0", No, "accepted"},
+	})
+	for _, r := range rep.Rows {
+		if r.Limit == LimitShared && r.Sent != "SUBSCRIBE $share/mqscope/mqscope/probe/mqscope-probe/sub" {
+			t.Errorf("shared row sent %q", r.Sent)
+		}
+	}
+}
