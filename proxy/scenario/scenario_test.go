@@ -232,7 +232,7 @@ func TestProfilePacks(t *testing.T) {
 }
 
 // mosquittoPub publishes what a limits scenario's vars say, as a device given with --device.
-const mosquittoPub = `mosquitto_pub -V mqttv5 -h {host} -p {port} -i mosq-dev -t {topic} -q {qos} --repeat {count} ${MQSCOPE_RETAIN:+-r} -m "$(head -c {size} /dev/zero | tr '\0' x)"`
+const mosquittoPub = `mosquitto_pub -V mqttv5 -h {host} -p {port} -i mosq-dev -t {topic} -q {qos} --repeat {count} ${MQSCOPE_RETAIN:+-r} -m "$(head -c {payload_size} /dev/zero | tr '\0' x)"`
 
 // mosquittoSub subscribes, reconnecting as libmosquitto does, as a device given with --device.
 const mosquittoSub = `exec mosquitto_sub -V mqttv5 -h {host} -p {port} -i mosq-sub -t {topic} -q 1 -k ${MQSCOPE_KEEP_ALIVE:-30}`
