@@ -20,6 +20,7 @@ func TestUIUsage(t *testing.T) {
 		{"ui of standard input", []string{"ui", "-"}, exitUsage, "the UI reads files, not standard input"},
 		{"read --ui --format", []string{"read", "--ui", "--format", "jsonl", sessionCapture}, exitUsage, "--format is for printed output, not for the UI"},
 		{"ui bad filter", []string{"ui", "--filter", "type ==", sessionCapture}, exitUsage, "--filter"},
+		{"capture --ui --summary", []string{"capture", "--ui", "--summary", "-i", "lo"}, exitUsage, "--summary is for printed output, not for the UI"},
 	})
 }
 
