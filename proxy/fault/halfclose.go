@@ -5,7 +5,7 @@ import (
 )
 
 func init() {
-	register("half_close", "", "close the sending half towards the receiver (dir=c2s: the broker; s2c: the\ndevice) instead of the selected frame (after it with after=TYPE): TCP FIN,\nTLS close_notify, WebSocket close; the other direction goes on",
+	register("half_close", "", "close the sending half towards the receiver (dir=c2s: the broker;\ns2c: the device) instead of the selected frame (after it with\nafter=TYPE): TCP FIN or TLS close_notify, the other direction going on;\nover WebSocket a close frame, which the peer answers: both end",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			return HalfClose{}, r.oneDir("half_close", "closes one side")
 		})
