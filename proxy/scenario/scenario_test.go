@@ -156,6 +156,7 @@ func TestReactionPackBuiltinClient(t *testing.T) {
 		"keep alive without PINGRESP":               {Passed, "CONNECT clean_start=true from client at +10"},
 		"session resumption":                        {Passed, "QoS 1 DUP id 1 from client"},
 		"disconnect mid-QoS 2":                      {Passed, "PUBREL 0x00 Success from client"},
+		"reset mid-QoS 2":                           {Passed, "and sends its PUBREL again: PUBREL 0x00 Success from client"},
 		"alias reset after reconnect":               {Failed, "MQSCOPE-ALIAS-UNKNOWN: empty topic with Topic Alias 1"},
 	})
 }
