@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -82,11 +83,11 @@ func StartEmbeddedProfile(addr string, p *inspect.Profile, logf func(string, ...
 		}
 	}
 	e := &Embedded{srv: srv, mem: newMemListener(embeddedAddr)}
-	if err := srv.AddListener(listeners.NewNet("embedded-mem", attachListener{e})); err != nil {
+	if err := srv.AddListener(listeners.NewNet(embeddedMem, attachListener{e})); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	if addr != "" {
-		e.tcp = listeners.NewTCP(listeners.Config{ID: "embedded", Address: addr})
+		e.tcp = listeners.NewTCP(listeners.Config{ID: embeddedTCP, Address: addr})
 		if err := srv.AddListener(e.tcp); err != nil {
 			return nil, fmt.Errorf("embedded broker: %w", err)
 		}
@@ -125,8 +126,31 @@ func (e *Embedded) Close() error {
 	case <-e.attached:
 	case <-time.After(2 * time.Second): // a client mochi never read from: close regardless
 	}
+	// mochi's Close finds each listener's clients with Clients.GetByListener, which takes the
+	// clients' read lock and, inside it, again (Len): when a client is being deleted at that
+	// moment, its Delete waits for the write lock between the two, and the second read lock
+	// waits behind it, for ever. So the listeners are closed here, their clients found with
+	// GetAll (one read lock), and mochi's Close finds no listener left (it still waits for the
+	// clients to finish).
+	disconnect := func(listener string) {
+		for _, cl := range e.srv.Clients.GetAll() {
+			if cl.Net.Listener == listener && !cl.Closed() {
+				_ = e.srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+	}
+	for _, id := range []string{embeddedMem, embeddedTCP} {
+		e.srv.Listeners.Close(id, disconnect)
+		e.srv.Listeners.Delete(id)
+	}
 	return e.srv.Close()
 }
+
+// The ids of the embedded broker's listeners.
+const (
+	embeddedMem = "embedded-mem"
+	embeddedTCP = "embedded"
+)
 
 // attachListener is the in-memory listener as the broker sees it: it counts each connection
 // until the broker first reads from it (see Embedded.attaching).
