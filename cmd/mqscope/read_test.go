@@ -778,8 +778,8 @@ func TestReadFromDumpcap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mq.Process.Kill()
-	deadline := time.Now().Add(10 * time.Second)
-	if !dcErr.WaitFor(10*time.Second, func(s string) bool { return strings.Contains(s, "Capturing on") }) {
+	deadline := time.Now().Add(60 * time.Second)
+	if !dcErr.WaitFor(60*time.Second, func(s string) bool { return strings.Contains(s, "Capturing on") }) {
 		if strings.Contains(dcErr.String(), "ermission") && !peer.Required() {
 			t.Skipf("dumpcap may not capture here: %s", dcErr.String())
 		}
