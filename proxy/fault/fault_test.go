@@ -363,6 +363,30 @@ func TestDisconnect(t *testing.T) {
 	}
 }
 
+// TestDisconnectServerReference: 0x9C with a Server Reference to the client; the reference is
+// refused towards the server.
+func TestDisconnectServerReference(t *testing.T) {
+	view := negotiated(t, nil)
+	pubIn := pub(t, "a", 0, 0, nil, "x")
+	out, applied, err := run(t, view, []string{`disconnect dir=s2c reason=0x9C server_reference=backup.example.com:1883 reason_string=moving`},
+		[]dirFrame{{stream.S2C, pubIn}})
+	if !errors.Is(err, proxy.ErrStageClose) || len(out[stream.S2C]) != 1 {
+		t.Fatalf("error %v, s2c % x", err, out[stream.S2C])
+	}
+	d := decode5(out[stream.S2C][0]).(*decode.Disconnect)
+	ref, _ := d.Properties.String(decode.PropServerReference)
+	rs, _ := d.Properties.String(decode.PropReasonString)
+	if d.ReasonCode != 0x9C || ref != "backup.example.com:1883" || rs != "moving" || len(d.Info().Problems) > 0 {
+		t.Errorf("got %+v", d)
+	}
+	if len(applied) != 1 || !strings.Contains(applied[0].Did, `Server Reference "backup.example.com:1883"`) {
+		t.Errorf("applied %+v", applied)
+	}
+	if _, err := Parse(`disconnect reason=0x9C server_reference=x`, 1); err == nil || !strings.Contains(err.Error(), "dir=s2c") {
+		t.Errorf("towards both sides: %v", err)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ rule, want string }{
 		{"", "empty rule"},

@@ -72,7 +72,7 @@ func init() {
 		func(r *Rule, params map[string]token) (Fault, error) {
 			return Retain{}, r.onlyTypes(decode.PUBLISH)
 		})
-	register("disconnect", "reason=CODE [reason_string=TEXT]", "send DISCONNECT in the rule's direction instead of the frame\n(after it with after=TYPE), then close the connection",
+	register("disconnect", "reason=CODE [reason_string=TEXT] [server_reference=TEXT]", "send DISCONNECT in the rule's direction instead of the frame\n(after it with after=TYPE), then close the connection; server_reference\n(with 0x9C Use another server, 0x9D Server moved) goes to the client only",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			d := &Disconnect{}
 			var err error
@@ -82,6 +82,13 @@ func init() {
 			if t, ok := params["reason_string"]; ok {
 				d.ReasonString = t.val
 				delete(params, "reason_string")
+			}
+			if t, ok := params["server_reference"]; ok {
+				if r.Dirs != S2C {
+					return nil, fmt.Errorf("column %d: server_reference is the server's: give dir=s2c", t.col)
+				}
+				d.ServerReference = t.val
+				delete(params, "server_reference")
 			}
 			return d, nil
 		})
@@ -254,8 +261,9 @@ func (Retain) Apply(f *proxy.Frame, v *Values) (Result, error) {
 // sends DISCONNECT and it has no reason, the connection is closed without one towards the
 // client.
 type Disconnect struct {
-	Reason       *Expr
-	ReasonString string
+	Reason          *Expr
+	ReasonString    string
+	ServerReference string // to the client only
 }
 
 func (*Disconnect) afterOK() {}
@@ -281,7 +289,10 @@ func (d *Disconnect) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	}
 	p := &decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.ReasonCode(rc), HasReason: true}
 	if d.ReasonString != "" {
-		p.Properties = decode.Properties{decode.StrProp(decode.PropReasonString, d.ReasonString)}
+		p.Properties = append(p.Properties, decode.StrProp(decode.PropReasonString, d.ReasonString))
+	}
+	if d.ServerReference != "" {
+		p.Properties = append(p.Properties, decode.StrProp(decode.PropServerReference, d.ServerReference))
 	}
 	out, err := encode(p)
 	if err != nil {
@@ -294,6 +305,9 @@ func (d *Disconnect) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	}
 	if d.ReasonString != "" {
 		did += fmt.Sprintf(" (%q)", d.ReasonString)
+	}
+	if d.ServerReference != "" {
+		did += fmt.Sprintf(", Server Reference %q", d.ServerReference)
 	}
 	return Result{Out: out, Did: did + ", connection closed", Used: used, Close: true, Own: true, Malformed: bad}, nil
 }
