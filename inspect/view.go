@@ -54,6 +54,15 @@ func (v View) Limits(d stream.Dir) Limits {
 	return *v.c.st.Effective.Limit(d)
 }
 
+// MaxPayload returns the largest PUBLISH payload the connection's broker profile accepts (0
+// when no profile sets one).
+func (v View) MaxPayload() int {
+	if v.c == nil || v.c.prof == nil {
+		return 0
+	}
+	return v.c.prof.MaxPayload
+}
+
 // Alias returns the topic the sender in direction d mapped to alias.
 func (v View) Alias(d stream.Dir, alias uint16) (topic string, ok bool) {
 	if v.c == nil {

@@ -23,18 +23,22 @@ type Values struct {
 	InFlight          int `expr:"in_flight"`        // QoS 1 and 2 PUBLISH the sender has unacknowledged
 	Aliases           int `expr:"aliases"`          // topic aliases the sender has mapped
 	Size              int `expr:"size"`             // the frame's size, fixed header included
+	// MaxPayload is the largest PUBLISH payload (message body) the broker profile in use
+	// accepts (--profile: apsaramq 64 KB in a 128 KB packet); 0 when no profile sets one.
+	MaxPayload int `expr:"max_payload"`
 }
 
 // valueNames are the names of Values, for messages.
 var valueNames = []string{"max_packet_size", "receive_maximum", "topic_alias_maximum", "maximum_qos",
-	"retain_available", "in_flight", "aliases", "size"}
+	"retain_available", "in_flight", "aliases", "size", "max_payload"}
 
 // valuesOf reads f's negotiated state.
 func valuesOf(f *proxy.Frame) Values {
 	l := f.State.Limits(f.Dir)
 	return Values{MaxPacketSize: l.MaximumPacketSize, ReceiveMaximum: l.ReceiveMaximum,
 		TopicAliasMaximum: l.TopicAliasMaximum, MaximumQoS: l.MaximumQoS, RetainAvailable: b2i(l.RetainAvailable),
-		InFlight: f.State.InFlight(f.Dir), Aliases: f.State.Aliases(f.Dir), Size: len(f.Bytes)}
+		InFlight: f.State.InFlight(f.Dir), Aliases: f.State.Aliases(f.Dir), Size: len(f.Bytes),
+		MaxPayload: f.State.MaxPayload()}
 }
 
 func (v *Values) get(name string) int {
@@ -53,6 +57,8 @@ func (v *Values) get(name string) int {
 		return v.InFlight
 	case "aliases":
 		return v.Aliases
+	case "max_payload":
+		return v.MaxPayload
 	}
 	return v.Size
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
@@ -42,13 +43,34 @@ type Result struct {
 }
 
 func init() {
-	register("oversize", "size=EXPR", "grow a PUBLISH's payload so the packet is exactly EXPR bytes",
+	register("oversize", "size=EXPR [in=payload|user_property] | body=EXPR", "grow a PUBLISH so the packet is exactly EXPR bytes, by its payload or by a\nUser Property; or grow its payload (body) to exactly EXPR bytes (body=max_payload+1)",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			if err := r.onlyTypes(decode.PUBLISH); err != nil {
 				return nil, err
 			}
-			size, err := takeExpr(params, "size", "")
-			return &Oversize{Size: size}, err
+			o := &Oversize{}
+			if t, ok := params["in"]; ok {
+				switch t.val {
+				case "payload":
+				case "user_property":
+					o.UserProperty = true
+				default:
+					return nil, fmt.Errorf("column %d: in=%s is not payload or user_property", t.col, t.val)
+				}
+				delete(params, "in")
+			}
+			_, hasBody := params["body"]
+			_, hasSize := params["size"]
+			var err error
+			switch {
+			case hasBody && (hasSize || o.UserProperty):
+				return nil, errors.New("body= grows the payload to a size: give it without size= or in=")
+			case hasBody:
+				o.Body, err = takeExpr(params, "body", "")
+			default:
+				o.Size, err = takeExpr(params, "size", "")
+			}
+			return o, err
 		})
 	register("drop", "", "drop the frame (e.g. type=PUBACK)",
 		func(r *Rule, params map[string]token) (Fault, error) { return Drop{}, nil })
@@ -125,16 +147,27 @@ func encode(p decode.Packet) ([][]byte, error) {
 }
 
 // Oversize grows a PUBLISH's payload so that the packet is exactly Size bytes.
-type Oversize struct{ Size *Expr }
+// With Body, the payload is grown to exactly Body bytes instead; with UserProperty, the packet
+// grows by a User Property ("mqscope-oversize", "xxx…") instead of its payload.
+type Oversize struct {
+	Size, Body   *Expr
+	UserProperty bool
+}
 
 func (o *Oversize) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	p := publishOf(f)
 	if p == nil {
 		return Result{Skip: true}, nil
 	}
+	if o.Body != nil {
+		return o.body(f, p, v)
+	}
 	size, used, err := o.Size.eval(v)
 	if err != nil {
 		return Result{}, err
+	}
+	if o.UserProperty {
+		return growProperty(f, p, size, used)
 	}
 	grow, ok := growBy(len(f.Bytes), p.Info().Header.HeaderLen, size)
 	if !ok {
@@ -150,6 +183,73 @@ func (o *Oversize) Apply(f *proxy.Frame, v *Values) (Result, error) {
 		did += fmt.Sprintf(" (no packet has %d)", size)
 	}
 	return Result{Out: out, Did: did, Used: used}, nil
+}
+
+// body grows p's payload to exactly Body bytes.
+func (o *Oversize) body(f *proxy.Frame, p *decode.Publish, v *Values) (Result, error) {
+	n, used, err := o.Body.eval(v)
+	if err != nil {
+		return Result{}, err
+	}
+	if n <= len(p.Payload) {
+		return Result{Skip: true}, nil
+	}
+	from := len(p.Payload)
+	p.Payload = append(append(make([]byte, 0, n), p.Payload...), bytes.Repeat([]byte{'x'}, n-from)...)
+	out, err := encode(p)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Out: out, Did: fmt.Sprintf("PUBLISH payload grown from %d to %d bytes (packet %d → %d bytes)", from, n, len(f.Bytes), len(out[0])), Used: used}, nil
+}
+
+// growProperty grows p to exactly size bytes by User Properties (MQTT 5; one per 65,535 bytes
+// of value), or one byte more where no packet has size bytes, or to the least a User Property
+// adds; it skips a packet already as large.
+func growProperty(f *proxy.Frame, p *decode.Publish, size int, used string) (Result, error) {
+	if p.Version != decode.V5 || size <= len(f.Bytes) {
+		return Result{Skip: true}, nil
+	}
+	const key = "mqscope-oversize"
+	props := p.Properties
+	try := func(n int) ([]byte, error) {
+		p.Properties = props[:len(props):len(props)]
+		for first := true; n > 0 || first; first = false { // a value holds at most 65,535 bytes
+			k := min(n, 0xFFFF)
+			p.Properties = append(p.Properties, decode.Property{ID: decode.PropUserProperty, Str: key, Value: strings.Repeat("x", k)})
+			n -= k
+		}
+		return decode.Encode(nil, p)
+	}
+	// The property adds 5 bytes and the key before its value, and the length fields may then
+	// grow by a byte or two: correct the value's length by what is missing or over, and keep
+	// the smallest packet not under size.
+	n := max(size-len(f.Bytes)-5-len(key), 0)
+	var best []byte
+	for k := 0; k < 8; k++ {
+		b, err := try(n)
+		if err != nil {
+			return Result{}, fmt.Errorf("growing by a User Property: %w", err)
+		}
+		if len(b) >= size && (best == nil || len(b) < len(best)) {
+			best = b
+		}
+		if len(b) == size {
+			break
+		}
+		n = max(n+size-len(b), 0)
+	}
+	if best == nil {
+		return Result{Skip: true}, nil
+	}
+	did := fmt.Sprintf("PUBLISH grown from %d to %d bytes by a User Property", len(f.Bytes), len(best))
+	switch {
+	case len(best) == size+1:
+		did += fmt.Sprintf(" (no packet has %d)", size)
+	case len(best) > size:
+		did += fmt.Sprintf(" (a User Property makes it at least %d)", len(best))
+	}
+	return Result{Out: [][]byte{best}, Did: did, Used: used}, nil
 }
 
 // growBy returns how many payload bytes make a frame of n bytes (with a fixed header of hl)

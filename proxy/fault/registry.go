@@ -105,4 +105,5 @@ const selectorUsage = `Selectors: dir=c2s|s2c|both type=PUBLISH[,PUBACK...] topi
   prob=P (0..1, seeded) count=N (at most N times) start=DURATION (after the connection
   opened, or since=TYPE[,TYPE] passed) for=DURATION; name=NAME; counting is per connection.
 EXPR is a number or an expression of what the receiver granted: max_packet_size,
-  receive_maximum, topic_alias_maximum, maximum_qos, retain_available, in_flight, aliases, size.`
+  receive_maximum, topic_alias_maximum, maximum_qos, retain_available, in_flight, aliases, size,
+  max_payload (the --profile's message limit, 0 without one).`

@@ -59,7 +59,7 @@ func TestParseFileErrors(t *testing.T) {
 		{"top not a mapping", "- drop\n", "1:1: want faults: [rules...] at the top, not a list"},
 		{"no faults key", "# nothing\n", "1:1: want one YAML document"},
 		{"faults not a list", "faults: drop\n", "1:9: faults: want a list of rules, not a string"},
-		{"unknown rule key", "faults:\n  - action: oversize\n    sizee: 300\n", `3:5: sizee does not apply to oversize (oversize takes size; every rule takes name, dir,`},
+		{"unknown rule key", "faults:\n  - action: oversize\n    sizee: 300\n", `3:5: sizee does not apply to oversize (oversize takes size, in, body; every rule takes name, dir,`},
 		{"key for another action", "faults:\n  - {action: drop, size: 3}\n", "2:20: size does not apply to drop (drop takes no keys of its own"},
 		{"no action", "faults:\n  - dir: c2s\n    type: PUBACK\n", "2:5: no action: add action: NAME (alias, "},
 		{"unknown action", "faults:\n  - action: explode\n", `2:5: unknown action "explode"`},
