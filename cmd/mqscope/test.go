@@ -12,6 +12,9 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/mqscope/mqscope/capture"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/replay"
 	"github.com/mqscope/mqscope/proxy/scenario"
 	"github.com/spf13/cobra"
 )
@@ -114,7 +117,8 @@ func runTest(ctx context.Context, o *testOptions, args []string) error {
 	var results []*scenario.Result
 	for _, f := range files {
 		opts := scenario.Options{Seed: o.seed, CaptureDir: dir, Device: o.device,
-			Logf: func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }}
+			Logf:     func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) },
+			Sessions: captureSessions}
 		opts.Decided = func(v scenario.Verdict) {
 			if o.format == "jsonl" {
 				say(scenario.JSONVerdict(f.Path, v))
@@ -185,4 +189,10 @@ func exitOfTest(err error) (int, bool) {
 		return exitUsage, true
 	}
 	return exitError, true
+}
+
+// captureSessions reads the sessions of a capture file for a scenario's replay device.
+func captureSessions(ctx context.Context, path string, sel replay.Selector) ([]*replay.Session, error) {
+	src := &capture.Files{Names: []string{path}, Options: capture.Options{Ports: ports(capture.DefaultPort, nil)}}
+	return replay.Load(ctx, src, sel, inspect.Options{})
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"os"
@@ -176,5 +177,51 @@ func TestTestJSONL(t *testing.T) {
 	}
 	if strings.Join(kinds, " ") != "expectation:fail scenario:fail scenario:skip" {
 		t.Errorf("lines %v", kinds)
+	}
+}
+
+// TestTestReplayCapture: a captured device session as a scenario's device. The pack in
+// testdata/scenarios/replay passes: the embedded broker, playing the capture's broker limits,
+// refuses connection 9's 278-byte PUBLISH again. The same replay against the embedded broker
+// without those limits fails on the DISCONNECT 0x95 expected; a session that is not in the
+// capture is a harness error.
+func TestTestReplayCapture(t *testing.T) {
+	capture, err := filepath.Abs(limitsCapture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	noLimits := scenarioFile(t, dir, "nolimits.yaml", `
+scenarios:
+  - name: no limit to break
+    device: {replay: {capture: "`+capture+`", conn: 9}}
+    expect:
+      - disconnect: {from: server, reason: 0x95, within: 2s}
+`)
+	missing := scenarioFile(t, dir, "missing.yaml", `
+scenarios:
+  - name: no such connection
+    device: {replay: {capture: "`+capture+`", conn: 999}}
+    expect: [{closed: {}}]
+`)
+	checkExits(t, []exitCase{
+		{"the pack", []string{"test", filepath.Join("..", "..", "testdata", "scenarios", "replay", "limits-capture.yaml")}, exitOK, ""},
+		{"no limits", []string{"test", noLimits}, exitError, "scenarios: 1 failed"},
+	})
+	for _, c := range []struct {
+		file string
+		exit int
+		says []string
+	}{
+		{noLimits, exitError, []string{"FAIL", "0x95"}},
+		{missing, exitUsage, []string{"ERROR", "no session with a CONNECT matches (conn 999"}},
+	} {
+		var out, errb bytes.Buffer
+		code := run([]string{"test", c.file}, nil, &out, &errb)
+		for _, w := range c.says {
+			if code != c.exit || !strings.Contains(out.String(), w) {
+				t.Errorf("%s: exit %d (want %d), output without %q:\n%s%s", filepath.Base(c.file), code, c.exit, w, out.String(), errb.String())
+			}
+		}
 	}
 }

@@ -44,8 +44,9 @@ func TestImports(t *testing.T) {
 		// The replay engine takes its sessions from any stream.Source: no source of its own, so
 		// that proxy-side code (scenarios) may use it.
 		"internal/replay": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/mqttclient"},
-		// mqscope test: runs the proxy with faults, records, reports in JUnit.
-		"proxy/scenario": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng", "proxy", "proxy/fault", "internal/junit"},
+		// mqscope test: runs the proxy with faults, records, reports in JUnit; replays captured
+		// sessions it is given (it reads no capture: cmd gives it the sessions).
+		"proxy/scenario": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng", "proxy", "proxy/fault", "internal/junit", "internal/mqttclient", "internal/replay"},
 	} {
 		for _, d := range deps(pkg) {
 			if !slices.Contains(allowed, d) {

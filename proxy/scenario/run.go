@@ -20,6 +20,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/replay"
 	"github.com/mqscope/mqscope/pcapng"
 	"github.com/mqscope/mqscope/proxy"
 	"github.com/mqscope/mqscope/proxy/fault"
@@ -90,6 +91,9 @@ type Options struct {
 	Decided func(Verdict)
 	// Logf reports what the proxy and broker log.
 	Logf func(format string, args ...any)
+	// Sessions reads the sessions of a capture file that sel selects, for replay devices (the
+	// caller reads captures: this package does not).
+	Sessions func(ctx context.Context, path string, sel replay.Selector) ([]*replay.Session, error)
 }
 
 // RunFile runs a file's scenarios (at the same time when it allows, up to parallel) and returns
@@ -229,11 +233,13 @@ func (r *run) run(ctx context.Context) (err error) {
 	case d.Client != nil:
 		c := &client{addr: addr, logf: func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }, expect: r.stepExpect}
 		go func() { deviceDone <- c.run(dctx, d.Client.Steps) }()
+	case d.Replay != nil:
+		go func() { deviceDone <- r.replay(dctx, d.Replay, addr, &out) }()
 	default: // external: it connects on its own
 	}
 	err = r.loop(ctx, deviceDone)
 	stopDevice()
-	if !r.deviceEnded && (r.device().Run != "" || r.device().Client != nil) {
+	if !r.deviceEnded && (r.device().Run != "" || r.device().Client != nil || r.device().Replay != nil) {
 		if derr := <-deviceDone; err == nil && derr != nil {
 			err = derr
 		}
@@ -258,8 +264,8 @@ func (r *run) config() (proxy.Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("listen: %w", err)
 	}
-	if l.Transport != stream.TCP && r.device().Client != nil {
-		return cfg, fmt.Errorf("listen %s: the built-in client speaks plain TCP", sc.Listen)
+	if l.Transport != stream.TCP && (r.device().Client != nil || r.device().Replay != nil) {
+		return cfg, fmt.Errorf("listen %s: the built-in client and replay speak plain TCP", sc.Listen)
 	}
 	cfg.Listen = l
 	if sc.Upstream == "embedded" {

@@ -87,6 +87,21 @@ type Device struct {
 	External bool `yaml:"external"`
 	// Client is the built-in scripted client.
 	Client *Client `yaml:"client"`
+	// Replay plays a captured device session through the proxy (a customer's capture as a
+	// test: the expectations judge how the broker reacts now).
+	Replay *ReplayDevice `yaml:"replay"`
+}
+
+// ReplayDevice is a captured session played as the device.
+type ReplayDevice struct {
+	// Capture is the pcap or pcapng file (relative to the scenario file).
+	Capture string `yaml:"capture"`
+	// Conn and ClientID choose the session (the first with a CONNECT when neither is given).
+	Conn     int    `yaml:"conn"`
+	ClientID string `yaml:"client_id"`
+	// Speed divides the captured gaps; 0 plays as fast as the answers allow.
+	Speed float64 `yaml:"speed"`
+	path  string
 }
 
 // Client is the built-in client: it connects through the proxy and runs its steps in order.
@@ -285,13 +300,13 @@ func (sc *Scenario) check(p, dir string, at func(string) string) error {
 	}
 	d := sc.Device
 	n := 0
-	for _, set := range []bool{d.Run != "", d.External, d.Client != nil} {
+	for _, set := range []bool{d.Run != "", d.External, d.Client != nil, d.Replay != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return in(".device", errors.New("give exactly one of run: (a command), external: true, client: (the built-in client's steps)"))
+		return in(".device", errors.New("give exactly one of run: (a command), external: true, client: (the built-in client's steps), replay: (a captured session)"))
 	}
 	if d.External && strings.HasSuffix(sc.Listen, ":0") {
 		return in(".listen", errors.New("an external device needs a fixed address to connect to: give listen: host:port"))
@@ -309,6 +324,18 @@ func (sc *Scenario) check(p, dir string, at func(string) string) error {
 		}
 		if d.Client.Steps[0].Connect == nil {
 			return in(".device.client.steps[0]", errors.New("the first step must be connect"))
+		}
+	}
+	if rp := d.Replay; rp != nil {
+		switch {
+		case rp.Capture == "":
+			return in(".device.replay", errors.New("capture: the pcap or pcapng file to play is missing"))
+		case rp.Speed < 0:
+			return in(".device.replay.speed", fmt.Errorf("%g is negative", rp.Speed))
+		}
+		rp.path = rp.Capture
+		if !filepath.IsAbs(rp.path) {
+			rp.path = filepath.Join(dir, rp.path)
 		}
 	}
 	if len(sc.Expect) == 0 {

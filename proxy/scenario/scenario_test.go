@@ -50,6 +50,18 @@ scenarios:
     device: {client: {steps: [{connect: {}}]}}
     expect: [{disconnect: {from: server, reason: 0x195}}]
 `, []string{"reason code", "0x195"}},
+		{"replay without a capture", `
+scenarios:
+  - name: a
+    device: {replay: {conn: 9}}
+    expect: [{closed: {}}]
+`, []string{"4:22", "capture: the pcap or pcapng file to play is missing"}},
+		{"replay and a client", `
+scenarios:
+  - name: a
+    device: {replay: {capture: x.pcap}, client: {steps: [{connect: {}}]}}
+    expect: [{closed: {}}]
+`, []string{"exactly one of run:", "replay:"}},
 		{"no device", `
 scenarios:
   - name: a
