@@ -151,12 +151,19 @@ func (m *AliasRemap) Apply(f *proxy.Frame, v *Values) (Result, error) {
 // AliasStale sends a PUBLISH alias-only with the alias its client id's previous connection
 // mapped to its topic in the same direction, where this connection has not mapped it: Topic
 // Aliases live as long as their connection [MQTT-3.3.2-7], so a receiver must not take it.
-// It remembers the aliases of the last two connections of each client id.
+// It remembers the aliases of the last two connections of each client id, for the
+// staleClients client ids seen last (the oldest forgotten first), so that a proxy seeing ever
+// new client ids holds a bounded memory.
 type AliasStale struct {
 	mu      sync.Mutex
 	clients map[string]*aliasHistory
 	conns   map[*stream.Conn]*aliasHistory
+	order   []string // client ids, oldest first
+	max     int      // staleClients when 0
 }
+
+// staleClients is how many client ids AliasStale remembers.
+const staleClients = 10000
 
 // aliasHistory is a client id's aliases on its previous and current connections.
 type aliasHistory struct {
@@ -183,6 +190,8 @@ func (s *AliasStale) watch(f *proxy.Frame, client string) {
 	if h == nil {
 		h = &aliasHistory{client: client}
 		s.clients[client] = h
+		s.order = append(s.order, client)
+		s.forgetOldest()
 	}
 	var ca *connAliases
 	switch {
@@ -210,6 +219,27 @@ func (s *AliasStale) watch(f *proxy.Frame, client string) {
 			ca.tables[f.Dir&1] = map[uint16]string{}
 		}
 		ca.tables[f.Dir&1][a] = p.Topic
+	}
+}
+
+// forgetOldest forgets the client ids seen first while there are more than the bound.
+func (s *AliasStale) forgetOldest() {
+	max := s.max
+	if max <= 0 {
+		max = staleClients
+	}
+	for len(s.order) > max {
+		h := s.clients[s.order[0]]
+		delete(s.clients, s.order[0])
+		for _, ca := range []*connAliases{h.prev, h.cur} {
+			if ca != nil && s.conns[ca.conn] == h {
+				delete(s.conns, ca.conn)
+			}
+		}
+		s.order = s.order[1:]
+	}
+	if cap(s.order) > 2*max && len(s.order) < cap(s.order)/2 {
+		s.order = append([]string(nil), s.order...) // let go of the array's forgotten head
 	}
 }
 

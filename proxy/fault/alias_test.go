@@ -2,6 +2,7 @@ package fault
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -141,5 +142,24 @@ func TestAliasStale(t *testing.T) {
 	c3, st3, ic3 := open(3, "someone-else")
 	if got := send(c3, st3, ic3.View(), again); !bytes.Equal(got, again) {
 		t.Errorf("another client's PUBLISH changed: % x", got)
+	}
+}
+
+// TestAliasStaleBounded: alias_stale remembers a bounded number of client ids, forgetting the
+// oldest first (and the connections it held for them).
+func TestAliasStaleBounded(t *testing.T) {
+	s := &AliasStale{max: 3}
+	first := pub(t, "s/t", 0, 0, aliasProp(3), "a")
+	for i := 1; i <= 5; i++ {
+		c := &stream.Conn{ID: i}
+		s.watch(&proxy.Frame{Conn: c, Dir: stream.C2S, Type: decode.PUBLISH, Bytes: first}, fmt.Sprintf("dev-%d", i))
+	}
+	if len(s.clients) != 3 || len(s.conns) != 3 || len(s.order) != 3 {
+		t.Fatalf("%d clients, %d connections, %d in order; want 3", len(s.clients), len(s.conns), len(s.order))
+	}
+	for i, want := range []bool{false, false, true, true, true} {
+		if _, ok := s.clients[fmt.Sprintf("dev-%d", i+1)]; ok != want {
+			t.Errorf("dev-%d remembered: %v, want %v", i+1, ok, want)
+		}
 	}
 }
