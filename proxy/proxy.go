@@ -247,12 +247,13 @@ func (s *Server) Serve() error {
 		}
 		if s.cfg.MaxConns > 0 && len(s.sessions) >= s.cfg.MaxConns {
 			s.mu.Unlock()
-			c.Close()
+			// Counted and said before the close, so that whoever sees the close can see them.
 			s.metrics.refused()
 			if !full {
 				s.cfg.Logf("%d connections open, the most allowed (--max-conns): closing new ones until one ends", s.cfg.MaxConns)
 				full = true
 			}
+			c.Close()
 			continue
 		}
 		if full {
