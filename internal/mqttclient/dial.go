@@ -93,7 +93,9 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		if c.r == nil {
 			_, r, err := c.ws.NextReader()
 			if err != nil {
-				if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+				// 1006 is what the library says when the TCP connection ended (EOF) without a
+				// close frame: the peer closed, as with a close frame.
+				if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure) {
 					return 0, io.EOF
 				}
 				return 0, err
