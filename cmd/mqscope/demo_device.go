@@ -86,7 +86,19 @@ func (d *device) read() {
 		fr.Write(buf[:n])
 		for {
 			frame, ferr := fr.Next()
-			if ferr != nil || frame == nil {
+			if ferr != nil {
+				// Nothing after a frame that cannot be cut is readable: say why and leave, rather
+				// than wait on a stream the Framer now drops [MQTT-4.13.1-1].
+				rc := decode.MalformedPacket
+				var pr *decode.Problem
+				if errors.As(ferr, &pr) && pr.Reason >= 0x80 {
+					rc = pr.Reason
+				}
+				d.send(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: rc, HasReason: true,
+					Properties: decode.Properties{decode.StrProp(decode.PropReasonString, ferr.Error())}})
+				return
+			}
+			if frame == nil {
 				break
 			}
 			if d.maxPacket > 0 && len(frame) > d.maxPacket {
