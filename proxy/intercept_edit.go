@@ -89,6 +89,10 @@ func (e FieldEdit) Apply(frame []byte, v decode.Version) ([]byte, error) {
 		if *e.PacketID < 0 || *e.PacketID > 0xFFFF {
 			return nil, fmt.Errorf("%w: packet_id %d: want 0 to 65535", ErrEdit, *e.PacketID)
 		}
+		if q, ok := p.(*decode.Publish); ok && q.QoS == 0 {
+			// Encoding would leave it out: the edit would be lost without a word.
+			return nil, fmt.Errorf("%w: a QoS 0 PUBLISH has no packet identifier (set qos too)", ErrEdit)
+		}
 		if !setPacketID(p, uint16(*e.PacketID)) {
 			return nil, bad("packet identifier")
 		}

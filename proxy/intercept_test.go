@@ -300,6 +300,18 @@ func TestFieldEditErrors(t *testing.T) {
 			}
 		})
 	}
+	// A packet identifier on a QoS 0 PUBLISH would be left out by the encoding: refused, not
+	// lost; with qos 1 in the same edit it is written.
+	pub0 := icEnc(t, &decode.Publish{Base: icV5, Topic: "a", Payload: []byte("x")})
+	pid, qos1 := 7, 1
+	if b, err := (FieldEdit{PacketID: &pid}).Apply(pub0, decode.V5); !errors.Is(err, ErrEdit) || !strings.Contains(err.Error(), "no packet identifier") {
+		t.Errorf("packet_id on a QoS 0 PUBLISH: %x, %v; want ErrEdit saying it has no packet identifier", b, err)
+	}
+	if b, err := (FieldEdit{PacketID: &pid, QoS: &qos1}).Apply(pub0, decode.V5); err != nil {
+		t.Errorf("packet_id 7 with qos 1: %v", err)
+	} else if q, ok := decode.Decode(b, decode.V5).(*decode.Publish); !ok || q.QoS != 1 || q.PacketID != 7 {
+		t.Errorf("packet_id 7 with qos 1: %x decodes as %#v", b, q)
+	}
 	// A reason code on a PUBACK: the long form is written.
 	rc := 0x10
 	b, err := FieldEdit{ReasonCode: &rc}.Apply(ack, decode.V5)
