@@ -231,6 +231,28 @@ func PacketID(p Packet) (uint16, bool) {
 	return 0, false
 }
 
+// SetPacketID sets the packet identifier field of p (of a PUBLISH whatever its QoS) and
+// reports whether p has one.
+func SetPacketID(p Packet, id uint16) bool {
+	switch q := p.(type) {
+	case *Publish:
+		q.PacketID = id
+	case *Ack:
+		q.PacketID = id
+	case *Subscribe:
+		q.PacketID = id
+	case *Suback:
+		q.PacketID = id
+	case *Unsubscribe:
+		q.PacketID = id
+	case *Unsuback:
+		q.PacketID = id
+	default:
+		return false
+	}
+	return true
+}
+
 // PropertiesOf returns p's properties (nil for packets without any).
 func PropertiesOf(p Packet) Properties {
 	switch q := p.(type) {

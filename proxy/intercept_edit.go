@@ -93,7 +93,7 @@ func (e FieldEdit) Apply(frame []byte, v decode.Version) ([]byte, error) {
 			// Encoding would leave it out: the edit would be lost without a word.
 			return nil, fmt.Errorf("%w: a QoS 0 PUBLISH has no packet identifier (set qos too)", ErrEdit)
 		}
-		if !setPacketID(p, uint16(*e.PacketID)) {
+		if !decode.SetPacketID(p, uint16(*e.PacketID)) {
 			return nil, bad("packet identifier")
 		}
 	}
@@ -123,26 +123,6 @@ func (e FieldEdit) Apply(frame []byte, v decode.Version) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %w", ErrEdit, err)
 	}
 	return b, nil
-}
-
-func setPacketID(p decode.Packet, id uint16) bool {
-	switch q := p.(type) {
-	case *decode.Publish:
-		q.PacketID = id
-	case *decode.Ack:
-		q.PacketID = id
-	case *decode.Subscribe:
-		q.PacketID = id
-	case *decode.Suback:
-		q.PacketID = id
-	case *decode.Unsubscribe:
-		q.PacketID = id
-	case *decode.Unsuback:
-		q.PacketID = id
-	default:
-		return false
-	}
-	return true
 }
 
 func setReasonCode(p decode.Packet, rc decode.ReasonCode) bool {

@@ -296,14 +296,7 @@ func (p *player) rewrite(rec *inspect.PacketRecord) ([]byte, error) {
 		}
 		to := p.newIDs[k][n]
 		p.note("%s #%d: packet identifier %d → %d", q.Type(), rec.Index, id, to)
-		switch q := q.(type) {
-		case *decode.Ack:
-			q.PacketID = to
-		case *decode.Suback:
-			q.PacketID = to
-		case *decode.Unsuback:
-			q.PacketID = to
-		}
+		decode.SetPacketID(q, to)
 		return decode.Encode(nil, q)
 	case decode.PUBLISH:
 		// An alias the capture's peer allowed but the new one does not is replaced by the
