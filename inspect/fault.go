@@ -66,21 +66,21 @@ func (c *Conn) faultRecord(dir stream.Dir, t time.Time, a *stream.Alteration, in
 	}
 	if len(a.Before) > 0 {
 		fr.Original = decode.DecodeWith(a.Before, c.version, decode.Options{Lean: true})
-		fr.secret = hasSecret(fr.Original)
+		fr.secret = HasSecret(fr.Original)
 	}
 	for _, b := range a.After {
 		if len(b) > 0 && !fr.secret {
 			switch decode.Type(b[0] >> 4) {
 			case decode.CONNECT, decode.CONNACK, decode.AUTH:
-				fr.secret = hasSecret(decode.DecodeWith(b, c.version, decode.Options{Lean: true}))
+				fr.secret = HasSecret(decode.DecodeWith(b, c.version, decode.Options{Lean: true}))
 			}
 		}
 	}
 	return fr
 }
 
-// hasSecret reports whether p carries a password or authentication data.
-func hasSecret(p decode.Packet) bool {
+// HasSecret reports whether p carries a password or authentication data.
+func HasSecret(p decode.Packet) bool {
 	var ps decode.Properties
 	switch q := p.(type) {
 	case *decode.Connect:

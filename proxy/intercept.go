@@ -26,6 +26,10 @@ import (
 // aliases, client_id, qos, properties...), but not findings (notes, level): those come from
 // inspecting the frame, after it has gone through.
 type Intercept struct {
+	// ShowSecrets shows the bytes of a held packet that carries a password or authentication
+	// data (a CONNECT, an AUTH) in the control API; otherwise they are left out.
+	ShowSecrets bool
+
 	filter atomic.Pointer[inspect.Filter] // nil: intercepting nothing
 
 	mu     sync.Mutex // guards what follows

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 )
 
 // Routes adds the intercept to the control API:
@@ -53,6 +54,7 @@ type heldView struct {
 	Hex      string    `json:"hex"`
 	Edited   bool      `json:"edited"`
 	Original string    `json:"original_hex,omitempty"`
+	Redacted bool      `json:"redacted,omitempty"` // hex left out: a password or authentication data
 	Warnings []string  `json:"warnings,omitempty"`
 }
 
@@ -63,6 +65,11 @@ func (ic *Intercept) heldViews() []heldView {
 			Size: len(h.Raw), Hex: hex.EncodeToString(h.Raw), Edited: h.Edited, Warnings: h.Warnings}
 		p := decode.DecodeWith(h.Raw, h.Version, decode.Options{Lean: true})
 		v.Type = p.Type().String()
+		if !ic.ShowSecrets && (inspect.HasSecret(p) || h.Edited && inspect.HasSecret(decode.DecodeWith(h.Original, h.Version, decode.Options{Lean: true}))) {
+			v.Hex, v.Redacted = "", true
+			out = append(out, v)
+			continue
+		}
 		if q, ok := p.(*decode.Publish); ok {
 			topic := q.Topic
 			v.Topic = &topic

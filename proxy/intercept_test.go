@@ -458,3 +458,27 @@ func TestInterceptHeldAtClose(t *testing.T) {
 		t.Errorf("still held after the close: %+v", hs)
 	}
 }
+
+// TestInterceptHeldSecretRedacted: a held packet carrying authentication data is listed by the
+// control API without its bytes (said by "redacted"), unless secrets are shown.
+func TestInterceptHeldSecretRedacted(t *testing.T) {
+	auth := icEnc(t, &decode.Auth{Base: icV5, ReasonCode: 0x18, HasReason: true, Properties: decode.Properties{
+		decode.StrProp(decode.PropAuthMethod, "SCRAM-SHA-1"), {ID: decode.PropAuthData, Bin: []byte("s3cret")}}})
+	for _, show := range []bool{false, true} {
+		r := newICRig(t, `type == "AUTH"`, nil)
+		r.ic.ShowSecrets = show
+		run := r.start(stream.C2S, auth)
+		h := r.heldOne()
+		vs := r.ic.heldViews()
+		if len(vs) != 1 || vs[0].Type != "AUTH" {
+			t.Fatalf("held views %+v", vs)
+		}
+		if got := vs[0].Hex != ""; got != show || vs[0].Redacted == show {
+			t.Errorf("show secrets %v: hex %q, redacted %v", show, vs[0].Hex, vs[0].Redacted)
+		}
+		if err := r.ic.Drop(h.ID); err != nil {
+			t.Fatal(err)
+		}
+		run.wait(t)
+	}
+}

@@ -251,6 +251,7 @@ func (o *proxyOptions) config() (proxy.Config, []io.Closer, error) {
 		if acting {
 			// The intercept comes last: what it holds is what would be sent.
 			o.ic = proxy.NewIntercept()
+			o.ic.ShowSecrets = o.showSecrets
 			cfg.Stages = chainStages(o.set.Stages, o.ic.Stages)
 		}
 		if o.faultSeed != 0 {
