@@ -19,8 +19,10 @@ import (
 //
 // A held frame stops its direction of its connection only: the frames after it in that
 // direction wait behind it (MQTT's order is kept), while the other direction and every other
-// connection go on. When the connection ends while a frame is held (the proxy stops it, or a
-// side resets), the frame is given up: not forwarded, and no longer held.
+// connection go on. When the connection ends while a frame is held (the proxy stops it, or the
+// other direction fails), the frame is given up: not forwarded, and no longer held. The held
+// direction's own sender is not read while its frame waits, so a reset from that side is seen
+// only once the frame is forwarded or dropped.
 //
 // The filter sees each frame's fields as the records have them (type, topic resolved through
 // aliases, client_id, qos, properties...), but not findings (notes, level): those come from
