@@ -98,12 +98,11 @@ func (c *wsConn) Read(p []byte) (int, error) {
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {
 					switch ce.Code {
-					case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+					// 1006 is what the library says when the TCP connection ended (EOF) without
+					// a close frame: the peer closed, as with one.
+					case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure:
 						return 0, io.EOF
 					}
-				}
-				if errors.Is(err, io.ErrUnexpectedEOF) {
-					return 0, io.EOF
 				}
 				return 0, err
 			}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,5 +215,29 @@ func TestWebSocketShutdownStuckDevice(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve: %v", err)
+	}
+}
+
+// TestWebSocketDeviceEndsWithoutCloseFrame: a WebSocket device that closes its TCP connection
+// without a close frame (the library's 1006) has closed the connection, as with one: the close
+// record says the client closed (EOF), not that reading failed.
+func TestWebSocketDeviceEndsWithoutCloseFrame(t *testing.T) {
+	col := newCollector()
+	srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true, Observers: []stream.Observer{col}})
+	ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 4096)
+	connect, err := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "ws-fin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.BinaryMessage, connect); err != nil {
+		t.Fatal(err)
+	}
+	if _, b, err := ws.ReadMessage(); err != nil || len(b) == 0 || decode.Type(b[0]>>4) != decode.CONNACK {
+		t.Fatalf("read % x, %v; want the CONNACK", b, err)
+	}
+	ws.UnderlyingConn().Close() // all read: a FIN, no close frame
+	by, reason := col.waitClosed(t, 1)
+	if by != "client" || !strings.Contains(reason, "client closed (EOF)") {
+		t.Errorf("closed by %q: %q; want the client's EOF", by, reason)
 	}
 }
