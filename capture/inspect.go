@@ -84,7 +84,11 @@ func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
 		return nil // nothing more to hear of it
 	}
 	if p := in.par; p != nil {
-		return &pconn{p: p, c: inspect.NewConnOf(info, in.Options), worker: -1}
+		pc := &pconn{p: p, c: inspect.NewConnOf(info, in.Options), worker: -1}
+		if !info.MidStream {
+			pc.pre = inspect.NewPreframer(in.Options)
+		}
+		return pc
 	}
 	if in.one == nil {
 		in.one = &inspect.Observer{Options: in.Options, Match: in.Filter, Emit: in.emit}

@@ -15,6 +15,10 @@ import (
 // inspect the connections (each connection always on the same worker) and render their
 // records; one more goroutine writes the results of each batch in event order. The output is
 // the same as with one goroutine.
+//
+// Before a worker, a framer goroutine of its own frames and decodes its connections' bytes
+// (inspect.Preframer), one batch ahead: a single connection then keeps three goroutines busy
+// (reading, framing and decoding, inspecting), not two.
 
 const (
 	batchEvents = 512
@@ -42,6 +46,12 @@ type event struct {
 	last   time.Time // evCompact: when the connection last carried something
 	tls    *inspect.EncryptedRecord
 	seq    int64 // the event's place among all events
+	// Results of the framer goroutine (connections with a Preframer): framed says it framed
+	// the data event's bytes into fs; feed holds bytes the Conn must be fed, by direction:
+	// after fs (the direction was handed back), or before a gap or close (what was held).
+	framed bool
+	fs     []inspect.Framed
+	feed   [2][]byte
 	// Results, written by the connection's worker.
 	recs       []inspect.Record
 	outA, outB int // rendered bytes: worker's out[outA:outB]
@@ -58,12 +68,14 @@ type batch struct {
 type pconn struct {
 	p      *parallel
 	c      *inspect.Conn
+	pre    *inspect.Preframer // owned by the worker's framer goroutine; nil: the Conn frames
 	worker int                // -1 until the first event (assign)
 	filter inspect.ConnFilter // worker-owned
 }
 
 type parallel struct {
 	in      *Inspector
+	framers []chan *batch // by worker: batches go to the framer goroutine, then to the worker
 	workers []chan *batch
 	merge   chan *batch
 	free    chan *batch
@@ -78,8 +90,10 @@ type parallel struct {
 func newParallel(in *Inspector) *parallel {
 	p := &parallel{in: in, merge: make(chan *batch, 2), free: make(chan *batch, 4), done: make(chan struct{})}
 	for k := 0; k < in.Workers; k++ {
-		ch := make(chan *batch, 2)
+		fr, ch := make(chan *batch, 2), make(chan *batch, 2)
+		p.framers = append(p.framers, fr)
 		p.workers = append(p.workers, ch)
+		go p.frame(k, fr, ch)
 		go p.work(k, ch)
 	}
 	go p.merger()
@@ -101,7 +115,9 @@ func (p *parallel) add(e event) {
 	p.seq++
 	e.seq = p.seq
 	if n := len(b.events); n < cap(b.events) {
-		e.recs = b.events[:n+1][n].recs[:0] // the slot's slice, kept by the merger for reuse
+		// The slot's slices, kept by the merger for reuse.
+		slot := &b.events[:n+1][n]
+		e.recs, e.fs = slot.recs[:0], slot.fs[:0]
 	}
 	b.events = append(b.events, e)
 	if len(b.events) >= batchEvents || len(b.arena) >= batchBytes {
@@ -116,7 +132,7 @@ func (p *parallel) flush() {
 		return
 	}
 	b.wg.Add(len(p.workers))
-	for _, ch := range p.workers {
+	for _, ch := range p.framers {
 		ch <- b
 	}
 	p.merge <- b
@@ -126,7 +142,7 @@ func (p *parallel) flush() {
 // close waits until everything is written.
 func (p *parallel) close() {
 	p.flush()
-	for _, ch := range p.workers {
+	for _, ch := range p.framers {
 		close(ch)
 	}
 	close(p.merge)
@@ -139,6 +155,32 @@ func (p *parallel) failed() bool {
 	return p.err != nil
 }
 
+// frame runs worker k's Preframers over each batch, then passes it to the worker.
+func (p *parallel) frame(k int, in, out chan *batch) {
+	defer close(out)
+	for b := range in {
+		for i := range b.events {
+			e := &b.events[i]
+			if e.c == nil || e.c.worker != k || e.c.pre == nil {
+				continue
+			}
+			pre := e.c.pre
+			switch e.kind {
+			case evData:
+				e.framed = true
+				e.fs, e.feed[e.dir&1] = pre.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n], e.fs)
+			case evGap:
+				e.feed[e.dir&1] = pre.Handover(e.dir)
+			case evCompact:
+				pre.Release()
+			case evClose:
+				e.feed[stream.C2S], e.feed[stream.S2C] = pre.Handover(stream.C2S), pre.Handover(stream.S2C)
+			}
+		}
+		out <- b
+	}
+}
+
 func (p *parallel) work(k int, ch chan *batch) {
 	in := p.in
 	for b := range ch {
@@ -149,17 +191,32 @@ func (p *parallel) work(k int, ch chan *batch) {
 				continue
 			}
 			var recs []inspect.Record
+			if e.kind != evData {
+				// What a Preframer held, handed back before a gap or the end.
+				for d, held := range e.feed {
+					if held != nil {
+						recs = append(recs, e.c.c.Feed(stream.Dir(d), e.t, held)...)
+					}
+				}
+			}
 			switch e.kind {
 			case evData:
-				recs = e.c.c.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n])
+				if !e.framed {
+					recs = e.c.c.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n])
+					break
+				}
+				recs = e.c.c.Framed(e.fs, nil)
+				if rest := e.feed[e.dir&1]; rest != nil {
+					recs = append(recs, e.c.c.Feed(e.dir, e.t, rest)...)
+				}
 			case evGap:
-				recs = e.c.c.Gap(e.dir, e.t, e.n)
+				recs = append(recs, e.c.c.Gap(e.dir, e.t, e.n)...)
 			case evUnseen:
 				e.c.c.Unseen(e.dir)
 			case evCompact:
 				e.c.c.Compact(e.t, e.last)
 			case evClose:
-				recs = e.c.c.Finish(e.t)
+				recs = append(recs, e.c.c.Finish(e.t)...)
 				if r := e.c.c.Close(e.t, e.end); r != nil {
 					recs = append(recs, r)
 				}
@@ -222,7 +279,9 @@ func (p *parallel) merger() {
 			}
 		}
 		for i := range b.events {
-			b.events[i] = event{recs: b.events[i].recs[:0]}
+			e := &b.events[i]
+			clear(e.fs) // let go of the packets
+			*e = event{recs: e.recs[:0], fs: e.fs[:0]}
 		}
 		b.events, b.arena = b.events[:0], b.arena[:0]
 		select {

@@ -359,6 +359,10 @@ func (f *Framer) Gap(n int) int {
 // skipped: the start of the next frame, unless one is being skipped.
 func (f *Framer) Offset() int64 { return f.off }
 
+// Advance says that the next n bytes of the stream were framed elsewhere (by a Framer ahead of
+// this one, on another goroutine): the Framer, holding nothing, moves its offset past them.
+func (f *Framer) Advance(n int) { f.off += int64(n) }
+
 // Buffered returns how many bytes are held that do not yet form a whole frame (with Keep: a
 // whole head).
 func (f *Framer) Buffered() int { return len(f.buf) - f.start + len(f.in) }

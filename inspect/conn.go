@@ -207,7 +207,7 @@ func (c *Conn) drain(dir stream.Dir, t time.Time, s *dirStream) []Record {
 			s.pending = append(s.pending, Note{Level: decode.LevelInfo, Rule: RuleCaptureGap,
 				Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", n, dir.Sender().String())})
 		}
-		out = c.frame(dir, t, frame, out)
+		out = c.frame(dir, t, frame, nil, out)
 	}
 	return out
 }
@@ -334,7 +334,7 @@ func hasMalformed(p decode.Packet) bool {
 func (c *Conn) Frame(dir stream.Dir, t time.Time, frame []byte) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.frame(dir&1, t, frame, nil)
+	return c.frame(dir&1, t, frame, nil, nil)
 }
 
 // Unseen says the capture probably lost bytes of direction dir: the peer acknowledged bytes
@@ -367,16 +367,24 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 }
 
 // decodeFrame decodes a frame with the connection's protocol version, learning it from CONNECT
-// or, when no CONNECT was seen, from the packets (detectVersion).
-func (c *Conn) decodeFrame(dir stream.Dir, frame []byte) decode.Packet {
+// or, when no CONNECT was seen, from the packets (detectVersion). pre, when not nil, is the
+// frame as a Preframer framed it: its packet serves if it was decoded with that same version
+// (decoding depends on nothing else).
+func (c *Conn) decodeFrame(dir stream.Dir, frame []byte, pre *Framed) decode.Packet {
 	if dir == stream.C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
 		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
 			c.version, c.versionKnown = v, true
 			c.st.VersionFrom = VersionFromConnect
 		}
+		if pre != nil && pre.p != nil && pre.v == c.version {
+			return pre.p
+		}
 		return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[stream.C2S].topics})
 	}
 	if c.versionKnown {
+		if pre != nil && pre.p != nil && pre.v == c.version {
+			return pre.p
+		}
 		return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[dir&1].topics})
 	}
 	return c.detectVersion(dir, frame)
@@ -388,8 +396,9 @@ type packetAlloc struct {
 	out [2]Record
 }
 
-// frame decodes and inspects one frame, appending its records to out.
-func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, out []Record) []Record {
+// frame decodes and inspects one frame, appending its records to out. pre is the frame as a
+// Preframer framed it, or nil.
+func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, out []Record) []Record {
 	if c.st.MidStream || c.startFromConnect {
 		c.startSeen(dir, frame)
 	}
@@ -398,7 +407,7 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, out []Record) []
 	if al.sent() && al.a.Own {
 		c.own = true // a fault's DISCONNECT is the proxy's
 	}
-	p := c.decodeFrame(dir, frame)
+	p := c.decodeFrame(dir, frame, pre)
 	a := &packetAlloc{}
 	r := &a.r
 	if al.sent() {

@@ -1,0 +1,122 @@
+package inspect
+
+import (
+	"time"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// A Preframer frames and decodes the bytes of a connection ahead of its inspection, on another
+// goroutine, so that a single connection keeps two cores busy: one frames and decodes, the
+// other inspects (Conn.Framed). It does only what needs no inspected state: the frames of a
+// direction read from its first byte, with no loss and no unreadable header, decoded once the
+// protocol version is known from the options or the CONNECT, as Conn would decode them.
+// Anything else (a loss, a header that cannot be framed, a connection whose start was not
+// seen) hands the direction back to the Conn, with the bytes held, for good: Conn.Feed and
+// Conn.Gap then do what they always do. The records are the same either way.
+//
+// A Preframer is not safe for concurrent use; it never touches its Conn.
+type Preframer struct {
+	dirs    [2]preDir
+	version decode.Version
+	known   bool // version known: frames are decoded
+}
+
+type preDir struct {
+	fr     decode.Framer
+	handed bool // the Conn frames this direction
+	topics decode.TopicCache
+}
+
+// Framed is a frame a Preframer framed, and decoded when it could, for Conn.Framed.
+type Framed struct {
+	Dir   stream.Dir
+	T     time.Time
+	frame []byte
+	p     decode.Packet // nil: not decoded
+	v     decode.Version
+}
+
+// NewPreframer returns the Preframer of a connection inspected with opts. A connection whose
+// start was not seen (Conn.MidStream) has none: it is framed by its Conn from the start.
+func NewPreframer(opts Options) *Preframer {
+	p := &Preframer{version: decode.V5}
+	if v := opts.Version; v.Valid() {
+		p.version, p.known = v, true
+	}
+	for d := range p.dirs {
+		p.dirs[d].fr = *decode.NewFramer(opts.MaxFrame)
+	}
+	return p
+}
+
+// Feed frames the next bytes of direction dir, seen at t, appending the whole frames to out.
+// rest, when not nil, is bytes the Conn must be fed (Conn.Feed, after Conn.Framed of out): the
+// direction was handed back, then or before (Handed). It aliases b or the Preframer's buffer.
+func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_ []Framed, rest []byte) {
+	d := &p.dirs[dir&1]
+	if d.handed {
+		return out, b
+	}
+	d.fr.Write(b)
+	for {
+		frame, err := d.fr.Next()
+		if err != nil {
+			// The Conn decides what follows a header that cannot be framed.
+			d.handed = true
+			return out, d.fr.Pending()
+		}
+		if frame == nil {
+			return out, nil
+		}
+		f := Framed{Dir: dir & 1, T: t, frame: frame}
+		if dir&1 == stream.C2S && decode.Type(frame[0]>>4) == decode.CONNECT {
+			if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
+				p.version, p.known = v, true
+			}
+		}
+		if p.known {
+			f.p = decode.DecodeWith(frame, p.version, decode.Options{Lean: true, Topics: &d.topics})
+			f.v = p.version
+		}
+		out = append(out, f)
+	}
+}
+
+// Handover gives direction dir back to the Conn before something only the Conn can judge (a
+// loss, the end of the connection): it returns the bytes held of an unfinished frame, for
+// Conn.Feed before that. Handing over again returns nothing.
+func (p *Preframer) Handover(dir stream.Dir) []byte {
+	d := &p.dirs[dir&1]
+	if d.handed {
+		return nil
+	}
+	d.handed = true
+	return d.fr.Pending()
+}
+
+// Handed reports whether direction dir was handed back to the Conn.
+func (p *Preframer) Handed(dir stream.Dir) bool { return p.dirs[dir&1].handed }
+
+// Release lets go of the framing buffers that hold nothing (Conn.Compact).
+func (p *Preframer) Release() {
+	for d := range p.dirs {
+		p.dirs[d].fr.Release()
+	}
+}
+
+// Framed inspects frames a Preframer framed from the bytes of this connection, in the order
+// it framed them, appending the records to out.
+func (c *Conn) Framed(fs []Framed, out []Record) []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.own = false
+	for i := range fs {
+		f := &fs[i]
+		s := &c.streams[f.Dir]
+		s.fr.Advance(len(f.frame))
+		out = c.frame(f.Dir, f.T, f.frame, f, out)
+	}
+	return out
+}

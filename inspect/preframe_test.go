@@ -1,0 +1,97 @@
+package inspect
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/stream"
+)
+
+// preframeRun feeds the two directions in pieces of n bytes, losing 3 bytes of the client's
+// stream after the piece at gapAt (none when gapAt < 0), and returns every record rendered as
+// JSON and text. With pre, a Preframer frames and decodes ahead, as capture's framer goroutine
+// does; without, the Conn does everything.
+func preframeRun(c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
+	c := NewConn(1, "c", "s", opts)
+	var p *Preframer
+	if pre {
+		p = NewPreframer(opts)
+	}
+	var recs []Record
+	feed := func(d stream.Dir, b []byte) {
+		if p == nil {
+			recs = append(recs, c.Feed(d, t0, b)...)
+			return
+		}
+		fs, rest := p.Feed(d, t0, b, nil)
+		recs = append(recs, c.Framed(fs, nil)...)
+		if rest != nil {
+			recs = append(recs, c.Feed(d, t0, rest)...)
+		}
+	}
+	handover := func(d stream.Dir) {
+		if p != nil {
+			if held := p.Handover(d); held != nil {
+				recs = append(recs, c.Feed(d, t0, held)...)
+			}
+		}
+	}
+	for i, k := 0, 0; i < max(len(c2s), len(s2c)); i, k = i+n, k+1 {
+		if i < len(c2s) {
+			feed(stream.C2S, c2s[i:min(i+n, len(c2s))])
+		}
+		if i < len(s2c) {
+			feed(stream.S2C, s2c[i:min(i+n, len(s2c))])
+		}
+		if k == gapAt {
+			handover(stream.C2S)
+			recs = append(recs, c.Gap(stream.C2S, t0, 3)...)
+		}
+	}
+	handover(stream.C2S)
+	handover(stream.S2C)
+	recs = append(recs, c.Finish(t0)...)
+	recs = append(recs, c.Close(t0, stream.End{}))
+	var out []byte
+	for _, r := range recs {
+		out = AppendJSON(out, r, JSONOptions{})
+		out = AppendText(out, r, TextOptions{})
+	}
+	return out
+}
+
+// FuzzPreframer checks that framing and decoding ahead (Preframer, Conn.Framed) changes
+// nothing: whatever the bytes, their split, a loss or an unreadable header, the records are
+// those of Conn.Feed alone.
+func FuzzPreframer(f *testing.F) {
+	connect, connack := enc(f, &decode.Connect{ClientID: "a", KeepAlive: 10}), enc(f, &decode.Connack{})
+	pub := enc(f, publish("a/b", 1, 1, "hello", ip(decode.PropTopicAlias, 1)))
+	puback := enc(f, ack(decode.PUBACK, 1, decode.Success))
+	c311 := &decode.Connect{ClientID: "d", KeepAlive: 10}
+	c311.Version = decode.V311
+	ack311 := &decode.Connack{}
+	ack311.Version = decode.V311
+	pub311 := publish("t", 1, 7, "x")
+	pub311.Version = decode.V311
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	f.Add(cat(connect, pub, pub), cat(connack, puback), uint8(3), int8(-1), uint16(0))
+	f.Add(cat(connect, pub, pub, pub), cat(connack, puback, puback), uint8(5), int8(2), uint16(0))
+	f.Add(cat(enc(f, c311), enc(f, pub311)), cat(enc(f, ack311)), uint8(16), int8(-1), uint16(0))
+	// No CONNECT: the version is told by the packets.
+	f.Add(cat(pub, pub), cat(puback, []byte{0x40, 0x02, 0x00, 0x01}), uint8(4), int8(-1), uint16(0))
+	// An unreadable fixed header, then packets; a frame over the limit.
+	f.Add(cat(connect, []byte{0x00, 0xff, 0xff, 0xff, 0xff, 0x7f}, pub), connack, uint8(7), int8(-1), uint16(0))
+	f.Add(cat(connect, pub, bytes.Repeat([]byte{0x30, 0x7f}, 80), pub), connack, uint8(64), int8(-1), uint16(40))
+	f.Fuzz(func(t *testing.T, c2s, s2c []byte, step uint8, gapAt int8, maxFrame uint16) {
+		n := int(step%64) + 1
+		opts := Options{MaxFrame: 1 << 16}
+		if maxFrame > 0 {
+			opts.MaxFrame = int(maxFrame)
+		}
+		want := preframeRun(c2s, s2c, n, int(gapAt), opts, false)
+		if got := preframeRun(c2s, s2c, n, int(gapAt), opts, true); !bytes.Equal(got, want) {
+			t.Fatalf("framed ahead:\n%s\nby the Conn alone:\n%s", got, want)
+		}
+	})
+}
