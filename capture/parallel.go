@@ -94,7 +94,12 @@ func newParallel(in *Inspector) *parallel {
 		p.framers = append(p.framers, fr)
 		p.workers = append(p.workers, ch)
 		go p.frame(k, fr, ch)
-		go p.work(k, ch)
+		var rc chan *batch
+		if in.Render != nil {
+			rc = make(chan *batch, 2)
+			go p.render(k, rc)
+		}
+		go p.work(k, ch, rc)
 	}
 	go p.merger()
 	p.cur = p.newBatch()
@@ -181,10 +186,11 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 	}
 }
 
-func (p *parallel) work(k int, ch chan *batch) {
+// work inspects worker k's connections in each batch, then passes the batch to out, the
+// worker's render goroutine (nil without Inspector.Render).
+func (p *parallel) work(k int, ch, out chan *batch) {
 	in := p.in
 	for b := range ch {
-		out := b.out[k][:0]
 		for i := range b.events {
 			e := &b.events[i]
 			if e.c == nil || e.c.worker != k {
@@ -224,19 +230,41 @@ func (p *parallel) work(k int, ch chan *batch) {
 				recs = []inspect.Record{e.tls}
 			}
 			e.recs = e.recs[:0]
-			e.outA = len(out)
 			for _, r := range recs {
 				if !e.c.filter.Pass(in.Filter, r) {
 					continue
 				}
-				switch {
-				case in.Collect != nil:
+				if in.Collect != nil {
 					in.Collect(k, e.seq, r)
-				case in.Render != nil:
-					out = in.Render(out, r)
-				default:
+				} else {
 					e.recs = append(e.recs, r)
 				}
+			}
+		}
+		if out != nil {
+			out <- b
+		} else {
+			b.wg.Done()
+		}
+	}
+	if out != nil {
+		close(out)
+	}
+}
+
+// render turns worker k's records of each batch into bytes (Inspector.Render), while the
+// worker inspects the next batch: records do not change once returned.
+func (p *parallel) render(k int, ch chan *batch) {
+	for b := range ch {
+		out := b.out[k][:0]
+		for i := range b.events {
+			e := &b.events[i]
+			if e.c == nil || e.c.worker != k {
+				continue
+			}
+			e.outA = len(out)
+			for _, r := range e.recs {
+				out = p.in.Render(out, r)
 			}
 			e.outB = len(out)
 		}
@@ -256,8 +284,10 @@ func (p *parallel) merger() {
 			}
 			var err error
 			switch {
-			case p.in.Render != nil && e.outB > e.outA:
-				_, err = p.in.Out.Write(b.out[e.c.worker][e.outA:e.outB])
+			case p.in.Render != nil:
+				if e.outB > e.outA {
+					_, err = p.in.Out.Write(b.out[e.c.worker][e.outA:e.outB])
+				}
 			default:
 				for _, r := range e.recs {
 					if err = p.in.Emit(r); err != nil {
