@@ -60,6 +60,14 @@ type Framer struct {
 // the protocol's 268,435,460 bytes).
 func NewFramer(max int) *Framer { return &Framer{max: max} }
 
+// SetMax changes the limit NewFramer set: it applies from the next frame Next cuts (a frame
+// already returned or being skipped is not judged again). A client sets it once it knows its
+// own Maximum Packet Size.
+func (f *Framer) SetMax(max int) { f.max = max }
+
+// Max returns the largest frame Next returns (0: no limit but the protocol's).
+func (f *Framer) Max() int { return f.max }
+
 // Keep makes Next return only the fixed header and the first n bytes after it of each frame,
 // as soon as those have arrived, and drop the rest of the frame as it comes without holding
 // it: what is held is then at most a header and n bytes. Keep(0) follows frame boundaries

@@ -162,6 +162,23 @@ func TestFramerRejectsOversizeAtHeader(t *testing.T) {
 	}
 }
 
+// SetMax applies from the next frame: a frame cut before it stays, the next one over the new
+// limit is refused at its header, and Max says the limit.
+func TestFramerSetMax(t *testing.T) {
+	f := NewFramer(0)
+	f.Write([]byte{0xC0, 0x00, 0x30, 0x0A}) // PINGREQ, then a PUBLISH header announcing 10 bytes
+	if fr, err := f.Next(); len(fr) != 2 || err != nil {
+		t.Fatalf("first frame: %v, %v", fr, err)
+	}
+	f.SetMax(8)
+	if f.Max() != 8 {
+		t.Fatalf("Max() = %d after SetMax(8)", f.Max())
+	}
+	if fr, err := f.Next(); fr != nil || !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a 12-byte frame with max 8: %v, %v", fr, err)
+	}
+}
+
 func TestFramerMalformedHeader(t *testing.T) {
 	f := NewFramer(0)
 	feed(t, f, []byte{0xD0, 0x00}) // PINGRESP

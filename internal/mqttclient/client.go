@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
@@ -24,14 +26,31 @@ import (
 // before the close was read.
 var ErrClosed = errors.New("connection closed by the peer")
 
+// DefaultWriteTimeout bounds each Write unless SetWriteTimeout says otherwise: a peer that takes
+// none of a packet for that long has stopped reading.
+const DefaultWriteTimeout = 10 * time.Second
+
+// DefaultMaxFrame is the largest frame a Client takes from its peer when it announced no
+// Maximum Packet Size of its own (and SetMaxFrame was not called): what any of mqscope's uses
+// needs, far below the protocol's 256 MB a hostile peer may announce.
+const DefaultMaxFrame = 1 << 20
+
 // Client is one MQTT connection seen from the client's side. Send and Write may be called from
-// one goroutine while another calls Next.
+// several goroutines while another calls Next: writes are serialised.
 type Client struct {
 	conn    net.Conn
 	version decode.Version
 	// out is the direction of what this side writes: C2S for a client, S2C for the server
 	// side of a connection (NewServerSide).
 	out stream.Dir
+
+	// wmu serialises writes, each observed then written within the write timeout.
+	wmu          sync.Mutex
+	writeTimeout time.Duration
+	// limit is the largest frame taken from the peer and where it comes from; explicit: set by
+	// SetMaxFrame, which the Maximum Packet Size of a CONNECT sent no longer changes.
+	limit    atomic.Pointer[frameLimit]
+	explicit atomic.Bool
 
 	// Observation: every byte written (C2S) and read (S2C) goes to obs, in the order it was
 	// sent or received; mu serialises the calls.
@@ -47,6 +66,12 @@ type Client struct {
 	closing sync.Once
 	// readDone: the reader stopped (rerr says why); closedByUs: Close came first. Both under mu.
 	readDone, closedByUs bool
+}
+
+// frameLimit is the largest frame a Client takes, and why.
+type frameLimit struct {
+	n   int
+	why string
 }
 
 type chunk struct {
@@ -65,11 +90,66 @@ func NewServerSide(conn net.Conn, obs stream.ConnObserver) *Client {
 }
 
 func newSide(conn net.Conn, obs stream.ConnObserver, out stream.Dir) *Client {
-	c := &Client{conn: conn, version: decode.V5, out: out, obs: obs, now: time.Now,
-		chunks: make(chan chunk, 16), framer: decode.NewFramer(0)}
+	c := &Client{conn: conn, version: decode.V5, out: out, obs: obs, now: time.Now, writeTimeout: DefaultWriteTimeout,
+		chunks: make(chan chunk, 16), framer: decode.NewFramer(DefaultMaxFrame)}
+	c.limit.Store(&frameLimit{DefaultMaxFrame, "mqttclient's default"})
 	go c.read()
 	return c
 }
+
+// SetWriteTimeout bounds each Write: a peer that has not taken the bytes within d has stopped
+// reading, and Write returns an error saying so (os.ErrDeadlineExceeded). d <= 0: no bound.
+// Call it before writing.
+func (c *Client) SetWriteTimeout(d time.Duration) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.writeTimeout = d
+}
+
+// SetMaxFrame sets the largest frame taken from the peer: NextFrame refuses a larger one as
+// soon as its fixed header announces it, without holding its bytes (a *FrameTooLargeError).
+// Without it the limit is the Maximum Packet Size this side sent in its CONNECT (or, on the
+// server's side, its CONNACK), else DefaultMaxFrame. n <= 0: no limit but the protocol's.
+func (c *Client) SetMaxFrame(n int) {
+	c.explicit.Store(true)
+	c.limit.Store(&frameLimit{max(n, 0), "set by its user"})
+}
+
+// MaxFrame returns the largest frame taken from the peer (0: no limit but the protocol's).
+func (c *Client) MaxFrame() int { return c.limit.Load().n }
+
+// learnLimit makes the Maximum Packet Size of p, this side's CONNECT or CONNACK, the limit of
+// what it takes, unless SetMaxFrame set one.
+func (c *Client) learnLimit(p decode.Packet) {
+	own := decode.CONNECT
+	if c.out == stream.S2C {
+		own = decode.CONNACK
+	}
+	if p.Type() != own || c.explicit.Load() {
+		return
+	}
+	if v, ok := decode.PropertiesOf(p).Int(decode.PropMaximumPacketSize); ok && v > 0 {
+		c.limit.Store(&frameLimit{int(v), "the Maximum Packet Size it sent in " + own.String()})
+	}
+}
+
+// FrameTooLargeError: the peer announced a frame larger than the Client takes (see
+// SetMaxFrame). It unwraps to the Framer's *decode.Problem (decode.ErrTooLarge).
+type FrameTooLargeError struct {
+	Type   decode.Type
+	Size   int    // the frame's size, fixed header included, as its header announced it
+	Limit  int    // the largest frame the Client takes
+	Why    string // where the limit comes from
+	Offset int64  // where the frame starts in what the peer sent
+	Err    *decode.Problem
+}
+
+func (e *FrameTooLargeError) Error() string {
+	return fmt.Sprintf("the peer announced a %s of %d bytes at offset %d of its stream, over the %d-byte limit (%s)",
+		e.Type, e.Size, e.Offset, e.Limit, e.Why)
+}
+
+func (e *FrameTooLargeError) Unwrap() error { return e.Err }
 
 // Conn returns the connection underneath.
 func (c *Client) Conn() net.Conn { return c.conn }
@@ -111,7 +191,8 @@ func (c *Client) observe(dir stream.Dir, t time.Time, b []byte) {
 	}
 }
 
-// Send encodes p in the client's protocol version and writes it.
+// Send encodes p in the client's protocol version and writes it. A CONNECT (a CONNACK on the
+// server's side) with a Maximum Packet Size makes that the limit of what is read (SetMaxFrame).
 func (c *Client) Send(p decode.Packet) error {
 	if p.Info().Version == 0 {
 		p.Info().Version = c.version
@@ -120,26 +201,51 @@ func (c *Client) Send(p decode.Packet) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.Type(), err)
 	}
+	c.learnLimit(p)
 	return c.Write(b)
 }
 
-// Write sends b as it is: one or several packets, or bytes that are none.
+// Write sends b as it is: one or several packets, or bytes that are none. A peer that does not
+// take them within the write timeout (SetWriteTimeout) is an error wrapping
+// os.ErrDeadlineExceeded; the connection is then unusable.
 func (c *Client) Write(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	// Observe, then write: the answer cannot be observed before what it answers.
 	c.observe(c.out, c.now(), b)
-	if _, err := c.conn.Write(b); err != nil {
-		return fmt.Errorf("write: %w", err)
+	if c.writeTimeout > 0 {
+		if err := c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout)); err != nil {
+			return fmt.Errorf("write to %s: setting its deadline: %w", c.conn.RemoteAddr(), err)
+		}
 	}
-	return nil
+	n, err := c.conn.Write(b)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("write to %s: the peer took %d of %d bytes within the %s write timeout: %w",
+			c.conn.RemoteAddr(), n, len(b), c.writeTimeout, err)
+	}
+	return fmt.Errorf("write: %w", err)
 }
 
 // NextFrame returns the next whole frame the server sent. It returns ErrClosed after the
 // server's EOF, another error when the connection failed (reset, closed by us) or ctx ended
-// (ctx.Err(), wrapped) first; a frame whose fixed header is malformed is an error too.
+// (ctx.Err(), wrapped) first; a frame whose fixed header is malformed is an error too, and so
+// is one larger than the limit (a *FrameTooLargeError, see SetMaxFrame), as soon as its
+// header is read. After such an error the stream cannot be read further.
 func (c *Client) NextFrame(ctx context.Context) ([]byte, error) {
+	lim := c.limit.Load()
+	c.framer.SetMax(lim.n)
 	for {
 		f, err := c.framer.Next()
 		if err != nil {
+			var p *decode.Problem
+			if errors.Is(err, decode.ErrTooLarge) && errors.As(err, &p) {
+				h, _, _ := decode.ParseHeader(c.framer.Pending())
+				return nil, &FrameTooLargeError{Type: h.Type, Size: h.HeaderLen + h.RemainingLength, Limit: lim.n, Why: lim.why,
+					Offset: c.framer.Offset(), Err: p}
+			}
 			return nil, fmt.Errorf("reading from the peer: %w", err)
 		}
 		if f != nil {

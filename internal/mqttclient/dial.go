@@ -3,9 +3,11 @@ package mqttclient
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -116,9 +118,31 @@ func (c *wsConn) Read(p []byte) (int, error) {
 
 func (c *wsConn) Write(p []byte) (int, error) {
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, os.ErrDeadlineExceeded) {
+			err = deadlineErr{err}
+		}
 		return 0, err
 	}
 	return len(p), nil
 }
 
+// deadlineErr is a write timeout the library passed on as its own error, without the
+// connection's: errors.Is(err, os.ErrDeadlineExceeded) holds again, as on a plain connection.
+type deadlineErr struct{ error }
+
+func (e deadlineErr) Is(target error) bool { return target == os.ErrDeadlineExceeded }
+func (e deadlineErr) Unwrap() error        { return e.error }
+
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// SetWriteDeadline goes to the library, which sets its own deadline on the connection beneath
+// before every frame it writes. The Client sets it from the goroutine that then writes.
+func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	if err := c.ws.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.ws.SetWriteDeadline(t)
+}

@@ -32,6 +32,18 @@ func TestWebSocketEndWithoutCloseFrame(t *testing.T) {
 	}))
 	defer srv.Close()
 
+	c := dialWS(t, srv)
+	if _, err := c.Connect(ctxT(t), &decode.Connect{ClientID: "ws"}); err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	if _, err := c.Next(ctxT(t)); !errors.Is(err, mqttclient.ErrClosed) {
+		t.Fatalf("after the TCP end: %v, want ErrClosed", err)
+	}
+}
+
+// dialWS connects a client to the WebSocket server srv, closed when the test ends.
+func dialWS(t *testing.T, srv *httptest.Server) *mqttclient.Client {
+	t.Helper()
 	ep, err := stream.ParseEndpoint("ws://"+strings.TrimPrefix(srv.URL, "http://")+"/mqtt", "")
 	if err != nil {
 		t.Fatal(err)
@@ -40,11 +52,6 @@ func TestWebSocketEndWithoutCloseFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, err := c.Connect(ctxT(t), &decode.Connect{ClientID: "ws"}); err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	if _, err := c.Next(ctxT(t)); !errors.Is(err, mqttclient.ErrClosed) {
-		t.Fatalf("after the TCP end: %v, want ErrClosed", err)
-	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -175,6 +175,9 @@ func (p *prober) open(ctx context.Context, ka uint16, props decode.Properties) (
 	if err != nil {
 		return nil, err
 	}
+	// The payload search has the broker deliver up to MaxPayload bytes back, in a PUBLISH with
+	// its topic, properties and header around them.
+	c.SetMaxFrame(max(mqttclient.DefaultMaxFrame, p.cfg.MaxPayload+1<<16))
 	if ka == 0 {
 		ka = 60
 	}

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"strings"
@@ -327,5 +328,32 @@ func TestBothSides(t *testing.T) {
 		if srv.Sent != dev.Received || dev.Sent != srv.Received || len(srv.Captured) != dev.Sent {
 			t.Errorf("connection %d: device sent %d got %d, broker sent %d got %d", conn, dev.Sent, dev.Received, srv.Sent, srv.Received)
 		}
+	}
+}
+
+// TestLargeFrames: a session whose broker delivered a 2 MiB message, more than the client takes
+// by default, replays as captured: the limit is raised to the capture's largest frame.
+func TestLargeFrames(t *testing.T) {
+	big := bytes.Repeat([]byte("m"), 2<<20)
+	s := session(t,
+		frame{stream.C2S, &decode.Connect{ClientID: "big", CleanStart: true, KeepAlive: 30}},
+		frame{stream.S2C, &decode.Connack{}},
+		frame{stream.C2S, &decode.Subscribe{PacketID: 1, Subscriptions: []decode.Subscription{{Filter: "big/#"}}}},
+		frame{stream.S2C, &decode.Suback{PacketID: 1, ReasonCodes: []decode.ReasonCode{0}}},
+		frame{stream.C2S, &decode.Publish{Topic: "big/x", Payload: big}},
+		frame{stream.S2C, &decode.Publish{Topic: "big/x", Payload: big}},
+		frame{stream.C2S, &decode.Disconnect{}},
+	)
+	b, err := proxy.StartEmbedded("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	res, err := AsClient(ctxT(t), s, dial(t, b.Endpoint(), mqttclient.DialOptions{Dial: b.Dial}), Options{Wait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Divergence != nil || res.Received != 3 {
+		t.Errorf("received %d, divergence %v", res.Received, res.Divergence)
 	}
 }
