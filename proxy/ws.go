@@ -3,7 +3,6 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -12,24 +11,22 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/mqscope/mqscope/internal/wsconn"
 	"github.com/mqscope/mqscope/stream"
 )
 
-// wsConn carries an MQTT byte stream in WebSocket binary messages (MQTT 5.0 section 6): reads
-// return message data whatever the framing, each Write sends one message. Pings are answered by
-// the WebSocket library; a close frame reads as EOF.
+// wsConn carries an MQTT byte stream in WebSocket binary messages (wsconn.Conn).
 //
-// Deadlines go to the TCP connection underneath (a deadlineConn), never to the library, whose
-// write deadline is a plain field read by a write in progress: setting it from another goroutine
-// (the proxy does, to unblock a stuck write at shutdown) was a data race.
+// Write deadlines go to the TCP connection underneath (a deadlineConn), never to the library,
+// whose write deadline is a plain field read by a write in progress: setting it from another
+// goroutine (the proxy does, to unblock a stuck write at shutdown) was a data race.
 type wsConn struct {
-	ws *websocket.Conn
-	r  io.Reader
+	*wsconn.Conn
 	dc *deadlineConn
 }
 
 func newWSConn(ws *websocket.Conn) *wsConn {
-	c := &wsConn{ws: ws}
+	c := &wsConn{Conn: wsconn.New(ws)}
 	for nc := ws.NetConn(); nc != nil; {
 		if dc, ok := nc.(*deadlineConn); ok {
 			c.dc = dc
@@ -90,66 +87,17 @@ func (l deadlineListener) Accept() (net.Conn, error) {
 	return &deadlineConn{Conn: c}, nil
 }
 
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			_, r, err := c.ws.NextReader()
-			if err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					switch ce.Code {
-					// 1006 is what the library says when the TCP connection ended (EOF) without
-					// a close frame: the peer closed, as with one.
-					case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure:
-						return 0, io.EOF
-					}
-				}
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if err == io.EOF {
-			c.r = nil
-			if n > 0 {
-				return n, nil
-			}
-			continue
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// CloseWrite sends a close frame: the WebSocket way of saying "no more from me".
-func (c *wsConn) CloseWrite() error {
-	return c.ws.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-}
-
-func (c *wsConn) Close() error                      { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr               { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr              { return c.ws.RemoteAddr() }
-func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) NetConn() net.Conn                 { return c.ws.NetConn() }
-
 func (c *wsConn) SetWriteDeadline(t time.Time) error {
 	if c.dc == nil {
 		// A connection the proxy did not make (tests' clients): the library's deadline, which
 		// must not be set while another goroutine writes.
-		return c.ws.SetWriteDeadline(t)
+		return c.Conn.SetWriteDeadline(t)
 	}
 	return c.dc.force(t)
 }
 
 func (c *wsConn) SetDeadline(t time.Time) error {
-	c.ws.SetReadDeadline(t)
+	c.SetReadDeadline(t)
 	return c.SetWriteDeadline(t)
 }
 

@@ -35,18 +35,20 @@ func TestImports(t *testing.T) {
 		"inspect": {"decode", "stream", "inspect/payload", "internal/jsonstr"},
 		"pcapng":  {"stream"},
 		"capture": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
-		"proxy":   {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
+		"proxy":   {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/wsconn"},
 		"ui":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng"},
 		// The raw client of probe, replay and tests: no source.
-		"internal/mqttclient": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr"},
-		"internal/probe":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/mqttclient"},
+		"internal/mqttclient": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/wsconn"},
+		"internal/probe":      {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/mqttclient", "internal/wsconn"},
 		"internal/junit":      nil,
+		// The WebSocket byte stream of both the proxy and the raw client.
+		"internal/wsconn": nil,
 		// The replay engine takes its sessions from any stream.Source: no source of its own, so
 		// that proxy-side code (scenarios) may use it.
-		"internal/replay": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/mqttclient"},
+		"internal/replay": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "internal/mqttclient", "internal/wsconn"},
 		// mqscope test: runs the proxy with faults, records, reports in JUnit; replays captured
 		// sessions it is given (it reads no capture: cmd gives it the sessions).
-		"proxy/scenario": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng", "proxy", "proxy/fault", "internal/junit", "internal/mqttclient", "internal/replay"},
+		"proxy/scenario": {"decode", "stream", "inspect", "inspect/payload", "internal/jsonstr", "pcapng", "proxy", "proxy/fault", "internal/junit", "internal/mqttclient", "internal/replay", "internal/wsconn"},
 	} {
 		for _, d := range deps(pkg) {
 			if !slices.Contains(allowed, d) {

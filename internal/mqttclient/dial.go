@@ -3,14 +3,12 @@ package mqttclient
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
-	"os"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/mqscope/mqscope/internal/wsconn"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -78,71 +76,5 @@ func dialWS(ctx context.Context, e stream.Endpoint, o DialOptions) (net.Conn, er
 		}
 		return nil, err
 	}
-	return &wsConn{Conn: ws.NetConn(), ws: ws}, nil
-}
-
-// wsConn carries the MQTT byte stream in binary WebSocket messages (MQTT 5.0 section 6): each
-// Write is one message, reads return message data whatever the framing. Only one goroutine
-// reads (the Client's reader), and writes are serialised by the caller.
-type wsConn struct {
-	net.Conn // the connection underneath: addresses, deadlines
-	ws       *websocket.Conn
-	r        io.Reader
-}
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			_, r, err := c.ws.NextReader()
-			if err != nil {
-				// 1006 is what the library says when the TCP connection ended (EOF) without a
-				// close frame: the peer closed, as with a close frame.
-				if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure) {
-					return 0, io.EOF
-				}
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if err == io.EOF {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, os.ErrDeadlineExceeded) {
-			err = deadlineErr{err}
-		}
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// deadlineErr is a write timeout the library passed on as its own error, without the
-// connection's: errors.Is(err, os.ErrDeadlineExceeded) holds again, as on a plain connection.
-type deadlineErr struct{ error }
-
-func (e deadlineErr) Is(target error) bool { return target == os.ErrDeadlineExceeded }
-func (e deadlineErr) Unwrap() error        { return e.error }
-
-func (c *wsConn) Close() error { return c.ws.Close() }
-
-// SetWriteDeadline goes to the library, which sets its own deadline on the connection beneath
-// before every frame it writes. The Client sets it from the goroutine that then writes.
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	if err := c.ws.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.ws.SetWriteDeadline(t)
+	return wsconn.New(ws), nil
 }
