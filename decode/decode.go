@@ -8,6 +8,9 @@ import (
 // ParseHeader reads the fixed header at the start of b. It returns ok == false with a nil error
 // when b ends inside the header, and an error when the header is malformed.
 func ParseHeader(b []byte) (h FixedHeader, ok bool, err error) {
+	if h, ok := shortHeader(b); ok {
+		return h, true, nil
+	}
 	if len(b) == 0 {
 		return h, false, nil
 	}
@@ -20,6 +23,19 @@ func ParseHeader(b []byte) (h FixedHeader, ok bool, err error) {
 			Category: ErrMalformed, Message: "Remaining Length is longer than 4 bytes"}
 	}
 	return FixedHeader{Type: Type(b[0] >> 4), Flags: b[0] & 0x0f, RemainingLength: int(v), HeaderLen: 1 + n}, true, nil
+}
+
+// shortHeader reads a fixed header of two or three bytes (a Remaining Length under 16,384,
+// the most common) at the start of b; ok is false when b does not start with one, and
+// ParseHeader tells the rest.
+func shortHeader(b []byte) (h FixedHeader, ok bool) {
+	switch {
+	case len(b) >= 2 && b[1] < 0x80:
+		return FixedHeader{Type: Type(b[0] >> 4), Flags: b[0] & 0x0f, RemainingLength: int(b[1]), HeaderLen: 2}, true
+	case len(b) >= 3 && b[2] < 0x80:
+		return FixedHeader{Type: Type(b[0] >> 4), Flags: b[0] & 0x0f, RemainingLength: int(b[1]&0x7f) | int(b[2])<<7, HeaderLen: 3}, true
+	}
+	return h, false
 }
 
 // PeekVersion returns the protocol level a CONNECT frame asks for.

@@ -7,18 +7,24 @@ import "fmt"
 // header is malformed or announces a frame larger than max bytes (max <= 0: no limit but the
 // protocol's). A frame that is too large is rejected as soon as its header is read.
 func SplitFrame(b []byte, max int) (n int, err error) {
+	_, n, err = splitFrame(b, max)
+	return n, err
+}
+
+// splitFrame is SplitFrame, also returning the frame's fixed header (when n > 0).
+func splitFrame(b []byte, max int) (h FixedHeader, n int, err error) {
 	h, ok, err := ParseHeader(b)
 	if err != nil || !ok {
-		return 0, err
+		return h, 0, err
 	}
 	size := h.HeaderLen + h.RemainingLength
 	if max > 0 && size > max {
-		return 0, tooLarge(h, size, max)
+		return h, 0, tooLarge(h, size, max)
 	}
 	if len(b) < size {
-		return 0, nil
+		return h, 0, nil
 	}
-	return size, nil
+	return h, size, nil
 }
 
 // Framer cuts a byte stream that arrives in arbitrary pieces into MQTT frames. It is the one
@@ -45,7 +51,8 @@ type Framer struct {
 	off     int64 // stream offset of the first byte not yet returned, dropped or skipped
 	skip    int   // bytes of the current frame still to drop as they come
 	err     error
-	in      []byte // with Keep: the part of the last Write not read yet, not copied
+	in      []byte      // with Keep: the part of the last Write not read yet, not copied
+	hdr     FixedHeader // the fixed header of the frame Next last returned
 
 	// Resynchronisation: who decides where framing resumes, while looking for a boundary (nil
 	// otherwise), the bytes dropped so far, and the bytes dropped before the frame Next last
@@ -88,24 +95,41 @@ func (f *Framer) Write(p []byte) (int, error) {
 		return n, nil
 	}
 	if f.bounded {
-		f.hold() // in case Next was not called until it returned nil
+		// The bytes are read in place by Next.
+		if len(f.in) > 0 {
+			f.hold() // Next was not called until it returned nil
+		}
 		if f.start == len(f.buf) {
 			// Nothing frames returned may still use (they last until this Write): reuse.
 			f.buf, f.start = f.buf[:0], 0
 		}
+		f.in = f.skipIn(p)
+		return n, nil
 	}
 	// A frame is skipped only when nothing is held.
-	p = f.skipIn(p)
-	if f.bounded {
-		f.in = p
-	} else {
-		f.append(p)
-	}
+	f.append(f.skipIn(p))
 	return n, nil
+}
+
+// WriteSkipped is Write for bytes that fall wholly inside a frame being dropped (with Keep: the
+// rest of the frame whose head Next returned), small enough to be inlined into a caller that
+// sees every piece of a stream: it writes p and reports true when Write would only have dropped
+// it, Next then having nothing to return; otherwise it does nothing and reports false (call
+// Write).
+func (f *Framer) WriteSkipped(p []byte) bool {
+	if f.skip < len(p) || len(f.in) > 0 {
+		return false
+	}
+	f.skip -= len(p)
+	f.off += int64(len(p))
+	return true
 }
 
 // skipIn drops from p the bytes of a frame being skipped and returns the rest.
 func (f *Framer) skipIn(p []byte) []byte {
+	if f.skip == 0 {
+		return p
+	}
 	k := min(f.skip, len(p))
 	f.skip -= k
 	f.off += int64(k)
@@ -127,10 +151,15 @@ func (f *Framer) hold() {
 // all (with doubling: twice its size, and that much more memory before the garbage collector
 // runs).
 func (f *Framer) append(p []byte) {
-	if len(p) == 0 || len(p) <= cap(f.buf)-len(f.buf) {
+	if len(p) <= cap(f.buf)-len(f.buf) {
 		f.buf = append(f.buf, p...)
 		return
 	}
+	f.grow(p)
+}
+
+// grow is append into a new buffer.
+func (f *Framer) grow(p []byte) {
 	tail := f.buf[f.start:]
 	need := len(tail) + len(p)
 	chunk := bufChunk
@@ -160,6 +189,19 @@ func (f *Framer) Next() ([]byte, error) {
 		return nil, f.err
 	}
 	if f.bounded {
+		// The proxy's case, for every frame it forwards: nothing held, and past the rest of the
+		// frame before, a whole short fixed header and the head after it in the Write's bytes.
+		if f.in = f.skipIn(f.in); f.skip > 0 {
+			return nil, nil // the Write's bytes are all inside the frame being dropped
+		}
+		if h, ok := shortHeader(f.in); ok && f.start == len(f.buf) {
+			if want, fits := f.headLen(h); fits && want <= len(f.in) {
+				head := f.in[:want:want]
+				f.in = f.in[want:]
+				f.cut(h, want)
+				return head, nil
+			}
+		}
 		return f.nextHead()
 	}
 	dropped := 0
@@ -174,13 +216,14 @@ func (f *Framer) Next() ([]byte, error) {
 		dropped, f.dropped = f.dropped, 0
 	}
 	rest := f.buf[f.start:]
-	n, err := SplitFrame(rest, f.max)
+	h, n, err := splitFrame(rest, f.max)
 	if err != nil {
 		return nil, f.fail(err)
 	}
 	if n == 0 {
 		return nil, nil
 	}
+	f.hdr = h
 	f.drop(n)
 	f.resynced = dropped
 	return rest[:n:n], nil
@@ -189,10 +232,16 @@ func (f *Framer) Next() ([]byte, error) {
 // nextHead is Next with Keep: the head of a frame comes from the bytes held (a head cut by the
 // end of a Write) topped up from the Write's bytes, else straight from those bytes.
 func (f *Framer) nextHead() ([]byte, error) {
-	if f.in = f.skipIn(f.in); f.skip > 0 {
-		return nil, nil
+	if f.skip > 0 {
+		if f.in = f.skipIn(f.in); f.skip > 0 {
+			return nil, nil
+		}
 	}
 	if f.start == len(f.buf) {
+		if len(f.in) == 0 {
+			f.in = nil
+			return nil, nil
+		}
 		h, ok, err := ParseHeader(f.in)
 		if err != nil {
 			return nil, f.fail(err)
@@ -201,9 +250,9 @@ func (f *Framer) nextHead() ([]byte, error) {
 			f.hold()
 			return nil, nil
 		}
-		want, err := f.headLen(h)
-		if err != nil {
-			return nil, err
+		want, fits := f.headLen(h)
+		if !fits {
+			return nil, f.tooLarge(h)
 		}
 		if len(f.in) < want {
 			f.hold()
@@ -218,15 +267,18 @@ func (f *Framer) nextHead() ([]byte, error) {
 	// whole, then as many as the head still lacks; never more, so the rest stays in f.in.
 	for {
 		held := f.buf[f.start:]
-		h, ok, err := ParseHeader(held)
-		if err != nil {
-			return nil, f.fail(err)
+		h, ok := shortHeader(held)
+		if !ok && len(held) > 1 { // one byte is never a whole header
+			var err error
+			if h, ok, err = ParseHeader(held); err != nil {
+				return nil, f.fail(err)
+			}
 		}
 		k := 1
 		if ok {
-			want, err := f.headLen(h)
-			if err != nil {
-				return nil, err
+			want, fits := f.headLen(h)
+			if !fits {
+				return nil, f.tooLarge(h)
 			}
 			if len(held) >= want {
 				f.start += want
@@ -244,20 +296,26 @@ func (f *Framer) nextHead() ([]byte, error) {
 	}
 }
 
-// headLen returns how many bytes of the frame with header h Next returns with Keep.
-func (f *Framer) headLen(h FixedHeader) (int, error) {
-	size := h.HeaderLen + h.RemainingLength
-	if f.max > 0 && size > f.max {
-		return 0, f.fail(tooLarge(h, size, f.max))
+// headLen returns how many bytes of the frame with header h Next returns with Keep, and false
+// when the frame is larger than the limit.
+func (f *Framer) headLen(h FixedHeader) (int, bool) {
+	if f.max > 0 && h.HeaderLen+h.RemainingLength > f.max {
+		return 0, false
 	}
-	return min(size, h.HeaderLen+f.keep), nil
+	return h.HeaderLen + min(h.RemainingLength, f.keep), true
 }
 
 // cut accounts for a head of n bytes just returned: the rest of its frame is skipped.
 func (f *Framer) cut(h FixedHeader, n int) {
+	f.hdr = h
 	f.off += int64(n)
 	f.skip = h.HeaderLen + h.RemainingLength - n
 	f.resynced = 0
+}
+
+// tooLarge fails on the frame with header h, larger than the limit.
+func (f *Framer) tooLarge(h FixedHeader) error {
+	return f.fail(tooLarge(h, h.HeaderLen+h.RemainingLength, f.max))
 }
 
 // tooLarge is SplitFrame's error for a frame larger than max.
@@ -281,6 +339,11 @@ func (f *Framer) drop(n int) {
 	f.start += n
 	f.off += int64(n)
 }
+
+// Header returns the fixed header of the frame Next last returned (with Keep, of the frame whose
+// head it returned), parsed once by the Framer: its Type, Flags and whole size. It is the zero
+// FixedHeader before the first frame.
+func (f *Framer) Header() FixedHeader { return f.hdr }
 
 // Err returns the error Next reports, nil when the stream is being framed.
 func (f *Framer) Err() error { return f.err }
@@ -372,7 +435,7 @@ func (f *Framer) Offset() int64 { return f.off }
 func (f *Framer) Advance(n int) { f.off += int64(n) }
 
 // Buffered returns how many bytes are held that do not yet form a whole frame (with Keep: a
-// whole head).
+// whole head). While it is 0, Next has no frame to return (only an error already reported).
 func (f *Framer) Buffered() int { return len(f.buf) - f.start + len(f.in) }
 
 // Pending returns the bytes held that do not yet form a whole frame: after an error, the bytes

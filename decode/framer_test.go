@@ -33,10 +33,20 @@ func feed(t testing.TB, f *Framer, pieces ...[]byte) [][]byte {
 			if fr == nil {
 				break
 			}
+			sameHeader(t, f, fr)
 			out = append(out, fr)
 		}
 	}
 	return out
+}
+
+// sameHeader checks that the Framer's Header is the fixed header of the frame (or head) it
+// just returned.
+func sameHeader(t testing.TB, f *Framer, frame []byte) {
+	t.Helper()
+	if h, ok, err := ParseHeader(frame); !ok || err != nil || f.Header() != h {
+		t.Fatalf("Header = %+v for the frame % X (%+v, %v, %v)", f.Header(), frame[:min(len(frame), 8)], h, ok, err)
+	}
 }
 
 func sameFrames(t testing.TB, what string, got, want [][]byte) {
@@ -474,4 +484,51 @@ func (firstClean) Resync(b []byte, _, ended bool) (int, bool) {
 		}
 	}
 	return len(b), false
+}
+
+// TestFramerWriteSkipped: WriteSkipped takes only bytes inside a frame being dropped, and leaves
+// the Framer where Write would have.
+func TestFramerWriteSkipped(t *testing.T) {
+	pub, _ := Encode(nil, &Publish{Base: Base{Version: V5}, Topic: "a/b", Payload: make([]byte, 300)}) // header 3 bytes
+	ping := []byte{0xC0, 0x00}
+	stream := append(append([]byte{}, pub...), ping...)
+
+	f := NewFramer(0)
+	f.Keep(0)
+	if f.WriteSkipped(stream[:1]) {
+		t.Fatal("WriteSkipped took the first byte of a header")
+	}
+	sameFrames(t, "the header", feed(t, f, stream[:3]), [][]byte{pub[:3]})
+	if !f.WriteSkipped(stream[3:100]) || f.Offset() != 100 || f.AtBoundary() {
+		t.Fatalf("inside the body: Offset %d AtBoundary %v", f.Offset(), f.AtBoundary())
+	}
+	if f.WriteSkipped(stream[100 : len(pub)+1]) {
+		t.Fatal("WriteSkipped took the first byte of the next frame")
+	}
+	if !f.WriteSkipped(stream[100:len(pub)]) || f.Offset() != int64(len(pub)) || !f.AtBoundary() {
+		t.Fatalf("to the end of the body: Offset %d AtBoundary %v", f.Offset(), f.AtBoundary())
+	}
+	sameFrames(t, "the next frame", feed(t, f, ping), [][]byte{ping})
+
+	// Bytes of the last Write that Next did not read yet come first: nothing is skipped past them.
+	f = NewFramer(0)
+	f.Keep(0)
+	f.Write(stream[:10])
+	if fr, err := f.Next(); err != nil || !bytes.Equal(fr, pub[:3]) {
+		t.Fatalf("Next = % X, %v", fr, err)
+	}
+	if f.WriteSkipped(stream[10:20]) {
+		t.Fatal("WriteSkipped took bytes before Next read the last Write")
+	}
+
+	// Without Keep, the rest of a frame over the limit is skipped.
+	f = NewFramer(100)
+	f.Write(stream[:50])
+	if _, err := f.Next(); !errors.Is(err, ErrTooLarge) || !f.Skip() {
+		t.Fatalf("Next = %v", err)
+	}
+	if !f.WriteSkipped(stream[50:len(pub)]) || f.Offset() != int64(len(pub)) {
+		t.Fatalf("the rest of a frame too large: Offset %d", f.Offset())
+	}
+	sameFrames(t, "after a frame too large", feed(t, f, ping), [][]byte{ping})
 }

@@ -111,7 +111,7 @@ func FuzzFramer(f *testing.F) {
 		for name, plan := range plans {
 			// Whole frames, stopping at the first error.
 			fr := NewFramer(limit)
-			got, gotErr := framePieces(fr, data, plan, nil)
+			got, gotErr := framePieces(t, fr, data, plan, nil)
 			sameFramesErr(t, name, got, gotErr, want, wantErr, used)
 			if wantErr == nil && (fr.Buffered() != len(data)-used || fr.Offset() != int64(used)) {
 				t.Fatalf("%s: Buffered %d Offset %d; %d bytes left over after %d", name, fr.Buffered(), fr.Offset(), len(data)-used, used)
@@ -121,7 +121,7 @@ func FuzzFramer(f *testing.F) {
 				k := int(keep)
 				fk := NewFramer(limit)
 				fk.Keep(k)
-				got, gotErr = framePieces(fk, data, plan, nil)
+				got, gotErr = framePieces(t, fk, data, plan, nil)
 				var heads [][]byte
 				for _, w := range want {
 					heads = append(heads, w[:headSize(w, k)])
@@ -144,7 +144,7 @@ func FuzzFramer(f *testing.F) {
 			// Recovering from errors: every frame is the one SplitFrame finds at its offset.
 			rec := NewFramer(limit)
 			var offs []int64
-			got, _ = framePieces(rec, data, plan, func(frame []byte) {
+			got, _ = framePieces(t, rec, data, plan, func(frame []byte) {
 				offs = append(offs, rec.Offset()-int64(len(frame)))
 			})
 			for i, frame := range got {
@@ -198,13 +198,18 @@ func headSize(b []byte, k int) int {
 }
 
 // framePieces writes data into fr in pieces of the sizes in plan (cycled) and collects the
-// frames. With got nil it stops at the first error; else it calls got with each frame, right
-// after Next, and recovers from every error (Skip, or Resync with firstClean).
-func framePieces(fr *Framer, data []byte, plan []int, got func([]byte)) ([][]byte, error) {
+// frames, checking that Header tells each one's fixed header. With got nil it stops at the
+// first error; else it calls got with each frame, right after Next, and recovers from every
+// error (Skip, or Resync with firstClean). Every other piece is offered to WriteSkipped first:
+// it must leave the Framer as Write does.
+func framePieces(t testing.TB, fr *Framer, data []byte, plan []int, got func([]byte)) ([][]byte, error) {
+	t.Helper()
 	var out [][]byte
 	for i, off := 0, 0; off < len(data); i++ {
 		n := min(len(data)-off, plan[i%len(plan)])
-		fr.Write(data[off : off+n])
+		if i%2 == 0 || !fr.WriteSkipped(data[off:off+n]) {
+			fr.Write(data[off : off+n])
+		}
 		off += n
 		for {
 			frame, err := fr.Next()
@@ -220,6 +225,7 @@ func framePieces(fr *Framer, data []byte, plan []int, got func([]byte)) ([][]byt
 			if frame == nil {
 				break
 			}
+			sameHeader(t, fr, frame)
 			out = append(out, bytes.Clone(frame)) // with Keep, valid until the next Write only
 			if got != nil {
 				got(frame)

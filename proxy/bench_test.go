@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -80,5 +81,56 @@ func BenchmarkLargeFrame(b *testing.B) {
 				b.Fatalf("%d frames tracked in %d rounds", frames, b.N)
 			}
 		})
+	}
+}
+
+// BenchmarkTracker measures the tracking of frame boundaries the proxy runs on every byte it
+// forwards, per frame: a stream of PINGREQs (2 bytes), of 20-byte PUBLISHes and of 1 KB
+// PUBLISHes, fed in pieces of 1 byte, 1,460 bytes (a TCP segment) and 64 KiB (a large read).
+//
+//	go test -run '^$' -bench Tracker ./proxy/
+func BenchmarkTracker(b *testing.B) {
+	for _, fc := range []struct {
+		name    string
+		payload int
+	}{{"pingreq", -1}, {"publish20", 20 - 2 - 3 - 1}, {"publish1k", 1024 - 3 - 3 - 1}} {
+		var p decode.Packet = &decode.Pingreq{}
+		if fc.payload >= 0 {
+			p = &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: "a", Payload: make([]byte, fc.payload)}
+		}
+		frame, err := decode.Encode(nil, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if want := map[string]int{"pingreq": 2, "publish20": 20, "publish1k": 1024}[fc.name]; len(frame) != want {
+			b.Fatalf("%s: %d bytes, want %d", fc.name, len(frame), want)
+		}
+		// About 256 KiB of whole frames.
+		n := (256 << 10) / len(frame)
+		data := bytes.Repeat(frame, n)
+		for _, size := range []int{1, 1460, 64 << 10} {
+			b.Run(fmt.Sprintf("%s/pieces=%d", fc.name, size), func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				frames := 0
+				count := func(_ byte, start bool, _ int) {
+					if start {
+						frames++
+					}
+				}
+				for b.Loop() {
+					tr := newTracker()
+					for off := 0; off < len(data); off += size {
+						tr.feed(data[off:min(off+size, len(data))], count)
+					}
+					if tr.frames != n {
+						b.Fatalf("%d frames whole, want %d", tr.frames, n)
+					}
+				}
+				if frames != n*b.N {
+					b.Fatalf("%d frames seen in %d rounds of %d", frames, b.N, n)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*b.N), "ns/frame")
+			})
+		}
 	}
 }

@@ -40,8 +40,12 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 	if t.broken {
 		return
 	}
+	if t.fr.WriteSkipped(b) { // all of b is inside the current frame's body
+		t.body(t.fr.Offset(), fn)
+		return
+	}
 	t.fr.Write(b)
-	for {
+	for t.fr.Buffered() > 0 { // with no bytes left, Next has nothing to return
 		hdr, err := t.fr.Next()
 		if err != nil {
 			t.body(t.fr.Offset(), fn)
@@ -50,12 +54,11 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 			return
 		}
 		if hdr == nil {
-			t.body(t.fr.Offset(), fn)
-			return
+			break
 		}
 		start := t.fr.Offset() - int64(len(hdr))
 		t.body(start, fn) // the rest of the frame before
-		h, _, _ := decode.ParseHeader(hdr)
+		h := t.fr.Header()
 		t.typ = byte(h.Type)
 		t.start = start
 		t.seen = t.fr.Offset()
@@ -67,6 +70,7 @@ func (t *tracker) feed(b []byte, fn frameFn) {
 			t.frames++
 		}
 	}
+	t.body(t.fr.Offset(), fn)
 }
 
 // body counts the bytes of the current frame's body that the Framer went past, up to stream
