@@ -41,7 +41,7 @@ func actionsDevice(t *testing.T, addr, id string) *device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { d.conn.Close(); <-d.done })
+	t.Cleanup(d.drop)
 	return d
 }
 

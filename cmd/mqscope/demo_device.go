@@ -9,24 +9,25 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/mqttclient"
+	"github.com/mqscope/mqscope/stream"
 )
 
-// device is one simulated MQTT 5 client of mqscope demo, written on decode.Encode so that it
-// can send exactly what the story needs (an alias-only PUBLISH, a Will, Correlation Data). It
-// acknowledges QoS 1 and 2 deliveries itself, and answers a packet over its Maximum Packet
-// Size with DISCONNECT 0x95, as the standard asks of a receiver [MQTT-3.1.2-24].
+// device is one simulated MQTT 5 client of mqscope demo, an mqttclient.Client sending
+// decode.Packets, so that it can send exactly what the story needs (an alias-only PUBLISH, a
+// Will, Correlation Data). It acknowledges QoS 1 and 2 deliveries itself, and answers a packet
+// over its Maximum Packet Size with DISCONNECT 0x95, as the standard asks of a receiver
+// [MQTT-3.1.2-24].
 type device struct {
 	name string
-	conn net.Conn
-
-	wmu    sync.Mutex // serialises writes
-	nextID uint16
+	c    *mqttclient.Client
+	ids  mqttclient.PacketIDs
 
 	maxPacket int                         // the Maximum Packet Size it asked for (0: none)
 	aliases   map[uint16]string           // the server's topic aliases (read by the reader only)
 	onPublish func(*decode.Publish)       // called from the reader for each PUBLISH received
-	in        chan decode.Packet          // what it received, for the script; full: dropped
-	done      chan struct{}               // closed when the connection has ended
+	in        *mqttclient.Inbox           // what it received, for the script
+	done      <-chan struct{}             // closed when the connection has ended
 	end       guarded[*decode.Disconnect] // the DISCONNECT the server sent, if any
 }
 
@@ -45,88 +46,66 @@ const demoTimeout = 5 * time.Second
 
 // dialDevice connects to addr, sends c and reads the CONNACK.
 func dialDevice(ctx context.Context, addr string, c *decode.Connect, onPublish func(*decode.Publish)) (*device, *decode.Connack, error) {
-	var dl net.Dialer
-	conn, err := dl.DialContext(ctx, "tcp", addr)
+	cl, err := mqttclient.Dial(ctx, stream.Endpoint{Transport: stream.TCP, Addr: addr}, mqttclient.DialOptions{}, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", c.ClientID, err)
 	}
-	d := &device{name: c.ClientID, conn: conn, onPublish: onPublish, in: make(chan decode.Packet, 256), done: make(chan struct{}),
-		aliases: map[uint16]string{}}
+	cl.SetWriteTimeout(demoTimeout)
+	d := &device{name: c.ClientID, c: cl, onPublish: onPublish, aliases: map[uint16]string{}}
 	if n, ok := c.Properties.Int(decode.PropMaximumPacketSize); ok {
-		d.maxPacket = int(n)
+		d.maxPacket = int(n) // and the client refuses larger frames
 	}
-	c.Base = decode.Base{Version: decode.V5}
-	c.ProtocolName, c.ProtocolLevel = "MQTT", 5
-	go d.read()
-	if err := d.send(c); err != nil {
-		conn.Close()
-		return nil, nil, err
+	// Reading starts before the CONNECT goes: what a resumed session is sent right after the
+	// CONNACK is acknowledged before the script sends anything.
+	d.in = cl.Receive(256, d.handle, d.ended)
+	d.done = d.in.Done()
+	if err := cl.SendConnect(c); err != nil {
+		d.drop()
+		return nil, nil, fmt.Errorf("%s: %w", d.name, err)
 	}
 	p, err := d.expect(func(p decode.Packet) bool { return p.Type() == decode.CONNACK })
 	if err != nil {
-		conn.Close()
+		d.drop()
 		return nil, nil, err
 	}
 	ack := p.(*decode.Connack)
 	if ack.ReasonCode != 0 {
-		conn.Close()
+		d.drop()
 		return nil, ack, fmt.Errorf("%s: CONNACK %s", d.name, ack.ReasonCode)
 	}
 	return d, ack, nil
 }
 
-// read receives until the connection ends.
-func (d *device) read() {
-	defer close(d.done)
-	defer d.conn.Close()
-	fr := decode.NewFramer(1 << 20)
-	buf := make([]byte, 4096)
-	for {
-		n, err := d.conn.Read(buf)
-		fr.Write(buf[:n])
-		for {
-			frame, ferr := fr.Next()
-			if ferr != nil {
-				// Nothing after a frame that cannot be cut is readable: say why and leave, rather
-				// than wait on a stream the Framer now drops [MQTT-4.13.1-1].
-				rc := decode.MalformedPacket
-				var pr *decode.Problem
-				if errors.As(ferr, &pr) && pr.Reason >= 0x80 {
-					rc = pr.Reason
-				}
-				d.send(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: rc, HasReason: true,
-					Properties: decode.Properties{decode.StrProp(decode.PropReasonString, ferr.Error())}})
-				return
-			}
-			if frame == nil {
-				break
-			}
-			if d.maxPacket > 0 && len(frame) > d.maxPacket {
-				// Over what it allowed: say so and leave [MQTT-3.1.2-24] [MQTT-4.13.1-1].
-				d.send(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: decode.PacketTooLarge, HasReason: true,
-					Properties: decode.Properties{decode.StrProp(decode.PropReasonString, fmt.Sprintf("%d-byte packet over my Maximum Packet Size of %d", len(frame), d.maxPacket))}})
-				return
-			}
-			p := decode.DecodeWith(frame, decode.V5, decode.Options{Lean: true})
-			d.handle(p)
-			select {
-			case d.in <- p:
-			default:
-			}
+// ended is the device's reaction to the end of reading: bytes it cannot frame get a DISCONNECT
+// saying why; then it closes the connection.
+func (d *device) ended(err error) {
+	var tl *mqttclient.FrameTooLargeError
+	var pr *decode.Problem
+	switch {
+	case errors.As(err, &tl) && d.maxPacket > 0 && tl.Limit == d.maxPacket:
+		// Over what it allowed: say so and leave [MQTT-3.1.2-24] [MQTT-4.13.1-1].
+		d.refuse(decode.PacketTooLarge, fmt.Sprintf("%d-byte packet over my Maximum Packet Size of %d", tl.Size, d.maxPacket))
+	case errors.As(err, &pr):
+		// Nothing after a frame that cannot be cut is readable: say why and leave, rather
+		// than wait on a stream that cannot be read [MQTT-4.13.1-1].
+		rc := decode.MalformedPacket
+		if pr.Reason >= 0x80 {
+			rc = pr.Reason
 		}
-		if err != nil {
-			return
-		}
+		d.refuse(rc, pr.Error())
 	}
+	d.c.Close()
+}
+
+// refuse sends DISCONNECT rc with reason.
+func (d *device) refuse(rc decode.ReasonCode, reason string) {
+	d.send(&decode.Disconnect{Base: decode.Base{Version: decode.V5}, ReasonCode: rc, HasReason: true,
+		Properties: decode.Properties{decode.StrProp(decode.PropReasonString, reason)}})
 }
 
 // handle acknowledges what the device receives.
 func (d *device) handle(p decode.Packet) {
-	ack := func(t decode.Type, id uint16) {
-		d.send(&decode.Ack{Base: decode.Base{Version: decode.V5}, PacketType: t, PacketID: id})
-	}
-	switch q := p.(type) {
-	case *decode.Publish:
+	if q, ok := p.(*decode.Publish); ok {
 		// The topic resolved through the server's aliases, for the script.
 		if a, ok := q.Properties.TopicAlias(); ok {
 			if q.Topic != "" {
@@ -135,18 +114,14 @@ func (d *device) handle(p decode.Packet) {
 				q.Topic = d.aliases[a]
 			}
 		}
-		switch q.QoS {
-		case 1:
-			ack(decode.PUBACK, q.PacketID)
-		case 2:
-			ack(decode.PUBREC, q.PacketID)
-		}
+	}
+	if a := mqttclient.Ack(p); a != nil {
+		d.send(a)
+	}
+	switch q := p.(type) {
+	case *decode.Publish:
 		if d.onPublish != nil {
 			d.onPublish(q)
-		}
-	case *decode.Ack:
-		if q.PacketType == decode.PUBREL {
-			ack(decode.PUBCOMP, q.PacketID)
 		}
 	case *decode.Disconnect:
 		d.end.Store(q)
@@ -154,58 +129,27 @@ func (d *device) handle(p decode.Packet) {
 }
 
 func (d *device) send(p decode.Packet) error {
-	b, err := decode.Encode(nil, p)
-	if err != nil {
-		return fmt.Errorf("%s: %w", d.name, err)
-	}
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	d.conn.SetWriteDeadline(time.Now().Add(demoTimeout))
-	if _, err := d.conn.Write(b); err != nil {
+	if err := d.c.Send(p); err != nil {
 		return fmt.Errorf("%s: sending %s: %w", d.name, p.Type(), err)
 	}
 	return nil
 }
 
 // id returns the next packet identifier.
-func (d *device) id() uint16 {
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	d.nextID++
-	if d.nextID == 0 {
-		d.nextID = 1
-	}
-	return d.nextID
-}
+func (d *device) id() uint16 { return d.ids.Next(nil) }
 
 var errDeviceClosed = errors.New("the connection ended")
 
 // expect waits for a packet that ok accepts, skipping others.
 func (d *device) expect(ok func(decode.Packet) bool) (decode.Packet, error) {
-	t := time.NewTimer(demoTimeout)
-	defer t.Stop()
-	for {
-		select {
-		case p := <-d.in:
-			if ok(p) {
-				return p, nil
-			}
-		case <-d.done:
-			// What was received before the end is still there to look at.
-			for {
-				select {
-				case p := <-d.in:
-					if ok(p) {
-						return p, nil
-					}
-				default:
-					return nil, fmt.Errorf("%s: %w", d.name, errDeviceClosed)
-				}
-			}
-		case <-t.C:
-			return nil, fmt.Errorf("%s: nothing expected within %v", d.name, demoTimeout)
-		}
+	p, err := d.in.Await(context.Background(), demoTimeout, ok)
+	switch {
+	case errors.Is(err, mqttclient.ErrEnded):
+		return nil, fmt.Errorf("%s: %w", d.name, errDeviceClosed)
+	case err != nil:
+		return nil, fmt.Errorf("%s: nothing expected within %v", d.name, demoTimeout)
 	}
+	return p, nil
 }
 
 // expectPublish waits for a PUBLISH of payload to topic (resolved through aliases).
@@ -285,14 +229,14 @@ func (d *device) disconnect() error {
 
 // drop ends the connection without DISCONNECT (a device losing power): the broker sends its Will.
 func (d *device) drop() {
-	d.conn.Close()
+	d.c.Close()
 	<-d.done
 }
 
 // waitClosed closes the device's sending half and waits for the connection to end (the
 // server closing it after a DISCONNECT).
 func (d *device) waitClosed() {
-	if tc, ok := d.conn.(*net.TCPConn); ok {
+	if tc, ok := d.c.Conn().(*net.TCPConn); ok {
 		tc.CloseWrite()
 	}
 	d.waitEnd()
@@ -304,7 +248,7 @@ func (d *device) waitEnd() {
 	select {
 	case <-d.done:
 	case <-time.After(demoTimeout):
-		d.conn.Close()
+		d.c.Close()
 		<-d.done
 	}
 }

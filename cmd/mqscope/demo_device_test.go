@@ -3,63 +3,86 @@ package main
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
 )
 
-// A device sent a frame whose fixed header cannot be read (a Remaining Length of five bytes)
-// answers DISCONNECT 0x81 and leaves, instead of waiting on a stream it can no longer cut.
+// A device sent bytes it cannot frame answers DISCONNECT with the reason and leaves, instead
+// of waiting on a stream it can no longer cut: a frame whose fixed header cannot be read (a
+// Remaining Length of five bytes) gets 0x81; one announcing 256 MB, more than the device
+// takes, gets 0x95 at its header, without the device waiting for (or holding) its bytes; one
+// over the Maximum Packet Size it asked for gets 0x95, saying so.
 func TestDeviceLeavesOnUnframeableBytes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan decode.Packet, 1)
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		fr := decode.NewFramer(0)
-		buf := make([]byte, 4096)
-		sent := false
-		for {
-			n, err := conn.Read(buf)
-			fr.Write(buf[:n])
-			for f, _ := fr.Next(); f != nil; f, _ = fr.Next() {
-				if p := decode.Decode(f, decode.V5); p.Type() == decode.CONNECT && !sent {
-					sent = true
-					conn.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00})       // CONNACK
-					conn.Write([]byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F}) // PUBLISH, 5-byte Remaining Length
-				} else if p.Type() == decode.DISCONNECT {
-					got <- p
-				}
-			}
+	for _, tc := range []struct {
+		name    string
+		maxSize uint32 // the device's Maximum Packet Size; 0: none
+		bytes   []byte
+		rc      decode.ReasonCode
+		reason  string
+	}{
+		{"malformed header", 0, []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F}, decode.MalformedPacket, "remaining"},
+		{"256 MB announced", 0, []byte{0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0x00, 0x01}, decode.PacketTooLarge, "PUBLISH frame of 268435460 bytes is larger than the 1048576-byte maximum"},
+		{"over its Maximum Packet Size", 10, []byte{0x30, 0x0A, 0x00, 0x01, 't', 0, 0, 0, 0, 0, 0, 0}, decode.PacketTooLarge, "12-byte packet over my Maximum Packet Size of 10"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				return // the server keeps its side open until the device leaves
+				t.Fatal(err)
 			}
-		}
-	}()
-	d, _, err := dialDevice(context.Background(), ln.Addr().String(), &decode.Connect{ClientID: "dev", CleanStart: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { d.conn.Close(); <-d.done }()
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the device did not leave after bytes it cannot frame")
-	}
-	select {
-	case p := <-got:
-		if rc := p.(*decode.Disconnect).ReasonCode; rc != decode.MalformedPacket {
-			t.Fatalf("DISCONNECT %s, want Malformed Packet", rc)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no DISCONNECT from the device")
+			defer ln.Close()
+			got := make(chan *decode.Disconnect, 1)
+			go func() {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				fr := decode.NewFramer(0)
+				buf := make([]byte, 4096)
+				sent := false
+				for {
+					n, err := conn.Read(buf)
+					fr.Write(buf[:n])
+					for f, _ := fr.Next(); f != nil; f, _ = fr.Next() {
+						if p := decode.Decode(f, decode.V5); p.Type() == decode.CONNECT && !sent {
+							sent = true
+							conn.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // CONNACK
+							conn.Write(tc.bytes)
+						} else if p.Type() == decode.DISCONNECT {
+							got <- p.(*decode.Disconnect)
+						}
+					}
+					if err != nil {
+						return // the server keeps its side open until the device leaves
+					}
+				}
+			}()
+			c := &decode.Connect{ClientID: "dev", CleanStart: true}
+			if tc.maxSize > 0 {
+				c.Properties = decode.Properties{decode.IntProp(decode.PropMaximumPacketSize, tc.maxSize)}
+			}
+			d, _, err := dialDevice(context.Background(), ln.Addr().String(), c, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.drop()
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the device did not leave after bytes it cannot frame")
+			}
+			select {
+			case p := <-got:
+				reason, _ := p.Properties.String(decode.PropReasonString)
+				if p.ReasonCode != tc.rc || !strings.Contains(reason, tc.reason) {
+					t.Fatalf("DISCONNECT %s %q, want %s saying %q", p.ReasonCode, reason, tc.rc, tc.reason)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no DISCONNECT from the device")
+			}
+		})
 	}
 }

@@ -39,7 +39,7 @@ const DefaultMaxFrame = 1 << 20
 // several goroutines while another calls Next: writes are serialised.
 type Client struct {
 	conn    net.Conn
-	version decode.Version
+	version atomic.Uint32 // a decode.Version: set by SendConnect while an Inbox reads
 	// out is the direction of what this side writes: C2S for a client, S2C for the server
 	// side of a connection (NewServerSide).
 	out stream.Dir
@@ -90,9 +90,10 @@ func NewServerSide(conn net.Conn, obs stream.ConnObserver) *Client {
 }
 
 func newSide(conn net.Conn, obs stream.ConnObserver, out stream.Dir) *Client {
-	c := &Client{conn: conn, version: decode.V5, out: out, obs: obs, now: time.Now, writeTimeout: DefaultWriteTimeout,
+	c := &Client{conn: conn, out: out, obs: obs, now: time.Now, writeTimeout: DefaultWriteTimeout,
 		chunks: make(chan chunk, 16), framer: decode.NewFramer(DefaultMaxFrame)}
 	c.limit.Store(&frameLimit{DefaultMaxFrame, "mqttclient's default"})
+	c.SetVersion(decode.V5)
 	go c.read()
 	return c
 }
@@ -155,10 +156,10 @@ func (e *FrameTooLargeError) Unwrap() error { return e.Err }
 func (c *Client) Conn() net.Conn { return c.conn }
 
 // Version is the protocol version packets are encoded and decoded with.
-func (c *Client) Version() decode.Version { return c.version }
+func (c *Client) Version() decode.Version { return decode.Version(c.version.Load()) }
 
 // SetVersion sets the protocol version packets are encoded and decoded with.
-func (c *Client) SetVersion(v decode.Version) { c.version = v }
+func (c *Client) SetVersion(v decode.Version) { c.version.Store(uint32(v)) }
 
 // read copies what the peer sends into chunks, reporting it to the observer as it arrives.
 func (c *Client) read() {
@@ -195,7 +196,7 @@ func (c *Client) observe(dir stream.Dir, t time.Time, b []byte) {
 // server's side) with a Maximum Packet Size makes that the limit of what is read (SetMaxFrame).
 func (c *Client) Send(p decode.Packet) error {
 	if p.Info().Version == 0 {
-		p.Info().Version = c.version
+		p.Info().Version = c.Version()
 	}
 	b, err := decode.Encode(nil, p)
 	if err != nil {
@@ -281,7 +282,7 @@ func (c *Client) Next(ctx context.Context) (decode.Packet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return decode.Decode(f, c.version), nil
+	return decode.Decode(f, c.Version()), nil
 }
 
 // Until reads packets until stop returns true for one (which is the last one returned), the
@@ -300,22 +301,10 @@ func (c *Client) Until(ctx context.Context, stop func(decode.Packet) bool) ([]de
 	}
 }
 
-// Connect sends p and waits for the server's CONNACK, whose version becomes the client's
-// (p.ProtocolLevel; 0 means MQTT 5 and is filled in). A connection closed before the CONNACK,
-// or another packet first, is an error.
+// Connect sends p (SendConnect) and waits for the server's CONNACK. A connection closed before
+// the CONNACK, or another packet first, is an error.
 func (c *Client) Connect(ctx context.Context, p *decode.Connect) (*decode.Connack, error) {
-	if p.ProtocolLevel == 0 {
-		p.ProtocolLevel = byte(decode.V5)
-	}
-	if p.ProtocolName == "" {
-		p.ProtocolName = "MQTT"
-		if decode.Version(p.ProtocolLevel) == decode.V31 {
-			p.ProtocolName = "MQIsdp"
-		}
-	}
-	c.version = decode.Version(p.ProtocolLevel)
-	p.Version = c.version
-	if err := c.Send(p); err != nil {
+	if err := c.SendConnect(p); err != nil {
 		return nil, err
 	}
 	q, err := c.Next(ctx)
@@ -327,6 +316,24 @@ func (c *Client) Connect(ctx context.Context, p *decode.Connect) (*decode.Connac
 		return nil, fmt.Errorf("the server answered CONNECT with %s, not CONNACK", q.Type())
 	}
 	return ack, nil
+}
+
+// SendConnect sends p, whose version becomes the client's (p.ProtocolLevel; 0 means MQTT 5 and
+// is filled in, as the protocol name when empty), for a caller that reads the CONNACK its own
+// way (an Inbox).
+func (c *Client) SendConnect(p *decode.Connect) error {
+	if p.ProtocolLevel == 0 {
+		p.ProtocolLevel = byte(decode.V5)
+	}
+	if p.ProtocolName == "" {
+		p.ProtocolName = "MQTT"
+		if decode.Version(p.ProtocolLevel) == decode.V31 {
+			p.ProtocolName = "MQIsdp"
+		}
+	}
+	c.SetVersion(decode.Version(p.ProtocolLevel))
+	p.Version = c.Version()
+	return c.Send(p)
 }
 
 // Close closes the connection and reports its end to the observer: by the client with a FIN

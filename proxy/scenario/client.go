@@ -1,15 +1,15 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/mqttclient"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // client is the built-in scripted device. It sends what its steps say, exactly, built with
@@ -24,14 +24,14 @@ type client struct {
 	logf   func(format string, args ...any) // the device's output
 	expect func(ctx context.Context, e *Expect) Verdict
 
-	wmu      sync.Mutex // one packet written at a time: the reader answers while steps send
+	frameLimit int // the largest frame it takes (run sets it)
+
 	mu       sync.Mutex
-	conn     net.Conn
-	pong     chan struct{} // a PINGRESP came
+	conn     *mqttclient.Client // nil when not connected
+	in       *mqttclient.Inbox  // what conn's server sent; its reader answers what needs an answer
+	pong     chan struct{}      // a PINGRESP came
 	version  decode.Version
-	from     chan decode.Packet // what the server sent (not the packets the client answers itself)
-	done     chan struct{}      // closed when the connection's reader ends
-	nextID   uint16
+	ids      mqttclient.PacketIDs
 	inflight map[uint16]*decode.Publish // sent, not yet acknowledged, in order of ids
 	order    []uint16
 	released map[uint16]bool // PUBREL sent, PUBCOMP not yet received
@@ -43,6 +43,13 @@ var errClosed = errors.New("the connection closed")
 // run runs the steps; an error is the harness's (the device misbehaving is not an error).
 func (c *client) run(ctx context.Context, steps []*Step) error {
 	defer c.drop()
+	// Its own messages may come back to it: twice the largest it sends, at least the default.
+	c.frameLimit = mqttclient.DefaultMaxFrame
+	for _, st := range steps {
+		if st.Publish != nil {
+			c.frameLimit = max(c.frameLimit, 2*st.Publish.Size)
+		}
+	}
 	for i, st := range steps {
 		if ctx.Err() != nil {
 			return nil
@@ -110,27 +117,24 @@ func (c *client) base() decode.Base {
 func (c *client) id() uint16 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for {
-		c.nextID++
-		if c.nextID == 0 {
-			c.nextID = 1
-		}
-		if _, used := c.inflight[c.nextID]; !used && !c.released[c.nextID] {
-			return c.nextID
-		}
-	}
+	return c.ids.Next(func(id uint16) bool {
+		_, used := c.inflight[id]
+		return used || c.released[id]
+	})
 }
 
 func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 	c.drop()
-	d := net.Dialer{Timeout: 10 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", c.addr)
+	conn, err := mqttclient.Dial(ctx, stream.Endpoint{Transport: stream.TCP, Addr: c.addr}, mqttclient.DialOptions{}, nil)
 	if err != nil {
 		return fmt.Errorf("connecting to the proxy: %w", err)
 	}
+	// The device does not hold the server to the Maximum Packet Size it asks for (it is the
+	// careless device); it takes what its own messages may come back as.
+	conn.SetMaxFrame(c.frameLimit)
 	c.mu.Lock()
-	c.conn, c.version = conn, decode.Version(cs.Version)
-	c.from, c.done, c.pong = make(chan decode.Packet, 64), make(chan struct{}), make(chan struct{}, 1)
+	c.conn, c.in, c.version = conn, nil, decode.Version(cs.Version)
+	c.pong = make(chan struct{}, 1)
 	pong := c.pong
 	if c.inflight == nil {
 		c.inflight, c.released = map[uint16]*decode.Publish{}, map[uint16]bool{}
@@ -151,8 +155,25 @@ func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 	if cs.Password != "" {
 		q.HasPassword, q.Password = true, []byte(cs.Password)
 	}
-	go c.read(conn, c.version, c.from, c.done)
-	if err := c.send(q); err != nil {
+	conn.SetVersion(c.version)
+	in := conn.Receive(64, func(p decode.Packet) { c.answer(conn, p) }, func(err error) {
+		// Nothing after bytes that cannot be framed is readable.
+		var tl *mqttclient.FrameTooLargeError
+		var pr *decode.Problem
+		switch {
+		case errors.As(err, &tl):
+			c.logf("reading from the proxy: %v", tl)
+		case errors.As(err, &pr):
+			c.logf("reading from the proxy: %v", pr)
+		default:
+			return
+		}
+		conn.Close()
+	})
+	c.mu.Lock()
+	c.in = in
+	c.mu.Unlock()
+	if err := c.sendOn(conn, q); err != nil {
 		return err
 	}
 	if cs.NoWait {
@@ -173,7 +194,7 @@ func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 		keepAlive = int(v)
 	}
 	if keepAlive > 0 && (cs.Ping == nil || *cs.Ping) {
-		go c.ping(conn, c.done, pong, time.Duration(keepAlive)*time.Second)
+		go c.ping(conn, in.Done(), pong, time.Duration(keepAlive)*time.Second)
 	}
 	// A resumed session gets its unacknowledged messages again; a new one forgets them.
 	c.mu.Lock()
@@ -200,41 +221,11 @@ func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 	return nil
 }
 
-// read decodes what the server sends, answers what needs an answer and passes the rest on.
-func (c *client) read(conn net.Conn, v decode.Version, from chan<- decode.Packet, done chan struct{}) {
-	defer close(done)
-	fr := decode.NewFramer(0)
-	buf := make([]byte, 16<<10)
-	for {
-		for {
-			f, err := fr.Next()
-			if err != nil {
-				c.logf("reading from the proxy: %v", err)
-				conn.Close()
-				return
-			}
-			if f == nil {
-				break
-			}
-			p := decode.Decode(bytes.Clone(f), v)
-			c.answer(p)
-			select {
-			case from <- p:
-			default: // nobody waits for that many: the oldest matter least
-			}
-		}
-		n, err := conn.Read(buf)
-		if n > 0 {
-			fr.Write(buf[:n])
-		}
-		if err != nil {
-			return
-		}
+// answer acknowledges what the server sends on conn and forgets what the server acknowledged.
+func (c *client) answer(conn *mqttclient.Client, p decode.Packet) {
+	if a := mqttclient.Ack(p); a != nil {
+		c.sendOn(conn, a)
 	}
-}
-
-// answer acknowledges what the server sends and forgets what the server acknowledged.
-func (c *client) answer(p decode.Packet) {
 	switch q := p.(type) {
 	case *decode.Pingresp:
 		c.mu.Lock()
@@ -244,23 +235,14 @@ func (c *client) answer(p decode.Packet) {
 		case pong <- struct{}{}:
 		default:
 		}
-	case *decode.Publish:
-		switch q.QoS {
-		case 1:
-			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBACK, PacketID: q.PacketID})
-		case 2:
-			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBREC, PacketID: q.PacketID})
-		}
 	case *decode.Ack:
 		switch q.PacketType {
-		case decode.PUBREL:
-			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBCOMP, PacketID: q.PacketID})
 		case decode.PUBREC:
 			c.mu.Lock()
 			c.released[q.PacketID] = true
 			c.mu.Unlock()
 			c.acked(q.PacketID)
-			c.send(&decode.Ack{Base: c.base(), PacketType: decode.PUBREL, PacketID: q.PacketID})
+			c.sendOn(conn, &decode.Ack{PacketType: decode.PUBREL, PacketID: q.PacketID})
 		case decode.PUBACK:
 			c.acked(q.PacketID)
 		case decode.PUBCOMP:
@@ -279,7 +261,7 @@ func (c *client) acked(id uint16) {
 
 // ping sends PINGREQ every keep alive and closes the connection when a PINGRESP does not come
 // back before the next one is due.
-func (c *client) ping(conn net.Conn, done <-chan struct{}, pongs <-chan struct{}, every time.Duration) {
+func (c *client) ping(conn *mqttclient.Client, done <-chan struct{}, pongs <-chan struct{}, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	outstanding := false
@@ -296,7 +278,7 @@ func (c *client) ping(conn net.Conn, done <-chan struct{}, pongs <-chan struct{}
 				return
 			}
 			outstanding = true
-			if c.sendOn(conn, &decode.Pingreq{Base: c.base()}) != nil {
+			if c.sendOn(conn, &decode.Pingreq{}) != nil {
 				return
 			}
 		}
@@ -387,14 +369,17 @@ func (c *client) send(p decode.Packet) error {
 	return c.sendOn(conn, p)
 }
 
-func (c *client) sendOn(conn net.Conn, p decode.Packet) error {
+// sendOn sends p on conn: a packet that cannot be encoded is the scenario's error, one that
+// cannot be written means the connection closed.
+func (c *client) sendOn(conn *mqttclient.Client, p decode.Packet) error {
+	if p.Info().Version == 0 {
+		p.Info().Version = conn.Version()
+	}
 	b, err := decode.Encode(nil, p)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", p.Type(), err)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if _, err := conn.Write(b); err != nil {
+	if err := conn.Write(b); err != nil {
 		return fmt.Errorf("%w (sending %s: %v)", errClosed, p.Type(), err)
 	}
 	return nil
@@ -403,46 +388,29 @@ func (c *client) sendOn(conn net.Conn, p decode.Packet) error {
 // await waits for a packet from the server that ok accepts.
 func (c *client) await(ctx context.Context, within time.Duration, ok func(decode.Packet) bool) (decode.Packet, error) {
 	c.mu.Lock()
-	from, done := c.from, c.done
+	in := c.in
 	c.mu.Unlock()
-	if from == nil {
+	if in == nil {
 		return nil, errClosed
 	}
-	t := time.NewTimer(within)
-	defer t.Stop()
-	for {
-		select {
-		case p := <-from:
-			if ok(p) {
-				return p, nil
-			}
-		case <-done:
-			// What the reader passed on before it ended.
-			for {
-				select {
-				case p := <-from:
-					if ok(p) {
-						return p, nil
-					}
-				default:
-					return nil, errClosed
-				}
-			}
-		case <-t.C:
-			return nil, fmt.Errorf("%w: nothing expected came within %s", errClosed, within)
-		case <-ctx.Done():
-			return nil, errClosed
-		}
+	p, err := in.Await(ctx, within, ok)
+	switch {
+	case errors.Is(err, mqttclient.ErrNothing):
+		return nil, fmt.Errorf("%w: nothing expected came within %s", errClosed, within)
+	case err != nil:
+		return nil, errClosed
 	}
+	return p, nil
 }
 
 func (c *client) waitClosed(ctx context.Context, within time.Duration) error {
 	c.mu.Lock()
-	done := c.done
+	in := c.in
 	c.mu.Unlock()
-	if done == nil {
+	if in == nil {
 		return nil
 	}
+	done := in.Done()
 	t := time.NewTimer(within)
 	defer t.Stop()
 	select {
@@ -458,11 +426,13 @@ func (c *client) waitClosed(ctx context.Context, within time.Duration) error {
 // drop closes the connection and waits for its reader.
 func (c *client) drop() {
 	c.mu.Lock()
-	conn, done := c.conn, c.done
+	conn, in := c.conn, c.in
 	c.conn = nil
 	c.mu.Unlock()
 	if conn != nil {
 		conn.Close()
-		<-done
+		if in != nil {
+			<-in.Done()
+		}
 	}
 }
