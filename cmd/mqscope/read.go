@@ -9,7 +9,6 @@ import (
 	"maps"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -392,15 +391,8 @@ func runRead(ctx context.Context, o *readOptions) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if os.Getenv("GOGC") == "" {
-		// Most of what reading allocates dies young: collecting a fifth as often as by default
-		// saves CPU time (5% over GOGC 200 on the benchmark of README.md) for about 40 MB
-		// more, still independent of the size of the input (the live heap stays at 15 to 35 MB).
-		defer debug.SetGCPercent(debug.SetGCPercent(400))
-		// But no more than 96 MiB for a small live heap (summaries of 100,000 connections
-		// opened and closed: 170 MB peak without, 112 MB with, the same CPU time).
-		defer heapBound(96 << 20)()
-	}
+	// GOGC 100, then 400 with a soft memory limit once the run is long (heapBound).
+	defer heapBound(96 << 20)()
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
