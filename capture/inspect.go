@@ -77,7 +77,8 @@ func (in *Inspector) Open(info *stream.Conn) stream.ConnObserver {
 		if p := in.par; p != nil {
 			pc := &pconn{p: p, worker: -1}
 			pc.assign(stream.C2S, nil)
-			p.add(event{c: pc, kind: evTLS, tls: r})
+			p.add(pc, evTLS).tls = r
+			p.added()
 		} else {
 			in.emit(r)
 		}

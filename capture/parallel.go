@@ -115,17 +115,25 @@ func (p *parallel) newBatch() *batch {
 	return &batch{out: make([][]byte, len(p.workers))}
 }
 
-func (p *parallel) add(e event) {
+// add returns the next event of the current batch, for connection c, to be filled in place
+// (an event is a few hundred bytes: not copied). Call added after.
+func (p *parallel) add(c *pconn, kind evKind) *event {
 	b := p.cur
 	p.seq++
-	e.seq = p.seq
-	if n := len(b.events); n < cap(b.events) {
-		// The slot's slices, kept by the merger for reuse.
-		slot := &b.events[:n+1][n]
-		e.recs, e.fs = slot.recs[:0], slot.fs[:0]
+	n := len(b.events)
+	if n < cap(b.events) {
+		b.events = b.events[:n+1] // a slot the merger emptied, keeping its slices for reuse
+	} else {
+		b.events = append(b.events, event{})
 	}
-	b.events = append(b.events, e)
-	if len(b.events) >= batchEvents || len(b.arena) >= batchBytes {
+	e := &b.events[n]
+	e.c, e.kind, e.seq = c, kind, p.seq
+	return e
+}
+
+// added hands the batch on when it is full.
+func (p *parallel) added() {
+	if b := p.cur; len(b.events) >= batchEvents || len(b.arena) >= batchBytes {
 		p.flush()
 	}
 }
@@ -365,26 +373,36 @@ func (c *pconn) Data(d stream.Dir, t time.Time, b []byte) {
 	bt := c.p.cur
 	off := len(bt.arena)
 	bt.arena = append(bt.arena, b...)
-	c.p.add(event{c: c, kind: evData, dir: d, t: t, off: off, n: len(b)})
+	e := c.p.add(c, evData)
+	e.dir, e.t, e.off, e.n = d, t, off, len(b)
+	c.p.added()
 }
 
 func (c *pconn) Gap(d stream.Dir, t time.Time, n int) {
 	c.assign(d, nil)
-	c.p.add(event{c: c, kind: evGap, dir: d, t: t, n: n})
+	e := c.p.add(c, evGap)
+	e.dir, e.t, e.n = d, t, n
+	c.p.added()
 }
 
 func (c *pconn) Unseen(d stream.Dir, t time.Time) {
 	c.assign(d, nil)
-	c.p.add(event{c: c, kind: evUnseen, dir: d, t: t})
+	e := c.p.add(c, evUnseen)
+	e.dir, e.t = d, t
+	c.p.added()
 }
 
 // Compact implements stream.Compacter.
 func (c *pconn) Compact(t, last time.Time) {
 	c.assign(stream.C2S, nil)
-	c.p.add(event{c: c, kind: evCompact, t: t, last: last})
+	e := c.p.add(c, evCompact)
+	e.t, e.last = t, last
+	c.p.added()
 }
 
 func (c *pconn) Close(t time.Time, e stream.End) {
 	c.assign(stream.C2S, nil)
-	c.p.add(event{c: c, kind: evClose, t: t, end: e})
+	ev := c.p.add(c, evClose)
+	ev.t, ev.end = t, e
+	c.p.added()
 }
