@@ -20,9 +20,10 @@ import (
 // A held frame stops its direction of its connection only: the frames after it in that
 // direction wait behind it (MQTT's order is kept), while the other direction and every other
 // connection go on. When the connection ends while a frame is held (the proxy stops it, or the
-// other direction fails), the frame is given up: not forwarded, and no longer held. The held
-// direction's own sender is not read while its frame waits, so a reset from that side is seen
-// only once the frame is forwarded or dropped.
+// other direction fails), the frame is given up: not forwarded, and no longer held. So it is
+// when the held direction's own sender goes away (resets, closes, fails) while its frame waits:
+// that sender is read on meanwhile (StageEnv.Watch), and the connection then ends as the
+// sender's end says; what it sent after the frame waits behind it until the frame goes.
 //
 // The filter sees each frame's fields as the records have them (type, topic resolved through
 // aliases, client_id, qos, properties...), but not findings (notes, level): those come from
@@ -312,6 +313,10 @@ func (st *interceptStage) Frame(f *Frame, emit func([]byte) error) error {
 	st.ic.held = append(st.ic.held, h)
 	st.ic.mu.Unlock()
 	st.ic.changed()
+	var gone <-chan struct{} // nil: never
+	if st.env.Watch != nil {
+		gone = st.env.Watch()
+	}
 	select {
 	case d := <-h.decided:
 		if d.drop {
@@ -319,16 +324,23 @@ func (st *interceptStage) Frame(f *Frame, emit func([]byte) error) error {
 		}
 		return emit(d.raw)
 	case <-st.env.Done: // nil: never
-		if _, err := st.ic.take(h.ID); err != nil {
-			// Decided meanwhile: the decision stands.
-			if d := <-h.decided; !d.drop {
-				return emit(d.raw)
-			}
-			return nil
-		}
-		st.ic.changed()
-		return fmt.Errorf("%w: the %s held by intercept (#%d) was not forwarded", ErrDirClosed, f.Type, h.ID)
+		return st.giveUp(h, emit, fmt.Errorf("%w: the %s held by intercept (#%d) was not forwarded", ErrDirClosed, f.Type, h.ID))
+	case <-gone:
+		return st.giveUp(h, emit, fmt.Errorf("%w: the %s held by intercept (#%d) was given up", ErrSenderGone, f.Type, h.ID))
 	}
+}
+
+// giveUp stops holding h, as the connection or its sender went: it returns err, unless h was
+// decided meanwhile (the decision stands).
+func (st *interceptStage) giveUp(h *held, emit func([]byte) error, err error) error {
+	if _, terr := st.ic.take(h.ID); terr != nil {
+		if d := <-h.decided; !d.drop {
+			return emit(d.raw)
+		}
+		return nil
+	}
+	st.ic.changed()
+	return err
 }
 
 // record is f as the filter sees it.

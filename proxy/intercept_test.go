@@ -329,23 +329,9 @@ func TestFieldEditErrors(t *testing.T) {
 func TestInterceptEditMosquitto(t *testing.T) {
 	pubBin := peer.Require(t, "mosquitto_pub")
 	subBin := peer.Require(t, "mosquitto_sub")
-	ic := NewIntercept()
-	if err := ic.SetFilter(`type == "PUBLISH" && dir == "c2s" && topic == "demo/original"`); err != nil {
-		t.Fatal(err)
-	}
-	changes := notifyChan(ic)
-	col := newCollector()
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "mosquitto")},
-		Observers: []stream.Observer{col}, Stages: ic.Stages})
-	ts := httptest.NewUnstartedServer(nil)
-	api := NewAPI(srv, nil, nil, APIConfig{Token: testToken, Listen: ts.Listener.Addr().String()})
-	ic.Routes(api)
-	ts.Config.Handler = api
-	ts.Start()
-	t.Cleanup(ts.Close)
-	f := &apiFixture{srv: srv, url: ts.URL}
-
-	host, port, _ := net.SplitHostPort(srv.Addr().String())
+	_, col, f, changes := icProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: broker(t, "mosquitto")}},
+		`type == "PUBLISH" && dir == "c2s" && topic == "demo/original"`)
+	host, port, _ := net.SplitHostPort(f.srv.Addr().String())
 	common := []string{"-h", host, "-p", port, "-V", "mqttv5", "-q", "1"}
 	sub := exec.Command(subBin, append(common, "-t", "demo/#", "-v", "-C", "1", "-W", "20")...)
 	var subOut, subErr bytes.Buffer
@@ -480,5 +466,113 @@ func TestInterceptHeldSecretRedacted(t *testing.T) {
 			t.Fatal(err)
 		}
 		run.wait(t)
+	}
+}
+
+// icProxy is a proxy (cfg, with a collector and an intercept holding what filter matches), its
+// control API, and the channel that hears of each change of the held frames.
+func icProxy(t *testing.T, cfg Config, filter string) (*Intercept, *collector, *apiFixture, chan struct{}) {
+	t.Helper()
+	ic := NewIntercept()
+	if err := ic.SetFilter(filter); err != nil {
+		t.Fatal(err)
+	}
+	changes := notifyChan(ic)
+	col := newCollector()
+	cfg.Observers, cfg.Stages = []stream.Observer{col}, ic.Stages
+	srv := startProxy(t, cfg)
+	ts := httptest.NewUnstartedServer(nil)
+	api := NewAPI(srv, nil, nil, APIConfig{Token: testToken, Listen: ts.Listener.Addr().String()})
+	ic.Routes(api)
+	ts.Config.Handler = api
+	ts.Start()
+	t.Cleanup(ts.Close)
+	return ic, col, &apiFixture{srv: srv, url: ts.URL, col: col}, changes
+}
+
+// apiHeld waits, at each change of the held frames, until the control API lists n of them.
+func apiHeld(t *testing.T, f *apiFixture, changes chan struct{}, n int) []heldView {
+	t.Helper()
+	deadline := time.After(15 * time.Second)
+	for {
+		code, body := f.do(t, "GET", "/intercept/held", "")
+		if code != 200 {
+			t.Fatalf("GET /intercept/held: %d %s", code, body)
+		}
+		var held []heldView
+		if err := json.Unmarshal([]byte(body), &held); err != nil {
+			t.Fatal(err)
+		}
+		if len(held) == n {
+			return held
+		}
+		select {
+		case <-changes:
+		case <-deadline:
+			t.Fatalf("the API lists %d held packets, want %d: %s", len(held), n, body)
+		}
+	}
+}
+
+// TestInterceptSenderGoes: when the device whose PUBLISH is held resets or closes its
+// connection (having sent more after it), the hold ends then, not when the user decides: the
+// API lists nothing held, and the connection closes as the device's end says, with its close
+// record.
+func TestInterceptSenderGoes(t *testing.T) {
+	for _, tc := range []struct {
+		name, how string
+		end       func(*net.TCPConn)
+	}{
+		{"reset", "reset the connection", func(c *net.TCPConn) { c.SetLinger(0); c.Close() }},
+		{"close", "closed (EOF)", func(c *net.TCPConn) { c.CloseWrite() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ic, col, f, changes := icProxy(t, Config{Embedded: true}, `type == "PUBLISH" && topic == "hold"`)
+			d := connectDevice(t, f.srv.Addr().String(), "dev")
+			d.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 1, Topic: "hold", Payload: []byte("x")})
+			apiHeld(t, f, changes, 1)
+			d.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 2, Topic: "after", Payload: []byte("y")})
+			tc.end(d.c.(*net.TCPConn))
+			by, reason := col.waitClosed(t, 1)
+			if by != "client" || !strings.Contains(reason, "client "+tc.how) {
+				t.Errorf("close record: by %s, %q; want the client's: %s", by, reason, tc.how)
+			}
+			apiHeld(t, f, changes, 0)
+			if hs := ic.Held(); len(hs) != 0 {
+				t.Errorf("still held: %+v", hs)
+			}
+			// Nothing of the connection went to the broker after the CONNECT.
+			col.mu.Lock()
+			c2s := col.conns[1].data[stream.C2S].Bytes()
+			col.mu.Unlock()
+			if n, err := decode.SplitFrame(c2s, 0); err != nil || n != len(c2s) {
+				t.Errorf("the broker got % x; want the CONNECT only", c2s)
+			}
+		})
+	}
+}
+
+// TestInterceptReadAheadForwarded: what the device sends while its frame is held (read on to
+// watch it) goes after the frame, in order, once the frame is forwarded.
+func TestInterceptReadAheadForwarded(t *testing.T) {
+	_, _, f, changes := icProxy(t, Config{Embedded: true}, `type == "PUBLISH" && topic == "hold"`)
+	d := connectDevice(t, f.srv.Addr().String(), "dev")
+	d.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 1, Topic: "hold", Payload: []byte("x")})
+	held := apiHeld(t, f, changes, 1)
+	for id := uint16(2); id <= 4; id++ {
+		d.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: id, Topic: "after", Payload: []byte("y")})
+	}
+	if code, body := f.do(t, "POST", fmt.Sprintf("/intercept/held/%d/forward", held[0].ID), ""); code != 200 {
+		t.Fatalf("forward: %d %s", code, body)
+	}
+	for id := 1; id <= 4; id++ {
+		start := len(d.received)
+		if typ := d.readFrame(t); typ != decode.PUBACK {
+			t.Fatalf("got %v, want PUBACK %d", typ, id)
+		}
+		ack, ok := decode.Decode(d.received[start:], decode.V5).(*decode.Ack)
+		if !ok || int(ack.PacketID) != id {
+			t.Fatalf("PUBACK % x, want packet id %d", d.received[start:], id)
+		}
 	}
 }

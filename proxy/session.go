@@ -457,6 +457,9 @@ type pipeRun struct {
 	bp       *[]byte // the buffer of a connReader
 	fp       *framePipe
 	t        time.Time // when the bytes going through were read
+	// ahead reads on from the source while a stage holds a frame (StageEnv.Watch); nil until
+	// one does.
+	ahead *readAhead
 }
 
 // send passes b on to the destination, read (or, sent later by a stage, sent) at t.
@@ -500,6 +503,11 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 		later := newLater(ss.srv.cfg.Clock)
 		env := StageEnv{Now: ss.srv.cfg.Now, Rand: ss.srv.cfg.Rand, Clock: ss.srv.cfg.Clock, Later: later, Done: ss.stopped,
 			Alter: func(a *stream.Alteration) { ss.observeAlter(dir, ss.now(), a) }}
+		if _, mem := src.(*memConn); !mem {
+			// An in-memory source (the embedded broker) goes only when the proxy ends it, and its
+			// pipe reads in bursts that a read ahead would confuse.
+			env.Watch = p.watch
+		}
 		if stages := f(&ss.info, dir, env); len(stages) > 0 {
 			later.stopping = ss.stopping.Load
 			p.fp = newFramePipe(stages, ss.srv.cfg.StageMaxFrame, func(b []byte) error { return p.send(p.fp.cur.Time, b) }, later)
@@ -566,7 +574,7 @@ func (p *pipeRun) finish() {
 // step reads once and forwards what it read; true when the pipe has ended (its end reported).
 func (p *pipeRun) step() bool {
 	ss, dir, src, dst, ends := p.ss, p.dir, p.src, p.dst, p.ends
-	b, rerr := p.rd.read()
+	b, rerr := p.read()
 	if n := len(b); n > 0 {
 		p.t = ss.now()
 		var werr error
@@ -576,6 +584,13 @@ func (p *pipeRun) step() bool {
 			werr = p.send(p.t, b)
 		}
 		p.rd.release()
+		if errors.Is(werr, ErrSenderGone) {
+			if err := p.senderErr(); err != nil {
+				// The source went away while a stage held a frame of it: the direction ends as
+				// that read says, the frame given up.
+				rerr, werr = err, nil
+			}
+		}
 		if werr != nil {
 			if errors.Is(werr, ErrStageClose) && ss.stopping.CompareAndSwap(false, true) {
 				ss.markStopped()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -44,6 +45,10 @@ var ErrStageReset = errors.New("reset by a stage")
 // direction's destination (TCP FIN, TLS close_notify, WebSocket close frame) after what the
 // stage emitted, as if the source had closed: that direction ends, the other goes on.
 var ErrStageShut = errors.New("half-closed by a stage")
+
+// ErrSenderGone, wrapped in the error a stage returns, says that it gave up a frame it held
+// because the direction's source went away meanwhile (StageEnv.Watch).
+var ErrSenderGone = fmt.Errorf("the sender went away: %w", ErrDirClosed)
 
 // EndHolder is a Stage that may hold its direction's end (the source closed or reset) before it
 // is passed on: HoldEnd is called then, and may wait (StageEnv.Sleep: a slow close) while what
@@ -110,6 +115,14 @@ type StageEnv struct {
 	// Alter tells the connection's observers what a stage did outside a Frame call (a frame
 	// sent later, frames released), as Frame.Alter does, before it sends; nil: nobody listens.
 	Alter func(*stream.Alteration)
+	// Watch, called by a stage while it holds a frame in its Frame call, has the direction's
+	// source read on meanwhile and returns a channel closed when the source has gone (reset,
+	// closed, a read error): the stage then gives the frame up and returns an error wrapping
+	// ErrSenderGone, and the direction ends as that read says. The bytes read meanwhile go
+	// through the stages after the frame (up to Config.StageMaxFrame of them; beyond, the
+	// source waits). nil: the source cannot be watched (an in-memory one, gone only when the
+	// proxy ends the connection, which Done says).
+	Watch func() <-chan struct{}
 }
 
 // Sleep waits d on the clock, in the direction's goroutine: nothing else goes in the direction
