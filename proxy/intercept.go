@@ -187,16 +187,19 @@ func (ic *Intercept) Drop(id uint64) error {
 // purpose. It returns the warnings: what raw breaks of the receiver's negotiated limits or of
 // the packet format.
 func (ic *Intercept) Replace(id uint64, raw []byte) ([]string, error) {
-	n, err := decode.SplitFrame(raw, 0)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrEdit, err)
-	case n == 0:
-		return nil, fmt.Errorf("%w: %d bytes are not a whole packet (the Remaining Length says more)", ErrEdit, len(raw))
-	case n != len(raw):
-		return nil, fmt.Errorf("%w: %d bytes after the packet's %d (the Remaining Length says %d)", ErrEdit, len(raw)-n, n, n)
-	}
-	raw = slices.Clone(raw)
+	return ic.edit(id, func(*held) ([]byte, error) { return raw, nil })
+}
+
+// Edit changes fields of held frame id (re-encoded, every length right) and returns the
+// warnings, as Replace does. It edits the frame as it is then, edits made before included.
+func (ic *Intercept) Edit(id uint64, e FieldEdit) ([]string, error) {
+	return ic.edit(id, func(h *held) ([]byte, error) { return e.Apply(h.Raw, h.Version) })
+}
+
+// edit makes what change returns, from held frame id, what the frame is forwarded as: reading
+// the frame, changing it and storing the change is one step (mu held throughout), so that an
+// edit is never lost to another made at the same time, nor made to a frame already released.
+func (ic *Intercept) edit(id uint64, change func(*held) ([]byte, error)) ([]string, error) {
 	ic.mu.Lock()
 	i := slices.IndexFunc(ic.held, func(h *held) bool { return h.ID == id })
 	if i < 0 {
@@ -204,6 +207,15 @@ func (ic *Intercept) Replace(id uint64, raw []byte) ([]string, error) {
 		return nil, fmt.Errorf("%w: %d", ErrNotHeld, id)
 	}
 	h := ic.held[i]
+	raw, err := change(h)
+	if err == nil {
+		err = wholeFrame(raw)
+	}
+	if err != nil {
+		ic.mu.Unlock()
+		return nil, err
+	}
+	raw = slices.Clone(raw)
 	warnings := checkEdit(h, raw)
 	h.Raw, h.Edited, h.Warnings = raw, true, warnings
 	ic.mu.Unlock()
@@ -211,22 +223,18 @@ func (ic *Intercept) Replace(id uint64, raw []byte) ([]string, error) {
 	return warnings, nil
 }
 
-// Edit changes fields of held frame id (re-encoded, every length right) and returns the
-// warnings, as Replace does.
-func (ic *Intercept) Edit(id uint64, e FieldEdit) ([]string, error) {
-	ic.mu.Lock()
-	i := slices.IndexFunc(ic.held, func(h *held) bool { return h.ID == id })
-	if i < 0 {
-		ic.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d", ErrNotHeld, id)
+// wholeFrame checks that raw is exactly one frame by its Remaining Length.
+func wholeFrame(raw []byte) error {
+	n, err := decode.SplitFrame(raw, 0)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrEdit, err)
+	case n == 0:
+		return fmt.Errorf("%w: %d bytes are not a whole packet (the Remaining Length says more)", ErrEdit, len(raw))
+	case n != len(raw):
+		return fmt.Errorf("%w: %d bytes after the packet's %d (the Remaining Length says %d)", ErrEdit, len(raw)-n, n, n)
 	}
-	raw, version := ic.held[i].Raw, ic.held[i].Version
-	ic.mu.Unlock()
-	b, err := e.Apply(raw, version)
-	if err != nil {
-		return nil, err
-	}
-	return ic.Replace(id, b)
+	return nil
 }
 
 // checkEdit says what raw breaks, sent in h's direction.

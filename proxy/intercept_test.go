@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -573,6 +574,70 @@ func TestInterceptReadAheadForwarded(t *testing.T) {
 		ack, ok := decode.Decode(d.received[start:], decode.V5).(*decode.Ack)
 		if !ok || int(ack.PacketID) != id {
 			t.Fatalf("PUBACK % x, want packet id %d", d.received[start:], id)
+		}
+	}
+}
+
+// TestInterceptConcurrentEdits: edits of the same held frame at once (the UI and the API, two
+// API clients) each apply on top of the others, and an edit racing the frame's release either
+// is in the frame forwarded or fails with ErrNotHeld: no edit is lost. Run with -race.
+func TestInterceptConcurrentEdits(t *testing.T) {
+	pub := icPublish(t, "a/b", "hello")
+	topic, payload, retain := "edited/topic", "edited payload", true
+	edits := []FieldEdit{{Topic: &topic}, {Payload: &payload}, {Retain: &retain}}
+	// applied says which of the edits the frame b carries.
+	applied := func(t *testing.T, b []byte) [3]bool {
+		q, ok := decode.Decode(b, decode.V5).(*decode.Publish)
+		if !ok {
+			t.Fatalf("% x is not a PUBLISH", b)
+		}
+		return [3]bool{q.Topic == topic, string(q.Payload) == payload, q.Retain}
+	}
+	for round := range 100 {
+		r := newICRig(t, `topic == "a/b"`, nil)
+		run := r.start(stream.C2S, pub)
+		id := r.heldOne().ID
+		release := round%2 == 1 // every other round, forward while the edits go on
+		start := make(chan struct{})
+		errs := make([]error, len(edits))
+		var wg sync.WaitGroup
+		for i, e := range edits {
+			wg.Go(func() {
+				<-start
+				_, errs[i] = r.ic.Edit(id, e)
+			})
+		}
+		if release {
+			wg.Go(func() {
+				<-start
+				if err := r.ic.Forward(id); err != nil {
+					t.Errorf("forward: %v", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if !release {
+			if err := r.ic.Forward(id); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := run.wait(t)
+		if err != nil || len(out) != 1 {
+			t.Fatalf("round %d: forwarded %x, %v", round, out, err)
+		}
+		got := applied(t, out[0])
+		for i, err := range errs {
+			switch {
+			case err == nil && !got[i]:
+				t.Fatalf("round %d: edit %d was answered as done and is not in the frame forwarded (%v)", round, i, got)
+			case err != nil && !errors.Is(err, ErrNotHeld):
+				t.Fatalf("round %d: edit %d: %v", round, i, err)
+			case err != nil && got[i]:
+				t.Fatalf("round %d: edit %d failed (%v) yet is in the frame forwarded", round, i, err)
+			case err != nil && !release:
+				t.Fatalf("round %d: edit %d failed with the frame held: %v", round, i, err)
+			}
 		}
 	}
 }
