@@ -198,6 +198,7 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 // worker's render goroutine (nil without Inspector.Render).
 func (p *parallel) work(k int, ch, out chan *batch) {
 	in := p.in
+	scratch := make([]inspect.Record, 0, 16) // Conn.Framed's records, reused: those that pass go to e.recs
 	for b := range ch {
 		for i := range b.events {
 			e := &b.events[i]
@@ -219,7 +220,8 @@ func (p *parallel) work(k int, ch, out chan *batch) {
 					recs = e.c.c.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n])
 					break
 				}
-				recs = e.c.c.Framed(e.fs, nil)
+				recs = e.c.c.Framed(e.fs, scratch[:0])
+				scratch = recs[:0]
 				if rest := e.feed[e.dir&1]; rest != nil {
 					recs = append(recs, e.c.c.Feed(e.dir, e.t, rest)...)
 				}

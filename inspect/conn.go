@@ -408,16 +408,18 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, out
 		c.own = true // a fault's DISCONNECT is the proxy's
 	}
 	p := c.decodeFrame(dir, frame, pre)
-	a := &packetAlloc{}
-	r := &a.r
+	var r *PacketRecord
+	if out == nil {
+		a := &packetAlloc{}
+		r, out = &a.r, a.out[:0:2]
+	} else {
+		r = &PacketRecord{} // the caller's slice has room: 32 bytes less to allocate and clear
+	}
 	if al.sent() {
 		r.Fault, r.alt = al.a.Rule, al.a
 	}
 	c.inspect(r, dir, t, p)
 	c.own = own
-	if out == nil {
-		out = a.out[:0:2]
-	}
 	if al.a != nil && al.i == al.a.Kept {
 		out = append(out, c.faultRecord(dir, t, al.a, r.Index)) // right before the frame it sent
 	}
