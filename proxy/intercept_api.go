@@ -24,7 +24,9 @@ import (
 //	POST /intercept/held/{id}/drop
 //	POST /intercept/held/{id}/edit   FieldEdit's fields ({"payload": "...", "topic": ...}), or
 //	                                 {"hex": "30 0d ..."} the whole packet; the answer has the
-//	                                 warnings (negotiated limits the edit breaks)
+//	                                 warnings (negotiated limits the edit breaks). The body may
+//	                                 hold a packet as large as the proxy holds (StageMaxFrame)
+//	                                 in spaced hex; a larger one is answered 413.
 //	POST /intercept/forward_all
 func (ic *Intercept) Routes(a *API) {
 	a.Handle("GET /intercept", http.HandlerFunc(ic.apiGet))
@@ -34,7 +36,13 @@ func (ic *Intercept) Routes(a *API) {
 	}))
 	a.Handle("POST /intercept/held/{id}/forward", ic.decide(ic.Forward))
 	a.Handle("POST /intercept/held/{id}/drop", ic.decide(ic.Drop))
-	a.Handle("POST /intercept/held/{id}/edit", http.HandlerFunc(ic.apiEdit))
+	frameMax := 1 << 20
+	if a.srv != nil {
+		frameMax = a.srv.cfg.StageMaxFrame
+	}
+	a.Handle("POST /intercept/held/{id}/edit", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ic.apiEdit(w, r, editBodyMax(frameMax))
+	}))
 	a.Handle("POST /intercept/forward_all", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]int{"forwarded": ic.ForwardAll()})
 	}))
@@ -90,12 +98,21 @@ func (ic *Intercept) apiGet(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"filter": ic.Filter(), "held": ic.heldViews()})
 }
 
-// decodeBody reads r's JSON body into v strictly: no unknown fields, nothing after it.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+// filterBodyMax bounds the body of PUT /intercept.
+const filterBodyMax = 1 << 20
+
+// editBodyMax bounds the body of an edit: a replacement of a frame as large as the proxy holds
+// (frameMax, Config.StageMaxFrame) in hex with a space between bytes (3 characters a byte),
+// and 64 KiB for the rest of the JSON.
+func editBodyMax(frameMax int) int64 { return 3*int64(frameMax) + 64<<10 }
+
+// decodeBody reads r's JSON body, of at most max bytes, into v strictly: no unknown fields,
+// nothing after it.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, max int64) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return errors.New("body: want a JSON object")
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("body: %w", err)
@@ -106,12 +123,23 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
+// bodyError answers err from decodeBody: 413 for a body over its limit, saying the limit, else
+// 400.
+func bodyError(w http.ResponseWriter, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		apiError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than the %d-byte limit", tooLarge.Limit))
+		return
+	}
+	apiError(w, http.StatusBadRequest, err.Error())
+}
+
 func (ic *Intercept) apiSetFilter(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Filter *string `json:"filter"`
 	}
-	if err := decodeBody(w, r, &req); err != nil {
-		apiError(w, http.StatusBadRequest, err.Error())
+	if err := decodeBody(w, r, &req, filterBodyMax); err != nil {
+		bodyError(w, err)
 		return
 	}
 	if req.Filter == nil {
@@ -155,14 +183,15 @@ type editRequest struct {
 	Hex *string `json:"hex,omitempty"`
 }
 
-func (ic *Intercept) apiEdit(w http.ResponseWriter, r *http.Request) {
+// apiEdit answers an edit, whose body may have up to max bytes.
+func (ic *Intercept) apiEdit(w http.ResponseWriter, r *http.Request, max int64) {
 	id, ok := heldID(w, r)
 	if !ok {
 		return
 	}
 	var req editRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		apiError(w, http.StatusBadRequest, err.Error())
+	if err := decodeBody(w, r, &req, max); err != nil {
+		bodyError(w, err)
 		return
 	}
 	var warnings []string

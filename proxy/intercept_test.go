@@ -641,3 +641,38 @@ func TestInterceptConcurrentEdits(t *testing.T) {
 		}
 	}
 }
+
+// TestInterceptEditBodyLimit: an edit's body may carry, in hex with spaces, a packet as large as
+// the proxy holds (1 MiB by default; 900,000 bytes here, 2.7 MB of hex); a body over the limit
+// is answered 413 with an error that names the limit.
+func TestInterceptEditBodyLimit(t *testing.T) {
+	_, _, f, changes := icProxy(t, Config{Embedded: true}, `type == "PUBLISH" && topic == "hold"`)
+	d := connectDevice(t, f.srv.Addr().String(), "dev")
+	d.send(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 1, Topic: "hold", Payload: []byte("x")})
+	path := fmt.Sprintf("/intercept/held/%d/edit", apiHeld(t, f, changes, 1)[0].ID)
+
+	big := icEnc(t, &decode.Publish{Base: icV5, QoS: 1, PacketID: 1, Topic: "hold", Payload: bytes.Repeat([]byte{'z'}, 900_000-13)})
+	var spaced strings.Builder
+	for _, c := range big {
+		fmt.Fprintf(&spaced, "%02x ", c)
+	}
+	code, body := f.do(t, "POST", path, `{"hex": "`+spaced.String()+`"}`)
+	var res struct {
+		Held heldView `json:"held"`
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != 200 || err != nil || res.Held.Size != len(big) {
+		t.Fatalf("a %d-byte packet in %d bytes of hex: %d %.200s (size %d)", len(big), spaced.Len(), code, body, res.Held.Size)
+	}
+
+	limit := editBodyMax(1 << 20)
+	code, body = f.do(t, "POST", path, `{"hex": "`+strings.Repeat("0", int(limit))+`"}`)
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); code != 413 || err != nil || !strings.Contains(e.Error, fmt.Sprintf("%d-byte limit", limit)) {
+		t.Errorf("a body over the limit: %d %s; want 413 naming the %d-byte limit", code, body, limit)
+	}
+	if hs := apiHeld(t, f, changes, 1); hs[0].Size != len(big) {
+		t.Errorf("after the refused edit the held packet has %d bytes, want the %d of the edit before", hs[0].Size, len(big))
+	}
+}
