@@ -1,10 +1,12 @@
 // Package mqttclient is a small raw MQTT 5 and 3.1.1 client built on decode, for mqscope's
-// probe and replay and for tests: it sends any decode.Packet or any bytes (so it can break the
-// standard on purpose), reads frames with a context, and reports every byte both ways to a
-// stream.ConnObserver, so that what it does can be inspected as any other connection.
+// probe, replay, demo devices, scenario device and tests: it sends any decode.Packet or any
+// bytes (so it can break the standard on purpose), reads frames with a context, and reports
+// every byte both ways to a stream.ConnObserver, so that what it does can be inspected as any
+// other connection. Each write has a deadline and each frame read a size limit, so that a peer
+// that stops reading or announces a huge frame costs a bounded wait and bounded memory.
 //
 // It keeps no session state of its own: packet identifiers, aliases and acknowledgements are
-// the caller's.
+// the caller's (PacketIDs, Ack and Inbox help a caller that plays a device).
 package mqttclient
 
 import (
