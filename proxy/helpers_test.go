@@ -16,19 +16,6 @@ import (
 	"github.com/mqscope/mqscope/stream"
 )
 
-func listening(addr string) bool {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
 // startProxy starts a proxy with cfg (listening on a free loopback port unless set) and stops
 // it when the test ends.
 func startProxy(t testing.TB, cfg Config) *Server {

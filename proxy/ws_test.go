@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -17,7 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mqscope/mqscope/decode"
-	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/internal/wsconn"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -36,23 +38,74 @@ func dialWS(t testing.TB, url string, writeBuf int) *websocket.Conn {
 	return ws
 }
 
-// startWSBroker runs mochi with a WebSocket listener (the upstream side of the WS tests).
+// startWSBroker runs mochi with a WebSocket listener (the upstream side of the WS tests), ready
+// when it returns.
 func startWSBroker(t *testing.T) string {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{Logger: nil})
 	srv.AddHook(new(auth.AllowHook), nil)
-	addr := peer.FreeAddr(t)
-	if err := srv.AddListener(listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddListener(newMochiWSListener(ln)); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	if !listening(addr) {
-		t.Fatal("websocket broker did not start")
-	}
-	return addr
+	return ln.Addr().String()
+}
+
+// mochiWSListener is a mochi listener of MQTT over WebSocket on a port bound before the broker
+// starts, so that it accepts connections as soon as the broker serves (mochi's own WebSocket
+// listener binds its port on a goroutine, and says nothing when it has): each connection is
+// upgraded by gorilla's Upgrader with the "mqtt" subprotocol, as mochi's listener does, and
+// its binary messages are the stream mochi reads.
+type mochiWSListener struct {
+	ln  net.Listener
+	srv *http.Server
+	// establish is mochi's, set by Serve before the server accepts anything.
+	establish listeners.EstablishFn
+}
+
+func newMochiWSListener(ln net.Listener) *mochiWSListener {
+	l := &mochiWSListener{ln: ln}
+	up := websocket.Upgrader{Subprotocols: []string{"mqtt"}}
+	l.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		l.establish("ws", mochiWSConn{wsconn.New(ws)})
+	})}
+	return l
+}
+
+// mochiWSConn is a WebSocket connection as mochi's listener hands it to the broker: the stream
+// in binary messages, and deadlines set on the connection beneath (mochi sets them from its
+// reading goroutine while another writes, which gorilla's own deadlines do not allow).
+type mochiWSConn struct{ *wsconn.Conn }
+
+func (c mochiWSConn) SetDeadline(t time.Time) error      { return c.NetConn().SetDeadline(t) }
+func (c mochiWSConn) SetReadDeadline(t time.Time) error  { return c.NetConn().SetReadDeadline(t) }
+func (c mochiWSConn) SetWriteDeadline(t time.Time) error { return c.NetConn().SetWriteDeadline(t) }
+
+func (l *mochiWSListener) Init(*slog.Logger) error { return nil }
+func (l *mochiWSListener) ID() string              { return "ws" }
+func (l *mochiWSListener) Address() string         { return l.ln.Addr().String() }
+func (l *mochiWSListener) Protocol() string        { return "ws" }
+
+func (l *mochiWSListener) Serve(establish listeners.EstablishFn) {
+	l.establish = establish
+	l.srv.Serve(l.ln)
+}
+
+func (l *mochiWSListener) Close(closeClients listeners.CloseFn) {
+	l.srv.Close()
+	closeClients("ws")
 }
 
 func TestWebSocket(t *testing.T) {
