@@ -105,6 +105,11 @@ type Analyzer struct {
 	zeros     []byte
 	nextID    int
 	randoms   []tlsdecrypt.Random // of the TLS connections decrypted (decrypt.go)
+	// The files whose Decryption Secrets Blocks are read when first needed (needSecrets),
+	// those found to have some, and the errors of reading them.
+	secretsFrom []string
+	scanned     map[string]bool
+	secretsErrs []error
 	frags     defragmenter
 
 	// for Options.Record
@@ -860,6 +865,7 @@ func (ignored) Close(time.Time, stream.End)        {}
 
 // tls reports an encrypted connection once its ClientHello is complete (or cannot be).
 func (s *tcpConn) tls(t time.Time) {
+	s.a.needSecrets() // before anything asks for the keys
 	s.kind = kindTLS
 	c := &s.half[s.rd(stream.C2S)]
 	if _, complete := parseClientHello(c.pre); !complete && c.preGap == 0 {

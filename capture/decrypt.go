@@ -217,7 +217,34 @@ func (a *Analyzer) TLSRandoms() []tlsdecrypt.Random { return a.randoms }
 
 // TLSKeys returns the secrets the Analyzer decrypts with: Options.TLSKeys, and those of the
 // Decryption Secrets Blocks read (nil when there are none).
-func (a *Analyzer) TLSKeys() *tlsdecrypt.Keys { return a.opts.TLSKeys }
+func (a *Analyzer) TLSKeys() *tlsdecrypt.Keys {
+	a.needSecrets()
+	return a.opts.TLSKeys
+}
+
+// needSecrets reads the Decryption Secrets Blocks of the files being read, the first time a
+// TLS connection (or a secrets block among the packets) needs them: they count wherever they
+// are in a file (a key log appended after the handshakes it decrypts), so each file but
+// standard input, which cannot be read twice, is skimmed for them whole. A capture without TLS
+// is not read twice.
+func (a *Analyzer) needSecrets() {
+	names := a.secretsFrom
+	if names == nil {
+		return
+	}
+	a.secretsFrom = nil
+	for _, name := range names {
+		if s := scanSecrets(name); len(s) > 0 {
+			if a.scanned == nil {
+				a.scanned = map[string]bool{}
+			}
+			a.scanned[name] = true
+			if err := a.addSecrets(name, s); err != nil {
+				a.secretsErrs = append(a.secretsErrs, err)
+			}
+		}
+	}
+}
 
 // addSecrets takes the TLS key logs of a capture file's Decryption Secrets Blocks: TLS
 // connections reported after them are decrypted with them (with Options.TLSKeys, or on

@@ -231,18 +231,7 @@ func (f *File) Next() (link int, ci gopacket.CaptureInfo, data []byte, err error
 func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(read int64)) error {
 	var errs []error
 	var n, done int64
-	// The Decryption Secrets Blocks of a file count wherever they are (a key log appended
-	// after the handshakes it decrypts): each file but standard input, which cannot be read
-	// twice, is skimmed for them first.
-	scanned := map[string]bool{}
-	for _, name := range names {
-		if s := scanSecrets(name); len(s) > 0 {
-			scanned[name] = true
-			if err := a.addSecrets(name, s); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	a.secretsFrom = names // read for their secrets blocks when a TLS connection needs them
 	for _, name := range inTimeOrder(names) {
 		f, err := OpenFile(name)
 		if err != nil {
@@ -251,9 +240,11 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 		}
 		for {
 			link, ci, data, err := f.Next()
-			if s := f.TakeSecrets(); s != nil && !scanned[name] {
-				if err := a.addSecrets(f.name, s); err != nil {
-					errs = append(errs, err)
+			if s := f.TakeSecrets(); s != nil {
+				if a.needSecrets(); !a.scanned[name] {
+					if err := a.addSecrets(f.name, s); err != nil {
+						errs = append(errs, err)
+					}
 				}
 			}
 			if err == io.EOF {
@@ -283,7 +274,7 @@ func ReadFiles(ctx context.Context, names []string, a *Analyzer, progress func(r
 		progress(done)
 	}
 	a.Close()
-	return errors.Join(errs...)
+	return errors.Join(append(a.secretsErrs, errs...)...)
 }
 
 // Files is a stream.Source: the connections of capture files (pcap or pcapng, compressed or
