@@ -83,6 +83,10 @@ func FuzzPreframer(f *testing.F) {
 	// An unreadable fixed header, then packets; a frame over the limit.
 	f.Add(cat(connect, []byte{0x00, 0xff, 0xff, 0xff, 0xff, 0x7f}, pub), connack, uint8(7), int8(-1), uint16(0))
 	f.Add(cat(connect, pub, bytes.Repeat([]byte{0x30, 0x7f}, 80), pub), connack, uint8(64), int8(-1), uint16(40))
+	// A frame cut by the end of the capture, and by a loss: what the Preframer held must reach
+	// the Conn (the close record names the unfinished frame; the loss is inside a frame).
+	f.Add(cat(connect, pub[:5]), connack, uint8(64), int8(-1), uint16(0))
+	f.Add(cat(connect, pub, pub[:6], pub), cat(connack, puback), uint8(5), int8(5), uint16(0))
 	f.Fuzz(func(t *testing.T, c2s, s2c []byte, step uint8, gapAt int8, maxFrame uint16) {
 		n := int(step%64) + 1
 		opts := Options{MaxFrame: 1 << 16}
