@@ -110,7 +110,7 @@ type Analyzer struct {
 	secretsFrom []string
 	scanned     map[string]bool
 	secretsErrs []error
-	frags     defragmenter
+	frags       defragmenter
 
 	// for Options.Record
 	cur      recFrame             // the packet being analyzed
