@@ -238,7 +238,12 @@ func (f *Framer) nextHead() ([]byte, error) {
 		}
 	}
 	if f.start == len(f.buf) {
-		if len(f.in) == 0 {
+		switch len(f.in) {
+		case 0:
+			f.in = nil
+			return nil, nil
+		case 1: // the first byte of a header, never a whole one (a byte at a time: cheaply)
+			f.buf = append(f.buf, f.in[0])
 			f.in = nil
 			return nil, nil
 		}
@@ -290,8 +295,11 @@ func (f *Framer) nextHead() ([]byte, error) {
 		if len(f.in) == 0 {
 			return nil, nil
 		}
-		k = min(k, len(f.in))
-		f.buf = append(f.buf, f.in[:k]...)
+		if k = min(k, len(f.in)); k == 1 {
+			f.buf = append(f.buf, f.in[0])
+		} else {
+			f.buf = append(f.buf, f.in[:k]...)
+		}
 		f.in = f.in[k:]
 	}
 }
