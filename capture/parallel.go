@@ -185,7 +185,9 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 			case evGap:
 				e.feed[e.dir&1] = pre.Handover(e.dir)
 			case evCompact:
-				pre.Release()
+				// A quiet connection keeps no framing state twice: its Conn frames from now on.
+				e.feed[stream.C2S], e.feed[stream.S2C] = pre.Handover(stream.C2S), pre.Handover(stream.S2C)
+				e.c.pre = nil
 			case evClose:
 				e.feed[stream.C2S], e.feed[stream.S2C] = pre.Handover(stream.C2S), pre.Handover(stream.S2C)
 			}

@@ -50,27 +50,28 @@ type Conn struct {
 
 	streams [2]dirStream
 
+	// Small fields together, so that a Conn fits in a smaller size class of the allocator.
 	version      decode.Version
 	versionKnown bool
 	own          bool // the bytes being inspected are the proxy's own (FeedOwn)
 	// startFromConnect: marked mid-stream, but the client's stream began with its CONNECT.
 	startFromConnect bool
+	closed           bool
+	kaFlagged        bool
+	lost             [2]bool // the capture lost bytes of the direction
 
 	st ConnState // counters and negotiation; maps created on first use
 
 	connect    *PacketRecord // the CONNECT, nil until seen
 	connack    *PacketRecord // the first CONNACK
 	disconnect [2]*PacketRecord
-	closed     bool
 
 	counts    [2]typeCount[int32] // packets by type, each direction
 	aliases   [2]map[uint16]string
 	flight    [2]map[uint16]inflight // by the direction of the PUBLISH (or SUBSCRIBE) sender
 	inflight  [2]int                 // QoS 1 and 2 PUBLISH in flight per direction
-	lost      [2]bool                // the capture lost bytes of the direction
 	recent    [2]factRing            // compact facts about the last packets, for cause links
 	lastC2S   time.Time
-	kaFlagged bool
 	requests  map[string]request // "response topic\x00correlation data" -> request
 	authSteps int
 	pending   []Note               // notes for the next packet in either direction
@@ -83,13 +84,13 @@ type Conn struct {
 // stream frames one direction.
 type dirStream struct {
 	fr      decode.Framer
-	skipped bool   // bytes of the direction were dropped or lost: its next frame is not its first byte
 	pending []Note // notes for the next packet of this direction
-	dead    bool   // after the sender's DISCONNECT
+	topics  decode.TopicCache
+	skipped bool // bytes of the direction were dropped or lost: its next frame is not its first byte
+	dead    bool // after the sender's DISCONNECT
 	// lossAtBoundary: the last loss came between two frames (none was half read), so the first
 	// byte after it likely begins one.
 	lossAtBoundary bool
-	topics         decode.TopicCache
 }
 
 // inflight is a PUBLISH, SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement.

@@ -14,18 +14,19 @@ import (
 // protocol version is known from the options or the CONNECT, as Conn would decode them.
 // Anything else (a loss, a header that cannot be framed, a connection whose start was not
 // seen) hands the direction back to the Conn, with the bytes held, for good: Conn.Feed and
-// Conn.Gap then do what they always do. The records are the same either way.
+// Conn.Gap then do what they always do. The records are the same either way. A connection
+// gone quiet (Conn.Compact) is handed back whole, so that it keeps no framing state twice.
 //
 // A Preframer is not safe for concurrent use; it never touches its Conn.
 type Preframer struct {
 	dirs    [2]preDir
+	handed  [2]bool // the Conn frames the direction
 	version decode.Version
 	known   bool // version known: frames are decoded
 }
 
 type preDir struct {
 	fr     decode.Framer
-	handed bool // the Conn frames this direction
 	topics decode.TopicCache
 }
 
@@ -53,10 +54,10 @@ func NewPreframer(opts Options) *Preframer {
 
 // Feed frames the next bytes of direction dir, seen at t, appending the whole frames to out.
 // rest, when not nil, is bytes the Conn must be fed (Conn.Feed, after Conn.Framed of out): the
-// direction was handed back, then or before (Handed). It aliases b or the Preframer's buffer.
+// direction was handed back, then or before. It aliases b or the Preframer's buffer.
 func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_ []Framed, rest []byte) {
 	d := &p.dirs[dir&1]
-	if d.handed {
+	if p.handed[dir&1] {
 		return out, b
 	}
 	d.fr.Write(b)
@@ -64,7 +65,7 @@ func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_
 		frame, err := d.fr.Next()
 		if err != nil {
 			// The Conn decides what follows a header that cannot be framed.
-			d.handed = true
+			p.handed[dir&1] = true
 			return out, d.fr.Pending()
 		}
 		if frame == nil {
@@ -88,22 +89,11 @@ func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_
 // loss, the end of the connection): it returns the bytes held of an unfinished frame, for
 // Conn.Feed before that. Handing over again returns nothing.
 func (p *Preframer) Handover(dir stream.Dir) []byte {
-	d := &p.dirs[dir&1]
-	if d.handed {
+	if p.handed[dir&1] {
 		return nil
 	}
-	d.handed = true
-	return d.fr.Pending()
-}
-
-// Handed reports whether direction dir was handed back to the Conn.
-func (p *Preframer) Handed(dir stream.Dir) bool { return p.dirs[dir&1].handed }
-
-// Release lets go of the framing buffers that hold nothing (Conn.Compact).
-func (p *Preframer) Release() {
-	for d := range p.dirs {
-		p.dirs[d].fr.Release()
-	}
+	p.handed[dir&1] = true
+	return p.dirs[dir&1].fr.Pending()
 }
 
 // Framed inspects frames a Preframer framed from the bytes of this connection, in the order
