@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/wsconn"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -474,7 +475,6 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", e.Addr)
 	case stream.WebSocket, stream.WSS:
 		d := websocket.Dialer{
-			Subprotocols:     []string{"mqtt"},
 			HandshakeTimeout: s.cfg.DialTimeout,
 			ReadBufferSize:   s.cfg.BufferSize,
 			WriteBufferSize:  s.cfg.BufferSize,
@@ -490,11 +490,8 @@ func (s *Server) dial(ctx context.Context) (net.Conn, error) {
 		if e.Transport == stream.WSS {
 			d.TLSClientConfig = clientTLS(s.cfg.UpstreamTLS, e)
 		}
-		ws, resp, err := d.DialContext(ctx, e.String(), nil)
+		ws, err := wsconn.Dial(ctx, d, e.String())
 		if err != nil {
-			if resp != nil {
-				return nil, fmt.Errorf("websocket handshake: %v (HTTP %s)", err, resp.Status)
-			}
 			return nil, err
 		}
 		return newWSConn(ws), nil

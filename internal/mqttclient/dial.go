@@ -65,15 +65,12 @@ func DialConn(ctx context.Context, e stream.Endpoint, o DialOptions) (net.Conn, 
 }
 
 func dialWS(ctx context.Context, e stream.Endpoint, o DialOptions) (net.Conn, error) {
-	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: o.Timeout}
+	d := websocket.Dialer{HandshakeTimeout: o.Timeout}
 	if e.Transport == stream.WSS {
 		d.TLSClientConfig = e.ClientTLS(o.TLS)
 	}
-	ws, resp, err := d.DialContext(ctx, e.String(), nil)
+	ws, err := wsconn.Dial(ctx, d, e.String())
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("websocket handshake: %w (HTTP %s)", err, resp.Status)
-		}
 		return nil, err
 	}
 	return wsconn.New(ws), nil

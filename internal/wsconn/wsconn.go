@@ -4,7 +4,9 @@
 package wsconn
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -23,6 +25,21 @@ import (
 type Conn struct {
 	ws *websocket.Conn
 	r  io.Reader // the message being read, nil between messages
+}
+
+// Dial opens an MQTT over WebSocket connection to url (ws:// or wss://) with d, which says the
+// timeouts, TLS and buffers: it asks for the "mqtt" subprotocol, and a refused handshake's error
+// says the HTTP status the server answered.
+func Dial(ctx context.Context, d websocket.Dialer, url string) (*websocket.Conn, error) {
+	d.Subprotocols = []string{"mqtt"}
+	ws, resp, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("websocket handshake: %w (HTTP %s)", err, resp.Status)
+		}
+		return nil, err
+	}
+	return ws, nil
 }
 
 // New returns the byte stream of ws.

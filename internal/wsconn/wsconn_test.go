@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -101,5 +102,34 @@ func TestWrite(t *testing.T) {
 	}
 	if len(msgs) != 2 || msgs[0] != "\xC0\x00" || msgs[1] != "\x30\x03\x00\x01t" {
 		t.Errorf("the peer read %q", msgs)
+	}
+}
+
+// TestDial: Dial asks for the "mqtt" subprotocol, and a refused handshake's error says the
+// HTTP status.
+func TestDial(t *testing.T) {
+	up := websocket.Upgrader{Subprotocols: []string{"mqtt"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/refuse" {
+			http.Error(w, "no", http.StatusForbidden)
+			return
+		}
+		if _, err := up.Upgrade(w, r, nil); err != nil {
+			t.Error(err)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	url := "ws://" + strings.TrimPrefix(srv.URL, "http://")
+	ws, err := Dial(context.Background(), websocket.Dialer{}, url+"/mqtt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ws.Subprotocol(); p != "mqtt" {
+		t.Errorf("subprotocol %q, want mqtt", p)
+	}
+	ws.Close()
+	_, err = Dial(context.Background(), websocket.Dialer{}, url+"/refuse")
+	if err == nil || !strings.Contains(err.Error(), "HTTP 403") || !errors.Is(err, websocket.ErrBadHandshake) {
+		t.Errorf("refused handshake: %v", err)
 	}
 }
