@@ -7,9 +7,10 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/stream"
@@ -435,19 +436,35 @@ func (c *connSummary) write(sb *strings.Builder, o TextOptions) {
 // limitTable writes the negotiated limits of both directions; s2c, when not empty, stands for
 // every limit the CONNECT set (when it was not seen).
 func limitTable(sb *strings.Builder, e *Effective, s2c string) {
-	tw := tabwriter.NewWriter(sb, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  Limit\tclient→server (CONNACK)\tserver→client (CONNECT)\n")
-	row := func(name, a, b string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, a, b) }
 	or := func(v string) string { return cmp.Or(s2c, v) }
-	row("Receive Maximum", fmt.Sprint(e.C2S.ReceiveMaximum), or(fmt.Sprint(e.S2C.ReceiveMaximum)))
-	row("Maximum Packet Size", sizeLimit(e.C2S.MaximumPacketSize), or(sizeLimit(e.S2C.MaximumPacketSize)))
-	row("Topic Alias Maximum", fmt.Sprint(e.C2S.TopicAliasMaximum), or(fmt.Sprint(e.S2C.TopicAliasMaximum)))
-	row("Maximum QoS", fmt.Sprint(e.C2S.MaximumQoS), "-")
-	row("Retain Available", yesNo(e.C2S.RetainAvailable), "-")
-	row("Wildcard Subscription", yesNo(e.C2S.WildcardSubscriptionAvailable), "-")
-	row("Subscription Identifiers", yesNo(e.C2S.SubscriptionIdentifiersAvailable), "-")
-	row("Shared Subscription", yesNo(e.C2S.SharedSubscriptionAvailable), "-")
-	tw.Flush()
+	itoa := strconv.Itoa
+	rows := [...][3]string{
+		{"  Limit", "client→server (CONNACK)", "server→client (CONNECT)"},
+		{"  Receive Maximum", itoa(e.C2S.ReceiveMaximum), or(itoa(e.S2C.ReceiveMaximum))},
+		{"  Maximum Packet Size", sizeLimit(e.C2S.MaximumPacketSize), or(sizeLimit(e.S2C.MaximumPacketSize))},
+		{"  Topic Alias Maximum", itoa(e.C2S.TopicAliasMaximum), or(itoa(e.S2C.TopicAliasMaximum))},
+		{"  Maximum QoS", itoa(e.C2S.MaximumQoS), "-"},
+		{"  Retain Available", yesNo(e.C2S.RetainAvailable), "-"},
+		{"  Wildcard Subscription", yesNo(e.C2S.WildcardSubscriptionAvailable), "-"},
+		{"  Subscription Identifiers", yesNo(e.C2S.SubscriptionIdentifiersAvailable), "-"},
+		{"  Shared Subscription", yesNo(e.C2S.SharedSubscriptionAvailable), "-"},
+	}
+	// Columns as text/tabwriter aligns them (widths in runes, two spaces between), without its
+	// cost: a summary is written for every connection as it closes.
+	var w [2]int
+	for _, r := range rows {
+		w[0], w[1] = max(w[0], utf8.RuneCountInString(r[0])), max(w[1], utf8.RuneCountInString(r[1]))
+	}
+	for _, r := range rows {
+		for c := range 2 {
+			sb.WriteString(r[c])
+			for range w[c] + 2 - utf8.RuneCountInString(r[c]) {
+				sb.WriteByte(' ')
+			}
+		}
+		sb.WriteString(r[2])
+		sb.WriteByte('\n')
+	}
 }
 
 func sortedKeys(m map[string]int) []string {
