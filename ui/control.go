@@ -237,17 +237,13 @@ func (u *UI) next(forward bool) {
 		if u.field != nil {
 			from = u.field.Start + 1
 		}
-		at := u.detail.FindBytes(u.search, from)
+		at, n := u.detail.FindBytes(u.search, from)
 		if at < 0 {
-			at = u.detail.FindBytes(u.search, 0)
+			at, _ = u.detail.FindBytes(u.search, 0)
 		}
 		if at < 0 {
 			u.msg = "not in this packet's bytes: " + u.search
 			return
-		}
-		n := len(u.search)
-		if b, ok := parseHex(u.search); ok {
-			n = len(b)
 		}
 		u.field = &Node{Start: at, End: at + n}
 		u.fillHex()

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -83,45 +85,25 @@ func (l HexLine) Text(open, close string, escape func(string) string) string {
 }
 
 // FindBytes returns the offset of the first occurrence of pattern in the packet's bytes at or
-// after from (-1 when none). pattern is hex ("de ad", "dead") when it is, else text.
-func (d *Detail) FindBytes(pattern string, from int) int {
+// after from (-1 when none), and how many bytes the pattern stands for. pattern is hex
+// ("de ad", "dead", "0xdead") when it is, else text.
+func (d *Detail) FindBytes(pattern string, from int) (at, n int) {
 	want := []byte(pattern)
 	if b, ok := parseHex(pattern); ok {
 		want = b
 	}
-	if len(want) == 0 || from > len(d.Raw) {
-		return -1
+	if len(want) == 0 || from < 0 || from > len(d.Raw) {
+		return -1, len(want)
 	}
-	i := strings.Index(string(d.Raw[from:]), string(want))
+	i := bytes.Index(d.Raw[from:], want)
 	if i < 0 {
-		return -1
+		return -1, len(want)
 	}
-	return from + i
+	return from + i, len(want)
 }
 
-// parseHex reads hex digits, spaces allowed between bytes.
+// parseHex reads hex digits, spaces allowed between bytes, after an optional 0x.
 func parseHex(s string) ([]byte, bool) {
-	s = strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(s), "0x"), " ", "")
-	if s == "" || len(s)%2 != 0 {
-		return nil, false
-	}
-	out := make([]byte, len(s)/2)
-	for i := range out {
-		var v byte
-		for _, c := range s[2*i : 2*i+2] {
-			v <<= 4
-			switch {
-			case c >= '0' && c <= '9':
-				v |= byte(c - '0')
-			case c >= 'a' && c <= 'f':
-				v |= byte(c - 'a' + 10)
-			case c >= 'A' && c <= 'F':
-				v |= byte(c - 'A' + 10)
-			default:
-				return nil, false
-			}
-		}
-		out[i] = v
-	}
-	return out, true
+	b, err := hex.DecodeString(strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(s), "0x"), " ", ""))
+	return b, err == nil && len(b) > 0
 }

@@ -344,11 +344,15 @@ func TestHexSearch(t *testing.T) {
 	d, _ := m.Detail(find(t, m, 1, 7), DetailOptions{})
 	at := bytes.Index(d.Raw, []byte("online"))
 	for _, pat := range []string{"online", "6f 6e 6c", "6F6E6C69", "0x6f6e"} {
-		if got := d.FindBytes(pat, 0); got != at {
+		got, n := d.FindBytes(pat, 0)
+		if got != at {
 			t.Errorf("FindBytes(%q) = %d, want %d", pat, got, at)
 		}
+		if want := (len(strings.ReplaceAll(strings.TrimPrefix(pat, "0x"), " ", "")) + 1) / 2; pat != "online" && n != want {
+			t.Errorf("FindBytes(%q) stands for %d bytes, want %d", pat, n, want)
+		}
 	}
-	if got := d.FindBytes("online", at+1); got != -1 {
+	if got, n := d.FindBytes("online", at+1); got != -1 || n != len("online") {
 		t.Errorf("found a second time at %d", got)
 	}
 }
