@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -355,5 +356,49 @@ func TestLargeFrames(t *testing.T) {
 	}
 	if res.Divergence != nil || res.Received != 3 {
 		t.Errorf("received %d, divergence %v", res.Received, res.Divergence)
+	}
+}
+
+// flood is a peer that answers everything and then never stops sending PINGRESP, up to sent
+// packets, after which its connection fails.
+type flood struct {
+	v    decode.Version
+	n    int
+	sent int
+}
+
+func (f *flood) Write([]byte) error          { return nil }
+func (f *flood) Version() decode.Version     { return f.v }
+func (f *flood) SetVersion(v decode.Version) { f.v = v }
+func (f *flood) Next(context.Context) (decode.Packet, error) {
+	f.n++
+	switch {
+	case f.n == 1:
+		return decode.Decode([]byte{0x20, 0x03, 0x00, 0x00, 0x00}, f.v), nil // CONNACK
+	case f.n > f.sent:
+		return nil, errors.New("the flood ended")
+	}
+	return decode.Decode([]byte{0xD0, 0x00}, f.v), nil // PINGRESP
+}
+
+// TestFloodingPeer: a peer that keeps sending after the captured session's last answer is read
+// no further than the comparison looks (the captured answers and the window after them), not
+// until it stops: it ends neither the replay's wait nor its memory otherwise.
+func TestFloodingPeer(t *testing.T) {
+	s := session(t,
+		frame{stream.C2S, &decode.Connect{ClientID: "f", CleanStart: true, KeepAlive: 30}},
+		frame{stream.S2C, &decode.Connack{}},
+	)
+	s.Close.End.By = stream.Server // the broker closed: the replay waits for its close
+	peer := &flood{sent: 100_000}
+	res, err := AsClient(ctxT(t), s, peer, Options{Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Received != 1+window || peer.n != 1+window {
+		t.Errorf("received %d packets, read %d of the flood", res.Received, peer.n)
+	}
+	if d := res.Divergence; d == nil || d.Replayed != "PINGRESP" {
+		t.Errorf("divergence %v", d)
 	}
 }
