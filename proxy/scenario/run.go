@@ -134,6 +134,9 @@ type run struct {
 	anchors   map[string]time.Time // first connect, connack, fault, close
 	open      map[int]bool         // connections with records and no close yet
 	firstConn int                  // the connection of the first CONNECT
+	// stepsAhead: expect steps of the built-in client it has not reached yet; the run is not
+	// settled before it has (they are expectations too).
+	stepsAhead int
 	// deviceEnded: the loop heard that the device ended.
 	deviceEnded bool
 	skipped     string
@@ -231,6 +234,11 @@ func (r *run) run(ctx context.Context) (err error) {
 		}
 		go func() { deviceDone <- waitDevice(cmd) }()
 	case d.Client != nil:
+		for _, st := range d.Client.Steps {
+			if st.Expect != nil {
+				r.stepsAhead++
+			}
+		}
 		c := &client{addr: addr, logf: func(format string, args ...any) { fmt.Fprintf(&out, format+"\n", args...) }, expect: r.stepExpect}
 		go func() { deviceDone <- c.run(dctx, d.Client.Steps) }()
 	case d.Replay != nil:
@@ -394,6 +402,7 @@ func (r *run) loop(ctx context.Context, deviceDone <-chan error) error {
 func (r *run) see(ev *event) {
 	if ev.step != nil {
 		// A step's window starts when the step runs.
+		r.stepsAhead--
 		r.exps = append(r.exps, ev.step)
 		ev.step.after = fmt.Sprintf("step %d", len(r.exps))
 		r.anchors[ev.step.after] = ev.t
@@ -612,8 +621,12 @@ func (r *run) decide(x *expState, s Status, seen string, t time.Time) {
 	}
 }
 
-// settled: every expectation is decided.
+// settled: every expectation is decided, those of expect steps the client has yet to reach
+// included.
 func (r *run) settled() bool {
+	if r.stepsAhead > 0 {
+		return false
+	}
 	for _, x := range r.exps {
 		if !x.decided {
 			return false

@@ -1,0 +1,40 @@
+package scenario
+
+import (
+	"context"
+	"testing"
+)
+
+// An expect step of the built-in client is an expectation like the others: the run does not end
+// (and pass) before the client has reached it, even when every expectation of the scenario's
+// own list is decided first.
+func TestStepExpectationIsDecided(t *testing.T) {
+	f, err := Parse([]byte(`
+scenarios:
+  - name: step after a decided expectation
+    device:
+      client:
+        steps:
+          - connect: {client_id: s1}
+          - wait: {time: 200ms}
+          - expect: {name: no PUBACK ever came, packet: {from: server, type: PUBACK, within: 300ms}}
+    expect:
+      - packet: {from: server, type: CONNACK}
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Run(context.Background(), f, f.Scenarios[0], Options{})
+	var step *Verdict
+	for i, v := range r.Verdicts {
+		if v.Name == "no PUBACK ever came" {
+			step = &r.Verdicts[i]
+		}
+	}
+	if step == nil {
+		t.Fatalf("the expect step was never decided: %s, verdicts %v", r.Status, r.Verdicts)
+	}
+	if step.Status != Failed || r.Status != Failed {
+		t.Errorf("step %s, scenario %s; want both failed (nothing sent a PUBACK)", step.Status, r.Status)
+	}
+}
