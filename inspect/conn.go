@@ -372,23 +372,33 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 // frame as a Preframer framed it: its packet serves if it was decoded with that same version
 // (decoding depends on nothing else).
 func (c *Conn) decodeFrame(dir stream.Dir, frame []byte, pre *Framed) decode.Packet {
-	if dir == stream.C2S && len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT {
-		if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
-			c.version, c.versionKnown = v, true
-			c.st.VersionFrom = VersionFromConnect
-		}
-		if pre != nil && pre.p != nil && pre.v == c.version {
-			return pre.p
-		}
-		return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[stream.C2S].topics})
+	connect := dir == stream.C2S && isConnect(frame)
+	if v, ok := connectVersion(dir, frame); ok {
+		c.version, c.versionKnown = v, true
+		c.st.VersionFrom = VersionFromConnect
 	}
-	if c.versionKnown {
-		if pre != nil && pre.p != nil && pre.v == c.version {
-			return pre.p
-		}
-		return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[dir&1].topics})
+	if !connect && !c.versionKnown {
+		return c.detectVersion(dir, frame)
 	}
-	return c.detectVersion(dir, frame)
+	if pre != nil && pre.p != nil && pre.v == c.version {
+		return pre.p
+	}
+	return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[dir&1].topics})
+}
+
+// isConnect reports whether frame is a CONNECT.
+func isConnect(frame []byte) bool {
+	return len(frame) > 0 && decode.Type(frame[0]>>4) == decode.CONNECT
+}
+
+// connectVersion returns the protocol version a client's CONNECT frame asks for, when it is
+// one a Conn decodes with: the CONNECT's level wins over anything told before.
+func connectVersion(dir stream.Dir, frame []byte) (decode.Version, bool) {
+	if dir&1 != stream.C2S || !isConnect(frame) {
+		return 0, false
+	}
+	v, ok := decode.PeekVersion(frame)
+	return v, ok && v.Valid()
 }
 
 // packetAlloc puts a record and a small result slice in one allocation.

@@ -72,10 +72,8 @@ func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_
 			return out, nil
 		}
 		f := Framed{Dir: dir & 1, T: t, frame: frame}
-		if dir&1 == stream.C2S && decode.Type(frame[0]>>4) == decode.CONNECT {
-			if v, ok := decode.PeekVersion(frame); ok && v.Valid() {
-				p.version, p.known = v, true
-			}
+		if v, ok := connectVersion(dir, frame); ok {
+			p.version, p.known = v, true
 		}
 		if p.known {
 			f.p = decode.DecodeWith(frame, p.version, decode.Options{Lean: true, Topics: &d.topics})
@@ -93,7 +91,10 @@ func (p *Preframer) Handover(dir stream.Dir) []byte {
 		return nil
 	}
 	p.handed[dir&1] = true
-	return p.dirs[dir&1].fr.Pending()
+	if held := p.dirs[dir&1].fr.Pending(); len(held) > 0 {
+		return held
+	}
+	return nil // nothing for the Conn to be fed
 }
 
 // Framed inspects frames a Preframer framed from the bytes of this connection, in the order
