@@ -216,11 +216,9 @@ func (s *tcpConn) noteDecrypted() {
 func (a *Analyzer) TLSRandoms() []tlsdecrypt.Random { return a.randoms }
 
 // TLSKeys returns the secrets the Analyzer decrypts with: Options.TLSKeys, and those of the
-// Decryption Secrets Blocks read (nil when there are none).
-func (a *Analyzer) TLSKeys() *tlsdecrypt.Keys {
-	a.needSecrets()
-	return a.opts.TLSKeys
-}
+// Decryption Secrets Blocks read (nil when there are none). The blocks are read only once a
+// TLS connection needs them, and only a decrypted connection (TLSRandoms) needs keys from here.
+func (a *Analyzer) TLSKeys() *tlsdecrypt.Keys { return a.opts.TLSKeys }
 
 // needSecrets reads the Decryption Secrets Blocks of the files being read, the first time a
 // TLS connection (or a secrets block among the packets) needs them: they count wherever they
