@@ -418,6 +418,8 @@ func TestParseErrors(t *testing.T) {
 		{"sub_wildcard filter=a/#/b", "filter \"a/#/b\":"},
 		{"sub_shared group=a/b", "group \"a/b\": a share name"},
 		{"sub_id type=PUBLISH", "sub_id does not apply to PUBLISH"},
+		{"reorder frames=0", "column 9: frames: \"0\" is not a number from 1 to 1048576"},
+		{"flood as_qos=3", "column 7: as_qos: \"3\" is not a number from 1 to 2"},
 	} {
 		_, err := Parse(tc.rule, 1)
 		if err == nil || !errors.Is(err, ErrRule) || !strings.Contains(err.Error(), tc.want) {

@@ -21,13 +21,8 @@ func init() {
 			if fl.Count, err = takeExpr(params, "count", "receive_maximum+1"); err != nil {
 				return nil, err
 			}
-			if t, ok := params["as_qos"]; ok {
-				delete(params, "as_qos")
-				if fl.QoS, err = intIn(t.val, 1, 2); err != nil {
-					return nil, t.errorf("as_qos: %w", err)
-				}
-			}
-			return fl, nil
+			fl.QoS, err = takeInt(params, "as_qos", 0, 1, 2)
+			return fl, err
 		})
 }
 

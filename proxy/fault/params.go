@@ -3,7 +3,6 @@ package fault
 import (
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/mqscope/mqscope/stream"
 )
@@ -21,11 +20,11 @@ func takeInt(params map[string]token, key string, def, lo, hi int) (int, error) 
 		return def, nil
 	}
 	delete(params, key)
-	n, err := strconv.ParseInt(t.val, 0, 64)
-	if err != nil || int(n) < lo || int(n) > hi {
-		return 0, t.errorf("%s: %q is not a number from %d to %d", key, t.val, lo, hi)
+	n, err := intIn(t.val, lo, hi)
+	if err != nil {
+		return 0, t.errorf("%s: %w", key, err)
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // takeWord removes key from params and checks it is one of words (the first when absent).

@@ -13,15 +13,8 @@ func init() {
 			if err := r.onlyTypes(ackTypes...); err != nil {
 				return nil, err
 			}
-			n := 1
-			if t, ok := params["frames"]; ok {
-				delete(params, "frames")
-				var err error
-				if n, err = intIn(t.val, 1, 1<<20); err != nil {
-					return nil, t.errorf("frames: %w", err)
-				}
-			}
-			return &Reorder{Frames: n}, nil
+			n, err := takeInt(params, "frames", 1, 1, 1<<20)
+			return &Reorder{Frames: n}, err
 		})
 }
 
