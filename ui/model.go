@@ -268,6 +268,9 @@ func track(c *Conn, r *inspect.PacketRecord) {
 
 // dropOldest forgets the n oldest packets.
 func (m *Model) dropOldest(n int) {
+	// The array under pkts outlives the slicing until an append outgrows it: the records
+	// dropped must not stay reachable from it.
+	clear(m.pkts[:n])
 	m.pkts = m.pkts[n:]
 	m.base += n
 	m.dropped += n

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -272,6 +273,43 @@ func TestCap(t *testing.T) {
 	}
 	if m.At(0) != m.Dropped() || m.Packet(m.At(0)) == nil {
 		t.Errorf("row 0 is Seq %d, want %d", m.At(0), m.Dropped())
+	}
+}
+
+// TestCapFrees: the records dropped past the cap are no longer held by the model (they
+// were, in the array under its list, until an append outgrew it).
+func TestCapFrees(t *testing.T) {
+	raw, err := decode.Encode(nil, &decode.Pingreq{Base: decode.Base{Version: decode.V5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(i int) *inspect.PacketRecord {
+		return &inspect.PacketRecord{Time: t0, Conn: 1, Client: "10.0.0.7:50001", Server: "10.0.0.1:1883", Index: i + 1,
+			Version: decode.V5, Packet: decode.Decode(raw, decode.V5)}
+	}
+	m := NewModel(16)
+	defer runtime.KeepAlive(m) // the model itself is not garbage
+	freed := make(chan struct{})
+	first := rec(0)
+	runtime.SetFinalizer(first, func(*inspect.PacketRecord) { close(freed) })
+	m.Add(first)
+	first = nil
+	for i := 1; i <= 16; i++ { // the 17th drops the first
+		m.Add(rec(i))
+	}
+	if m.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", m.Dropped())
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		runtime.GC()
+		select {
+		case <-freed:
+			return
+		case <-deadline:
+			t.Fatal("the dropped record is still reachable after garbage collections")
+		case <-time.After(10 * time.Millisecond): // the finalizer's goroutine may not have run yet
+		}
 	}
 }
 
