@@ -2,11 +2,13 @@ package probe
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/mqttclient"
 	"github.com/mqscope/mqscope/internal/peer"
@@ -268,5 +270,71 @@ func TestEmbeddedUnavailable(t *testing.T) {
 		if r.Limit == LimitShared && r.Sent != "SUBSCRIBE $share/mqscope/mqscope/probe/mqscope-probe/sub" {
 			t.Errorf("shared row sent %q", r.Sent)
 		}
+	}
+}
+
+// inFlightBroker is a broker for the unacknowledged messages search that sends the subscriber
+// the first distinct messages it is sent, each times times (times < 0: the first one without
+// end), and acknowledges every PUBLISH.
+func inFlightBroker(distinct, times int) *prober {
+	cfg := Config{Endpoint: stream.Endpoint{Addr: "fake"}, Wait: time.Second, Dial: mqttclient.DialOptions{
+		Dial: func(context.Context) (net.Conn, error) {
+			us, them := net.Pipe()
+			go func() {
+				sc := mqttclient.NewServerSide(us, nil)
+				defer sc.Close()
+				var msgs []*decode.Publish
+				for {
+					q, err := sc.Next(context.Background())
+					if err != nil {
+						return
+					}
+					switch q := q.(type) {
+					case *decode.Connect:
+						err = sc.Send(&decode.Connack{})
+					case *decode.Subscribe:
+						err = sc.Send(&decode.Suback{PacketID: q.PacketID, ReasonCodes: []decode.ReasonCode{1}})
+					case *decode.Publish:
+						if len(msgs) < distinct {
+							msgs = append(msgs, q)
+						}
+						err = sc.Send(&decode.Ack{PacketType: decode.PUBACK, PacketID: q.PacketID})
+						for i := 0; err == nil && len(msgs) == distinct && (times < 0 || i < times*distinct); i++ {
+							m := *msgs[i%distinct]
+							m.PacketID = uint16(i%60000 + 1)
+							err = sc.Send(&m)
+						}
+						if len(msgs) == distinct {
+							distinct = -1 // sent
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			return them, nil
+		}}}
+	cfg.defaults()
+	return &prober{cfg: cfg, limits: inspect.Limits{MaximumQoS: 1}}
+}
+
+// TestInFlightSearch: the unacknowledged messages search counts each message once however
+// often the broker sends it, and gives up on a broker that never stops sending instead of
+// reading it until the probe's deadline.
+func TestInFlightSearch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var row Row
+	if err := searchInFlight(ctx, inFlightBroker(2, 20), &row); err != nil {
+		t.Fatal(err)
+	}
+	if row.Granted != "2" || row.Seen != "2 of 50 messages sent to the subscriber, 50 PUBACKs, 38 sent again" {
+		t.Errorf("granted %q, seen %q", row.Granted, row.Seen)
+	}
+	row = Row{}
+	err := searchInFlight(ctx, inFlightBroker(1, -1), &row)
+	if err == nil || !strings.Contains(err.Error(), "the broker kept sending: 200 packets read") || ctx.Err() != nil {
+		t.Errorf("flooding broker: err %v, row %+v", err, row)
 	}
 }

@@ -239,9 +239,15 @@ func searchInFlight(ctx context.Context, p *prober, row *Row) error {
 		return err
 	}
 	row.Sent = fmt.Sprintf("%d QoS 1 PUBLISHes to a topic the connection subscribes to at QoS 1, no PUBACK", k)
-	got, acks := 0, 0
-	for {
-		// Until a wait passes with nothing new.
+	// Until a wait passes with nothing new, or all came: each message once (a message sent
+	// again counts once: its payload says which it is) and each PUBACK. A broker that sends
+	// more than twice that is flooding: it would hold the probe, each packet within the wait.
+	delivered, again, acks := map[string]bool{}, 0, 0
+	for read := 0; len(delivered) < k || acks < k; read++ {
+		if read == 4*k {
+			return fmt.Errorf("the broker kept sending: %d packets read, %d of the %d messages and %d PUBACKs among them",
+				read, len(delivered), k, acks)
+		}
 		wctx, cancel := context.WithTimeout(ctx, p.cfg.Wait)
 		q, err := c.Next(wctx)
 		cancel()
@@ -251,14 +257,21 @@ func searchInFlight(ctx context.Context, p *prober, row *Row) error {
 		switch q := q.(type) {
 		case *decode.Publish:
 			if q.QoS == 1 {
-				got++
+				if delivered[string(q.Payload)] {
+					again++
+				}
+				delivered[string(q.Payload)] = true
 			}
 		case *decode.Ack:
 			acks++
 		}
 	}
+	got := len(delivered)
 	row.Enforced = Found
 	row.Seen = fmt.Sprintf("%d of %d messages sent to the subscriber, %d PUBACKs", got, k, acks)
+	if again > 0 {
+		row.Seen += fmt.Sprintf(", %d sent again", again)
+	}
 	if got < k {
 		row.Granted, row.Value = strconv.Itoa(got), got
 		return nil
