@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -198,7 +199,8 @@ func (fv *fieldValues) text(name string, raw []byte) string {
 	case "fixed_header.remaining_length":
 		return strconv.Itoa(b.Header.RemainingLength)
 	case "properties.length", "will.properties.length":
-		return fmt.Sprintf("%d bytes", vbi(raw))
+		n, _, _ := decode.ReadVarInt(raw) // 0 when malformed
+		return fmt.Sprintf("%d bytes", n)
 	}
 	if key, ok := strings.CutPrefix(name, "will.properties."); ok {
 		if c, ok := p.(*decode.Connect); ok && c.Will != nil {
@@ -316,19 +318,6 @@ func reasonText(v decode.Version, t decode.Type, c decode.ReasonCode) string {
 	return fmt.Sprintf("0x%02X %s", byte(c), decode.ReasonName(v, t, c))
 }
 
-// vbi reads a Variable Byte Integer (0 when malformed).
-func vbi(b []byte) int {
-	n, mul := 0, 1
-	for _, c := range b {
-		n += int(c&0x7f) * mul
-		mul <<= 7
-		if c&0x80 == 0 {
-			return n
-		}
-	}
-	return 0
-}
-
 // answers finds the packet r answers: the request of an acknowledgement (same packet
 // identifier, the other direction, the last before it), the CONNECT of a CONNACK, the
 // PINGREQ of a PINGRESP. The caller holds m.mu.
@@ -358,7 +347,7 @@ func (m *Model) answers(seq int, r *inspect.PacketRecord) *Jump {
 		return nil
 	}
 	// Search back from r among the connection's packets, at most a window's worth.
-	i := searchInts(c.seqs, seq)
+	i := sort.SearchInts(c.seqs, seq)
 	for k := i - 1; k >= 0 && i-k <= 65536; k-- {
 		q := m.pkts[c.seqs[k]-m.base]
 		if q.Dir != r.Dir.Peer() || q.Type() != want {
@@ -370,19 +359,6 @@ func (m *Model) answers(seq int, r *inspect.PacketRecord) *Jump {
 		return &Jump{Conn: r.Conn, Index: q.Index, Why: fmt.Sprintf("answers %s #%d", want, q.Index)}
 	}
 	return nil
-}
-
-func searchInts(a []int, x int) int {
-	lo, hi := 0, len(a)
-	for lo < hi {
-		h := int(uint(lo+hi) >> 1)
-		if a[h] < x {
-			lo = h + 1
-		} else {
-			hi = h
-		}
-	}
-	return lo
 }
 
 // Columns of the packet list.
