@@ -19,7 +19,7 @@ import (
 // allocated rampAfter bytes (about 500,000 packets), the heap's pages are touched and GOGC goes
 // to 400, since most of what reading allocates dies young and collecting a fifth as often saves
 // CPU time on long runs (with the switch at 1 GiB instead, 100,000 connections opened and closed
-// took 10-25% more CPU time: 71 collections instead of 31). From then on the soft memory limit is
+// took 10-25% more CPU time: 71 collections instead of 42). From then on the soft memory limit is
 // the larger of floor and twice the live heap, so a small live heap does not grow to five
 // times its size (a run whose live heap is 20 MB peaks near floor instead of 100 MB), and a
 // large one still has room. Nothing is done when GOGC or GOMEMLIMIT is set. stop restores both.
