@@ -432,11 +432,12 @@ func (m *Model) Len() int {
 func (m *Model) At(i int) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.refresh()
 	return m.at(i)
 }
 
+// at is At on a list the caller has refreshed.
 func (m *Model) at(i int) int {
-	m.refresh()
 	switch {
 	case i < 0:
 		return -1
