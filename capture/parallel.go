@@ -184,12 +184,11 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 				e.fs, e.feed[e.dir&1] = pre.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n], e.fs)
 			case evGap:
 				e.feed[e.dir&1] = pre.Handover(e.dir)
-			case evCompact:
-				// A quiet connection keeps no framing state twice: its Conn frames from now on.
+			case evCompact, evClose:
+				// The end, or a quiet connection, which keeps no framing state twice: its
+				// Conn frames from now on.
 				e.feed[stream.C2S], e.feed[stream.S2C] = pre.Handover(stream.C2S), pre.Handover(stream.S2C)
 				e.c.pre = nil
-			case evClose:
-				e.feed[stream.C2S], e.feed[stream.S2C] = pre.Handover(stream.C2S), pre.Handover(stream.S2C)
 			}
 		}
 		out <- b
