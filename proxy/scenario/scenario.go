@@ -390,6 +390,12 @@ func (st *Step) check(p string, at func(string) string) error {
 		if pb.AliasOnly && pb.Alias == 0 {
 			return errors.New("publish: alias_only needs alias")
 		}
+		if pb.Size < 0 || pb.Size > maxPacket {
+			return fmt.Errorf("publish: size %d: want 0 (no filling) to %d (the largest packet MQTT can frame)", pb.Size, maxPacket)
+		}
+		if pb.Count < 0 {
+			return fmt.Errorf("publish: count %d is negative", pb.Count)
+		}
 	case st.Subscribe != nil:
 		if st.Subscribe.Filter == "" {
 			return errors.New("subscribe: filter is required")
@@ -412,6 +418,10 @@ func (st *Step) check(p string, at func(string) string) error {
 	}
 	return nil
 }
+
+// maxPacket is the largest MQTT packet: a fixed header byte, a four-byte Remaining Length and
+// the largest length it holds.
+const maxPacket = 1 + 4 + decode.MaxVarInt
 
 // connectProps are the CONNECT properties the built-in client can send, by name.
 var connectProps = map[string]decode.PropID{

@@ -44,6 +44,18 @@ scenarios:
     device: {client: {steps: [{publish: {topic: t}}]}}
     expect: [{closed: {}}]
 `, []string{"the first step must be connect"}},
+		{"publish larger than MQTT frames", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}, {publish: {topic: t, size: 268435461}}]}}
+    expect: [{closed: {}}]
+`, []string{"steps[1]", "size 268435461", "to 268435460"}},
+		{"negative publish size", `
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}, {publish: {topic: t, size: -1}}]}}
+    expect: [{closed: {}}]
+`, []string{"steps[1]", "size -1"}},
 		{"bad reason code", `
 scenarios:
   - name: a
