@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"runtime"
@@ -68,13 +69,18 @@ func heapBound(floor int64) (stop func()) {
 
 // heapProfileAtEnd wraps a progress callback: once 99% of the files' bytes are read (or the
 // percentage after an @ in name: "heap.prof@80"), it writes a heap profile (after a collection)
-// to name, once. Files it cannot stat count as empty.
-func heapProfileAtEnd(files []string, name string, next func(int64)) func(int64) {
+// to name, once. Files it cannot stat count as empty. The file is created now, so that a bad
+// name fails before the reading; done closes it and says whether the profile was written.
+func heapProfileAtEnd(files []string, name string, next func(int64)) (progress func(int64), done func() error, err error) {
 	pct := int64(99)
 	if i := strings.LastIndexByte(name, '@'); i >= 0 {
 		if n, err := strconv.Atoi(name[i+1:]); err == nil && n > 0 && n <= 100 {
 			name, pct = name[:i], int64(n)
 		}
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--memprofile: %w", err)
 	}
 	var total int64
 	for _, f := range files {
@@ -82,19 +88,30 @@ func heapProfileAtEnd(files []string, name string, next func(int64)) func(int64)
 			total += st.Size()
 		}
 	}
-	done := false
-	return func(read int64) {
+	written := false
+	var werr error
+	progress = func(read int64) {
 		if next != nil {
 			next(read)
 		}
-		if done || read < total/100*pct {
+		if written || read < total/100*pct {
 			return
 		}
-		done = true
+		written = true
 		runtime.GC()
-		if f, err := os.Create(name); err == nil {
-			_ = pprof.WriteHeapProfile(f)
-			f.Close()
-		}
+		werr = pprof.WriteHeapProfile(f)
 	}
+	done = func() error {
+		cerr := f.Close()
+		switch {
+		case werr != nil:
+			return fmt.Errorf("--memprofile %s: %w", name, werr)
+		case cerr != nil:
+			return fmt.Errorf("--memprofile %s: %w", name, cerr)
+		case !written:
+			return fmt.Errorf("--memprofile %s: the reading ended before %d%% of the input", name, pct)
+		}
+		return nil
+	}
+	return progress, done, nil
 }

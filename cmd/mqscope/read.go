@@ -440,7 +440,16 @@ func runRead(ctx context.Context, o *readOptions) error {
 	}
 	src := &capture.Files{Names: o.files, Options: aopts, Progress: o.progressBar()}
 	if o.memProfile != "" {
-		src.Progress = heapProfileAtEnd(o.files, o.memProfile, src.Progress)
+		progress, done, err := heapProfileAtEnd(o.files, o.memProfile, src.Progress)
+		if err != nil {
+			return err
+		}
+		src.Progress = progress
+		defer func() {
+			if err := done(); err != nil {
+				fmt.Fprintf(o.io.Err, "mqscope: %v\n", err)
+			}
+		}()
 	}
 	readErr := src.Run(ctx, res.in)
 	a := src.Analyzer()
