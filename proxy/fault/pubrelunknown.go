@@ -45,12 +45,24 @@ func (pu *pubrelUnknownIn) Apply(f *proxy.Frame, v *Values) (Result, error) {
 	return pu.apply(f, v, &pu.used)
 }
 
+// followed notes the Packet Identifier of a frame that went on. It sees every frame of its
+// direction: a frame not sent, and a QoS 0 PUBLISH (QoS in its fixed header's flags), carry
+// none the sender used, and are not decoded for it.
 func (pu *pubrelUnknownIn) followed(f *proxy.Frame, sent int, _ func([]byte) error) error {
+	if sent == 0 {
+		return nil
+	}
 	switch f.Type {
-	case decode.PUBLISH, decode.PUBREL, decode.SUBSCRIBE, decode.UNSUBSCRIBE:
-		if id, ok := decode.PacketID(f.Packet()); ok && sent > 0 {
-			pu.used[id/64] |= 1 << (id % 64)
+	case decode.PUBLISH:
+		if len(f.Bytes) == 0 || f.Bytes[0]>>1&3 == 0 {
+			return nil
 		}
+	case decode.PUBREL, decode.SUBSCRIBE, decode.UNSUBSCRIBE:
+	default:
+		return nil
+	}
+	if id, ok := decode.PacketID(f.Packet()); ok {
+		pu.used[id/64] |= 1 << (id % 64)
 	}
 	return nil
 }
