@@ -80,9 +80,9 @@ func (h *holdIn) Apply(f *proxy.Frame, _ *Values) (Result, error) {
 	h.held = append(h.held, append([]byte(nil), f.Bytes...))
 	h.whats = append(h.whats, describe(f))
 	n := len(h.held)
+	v := flowValues(f) // read once: the other direction may change them meanwhile
 	var used string
 	if h.Release != nil {
-		v := flowValues(f)
 		release, u, err := h.Release.eval(&v)
 		if err != nil {
 			return Result{}, err
@@ -116,7 +116,7 @@ func (h *holdIn) Apply(f *proxy.Frame, _ *Values) (Result, error) {
 			})
 		}
 	}
-	return Result{Did: fmt.Sprintf("%s held (%d held, in flight %d)", describe(f), n, flowValues(f).InFlight), Used: used}, nil
+	return Result{Did: fmt.Sprintf("%s held (%d held, in flight %d)", describe(f), n, v.InFlight), Used: used}, nil
 }
 
 // take returns the held frames and starts a new batch.
