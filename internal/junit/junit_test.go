@@ -70,3 +70,30 @@ print(s.findall("testcase")[1].find("failure").text)`)
 		t.Errorf("python read %q", got)
 	}
 }
+
+// TestControlCharacters: what XML 1.0 cannot hold (a device's colour codes, a NUL, bytes that are
+// not UTF-8) in any field is written as U+FFFD, so the document still parses; tab, newline and
+// carriage return are kept.
+func TestControlCharacters(t *testing.T) {
+	bad := "a\x00b\x1b[31mc\xffd\uFFFEe\tf\r\ng"
+	want := "a\uFFFDb\uFFFD[31mc\uFFFDd\uFFFDe\tf\r\ng"
+	s := &Suite{Name: bad, Properties: []Property{{bad, bad}}}
+	s.Add(&Case{Name: bad, Classname: bad, Properties: []Property{{"client_id", bad}},
+		Failure: &Result{Message: bad, Type: bad, Text: bad}, SystemOut: bad, SystemErr: bad})
+	var b bytes.Buffer
+	if err := (&Suites{Name: bad, Suites: []*Suite{s}}).Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	var back Suites
+	if err := xml.Unmarshal(b.Bytes(), &back); err != nil {
+		t.Fatalf("%v:\n%q", err, b.String())
+	}
+	bs, c := back.Suites[0], back.Suites[0].Cases[0]
+	for name, got := range map[string]string{"suites name": back.Name, "suite name": bs.Name, "suite property": bs.Properties[0].Value,
+		"case name": c.Name, "classname": c.Classname, "case property": c.Properties[0].Value, "failure message": c.Failure.Message,
+		"failure text": c.Failure.Text, "system-out": c.SystemOut, "system-err": c.SystemErr} {
+		if got != want {
+			t.Errorf("%s read back %q, want %q", name, got, want)
+		}
+	}
+}

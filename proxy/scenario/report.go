@@ -92,9 +92,9 @@ func WriteJUnit(w io.Writer, results []*Result, dir string) error {
 		}
 		switch r.Status {
 		case Skipped:
-			c.Skipped = &junit.Result{Message: xmlSafe(r.Skip)}
+			c.Skipped = &junit.Result{Message: r.Skip}
 		case Errored:
-			c.Error = &junit.Result{Message: xmlSafe(r.Err.Error()), Type: "harness"}
+			c.Error = &junit.Result{Message: r.Err.Error(), Type: "harness"}
 		case Failed:
 			var msgs, texts []string
 			for _, v := range r.Verdicts {
@@ -103,7 +103,7 @@ func WriteJUnit(w io.Writer, results []*Result, dir string) error {
 					texts = append(texts, fmt.Sprintf("%s (%s:%s)\n  expected: %s\n  seen:     %s", v.Name, r.File.Path, v.Pos, v.Expected, v.Seen))
 				}
 			}
-			c.Failure = &junit.Result{Message: xmlSafe("expected " + strings.Join(msgs, "; ")), Type: "expectation", Text: xmlSafe(strings.Join(texts, "\n"))}
+			c.Failure = &junit.Result{Message: "expected " + strings.Join(msgs, "; "), Type: "expectation", Text: strings.Join(texts, "\n")}
 		}
 		var out strings.Builder
 		for _, v := range r.Verdicts {
@@ -119,20 +119,9 @@ func WriteJUnit(w io.Writer, results []*Result, dir string) error {
 			}
 			fmt.Fprintf(&out, "\n[[ATTACHMENT|%s]]\n", rel)
 		}
-		c.SystemOut = xmlSafe(out.String())
-		c.SystemErr = xmlSafe(r.Device)
+		c.SystemOut = out.String()
+		c.SystemErr = r.Device
 		s.Add(c)
 	}
 	return doc.Write(w)
-}
-
-// xmlSafe replaces what XML 1.0 cannot hold (control characters other than tab and newline,
-// which a device's output may have) with U+FFFD.
-func xmlSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r != 0xFFFE && r != 0xFFFF) {
-			return r
-		}
-		return '\uFFFD'
-	}, s)
 }
