@@ -83,7 +83,7 @@ func TestMosquittoLimits(t *testing.T) {
 		LimitWildcard:      {"1", NotTested, ""},
 		LimitShared:        {"1", NotTested, ""},
 		LimitSubIDs:        {"1", NotTested, ""},
-		LimitPayload:       {"160 or more", Found, ""}, // all a 200-byte packet holds
+		LimitPayload:       {"159 or more", Found, ""}, // all a 200-byte packet holds (160 makes 201 bytes)
 		LimitSubscriptions: {"100 or more", Found, ""},
 		LimitInFlight:      {"2", Found, "2 of 50"},
 	})
@@ -336,5 +336,30 @@ func TestInFlightSearch(t *testing.T) {
 	err := searchInFlight(ctx, inFlightBroker(1, -1), &row)
 	if err == nil || !strings.Contains(err.Error(), "the broker kept sending: 200 packets read") || ctx.Err() != nil {
 		t.Errorf("flooding broker: err %v, row %+v", err, row)
+	}
+}
+
+// TestPayloadFits: the payload found for a size is the largest whose PUBLISH is within it, by
+// encoding that payload and one byte more, across the sizes where the Remaining Length grows a
+// byte.
+func TestPayloadFits(t *testing.T) {
+	const topic = "mqscope/probe/payload"
+	size := func(n int) int {
+		b, err := decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: topic, Payload: make([]byte, n)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	for _, around := range []int{0, 128, 200, 16384, 2097152} {
+		for m := max(around-6, 1); m <= around+6; m++ {
+			n, err := payloadFits(decode.V5, topic, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 && size(n) > m || size(n+1) <= m {
+				t.Errorf("within %d bytes: payload %d (%d bytes; %d bytes with one more)", m, n, size(n), size(n+1))
+			}
+		}
 	}
 }

@@ -36,24 +36,19 @@ func (c *conn) subscribe(ctx context.Context, id uint16, qos byte, filters ...st
 	return nil, errors.New("no SUBACK")
 }
 
-// payloadFits returns the largest payload of a QoS 0 PUBLISH to topic within size bytes.
+// payloadFits returns the largest payload of a QoS 0 PUBLISH to topic within size bytes (0
+// when none fits).
 func payloadFits(v decode.Version, topic string, size int) (int, error) {
 	b, err := publishOfSize(v, topic, size, nil)
 	if err != nil {
 		return 0, err
 	}
-	empty, err := publishOfSize(v, topic, 0, nil)
-	if err != nil {
-		return 0, err
-	}
-	n := len(b) - len(empty)
-	for n > 0 && len(b) > size {
+	// b is size bytes, or one payload byte more when size cannot be made.
+	n := len(decode.Decode(b, v).(*decode.Publish).Payload)
+	if len(b) > size {
 		n--
-		if b, err = decode.Encode(nil, &decode.Publish{Base: decode.Base{Version: v}, Topic: topic, Payload: make([]byte, n)}); err != nil {
-			return 0, err
-		}
 	}
-	return n, nil
+	return max(n, 0), nil
 }
 
 // searchPayload finds by bisection the largest QoS 0 payload the broker delivers back to a
