@@ -70,14 +70,15 @@ func (ic *Intercept) heldViews() []heldView {
 	out := []heldView{}
 	for _, h := range ic.Held() {
 		v := heldView{ID: h.ID, Conn: h.Conn, ClientID: h.ClientID, Dir: h.Dir.String(), Time: h.Time.UTC(),
-			Size: len(h.Raw), Hex: hex.EncodeToString(h.Raw), Edited: h.Edited, Warnings: h.Warnings}
+			Size: len(h.Raw), Edited: h.Edited, Warnings: h.Warnings}
 		p := decode.DecodeWith(h.Raw, h.Version, decode.Options{Lean: true})
 		v.Type = p.Type().String()
 		if !ic.ShowSecrets && (inspect.HasSecret(p) || h.Edited && inspect.HasSecret(decode.DecodeWith(h.Original, h.Version, decode.Options{Lean: true}))) {
-			v.Hex, v.Redacted = "", true
+			v.Redacted = true // the secret is never put in hex
 			out = append(out, v)
 			continue
 		}
+		v.Hex = hex.EncodeToString(h.Raw)
 		if q, ok := p.(*decode.Publish); ok {
 			topic := q.Topic
 			v.Topic = &topic
