@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -360,6 +361,37 @@ func TestPayloadFits(t *testing.T) {
 			if n > 0 && size(n) > m || size(n+1) <= m {
 				t.Errorf("within %d bytes: payload %d (%d bytes; %d bytes with one more)", m, n, size(n), size(n+1))
 			}
+		}
+	}
+}
+
+// TestPayloadBound: the payload search goes up to --max-payload or what the Maximum Packet Size
+// holds, the smaller; a huge size announced (the protocol's largest, or over it as some brokers
+// announce) bounds nothing and builds no packet of that size.
+func TestPayloadBound(t *testing.T) {
+	const topic = "mqscope/probe/payload"
+	for _, tc := range []struct {
+		max, hi int
+		bound   string
+	}{
+		{0, 1 << 20, "--max-payload 1048576"},
+		{200, 200 - 1 - 2 - 2 - len(topic) - 1, "the most a 200-byte packet holds"}, // header, Remaining Length, topic, properties
+		{1<<20 + 8, 1<<20 + 8 - 1 - 3 - 2 - len(topic) - 1, "the most a 1048584-byte packet holds"},
+		{1<<20 + len(topic) + 16, 1 << 20, "--max-payload 1048576"},
+		{268435455, 1 << 20, "--max-payload 1048576"},
+		{268435460, 1 << 20, "--max-payload 1048576"},
+	} {
+		p := &prober{cfg: Config{MaxPayload: 1 << 20}, limits: inspect.Limits{MaximumPacketSize: tc.max}}
+		p.cfg.defaults()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		hi, bound, err := payloadBound(p, topic)
+		runtime.ReadMemStats(&after)
+		if err != nil || hi != tc.hi || bound != tc.bound {
+			t.Errorf("Maximum Packet Size %d: %d (%s), %v; want %d (%s)", tc.max, hi, bound, err, tc.hi, tc.bound)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+			t.Errorf("Maximum Packet Size %d: %d bytes allocated", tc.max, n)
 		}
 	}
 }

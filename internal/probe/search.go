@@ -51,20 +51,32 @@ func payloadFits(v decode.Version, topic string, size int) (int, error) {
 	return max(n, 0), nil
 }
 
+// payloadBound returns the largest payload the payload search tries, and what bounds it:
+// MaxPayload, or the most the granted Maximum Packet Size holds. A packet of MaxPayload, its
+// topic and its header has room for MaxPayload: only a Maximum Packet Size below that is
+// fitted a payload to, so that the size the broker announces (up to 256 MB, or over) is never
+// built.
+func payloadBound(p *prober, topic string) (int, string, error) {
+	hi := p.cfg.MaxPayload
+	if m := p.limits.MaximumPacketSize; m > 0 && m <= hi+len(topic)+16 {
+		fit, err := payloadFits(p.cfg.Version, topic, m)
+		if err != nil {
+			return 0, "", err
+		}
+		if fit < hi {
+			return fit, fmt.Sprintf("the most a %d-byte packet holds", m), nil
+		}
+	}
+	return hi, fmt.Sprintf("--max-payload %d", hi), nil
+}
+
 // searchPayload finds by bisection the largest QoS 0 payload the broker delivers back to a
 // subscriber, up to MaxPayload and what the Maximum Packet Size leaves.
 func searchPayload(ctx context.Context, p *prober, row *Row) error {
 	topic := p.cfg.Topic + "/payload"
-	hi := p.cfg.MaxPayload
-	bound := fmt.Sprintf("--max-payload %d", hi)
-	if m := p.limits.MaximumPacketSize; m > 0 {
-		fit, err := payloadFits(p.cfg.Version, topic, m)
-		if err != nil {
-			return err
-		}
-		if fit < hi {
-			hi, bound = fit, fmt.Sprintf("the most a %d-byte packet holds", m)
-		}
+	hi, bound, err := payloadBound(p, topic)
+	if err != nil {
+		return err
 	}
 	var c *conn
 	defer func() {
