@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -416,5 +417,47 @@ func TestFaults(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("session lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// blockedWriter holds the first record until release is closed.
+type blockedWriter struct {
+	m       *Model
+	release chan struct{}
+}
+
+func (w blockedWriter) Write(r inspect.Record) error { <-w.release; w.m.Add(r); return nil }
+func (w blockedWriter) Close() error                 { return nil }
+
+// countDrops counts what Model.Drops passes on.
+type countDrops struct{ n int }
+
+func (c *countDrops) Dropped(n int)     { c.n += n }
+func (c *countDrops) EventsDropped(int) {}
+
+// TestDropsSaid: the records an Output feeding the model had no room for are counted in the
+// header's text, and passed on.
+func TestDropsSaid(t *testing.T) {
+	m := NewModel(0)
+	w := blockedWriter{m, make(chan struct{})}
+	next := &countDrops{}
+	out := inspect.NewOutput(w, nil, nil, m.Drops(next), 1)
+	var recs []inspect.Record
+	for _, r := range fixture(t) {
+		if _, ok := r.(*inspect.PacketRecord); ok && len(recs) < 3 {
+			recs = append(recs, r)
+		}
+	}
+	for _, r := range recs { // one in the writer at most, one in the queue: one dropped at least
+		out.Emit(r)
+	}
+	close(w.release)
+	out.Close()
+	lost := len(recs) - m.Total()
+	if lost < 1 || next.n != lost {
+		t.Fatalf("%d of %d records reached the model, %d drops passed on", m.Total(), len(recs), next.n)
+	}
+	if got, want := m.LostText(), fmt.Sprintf("%d records lost (the screens fell behind)", lost); got != want {
+		t.Errorf("LostText() = %q, want %q", got, want)
 	}
 }

@@ -77,22 +77,26 @@ func (u *UI) Run(ctx context.Context, screen tcell.Screen) (err error) {
 	return app.Run()
 }
 
-// Feed adds the records of sub to m until sub's stream ends or ctx is done, saying in the
-// model how many records the subscription lost (a live source faster than the screens).
-func Feed(ctx context.Context, m *Model, sub *inspect.Sub) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-sub.C:
-			if !ok {
-				return
-			}
-			if e.Lost > 0 {
-				m.Lost(int(e.Lost))
-			}
-			m.Add(e.Record)
-		}
+// Drops returns what tells the model, and next (nil: nothing else), of the records an
+// inspect.Output feeding the model could not deliver (a live source faster than the screens),
+// so that the header says how many.
+func (m *Model) Drops(next inspect.Drops) inspect.Drops { return modelDrops{m, next} }
+
+type modelDrops struct {
+	m    *Model
+	next inspect.Drops
+}
+
+func (d modelDrops) Dropped(n int) {
+	d.m.Lost(n)
+	if d.next != nil {
+		d.next.Dropped(n)
+	}
+}
+
+func (d modelDrops) EventsDropped(n int) {
+	if d.next != nil {
+		d.next.EventsDropped(n)
 	}
 }
 

@@ -108,14 +108,16 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	metrics := proxy.NewMetrics()
 	var w inspect.Writer
 	var model *ui.Model
+	var drops inspect.Drops = metrics
 	if o.headless {
 		topts := inspect.TextOptions{Color: o.io.Color.colorFor(o.io.Out), Payload: payload.Preview}
 		w = &storyWriter{Writer: inspect.NewTextWriter(o.io.Out, topts), w: o.io.Out}
 	} else {
 		model = ui.NewModel(ui.DefaultCap)
 		w = modelWriter{model}
+		drops = model.Drops(metrics) // the header says what the screens did not get
 	}
-	out := inspect.NewOutput(w, nil, nil, metrics, 1<<16)
+	out := inspect.NewOutput(w, nil, nil, drops, 1<<16)
 	in := proxy.NewInspector(inspect.Options{Payload: payload.Preview, Sessions: inspect.NewSessions()}, out, metrics)
 
 	d, err := newDemoFaults()

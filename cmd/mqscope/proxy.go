@@ -411,7 +411,11 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	if o.api != "" {
 		hub = inspect.NewHub(inspect.JSONOptions{Payload: mode, ShowSecrets: o.showSecrets})
 	}
-	out := inspect.NewOutput(w, filter, hub, metrics, 1<<16)
+	var drops inspect.Drops = metrics
+	if model != nil {
+		drops = model.Drops(metrics) // the header says what the screens did not get
+	}
+	out := inspect.NewOutput(w, filter, hub, drops, 1<<16)
 	in := proxy.NewInspector(iopts, out, metrics)
 	cfg.Metrics = metrics
 	cfg.Observers = []stream.Observer{in}
