@@ -44,27 +44,10 @@ type Model struct {
 	marks map[int]bool
 	last  time.Time // time of the newest record: "now" on a capture
 	gen   uint64    // bumped by every change (changed), for the screens to redraw
-	ch    chan struct{}
 }
 
-// changed bumps the generation and wakes those waiting on Changed. The caller holds m.mu.
-func (m *Model) changed() {
-	m.gen++
-	if m.ch != nil {
-		close(m.ch)
-		m.ch = nil
-	}
-}
-
-// Changed returns a channel closed at the next change of the model.
-func (m *Model) Changed() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.ch == nil {
-		m.ch = make(chan struct{})
-	}
-	return m.ch
-}
+// changed bumps the generation, for the screens to redraw. The caller holds m.mu.
+func (m *Model) changed() { m.gen++ }
 
 // Touch marks the model changed (the held packets of an intercept changed), so the screens
 // redraw.
