@@ -143,7 +143,7 @@ func (c *client) connect(ctx context.Context, cs *ConnectStep) error {
 	clean := cs.CleanStart == nil || *cs.CleanStart
 	q := &decode.Connect{Base: decode.Base{Version: decode.Version(cs.Version)}, ProtocolName: "MQTT", ProtocolLevel: byte(cs.Version), CleanStart: clean, KeepAlive: cs.KeepAlive, ClientID: cs.ClientID}
 	if c.version == decode.V5 {
-		for _, name := range connectPropNames() {
+		for _, name := range connectPropNames {
 			if v, ok := cs.Properties[name]; ok {
 				q.Properties = append(q.Properties, decode.IntProp(connectProps[name], v))
 			}

@@ -229,13 +229,6 @@ func side(s string) (d stream.Dir, any bool, err error) {
 	return 0, false, fmt.Errorf("%q is not client or server", s)
 }
 
-func sideName(d stream.Dir) string {
-	if d == stream.C2S {
-		return "client"
-	}
-	return "server"
-}
-
 // describe says what a record is, for messages: "DISCONNECT 0x95 Packet too large from server
 // at +0.012s (conn 1)".
 func describe(r inspect.Record, rel func(time.Time) string) string {
@@ -258,7 +251,7 @@ func describe(r inspect.Record, rel func(time.Time) string) string {
 		if c, ok := r.Packet.(*decode.Connect); ok {
 			fmt.Fprintf(&b, " clean_start=%v", c.CleanStart)
 		}
-		fmt.Fprintf(&b, " from %s at %s (conn %d", sideName(r.Dir), rel(r.Time), r.Conn)
+		fmt.Fprintf(&b, " from %s at %s (conn %d", r.Dir.Sender().String(), rel(r.Time), r.Conn)
 		if r.ByProxy {
 			b.WriteString(", sent by the proxy")
 		}
@@ -340,7 +333,7 @@ func (m *packetMatch) expected() string {
 		fmt.Fprintf(&b, " with reason %s", pe.Reason)
 	}
 	if !m.any {
-		b.WriteString(" from " + sideName(m.from))
+		b.WriteString(" from " + m.from.Sender().String())
 	}
 	return b.String()
 }
@@ -376,7 +369,7 @@ type disconnectMatch struct {
 }
 
 func (m *disconnectMatch) expected() string {
-	s := "DISCONNECT from " + sideName(m.from)
+	s := "DISCONNECT from " + m.from.Sender().String()
 	if m.e.Reason.Set {
 		s += " with reason " + m.e.Reason.String()
 	}
@@ -414,7 +407,7 @@ func (m *closedMatch) expected() string {
 	if m.any {
 		return "the connection closed"
 	}
-	return "the connection closed by the " + sideName(m.by)
+	return "the connection closed by the " + m.by.Sender().String()
 }
 
 func (m *closedMatch) see(ev *event, rel func(time.Time) string) seen {
@@ -594,7 +587,7 @@ func (m *noFindingMatch) expected() string {
 		s += " at level " + m.level.String() + " or above"
 	}
 	if !m.any {
-		s += " on what the " + sideName(m.by) + " sent"
+		s += " on what the " + m.by.Sender().String() + " sent"
 	}
 	return s
 }

@@ -3,7 +3,6 @@ package scenario
 import (
 	"fmt"
 	"os/exec"
-	"slices"
 	"strings"
 
 	"github.com/mqscope/mqscope/decode"
@@ -24,15 +23,6 @@ var capabilities = map[string]func(ps decode.Properties) bool{
 
 func availability(id decode.PropID) func(decode.Properties) bool {
 	return func(ps decode.Properties) bool { v, ok := ps.Int(id); return !ok || v == 1 }
-}
-
-func capabilityNames() []string {
-	var names []string
-	for n := range capabilities {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // grantedProps are the CONNACK properties requires: granted: may name.

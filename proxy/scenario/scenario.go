@@ -8,8 +8,10 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -376,7 +378,7 @@ func (st *Step) check(p string, at func(string) string) error {
 		}
 		for k := range c.Properties {
 			if _, ok := connectProps[k]; !ok {
-				return fmt.Errorf("connect: unknown property %q (%s)", k, strings.Join(connectPropNames(), ", "))
+				return fmt.Errorf("connect: unknown property %q (%s)", k, strings.Join(connectPropNames, ", "))
 			}
 		}
 	case st.Publish != nil:
@@ -431,9 +433,8 @@ var connectProps = map[string]decode.PropID{
 	"topic_alias_maximum":     decode.PropTopicAliasMaximum,
 }
 
-func connectPropNames() []string {
-	return []string{"maximum_packet_size", "receive_maximum", "session_expiry_interval", "topic_alias_maximum"}
-}
+// connectPropNames are connectProps' names, sorted: the order the client sends them in.
+var connectPropNames = slices.Sorted(maps.Keys(connectProps))
 
 func (r *Requires) check() error {
 	if r.MQTT != 0 && r.MQTT != 5 && r.MQTT != 4 {
@@ -441,7 +442,7 @@ func (r *Requires) check() error {
 	}
 	for _, c := range r.Broker {
 		if _, ok := capabilities[c]; !ok {
-			return fmt.Errorf("broker: unknown capability %q (%s)", c, strings.Join(capabilityNames(), ", "))
+			return fmt.Errorf("broker: unknown capability %q (%s)", c, strings.Join(slices.Sorted(maps.Keys(capabilities)), ", "))
 		}
 	}
 	for _, g := range r.Granted {
@@ -452,11 +453,5 @@ func (r *Requires) check() error {
 	return nil
 }
 
-func typeNamed(name string) (decode.Type, bool) {
-	for t := decode.CONNECT; t <= decode.AUTH; t++ {
-		if strings.EqualFold(t.String(), name) {
-			return t, true
-		}
-	}
-	return 0, false
-}
+// typeNamed is the packet type named name, in any case.
+func typeNamed(name string) (decode.Type, bool) { return decode.ParseType(strings.ToUpper(name)) }

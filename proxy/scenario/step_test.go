@@ -3,6 +3,8 @@ package scenario
 import (
 	"context"
 	"testing"
+
+	"github.com/mqscope/mqscope/decode"
 )
 
 // An expect step of the built-in client is an expectation like the others: the run does not end
@@ -36,5 +38,19 @@ scenarios:
 	}
 	if step.Status != Failed || r.Status != Failed {
 		t.Errorf("step %s, scenario %s; want both failed (nothing sent a PUBACK)", step.Status, r.Status)
+	}
+}
+
+// Packet types are named as the standard does, in any case; the reserved type 0 is no name.
+func TestTypeNamed(t *testing.T) {
+	for name, want := range map[string]decode.Type{"PUBACK": decode.PUBACK, "puback": decode.PUBACK, "PubRel": decode.PUBREL, "auth": decode.AUTH, "connect": decode.CONNECT} {
+		if got, ok := typeNamed(name); !ok || got != want {
+			t.Errorf("%q: %v %v, want %v", name, got, ok, want)
+		}
+	}
+	for _, name := range []string{"", "reserved", "PUBLISHX", "0"} {
+		if got, ok := typeNamed(name); ok {
+			t.Errorf("%q: %v, want no type", name, got)
+		}
 	}
 }
