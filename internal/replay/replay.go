@@ -60,16 +60,28 @@ func Load(ctx context.Context, src stream.Source, sel Selector, opts inspect.Opt
 		}
 		return s
 	}
+	// A connection sel refuses by its number or Client Identifier is let go as soon as that is
+	// known: a large capture is not held whole for one of its connections.
+	gone := map[int]bool{}
 	o := &inspect.Observer{Options: opts, Emit: func(r inspect.Record) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch r := r.(type) {
 		case *inspect.PacketRecord:
-			s := get(r.Conn)
-			s.Packets = append(s.Packets, r)
-			s.ClientID = r.ClientID
+			switch {
+			case gone[r.Conn]:
+			case sel.Conn != 0 && r.Conn != sel.Conn || sel.ClientID != "" && r.ClientID != "" && r.ClientID != sel.ClientID:
+				gone[r.Conn] = true
+				delete(byConn, r.Conn)
+			default:
+				s := get(r.Conn)
+				s.Packets = append(s.Packets, r)
+				s.ClientID = r.ClientID
+			}
 		case *inspect.CloseRecord:
-			get(r.Conn).Close = r
+			if !gone[r.Conn] {
+				get(r.Conn).Close = r
+			}
 		}
 	}}
 	if err := src.Run(ctx, o); err != nil {
