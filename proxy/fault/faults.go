@@ -55,7 +55,7 @@ func init() {
 				case "user_property":
 					o.UserProperty = true
 				default:
-					return nil, fmt.Errorf("column %d: in=%s is not payload or user_property", t.col, t.val)
+					return nil, t.errorf("in=%s is not payload or user_property", t.val)
 				}
 				delete(params, "in")
 			}
@@ -107,7 +107,7 @@ func init() {
 			}
 			if t, ok := params["server_reference"]; ok {
 				if r.Dirs != S2C {
-					return nil, fmt.Errorf("column %d: server_reference is the server's: give dir=s2c", t.col)
+					return nil, t.errorf("server_reference is the server's: give dir=s2c")
 				}
 				d.ServerReference = t.val
 				delete(params, "server_reference")

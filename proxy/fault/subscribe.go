@@ -20,10 +20,10 @@ func init() {
 			if t, ok := params["filter"]; ok {
 				delete(params, "filter")
 				if msg, _ := decode.FilterProblem(t.val); msg != "" {
-					return nil, fmt.Errorf("column %d: filter %q: %s", t.col, t.val, msg)
+					return nil, t.errorf("filter %q: %s", t.val, msg)
 				}
 				if !strings.ContainsAny(t.val, "+#") {
-					return nil, fmt.Errorf("column %d: filter %q has no wildcard", t.col, t.val)
+					return nil, t.errorf("filter %q has no wildcard", t.val)
 				}
 				w.Filter = t.val
 			}
@@ -44,7 +44,7 @@ func init() {
 			if t, ok := params["group"]; ok {
 				delete(params, "group")
 				if t.val == "" || strings.ContainsAny(t.val, "/+#") {
-					return nil, fmt.Errorf("column %d: group %q: a share name is not empty and has no /, + or #", t.col, t.val)
+					return nil, t.errorf("group %q: a share name is not empty and has no /, + or #", t.val)
 				}
 				s.Group = t.val
 			}

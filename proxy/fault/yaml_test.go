@@ -71,6 +71,10 @@ func TestParseFileErrors(t *testing.T) {
 		{"mapping value", "faults:\n  - action: drop\n    dir: {a: b}\n", "3:10: dir: want a value (a number, a string or a list), not a mapping"},
 		{"empty item", "faults:\n  -\n  - drop\n", "2:4: a fault rule is a string"},
 		{"bad string rule", "faults:\n  - drop\n  - drop dir=up\n", `3:5: fault rule "drop dir=up": column 6: dir: "up" is not c2s, s2c or both`},
+		{"bad word of an action", "faults:\n  - action: oversize\n    size: 300\n    in: topic\n", "4:5: in=topic is not payload or user_property"},
+		{"server key towards the server", "faults:\n  - action: disconnect\n    reason: 0x9C\n    server_reference: x\n", "4:5: server_reference is the server's: give dir=s2c"},
+		{"filter without wildcard", "faults:\n  - action: sub_wildcard\n    filter: a/b\n", `3:5: filter "a/b" has no wildcard`},
+		{"bad share name", "faults:\n  - action: sub_shared\n    group: a/b\n", `3:5: group "a/b": a share name`},
 		{"syntax", "faults:\n  - {action: drop\n", "2:"},
 		{"faults twice", "faults: []\nfaults: []\n", `2:1: mapping key "faults" already defined at [1:1]`},
 	} {
