@@ -85,7 +85,7 @@ type ResendExpect struct {
 type NoFindingExpect struct {
 	Rule   string `yaml:"rule"`
 	Level  string `yaml:"level"` // error, warning or info (the least level counted; info when empty)
-	By     string `yaml:"by"`    // client or server; either when empty
+	By     string `yaml:"by"`    // client or server; either when empty (then the findings of a close count too)
 	Window `yaml:",inline"`
 }
 
@@ -594,14 +594,20 @@ func (m *noFindingMatch) expected() string {
 
 func (m *noFindingMatch) see(ev *event, rel func(time.Time) string) seen {
 	var notes []inspect.Note
-	var dir stream.Dir
 	switch r := ev.rec.(type) {
 	case *inspect.PacketRecord:
-		notes, dir = r.Notes, r.Dir
+		if !m.any && r.Dir != m.by {
+			return seen{}
+		}
+		notes = r.Notes
+	case *inspect.CloseRecord:
+		// The findings of the end (a close without DISCONNECT, a packet cut off, messages
+		// left unacknowledged) are the connection's, not one side's: they count without by:.
+		if !m.any {
+			return seen{}
+		}
+		notes = r.Notes
 	default:
-		return seen{}
-	}
-	if !m.any && dir != m.by {
 		return seen{}
 	}
 	for _, n := range notes {

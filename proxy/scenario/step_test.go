@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/mqscope/mqscope/decode"
@@ -52,5 +53,30 @@ func TestTypeNamed(t *testing.T) {
 		if got, ok := typeNamed(name); ok {
 			t.Errorf("%q: %v, want no type", name, got)
 		}
+	}
+}
+
+// no_finding counts the findings of a connection's end too (here: it closed without a
+// DISCONNECT), not only those on packets; with by: they are not counted (a close's findings
+// are not one side's).
+func TestNoFindingAtTheClose(t *testing.T) {
+	f, err := Parse([]byte(`
+scenarios:
+  - name: any side
+    device: {client: {steps: [{connect: {client_id: nf1}}, {close: true}]}}
+    expect: [{no_finding: {rule: MQSCOPE-CLOSE-*}}]
+  - name: by the client
+    device: {client: {steps: [{connect: {client_id: nf2}}, {close: true}]}}
+    expect: [{no_finding: {rule: MQSCOPE-CLOSE-*, by: client}}]
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := RunFile(context.Background(), f, Options{}, 1)
+	if r := res[0]; r.Status != Failed || len(r.Verdicts) != 1 || !strings.Contains(r.Verdicts[0].Seen, "MQSCOPE-CLOSE-WITHOUT-DISCONNECT") {
+		t.Errorf("any side: %s %v, want failed on MQSCOPE-CLOSE-WITHOUT-DISCONNECT", r.Status, r.Verdicts)
+	}
+	if r := res[1]; r.Status != Passed {
+		t.Errorf("by the client: %s %v, want passed", r.Status, r.Verdicts)
 	}
 }
