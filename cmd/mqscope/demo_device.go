@@ -20,6 +20,7 @@ import (
 // [MQTT-3.1.2-24].
 type device struct {
 	name string
+	ctx  context.Context // the story's: waiting for a packet stops when it ends
 	c    *mqttclient.Client
 	ids  mqttclient.PacketIDs
 
@@ -51,7 +52,7 @@ func dialDevice(ctx context.Context, addr string, c *decode.Connect, onPublish f
 		return nil, nil, fmt.Errorf("%s: %w", c.ClientID, err)
 	}
 	cl.SetWriteTimeout(demoTimeout)
-	d := &device{name: c.ClientID, c: cl, onPublish: onPublish, aliases: map[uint16]string{}}
+	d := &device{name: c.ClientID, ctx: ctx, c: cl, onPublish: onPublish, aliases: map[uint16]string{}}
 	if n, ok := c.Properties.Int(decode.PropMaximumPacketSize); ok {
 		d.maxPacket = int(n) // and the client refuses larger frames
 	}
@@ -142,12 +143,14 @@ var errDeviceClosed = errors.New("the connection ended")
 
 // expect waits for a packet that ok accepts, skipping others.
 func (d *device) expect(ok func(decode.Packet) bool) (decode.Packet, error) {
-	p, err := d.in.Await(context.Background(), demoTimeout, ok)
+	p, err := d.in.Await(d.ctx, demoTimeout, ok)
 	switch {
 	case errors.Is(err, mqttclient.ErrEnded):
 		return nil, fmt.Errorf("%s: %w", d.name, errDeviceClosed)
-	case err != nil:
+	case errors.Is(err, mqttclient.ErrNothing):
 		return nil, fmt.Errorf("%s: nothing expected within %v", d.name, demoTimeout)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", d.name, err) // the story ended
 	}
 	return p, nil
 }

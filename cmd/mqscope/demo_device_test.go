@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -28,43 +29,22 @@ func TestDeviceLeavesOnUnframeableBytes(t *testing.T) {
 		{"over its Maximum Packet Size", 10, []byte{0x30, 0x0A, 0x00, 0x01, 't', 0, 0, 0, 0, 0, 0, 0}, decode.PacketTooLarge, "12-byte packet over my Maximum Packet Size of 10"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
 			got := make(chan *decode.Disconnect, 1)
-			go func() {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
+			sent := false
+			addr := fakeServer(t, func(conn net.Conn, p decode.Packet) {
+				if p.Type() == decode.CONNECT && !sent {
+					sent = true
+					conn.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // CONNACK
+					conn.Write(tc.bytes)
+				} else if p.Type() == decode.DISCONNECT {
+					got <- p.(*decode.Disconnect)
 				}
-				defer conn.Close()
-				fr := decode.NewFramer(0)
-				buf := make([]byte, 4096)
-				sent := false
-				for {
-					n, err := conn.Read(buf)
-					fr.Write(buf[:n])
-					for f, _ := fr.Next(); f != nil; f, _ = fr.Next() {
-						if p := decode.Decode(f, decode.V5); p.Type() == decode.CONNECT && !sent {
-							sent = true
-							conn.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // CONNACK
-							conn.Write(tc.bytes)
-						} else if p.Type() == decode.DISCONNECT {
-							got <- p.(*decode.Disconnect)
-						}
-					}
-					if err != nil {
-						return // the server keeps its side open until the device leaves
-					}
-				}
-			}()
+			})
 			c := &decode.Connect{ClientID: "dev", CleanStart: true}
 			if tc.maxSize > 0 {
 				c.Properties = decode.Properties{decode.IntProp(decode.PropMaximumPacketSize, tc.maxSize)}
 			}
-			d, _, err := dialDevice(context.Background(), ln.Addr().String(), c, nil)
+			d, _, err := dialDevice(context.Background(), addr, c, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,4 +65,65 @@ func TestDeviceLeavesOnUnframeableBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A device waiting for a packet stops waiting when the story ends (the UI quit, --duration
+// up), not after demoTimeout.
+func TestDeviceExpectEndsWithStory(t *testing.T) {
+	addr := fakeServer(t, func(conn net.Conn, p decode.Packet) {
+		if p.Type() == decode.CONNECT {
+			conn.Write([]byte{0x20, 0x03, 0x00, 0x00, 0x00}) // CONNACK, then silence
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	d, _, err := dialDevice(ctx, addr, &decode.Connect{ClientID: "dev", CleanStart: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.drop()
+	got := make(chan error, 1)
+	go func() {
+		_, err := d.expect(func(decode.Packet) bool { return true })
+		got <- err
+	}()
+	cancel()
+	select {
+	case err := <-got:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("expect: %v, want the story's end (context canceled)", err)
+		}
+	case <-time.After(demoTimeout - time.Second):
+		t.Fatalf("expect still waiting %v after the story ended", demoTimeout-time.Second)
+	}
+}
+
+// fakeServer accepts one connection on a loopback port, whose address it returns, and calls
+// frame with each packet the device sends; it keeps its side open until the device leaves.
+func fakeServer(t *testing.T, frame func(conn net.Conn, p decode.Packet)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fr := decode.NewFramer(0)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			fr.Write(buf[:n])
+			for f, _ := fr.Next(); f != nil; f, _ = fr.Next() {
+				frame(conn, decode.Decode(f, decode.V5))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
 }
