@@ -274,40 +274,21 @@ func TestEmbeddedUnavailable(t *testing.T) {
 	}
 }
 
-// inFlightBroker is a broker for the unacknowledged messages search that sends the subscriber
-// the first distinct messages it is sent, each times times (times < 0: the first one without
-// end), and acknowledges every PUBLISH.
-func inFlightBroker(distinct, times int) *prober {
+// fakeBroker is a prober of a broker that answers each packet a connection sends with
+// answer (CONNECT with a CONNACK of nothing first) until answer or the connection fails.
+func fakeBroker(answer func(sc *mqttclient.Client, q decode.Packet) error) *prober {
 	cfg := Config{Endpoint: stream.Endpoint{Addr: "fake"}, Wait: time.Second, Dial: mqttclient.DialOptions{
 		Dial: func(context.Context) (net.Conn, error) {
 			us, them := net.Pipe()
 			go func() {
 				sc := mqttclient.NewServerSide(us, nil)
 				defer sc.Close()
-				var msgs []*decode.Publish
 				for {
 					q, err := sc.Next(context.Background())
-					if err != nil {
-						return
-					}
-					switch q := q.(type) {
-					case *decode.Connect:
+					if err == nil && q.Type() == decode.CONNECT {
 						err = sc.Send(&decode.Connack{})
-					case *decode.Subscribe:
-						err = sc.Send(&decode.Suback{PacketID: q.PacketID, ReasonCodes: []decode.ReasonCode{1}})
-					case *decode.Publish:
-						if len(msgs) < distinct {
-							msgs = append(msgs, q)
-						}
-						err = sc.Send(&decode.Ack{PacketType: decode.PUBACK, PacketID: q.PacketID})
-						for i := 0; err == nil && len(msgs) == distinct && (times < 0 || i < times*distinct); i++ {
-							m := *msgs[i%distinct]
-							m.PacketID = uint16(i%60000 + 1)
-							err = sc.Send(&m)
-						}
-						if len(msgs) == distinct {
-							distinct = -1 // sent
-						}
+					} else if err == nil {
+						err = answer(sc, q)
 					}
 					if err != nil {
 						return
@@ -318,6 +299,34 @@ func inFlightBroker(distinct, times int) *prober {
 		}}}
 	cfg.defaults()
 	return &prober{cfg: cfg, limits: inspect.Limits{MaximumQoS: 1}}
+}
+
+// inFlightBroker is a broker for the unacknowledged messages search that sends the subscriber
+// the first distinct messages it is sent, each times times (times < 0: the first one without
+// end), and acknowledges every PUBLISH.
+func inFlightBroker(distinct, times int) *prober {
+	var msgs []*decode.Publish
+	return fakeBroker(func(sc *mqttclient.Client, q decode.Packet) error {
+		switch q := q.(type) {
+		case *decode.Subscribe:
+			return sc.Send(&decode.Suback{PacketID: q.PacketID, ReasonCodes: []decode.ReasonCode{1}})
+		case *decode.Publish:
+			if len(msgs) < distinct {
+				msgs = append(msgs, q)
+			}
+			err := sc.Send(&decode.Ack{PacketType: decode.PUBACK, PacketID: q.PacketID})
+			for i := 0; err == nil && len(msgs) == distinct && (times < 0 || i < times*distinct); i++ {
+				m := *msgs[i%distinct]
+				m.PacketID = uint16(i%60000 + 1)
+				err = sc.Send(&m)
+			}
+			if len(msgs) == distinct {
+				distinct = -1 // sent
+			}
+			return err
+		}
+		return nil
+	})
 }
 
 // TestInFlightSearch: the unacknowledged messages search counts each message once however
@@ -392,6 +401,32 @@ func TestPayloadBound(t *testing.T) {
 		}
 		if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
 			t.Errorf("Maximum Packet Size %d: %d bytes allocated", tc.max, n)
+		}
+	}
+}
+
+// TestSubscriptionsSearch: a SUBACK whose reason codes are not one for each filter counts no
+// subscription it does not answer, and is shown.
+func TestSubscriptionsSearch(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		codes        int // reason codes of each SUBACK
+		granted, see string
+	}{
+		{10, "100 or more", ""},
+		{30, "0", "then SUBACK of 30 reason codes for 10 filters"},
+		{3, "0", "then SUBACK of 3 reason codes for 10 filters"},
+	} {
+		p := fakeBroker(func(sc *mqttclient.Client, q decode.Packet) error {
+			if sub, ok := q.(*decode.Subscribe); ok {
+				return sc.Send(&decode.Suback{PacketID: sub.PacketID, ReasonCodes: make([]decode.ReasonCode, tc.codes)})
+			}
+			return nil
+		})
+		var row Row
+		if err := searchSubscriptions(ctx, p, &row); err != nil || row.Granted != tc.granted || row.Seen != tc.see {
+			t.Errorf("SUBACKs of %d codes: granted %q, seen %q, %v; want %q, %q", tc.codes, row.Granted, row.Seen, err, tc.granted, tc.see)
 		}
 	}
 }

@@ -202,6 +202,11 @@ func searchSubscriptions(ctx context.Context, p *prober, row *Row) error {
 			row.Granted, row.Value, row.Seen = strconv.Itoa(n), n, err.Error()
 			return nil
 		}
+		if len(ack.ReasonCodes) != len(fs) {
+			row.Granted, row.Value = strconv.Itoa(n), n
+			row.Seen = fmt.Sprintf("then SUBACK of %d reason codes for %d filters", len(ack.ReasonCodes), len(fs))
+			return nil
+		}
 		for _, rc := range ack.ReasonCodes {
 			if rc >= 0x80 {
 				row.Granted, row.Value = strconv.Itoa(n), n
