@@ -305,7 +305,7 @@ func (r *run) config() (proxy.Config, error) {
 }
 
 // varRef is {name} in a run: command.
-var varRef = regexp.MustCompile(`\{[a-z_][a-z0-9_]*\}`)
+var varRef = regexp.MustCompile(`\{` + varPattern + `\}`)
 
 var unslug = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
 

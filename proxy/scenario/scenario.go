@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -297,6 +298,14 @@ func (sc *Scenario) check(p, dir string, at func(string) string) error {
 		}
 		sc.rules = append(sc.rules, r)
 	}
+	for _, k := range slices.Sorted(maps.Keys(sc.Vars)) {
+		switch {
+		case k == "host" || k == "port" || k == "addr":
+			return in(".vars", fmt.Errorf("%s is the proxy's (mqscope fills in host, port and addr)", k))
+		case !varName.MatchString(k):
+			return in(".vars", fmt.Errorf("%q: a name is lower-case letters, digits and _, as {name} in run:", k))
+		}
+	}
 	if err := in(".requires", sc.Requires.check()); err != nil {
 		return err
 	}
@@ -420,6 +429,11 @@ func (st *Step) check(p string, at func(string) string) error {
 	}
 	return nil
 }
+
+// varName is a name vars: may give: what {name} in a run: command can refer to (varRef).
+var varName = regexp.MustCompile(`^` + varPattern + `$`)
+
+const varPattern = `[a-z_][a-z0-9_]*`
 
 // maxPacket is the largest MQTT packet: a fixed header byte, a four-byte Remaining Length and
 // the largest length it holds.

@@ -56,6 +56,20 @@ scenarios:
     device: {client: {steps: [{connect: {}}, {publish: {topic: t, size: -1}}]}}
     expect: [{closed: {}}]
 `, []string{"steps[1]", "size -1"}},
+		{"a var named as the proxy's port", `
+scenarios:
+  - name: a
+    vars: {topic: t, port: "1883"}
+    device: {run: "true"}
+    expect: [{closed: {}}]
+`, []string{"4:11", "vars: port is the proxy's"}},
+		{"a var no {name} can refer to", `
+scenarios:
+  - name: a
+    vars: {Topic: t}
+    device: {run: "true"}
+    expect: [{closed: {}}]
+`, []string{"vars", `"Topic": a name is lower-case`}},
 		{"bad reason code", `
 scenarios:
   - name: a
