@@ -211,8 +211,8 @@ func (m *Model) addPacket(r *inspect.PacketRecord) {
 		c.Findings[n.Level]++
 	}
 	track(c, r)
-	if p, ok := r.Packet.(*decode.Publish); ok {
-		m.topics.add(r, p)
+	if _, ok := r.Packet.(*decode.Publish); ok {
+		m.topics.add(r)
 	}
 	m.seen(r.Time)
 	if len(m.pkts) > m.cap {

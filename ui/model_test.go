@@ -461,3 +461,23 @@ func TestDropsSaid(t *testing.T) {
 		t.Errorf("LostText() = %q, want %q", got, want)
 	}
 }
+
+// TestTopicLevels: each level of the topic tree has the path up to it, empty levels
+// included (a leading, trailing or doubled "/").
+func TestTopicLevels(t *testing.T) {
+	m := NewModel(0)
+	for i, topic := range []string{"a/b", "/x", "a//b", "a/b/", "a/b"} {
+		m.Add(&inspect.PacketRecord{Conn: 1, Index: i + 1, Topic: topic, Packet: publish(topic, 0, 0, "")})
+	}
+	var got []string
+	for _, l := range m.Topics() {
+		got = append(got, fmt.Sprintf("%d %q %q %d/%d", l.Depth, l.Name, l.Path, l.Count, l.Total))
+	}
+	want := []string{
+		`0 "" "" 0/1`, `1 "x" "/x" 1/1`,
+		`0 "a" "a" 0/4`, `1 "" "a/" 0/1`, `2 "b" "a//b" 1/1`, `1 "b" "a/b" 2/3`, `2 "" "a/b/" 1/1`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("topic tree:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

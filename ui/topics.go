@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/inspect/payload"
 )
@@ -26,26 +25,32 @@ const UnknownTopic = "(topic unknown: alias not mapped)"
 
 func newTopic(name string) *Topic { return &Topic{Name: name, children: map[string]*Topic{}} }
 
-func (t *Topic) add(r *inspect.PacketRecord, _ *decode.Publish) {
+func (t *Topic) add(r *inspect.PacketRecord) {
 	name := r.Topic
 	if name == "" {
 		name = UnknownTopic
 	}
 	t.Total++
 	n := t
-	for i, level := range strings.Split(name, "/") {
+	for i := 0; ; {
+		j := strings.IndexByte(name[i:], '/')
+		end := len(name)
+		if j >= 0 {
+			end = i + j
+		}
+		level := name[i:end]
 		c := n.children[level]
 		if c == nil {
 			c = newTopic(level)
-			if i == 0 {
-				c.Path = level
-			} else {
-				c.Path = n.Path + "/" + level
-			}
+			c.Path = name[:end]
 			n.children[level] = c
 		}
 		c.Total++
 		n = c
+		if j < 0 {
+			break
+		}
+		i = end + 1
 	}
 	n.Count++
 	n.Prev, n.Last = n.Last, r
