@@ -97,11 +97,7 @@ func New(m *Model, act Actions, opts Options) *UI {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.NoColor {
-		noColor()
-	} else {
-		defaultColors()
-	}
+	defaultColors() // with NoColor too: the screens then add no colour of their own
 	u := &UI{m: m, act: act, opts: opts, sel: -1, screen: "packets"}
 	u.build()
 	return u
@@ -123,8 +119,6 @@ func defaultColors() {
 	s.InverseTextColor = tcell.ColorDefault
 	s.ContrastSecondaryTextColor = tcell.ColorDefault
 }
-
-func noColor() { defaultColors() }
 
 func (u *UI) build() {
 	u.header = tview.NewTextView().SetDynamicColors(true)
