@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -188,7 +189,8 @@ func runUI(ctx context.Context, io *streams, out *outputOptions, uo *uiOptions, 
 	go func() {
 		defer func() {
 			if p := recover(); p != nil {
-				panicked.Store(fmt.Sprint(p))
+				// Where it happened is on this goroutine's stack, not on the one that re-raises it.
+				panicked.Store(fmt.Sprintf("%v\n\nthe reading goroutine's stack:\n%s", p, debug.Stack()))
 				cancel()
 			}
 		}()

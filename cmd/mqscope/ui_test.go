@@ -66,6 +66,8 @@ func TestUIPanicRestores(t *testing.T) {
 	defer func() {
 		if p := recover(); p == nil || !strings.Contains(p.(string), "boom") {
 			t.Errorf("recovered %v, want the reader's panic", p)
+		} else if !strings.Contains(p.(string), "TestUIPanicRestores.func") {
+			t.Errorf("recovered %q, want where the reader panicked (its stack)", p)
 		}
 	}()
 	_ = runUI(context.Background(), &streams{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, out, uo, uiSource{
