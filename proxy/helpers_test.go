@@ -142,12 +142,24 @@ type pahoClient struct {
 func connectPaho(t testing.TB, conn net.Conn, id string) *pahoClient {
 	t.Helper()
 	pc := &pahoClient{got: make(chan struct{}, 1<<16)}
+	// The client outlives the test when the proxy it talks to is stopped by a cleanup
+	// registered before this one: logging then would panic.
+	var logMu sync.Mutex
+	ended := false
+	t.Cleanup(func() { logMu.Lock(); ended = true; logMu.Unlock() })
+	logf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		if !ended {
+			t.Logf(format, args...)
+		}
+	}
 	pc.Client = paho.NewClient(paho.ClientConfig{
 		ClientID:      id,
 		Conn:          packets.NewThreadSafeConn(conn), // paho writes a packet in several Writes
-		OnClientError: func(err error) { t.Logf("%s: client error: %v", id, err) },
+		OnClientError: func(err error) { logf("%s: client error: %v", id, err) },
 		OnServerDisconnect: func(d *paho.Disconnect) {
-			t.Logf("%s: server sent DISCONNECT %#x", id, d.ReasonCode)
+			logf("%s: server sent DISCONNECT %#x", id, d.ReasonCode)
 		},
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			pc.mu.Lock()
