@@ -199,6 +199,18 @@ func (e *Expect) check(pos string) error {
 	return nil
 }
 
+// fresh is e's matcher for one run: the kinds that follow the run (reconnect, resend) start
+// over, so that runs of the same file, one after the other or at once, do not share state.
+func (e *Expect) fresh() matcher {
+	switch m := e.kind.(type) {
+	case *reconnectMatch:
+		return &reconnectMatch{e: m.e}
+	case *resendMatch:
+		return &resendMatch{e: m.e, inflight: map[uint16]*decode.Publish{}}
+	}
+	return e.kind
+}
+
 // mode returns how e decides and the count it needs.
 func (e *Expect) mode() (mode, int) {
 	switch {

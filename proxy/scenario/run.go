@@ -145,6 +145,7 @@ type run struct {
 // expState is an expectation being decided.
 type expState struct {
 	e       *Expect
+	kind    matcher // e's, for this run
 	mode    mode
 	n, hits int
 	near    string
@@ -336,7 +337,7 @@ func (r *run) push(ev event) {
 
 func (r *run) track(e *Expect) *expState {
 	m, n := e.mode()
-	return &expState{e: e, mode: m, n: n}
+	return &expState{e: e, kind: e.fresh(), mode: m, n: n}
 }
 
 // stepExpect is an expect step of the built-in client: it is decided like the others, from
@@ -425,7 +426,7 @@ func (r *run) see(ev *event) {
 		if !armed || ev.t.Before(start) {
 			continue
 		}
-		s := x.e.kind.see(ev, r.rel)
+		s := x.kind.see(ev, r.rel)
 		switch {
 		case s.fail != "":
 			r.decide(x, Failed, s.fail, ev.t)
@@ -528,7 +529,7 @@ func (r *run) windowStart(x *expState) (time.Time, bool) {
 func (r *run) deadline(x *expState) (time.Time, bool) {
 	within := x.e.win.Within
 	start, ok := r.windowStart(x)
-	if ws, has := x.e.kind.(windowStarter); has {
+	if ws, has := x.kind.(windowStarter); has {
 		within = x.e.Reconnect.Within
 		start, ok = ws.windowStart()
 	}
@@ -605,12 +606,12 @@ func (r *run) close(x *expState, when string, t time.Time) {
 
 func (r *run) decide(x *expState, s Status, seen string, t time.Time) {
 	x.decided = true
-	v := Verdict{Scenario: r.sc.Name, Name: x.e.Name, Pos: x.e.pos, Status: s, Expected: x.e.kind.expected(), Seen: seen, At: t.Sub(r.start)}
+	v := Verdict{Scenario: r.sc.Name, Name: x.e.Name, Pos: x.e.pos, Status: s, Expected: x.kind.expected(), Seen: seen, At: t.Sub(r.start)}
 	if x.e.win.Within > 0 {
 		v.Expected += " within " + r.windowText(x)
 	}
 	if v.Name == "" {
-		v.Name = x.e.kind.expected()
+		v.Name = x.kind.expected()
 	}
 	r.res.Verdicts = append(r.res.Verdicts, v)
 	if r.o.Decided != nil {

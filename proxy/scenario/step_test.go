@@ -4,8 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // An expect step of the built-in client is an expectation like the others: the run does not end
@@ -78,5 +81,29 @@ scenarios:
 	}
 	if r := res[1]; r.Status != Passed {
 		t.Errorf("by the client: %s %v, want passed", r.Status, r.Verdicts)
+	}
+}
+
+// Each run of a scenario follows its own messages: a PUBLISH that one run saw unacknowledged
+// is not, in the next run of the same file, a resend.
+func TestRunsDoNotShareState(t *testing.T) {
+	f, err := Parse([]byte(`
+scenarios:
+  - name: a
+    device: {client: {steps: [{connect: {}}]}}
+    expect: [{resend: {}}]
+`), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := f.Scenarios[0].Expect[0]
+	pub := &event{t: time.Now(), rec: &inspect.PacketRecord{Conn: 1, Dir: stream.C2S, Topic: "t",
+		Packet: &decode.Publish{Topic: "t", QoS: 1, PacketID: 1, Payload: []byte("p")}}}
+	rel := func(time.Time) string { return "" }
+	for n := 1; n <= 2; n++ {
+		x := (&run{}).track(e)
+		if s := x.kind.see(pub, rel); s.hit || s.fail != "" {
+			t.Errorf("run %d: the first send is %+v, want neither a hit nor a failure", n, s)
+		}
 	}
 }
