@@ -201,6 +201,10 @@ func TestPahoDelayedPuback(t *testing.T) {
 	// In the timeline: the fault when it held the PUBACK, and again right before the PUBACK
 	// it sent late, which is marked with the rule.
 	waitOut(t, ps.out, `"did":"PUBACK id 2, delayed 1s: sent"`)
+	// The PUBACK's own record comes right after that fault record: wait for it too.
+	if !ps.out.WaitFor(10*time.Second, func(s string) bool { return hasLine(s, `{"kind":"packet"`, `"type":"PUBACK"`, `"dir":"s2c"`) }) {
+		t.Fatalf("no PUBACK record:\n%s", ps.out.String())
+	}
 	if !strings.Contains(ps.out.String(), `"did":"PUBACK id 2 held, to be sent 1s later"`) {
 		t.Error("no fault record when the PUBACK was held")
 	}
