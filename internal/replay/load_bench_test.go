@@ -45,10 +45,14 @@ func (m manySource) Run(ctx context.Context, o stream.Observer) error {
 	return nil
 }
 
-// BenchmarkLoadOneOfMany: loading one connection (--conn, --client) of a capture of 200
+// BenchmarkLoadOneOfMany: loading one connection (--conn, --client, --filter) of a capture of 200
 // connections of 2,000 messages holds that one, not the capture (heap-MB).
 func BenchmarkLoadOneOfMany(b *testing.B) {
-	for name, sel := range map[string]Selector{"conn": {Conn: 7}, "client": {ClientID: "dev-7"}} {
+	f, err := inspect.CompileFilter(`client_id == "dev-7"`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, sel := range map[string]Selector{"conn": {Conn: 7}, "client": {ClientID: "dev-7"}, "filter": {Filter: f}} {
 		b.Run(name, func(b *testing.B) {
 			var heap float64
 			for range b.N {

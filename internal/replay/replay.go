@@ -61,7 +61,8 @@ func Load(ctx context.Context, src stream.Source, sel Selector, opts inspect.Opt
 		return s
 	}
 	// A connection sel refuses by its number or Client Identifier is let go as soon as that is
-	// known: a large capture is not held whole for one of its connections.
+	// known, and one without a CONNECT first or a packet matching the filter when it closes:
+	// a large capture is not held whole for one of its connections.
 	gone := map[int]bool{}
 	o := &inspect.Observer{Options: opts, Emit: func(r inspect.Record) {
 		mu.Lock()
@@ -79,8 +80,13 @@ func Load(ctx context.Context, src stream.Source, sel Selector, opts inspect.Opt
 				s.ClientID = r.ClientID
 			}
 		case *inspect.CloseRecord:
-			if !gone[r.Conn] {
-				get(r.Conn).Close = r
+			switch s := byConn[r.Conn]; {
+			case gone[r.Conn]:
+			case s == nil || s.Packets[0].Type() != decode.CONNECT || !sel.match(s):
+				gone[r.Conn] = true
+				delete(byConn, r.Conn)
+			default:
+				s.Close = r
 			}
 		}
 	}}
