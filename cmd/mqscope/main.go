@@ -9,6 +9,9 @@ import (
 	"strings"
 
 	"github.com/mqscope/mqscope/inspect"
+	// For its start: it advises the data segment to use huge pages before gopacket fills
+	// its tables (see the package).
+	_ "github.com/mqscope/mqscope/internal/hugepage"
 )
 
 // Exit statuses, decided in one place (exitStatus) from the error a command returns.
