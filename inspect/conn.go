@@ -208,7 +208,7 @@ func (c *Conn) drain(dir stream.Dir, t time.Time, s *dirStream) []Record {
 			s.pending = append(s.pending, Note{Level: decode.LevelInfo, Rule: RuleCaptureGap,
 				Text: fmt.Sprintf("%d bytes from the %s before this packet were skipped: not a whole packet", n, dir.Sender().String())})
 		}
-		out = c.frame(dir, t, frame, nil, out)
+		out = c.frame(dir, t, frame, nil, nil, out)
 	}
 	return out
 }
@@ -335,7 +335,7 @@ func hasMalformed(p decode.Packet) bool {
 func (c *Conn) Frame(dir stream.Dir, t time.Time, frame []byte) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.frame(dir&1, t, frame, nil, nil)
+	return c.frame(dir&1, t, frame, nil, nil, nil)
 }
 
 // Unseen says the capture probably lost bytes of direction dir: the peer acknowledged bytes
@@ -408,8 +408,8 @@ type packetAlloc struct {
 }
 
 // frame decodes and inspects one frame, appending its records to out. pre is the frame as a
-// Preframer framed it, or nil.
-func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, out []Record) []Record {
+// Preframer framed it, or nil; sl, when not nil, hands out the records the Conn will not keep.
+func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl *recordSlab, out []Record) []Record {
 	if c.st.MidStream || c.startFromConnect {
 		c.startSeen(dir, frame)
 	}
@@ -420,10 +420,13 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, out
 	}
 	p := c.decodeFrame(dir, frame, pre)
 	var r *PacketRecord
-	if out == nil {
+	switch {
+	case sl != nil && transient(frame):
+		r = sl.next()
+	case out == nil:
 		a := &packetAlloc{}
 		r, out = &a.r, a.out[:0:2]
-	} else {
+	default:
 		r = &PacketRecord{} // the caller's slice has room: 32 bytes less to allocate and clear
 	}
 	if al.sent() {

@@ -103,11 +103,13 @@ func (c *Conn) Framed(fs []Framed, out []Record) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.own = false
+	sl := slabs.Get().(*recordSlab)
 	for i := range fs {
 		f := &fs[i]
 		s := &c.streams[f.Dir]
 		s.fr.Advance(len(f.frame))
-		out = c.frame(f.Dir, f.T, f.frame, f, out)
+		out = c.frame(f.Dir, f.T, f.frame, f, sl, out)
 	}
+	slabs.Put(sl)
 	return out
 }

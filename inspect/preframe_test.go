@@ -11,8 +11,9 @@ import (
 // preframeRun feeds the two directions in pieces of n bytes, losing 3 bytes of the client's
 // stream after the piece at gapAt (none when gapAt < 0), and returns every record rendered as
 // JSON and text. With pre, a Preframer frames and decodes ahead, as capture's framer goroutine
-// does; without, the Conn does everything.
-func preframeRun(c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
+// does; without, the Conn does everything. With pre, it also checks after each step that the
+// Conn keeps no record of a transient frame (those come from shared blocks: recordSlab).
+func preframeRun(t testing.TB, c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
 	c := NewConn(1, "c", "s", opts)
 	var p *Preframer
 	if pre {
@@ -26,6 +27,7 @@ func preframeRun(c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
 		}
 		fs, rest := p.Feed(d, t0, b, nil)
 		recs = append(recs, c.Framed(fs, nil)...)
+		checkKept(t, c, recs)
 		if rest != nil {
 			recs = append(recs, c.Feed(d, t0, rest)...)
 		}
@@ -53,12 +55,33 @@ func preframeRun(c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
 	handover(stream.S2C)
 	recs = append(recs, c.Finish(t0)...)
 	recs = append(recs, c.Close(t0, stream.End{}))
+	if pre {
+		checkKept(t, c, recs)
+	}
 	var out []byte
 	for _, r := range recs {
 		out = AppendJSON(out, r, JSONOptions{})
 		out = AppendText(out, r, TextOptions{})
 	}
 	return out
+}
+
+// checkKept fails t when c keeps the record of a frame transient calls one it never keeps.
+func checkKept(t testing.TB, c *Conn, recs []Record) {
+	t.Helper()
+	kept := map[*PacketRecord]string{c.connect: "CONNECT", c.connack: "CONNACK", c.disconnect[0]: "DISCONNECT", c.disconnect[1]: "DISCONNECT"}
+	for d := range c.flight {
+		for _, e := range c.flight[d] {
+			kept[e.rec] = "in flight"
+		}
+	}
+	for _, r := range recs {
+		if pr, ok := r.(*PacketRecord); ok && pr.Packet != nil && transient(pr.Packet.Info().Raw) {
+			if why, ok := kept[pr]; ok {
+				t.Fatalf("the record of %s #%d, from a shared block, is kept by the Conn (%s)", pr.Type(), pr.Index, why)
+			}
+		}
+	}
 }
 
 // FuzzPreframer checks that framing and decoding ahead (Preframer, Conn.Framed) changes
@@ -93,8 +116,8 @@ func FuzzPreframer(f *testing.F) {
 		if maxFrame > 0 {
 			opts.MaxFrame = int(maxFrame)
 		}
-		want := preframeRun(c2s, s2c, n, int(gapAt), opts, false)
-		if got := preframeRun(c2s, s2c, n, int(gapAt), opts, true); !bytes.Equal(got, want) {
+		want := preframeRun(t, c2s, s2c, n, int(gapAt), opts, false)
+		if got := preframeRun(t, c2s, s2c, n, int(gapAt), opts, true); !bytes.Equal(got, want) {
 			t.Fatalf("framed ahead:\n%s\nby the Conn alone:\n%s", got, want)
 		}
 	})
