@@ -288,29 +288,25 @@ func (p *parallel) merger() {
 	defer close(p.done)
 	for b := range p.merge {
 		b.wg.Wait()
-		for i := range b.events {
-			e := &b.events[i]
-			if p.failed() {
-				break
-			}
-			var err error
-			switch {
-			case p.in.Render != nil:
-				if e.outB > e.outA {
-					_, err = p.in.Out.Write(b.out[e.c.worker][e.outA:e.outB])
-				}
-			default:
-				for _, r := range e.recs {
+		var err error
+		switch {
+		case p.failed():
+		case p.in.Render != nil:
+			err = p.writeRendered(b)
+		default:
+		emit:
+			for i := range b.events {
+				for _, r := range b.events[i].recs {
 					if err = p.in.Emit(r); err != nil {
-						break
+						break emit
 					}
 				}
 			}
-			if err != nil {
-				p.mu.Lock()
-				p.err = err
-				p.mu.Unlock()
-			}
+		}
+		if err != nil {
+			p.mu.Lock()
+			p.err = err
+			p.mu.Unlock()
 		}
 		if f := p.in.Collected; f != nil && len(b.events) > 0 && !p.failed() {
 			if err := f(b.events[len(b.events)-1].seq); err != nil {
@@ -330,6 +326,34 @@ func (p *parallel) merger() {
 		default:
 		}
 	}
+}
+
+// writeRendered writes the rendered bytes of a batch's events in event order. The events of
+// one worker that follow each other have their bytes side by side in its buffer: each run of
+// them is one write (the whole batch, for one connection), not one per event.
+func (p *parallel) writeRendered(b *batch) error {
+	w, from, to := -1, 0, 0 // the run being gathered: b.out[w][from:to]
+	for i := range b.events {
+		e := &b.events[i]
+		if e.outB == e.outA {
+			continue
+		}
+		if e.c.worker == w && e.outA == to {
+			to = e.outB
+			continue
+		}
+		if w >= 0 {
+			if _, err := p.in.Out.Write(b.out[w][from:to]); err != nil {
+				return err
+			}
+		}
+		w, from, to = e.c.worker, e.outA, e.outB
+	}
+	if w >= 0 {
+		_, err := p.in.Out.Write(b.out[w][from:to])
+		return err
+	}
+	return nil
 }
 
 // assign picks the connection's worker when its first event comes. A connection that opens

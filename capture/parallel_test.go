@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -65,6 +66,43 @@ func TestParallelSameOutput(t *testing.T) {
 			if one == "" {
 				t.Errorf("%s: no output", file)
 			}
+		}
+	}
+}
+
+// failingWriter fails every write once it has taken limit bytes, and counts the writes it
+// was asked for after that.
+type failingWriter struct {
+	limit, n int
+	after    int
+}
+
+var errFull = errors.New("full")
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n >= w.limit {
+		w.after++
+		return 0, errFull
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+
+// A write error of the rendered output ends the writing, whatever the workers render after
+// it, and is the Inspector's error: with runs of events written at once, as with one write
+// per event.
+func TestParallelWriteError(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "captures", "*.pcapng"))
+	o := inspect.JSONOptions{Payload: payload.Preview}
+	for _, workers := range []int{2, 3} {
+		w := &failingWriter{limit: 2000}
+		in := &Inspector{Workers: workers, Out: w, Render: func(b []byte, r inspect.Record) []byte { return inspect.AppendJSONLine(b, r, o) }}
+		must(t, ReadFiles(context.Background(), files, NewAnalyzer(in, Options{}), nil))
+		if err := in.Close(); !errors.Is(err, errFull) {
+			t.Errorf("%d workers: Close() = %v, want the write error", workers, err)
+		}
+		if w.after != 1 {
+			t.Errorf("%d workers: %d writes after the failing one, want none", workers, w.after-1)
 		}
 	}
 }
