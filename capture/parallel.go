@@ -61,7 +61,10 @@ type batch struct {
 	events []event
 	arena  []byte
 	out    [][]byte // rendered bytes per worker
-	wg     sync.WaitGroup
+	// done holds, by worker, the records rendered from the batch, for the worker to hand out
+	// again (Inspector.Reuse) when the batch comes back to it with new events.
+	done [][]inspect.Record
+	wg   sync.WaitGroup
 }
 
 // pconn is a connection inspected by a worker.
@@ -112,7 +115,7 @@ func (p *parallel) newBatch() *batch {
 		return b
 	default:
 	}
-	return &batch{out: make([][]byte, len(p.workers))}
+	return &batch{out: make([][]byte, len(p.workers)), done: make([][]inspect.Record, len(p.workers))}
 }
 
 // add returns the next event of the current batch, for connection c, to be filled in place
@@ -200,7 +203,16 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 func (p *parallel) work(k int, ch, out chan *batch) {
 	in := p.in
 	scratch := make([]inspect.Record, 0, 16) // Conn.Framed's records, reused: those that pass go to e.recs
+	var pool *inspect.Records
+	if in.Reuse && (in.Collect != nil || in.Render != nil) {
+		pool = &inspect.Records{}
+	}
 	for b := range ch {
+		if pool != nil {
+			pool.Put(b.done[k]) // rendered when the batch went round before
+			clear(b.done[k])
+			b.done[k] = b.done[k][:0]
+		}
 		for i := range b.events {
 			e := &b.events[i]
 			if e.c == nil || e.c.worker != k {
@@ -221,7 +233,7 @@ func (p *parallel) work(k int, ch, out chan *batch) {
 					recs = e.c.c.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n])
 					break
 				}
-				recs = e.c.c.Framed(e.fs, scratch[:0])
+				recs = e.c.c.FramedWith(e.fs, scratch[:0], pool)
 				scratch = recs[:0]
 				if rest := e.feed[e.dir&1]; rest != nil {
 					recs = append(recs, e.c.c.Feed(e.dir, e.t, rest)...)
@@ -251,6 +263,9 @@ func (p *parallel) work(k int, ch, out chan *batch) {
 					e.recs = append(e.recs, r)
 				}
 			}
+			if pool != nil && in.Collect != nil {
+				pool.Put(recs) // collected, or filtered out
+			}
 		}
 		if out != nil {
 			out <- b
@@ -278,6 +293,9 @@ func (p *parallel) render(k int, ch chan *batch) {
 				out = p.in.Render(out, r)
 			}
 			e.outB = len(out)
+			if p.in.Reuse {
+				b.done[k] = append(b.done[k], e.recs...)
+			}
 		}
 		b.out[k] = out
 		b.wg.Done()

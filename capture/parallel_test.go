@@ -29,6 +29,7 @@ func runJSONWith(t *testing.T, workers int, filter func(*inspect.PacketRecord) b
 	in := &Inspector{Emit: w.Write, Filter: filter, Workers: workers, Out: &buf}
 	if workers > 1 {
 		in.Render = func(b []byte, r inspect.Record) []byte { return append(inspect.AppendJSON(b, r, o), '\n') }
+		in.Reuse = true
 	}
 	must(t, ReadFiles(context.Background(), files, NewAnalyzer(in, opts), nil))
 	must(t, in.Close())

@@ -409,7 +409,7 @@ type packetAlloc struct {
 
 // frame decodes and inspects one frame, appending its records to out. pre is the frame as a
 // Preframer framed it, or nil; sl, when not nil, hands out the records the Conn will not keep.
-func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl *recordSlab, out []Record) []Record {
+func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl recordSource, out []Record) []Record {
 	if c.st.MidStream || c.startFromConnect {
 		c.startSeen(dir, frame)
 	}

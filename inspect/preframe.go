@@ -99,17 +99,25 @@ func (p *Preframer) Handover(dir stream.Dir) []byte {
 
 // Framed inspects frames a Preframer framed from the bytes of this connection, in the order
 // it framed them, appending the records to out.
-func (c *Conn) Framed(fs []Framed, out []Record) []Record {
+func (c *Conn) Framed(fs []Framed, out []Record) []Record { return c.FramedWith(fs, out, nil) }
+
+// FramedWith is Framed taking the records of transient packets from recs (nil: from blocks
+// shared by all Conns).
+func (c *Conn) FramedWith(fs []Framed, out []Record, recs *Records) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.own = false
-	sl := slabs.Get().(*recordSlab)
+	var src recordSource = recs
+	if recs == nil {
+		sl := slabs.Get().(*recordSlab)
+		defer slabs.Put(sl)
+		src = sl
+	}
 	for i := range fs {
 		f := &fs[i]
 		s := &c.streams[f.Dir]
 		s.fr.Advance(len(f.frame))
-		out = c.frame(f.Dir, f.T, f.frame, f, sl, out)
+		out = c.frame(f.Dir, f.T, f.frame, f, src, out)
 	}
-	slabs.Put(sl)
 	return out
 }

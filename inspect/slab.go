@@ -18,6 +18,9 @@ const slabLen = 64
 // slabs holds the blocks being handed out, one per P in use, for Conn.Framed.
 var slabs = sync.Pool{New: func() any { return new(recordSlab) }}
 
+// recordSource hands out zero packet records.
+type recordSource interface{ next() *PacketRecord }
+
 // next returns a zero record.
 func (s *recordSlab) next() *PacketRecord {
 	if len(s.recs) == 0 {
@@ -43,4 +46,34 @@ func transient(frame []byte) bool {
 		return true
 	}
 	return false
+}
+
+// Records hands out the packet records of Conn.FramedWith and takes back (Put) those its
+// caller is done with, to hand them out again: for a reader whose consumer keeps no packet
+// record once it has seen it (a summary, counting), so that the records of a long capture
+// cost their allocation once. Not safe for concurrent use.
+type Records struct {
+	free []*PacketRecord
+	slab recordSlab
+}
+
+func (p *Records) next() *PacketRecord {
+	if n := len(p.free); n > 0 {
+		r := p.free[n-1]
+		p.free = p.free[:n-1]
+		*r = PacketRecord{}
+		return r
+	}
+	return p.slab.next()
+}
+
+// Put takes back the records of transient packets among recs (those the Conn keeps no
+// pointer to), to be handed out again: nothing else may hold them, or anything they point
+// to but their packet's bytes and strings.
+func (p *Records) Put(recs []Record) {
+	for _, r := range recs {
+		if pr, ok := r.(*PacketRecord); ok && pr.Packet != nil && transient(pr.Packet.Info().Raw) {
+			p.free = append(p.free, pr)
+		}
+	}
 }

@@ -224,6 +224,7 @@ func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), worke
 			sw := inspect.NewSummaryWriterOf(out, topts, parts...)
 			res.w = sw
 			res.in.Collect = func(k int, seq int64, r inspect.Record) { parts[k].Add(seq, r) }
+			res.in.Reuse = true // a Summary counts the records, and keeps none
 			res.in.Collected = func(seq int64) error {
 				err := sw.Written(seq)
 				if err != nil {
@@ -239,6 +240,7 @@ func newOutput(o *outputOptions, out io.Writer, color bool, cancel func(), worke
 			} else {
 				res.in.Render = func(b []byte, r inspect.Record) []byte { return inspect.AppendText(b, r, topts) }
 			}
+			res.in.Reuse = true // the records are bytes once rendered
 		}
 	}
 	if o.failOn != "" {
