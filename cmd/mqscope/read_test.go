@@ -290,25 +290,42 @@ func TestReadNothingFound(t *testing.T) {
 	}
 }
 
-// TestReadSessionTakeover: in a capture, a second connection with the same Client Identifier
-// takes the session over; read links the two on every core, among connections that keep the
-// workers busy, the same as the proxy does live.
-func TestReadSessionTakeover(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "takeover.pcapng")
+// captureWriter starts a capture file name in a temporary directory: sw writes its
+// connections, tick is the next time (a millisecond after the last), enc encodes a packet, and
+// done writes the file out. p is its path.
+func captureWriter(t *testing.T, name string) (p string, sw *pcapng.StreamWriter, tick func() time.Time, enc func(decode.Packet) []byte, done func()) {
+	t.Helper()
+	p = filepath.Join(t.TempDir(), name)
 	f, err := os.Create(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw, _ := pcapng.NewStreamWriter(f)
+	sw, _ = pcapng.NewStreamWriter(f)
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	tick := func() time.Time { now = now.Add(time.Millisecond); return now }
-	enc := func(p decode.Packet) []byte {
+	tick = func() time.Time { now = now.Add(time.Millisecond); return now }
+	enc = func(p decode.Packet) []byte {
 		b, err := decode.Encode(nil, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
+	done = func() {
+		if err := sw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, sw, tick, enc, done
+}
+
+// TestReadSessionTakeover: in a capture, a second connection with the same Client Identifier
+// takes the session over; read links the two on every core, among connections that keep the
+// workers busy, the same as the proxy does live.
+func TestReadSessionTakeover(t *testing.T) {
+	p, sw, tick, enc, done := captureWriter(t, "takeover.pcapng")
 	open := func(port int, id string) *pcapng.TCPStream {
 		s, err := sw.Open(netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), uint16(port)), netip.MustParseAddrPort("192.0.2.1:1883"), tick())
 		if err != nil {
@@ -329,8 +346,7 @@ func TestReadSessionTakeover(t *testing.T) {
 	for _, s := range append(others, second) {
 		s.Close(stream.C2S, tick())
 	}
-	sw.Flush()
-	f.Close()
+	done()
 
 	code, out, errOut := runCmd(t, "", "read", "--format", "jsonl", p)
 	if code != 0 {
@@ -828,21 +844,7 @@ func hasLine(s string, parts ...string) bool {
 // of a capture long enough for records to go round many times are those of one worker, which
 // reuses nothing.
 func TestReadReuseSameOutput(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "long.pcapng")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sw, _ := pcapng.NewStreamWriter(f)
-	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	tick := func() time.Time { now = now.Add(time.Millisecond); return now }
-	enc := func(p decode.Packet) []byte {
-		b, err := decode.Encode(nil, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	p, sw, tick, enc, done := captureWriter(t, "long.pcapng")
 	v5 := decode.Base{Version: decode.V5}
 	s, err := sw.Open(netip.MustParseAddrPort("192.0.2.2:40000"), netip.MustParseAddrPort("192.0.2.1:1883"), tick())
 	if err != nil {
@@ -875,8 +877,7 @@ func TestReadReuseSameOutput(t *testing.T) {
 	s.Write(stream.C2S, tick(), c2s)
 	s.Write(stream.S2C, tick(), s2c)
 	s.Close(stream.C2S, tick())
-	sw.Flush()
-	f.Close()
+	done()
 
 	for _, mode := range [][]string{{}, {"--format", "jsonl"}, {"--summary"}, {"--format", "jsonl", "--payload", "full"}} {
 		var outs [2]string
