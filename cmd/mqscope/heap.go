@@ -16,26 +16,28 @@ import (
 )
 
 // heapBound sets the garbage collector's policy while reading. Most of what reading allocates
-// dies young, so collecting seldom (GOGC 400) saves CPU time; but each first touch of a fresh
-// 4 KiB page is a page fault, and on a virtual machine with two CPUs a costly one (about 17 µs
-// here), so a large heap costs its faults. Where Linux gives the heap huge pages
-// (hugepage.Heap: a fault per 2 MiB), reading runs at GOGC 400 from the start, on a heap grown
-// by 64 MiB first (never touched; the grown memory is advised before it is used): 400,000
-// packets of one connection took 460 CPU ms at the old policy below and 360 at this one
-// (medians, alternating runs). Without huge pages reading starts at GOGC 100, so that a short
-// run touches few fresh pages, and goes to 400 once it has allocated rampAfter bytes (with
-// the switch at 1 GiB instead, 100,000 connections opened and closed took 10-25% more CPU
-// time: 71 collections instead of 42). At GOGC 400 the soft memory limit is the larger of
-// floor and twice the live heap, so a small live heap does not grow to five times its size (a
-// run whose live heap is 20 MB peaks near floor instead of 100 MB), and a large one still has
-// room. Nothing is done when GOGC or GOMEMLIMIT is set. stop restores both.
+// dies young, so collecting seldom saves CPU time; but each first touch of a fresh page is a
+// page fault, and on a virtual machine with two CPUs a costly one (about 17 µs per 4 KiB page
+// here), so a large heap costs its faults once. A short run gains from a small heap, a long
+// one from few collections: reading starts at a low GOGC and goes to 400 once it has
+// allocated rampAfter bytes. Where Linux gives the heap huge pages (hugepage.Heap: a fault per
+// 2 MiB), it starts at GOGC 200 on a heap grown by 64 MiB first (never touched; advised before
+// it is used); without them at GOGC 100. 400,000 packets of one connection, medians of 9
+// alternating runs, CPU ms: --summary 460 at GOGC 100 without huge pages, about 350 at 200 or
+// 400 with them; --format jsonl 608 at 400, 556 at 200. (The switch at 1 GiB instead cost
+// 100,000 closed connections 10-25% more CPU time: 71 collections instead of 42.) At GOGC 400
+// the soft memory limit is the larger of floor and twice the live heap, so a small live heap
+// does not grow to five times its size (a run whose live heap is 20 MB peaks near floor
+// instead of 100 MB), and a large one still has room. Nothing is done when GOGC or GOMEMLIMIT
+// is set. stop restores both.
 func heapBound(floor int64) (stop func()) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
-	start, rampAfter, grow := 100, uint64(256<<20), 0
+	const rampAfter = 256 << 20
+	start, grow := 100, 0
 	if hugepage.Enabled() {
-		start, rampAfter, grow = 400, 0, 64<<20
+		start, grow = 200, 64<<20
 	}
 	var mu sync.Mutex
 	stopped, raised := false, false
