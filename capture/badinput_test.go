@@ -36,6 +36,18 @@ func goodCapture(t *testing.T) []byte {
 	return b
 }
 
+// epb is an Enhanced Packet Block of blen bytes (little-endian) announcing caplen captured
+// bytes, with nothing after its header but its trailing length.
+func epb(blen, caplen uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 6)
+	b = binary.LittleEndian.AppendUint32(b, blen)
+	b = append(b, make([]byte, 12)...) // interface, timestamp
+	b = binary.LittleEndian.AppendUint32(b, caplen)
+	b = binary.LittleEndian.AppendUint32(b, caplen)
+	b = append(b, make([]byte, int(blen)-32)...)
+	return binary.LittleEndian.AppendUint32(b, blen)
+}
+
 func TestBadFiles(t *testing.T) {
 	good := goodCapture(t)
 	pcapHeader := func(caplen uint32) []byte {
@@ -64,6 +76,9 @@ func TestBadFiles(t *testing.T) {
 		{"pcap packet longer than the file", pcapHeader(1000), []string{"bad.pcap", "packet 1"}, 0},
 		{"pcap packet of 4 GB", pcapHeader(0xffffffff), []string{"bad.pcap", "packet 1"}, 0},
 		{"pcapng block of 4 GB", append(append([]byte{}, good...), 6, 0, 0, 0, 0xff, 0xff, 0xff, 0xff), []string{"bad.pcap", "packet 12", "4294967295 bytes"}, 1},
+		// Whole in the buffer, it is checked while the packet before it is read: the error
+		// still comes with it.
+		{"pcapng packet longer than its block", append(append([]byte{}, good...), epb(32, 1000)...), []string{"bad.pcap", "packet 12", "captured length exceeds the block"}, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,15 +54,39 @@ func (g *ngGuard) Read(p []byte) (int, error) {
 			return g.Read(p)
 		}
 	}
-	if int64(len(p)) > g.left {
-		p = p[:g.left]
+	n := 0
+	for {
+		m := p[n:]
+		if int64(len(m)) > g.left {
+			m = m[:g.left]
+		}
+		k, err := g.r.Read(m)
+		n += k
+		g.left -= int64(k)
+		if err == io.EOF && g.left > 0 {
+			err = fmt.Errorf("the file ends inside the block at offset %d", g.off)
+		}
+		if err != nil || g.left > 0 || n == len(p) || !g.packetBuffered() {
+			return n, err
+		}
+		// The next block is a packet block, already buffered: it goes in the same read, so
+		// that pcapgo's reader refills its buffer once per few kilobytes, not per block.
+		// Other blocks are checked when they are asked for, as before; a packet block that
+		// fails its check is reported by the next read.
+		if g.next() != nil {
+			return n, nil
+		}
 	}
-	n, err := g.r.Read(p)
-	g.left -= int64(n)
-	if err == io.EOF && g.left > 0 {
-		err = fmt.Errorf("the file ends inside the block at offset %d", g.off)
+}
+
+// packetBuffered reports whether the next block is an Enhanced Packet Block whose header is
+// buffered already: looking at it does not wait for a pipe.
+func (g *ngGuard) packetBuffered() bool {
+	if g.r.Buffered() < 24 {
+		return false
 	}
-	return n, err
+	h, err := g.r.Peek(8)
+	return err == nil && g.bo.Uint32(h[:4]) == 6
 }
 
 // next checks the header of the next block.
