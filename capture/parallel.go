@@ -174,6 +174,9 @@ func (p *parallel) failed() bool {
 // frame runs worker k's Preframers over each batch, then passes it to the worker.
 func (p *parallel) frame(k int, in, out chan *batch) {
 	defer close(out)
+	// With reuse, the worker decodes the packets whose records it reuses, into the packets
+	// of those records.
+	reuse := p.in.Reuse && (p.in.Collect != nil || p.in.Render != nil)
 	for b := range in {
 		for i := range b.events {
 			e := &b.events[i]
@@ -184,7 +187,7 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 			switch e.kind {
 			case evData:
 				e.framed = true
-				e.fs, e.feed[e.dir&1] = pre.Feed(e.dir, e.t, b.arena[e.off:e.off+e.n], e.fs)
+				e.fs, e.feed[e.dir&1] = pre.FeedWith(e.dir, e.t, b.arena[e.off:e.off+e.n], e.fs, reuse)
 			case evGap:
 				e.feed[e.dir&1] = pre.Handover(e.dir)
 			case evCompact, evClose:

@@ -58,7 +58,7 @@ func PeekVersion(frame []byte) (Version, bool) {
 // Decode decodes one frame of protocol version v (the version of the CONNECT that opened the
 // stream; a CONNECT itself is decoded by the level it carries). It always returns a packet with
 // every field it could read; what is wrong is in Info().Problems. The packet aliases frame.
-func Decode(frame []byte, v Version) Packet { return decode(frame, v, true, nil) }
+func Decode(frame []byte, v Version) Packet { return decode(frame, v, true, nil, nil) }
 
 // Options say what DecodeWith spares or shares. The zero value is Decode.
 type Options struct {
@@ -70,11 +70,61 @@ type Options struct {
 	// one of the last few seen share that string instead of allocating its own. Devices publish
 	// to a handful of topics, so a capture's PUBLISH packets mostly cost no string.
 	Topics *TopicCache
+	// Reuse, with Lean, holds packets the caller is done with: a PUBLISH or an acknowledgement
+	// (PUBACK, PUBREC, PUBREL, PUBCOMP) is decoded into one of them, not into an allocation of
+	// its own.
+	Reuse *Reuse
 }
 
 // DecodeWith is Decode as the options say.
 func DecodeWith(frame []byte, v Version, o Options) Packet {
-	return decode(frame, v, !o.Lean, o.Topics)
+	return decode(frame, v, !o.Lean, o.Topics, o.Reuse)
+}
+
+// Reuse holds decoded packets for Options.Reuse to decode into again. The zero value is ready
+// for use; it is not safe for concurrent use.
+type Reuse struct {
+	pubs []*Publish
+	acks []*Ack
+}
+
+// Put gives p back to be decoded into again: a PUBLISH or an acknowledgement that nothing
+// refers to any more (its bytes and strings, which it does not own, may live on).
+func (u *Reuse) Put(p Packet) {
+	switch q := p.(type) {
+	case *Publish:
+		u.pubs = append(u.pubs, q)
+	case *Ack:
+		u.acks = append(u.acks, q)
+	}
+}
+
+// publish returns a PUBLISH given back, cleared, with the room its properties had; nil when
+// there is none.
+func (u *Reuse) publish() (*Publish, []Property) {
+	if u == nil || len(u.pubs) == 0 {
+		return nil, nil
+	}
+	n := len(u.pubs)
+	p := u.pubs[n-1]
+	u.pubs[n-1] = nil
+	u.pubs = u.pubs[:n-1]
+	props := p.Properties[:0]
+	*p = Publish{}
+	return p, props
+}
+
+// ack returns an acknowledgement given back, cleared; nil when there is none.
+func (u *Reuse) ack() *Ack {
+	if u == nil || len(u.acks) == 0 {
+		return nil
+	}
+	n := len(u.acks)
+	a := u.acks[n-1]
+	u.acks[n-1] = nil
+	u.acks = u.acks[:n-1]
+	*a = Ack{}
+	return a
 }
 
 // TopicCache holds the last few well-formed topic names of one stream (Options.Topics). The
@@ -99,7 +149,7 @@ func (t *TopicCache) add(s string) {
 	t.next++
 }
 
-func decode(frame []byte, v Version, locate bool, topics *TopicCache) Packet {
+func decode(frame []byte, v Version, locate bool, topics *TopicCache, reuse *Reuse) Packet {
 	if !v.Valid() {
 		v = V5
 	}
@@ -132,7 +182,11 @@ func decode(frame []byte, v Version, locate bool, topics *TopicCache) Packet {
 	// A PUBLISH is decoded into pub, with room for props.
 	var pub *Publish
 	var props []Property
+	if h.Type == PUBLISH && !locate {
+		pub, props = reuse.publish()
+	}
 	switch {
+	case pub != nil:
 	case h.Type == PUBLISH && locate:
 		lb := new(locatedPublishBlock)
 		pub, props, base.Fields = &lb.p, lb.props[:0], lb.fields[:0]
@@ -168,7 +222,14 @@ func decode(frame []byte, v Version, locate bool, topics *TopicCache) Packet {
 	case PUBLISH:
 		p = decodePublish(&r, base, pub, props)
 	case PUBACK, PUBREC, PUBREL, PUBCOMP:
-		p = decodeAck(&r, base)
+		var a *Ack
+		if !locate {
+			a = reuse.ack()
+		}
+		if a == nil {
+			a = new(Ack)
+		}
+		p = decodeAck(&r, base, a)
 	case SUBSCRIBE:
 		p = decodeSubscribe(&r, base)
 	case SUBACK:
@@ -675,8 +736,9 @@ func reasonAndProperties(r *reader, t Type) (rc ReasonCode, ps Properties, hasRC
 	return rc, ps, hasRC, hasProps
 }
 
-func decodeAck(r *reader, base Base) Packet {
-	p := &Ack{Base: base, PacketType: base.Header.Type}
+// decodeAck decodes into p, a zero Ack.
+func decodeAck(r *reader, base Base, p *Ack) Packet {
+	p.Base, p.PacketType = base, base.Header.Type
 	r.base = &p.Base
 	// No numbered statement: MQTT-2.2.1-3 is about the sender of PUBLISH and SUBSCRIBE.
 	p.PacketID = r.packetID(p.PacketType.String(), "")

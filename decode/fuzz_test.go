@@ -83,6 +83,40 @@ func checkLean(t *testing.T, b []byte, v Version, p Packet) {
 	if !reflect.DeepEqual(lean, want.Interface()) {
 		t.Fatalf("a lean decode differs from Decode beyond Fields:\n%+v\n%+v", lean, want.Interface())
 	}
+	// Decoded into packets given back (Options.Reuse), still holding what other frames put
+	// in them, it is the same packet.
+	var u Reuse
+	for _, d := range dirtyPackets(t) {
+		u.Put(d)
+	}
+	if reused := DecodeWith(b, v, Options{Lean: true, Reuse: &u}); !reflect.DeepEqual(reused, lean) {
+		t.Fatalf("decoded into a packet given back, it differs:\n%+v\n%+v", reused, lean)
+	}
+}
+
+// dirtyPackets are a PUBLISH and an acknowledgement with most of their fields set, and a
+// PUBLISH with a problem, to be given back (Reuse.Put) before a decode.
+func dirtyPackets(t *testing.T) []Packet {
+	t.Helper()
+	v5 := Base{Version: V5}
+	pub := &Publish{Base: v5, QoS: 1, Dup: true, Retain: true, Topic: "a/b", PacketID: 7, Payload: []byte("text"),
+		Properties: Properties{{ID: PropContentType, Str: "text/plain"}, {ID: PropUserProperty, Str: "k", Value: "v"}, {ID: PropMessageExpiry, Int: 9}}}
+	ack := &Ack{Base: v5, PacketType: PUBREC, PacketID: 9, ReasonCode: 0x97, HasReason: true, HasProperties: true,
+		Properties: Properties{{ID: PropReasonString, Str: "quota"}}}
+	var out []Packet
+	for _, p := range []Packet{pub, ack} {
+		b, err := Encode(nil, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, DecodeWith(b, V5, Options{Lean: true}))
+	}
+	// A PUBLISH at QoS 3 decodes with a problem.
+	bad := DecodeWith([]byte{0x36, 0x06, 0x00, 0x01, 0x74, 0x00, 0x01, 0x00}, V5, Options{Lean: true})
+	if len(bad.Info().Problems) == 0 || len(out[0].Info().Problems) != 0 {
+		t.Fatalf("dirty packets: problems %v, %v", bad.Info().Problems, out[0].Info().Problems)
+	}
+	return append(out, bad)
 }
 
 // FuzzFramer holds every way of using the Framer against SplitFrame applied to the whole

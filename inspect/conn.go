@@ -371,7 +371,7 @@ func (c *Conn) Gap(dir stream.Dir, t time.Time, n int) []Record {
 // or, when no CONNECT was seen, from the packets (detectVersion). pre, when not nil, is the
 // frame as a Preframer framed it: its packet serves if it was decoded with that same version
 // (decoding depends on nothing else).
-func (c *Conn) decodeFrame(dir stream.Dir, frame []byte, pre *Framed) decode.Packet {
+func (c *Conn) decodeFrame(dir stream.Dir, frame []byte, pre *Framed, reuse *decode.Reuse) decode.Packet {
 	connect := dir == stream.C2S && isConnect(frame)
 	if v, ok := connectVersion(dir, frame); ok {
 		c.version, c.versionKnown = v, true
@@ -383,7 +383,7 @@ func (c *Conn) decodeFrame(dir stream.Dir, frame []byte, pre *Framed) decode.Pac
 	if pre != nil && pre.p != nil && pre.v == c.version {
 		return pre.p
 	}
-	return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[dir&1].topics})
+	return decode.DecodeWith(frame, c.version, decode.Options{Lean: true, Topics: &c.streams[dir&1].topics, Reuse: reuse})
 }
 
 // isConnect reports whether frame is a CONNECT.
@@ -418,7 +418,11 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl 
 	if al.sent() && al.a.Own {
 		c.own = true // a fault's DISCONNECT is the proxy's
 	}
-	p := c.decodeFrame(dir, frame, pre)
+	var reuse *decode.Reuse
+	if sl != nil {
+		reuse = sl.packets()
+	}
+	p := c.decodeFrame(dir, frame, pre, reuse)
 	var r *PacketRecord
 	switch {
 	case sl != nil && transient(frame):

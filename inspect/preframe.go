@@ -56,6 +56,13 @@ func NewPreframer(opts Options) *Preframer {
 // rest, when not nil, is bytes the Conn must be fed (Conn.Feed, after Conn.Framed of out): the
 // direction was handed back, then or before. It aliases b or the Preframer's buffer.
 func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_ []Framed, rest []byte) {
+	return p.FeedWith(dir, t, b, out, false)
+}
+
+// FeedWith is Feed that, with leave, leaves the frames of transient packets (those whose
+// records can be reused, Records) undecoded, for the Conn to decode into the packets of the
+// records it reuses, on its own goroutine.
+func (p *Preframer) FeedWith(dir stream.Dir, t time.Time, b []byte, out []Framed, leave bool) (_ []Framed, rest []byte) {
 	d := &p.dirs[dir&1]
 	if p.handed[dir&1] {
 		return out, b
@@ -75,7 +82,7 @@ func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_
 		if v, ok := connectVersion(dir, frame); ok {
 			p.version, p.known = v, true
 		}
-		if p.known {
+		if p.known && !(leave && transient(frame)) {
 			f.p = decode.DecodeWith(frame, p.version, decode.Options{Lean: true, Topics: &d.topics})
 			f.v = p.version
 		}

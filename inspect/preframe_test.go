@@ -10,32 +10,52 @@ import (
 
 // preframeRun feeds the two directions in pieces of n bytes, losing 3 bytes of the client's
 // stream after the piece at gapAt (none when gapAt < 0), and returns every record rendered as
-// JSON and text. With pre, a Preframer frames and decodes ahead, as capture's framer goroutine
-// does; without, the Conn does everything. With pre, it also checks after each step that the
-// Conn keeps no record of a transient frame (those come from shared blocks: recordSlab).
+// JSON and text. Without pre, the Conn does everything, and the records are rendered at the
+// end. With pre, it is done as capture's reader does with Inspector.Reuse: a Preframer frames
+// ahead and decodes what the Conn keeps (FeedWith), the Conn decodes the rest
+// (FramedWith), and each step's records are rendered at once and handed back (Records.Put),
+// their packets to be decoded into again; after each step it checks that the Conn keeps no
+// record of a transient frame.
 func preframeRun(t testing.TB, c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
 	c := NewConn(1, "c", "s", opts)
 	var p *Preframer
+	var pool *Records
 	if pre {
-		p = NewPreframer(opts)
+		p, pool = NewPreframer(opts), &Records{}
 	}
-	var recs []Record
-	feed := func(d stream.Dir, b []byte) {
-		if p == nil {
-			recs = append(recs, c.Feed(d, t0, b)...)
+	var recs []Record // without pre
+	var out []byte
+	render := func(rs []Record) []byte {
+		for _, r := range rs {
+			out = AppendJSON(out, r, JSONOptions{})
+			out = AppendText(out, r, TextOptions{})
+		}
+		return out
+	}
+	emit := func(rs []Record) {
+		if pool == nil {
+			recs = append(recs, rs...)
 			return
 		}
-		fs, rest := p.Feed(d, t0, b, nil)
-		recs = append(recs, c.Framed(fs, nil)...)
-		checkKept(t, c, recs)
+		checkKept(t, c, rs)
+		out = render(rs)
+		pool.Put(rs)
+	}
+	feed := func(d stream.Dir, b []byte) {
+		if p == nil {
+			emit(c.Feed(d, t0, b))
+			return
+		}
+		fs, rest := p.FeedWith(d, t0, b, nil, true)
+		emit(c.FramedWith(fs, nil, pool))
 		if rest != nil {
-			recs = append(recs, c.Feed(d, t0, rest)...)
+			emit(c.Feed(d, t0, rest))
 		}
 	}
 	handover := func(d stream.Dir) {
 		if p != nil {
 			if held := p.Handover(d); held != nil {
-				recs = append(recs, c.Feed(d, t0, held)...)
+				emit(c.Feed(d, t0, held))
 			}
 		}
 	}
@@ -48,22 +68,14 @@ func preframeRun(t testing.TB, c2s, s2c []byte, n, gapAt int, opts Options, pre 
 		}
 		if k == gapAt {
 			handover(stream.C2S)
-			recs = append(recs, c.Gap(stream.C2S, t0, 3)...)
+			emit(c.Gap(stream.C2S, t0, 3))
 		}
 	}
 	handover(stream.C2S)
 	handover(stream.S2C)
-	recs = append(recs, c.Finish(t0)...)
-	recs = append(recs, c.Close(t0, stream.End{}))
-	if pre {
-		checkKept(t, c, recs)
-	}
-	var out []byte
-	for _, r := range recs {
-		out = AppendJSON(out, r, JSONOptions{})
-		out = AppendText(out, r, TextOptions{})
-	}
-	return out
+	emit(c.Finish(t0))
+	emit([]Record{c.Close(t0, stream.End{})})
+	return render(recs)
 }
 
 // checkKept fails t when c keeps the record of a frame transient calls one it never keeps.

@@ -18,8 +18,14 @@ const slabLen = 64
 // slabs holds the blocks being handed out, one per P in use, for Conn.Framed.
 var slabs = sync.Pool{New: func() any { return new(recordSlab) }}
 
-// recordSource hands out zero packet records.
-type recordSource interface{ next() *PacketRecord }
+// recordSource hands out zero packet records, and the decoded packets given back with them
+// (nil: none).
+type recordSource interface {
+	next() *PacketRecord
+	packets() *decode.Reuse
+}
+
+func (*recordSlab) packets() *decode.Reuse { return nil }
 
 // next returns a zero record.
 func (s *recordSlab) next() *PacketRecord {
@@ -55,7 +61,10 @@ func transient(frame []byte) bool {
 type Records struct {
 	free []*PacketRecord
 	slab recordSlab
+	pkts decode.Reuse // the packets of the records taken back, for the Conn to decode into
 }
+
+func (p *Records) packets() *decode.Reuse { return &p.pkts }
 
 func (p *Records) next() *PacketRecord {
 	if n := len(p.free); n > 0 {
@@ -68,11 +77,12 @@ func (p *Records) next() *PacketRecord {
 }
 
 // Put takes back the records of transient packets among recs (those the Conn keeps no
-// pointer to), to be handed out again: nothing else may hold them, or anything they point
-// to but their packet's bytes and strings.
+// pointer to), and their decoded packets, to be handed out again: nothing else may hold them,
+// or anything they point to but their packet's bytes and strings.
 func (p *Records) Put(recs []Record) {
 	for _, r := range recs {
 		if pr, ok := r.(*PacketRecord); ok && pr.Packet != nil && transient(pr.Packet.Info().Raw) {
+			p.pkts.Put(pr.Packet)
 			p.free = append(p.free, pr)
 		}
 	}
