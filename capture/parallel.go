@@ -208,7 +208,8 @@ func (p *parallel) work(k int, ch, out chan *batch) {
 	scratch := make([]inspect.Record, 0, 16) // Conn.Framed's records, reused: those that pass go to e.recs
 	var pool *inspect.Records
 	if in.Reuse && (in.Collect != nil || in.Render != nil) {
-		pool = &inspect.Records{}
+		// Collected records are done with at once; rendered ones when the batch comes back.
+		pool = &inspect.Records{Counted: in.Collect != nil}
 	}
 	for b := range ch {
 		if pool != nil {

@@ -482,6 +482,7 @@ func (c *Conn) onAck(r *PacketRecord, q *decode.Ack) {
 	done := func() {
 		delete(c.flight[pubDir], id)
 		c.inflight[pubDir]--
+		c.acked = e.rec
 	}
 	switch q.PacketType {
 	case decode.PUBACK:

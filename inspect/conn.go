@@ -65,6 +65,9 @@ type Conn struct {
 	connect    *PacketRecord // the CONNECT, nil until seen
 	connack    *PacketRecord // the first CONNACK
 	disconnect [2]*PacketRecord
+	// acked is the record of the PUBLISH the frame being inspected completed (its flow over):
+	// the Conn keeps it no longer, and frame hands it back to the records' source.
+	acked *PacketRecord
 
 	counts    [2]typeCount[int32] // packets by type, each direction
 	aliases   [2]map[uint16]string
@@ -425,7 +428,7 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl 
 	p := c.decodeFrame(dir, frame, pre, reuse)
 	var r *PacketRecord
 	switch {
-	case sl != nil && transient(frame):
+	case sl != nil && sl.hands(frame):
 		r = sl.next()
 	case out == nil:
 		a := &packetAlloc{}
@@ -437,6 +440,12 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl 
 		r.Fault, r.alt = al.a.Rule, al.a
 	}
 	c.inspect(r, dir, t, p)
+	if c.acked != nil {
+		if sl != nil {
+			sl.release(c.acked)
+		}
+		c.acked = nil
+	}
 	c.own = own
 	if al.a != nil && al.i == al.a.Kept {
 		out = append(out, c.faultRecord(dir, t, al.a, r.Index)) // right before the frame it sent

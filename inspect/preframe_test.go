@@ -13,15 +13,15 @@ import (
 // JSON and text. Without pre, the Conn does everything, and the records are rendered at the
 // end. With pre, it is done as capture's reader does with Inspector.Reuse: a Preframer frames
 // ahead and decodes what the Conn keeps (FeedWith), the Conn decodes the rest
-// (FramedWith), and each step's records are rendered at once and handed back (Records.Put),
-// their packets to be decoded into again; after each step it checks that the Conn keeps no
-// record of a transient frame.
+// (FramedWith), and each step's records are rendered at once and handed back (Records.Put,
+// and Records.Counted for those the Conn kept), their packets to be decoded into again; after
+// each step it checks that the Conn keeps no record of a transient frame.
 func preframeRun(t testing.TB, c2s, s2c []byte, n, gapAt int, opts Options, pre bool) []byte {
 	c := NewConn(1, "c", "s", opts)
 	var p *Preframer
 	var pool *Records
 	if pre {
-		p, pool = NewPreframer(opts), &Records{}
+		p, pool = NewPreframer(opts), &Records{Counted: true}
 	}
 	var recs []Record // without pre
 	var out []byte

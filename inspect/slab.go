@@ -19,13 +19,18 @@ const slabLen = 64
 var slabs = sync.Pool{New: func() any { return new(recordSlab) }}
 
 // recordSource hands out zero packet records, and the decoded packets given back with them
-// (nil: none).
+// (nil: none); release offers it a record the Conn no longer keeps.
 type recordSource interface {
+	hands(frame []byte) bool // whether the record of frame comes from next
 	next() *PacketRecord
 	packets() *decode.Reuse
+	release(*PacketRecord)
 }
 
+func (*recordSlab) hands(frame []byte) bool { return transient(frame) }
+
 func (*recordSlab) packets() *decode.Reuse { return nil }
+func (*recordSlab) release(*PacketRecord)  {}
 
 // next returns a zero record.
 func (s *recordSlab) next() *PacketRecord {
@@ -59,6 +64,11 @@ func transient(frame []byte) bool {
 // record once it has seen it (a summary, counting), so that the records of a long capture
 // cost their allocation once. Not safe for concurrent use.
 type Records struct {
+	// Counted says the caller is done with each record once FramedWith returns it (it counts
+	// them, as a summary does): the Conn then hands back at once the records it kept and
+	// no longer keeps (a PUBLISH once acknowledged), which Put never sees.
+	Counted bool
+
 	free []*PacketRecord
 	slab recordSlab
 	pkts decode.Reuse // the packets of the records taken back, for the Conn to decode into
@@ -66,12 +76,33 @@ type Records struct {
 
 func (p *Records) packets() *decode.Reuse { return &p.pkts }
 
+// hands every record when Counted (those the Conn keeps come back by release, or never),
+// else those of transient packets.
+func (p *Records) hands(frame []byte) bool { return p.Counted || transient(frame) }
+
+func (p *Records) release(r *PacketRecord) {
+	if p.Counted && len(p.free) < maxFree {
+		// Not its packet: a PUBLISH the Conn keeps is decoded ahead, by the Preframer, and
+		// handed to pkts it would only pile up there.
+		p.free = append(p.free, r)
+	}
+}
+
+// maxFree bounds what Records holds for reuse: a burst of records taken back beyond what the
+// next frames need is left to the collector.
+const maxFree = 4096
+
 func (p *Records) next() *PacketRecord {
 	if n := len(p.free); n > 0 {
 		r := p.free[n-1]
 		p.free = p.free[:n-1]
 		*r = PacketRecord{}
 		return r
+	}
+	if p.Counted {
+		// Alone: this one may be kept for the connection's life (a CONNECT), and a block
+		// would live as long.
+		return new(PacketRecord)
 	}
 	return p.slab.next()
 }
@@ -81,7 +112,7 @@ func (p *Records) next() *PacketRecord {
 // or anything they point to but their packet's bytes and strings.
 func (p *Records) Put(recs []Record) {
 	for _, r := range recs {
-		if pr, ok := r.(*PacketRecord); ok && pr.Packet != nil && transient(pr.Packet.Info().Raw) {
+		if pr, ok := r.(*PacketRecord); ok && pr.Packet != nil && transient(pr.Packet.Info().Raw) && len(p.free) < maxFree {
 			p.pkts.Put(pr.Packet)
 			p.free = append(p.free, pr)
 		}
