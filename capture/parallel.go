@@ -16,9 +16,11 @@ import (
 // records; one more goroutine writes the results of each batch in event order. The output is
 // the same as with one goroutine.
 //
-// Before a worker, a framer goroutine of its own frames and decodes its connections' bytes
-// (inspect.Preframer), one batch ahead: a single connection then keeps three goroutines busy
-// (reading, framing and decoding, inspecting), not two.
+// Before a worker, a framer goroutine of its own frames (and, without Inspector.Reuse,
+// decodes) its connections' bytes (inspect.Preframer), one batch ahead: a single connection
+// then keeps three goroutines busy (reading, framing, inspecting), not two. With Reuse the
+// worker decodes, into the packets of the records it hands out again: fresh memory costs more
+// than the decoding does.
 
 const (
 	batchEvents = 512
@@ -174,8 +176,8 @@ func (p *parallel) failed() bool {
 // frame runs worker k's Preframers over each batch, then passes it to the worker.
 func (p *parallel) frame(k int, in, out chan *batch) {
 	defer close(out)
-	// With reuse, the worker decodes the packets whose records it reuses, into the packets
-	// of those records.
+	// With reuse, this goroutine only frames: the worker decodes, into the packets of the
+	// records it reuses.
 	reuse := p.in.Reuse && (p.in.Collect != nil || p.in.Render != nil)
 	for b := range in {
 		for i := range b.events {

@@ -7,9 +7,9 @@ import (
 	"github.com/mqscope/mqscope/stream"
 )
 
-// A Preframer frames and decodes the bytes of a connection ahead of its inspection, on another
-// goroutine, so that a single connection keeps two cores busy: one frames and decodes, the
-// other inspects (Conn.Framed). It does only what needs no inspected state: the frames of a
+// A Preframer frames (and, but with FeedWith's leave, decodes) the bytes of a connection
+// ahead of its inspection, on another goroutine, so that a single connection keeps two cores
+// busy: one frames, the other inspects (Conn.Framed). It does only what needs no inspected state: the frames of a
 // direction read from its first byte, with no loss and no unreadable header, decoded once the
 // protocol version is known from the options or the CONNECT, as Conn would decode them.
 // Anything else (a loss, a header that cannot be framed, a connection whose start was not
@@ -59,9 +59,9 @@ func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_
 	return p.FeedWith(dir, t, b, out, false)
 }
 
-// FeedWith is Feed that, with leave, leaves the frames of transient packets (those whose
-// records can be reused, Records) undecoded, for the Conn to decode into the packets of the
-// records it reuses, on its own goroutine.
+// FeedWith is Feed that, with leave, frames without decoding: the Conn decodes each frame
+// into the packets of the records it reuses (Records), on its own goroutine, where they are
+// in its cache.
 func (p *Preframer) FeedWith(dir stream.Dir, t time.Time, b []byte, out []Framed, leave bool) (_ []Framed, rest []byte) {
 	d := &p.dirs[dir&1]
 	if p.handed[dir&1] {
@@ -82,7 +82,7 @@ func (p *Preframer) FeedWith(dir stream.Dir, t time.Time, b []byte, out []Framed
 		if v, ok := connectVersion(dir, frame); ok {
 			p.version, p.known = v, true
 		}
-		if p.known && !(leave && transient(frame)) {
+		if p.known && !leave {
 			f.p = decode.DecodeWith(frame, p.version, decode.Options{Lean: true, Topics: &d.topics})
 			f.v = p.version
 		}

@@ -82,8 +82,7 @@ func (p *Records) hands(frame []byte) bool { return p.Counted || transient(frame
 
 func (p *Records) release(r *PacketRecord) {
 	if p.Counted && len(p.free) < maxFree {
-		// Not its packet: a PUBLISH the Conn keeps is decoded ahead, by the Preframer, and
-		// handed to pkts it would only pile up there.
+		p.pkts.Put(r.Packet)
 		p.free = append(p.free, r)
 	}
 }
