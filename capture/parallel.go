@@ -111,6 +111,12 @@ func newParallel(in *Inspector) *parallel {
 	return p
 }
 
+// reuse reports whether records and packets are handed out again (Inspector.Reuse, with a
+// consumer that says so: Render or Collect).
+func (p *parallel) reuse() bool {
+	return p.in.Reuse && (p.in.Collect != nil || p.in.Render != nil)
+}
+
 func (p *parallel) newBatch() *batch {
 	select {
 	case b := <-p.free:
@@ -178,7 +184,7 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 	defer close(out)
 	// With reuse, this goroutine only frames: the worker decodes, into the packets of the
 	// records it reuses.
-	reuse := p.in.Reuse && (p.in.Collect != nil || p.in.Render != nil)
+	reuse := p.reuse()
 	for b := range in {
 		for i := range b.events {
 			e := &b.events[i]
@@ -209,7 +215,7 @@ func (p *parallel) work(k int, ch, out chan *batch) {
 	in := p.in
 	scratch := make([]inspect.Record, 0, 16) // Conn.Framed's records, reused: those that pass go to e.recs
 	var pool *inspect.Records
-	if in.Reuse && (in.Collect != nil || in.Render != nil) {
+	if p.reuse() {
 		// Collected records are done with at once; rendered ones when the batch comes back.
 		pool = &inspect.Records{Counted: in.Collect != nil}
 	}
@@ -299,7 +305,7 @@ func (p *parallel) render(k int, ch chan *batch) {
 				out = p.in.Render(out, r)
 			}
 			e.outB = len(out)
-			if p.in.Reuse {
+			if p.reuse() {
 				b.done[k] = append(b.done[k], e.recs...)
 			}
 		}
