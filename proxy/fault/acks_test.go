@@ -324,6 +324,15 @@ func TestFloodBounds(t *testing.T) {
 	if d := did(p.applied); len(d) != 1 || !strings.HasSuffix(d[0], "(70000 asked: no more identifiers are free)") {
 		t.Errorf("reported %q", d)
 	}
+	// A large PUBLISH: the copies are bounded by their bytes (64 MiB), not only by identifiers.
+	p = newPipeline(t, inspect.View{}, nil, []string{"flood count=300 type=PUBLISH"})
+	p.feed(stream.C2S, pub(t, "a/b", 1, 7, nil, strings.Repeat("x", 512<<10)))
+	if n := len(p.out[stream.C2S]); n != 1+127 {
+		t.Errorf("sent %d frames of 512 KiB, want the PUBLISH and 127 copies (64 MiB)", n)
+	}
+	if d := did(p.applied); len(d) != 1 || !strings.HasSuffix(d[0], "(300 asked: copies are bounded to 64 MiB)") {
+		t.Errorf("reported %q", d)
+	}
 	p = newPipeline(t, inspect.View{}, nil, []string{"flood count=in_flight-1"})
 	p.feed(stream.C2S, pubFrame(t, 1, 7))
 	if n := len(p.out[stream.C2S]); n != 1 || len(p.applied) != 0 {
