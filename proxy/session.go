@@ -647,7 +647,9 @@ func (p *pipeRun) step() bool {
 	}
 	k := classify(rerr)
 	if p.fp != nil {
-		p.fp.holdEnd() // before the end is reported: a stage may hold it (a slow close)
+		// Before the end is reported: a stage may hold it (a slow close). A hold cut short
+		// (the connection taken down meanwhile) is in the stage's own record; the end goes on.
+		_ = p.fp.holdEnd()
 	}
 	ends <- pipeEnd{dir, k, rerr}
 	if k == endEOF {

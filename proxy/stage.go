@@ -234,11 +234,16 @@ func (fp *framePipe) end() {
 	}
 }
 
-// holdEnd lets the stages that hold their direction's end (EndHolder) hold it, in order.
-func (fp *framePipe) holdEnd() {
+// holdEnd lets the stages that hold their direction's end (EndHolder) hold it, in order, and
+// returns the first error: a hold cut short, which the stage has reported (fault.Set records
+// it); the stages after it are not asked to hold.
+func (fp *framePipe) holdEnd() error {
 	for _, s := range fp.stages {
 		if e, ok := s.(EndHolder); ok {
-			e.HoldEnd()
+			if err := e.HoldEnd(); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }

@@ -184,10 +184,15 @@ func (st *stage) HoldEnd() error {
 			}
 			did, err := h.holdEnd()
 			if err != nil {
-				return fmt.Errorf("fault %s: %w", e.Name, err)
+				// Cut short (the connection was taken down while the end was held): the
+				// record says so, and the end goes on.
+				did = fmt.Sprintf("close hold cut short: %v", err)
 			}
 			if st.set.Report != nil {
 				st.set.Report(Applied{Time: st.dirEnv(e.Rule).now(), Conn: st.id, Dir: st.dir, Rule: e.Name, Did: did})
+			}
+			if err != nil {
+				return fmt.Errorf("fault %s: %w", e.Name, err)
 			}
 		}
 	}

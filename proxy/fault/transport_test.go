@@ -10,6 +10,7 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/fakeclock"
 	"github.com/mqscope/mqscope/proxy"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -234,6 +235,27 @@ func TestSlowClose(t *testing.T) {
 	}
 	if len(tr.applied) != 1 || tr.applied[0].Did != "close held 3s" || tr.applied[0].Dir != stream.S2C {
 		t.Errorf("applied %+v", tr.applied)
+	}
+}
+
+// TestSlowCloseCutShort: a close held while the connection is taken down ends at once, with an
+// error and a record that says so (it used to be dropped by the proxy, and no record said why
+// the hold was shorter).
+func TestSlowCloseCutShort(t *testing.T) {
+	rs, err := ParseAll([]string{"slow_close dir=s2c d=3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []Applied
+	set := &Set{Rules: rs, Report: func(a Applied) { applied = append(applied, a) }}
+	clock, done := fakeclock.New(t0), make(chan struct{})
+	st := set.Stages(&stream.Conn{ID: 1}, stream.S2C, proxy.StageEnv{Now: clock.Now, Clock: clock, Done: done})[0]
+	close(done)
+	if err := st.(proxy.EndHolder).HoldEnd(); !errors.Is(err, proxy.ErrDirClosed) {
+		t.Errorf("HoldEnd on a connection taken down: %v", err)
+	}
+	if len(applied) != 1 || !strings.HasPrefix(applied[0].Did, "close hold cut short: ") {
+		t.Errorf("applied %+v", applied)
 	}
 }
 
