@@ -294,3 +294,22 @@ func TestWebSocketDeviceEndsWithoutCloseFrame(t *testing.T) {
 		t.Errorf("closed by %q: %q; want the client's EOF", by, reason)
 	}
 }
+
+// TestWebSocketTextMessage: a device that sends MQTT in a text message breaks MQTT-6.0.0-1;
+// the proxy closes its connection, as the standard has the receiver do, and the close says
+// why, by the rule.
+func TestWebSocketTextMessage(t *testing.T) {
+	col := newCollector()
+	srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true, Observers: []stream.Observer{col}})
+	ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 4096)
+	connect, err := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "ws-text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, connect); err != nil {
+		t.Fatal(err)
+	}
+	if by, reason := col.waitClosed(t, 1); by != "client" || !strings.Contains(reason, "MQTT-6.0.0-1") {
+		t.Errorf("closed by %q: %q; want the client, MQTT-6.0.0-1", by, reason)
+	}
+}

@@ -15,8 +15,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Conn is a WebSocket connection read and written as a byte stream: reads return message data
-// whatever the framing of messages, each Write sends one binary message. Pings are answered by
+// Conn is a WebSocket connection read and written as a byte stream: reads return the data of
+// binary messages whatever their framing (a text message is an error, ErrTextMessage), each
+// Write sends one binary message. Pings are answered by
 // the library; a close frame, or the end of the connection without one, reads as EOF.
 //
 // Only one goroutine reads; writes are serialised by the caller. Deadlines go to the library
@@ -42,6 +43,10 @@ func Dial(ctx context.Context, d websocket.Dialer, url string) (*websocket.Conn,
 	return ws, nil
 }
 
+// ErrTextMessage is Read's error for a text message: MQTT travels in binary messages only, and
+// the receiver of any other data message closes the connection [MQTT-6.0.0-1].
+var ErrTextMessage = errors.New("MQTT-6.0.0-1: a WebSocket text message, where MQTT packets travel in binary messages only")
+
 // New returns the byte stream of ws.
 func New(ws *websocket.Conn) *Conn { return &Conn{ws: ws} }
 
@@ -51,7 +56,12 @@ func (c *Conn) WS() *websocket.Conn { return c.ws }
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
 		if c.r == nil {
-			_, r, err := c.ws.NextReader()
+			mt, r, err := c.ws.NextReader()
+			if err == nil && mt != websocket.BinaryMessage {
+				// The standard closes the connection here (MQTT-6.0.0-1); the bytes are not
+				// read as MQTT.
+				return 0, ErrTextMessage
+			}
 			if err != nil {
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {

@@ -75,6 +75,23 @@ func TestRead(t *testing.T) {
 }
 
 // Each Write is one binary message.
+// A text message ends the stream with ErrTextMessage (MQTT-6.0.0-1), after the binary data
+// before it; its bytes are not read as MQTT.
+func TestReadText(t *testing.T) {
+	c := serve(t, func(ws *websocket.Conn) {
+		ws.WriteMessage(websocket.BinaryMessage, []byte{0xC0, 0x00})
+		ws.WriteMessage(websocket.TextMessage, []byte{0xD0, 0x00})
+		ws.ReadMessage() // until the client goes
+	})
+	got, err := io.ReadAll(c)
+	if !errors.Is(err, ErrTextMessage) || string(got) != "\xC0\x00" {
+		t.Errorf("read %q, %v; want the PINGREQ, then ErrTextMessage", got, err)
+	}
+	if !strings.Contains(err.Error(), "MQTT-6.0.0-1") {
+		t.Errorf("error %q names no rule", err)
+	}
+}
+
 func TestWrite(t *testing.T) {
 	got := make(chan string, 4)
 	c := serve(t, func(ws *websocket.Conn) {
