@@ -271,17 +271,26 @@ func TestWebSocketShutdownStuckDevice(t *testing.T) {
 	}
 }
 
+// wsDevice starts a WebSocket proxy in front of the embedded broker and dials it: it returns
+// the proxy's collector, the device's connection, and a CONNECT of client identifier id for
+// it to send.
+func wsDevice(t *testing.T, id string) (*collector, *websocket.Conn, []byte) {
+	t.Helper()
+	col := newCollector()
+	srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true, Observers: []stream.Observer{col}})
+	ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 4096)
+	connect, err := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return col, ws, connect
+}
+
 // TestWebSocketDeviceEndsWithoutCloseFrame: a WebSocket device that closes its TCP connection
 // without a close frame (the library's 1006) has closed the connection, as with one: the close
 // record says the client closed (EOF), not that reading failed.
 func TestWebSocketDeviceEndsWithoutCloseFrame(t *testing.T) {
-	col := newCollector()
-	srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true, Observers: []stream.Observer{col}})
-	ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 4096)
-	connect, err := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "ws-fin"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	col, ws, connect := wsDevice(t, "ws-fin")
 	if err := ws.WriteMessage(websocket.BinaryMessage, connect); err != nil {
 		t.Fatal(err)
 	}
@@ -299,13 +308,7 @@ func TestWebSocketDeviceEndsWithoutCloseFrame(t *testing.T) {
 // the proxy closes its connection, as the standard has the receiver do, and the close says
 // why, by the rule.
 func TestWebSocketTextMessage(t *testing.T) {
-	col := newCollector()
-	srv := startProxy(t, Config{Listen: Endpoint{Transport: stream.WebSocket, Addr: "127.0.0.1:0", Path: "/mqtt"}, Embedded: true, Observers: []stream.Observer{col}})
-	ws := dialWS(t, "ws://"+srv.Addr().String()+"/mqtt", 4096)
-	connect, err := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, CleanStart: true, KeepAlive: 30, ClientID: "ws-text"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	col, ws, connect := wsDevice(t, "ws-text")
 	if err := ws.WriteMessage(websocket.TextMessage, connect); err != nil {
 		t.Fatal(err)
 	}
