@@ -1,7 +1,9 @@
 package replay
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -298,10 +300,12 @@ func (p *player) rewrite(rec *inspect.PacketRecord) ([]byte, error) {
 		if p.o.ClientID == "" || p.ours != stream.C2S {
 			return raw, nil
 		}
-		c := decode.Decode(raw, rec.Version).(*decode.Connect)
-		p.note("CONNECT #%d: Client Identifier %q → %q", rec.Index, c.ClientID, p.o.ClientID)
-		c.ClientID = p.o.ClientID
-		return decode.Encode(nil, c)
+		b, old, err := spliceClientID(raw, rec.Version, p.o.ClientID)
+		if err != nil {
+			return nil, fmt.Errorf("CONNECT #%d: --client-id: %w", rec.Index, err)
+		}
+		p.note("CONNECT #%d: Client Identifier %q → %q", rec.Index, old, p.o.ClientID)
+		return b, nil
 	case decode.PUBACK, decode.PUBREC, decode.PUBCOMP, decode.SUBACK, decode.UNSUBACK:
 		// The answer to a packet of the peer: its identifier is the new session's.
 		k := idPublish
@@ -319,8 +323,14 @@ func (p *player) rewrite(rec *inspect.PacketRecord) ([]byte, error) {
 		}
 		to := p.newIDs[k][n]
 		p.note("%s #%d: packet identifier %d → %d", q.Type(), rec.Index, id, to)
-		decode.SetPacketID(q, to)
-		return decode.Encode(nil, q)
+		// In place, first in the variable header: the rest goes as captured, malformed or not.
+		h := q.Info().Header
+		if len(raw) < h.HeaderLen+2 {
+			return raw, nil
+		}
+		b := bytes.Clone(raw)
+		binary.BigEndian.PutUint16(b[h.HeaderLen:], to)
+		return b, nil
 	case decode.PUBLISH:
 		// An alias the capture's peer allowed but the new one does not is replaced by the
 		// topic; an alias over the captured maximum was a breach, and is kept.
@@ -434,4 +444,36 @@ func errText(err error) string {
 		return "FIN"
 	}
 	return err.Error()
+}
+
+// spliceClientID returns raw, a CONNECT, with its Client Identifier replaced by id, and the
+// identifier it had: every other byte goes as captured (a CONNECT malformed elsewhere stays
+// so), but the Remaining Length, written anew for the new size.
+func spliceClientID(raw []byte, v decode.Version, id string) ([]byte, string, error) {
+	c, ok := decode.Decode(raw, v).(*decode.Connect)
+	if !ok {
+		return nil, "", errors.New("not a CONNECT")
+	}
+	var f *decode.Field
+	for i := range c.Fields {
+		if c.Fields[i].Name == "client_id" {
+			f = &c.Fields[i]
+		}
+	}
+	if f == nil || !c.Read(decode.PartClientID) {
+		return nil, "", errors.New("the captured CONNECT ends before its Client Identifier")
+	}
+	if len(id) > 0xFFFF {
+		return nil, "", fmt.Errorf("a Client Identifier of %d bytes does not fit in a UTF-8 string (65,535 at most)", len(id))
+	}
+	h := c.Header
+	rl := h.RemainingLength - (f.Len - 2) + len(id)
+	if rl > decode.MaxVarInt {
+		return nil, "", fmt.Errorf("the CONNECT would be %d bytes long, over the largest Remaining Length", rl)
+	}
+	b := append([]byte{raw[0]}, decode.AppendVarInt(nil, uint32(rl))...)
+	b = append(b, raw[h.HeaderLen:f.Offset]...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(id)))
+	b = append(b, id...)
+	return append(b, raw[f.Offset+f.Len:]...), c.ClientID, nil
 }
