@@ -430,3 +430,20 @@ func TestSubscriptionsSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestPacketSizeNotTried: a granted Maximum Packet Size over --max-payload is not broken (the
+// breach sends the granted size + 1 bytes, up to five times: 256 MB for the largest), and the
+// row says why; a smaller one is tried.
+func TestPacketSizeNotTried(t *testing.T) {
+	for _, tc := range []struct {
+		max   int
+		tried bool
+	}{{200, true}, {1<<20 + 1<<16, true}, {1<<20 + 1<<16 + 1, false}, {268435455, false}} {
+		p := &prober{cfg: Config{MaxPayload: 1 << 20}, limits: inspect.Limits{MaximumPacketSize: tc.max}, connack: &decode.Connack{}}
+		p.cfg.defaults()
+		row := rowPacketSize(p)
+		if tried := row.Note == ""; tried != tc.tried || !tc.tried && !strings.Contains(row.Note, "--max-payload") {
+			t.Errorf("Maximum Packet Size %d: note %q; want tried %v", tc.max, row.Note, tc.tried)
+		}
+	}
+}

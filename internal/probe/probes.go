@@ -83,8 +83,13 @@ func (p *prober) present(id decode.PropID) bool { return p.connack.Properties.Ha
 func rowPacketSize(p *prober) Row {
 	r := Row{Limit: LimitPacketSize, Rule: "MQTT-3.2.2-15", Default: !p.present(decode.PropMaximumPacketSize)}
 	r.Granted, r.Value = sizeOrNone(p.limits.MaximumPacketSize)
-	if p.limits.MaximumPacketSize == 0 {
+	switch m := p.limits.MaximumPacketSize; {
+	case m == 0:
 		r.Note = "nothing granted to break (see the payload search)"
+	case m > p.cfg.MaxPayload+1<<16:
+		// Breaking it means sending m+1 bytes (up to five times), more than the user let the
+		// probe send in one packet.
+		r.Note = fmt.Sprintf("not tried: a packet of %d bytes is over --max-payload (%d)", m+1, p.cfg.MaxPayload)
 	}
 	return r
 }
