@@ -260,7 +260,7 @@ func (c *conn) goodbye() {
 
 // reaction is what the broker did after a breach, within the wait.
 type reaction struct {
-	packets []decode.Packet
+	packets []decode.Packet // DISCONNECTs, refusals, and the packet that ended the reading (conn.until)
 	closed  bool  // the connection ended (EOF, reset)
 	err     error // why reading ended, when not a timeout
 	alive   bool  // the breach was accepted: acknowledged without refusal, or a PINGREQ after it answered
@@ -275,7 +275,7 @@ func (c *conn) react(ctx context.Context, stop func(decode.Packet) bool) reactio
 	var r reaction
 	wctx, cancel := context.WithTimeout(ctx, c.p.cfg.Wait)
 	defer cancel()
-	r.packets, r.err = c.Until(wctx, func(q decode.Packet) bool {
+	r.packets, r.err = c.until(wctx, func(q decode.Packet) bool {
 		return q.Type() == decode.DISCONNECT || (stop != nil && stop(q))
 	})
 	if r.err == nil {
@@ -298,7 +298,7 @@ func (c *conn) react(ctx context.Context, stop func(decode.Packet) bool) reactio
 	}
 	pctx, cancel2 := context.WithTimeout(ctx, c.p.cfg.Wait)
 	defer cancel2()
-	more, err := c.Until(pctx, func(q decode.Packet) bool {
+	more, err := c.until(pctx, func(q decode.Packet) bool {
 		return q.Type() == decode.PINGRESP || q.Type() == decode.DISCONNECT
 	})
 	r.packets = append(r.packets, more...)
@@ -313,6 +313,28 @@ func (c *conn) react(ctx context.Context, stop func(decode.Packet) bool) reactio
 		r.alive = true
 	}
 	return r
+}
+
+// until reads until stop says so or the reading ends (Client.Until), keeping what judging a
+// reaction looks at: DISCONNECTs and refusals, and the packet that stopped the reading, last.
+// Others (a broker that floods the connection with PUBLISHes meanwhile) are read and let go.
+func (c *conn) until(ctx context.Context, stop func(decode.Packet) bool) ([]decode.Packet, error) {
+	var kept []decode.Packet
+	for {
+		q, err := c.Next(ctx)
+		if err != nil {
+			return kept, err
+		}
+		if _, _, refused := refusal(q); refused || q.Type() == decode.DISCONNECT {
+			kept = append(kept, q)
+		}
+		if stop(q) {
+			if len(kept) == 0 || kept[len(kept)-1] != q {
+				kept = append(kept, q)
+			}
+			return kept, nil
+		}
+	}
 }
 
 // disconnect returns the broker's DISCONNECT among the packets, or nil.
