@@ -290,14 +290,24 @@ func (c *Client) Next(ctx context.Context) (decode.Packet, error) {
 // Until reads packets until stop returns true for one (which is the last one returned), the
 // server closes (err ErrClosed), the connection fails or ctx ends. It returns every packet read.
 func (c *Client) Until(ctx context.Context, stop func(decode.Packet) bool) ([]decode.Packet, error) {
+	return c.UntilKept(ctx, stop, nil)
+}
+
+// UntilKept is Until returning only the packets keep accepts (nil: all), and the one that
+// stopped the reading, last: the others are read and let go, so that a peer that floods the
+// connection meanwhile does not fill memory.
+func (c *Client) UntilKept(ctx context.Context, stop, keep func(decode.Packet) bool) ([]decode.Packet, error) {
 	var ps []decode.Packet
 	for {
 		p, err := c.Next(ctx)
 		if err != nil {
 			return ps, err
 		}
-		ps = append(ps, p)
-		if stop != nil && stop(p) {
+		stopped := stop != nil && stop(p)
+		if keep == nil || keep(p) || stopped {
+			ps = append(ps, p)
+		}
+		if stopped {
 			return ps, nil
 		}
 	}

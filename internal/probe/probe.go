@@ -261,9 +261,9 @@ func (c *conn) goodbye() {
 // reaction is what the broker did after a breach, within the wait.
 type reaction struct {
 	packets []decode.Packet // DISCONNECTs, refusals, and the packet that ended the reading (conn.until)
-	closed  bool  // the connection ended (EOF, reset)
-	err     error // why reading ended, when not a timeout
-	alive   bool  // the breach was accepted: acknowledged without refusal, or a PINGREQ after it answered
+	closed  bool            // the connection ended (EOF, reset)
+	err     error           // why reading ended, when not a timeout
+	alive   bool            // the breach was accepted: acknowledged without refusal, or a PINGREQ after it answered
 	// answer is the acknowledgement that ended the reading (stop), nil when none did.
 	answer decode.Packet
 }
@@ -315,26 +315,14 @@ func (c *conn) react(ctx context.Context, stop func(decode.Packet) bool) reactio
 	return r
 }
 
-// until reads until stop says so or the reading ends (Client.Until), keeping what judging a
-// reaction looks at: DISCONNECTs and refusals, and the packet that stopped the reading, last.
+// until reads until stop says so or the reading ends (Client.UntilKept), keeping what judging
+// a reaction looks at: DISCONNECTs and refusals, and the packet that stopped the reading, last.
 // Others (a broker that floods the connection with PUBLISHes meanwhile) are read and let go.
 func (c *conn) until(ctx context.Context, stop func(decode.Packet) bool) ([]decode.Packet, error) {
-	var kept []decode.Packet
-	for {
-		q, err := c.Next(ctx)
-		if err != nil {
-			return kept, err
-		}
-		if _, _, refused := refusal(q); refused || q.Type() == decode.DISCONNECT {
-			kept = append(kept, q)
-		}
-		if stop(q) {
-			if len(kept) == 0 || kept[len(kept)-1] != q {
-				kept = append(kept, q)
-			}
-			return kept, nil
-		}
-	}
+	return c.UntilKept(ctx, stop, func(q decode.Packet) bool {
+		_, _, refused := refusal(q)
+		return refused || q.Type() == decode.DISCONNECT
+	})
 }
 
 // disconnect returns the broker's DISCONNECT among the packets, or nil.
