@@ -10,6 +10,7 @@
 package mqttclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -166,13 +167,14 @@ func (c *Client) SetVersion(v decode.Version) { c.version.Store(uint32(v)) }
 // read copies what the peer sends into chunks, reporting it to the observer as it arrives.
 func (c *Client) read() {
 	defer close(c.chunks)
+	buf := make([]byte, 16<<10)
 	for {
-		buf := make([]byte, 16<<10)
 		n, err := c.conn.Read(buf)
 		if n > 0 {
 			t := c.now()
-			c.observe(c.out.Peer(), t, buf[:n])
-			c.chunks <- chunk{buf[:n], t}
+			b := bytes.Clone(buf[:n]) // what was read, not a 16 KiB buffer per read (a PINGRESP is 2 bytes)
+			c.observe(c.out.Peer(), t, b)
+			c.chunks <- chunk{b, t}
 		}
 		if err != nil {
 			c.mu.Lock()

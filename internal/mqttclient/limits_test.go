@@ -199,3 +199,32 @@ func TestMaxFrame(t *testing.T) {
 		})
 	}
 }
+
+// Small reads cost what they read: 2,000 PINGRESPs written one at a time (each read alone)
+// allocated 16 KiB each (32 MB) before.
+func TestSmallReadsSmallAllocations(t *testing.T) {
+	const n = 2000
+	next := make(chan struct{})
+	c := pipeServer(t, func(s net.Conn) {
+		for range n {
+			if _, err := s.Write([]byte{0xD0, 0x00}); err != nil {
+				return
+			}
+			<-next // one read per PINGRESP
+		}
+	})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range n {
+		q, err := c.Next(ctxT(t))
+		if err != nil || q.Type() != decode.PINGRESP {
+			t.Fatalf("packet %d: %v, %v", i, q, err)
+		}
+		next <- struct{}{}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+		t.Errorf("reading %d PINGRESPs one read each allocated %d bytes", n, grew)
+	}
+}
