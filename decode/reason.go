@@ -216,3 +216,28 @@ func ReasonName(v Version, t Type, c ReasonCode) string {
 	}
 	return c.Name(t)
 }
+
+// ReasonOf returns the reason code of a packet that has one: a CONNACK's (its return code in
+// MQTT 3.1.1), an acknowledgement's and a DISCONNECT's in MQTT 5 (0x00 for their short forms),
+// an AUTH's, and the first of a SUBACK's or an MQTT 5 UNSUBACK's.
+func ReasonOf(p Packet) (ReasonCode, bool) {
+	switch q := p.(type) {
+	case *Connack:
+		return q.ReasonCode, true
+	case *Ack:
+		return q.ReasonCode, q.Version == V5
+	case *Suback:
+		if len(q.ReasonCodes) > 0 {
+			return q.ReasonCodes[0], true
+		}
+	case *Unsuback:
+		if len(q.ReasonCodes) > 0 {
+			return q.ReasonCodes[0], true
+		}
+	case *Disconnect:
+		return q.ReasonCode, q.Version == V5
+	case *Auth:
+		return q.ReasonCode, true
+	}
+	return 0, false
+}

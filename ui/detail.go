@@ -414,36 +414,13 @@ func columnsOf(r, prev *inspect.PacketRecord) Columns {
 			c.Topic = p.Filters[0]
 		}
 	}
-	if code, ok := reasonOf(r.Packet); ok {
+	if code, ok := decode.ReasonOf(r.Packet); ok {
 		c.Reason = fmt.Sprintf("0x%02X", byte(code))
 	}
 	if l, ok := r.MaxLevel(); ok {
 		c.Finding = l.String()
 	}
 	return c
-}
-
-// reasonOf returns the (first) reason code of a packet that has one.
-func reasonOf(p decode.Packet) (decode.ReasonCode, bool) {
-	switch q := p.(type) {
-	case *decode.Connack:
-		return q.ReasonCode, true
-	case *decode.Ack:
-		return q.ReasonCode, q.Version == decode.V5
-	case *decode.Suback:
-		if len(q.ReasonCodes) > 0 {
-			return q.ReasonCodes[0], true
-		}
-	case *decode.Unsuback:
-		if len(q.ReasonCodes) > 0 {
-			return q.ReasonCodes[0], true
-		}
-	case *decode.Disconnect:
-		return q.ReasonCode, q.Version == decode.V5
-	case *decode.Auth:
-		return q.ReasonCode, true
-	}
-	return 0, false
 }
 
 func fmtDelta(d time.Duration) string {

@@ -257,7 +257,7 @@ func describe(r inspect.Record, rel func(time.Time) string) string {
 				fmt.Fprintf(&b, " id %d", p.PacketID)
 			}
 		}
-		if rc, ok := reasonOf(r.Packet); ok {
+		if rc, ok := decode.ReasonOf(r.Packet); ok {
 			b.WriteString(" " + rc.String())
 		}
 		if c, ok := r.Packet.(*decode.Connect); ok {
@@ -273,21 +273,6 @@ func describe(r inspect.Record, rel func(time.Time) string) string {
 		return fmt.Sprintf("conn %d closed (%s) at %s", r.Conn, r.By(), rel(r.Time))
 	}
 	return r.Kind()
-}
-
-// reasonOf is the reason code of a packet that has one (MQTT 5 short forms: 0x00).
-func reasonOf(p decode.Packet) (decode.ReasonCode, bool) {
-	switch q := p.(type) {
-	case *decode.Connack:
-		return q.ReasonCode, true
-	case *decode.Ack:
-		return q.ReasonCode, q.Info().Version == decode.V5
-	case *decode.Disconnect:
-		return q.ReasonCode, q.Info().Version == decode.V5
-	case *decode.Auth:
-		return q.ReasonCode, true
-	}
-	return 0, false
 }
 
 // packetMatch matches PacketRecords.
@@ -367,7 +352,7 @@ func (m *packetMatch) see(ev *event, rel func(time.Time) string) seen {
 		}
 	}
 	if pe.Reason.Set {
-		if rc, ok := reasonOf(r.Packet); !ok || rc != pe.Reason.V {
+		if rc, ok := decode.ReasonOf(r.Packet); !ok || rc != pe.Reason.V {
 			return seen{near: describe(r, rel)}
 		}
 	}
@@ -395,7 +380,7 @@ func (m *disconnectMatch) see(ev *event, rel func(time.Time) string) seen {
 			return seen{}
 		}
 		if m.e.Reason.Set {
-			if rc, _ := reasonOf(r.Packet); rc != m.e.Reason.V {
+			if rc, _ := decode.ReasonOf(r.Packet); rc != m.e.Reason.V {
 				return seen{near: describe(r, rel)}
 			}
 		}

@@ -107,3 +107,25 @@ scenarios:
 		}
 	}
 }
+
+// An expected reason code matches a SUBACK's (its first code), as it does a CONNACK's: the
+// scenario runner's own copy of the reason lookup had no SUBACK, so such an expectation could
+// never be met.
+func TestExpectSubackReason(t *testing.T) {
+	pe := &PacketExpect{From: "server", Type: "SUBACK", Reason: Code{V: 0x87, Set: true}}
+	m, err := pe.matcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := func(time.Time) string { return "" }
+	suback := func(rc decode.ReasonCode) *event {
+		return &event{rec: &inspect.PacketRecord{Dir: stream.S2C, Version: decode.V5,
+			Packet: &decode.Suback{Base: decode.Base{Version: decode.V5, Header: decode.FixedHeader{Type: decode.SUBACK}}, PacketID: 1, ReasonCodes: []decode.ReasonCode{rc}}}}
+	}
+	if s := m.see(suback(0x87), rel); !s.hit {
+		t.Errorf("SUBACK 0x87 not matched: %+v", s)
+	}
+	if s := m.see(suback(0x00), rel); s.hit {
+		t.Errorf("SUBACK 0x00 matched reason 0x87: %+v", s)
+	}
+}
