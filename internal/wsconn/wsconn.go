@@ -24,8 +24,9 @@ import (
 // (SetWriteDeadline sets the deadline the library gives the connection beneath before each
 // frame it writes): set them from the goroutine that reads or writes next.
 type Conn struct {
-	ws *websocket.Conn
-	r  io.Reader // the message being read, nil between messages
+	ws  *websocket.Conn
+	r   io.Reader // the message being read, nil between messages
+	err error     // ErrTextMessage once one came: the stream has no valid rest
 }
 
 // Dial opens an MQTT over WebSocket connection to url (ws:// or wss://) with d, which says the
@@ -55,12 +56,16 @@ func (c *Conn) WS() *websocket.Conn { return c.ws }
 
 func (c *Conn) Read(p []byte) (int, error) {
 	for {
+		if c.err != nil {
+			return 0, c.err
+		}
 		if c.r == nil {
 			mt, r, err := c.ws.NextReader()
 			if err == nil && mt != websocket.BinaryMessage {
 				// The standard closes the connection here (MQTT-6.0.0-1); the bytes are not
-				// read as MQTT.
-				return 0, ErrTextMessage
+				// read as MQTT, nor the messages after them.
+				c.err = ErrTextMessage
+				return 0, c.err
 			}
 			if err != nil {
 				var ce *websocket.CloseError

@@ -76,11 +76,12 @@ func TestRead(t *testing.T) {
 
 // Each Write is one binary message.
 // A text message ends the stream with ErrTextMessage (MQTT-6.0.0-1), after the binary data
-// before it; its bytes are not read as MQTT.
+// before it; its bytes are not read as MQTT, nor the binary messages after it.
 func TestReadText(t *testing.T) {
 	c := serve(t, func(ws *websocket.Conn) {
 		ws.WriteMessage(websocket.BinaryMessage, []byte{0xC0, 0x00})
 		ws.WriteMessage(websocket.TextMessage, []byte{0xD0, 0x00})
+		ws.WriteMessage(websocket.BinaryMessage, []byte{0xE0, 0x00})
 		ws.ReadMessage() // until the client goes
 	})
 	got, err := io.ReadAll(c)
@@ -89,6 +90,9 @@ func TestReadText(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "MQTT-6.0.0-1") {
 		t.Errorf("error %q names no rule", err)
+	}
+	if n, err := c.Read(make([]byte, 16)); n != 0 || !errors.Is(err, ErrTextMessage) {
+		t.Errorf("read after the text message: %d bytes, %v; want ErrTextMessage again", n, err)
 	}
 }
 
