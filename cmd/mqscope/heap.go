@@ -22,9 +22,10 @@ import (
 // one from few collections: reading starts at a low GOGC and goes to 400 once it has
 // allocated rampAfter bytes. Where Linux gives the heap huge pages (hugepage.Heap: a fault per
 // 2 MiB), it starts at GOGC 200 on a heap grown by 64 MiB first (never touched; advised before
-// it is used); without them at GOGC 100. 400,000 packets of one connection, medians of 9
-// alternating runs, CPU ms: --summary 460 at GOGC 100 without huge pages, about 350 at 200 or
-// 400 with them; --format jsonl 608 at 400, 556 at 200. (The switch at 1 GiB instead cost
+// it is used); without them at GOGC 100. 400,000 packets of one connection with huge pages,
+// alternating runs, CPU ms: --summary 460 starting at GOGC 100 against 360 at 400 (medians of
+// 6), about the same at 200 and 400 (7-9 runs, three times); --format jsonl 608 at 400, 556 at
+// 200 (9 runs). (The switch at 1 GiB instead cost
 // 100,000 closed connections 10-25% more CPU time: 71 collections instead of 42.) At GOGC 400
 // the soft memory limit is the larger of floor and twice the live heap, so a small live heap
 // does not grow to five times its size (a run whose live heap is 20 MB peaks near floor
