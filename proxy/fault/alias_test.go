@@ -90,12 +90,8 @@ func TestAliasFaults(t *testing.T) {
 // connection never mapped. Another client id, or a topic the old connection did not alias, is
 // left alone, as is an alias the new connection mapped itself.
 func TestAliasStale(t *testing.T) {
-	rs, err := ParseAll([]string{"alias_stale dir=c2s"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var applied []Applied
-	set := &Set{Rules: rs, Report: func(a Applied) { applied = append(applied, a) }}
+	set := reportingSet(t, &applied, "alias_stale dir=c2s")
 	env := proxy.StageEnv{Now: func() time.Time { return time.Unix(0, 0) }, Rand: rand.New(rand.NewPCG(1, 2))}
 	// send passes frame b from client through conn c (with the view of c's state) and returns
 	// what went on.

@@ -33,12 +33,8 @@ var t0 = time.Unix(1000, 0)
 
 func newPipeline(t testing.TB, view inspect.View, live *inspect.Conn, rules []string) *pipeline {
 	t.Helper()
-	rs, err := ParseAll(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &pipeline{t: t, clock: fakeclock.New(t0), view: view, conn: &stream.Conn{ID: 1}}
-	set := &Set{Rules: rs, Report: func(a Applied) { p.applied = append(p.applied, a) }}
+	set := reportingSet(t, &p.applied, rules...)
 	for d := range 2 {
 		dir := stream.Dir(d)
 		p.laters[d] = proxy.NewLater(p.clock, func(b []byte) error { p.sent(dir, b); return nil })

@@ -67,16 +67,22 @@ type timedRun struct {
 	stages  [2]proxy.Stage
 }
 
-// runTimed passes frames, each read at its time, through a set of the rules (one connection,
-// seed 1,2) on an autoClock.
-func runTimed(t testing.TB, view inspect.View, rules []string, frames []timedFrame) *timedRun {
+// reportingSet is a Set of the rules that appends each fault applied to applied.
+func reportingSet(t testing.TB, applied *[]Applied, rules ...string) *Set {
 	t.Helper()
 	rs, err := ParseAll(rules)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &Set{Rules: rs, Report: func(a Applied) { *applied = append(*applied, a) }}
+}
+
+// runTimed passes frames, each read at its time, through a set of the rules (one connection,
+// seed 1,2) on an autoClock.
+func runTimed(t testing.TB, view inspect.View, rules []string, frames []timedFrame) *timedRun {
+	t.Helper()
 	tr := &timedRun{clock: &autoClock{now: t0}, errCall: -1}
-	set := &Set{Rules: rs, Report: func(a Applied) { tr.applied = append(tr.applied, a) }}
+	set := reportingSet(t, &tr.applied, rules...)
 	conn := &stream.Conn{ID: 1}
 	env := proxy.StageEnv{Now: tr.clock.Now, Clock: tr.clock, Rand: rand.New(rand.NewPCG(1, 2)), Done: make(chan struct{})}
 	for d := range tr.stages {

@@ -242,12 +242,8 @@ func TestSlowClose(t *testing.T) {
 // error and a record that says so (it used to be dropped by the proxy, and no record said why
 // the hold was shorter).
 func TestSlowCloseCutShort(t *testing.T) {
-	rs, err := ParseAll([]string{"slow_close dir=s2c d=3s"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var applied []Applied
-	set := &Set{Rules: rs, Report: func(a Applied) { applied = append(applied, a) }}
+	set := reportingSet(t, &applied, "slow_close dir=s2c d=3s")
 	clock, done := fakeclock.New(t0), make(chan struct{})
 	st := set.Stages(&stream.Conn{ID: 1}, stream.S2C, proxy.StageEnv{Now: clock.Now, Clock: clock, Done: done})[0]
 	close(done)
