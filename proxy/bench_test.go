@@ -20,7 +20,7 @@ import (
 //
 //	go test -run '^$' -bench RoundTrip ./proxy/
 func BenchmarkRoundTrip(b *testing.B) {
-	echo := rawServer(b, func(c net.Conn) { io.Copy(c, c) })
+	echo := peer.Serve(b, func(c net.Conn) { io.Copy(c, c) })
 	plain := startProxy(b, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: echo}, Logf: func(string, ...any) {}})
 	inspected := startProxy(b, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: echo}, Observers: []stream.Observer{inspector()}, Logf: func(string, ...any) {}})
 	for _, tc := range []struct{ name, addr string }{

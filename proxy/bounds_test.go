@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -198,7 +199,7 @@ type byteSink struct {
 
 func startSink(t *testing.T) (string, *byteSink) {
 	s := &byteSink{got: make(chan struct{}, 1)}
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		defer c.Close()
 		buf := make([]byte, 32<<10)
 		for {

@@ -15,29 +15,9 @@ import (
 
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
-
-// rawServer accepts connections and runs handle on each; it stands in for a broker that
-// misbehaves at the TCP level.
-func rawServer(t testing.TB, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go handle(c)
-		}
-	}()
-	return ln.Addr().String()
-}
 
 func inspector() *Inspector {
 	return NewInspector(inspect.Options{MaxFrame: 1 << 20}, nil, nil)
@@ -46,7 +26,7 @@ func inspector() *Inspector {
 // TestHalfClose: the device closes its sending half; the broker still answers, and the device
 // gets the answer and then EOF, as on a direct connection.
 func TestHalfClose(t *testing.T) {
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		defer c.Close()
 		b, _ := io.ReadAll(c) // until the device's FIN
 		c.Write(append([]byte("echo:"), b...))
@@ -74,7 +54,7 @@ func TestHalfClose(t *testing.T) {
 // TestResets: a reset on either side reaches the other as a reset.
 func TestResets(t *testing.T) {
 	t.Run("broker-resets", func(t *testing.T) {
-		addr := rawServer(t, func(c net.Conn) {
+		addr := peer.Serve(t, func(c net.Conn) {
 			buf := make([]byte, 10)
 			c.Read(buf)
 			c.(*net.TCPConn).SetLinger(0)
@@ -100,7 +80,7 @@ func TestResets(t *testing.T) {
 	})
 	t.Run("device-vanishes", func(t *testing.T) {
 		got := make(chan error, 1)
-		addr := rawServer(t, func(c net.Conn) {
+		addr := peer.Serve(t, func(c net.Conn) {
 			_, err := io.Copy(io.Discard, c)
 			got <- err
 		})
@@ -178,7 +158,7 @@ func heapInUse() uint64 {
 // memory, and a normal session alongside is not disturbed.
 func TestHostile(t *testing.T) {
 	var sunk sync.Map // connection -> *int64 bytes received by the sink broker
-	sink := rawServer(t, func(c net.Conn) {
+	sink := peer.Serve(t, func(c net.Conn) {
 		n, _ := io.Copy(io.Discard, c)
 		sunk.Store(c, n)
 		c.Close()
@@ -298,7 +278,7 @@ func TestHostile(t *testing.T) {
 func TestBackpressure(t *testing.T) {
 	release := make(chan struct{})
 	got := make(chan int64, 1)
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		<-release
 		n, _ := io.Copy(io.Discard, c)
 		got <- n
@@ -369,7 +349,7 @@ func TestBackpressure(t *testing.T) {
 func TestHalfCloseTimeout(t *testing.T) {
 	gone := make(chan struct{})
 	defer close(gone)
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		io.Copy(io.Discard, c) // reads the EOF, then keeps the connection open
 		<-gone
 		c.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
 
@@ -35,7 +36,7 @@ func (s *dropStage) Frame(f *Frame, emit func([]byte) error) error {
 
 func TestStages(t *testing.T) {
 	got := make(chan []byte, 1)
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		b, _ := io.ReadAll(c)
 		got <- b
 		c.Close()
@@ -314,7 +315,7 @@ func TestStagesBeforeObservers(t *testing.T) {
 // stands: the limits CONNACK granted and the aliases forwarded before the frame.
 func TestStageState(t *testing.T) {
 	v5 := decode.Base{Version: decode.V5}
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		defer c.Close()
 		readFrame(t, c) // CONNECT
 		ack := encode(t, &decode.Connack{Base: v5, Properties: decode.Properties{
@@ -379,7 +380,7 @@ func TestStageState(t *testing.T) {
 // is the proxy's, saying the stage's error.
 func TestStageClose(t *testing.T) {
 	brokerDone := make(chan struct{})
-	addr := rawServer(t, func(c net.Conn) {
+	addr := peer.Serve(t, func(c net.Conn) {
 		defer close(brokerDone)
 		io.Copy(io.Discard, c) // until the proxy closes
 		c.Close()

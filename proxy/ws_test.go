@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/internal/wsconn"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -215,7 +216,7 @@ func TestWebSocketShutdownStuckDevice(t *testing.T) {
 	// The broker floods the device, which reads nothing, until one of its writes has waited
 	// 500 ms (every buffer on the way is full); then it goes on writing, blocked.
 	stalled := make(chan struct{})
-	up := rawServer(t, func(c net.Conn) {
+	up := peer.Serve(t, func(c net.Conn) {
 		defer c.Close()
 		buf := make([]byte, 256)
 		if _, err := c.Read(buf); err != nil { // the CONNECT

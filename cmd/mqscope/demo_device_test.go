@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/internal/peer"
 )
 
 // A device sent bytes it cannot frame answers DISCONNECT with the reason and leaves, instead
@@ -97,20 +98,11 @@ func TestDeviceExpectEndsWithStory(t *testing.T) {
 	}
 }
 
-// fakeServer accepts one connection on a loopback port, whose address it returns, and calls
-// frame with each packet the device sends; it keeps its side open until the device leaves.
+// fakeServer accepts connections on a loopback port, whose address it returns, and calls frame
+// with each packet a device sends; it keeps its side open until the device leaves.
 func fakeServer(t *testing.T, frame func(conn net.Conn, p decode.Packet)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
+	return peer.Serve(t, func(conn net.Conn) {
 		defer conn.Close()
 		fr := decode.NewFramer(0)
 		buf := make([]byte, 4096)
@@ -124,6 +116,5 @@ func fakeServer(t *testing.T, frame func(conn net.Conn, p decode.Packet)) string
 				return
 			}
 		}
-	}()
-	return ln.Addr().String()
+	})
 }

@@ -18,20 +18,7 @@ import (
 //
 //	go test -run '^$' -bench LiveRoundTrip ./proxy/fault/
 func BenchmarkLiveRoundTrip(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echo := peer.Serve(b, func(c net.Conn) { io.Copy(c, c); c.Close() })
 	rule, _ := Parse("drop type=PUBACK", 1)
 	for _, tc := range []struct {
 		name string
@@ -43,7 +30,7 @@ func BenchmarkLiveRoundTrip(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg := proxy.Config{Listen: proxy.Endpoint{Transport: stream.TCP, Addr: "127.0.0.1:0"},
-				Upstream: proxy.Endpoint{Transport: stream.TCP, Addr: ln.Addr().String()}, Logf: func(string, ...any) {}}
+				Upstream: proxy.Endpoint{Transport: stream.TCP, Addr: echo}, Logf: func(string, ...any) {}}
 			if tc.set != nil {
 				cfg.Stages = tc.set.Stages
 			}
