@@ -34,9 +34,10 @@ type Inspector struct {
 	// seq has been collected (e.g. inspect.SummaryWriter.Written, to write what is complete);
 	// its first error stops emitting and is kept.
 	Collected func(seq int64) error
-	// Reuse, with Render or Collect, says it keeps no packet record (nor anything of one but
-	// its packet's bytes and strings) once it returns: the workers then hand the records of
-	// packets out again (inspect.Records), instead of allocating each.
+	// Reuse, with Render or Collect, says it keeps no packet record, nor anything of one but
+	// strings (not its packet's bytes), once it returns: the workers then hand the records of
+	// packets out again (inspect.Records), instead of allocating each, and frame the batches'
+	// bytes in place (inspect.Preframer.FeedLent), to be used again once written.
 	Reuse bool
 
 	err error

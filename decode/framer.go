@@ -51,8 +51,9 @@ type Framer struct {
 	off     int64 // stream offset of the first byte not yet returned, dropped or skipped
 	skip    int   // bytes of the current frame still to drop as they come
 	err     error
-	in      []byte      // with Keep: the part of the last Write not read yet, not copied
+	in      []byte      // with Keep, or after WriteLent: the part of the last Write not read yet, not copied
 	hdr     FixedHeader // the fixed header of the frame Next last returned
+	lent    bool        // the frame Next last returned is a slice of WriteLent's bytes
 
 	// Resynchronisation: who decides where framing resumes, while looking for a boundary (nil
 	// otherwise), the bytes dropped so far, and the bytes dropped before the frame Next last
@@ -106,10 +107,35 @@ func (f *Framer) Write(p []byte) (int, error) {
 		f.in = f.skipIn(p)
 		return n, nil
 	}
+	if len(f.in) > 0 {
+		f.hold() // WriteLent's bytes Next did not frame
+	}
 	// A frame is skipped only when nothing is held.
 	f.append(f.skipIn(p))
 	return n, nil
 }
+
+// WriteLent is Write for bytes the caller keeps unchanged for as long as the frames Next
+// returns from them are used: the whole frames among them are returned in place, slices of p
+// (Lent then reports true), not copied. The bytes of a frame begun before p, or cut by its
+// end, are copied, as Write does, once Next has returned nil: until then keep p unchanged.
+// With Keep it is Write.
+func (f *Framer) WriteLent(p []byte) {
+	if f.bounded {
+		f.Write(p)
+		return
+	}
+	if f.err != nil || len(p) == 0 {
+		return
+	}
+	if len(f.in) > 0 {
+		f.hold()
+	}
+	f.in = f.skipIn(p)
+}
+
+// Lent reports whether the frame Next last returned is a slice of the bytes of WriteLent.
+func (f *Framer) Lent() bool { return f.lent }
 
 // WriteSkipped is Write for bytes that fall wholly inside a frame being dropped (with Keep: the
 // rest of the frame whose head Next returned), small enough to be inlined into a caller that
@@ -203,6 +229,23 @@ func (f *Framer) Next() ([]byte, error) {
 			}
 		}
 		return f.nextHead()
+	}
+	f.lent = false
+	if len(f.in) > 0 {
+		// WriteLent's bytes: a whole frame at their start, with nothing held before it, is
+		// returned in place; anything else is held and framed as Write's bytes are.
+		if f.judge == nil && f.start == len(f.buf) {
+			if h, n, err := splitFrame(f.in, f.max); err == nil && n > 0 {
+				frame := f.in[:n:n]
+				if f.in = f.in[n:]; len(f.in) == 0 {
+					f.in = nil
+				}
+				f.hdr, f.resynced, f.lent = h, 0, true
+				f.off += int64(n)
+				return frame, nil
+			}
+		}
+		f.hold()
 	}
 	dropped := 0
 	if f.judge != nil {

@@ -150,6 +150,13 @@ func FuzzFramer(f *testing.F) {
 			if wantErr == nil && (fr.Buffered() != len(data)-used || fr.Offset() != int64(used)) {
 				t.Fatalf("%s: Buffered %d Offset %d; %d bytes left over after %d", name, fr.Buffered(), fr.Offset(), len(data)-used, used)
 			}
+			// Lent bytes: the same frames, those whole in a piece in place.
+			fl := NewFramer(limit)
+			got, gotErr = framePiecesLent(t, fl, data, plan, nil, true)
+			sameFramesErr(t, name+", lent", got, gotErr, want, wantErr, used)
+			if wantErr == nil && (fl.Buffered() != len(data)-used || fl.Offset() != int64(used)) {
+				t.Fatalf("%s, lent: Buffered %d Offset %d; %d bytes left over after %d", name, fl.Buffered(), fl.Offset(), len(data)-used, used)
+			}
 			// Heads only: each frame's first bytes, and the head of a last frame cut short.
 			if keep < 200 {
 				k := int(keep)
@@ -178,9 +185,9 @@ func FuzzFramer(f *testing.F) {
 			// Recovering from errors: every frame is the one SplitFrame finds at its offset.
 			rec := NewFramer(limit)
 			var offs []int64
-			got, _ = framePieces(t, rec, data, plan, func(frame []byte) {
+			got, _ = framePiecesLent(t, rec, data, plan, func(frame []byte) {
 				offs = append(offs, rec.Offset()-int64(len(frame)))
-			})
+			}, len(splits)%2 == 1)
 			for i, frame := range got {
 				o := int(offs[i])
 				if n, err := SplitFrame(data[o:], limit); n != len(frame) || err != nil || !bytes.Equal(frame, data[o:o+n]) {
@@ -237,12 +244,28 @@ func headSize(b []byte, k int) int {
 // error (Skip, or Resync with firstClean). Every other piece is offered to WriteSkipped first:
 // it must leave the Framer as Write does.
 func framePieces(t testing.TB, fr *Framer, data []byte, plan []int, got func([]byte)) ([][]byte, error) {
+	return framePiecesLent(t, fr, data, plan, got, false)
+}
+
+// framePiecesLent is framePieces that, with lend, writes each piece with WriteLent from a
+// scratch copy, which it overwrites once Next has returned nil: a frame the Framer says is
+// not lent must not change then, and one it says is lent must be a slice of the piece.
+func framePiecesLent(t testing.TB, fr *Framer, data []byte, plan []int, got func([]byte), lend bool) ([][]byte, error) {
 	t.Helper()
 	var out [][]byte
+	var scratch []byte
 	for i, off := 0, 0; off < len(data); i++ {
 		n := min(len(data)-off, plan[i%len(plan)])
-		if i%2 == 0 || !fr.WriteSkipped(data[off:off+n]) {
-			fr.Write(data[off : off+n])
+		piece := data[off : off+n]
+		switch {
+		case lend && i%3 == 2:
+			fr.Write(piece) // Write after WriteLent keeps the order
+		case lend:
+			scratch = append(scratch[:0], piece...)
+			piece = scratch
+			fr.WriteLent(piece)
+		case i%2 == 0 || !fr.WriteSkipped(piece):
+			fr.Write(piece)
 		}
 		off += n
 		for {
@@ -260,13 +283,35 @@ func framePieces(t testing.TB, fr *Framer, data []byte, plan []int, got func([]b
 				break
 			}
 			sameHeader(t, fr, frame)
-			out = append(out, bytes.Clone(frame)) // with Keep, valid until the next Write only
+			switch {
+			case fr.Lent() && (!lend || !within(frame, piece)):
+				t.Fatalf("a lent frame not in the bytes of WriteLent")
+			case lend && !fr.Lent():
+				out = append(out, frame) // the Framer's own bytes: they must not change
+			default:
+				out = append(out, bytes.Clone(frame)) // with Keep, valid until the next Write only
+			}
 			if got != nil {
 				got(frame)
 			}
 		}
+		if lend {
+			for k := range scratch {
+				scratch[k] = 0xEE
+			}
+		}
 	}
 	return out, nil
+}
+
+// within reports whether frame is a slice of piece.
+func within(frame, piece []byte) bool {
+	for k := 0; k+len(frame) <= len(piece); k++ {
+		if &piece[k] == &frame[0] {
+			return true
+		}
+	}
+	return false
 }
 
 func sameFramesErr(t *testing.T, what string, got [][]byte, gotErr error, want [][]byte, wantErr error, used int) {

@@ -431,6 +431,7 @@ func (c *Conn) publishFlow(r *PacketRecord, q *decode.Publish) {
 		st = flightRec
 	}
 	m[q.PacketID] = inflight{rec: r, qos: q.QoS, state: st}
+	c.keepLent(r, d, q.PacketID)
 	c.inflight[d]++
 }
 
@@ -643,6 +644,14 @@ func (c *Conn) trackID(r *PacketRecord, id uint16, st byte) {
 		}
 	}
 	c.flight[d][id] = inflight{rec: r, state: st}
+	c.keepLent(r, d, id)
+}
+
+// keepLent notes a record kept in flight at d, id, for Detach, when its bytes are lent.
+func (c *Conn) keepLent(r *PacketRecord, d stream.Dir, id uint16) {
+	if r.lent {
+		c.lent = append(c.lent, flightKey{d, id})
+	}
 }
 
 // onSuback checks a SUBACK or UNSUBACK against its request.

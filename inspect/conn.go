@@ -68,6 +68,8 @@ type Conn struct {
 	// acked is the record of the PUBLISH the frame being inspected completed (its flow over):
 	// the Conn keeps it no longer, and frame hands it back to the records' source.
 	acked *PacketRecord
+	// lent holds where records decoded from lent bytes went in flight, for Detach.
+	lent []flightKey
 
 	counts    [2]typeCount[int32] // packets by type, each direction
 	aliases   [2]map[uint16]string
@@ -94,6 +96,12 @@ type dirStream struct {
 	// lossAtBoundary: the last loss came between two frames (none was half read), so the first
 	// byte after it likely begins one.
 	lossAtBoundary bool
+}
+
+// flightKey is where an entry of Conn.flight is.
+type flightKey struct {
+	dir stream.Dir
+	id  uint16
 }
 
 // inflight is a PUBLISH, SUBSCRIBE or UNSUBSCRIBE waiting for its acknowledgement.
@@ -439,6 +447,7 @@ func (c *Conn) frame(dir stream.Dir, t time.Time, frame []byte, pre *Framed, sl 
 	if al.sent() {
 		r.Fault, r.alt = al.a.Rule, al.a
 	}
+	r.lent = pre != nil && pre.lent
 	c.inspect(r, dir, t, p)
 	if c.acked != nil {
 		if sl != nil {
@@ -682,7 +691,7 @@ func detach(r *PacketRecord) *PacketRecord {
 	p := decode.DecodeWith(bytes.Clone(r.Packet.Info().Raw), r.Version, decode.Options{Lean: true})
 	return &PacketRecord{Time: r.Time, Conn: r.Conn, Client: r.Client, Server: r.Server, ClientID: r.ClientID,
 		Dir: r.Dir, Version: r.Version, Packet: p, Index: r.Index, Topic: r.Topic, Notes: r.Notes,
-		Response: r.Response, ByProxy: r.ByProxy, TLS: r.TLS}
+		Response: r.Response, ByProxy: r.ByProxy, Fault: r.Fault, TLS: r.TLS, alt: r.alt}
 }
 
 // factRing holds the facts of a direction's last recentLen packets. It grows as packets come

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
@@ -37,6 +38,7 @@ type Framed struct {
 	frame []byte
 	p     decode.Packet // nil: not decoded
 	v     decode.Version
+	lent  bool // frame is a slice of FeedLent's bytes
 }
 
 // NewPreframer returns the Preframer of a connection inspected with opts. A connection whose
@@ -63,11 +65,28 @@ func (p *Preframer) Feed(dir stream.Dir, t time.Time, b []byte, out []Framed) (_
 // into the packets of the records it reuses (Records), on its own goroutine, where they are
 // in its cache.
 func (p *Preframer) FeedWith(dir stream.Dir, t time.Time, b []byte, out []Framed, leave bool) (_ []Framed, rest []byte) {
+	return p.feed(dir, t, b, out, leave, false)
+}
+
+// FeedLent is FeedWith with leave, for bytes b that the caller lends: it keeps them unchanged
+// until it is done with the records of their frames (rendered or counted) and has called
+// Conn.Detach after Conn.FramedWith. The frames whole in b are then slices of it, not copies,
+// but for the packets a Conn keeps for its whole life (CONNECT, CONNACK, DISCONNECT, AUTH),
+// which are copied.
+func (p *Preframer) FeedLent(dir stream.Dir, t time.Time, b []byte, out []Framed) (_ []Framed, rest []byte) {
+	return p.feed(dir, t, b, out, true, true)
+}
+
+func (p *Preframer) feed(dir stream.Dir, t time.Time, b []byte, out []Framed, leave, lend bool) (_ []Framed, rest []byte) {
 	d := &p.dirs[dir&1]
 	if p.handed[dir&1] {
 		return out, b
 	}
-	d.fr.Write(b)
+	if lend {
+		d.fr.WriteLent(b)
+	} else {
+		d.fr.Write(b)
+	}
 	for {
 		frame, err := d.fr.Next()
 		if err != nil {
@@ -78,7 +97,11 @@ func (p *Preframer) FeedWith(dir stream.Dir, t time.Time, b []byte, out []Framed
 		if frame == nil {
 			return out, nil
 		}
-		f := Framed{Dir: dir & 1, T: t, frame: frame}
+		lent := d.fr.Lent()
+		if lent && lifelong(frame) {
+			frame, lent = bytes.Clone(frame), false
+		}
+		f := Framed{Dir: dir & 1, T: t, frame: frame, lent: lent}
 		if v, ok := connectVersion(dir, frame); ok {
 			p.version, p.known = v, true
 		}
@@ -88,6 +111,16 @@ func (p *Preframer) FeedWith(dir stream.Dir, t time.Time, b []byte, out []Framed
 		}
 		out = append(out, f)
 	}
+}
+
+// lifelong reports whether frame is of a packet a Conn may keep for its whole life.
+func lifelong(frame []byte) bool {
+	switch decode.Type(frame[0] >> 4) {
+	case decode.PUBLISH, decode.PUBACK, decode.PUBREC, decode.PUBREL, decode.PUBCOMP, decode.SUBSCRIBE,
+		decode.SUBACK, decode.UNSUBSCRIBE, decode.UNSUBACK, decode.PINGREQ, decode.PINGRESP:
+		return false
+	}
+	return true
 }
 
 // Handover gives direction dir back to the Conn before something only the Conn can judge (a
@@ -127,4 +160,27 @@ func (c *Conn) FramedWith(fs []Framed, out []Record, recs *Records) []Record {
 		out = c.frame(f.Dir, f.T, f.frame, f, src, out)
 	}
 	return out
+}
+
+// Detach copies the packets the Conn keeps (in flight) out of the bytes lent to FeedLent, so
+// that the caller may use those bytes again: call it once the Conn has framed all the frames
+// of the bytes lent (FramedWith), before the bytes change. The records it kept are replaced by
+// copies; recs (nil: none) takes back those it counted (Records.Counted).
+func (c *Conn) Detach(recs *Records) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range c.lent {
+		e, ok := c.flight[k.dir][k.id]
+		if !ok || !e.rec.lent {
+			continue // acknowledged, or copied already
+		}
+		old := e.rec
+		e.rec = detach(old)
+		c.flight[k.dir][k.id] = e
+		if recs != nil {
+			recs.release(old)
+		}
+	}
+	clear(c.lent)
+	c.lent = c.lent[:0]
 }

@@ -49,7 +49,8 @@ type PacketRecord struct {
 	// TLS is set when the connection was decrypted from TLS.
 	TLS *stream.TLSInfo
 
-	alt *stream.Alteration // what the fault did, for cause links
+	alt  *stream.Alteration // what the fault did, for cause links
+	lent bool               // the packet was decoded from bytes lent (Preframer.FeedLent): see Conn.Detach
 
 	payloadCache [2]atomic.Pointer[payload.Rendered] // by mode - 1
 }
