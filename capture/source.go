@@ -36,13 +36,11 @@ type File struct {
 	name    string
 	f       io.Closer
 	counter *countingReader
-	src     packetSource
-	ng      *pcapgo.NgReader
-	guard   *ngGuard
-	link    int   // pcap: the file's link type
-	ngLinks []int // pcapng: link type of each interface
-	n       int64 // packets read so far
-	Size    int64 // bytes in the file; -1 for standard input
+	src     packetSource // pcap
+	ng      *ngReader    // pcapng
+	link    int          // pcap: the file's link type
+	n       int64        // packets read so far
+	Size    int64        // bytes in the file; -1 for standard input
 }
 
 // Stdin is the name that stands for standard input.
@@ -88,12 +86,14 @@ func OpenFile(name string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
+	var raw io.Reader = cf.counter // what br reads
 	magic, err := br.Peek(4)
 	if zr, how, zerr := decompressor(magic, br); zerr != nil {
 		cf.f.Close()
 		return nil, fmt.Errorf("%s: %s: %w", cf.name, how, zerr)
 	} else if zr != nil {
-		br, size = bufio.NewReaderSize(zr, 1<<20), -1
+		raw = zr
+		br, size = bufio.NewReaderSize(zr, 64<<10), -1
 		magic, err = br.Peek(4)
 	}
 	if len(magic) < 4 {
@@ -107,15 +107,15 @@ func OpenFile(name string) (*File, error) {
 	f := cf.f
 	switch binary.LittleEndian.Uint32(magic) {
 	case 0x0A0D0D0A:
-		g := &ngGuard{r: br, bo: binary.LittleEndian, size: size}
-		// A new section (files joined with cat) numbers its interfaces afresh.
-		r, err := pcapgo.NewNgReader(g, pcapgo.NgReaderOptions{WantMixedLinkType: true,
-			SectionEndCallback: func([]pcapgo.NgInterface, pcapgo.NgSectionInfo) { cf.ngLinks = cf.ngLinks[:0] }})
+		// The pcapng reader reads the buffered bytes, then from under the buffer: its own
+		// buffer is the only one.
+		buffered, _ := br.Peek(br.Buffered())
+		r, err := newNgReader(io.MultiReader(bytes.NewReader(buffered), raw), size)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: bad pcapng header: %w", name, err)
 		}
-		cf.src, cf.ng, cf.guard = r, r, g
+		cf.ng = r
 	case 0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1:
 		var in io.Reader = br
 		if m := binary.LittleEndian.Uint32(magic); m == 0xa1b2cd34 || m == 0x34cdb2a1 {
@@ -162,7 +162,7 @@ func openInput(name string) (*File, *bufio.Reader, int64, error) {
 		}
 	}
 	cf.counter = &countingReader{r: r}
-	return cf, bufio.NewReaderSize(cf.counter, 1<<20), cf.Size, nil
+	return cf, bufio.NewReaderSize(cf.counter, 64<<10), cf.Size, nil
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
@@ -180,11 +180,11 @@ func fixLink(l int) int {
 // call, in file order (the blocks before the packet Next returned last, and perhaps a few
 // after it).
 func (f *File) TakeSecrets() []Secrets {
-	if f.guard == nil || len(f.guard.secrets) == 0 {
+	if f.ng == nil || len(f.ng.secrets) == 0 {
 		return nil
 	}
-	s := f.guard.secrets
-	f.guard.secrets = nil
+	s := f.ng.secrets
+	f.ng.secrets = nil
 	return s
 }
 
@@ -198,7 +198,12 @@ func (f *File) Close() error { return f.f.Close() }
 // the next call). It returns io.EOF at the end, and an error naming the file and the packet
 // number for a damaged or truncated file.
 func (f *File) Next() (link int, ci gopacket.CaptureInfo, data []byte, err error) {
-	data, ci, err = f.src.ZeroCopyReadPacketData()
+	if f.ng != nil {
+		link, ci, data, err = f.ng.next()
+	} else {
+		link = f.link
+		data, ci, err = f.src.ZeroCopyReadPacketData()
+	}
 	if err != nil {
 		if err == io.EOF {
 			return 0, ci, nil, io.EOF
@@ -209,18 +214,6 @@ func (f *File) Next() (link int, ci gopacket.CaptureInfo, data []byte, err error
 		return 0, ci, nil, fmt.Errorf("%s: packet %d: %w", f.name, f.n+1, err)
 	}
 	f.n++
-	link = f.link
-	if f.ng != nil {
-		i := ci.InterfaceIndex
-		for len(f.ngLinks) <= i {
-			intf, err := f.ng.Interface(len(f.ngLinks))
-			if err != nil {
-				return 0, ci, nil, fmt.Errorf("%s: packet %d: %w", f.name, f.n, err)
-			}
-			f.ngLinks = append(f.ngLinks, fixLink(int(intf.LinkType)))
-		}
-		link = f.ngLinks[i]
-	}
 	return link, ci, data, nil
 }
 
