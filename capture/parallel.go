@@ -3,6 +3,7 @@ package capture
 import (
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
@@ -92,22 +93,34 @@ type parallel struct {
 	seq     int64 // events added
 	next    int   // round-robin worker assignment
 	done    chan struct{}
+	working atomic.Int32 // workers still running: the last one closes the render queue
 	mu      sync.Mutex
 	err     error
 }
 
+// renderJob is worker k's part of batch b, to render.
+type renderJob struct {
+	b *batch
+	k int
+}
+
 func newParallel(in *Inspector) *parallel {
 	p := &parallel{in: in, merge: make(chan *batch, 2), free: make(chan *batch, 4), done: make(chan struct{})}
+	var rc chan renderJob
+	if in.Render != nil {
+		// The render goroutines take the batches of any worker: a single connection's records
+		// are rendered on every core, a batch on one.
+		rc = make(chan renderJob, 2*in.Workers)
+		for range in.Workers {
+			go p.render(rc)
+		}
+	}
+	p.working.Store(int32(in.Workers))
 	for k := 0; k < in.Workers; k++ {
 		fr, ch := make(chan *batch, 2), make(chan *batch, 2)
 		p.framers = append(p.framers, fr)
 		p.workers = append(p.workers, ch)
 		go p.frame(k, fr, ch)
-		var rc chan *batch
-		if in.Render != nil {
-			rc = make(chan *batch, 2)
-			go p.render(k, rc)
-		}
 		go p.work(k, ch, rc)
 	}
 	go p.merger()
@@ -228,9 +241,9 @@ func (p *parallel) frame(k int, in, out chan *batch) {
 	}
 }
 
-// work inspects worker k's connections in each batch, then passes the batch to out, the
-// worker's render goroutine (nil without Inspector.Render).
-func (p *parallel) work(k int, ch, out chan *batch) {
+// work inspects worker k's connections in each batch, then passes its part of the batch to
+// out, the render goroutines (nil without Inspector.Render).
+func (p *parallel) work(k int, ch chan *batch, out chan renderJob) {
 	in := p.in
 	scratch := make([]inspect.Record, 0, 16) // Conn.Framed's records, reused: those that pass go to e.recs
 	var pool *inspect.Records
@@ -314,20 +327,21 @@ func (p *parallel) work(k int, ch, out chan *batch) {
 		clear(lent)
 		lent = lent[:0]
 		if out != nil {
-			out <- b
+			out <- renderJob{b, k}
 		} else {
 			b.wg.Done()
 		}
 	}
-	if out != nil {
+	if p.working.Add(-1) == 0 && out != nil {
 		close(out)
 	}
 }
 
-// render turns worker k's records of each batch into bytes (Inspector.Render), while the
-// worker inspects the next batch: records do not change once returned.
-func (p *parallel) render(k int, ch chan *batch) {
-	for b := range ch {
+// render turns a worker's records of a batch into bytes (Inspector.Render), while the worker
+// inspects the next batch: records do not change once returned.
+func (p *parallel) render(ch chan renderJob) {
+	for j := range ch {
+		b, k := j.b, j.k
 		out := b.out[k][:0]
 		for i := range b.events {
 			e := &b.events[i]
