@@ -24,6 +24,7 @@ const (
 	RuleCaptureGap      = "MQSCOPE-CAPTURE-GAP"
 	RuleMidStream       = "MQSCOPE-MID-STREAM"
 	RuleIdle            = "MQSCOPE-IDLE"
+	RuleFaultsBypassed  = "MQSCOPE-FAULTS-BYPASSED"
 	RuleVersion         = "MQSCOPE-VERSION"
 	RuleConnackRefused  = "MQSCOPE-CONNACK-REFUSED"
 	RuleDisconnectError = "MQSCOPE-DISCONNECT-ERROR"
@@ -79,6 +80,7 @@ var mqscopeRules = map[string]string{
 
 	RuleCaptureGap:      "Bytes of the stream were lost by the capture; framing resumed at the next plausible packet, and state (aliases, in-flight messages) may be incomplete.",
 	RuleIdle:            "The connection carried nothing for a long capture time (read --idle): mqscope kept its negotiated state and let go of its buffers and older packets, so later cause links do not reach packets before it.",
+	RuleFaultsBypassed:  "The proxy's fault rules stopped applying to a direction: its bytes could not be cut into frames (an unreadable fixed header, a frame over the proxy's limit), so from there on they pass unchanged. On the direction's next packet, or on the close.",
 	RuleMidStream:       "The capture began after the connection opened: negotiation is unknown, limits are not checked.",
 	RuleVersion:         "No CONNECT was seen, and this packet told the protocol version: it is malformed as the other version (a CONNACK of 2 bytes is 3.1.1, a PUBACK with a reason code is 5).",
 	RuleConnackRefused:  "The server refused the connection; the cause is the CONNECT.",

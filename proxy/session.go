@@ -284,6 +284,16 @@ func (ss *session) observeAlter(dir stream.Dir, t time.Time, a *stream.Alteratio
 	ss.omu.Unlock()
 }
 
+func (ss *session) observeBypass(dir stream.Dir, t time.Time, why string) {
+	ss.omu.Lock()
+	for _, o := range ss.obs {
+		if b, ok := o.(stream.Bypasser); ok {
+			b.Bypass(dir, t, why)
+		}
+	}
+	ss.omu.Unlock()
+}
+
 func (ss *session) observe(dir stream.Dir, t time.Time, b []byte) {
 	ss.omu.Lock()
 	for _, o := range ss.obs {
@@ -514,6 +524,7 @@ func (ss *session) newPipe(dir stream.Dir, src, dst net.Conn, ends chan<- pipeEn
 			p.fp.state = ss.view()
 			p.fp.version = func() decode.Version { return decode.Version(ss.version.Load()) }
 			p.fp.alter = ss.observeAlter
+			p.fp.bypass = ss.observeBypass
 		}
 	}
 	return p

@@ -158,6 +158,8 @@ type framePipe struct {
 	state   inspect.View
 	version func() decode.Version
 	alter   func(stream.Dir, time.Time, *stream.Alteration)
+	// bypass hears once that the direction cannot be framed any more (nil: nobody).
+	bypass func(stream.Dir, time.Time, string)
 }
 
 // newFramePipe makes a direction's pipeline ending in final; later (nil: one of its own, on the
@@ -201,7 +203,11 @@ func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []by
 	for {
 		frame, err := fp.fr.Next()
 		if err != nil {
+			// The stages cannot see frames any more: the bytes go on unchanged, said once.
 			fp.passthrough = true
+			if fp.bypass != nil {
+				fp.bypass(dir, t, fmt.Sprintf("the bytes from stream offset %d cannot be cut into frames (%v)", fp.fr.Offset(), err))
+			}
 			rest := fp.fr.Pending()
 			fp.fr.Reset()
 			return final(rest)
@@ -218,7 +224,7 @@ func (fp *framePipe) feed(info *stream.Conn, dir stream.Dir, t time.Time, b []by
 		}
 	}
 	if fp.fr.Buffered() == 0 {
-		fp.fr.Reset() // hold no memory between frames
+		fp.fr.Release() // hold no memory between frames; the offset goes on
 	}
 	return nil
 }

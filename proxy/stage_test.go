@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
 	"github.com/mqscope/mqscope/stream"
 )
@@ -34,15 +35,18 @@ func (s *dropStage) Frame(f *Frame, emit func([]byte) error) error {
 	return emit(f.Bytes)
 }
 
-func TestStages(t *testing.T) {
-	got := make(chan []byte, 1)
+// dropPingProxy starts a proxy whose client-to-server direction has a stage dropping PINGREQ
+// (st), in front of a broker that reads everything until EOF and sends it on got; it returns
+// a connection of a device to it.
+func dropPingProxy(t *testing.T, observers ...stream.Observer) (c net.Conn, st *dropStage, got chan []byte) {
+	got = make(chan []byte, 1)
 	addr := peer.Serve(t, func(c net.Conn) {
 		b, _ := io.ReadAll(c)
 		got <- b
 		c.Close()
 	})
-	st := &dropStage{drop: decode.PINGREQ}
-	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr},
+	st = &dropStage{drop: decode.PINGREQ}
+	srv := startProxy(t, Config{Upstream: Endpoint{Transport: stream.TCP, Addr: addr}, Observers: observers,
 		Stages: func(_ *stream.Conn, d stream.Dir, env StageEnv) []Stage {
 			if d == stream.C2S && env.Now != nil && env.Rand != nil {
 				return []Stage{st}
@@ -53,7 +57,12 @@ func TestStages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return c, st, got
+}
+
+func TestStages(t *testing.T) {
+	c, st, got := dropPingProxy(t)
 	connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "s"})
 	ping := []byte{0xC0, 0x00}
 	junk := []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0xC0, 0x00} // a malformed header, then what looks like PINGREQ
@@ -83,14 +92,14 @@ func TestStages(t *testing.T) {
 }
 
 // runFramePipe feeds data to a framePipe with the given stages in pieces of the sizes in plan
-// (cycled) and returns what it forwarded.
-func runFramePipe(t testing.TB, stages []Stage, max int, data []byte, plan []int) []byte {
+// (cycled) and returns what it forwarded, and what it said when it stopped framing (each time).
+func runFramePipe(t testing.TB, stages []Stage, max int, data []byte, plan []int) (out []byte, bypassed []string) {
 	t.Helper()
-	var out []byte
 	fp := newFramePipe(stages, max, func(b []byte) error {
 		out = append(out, b...)
 		return nil
 	}, nil)
+	fp.bypass = func(_ stream.Dir, _ time.Time, why string) { bypassed = append(bypassed, why) }
 	for i, off := 0, 0; off < len(data); i++ {
 		n := min(len(data)-off, plan[i%len(plan)])
 		if err := fp.feed(&stream.Conn{ID: 1}, stream.C2S, time.Unix(1, 0), data[off:off+n]); err != nil {
@@ -98,19 +107,19 @@ func runFramePipe(t testing.TB, stages []Stage, max int, data []byte, plan []int
 		}
 		off += n
 	}
-	return out
+	return out, bypassed
 }
 
 // pipeWant is what a framePipe whose stage drops frames of type drop forwards of data, from
 // SplitFrame on the whole stream: the frames kept, then, once a header cannot be framed, every
 // byte from there on; a last frame cut short is held. It returns the types of the frames the
-// stage sees too.
-func pipeWant(data []byte, max int, drop decode.Type) (out []byte, seen []decode.Type) {
+// stage sees too, and the offset of the header that cannot be framed (-1: none).
+func pipeWant(data []byte, max int, drop decode.Type) (out []byte, seen []decode.Type, stop int) {
 	rest := data
 	for len(rest) > 0 {
 		n, err := decode.SplitFrame(rest, max)
 		if err != nil {
-			return append(out, rest...), seen
+			return append(out, rest...), seen, len(data) - len(rest)
 		}
 		if n == 0 {
 			break
@@ -122,7 +131,19 @@ func pipeWant(data []byte, max int, drop decode.Type) (out []byte, seen []decode
 		}
 		rest = rest[n:]
 	}
-	return out, seen
+	return out, seen, -1
+}
+
+// sameBypass fails t unless the pipe said once that it stopped framing at stop, or (stop < 0)
+// never said it.
+func sameBypass(t testing.TB, bypassed []string, stop int) {
+	t.Helper()
+	switch {
+	case stop < 0 && len(bypassed) > 0:
+		t.Fatalf("said it stopped framing: %q", bypassed)
+	case stop >= 0 && (len(bypassed) != 1 || !strings.Contains(bypassed[0], fmt.Sprintf("stream offset %d ", stop))):
+		t.Fatalf("said %q, want once that it stopped at %d", bypassed, stop)
+	}
 }
 
 func TestFramePipe(t *testing.T) {
@@ -143,10 +164,11 @@ func TestFramePipe(t *testing.T) {
 		{"frame over the limit: the rest passes untouched", stream, 1000, decode.PINGREQ},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want, wantSeen := pipeWant(tc.data, tc.max, tc.drop)
+			want, wantSeen, stop := pipeWant(tc.data, tc.max, tc.drop)
 			for _, plan := range [][]int{{len(tc.data)}, {1}, {7, 1460}} {
 				st := &dropStage{drop: tc.drop}
-				got := runFramePipe(t, []Stage{st}, tc.max, tc.data, plan)
+				got, bypassed := runFramePipe(t, []Stage{st}, tc.max, tc.data, plan)
+				sameBypass(t, bypassed, stop)
 				if !bytes.Equal(got, want) {
 					t.Fatalf("pieces %v: forwarded %d bytes, want %d", plan, len(got), len(want))
 				}
@@ -220,9 +242,10 @@ func FuzzFramePipe(f *testing.F) {
 				plan = append(plan, 1+int(s))
 			}
 		}
-		want, wantSeen := pipeWant(data, int(max), decode.Type(drop&15))
+		want, wantSeen, stop := pipeWant(data, int(max), decode.Type(drop&15))
 		st := &dropStage{drop: decode.Type(drop & 15)}
-		got := runFramePipe(t, []Stage{st}, int(max), data, plan)
+		got, bypassed := runFramePipe(t, []Stage{st}, int(max), data, plan)
+		sameBypass(t, bypassed, stop)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("forwarded % x\nwant % x", got, want)
 		}
@@ -423,5 +446,55 @@ func TestStageClose(t *testing.T) {
 	cc := col.conns[1]
 	if cc.by != "proxy" || !strings.Contains(cc.reason, "test fault") || !bytes.Equal(cc.data[stream.C2S].Bytes(), bye) {
 		t.Errorf("end by %q: %q; c2s % x", cc.by, cc.reason, cc.data[stream.C2S].Bytes())
+	}
+}
+
+// TestStagesBypassNote: once a direction's bytes cannot be cut into frames, the fault stages
+// see no more of it and the bytes pass unchanged; the inspection says so, once, naming the
+// sender and where.
+func TestStagesBypassNote(t *testing.T) {
+	recs := make(chan inspect.Record, 64)
+	c, st, got := dropPingProxy(t, &inspect.Observer{Options: inspect.Options{MaxFrame: 1 << 20}, Emit: func(r inspect.Record) { recs <- r }})
+	connect, _ := decode.Encode(nil, &decode.Connect{Base: decode.Base{Version: decode.V5}, ProtocolName: "MQTT", ProtocolLevel: 5, ClientID: "b"})
+	junk := []byte{0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0xC0, 0x00, 0xC0, 0x00} // a malformed header, then PINGREQs
+	c.Write(connect)
+	c.Write(junk)
+	c.(*net.TCPConn).CloseWrite()
+	select {
+	case b := <-got:
+		if want := append(append([]byte{}, connect...), junk...); !bytes.Equal(b, want) {
+			t.Errorf("broker got % x\nwant % x", b, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing reached the broker")
+	}
+	var notes []inspect.Note
+	for done := false; !done; {
+		select {
+		case r := <-recs:
+			switch r := r.(type) {
+			case *inspect.PacketRecord:
+				notes = append(notes, r.Notes...)
+			case *inspect.CloseRecord:
+				notes = append(notes, r.Notes...)
+				done = true
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no close record")
+		}
+	}
+	var bypassed []string
+	for _, n := range notes {
+		if n.Rule == inspect.RuleFaultsBypassed {
+			bypassed = append(bypassed, n.Text)
+		}
+	}
+	if len(bypassed) != 1 || !strings.Contains(bypassed[0], "client") || !strings.Contains(bypassed[0], fmt.Sprintf("offset %d", len(connect))) {
+		t.Errorf("notes that the rules stopped applying: %q", bypassed)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !slices.Equal(st.seen, []decode.Type{decode.CONNECT}) {
+		t.Errorf("the stage saw %v, want the CONNECT only", st.seen)
 	}
 }

@@ -33,6 +33,13 @@ type Alterer interface {
 	Alter(dir Dir, t time.Time, a *Alteration)
 }
 
+// Bypasser is implemented by a ConnObserver that wants to know when the proxy's fault rules
+// stop applying to a direction: its bytes could no longer be cut into frames (why says where
+// and what), so from then on they pass unchanged.
+type Bypasser interface {
+	Bypass(dir Dir, t time.Time, why string)
+}
+
 // AlterQueue matches the frames a direction sends with the alterations that sent them: an
 // alteration waits in it until each of its frames was seen (or it is pushed out).
 type AlterQueue struct {
