@@ -438,6 +438,7 @@ type half struct {
 	pre     []byte // bytes held until the connection is classified
 	preGap  int    // bytes lost before classification
 	ws      wsReader
+	wsText  bool    // a WebSocket text frame was seen (and said)
 	pending []int64 // packets with payload since the last completed MQTT packet
 	opened  bool    // the first MQTT packet of this direction is complete
 }

@@ -351,13 +351,20 @@ func wsFrame(fin bool, op byte, payload []byte, mask []byte) []byte {
 	return b
 }
 
-func TestWebSocket(t *testing.T) {
-	ws := netip.MustParseAddrPort("192.0.2.1:9001")
-	req := "GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+// wsHandshake is a client's upgrade to WebSocket with the mqtt subprotocol, and the server's
+// acceptance.
+func wsHandshake() (req, resp string) {
+	req = "GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 		"Sec-WebSocket-Protocol: mqtt\r\n\r\n"
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kK0gzo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+	return req, resp
+}
+
+func TestWebSocket(t *testing.T) {
+	ws := netip.MustParseAddrPort("192.0.2.1:9001")
+	req, resp := wsHandshake()
 	mask := []byte{1, 2, 3, 4}
 	pub := publish("ws/t", 300)
 	var c2s []byte
@@ -780,5 +787,41 @@ func TestLossAcknowledgedUnseen(t *testing.T) {
 		"s2c frame 2", fmt.Sprintf("c2s gap %d", len(lost)), "c2s frame 2"}
 	if !slices.Equal(c.events, want) || len(c.gapT) != 1 || !c.gapT[0].Equal(ms(4)) {
 		t.Errorf("events\n%q at %v\nwant\n%q at %v", c.events, c.gapT, want, ms(4))
+	}
+}
+
+// A WebSocket text frame breaks MQTT-6.0.0-1: its bytes are still read as MQTT, and the packet
+// they complete says so, once per direction, with one goroutine as with several.
+func TestWebSocketText(t *testing.T) {
+	ws := netip.MustParseAddrPort("192.0.2.1:9001")
+	req, resp := wsHandshake()
+	mask := []byte{1, 2, 3, 4}
+	c2s := append([]byte(req), wsFrame(true, 2, connect, mask)...)
+	c2s = append(c2s, wsFrame(true, 1, pingreq, mask)...) // text
+	c2s = append(c2s, wsFrame(true, 1, pingreq, mask)...) // text again: said once
+	c2s = append(c2s, wsFrame(true, 2, pingreq, mask)...)
+	s2c := append([]byte(resp), wsFrame(true, 2, connack, nil)...)
+	p := file(t, func(sw *pcapng.StreamWriter) {
+		s, _ := sw.Open(cli, ws, ms(0))
+		must(t, s.Write(stream.C2S, ms(1), c2s))
+		must(t, s.Write(stream.S2C, ms(2), s2c))
+		must(t, s.Close(stream.C2S, ms(3)))
+	})
+	one := runJSON(t, 1, nil, p)
+	if many := runJSON(t, 3, nil, p); many != one {
+		t.Errorf("3 workers write something else than 1:\n%s\n%s", many, one)
+	}
+	lines := strings.Split(strings.TrimSpace(one), "\n")
+	var with []string
+	for _, l := range lines {
+		if strings.Contains(l, `"kind":"packet"`) && strings.Contains(l, "MQTT-6.0.0-1") {
+			with = append(with, l)
+		}
+	}
+	if len(with) != 1 || !strings.Contains(with[0], `"PINGREQ"`) || !strings.Contains(with[0], "text frame") {
+		t.Errorf("records naming MQTT-6.0.0-1: %q", with)
+	}
+	if n := strings.Count(one, `"type":"PINGREQ"`); n != 3 {
+		t.Errorf("%d PINGREQ records, want 3 (text frames read as MQTT)", n)
 	}
 }

@@ -40,6 +40,7 @@ const (
 	evCompact
 	evClose
 	evTLS
+	evNote
 )
 
 type event struct {
@@ -51,7 +52,8 @@ type event struct {
 	end    stream.End
 	last   time.Time // evCompact: when the connection last carried something
 	tls    *inspect.EncryptedRecord
-	seq    int64 // the event's place among all events
+	note   *stream.SourceNote // evNote
+	seq    int64              // the event's place among all events
 	// Results of the framer goroutine (connections with a Preframer): framed says it framed
 	// the data event's bytes into fs; feed holds bytes the Conn must be fed, by direction:
 	// after fs (the direction was handed back), or before a gap or close (what was held).
@@ -303,6 +305,8 @@ func (p *parallel) work(k int, ch chan *batch, out chan renderJob) {
 				}
 			case evTLS:
 				recs = []inspect.Record{e.tls}
+			case evNote:
+				e.c.c.Note(e.dir, e.t, *e.note)
 			}
 			e.recs = e.recs[:0]
 			for _, r := range recs {
@@ -500,6 +504,14 @@ func (c *pconn) Unseen(d stream.Dir, t time.Time) {
 	c.assign(d, nil)
 	e := c.p.add(c, evUnseen)
 	e.dir, e.t = d, t
+	c.p.added()
+}
+
+// Note implements stream.Noter.
+func (c *pconn) Note(d stream.Dir, t time.Time, n stream.SourceNote) {
+	c.assign(d, nil)
+	e := c.p.add(c, evNote)
+	e.dir, e.t, e.note = d, t, &n
 	c.p.added()
 }
 

@@ -3,6 +3,7 @@ package capture
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"time"
 
 	"github.com/mqscope/mqscope/stream"
@@ -235,6 +236,13 @@ func (s *tcpConn) wsData(d stream.Dir, t time.Time, b []byte) {
 				return
 			}
 			w.left = length
+			if op == 1 && !h.wsText {
+				h.wsText = true
+				if n, ok := s.conn.(stream.Noter); ok {
+					n.Note(d, t, stream.SourceNote{Rule: "MQTT-6.0.0-1", Text: fmt.Sprintf(
+						"the %s sent a WebSocket text frame: MQTT packets must travel in binary frames, and the receiver must close the connection; its bytes are read as MQTT", d.Sender().String())})
+				}
+			}
 			continue
 		}
 		k := int(min(w.left, int64(len(b))))

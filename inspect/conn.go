@@ -224,14 +224,17 @@ func (c *Conn) drain(dir stream.Dir, t time.Time, s *dirStream) []Record {
 	return out
 }
 
-// Bypass notes that the proxy's fault rules no longer apply to direction dir (why: where and
-// what could not be framed): the note goes on the direction's next packet, or on the close.
-func (c *Conn) Bypass(dir stream.Dir, t time.Time, why string) {
+// Note takes a finding of the source about direction dir (stream.Noter): it goes on the
+// direction's next packet, or on the close.
+func (c *Conn) Note(dir stream.Dir, t time.Time, n stream.SourceNote) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	level := decode.LevelError
+	if n.Warning {
+		level = decode.LevelWarning
+	}
 	s := &c.streams[dir&1]
-	s.pending = append(s.pending, Note{Level: decode.LevelWarning, Rule: RuleFaultsBypassed,
-		Text: fmt.Sprintf("the proxy's fault rules no longer apply to the %s's bytes: %s; from there on they pass unchanged", dir.Sender().String(), why)})
+	s.pending = append(s.pending, Note{Level: level, Rule: n.Rule, Text: n.Text})
 }
 
 // badHeader handles a fixed header that cannot be framed: too large (skip the frame) or

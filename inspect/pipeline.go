@@ -105,8 +105,8 @@ func (ob *observed) Alter(d stream.Dir, t time.Time, a *stream.Alteration) {
 	ob.pass(ob.c.Alter(d, t, a))
 }
 
-// Bypass implements stream.Bypasser.
-func (ob *observed) Bypass(d stream.Dir, t time.Time, why string) { ob.c.Bypass(d, t, why) }
+// Note implements stream.Noter.
+func (ob *observed) Note(d stream.Dir, t time.Time, n stream.SourceNote) { ob.c.Note(d, t, n) }
 
 // Own implements stream.Originator.
 func (ob *observed) Own(d stream.Dir, t time.Time, b []byte) { ob.pass(ob.c.FeedOwn(d, t, b)) }

@@ -284,11 +284,15 @@ func (ss *session) observeAlter(dir stream.Dir, t time.Time, a *stream.Alteratio
 	ss.omu.Unlock()
 }
 
+// observeBypass tells the observers (stream.Noter) that the fault rules no longer apply to
+// direction dir, and why.
 func (ss *session) observeBypass(dir stream.Dir, t time.Time, why string) {
+	n := stream.SourceNote{Rule: inspect.RuleFaultsBypassed, Warning: true,
+		Text: fmt.Sprintf("the proxy's fault rules no longer apply to the %s's bytes: %s; from there on they pass unchanged", dir.Sender().String(), why)}
 	ss.omu.Lock()
 	for _, o := range ss.obs {
-		if b, ok := o.(stream.Bypasser); ok {
-			b.Bypass(dir, t, why)
+		if no, ok := o.(stream.Noter); ok {
+			no.Note(dir, t, n)
 		}
 	}
 	ss.omu.Unlock()

@@ -33,11 +33,19 @@ type Alterer interface {
 	Alter(dir Dir, t time.Time, a *Alteration)
 }
 
-// Bypasser is implemented by a ConnObserver that wants to know when the proxy's fault rules
-// stop applying to a direction: its bytes could no longer be cut into frames (why says where
-// and what), so from then on they pass unchanged.
-type Bypasser interface {
-	Bypass(dir Dir, t time.Time, why string)
+// A SourceNote is a finding the source made about a direction's bytes below MQTT (a
+// capture's WebSocket framing) or about what it did to them (a proxy whose fault rules stopped
+// applying).
+type SourceNote struct {
+	Rule    string // a rule ID: the standard's statement, or mqscope's (inspect)
+	Warning bool   // a warning; otherwise an error
+	Text    string
+}
+
+// Noter is implemented by a ConnObserver that takes the source's findings: each goes on the
+// direction's next record (its next packet, or the close).
+type Noter interface {
+	Note(dir Dir, t time.Time, n SourceNote)
 }
 
 // AlterQueue matches the frames a direction sends with the alterations that sent them: an
