@@ -664,6 +664,7 @@ func (c *Conn) onSuback(r *PacketRecord, id uint16, codes []decode.ReasonCode, t
 	if x, ok := c.flight[stream.C2S][id]; ok && x.state == want {
 		e = &x
 		delete(c.flight[stream.C2S], id)
+		c.acked = x.rec // its flow is over: frame hands it back once this one is inspected
 	}
 	if e == nil {
 		req := "SUBSCRIBE"

@@ -181,3 +181,34 @@ func FuzzPreframer(f *testing.F) {
 		}
 	})
 }
+
+// With Records.Counted, the record of a SUBSCRIBE or UNSUBSCRIBE comes back once answered, as
+// an acknowledged PUBLISH's does: the next records are handed out from them.
+func TestRecordsBackAfterSuback(t *testing.T) {
+	c := NewConn(1, "c", "s", Options{})
+	pool := &Records{Counted: true}
+	p := NewPreframer(Options{})
+	feed := func(d stream.Dir, b []byte) []Record {
+		fs, rest := p.FeedWith(d, t0, b, nil, true)
+		if rest != nil {
+			t.Fatalf("handed back % x", rest)
+		}
+		return c.FramedWith(fs, nil, pool)
+	}
+	feed(stream.C2S, enc(t, &decode.Connect{ClientID: "r", KeepAlive: 10}))
+	feed(stream.S2C, enc(t, &decode.Connack{}))
+	for i, pair := range [][2]decode.Packet{
+		{&decode.Subscribe{PacketID: 5, Subscriptions: []decode.Subscription{{Filter: "a/#", QoS: 1}}}, &decode.Suback{PacketID: 5, ReasonCodes: []decode.ReasonCode{1}}},
+		{&decode.Unsubscribe{PacketID: 6, Filters: []string{"a/#"}}, &decode.Unsuback{PacketID: 6, ReasonCodes: []decode.ReasonCode{0}}},
+	} {
+		req := feed(stream.C2S, enc(t, pair[0]))[0].(*PacketRecord)
+		if len(pool.free) != 0 {
+			t.Fatalf("%d: %d records free before the answer", i, len(pool.free))
+		}
+		feed(stream.S2C, enc(t, pair[1]))
+		if len(pool.free) != 1 || pool.free[0] != req {
+			t.Fatalf("%d: free records %v after the answer, want the %s's", i, pool.free, req.Type())
+		}
+		pool.free = pool.free[:0]
+	}
+}
