@@ -127,7 +127,7 @@ type run struct {
 	mu     sync.Mutex
 	queue  []event
 	notify chan struct{}
-	all    []event // every event, for the timeline
+	tl     timelineText // every event as text, bounded
 
 	exps      []*expState
 	start     time.Time
@@ -409,7 +409,7 @@ func (r *run) see(ev *event) {
 		r.anchors[ev.step.after] = ev.t
 		return
 	}
-	r.all = append(r.all, *ev)
+	r.tl.add(ev)
 	r.anchor(ev)
 	if why := r.timelineRequirements(ev); why != "" {
 		r.skipped = why
@@ -646,18 +646,71 @@ func (r *run) timeline() string {
 	q := r.queue
 	r.queue = nil
 	r.mu.Unlock()
-	for _, ev := range q {
-		if ev.step == nil {
-			r.all = append(r.all, ev)
+	for i := range q {
+		if q[i].step == nil {
+			r.tl.add(&q[i])
 		}
 	}
-	var b []byte
-	for _, ev := range r.all {
-		if ev.fault != nil {
-			b = append(b, fmt.Sprintf("%s fault %s\n", ev.t.Format("15:04:05.000000"), ev.fault)...)
-			continue
-		}
+	return r.tl.String()
+}
+
+// Bounds of a run's timeline text: its first timelineHead bytes and its last timelineTail are
+// kept, what falls between is counted.
+const (
+	timelineHead = 2 << 20
+	timelineTail = 6 << 20
+)
+
+// timelineText is a run's events as text, rendered as they come, so that a long run keeps
+// text, not records and the frames they point into; past the bounds, the middle goes.
+type timelineText struct {
+	head    []byte
+	full    bool     // the head is full: events go to the tail
+	tail    []string // one per event; tail[first:] are kept
+	first   int
+	size    int // bytes of tail[first:]
+	omitted int // events left out between head and tail
+	buf     []byte
+}
+
+// add renders an event.
+func (tl *timelineText) add(ev *event) {
+	b := tl.buf[:0]
+	if ev.fault != nil {
+		b = fmt.Appendf(b, "%s fault %s\n", ev.t.Format("15:04:05.000000"), ev.fault)
+	} else {
 		b = inspect.AppendText(b, ev.rec, inspect.TextOptions{})
+	}
+	tl.buf = b
+	if !tl.full {
+		if len(tl.head)+len(b) <= timelineHead {
+			tl.head = append(tl.head, b...)
+			return
+		}
+		tl.full = true
+	}
+	tl.tail = append(tl.tail, string(b))
+	tl.size += len(b)
+	for tl.size > timelineTail && tl.first < len(tl.tail)-1 {
+		tl.size -= len(tl.tail[tl.first])
+		tl.tail[tl.first] = ""
+		tl.first++
+		tl.omitted++
+	}
+	if tl.first >= 1024 && tl.first > len(tl.tail)/2 {
+		tl.tail = append([]string(nil), tl.tail[tl.first:]...)
+		tl.first = 0
+	}
+}
+
+// String returns the text: the head, how many events were left out, the tail.
+func (tl *timelineText) String() string {
+	b := append([]byte(nil), tl.head...)
+	if tl.omitted > 0 {
+		b = fmt.Appendf(b, "... %d records and faults left out (the timeline keeps its first %d MiB and its last %d MiB) ...\n", tl.omitted, timelineHead>>20, timelineTail>>20)
+	}
+	for _, l := range tl.tail[tl.first:] {
+		b = append(b, l...)
 	}
 	return string(b)
 }

@@ -2,10 +2,14 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mqscope/mqscope/decode"
+	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
 )
 
@@ -304,4 +308,37 @@ func TestDevicePackMosquitto(t *testing.T) {
 	}
 	r := Run(context.Background(), f, ka, Options{Device: mosquittoSub})
 	checkPack(t, map[string]*Result{ka.Name: r}, map[string]want{ka.Name: {Passed, "and connects again: CONNECT clean_start=true from client"}})
+}
+
+// A run's timeline is rendered as events come and bounded: the first events and the latest
+// are kept, the count of those left out between is said; a short run's is whole.
+func TestTimelineBounded(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	rec := func(i int) *event {
+		p := &decode.Publish{Base: decode.Base{Version: decode.V5}, Topic: fmt.Sprintf("t/%d", i)}
+		return &event{t: t0, rec: &inspect.PacketRecord{Time: t0, Conn: 1, Packet: p, Index: i, Topic: p.Topic}}
+	}
+	var short timelineText
+	for i := 1; i <= 3; i++ {
+		short.add(rec(i))
+	}
+	if s := short.String(); strings.Count(s, "PUBLISH") != 3 || strings.Contains(s, "left out") {
+		t.Fatalf("short timeline:\n%s", s)
+	}
+	var tl timelineText
+	n := 0
+	for size := 0; size < 3*(timelineHead+timelineTail); n++ {
+		ev := rec(n + 1)
+		tl.add(ev)
+		size += len(inspect.AppendText(nil, ev.rec, inspect.TextOptions{}))
+	}
+	s := tl.String()
+	if len(s) > timelineHead+timelineTail+200 {
+		t.Errorf("timeline of %d bytes, over the bounds", len(s))
+	}
+	kept := strings.Count(s, "PUBLISH")
+	if !strings.Contains(s, `"t/1"`) || !strings.Contains(s, fmt.Sprintf(`"t/%d"`, n)) ||
+		!strings.Contains(s, fmt.Sprintf("... %d records and faults left out", n-kept)) {
+		t.Errorf("timeline of %d events keeps %d: head %q, tail %q", n, kept, s[:200], s[len(s)-200:])
+	}
 }
