@@ -3,7 +3,9 @@ package scenario
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -176,7 +178,7 @@ func (e *Expect) check(pos string) error {
 		e.kind = &reconnectMatch{e: e.Reconnect}
 	case e.Resend != nil:
 		e.win = e.Resend.Window
-		e.kind = &resendMatch{e: e.Resend, inflight: map[uint16]*decode.Publish{}}
+		e.kind = newResendMatch(e.Resend)
 	case e.NoFinding != nil:
 		e.win = e.NoFinding.Window
 		e.kind, err = e.NoFinding.matcher()
@@ -206,7 +208,7 @@ func (e *Expect) fresh() matcher {
 	case *reconnectMatch:
 		return &reconnectMatch{e: m.e}
 	case *resendMatch:
-		return &resendMatch{e: m.e, inflight: map[uint16]*decode.Publish{}}
+		return newResendMatch(m.e)
 	}
 	return e.kind
 }
@@ -486,6 +488,39 @@ func (m *reconnectMatch) see(ev *event, rel func(time.Time) string) seen {
 type resendMatch struct {
 	e        *ResendExpect
 	inflight map[uint16]*decode.Publish
+	// byPayload holds the Packet Identifiers of inflight by a hash of their payload, in the
+	// order they were sent: a PUBLISH is compared with those of its payload, not with every
+	// one in flight (a broker that acknowledges nothing leaves up to 65,535).
+	byPayload map[uint64][]uint16
+	seed      maphash.Seed
+}
+
+func newResendMatch(e *ResendExpect) *resendMatch {
+	return &resendMatch{e: e, inflight: map[uint16]*decode.Publish{}, byPayload: map[uint64][]uint16{}, seed: maphash.MakeSeed()}
+}
+
+// add puts p in flight under its Packet Identifier, in place of what was there.
+func (m *resendMatch) add(p *decode.Publish) {
+	m.remove(p.PacketID)
+	m.inflight[p.PacketID] = p
+	h := maphash.Bytes(m.seed, p.Payload)
+	m.byPayload[h] = append(m.byPayload[h], p.PacketID)
+}
+
+// remove takes the PUBLISH of Packet Identifier id out of flight.
+func (m *resendMatch) remove(id uint16) {
+	q, ok := m.inflight[id]
+	if !ok {
+		return
+	}
+	delete(m.inflight, id)
+	h := maphash.Bytes(m.seed, q.Payload)
+	ids := slices.DeleteFunc(m.byPayload[h], func(x uint16) bool { return x == id })
+	if len(ids) == 0 {
+		delete(m.byPayload, h)
+	} else {
+		m.byPayload[h] = ids
+	}
 }
 
 func (m *resendMatch) expected() string {
@@ -511,8 +546,9 @@ func (m *resendMatch) see(ev *event, rel func(time.Time) string) seen {
 		}
 		prev, again := m.inflight[p.PacketID]
 		if !again || !samePublish(prev, p, r.Topic) {
-			for id, q := range m.inflight {
-				if samePublish(q, p, r.Topic) {
+			again = false
+			for _, id := range m.byPayload[maphash.Bytes(m.seed, p.Payload)] {
+				if samePublish(m.inflight[id], p, r.Topic) {
 					if m.e.SamePacketID {
 						return seen{fail: fmt.Sprintf("%s: resent with Packet Identifier %d, first sent as %d", describe(r, rel), p.PacketID, id)}
 					}
@@ -522,7 +558,7 @@ func (m *resendMatch) see(ev *event, rel func(time.Time) string) seen {
 			}
 		}
 		if !again {
-			m.inflight[p.PacketID] = p
+			m.add(p)
 			return seen{}
 		}
 		if m.e.Dup && !p.Dup {
@@ -531,7 +567,7 @@ func (m *resendMatch) see(ev *event, rel func(time.Time) string) seen {
 		return seen{hit: true, near: describe(r, rel)}
 	case *decode.Ack:
 		if r.Dir == stream.S2C && (p.PacketType == decode.PUBACK || p.PacketType == decode.PUBREC) {
-			delete(m.inflight, p.PacketID)
+			m.remove(p.PacketID)
 		}
 	}
 	return seen{}

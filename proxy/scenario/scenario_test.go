@@ -11,6 +11,7 @@ import (
 	"github.com/mqscope/mqscope/decode"
 	"github.com/mqscope/mqscope/inspect"
 	"github.com/mqscope/mqscope/internal/peer"
+	"github.com/mqscope/mqscope/stream"
 )
 
 // A scenario file with a mistake is an error that says where.
@@ -340,5 +341,47 @@ func TestTimelineBounded(t *testing.T) {
 	if !strings.Contains(s, `"t/1"`) || !strings.Contains(s, fmt.Sprintf(`"t/%d"`, n)) ||
 		!strings.Contains(s, fmt.Sprintf("... %d records and faults left out", n-kept)) {
 		t.Errorf("timeline of %d events keeps %d: head %q, tail %q", n, kept, s[:200], s[len(s)-200:])
+	}
+}
+
+// The resend expectation finds a PUBLISH sent again among thousands in flight (none
+// acknowledged), under its own Packet Identifier or another; a new message under an identifier
+// still in flight is not a resend; an acknowledged one is out of flight.
+func TestResendMatch(t *testing.T) {
+	rel := func(time.Time) string { return "" }
+	v5 := decode.Base{Version: decode.V5}
+	pub := func(id uint16, payload string, dup bool) *event {
+		p := &decode.Publish{Base: v5, Topic: "r", QoS: 1, PacketID: id, Dup: dup, Payload: []byte(payload)}
+		return &event{rec: &inspect.PacketRecord{Dir: stream.C2S, Packet: p, Topic: "r"}}
+	}
+	puback := func(id uint16) *event {
+		return &event{rec: &inspect.PacketRecord{Dir: stream.S2C, Packet: &decode.Ack{Base: v5, PacketType: decode.PUBACK, PacketID: id}}}
+	}
+	m := newResendMatch(&ResendExpect{Dup: true, SamePacketID: true})
+	for i := 1; i <= 20000; i++ {
+		if s := m.see(pub(uint16(i), fmt.Sprint("m", i), false), rel); s.hit || s.fail != "" {
+			t.Fatalf("message %d: %+v", i, s)
+		}
+	}
+	if s := m.see(pub(7, "another message", false), rel); s.hit || s.fail != "" {
+		t.Fatalf("a new message under a Packet Identifier in flight: %+v", s)
+	}
+	if s := m.see(pub(7, "m7", true), rel); s.hit {
+		t.Fatalf("m7 was replaced in flight, yet its resend matched: %+v", s)
+	}
+	m.see(puback(9), rel)
+	if s := m.see(pub(9, "m9", true), rel); s.hit {
+		t.Fatalf("an acknowledged message matched as resent: %+v", s)
+	}
+	if s := m.see(pub(30000, "m12", true), rel); !strings.Contains(s.fail, "first sent as 12") {
+		t.Fatalf("m12 resent under another identifier: %+v", s)
+	}
+	if s := m.see(pub(15000, "m15000", true), rel); !s.hit {
+		t.Fatalf("m15000 resent: %+v", s)
+	}
+	loose := newResendMatch(&ResendExpect{})
+	loose.see(pub(1, "x", false), rel)
+	if s := loose.see(pub(2, "x", false), rel); !s.hit {
+		t.Fatalf("resent under another identifier, DUP 0, allowed: %+v", s)
 	}
 }
