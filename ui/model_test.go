@@ -3,7 +3,9 @@ package ui
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -479,5 +481,66 @@ func TestTopicLevels(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("topic tree:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// lcsLen is the length of the longest common subsequence of a and b.
+func lcsLen(a, b []string) int {
+	prev := make([]int, len(b)+1)
+	for i := len(a) - 1; i >= 0; i-- {
+		cur := make([]int, len(b)+1)
+		for j := len(b) - 1; j >= 0; j-- {
+			if a[i] == b[j] {
+				cur[j] = prev[j+1] + 1
+			} else {
+				cur[j] = max(prev[j], cur[j+1])
+			}
+		}
+		prev = cur
+	}
+	return prev[0]
+}
+
+// TestDiffMinimal: on random texts the diff gives back both texts and keeps as many lines as
+// they have in common; a long text with a line changed in the middle is diffed, not replaced
+// whole.
+func TestDiffMinimal(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	lines := func() []string {
+		l := make([]string, rng.Intn(30))
+		for i := range l {
+			l[i] = string(rune('a' + rng.Intn(4)))
+		}
+		return l
+	}
+	for range 3000 {
+		a, b := lines(), lines()
+		var ga, gb []string
+		common := 0
+		for _, d := range Diff(strings.Join(a, "\n"), strings.Join(b, "\n")) {
+			if d.Op != '+' {
+				ga = append(ga, d.Text)
+			}
+			if d.Op != '-' {
+				gb = append(gb, d.Text)
+			}
+			if d.Op == ' ' {
+				common++
+			}
+		}
+		sa, sb := strings.Split(strings.Join(a, "\n"), "\n"), strings.Split(strings.Join(b, "\n"), "\n")
+		if !slices.Equal(ga, sa) || !slices.Equal(gb, sb) || common != lcsLen(sa, sb) {
+			t.Fatalf("Diff(%q, %q): gives %q and %q, %d common lines, want %d", sa, sb, ga, gb, common, lcsLen(sa, sb))
+		}
+	}
+	var long []string
+	for i := range 10000 {
+		long = append(long, fmt.Sprint("line ", i))
+	}
+	changed := slices.Clone(long)
+	changed[5000] = "changed"
+	d := Diff(strings.Join(long, "\n"), strings.Join(changed, "\n"))
+	if len(d) != 10001 || d[5000] != (DiffLine{'-', "line 5000"}) || d[5001] != (DiffLine{'+', "changed"}) {
+		t.Errorf("a long text with one line changed: %d lines, %+v %+v", len(d), d[5000], d[5001])
 	}
 }

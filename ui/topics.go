@@ -109,14 +109,37 @@ type DiffLine struct {
 	Text string
 }
 
-// maxDiffLines bounds the quadratic line diff; longer payloads are shown replaced whole.
+// maxDiffLines bounds the quadratic line diff of what differs between the common first and
+// last lines; longer payloads are shown replaced whole.
 const maxDiffLines = 2000
 
-// Diff compares two texts line by line (longest common subsequence).
+// Diff compares two texts line by line (longest common subsequence): the common first and last
+// lines are kept as they are, the lines between them compared with a table of
+// (a+1)*(b+1) 16-bit lengths (2000 lines each way: 8 MB).
 func Diff(older, newer string) []DiffLine {
 	a, b := strings.Split(older, "\n"), strings.Split(newer, "\n")
+	pre := 0
+	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
+		suf++
+	}
+	out := make([]DiffLine, 0, len(a)+len(b)-pre-suf)
+	for _, l := range a[:pre] {
+		out = append(out, DiffLine{' ', l})
+	}
+	out = diffMiddle(out, a[pre:len(a)-suf], b[pre:len(b)-suf])
+	for _, l := range a[len(a)-suf:] {
+		out = append(out, DiffLine{' ', l})
+	}
+	return out
+}
+
+// diffMiddle appends the diff of a and b to out.
+func diffMiddle(out []DiffLine, a, b []string) []DiffLine {
 	if len(a) > maxDiffLines || len(b) > maxDiffLines {
-		var out []DiffLine
 		for _, l := range a {
 			out = append(out, DiffLine{'-', l})
 		}
@@ -125,28 +148,25 @@ func Diff(older, newer string) []DiffLine {
 		}
 		return out
 	}
-	// lcs[i][j] is the length of the common subsequence of a[i:] and b[j:].
-	lcs := make([][]int, len(a)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(b)+1)
-	}
+	// lcs[i*w+j] is the length of the common subsequence of a[i:] and b[j:].
+	w := len(b) + 1
+	lcs := make([]uint16, (len(a)+1)*w)
 	for i := len(a) - 1; i >= 0; i-- {
 		for j := len(b) - 1; j >= 0; j-- {
 			if a[i] == b[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
+				lcs[i*w+j] = lcs[(i+1)*w+j+1] + 1
 			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+				lcs[i*w+j] = max(lcs[(i+1)*w+j], lcs[i*w+j+1])
 			}
 		}
 	}
-	var out []DiffLine
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
 		switch {
 		case a[i] == b[j]:
 			out = append(out, DiffLine{' ', a[i]})
 			i, j = i+1, j+1
-		case lcs[i+1][j] >= lcs[i][j+1]:
+		case lcs[(i+1)*w+j] >= lcs[i*w+j+1]:
 			out = append(out, DiffLine{'-', a[i]})
 			i++
 		default:
