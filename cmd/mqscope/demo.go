@@ -206,33 +206,39 @@ func runDemoUI(ctx context.Context, o *demoOptions, m *ui.Model, act ui.Actions,
 	}
 	u := ui.New(m, act, uopts)
 	m.SetStatus("demo: the devices connect; their packets appear as they go (G follows them)")
-	told := make(chan error, 1)
+	told := make(chan struct{})
 	go func() {
-		for {
+		defer close(told)
+		tellAgain(ctx, func(ctx context.Context) error {
 			err := s.run(ctx)
 			s.closeAll()
-			if ctx.Err() != nil {
-				told <- nil
-				return
-			}
-			if err != nil {
-				s.say("the story stopped: " + err.Error())
-				told <- err
-				return
-			}
-			s.say("the story is over; it begins again")
-			if s.pause(ctx) != nil {
-				told <- nil
-				return
-			}
-		}
+			return err
+		}, s.say, s.pause)
 	}()
 	err := u.Run(ctx, o.screen)
 	cancel()
-	if terr := <-told; err == nil {
-		err = terr
-	}
+	<-told
 	return err
+}
+
+// tellAgain tells the story (run) again and again, a pause between, until ctx is done. A
+// story that fails (a device the user's own fault cut off, say) is said to have stopped, and
+// why, and begins again like one that ended.
+func tellAgain(ctx context.Context, run func(context.Context) error, say func(string), pause func(context.Context) error) {
+	for {
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			say("the story stopped: " + err.Error() + "; it begins again")
+		} else {
+			say("the story is over; it begins again")
+		}
+		if pause(ctx) != nil {
+			return
+		}
+	}
 }
 
 // demoLog reports what is not part of a connection, except the embedded broker's complaints

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +160,29 @@ func TestDemoUI(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the demo did not quit")
+	}
+}
+
+// TestTellAgain: in the UI the story begins again after it ends, and after it fails (saying
+// why), until the demo quits.
+func TestTellAgain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var said []string
+	runs := 0
+	tellAgain(ctx, func(context.Context) error {
+		runs++
+		switch runs {
+		case 1:
+			return errors.New("sensor-1: connection reset")
+		case 3:
+			cancel() // the user quits during the third telling
+			return ctx.Err()
+		}
+		return nil
+	}, func(s string) { said = append(said, s) }, func(ctx context.Context) error { return ctx.Err() })
+	want := []string{"the story stopped: sensor-1: connection reset; it begins again", "the story is over; it begins again"}
+	if runs != 3 || !slices.Equal(said, want) {
+		t.Errorf("%d tellings, said %q; want 3, %q", runs, said, want)
 	}
 }
