@@ -30,6 +30,7 @@ type ngReader struct {
 	off      int64 // file offset of buf[pos]
 	size     int64 // file size; -1 when unknown (standard input, a compressed file)
 	rerr     error // what in returned last, once buf is drained
+	empty    int   // reads in a row that returned nothing
 	bo       binary.ByteOrder
 	shb      []byte // the section header block, read before each interface block by pcapgo
 	ifaces   []ngIface
@@ -81,6 +82,13 @@ func (r *ngReader) fill(n int) error {
 		}
 		m, err := r.in.Read(r.buf[r.end:])
 		r.end += m
+		if m == 0 && err == nil {
+			if r.empty++; r.empty >= 100 {
+				err = io.ErrNoProgress // a reader that keeps returning nothing
+			}
+		} else {
+			r.empty = 0
+		}
 		if err != nil {
 			r.rerr = err
 		}

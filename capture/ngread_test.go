@@ -247,3 +247,28 @@ func FuzzNgReader(f *testing.F) {
 		}
 	})
 }
+
+// nothingReader returns nothing, and no error, forever.
+type nothingReader struct{}
+
+func (nothingReader) Read([]byte) (int, error) { return 0, nil }
+
+// A stream that stops giving bytes without saying it ended is an error, not a loop.
+func TestNgReaderNoProgress(t *testing.T) {
+	b := ngSections()
+	r, err := newNgReader(io.MultiReader(bytes.NewReader(b[:100]), nothingReader{}), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, _, _, err = r.next(); err != nil {
+			break
+		}
+		if i > 100 {
+			t.Fatal("packets from 100 bytes")
+		}
+	}
+	if !errors.Is(err, io.ErrNoProgress) {
+		t.Errorf("error %v, want io.ErrNoProgress", err)
+	}
+}
