@@ -35,7 +35,7 @@ func splitFrame(b []byte, max int) (h FixedHeader, n int, err error) {
 // the bytes come. A frame arriving in small pieces is assembled in a buffer that grows
 // geometrically up to the size its header announces, so the cost is linear in its size. Frames returned by
 // Next stay valid after later calls: the Framer never writes over them (with Keep: until the
-// next Write).
+// next Write; those of bytes lent to WriteLent: as long as the caller keeps those bytes).
 //
 // When the stream cannot be framed, Next returns the error until the caller decides what
 // follows: Skip drops a frame larger than the limit, Resync looks for the next plausible frame
