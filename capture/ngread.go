@@ -53,7 +53,11 @@ const ngBufSize = 1 << 20
 // newNgReader returns a reader of the pcapng stream in, of size bytes (-1: unknown), having
 // read its first section header.
 func newNgReader(in io.Reader, size int64) (*ngReader, error) {
-	r := &ngReader{in: in, size: size, bo: binary.LittleEndian, buf: make([]byte, ngBufSize)}
+	n := ngBufSize
+	if size >= 0 && size < ngBufSize {
+		n = max(int(size), 512) // a small file: no more than it
+	}
+	r := &ngReader{in: in, size: size, bo: binary.LittleEndian, buf: make([]byte, n)}
 	typ, b, err := r.block()
 	if err == nil && typ != 0x0A0D0D0A {
 		err = errors.New("the first block is not a section header")
