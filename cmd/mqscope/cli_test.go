@@ -303,6 +303,10 @@ func TestColor(t *testing.T) {
 		if got := tc.mode.colorFor(tty); got != tc.want {
 			t.Errorf("TERM=%s NO_COLOR=%q --color %s on a terminal: colour %v, want %v", tc.term, tc.noColor, tc.mode, got, tc.want)
 		}
+		// The terminal UI draws on the terminal whatever standard output is (here not one).
+		if got := tc.mode.colorForScreen(); got != tc.want {
+			t.Errorf("TERM=%s NO_COLOR=%q --color %s, the UI: colour %v, want %v", tc.term, tc.noColor, tc.mode, got, tc.want)
+		}
 	}
 }
 

@@ -200,7 +200,7 @@ func runDemoUI(ctx context.Context, o *demoOptions, m *ui.Model, act ui.Actions,
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	uopts := ui.Options{Source: "demo (? lists the keys, ! injects a fault, i intercepts, q quits)", Live: true,
-		NoColor: !o.io.Color.colorFor(os.Stdout)}
+		NoColor: !o.io.Color.colorForScreen()}
 	if o.drawn != nil {
 		uopts.AfterDraw = func(*ui.UI) { o.drawn() }
 	}

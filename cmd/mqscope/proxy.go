@@ -527,7 +527,7 @@ func (o *proxyOptions) runUI(ctx context.Context, m *ui.Model, srv *proxy.Server
 		act = &proxyActions{srv: srv, in: in, set: o.set, ic: o.ic, async: func(f func()) { go f() }}
 	}
 	source := fmt.Sprintf("proxy %s → %s", srv.Addr(), up)
-	u := ui.New(m, act, ui.Options{Source: source, Live: true, NoColor: !o.io.Color.colorFor(os.Stdout), ShowSecrets: o.showSecrets})
+	u := ui.New(m, act, ui.Options{Source: source, Live: true, NoColor: !o.io.Color.colorForScreen(), ShowSecrets: o.showSecrets})
 	m.SetStatus("proxying: point devices at " + srv.Addr().String() + "; ? lists the keys")
 	return u.Run(ctx, o.ui.screen)
 }

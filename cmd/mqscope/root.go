@@ -151,3 +151,16 @@ func (m colorMode) colorFor(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && inspect.UseColor(f)
 }
+
+// colorForScreen tells whether the terminal UI is coloured: always, never, or (auto) unless
+// NO_COLOR or TERM=dumb says otherwise. The UI draws on the terminal whatever standard output
+// is (redirected to a file, say), so that is not asked.
+func (m colorMode) colorForScreen() bool {
+	switch m {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	return os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -183,7 +182,7 @@ func runUI(ctx context.Context, io *streams, out *outputOptions, uo *uiOptions, 
 	case uo.readonly:
 		act = ui.NoActions{Reason: ui.WhyReadOnly}
 	}
-	u := ui.New(m, act, uo.options(m, ui.Options{Source: src.name, Live: src.live, NoColor: !io.Color.colorFor(os.Stdout), ShowSecrets: out.showSecrets}))
+	u := ui.New(m, act, uo.options(m, ui.Options{Source: src.name, Live: src.live, NoColor: !io.Color.colorForScreen(), ShowSecrets: out.showSecrets}))
 	var panicked atomic.Value
 	readDone := make(chan error, 1)
 	go func() {
