@@ -72,21 +72,24 @@ type UI struct {
 	screen   string
 	inputFor string // "filter", "search", "intercept", "fault", "disconnect-text", "export"
 
-	sel          int // Seq of the selected packet (-1: none)
-	detail       Detail
-	hasDet       bool
-	field        *Node // the tree node selected
-	follow       bool
-	paused       bool
-	pauseLen     int
-	search       string
-	msg          string
-	lastGen      uint64
-	quitting     bool
-	intercept    string
-	intercepting bool
-	pending      func(string)    // what the input line does on enter
-	before       tview.Primitive // what had the keys before the input line
+	sel      int // Seq of the selected packet (-1: none)
+	detail   Detail
+	hasDet   bool
+	field    *Node // the tree node selected
+	follow   bool
+	paused   bool
+	pauseLen int
+	search   string
+	msg      string
+	// The model's generation each table was filled at, to fill it again only when the model
+	// changed (while another screen was shown too).
+	connsGen, topicsGen       uint64
+	connsFilled, topicsFilled bool
+	quitting                  bool
+	intercept                 string
+	intercepting              bool
+	pending                   func(string)    // what the input line does on enter
+	before                    tview.Primitive // what had the keys before the input line
 }
 
 // New builds the screens over m; act may be nil (NoActions).
@@ -254,17 +257,22 @@ func (u *UI) refresh() {
 	u.status.SetText(tview.Escape(u.msg))
 	switch u.screen {
 	case "conns":
-		u.fillConns()
+		// Filled again only when the model changed since: a refresh comes several times a
+		// second, and a capture may hold thousands of connections.
+		if !u.connsFilled || gen != u.connsGen {
+			u.fillConns()
+			u.connsFilled, u.connsGen = true, gen
+		}
 	case "session":
 		u.session.SetText(u.m.SessionText(u.selConn(), u.now()))
 	case "topics":
-		if gen != u.lastGen || u.topics.GetRowCount() == 0 {
+		if !u.topicsFilled || gen != u.topicsGen {
 			u.fillTopics()
+			u.topicsFilled, u.topicsGen = true, gen
 		}
 	case "held":
 		u.fillHeld()
 	}
-	u.lastGen = gen
 }
 
 func (u *UI) now() time.Time {

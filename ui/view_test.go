@@ -228,3 +228,39 @@ func TestLiveClock(t *testing.T) {
 		t.Errorf("live keep alive:\n%s", h.text())
 	}
 }
+
+// TestTablesFollowModel: the connections and topics tables are filled again when records came
+// while another screen was shown, and not on a refresh with nothing new.
+func TestTablesFollowModel(t *testing.T) {
+	recs := fixture(t)
+	half := len(recs) / 2
+	m := NewModel(0)
+	for _, r := range recs[:half] {
+		m.Add(r)
+	}
+	h := newTestUI(t, m, nil, 120, 36)
+	h.press("1")
+	connsBefore := h.u.conns.GetRowCount()
+	h.press("4")
+	topicsBefore := h.u.topics.GetRowCount()
+	h.press("2")
+	for _, r := range recs[half:] {
+		m.Add(r)
+	}
+	h.u.refresh()
+	h.press("1")
+	full := fixtureModel(t)
+	if got, want := h.u.conns.GetRowCount(), len(full.Conns())+1; got != want || got == connsBefore {
+		t.Errorf("connections: %d rows after the records that came on the packets screen, want %d (had %d)", got, want, connsBefore)
+	}
+	h.press("4")
+	if got, want := h.u.topics.GetRowCount(), len(full.Topics()); got != want || got == topicsBefore {
+		t.Errorf("topics: %d rows, want %d (had %d)", got, want, topicsBefore)
+	}
+	// Nothing new: the table is not filled again (a cell changed by hand stays).
+	h.u.topics.GetCell(0, 0).SetText("marker")
+	h.u.refresh()
+	if h.u.topics.GetCell(0, 0).Text != "marker" {
+		t.Error("the topics table was filled again with nothing new")
+	}
+}
