@@ -8,15 +8,16 @@ import (
 )
 
 func init() {
-	register("reset", "[bytes=N]", "reset the connection (TCP RST to both sides, linger 0) instead of the\nselected frame (after it with after=TYPE), or once N bytes of the\ndirection have passed (a frame cut there); not towards the embedded broker",
+	register("reset", "[bytes=N]", "reset the connection (TCP RST to both sides, linger 0) instead of the\nselected frame (after it with after=TYPE), or once N bytes of the\nframes it selects have passed (all of the direction's when it selects\nevery frame; a frame cut there); not towards the embedded broker",
 		func(r *Rule, params map[string]token) (Fault, error) {
 			n, err := takeInt(params, "bytes", 0, 1, 1<<62)
 			return &Reset{Bytes: n}, err
 		})
 }
 
-// Reset resets the connection at the selected frame, or once Bytes bytes of the direction
-// have passed (the frame they end in cut there).
+// Reset resets the connection at the selected frame, or once Bytes bytes of the frames it
+// selects have passed (the frame they end in cut there): the direction's bytes when the rule
+// selects every frame, a type's when it has type=.
 type Reset struct {
 	Bytes int
 	sent  int

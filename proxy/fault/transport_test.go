@@ -200,6 +200,21 @@ func TestReset(t *testing.T) {
 	}
 }
 
+// TestResetBytesOfType: with type=, bytes=N counts the bytes of the frames the rule selects,
+// not the others of the direction.
+func TestResetBytesOfType(t *testing.T) {
+	a := pub(t, "a", 0, 0, nil, "123456") // 12 bytes
+	ping := enc(t, &decode.Pingreq{Base: v5})
+	frames := []timedFrame{{stream.C2S, 0, a}, {stream.C2S, 0, ping}, {stream.C2S, 0, ping}, {stream.C2S, 0, a}}
+	tr := runTimed(t, inspect.View{}, []string{"reset dir=c2s type=PUBLISH bytes=15"}, frames)
+	if !errors.Is(tr.err, proxy.ErrStageReset) || tr.errCall != 3 {
+		t.Fatalf("error %v at frame %d, want ErrStageReset at 3", tr.err, tr.errCall)
+	}
+	if got := pieces(tr.in(stream.C2S)); !equalFrames(got, [][]byte{a, ping, ping, a[:3]}) {
+		t.Errorf("c2s % x", got)
+	}
+}
+
 func pieces(ss []sent) [][]byte {
 	var bs [][]byte
 	for _, s := range ss {
