@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -512,5 +513,33 @@ func TestReadmePerformance(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/performance.md")
 	if err != nil || !strings.Contains(string(doc), "bash capture/bench.sh") {
 		t.Errorf("docs/performance.md: %v", err)
+	}
+}
+
+// TestStderrLogConcurrent: lines logged from many goroutines at once (the embedded broker's
+// connections) come out whole, one per call, into a writer not safe for concurrent use (the
+// race detector watches it).
+func TestStderrLogConcurrent(t *testing.T) {
+	var b bytes.Buffer
+	logf := stderrLog(&b)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				logf("goroutine %d line %d", g, i)
+			}
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(lines) != 800 {
+		t.Fatalf("%d lines, want 800", len(lines))
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "mqscope: goroutine ") {
+			t.Fatalf("line %q", l)
+		}
 	}
 }

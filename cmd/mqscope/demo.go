@@ -244,12 +244,11 @@ func tellAgain(ctx context.Context, run func(context.Context) error, say func(st
 // demoLog reports what is not part of a connection, except the embedded broker's complaints
 // about the packets the faults altered, which the records show (a DISCONNECT 0x94 and its cause).
 func demoLog(w io.Writer) func(string, ...any) {
+	logf := stderrLog(w)
 	return func(format string, args ...any) {
-		line := fmt.Sprintf(format, args...)
-		if strings.HasPrefix(line, "embedded broker:") {
-			return
+		if line := fmt.Sprintf(format, args...); !strings.HasPrefix(line, "embedded broker:") {
+			logf("%s", line)
 		}
-		fmt.Fprintf(w, "mqscope: %s\n", line)
 	}
 }
 

@@ -383,7 +383,7 @@ func runProxy(ctx context.Context, o *proxyOptions) (err error) {
 	}
 	var w inspect.Writer
 	var model *ui.Model
-	logf := func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) }
+	logf := stderrLog(o.io.Err)
 	if o.ui.on {
 		// The screens show the records, filtered by the view (/ changes it), and say on the
 		// status line what would be printed on stderr.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -163,4 +164,17 @@ func (m colorMode) colorForScreen() bool {
 		return false
 	}
 	return os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+}
+
+// stderrLog returns a Logf writing "mqscope: " lines to w, one at a time: the proxy and its
+// embedded broker log from the goroutines of many connections, and w need not be safe for
+// concurrent writes (a buffer in tests).
+func stderrLog(w io.Writer) func(string, ...any) {
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		line := fmt.Sprintf("mqscope: "+format+"\n", args...)
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, line)
+	}
 }

@@ -114,10 +114,11 @@ func runTest(ctx context.Context, o *testOptions, args []string) error {
 		defer mu.Unlock()
 		o.io.Out.Write(b)
 	}
+	logf := stderrLog(o.io.Err) // from the scenarios' proxies and brokers at once
 	var results []*scenario.Result
 	for _, f := range files {
 		opts := scenario.Options{Seed: o.seed, CaptureDir: dir, Device: o.device,
-			Logf:     func(format string, args ...any) { fmt.Fprintf(o.io.Err, "mqscope: "+format+"\n", args...) },
+			Logf:     logf,
 			Sessions: captureSessions}
 		opts.Decided = func(v scenario.Verdict) {
 			if o.format == "jsonl" {
