@@ -198,18 +198,40 @@ func (r *ngReader) next() (link int, ci gopacket.CaptureInfo, data []byte, err e
 				return 0, ci, nil, err
 			}
 		case 10: // Decryption Secrets
-			if n := int64(r.bo.Uint32(b[12:])); blen < 20 || 16+n > int64(blen-4) {
-				return 0, ci, nil, fmt.Errorf("damaged decryption secrets block at offset %d: its secrets exceed the block", off)
-			} else {
-				r.secrets = append(r.secrets, Secrets{Type: r.bo.Uint32(b[8:]), Data: bytes.Clone(b[16 : 16+n]), Off: off})
+			sec, err := secretsBlock(r.bo, b, off)
+			if err != nil {
+				return 0, ci, nil, err
 			}
+			r.secrets = append(r.secrets, sec)
 		}
 	}
 }
 
+// secretsBlock returns the contents of the Decryption Secrets Block b, at offset off.
+func secretsBlock(bo binary.ByteOrder, b []byte, off int64) (Secrets, error) {
+	if len(b) < 20 || 16+int64(bo.Uint32(b[12:])) > int64(len(b)-4) {
+		return Secrets{}, fmt.Errorf("damaged decryption secrets block at offset %d: its secrets exceed the block", off)
+	}
+	return Secrets{Type: bo.Uint32(b[8:]), Data: bytes.Clone(b[16 : 16+bo.Uint32(b[12:])]), Off: off}, nil
+}
+
+// pcapgoRead runs read, which has pcapgo parse a block, and turns a panic of pcapgo's on a
+// damaged block into an error.
+func pcapgoRead(read func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("the block cannot be read (%v)", p)
+		}
+	}()
+	return read()
+}
+
 // section begins a new section at its header block b: its interfaces are numbered afresh.
 func (r *ngReader) section(b []byte) error {
-	if _, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.NgReaderOptions{WantMixedLinkType: true}); err != nil {
+	if err := pcapgoRead(func() error {
+		_, err := pcapgo.NewNgReader(bytes.NewReader(b), pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		return err
+	}); err != nil {
 		return err
 	}
 	r.shb = append(r.shb[:0], b...)
@@ -226,16 +248,18 @@ func (r *ngReader) iface(b []byte, off int64) error {
 		return err
 	}
 	// pcapgo reads the block after the section's header: its errors, its options.
-	ng, err := pcapgo.NewNgReader(io.MultiReader(bytes.NewReader(r.shb), bytes.NewReader(b)), pcapgo.NgReaderOptions{WantMixedLinkType: true})
-	if err == nil {
-		if _, _, err = ng.ZeroCopyReadPacketData(); err == io.EOF {
-			err = nil
-		}
-	}
 	var intf pcapgo.NgInterface
-	if err == nil {
+	err := pcapgoRead(func() error {
+		ng, err := pcapgo.NewNgReader(io.MultiReader(bytes.NewReader(r.shb), bytes.NewReader(b)), pcapgo.NgReaderOptions{WantMixedLinkType: true})
+		if err != nil {
+			return err
+		}
+		if _, _, err = ng.ZeroCopyReadPacketData(); err != io.EOF {
+			return err
+		}
 		intf, err = ng.Interface(0)
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("damaged interface block at offset %d: %w", off, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -270,5 +271,35 @@ func TestNgReaderNoProgress(t *testing.T) {
 	}
 	if !errors.Is(err, io.ErrNoProgress) {
 		t.Errorf("error %v, want io.ErrNoProgress", err)
+	}
+}
+
+// Damaged blocks too short for what their type holds are errors that say where, in the
+// reading and in the skim for secrets, never a panic.
+func TestNgReaderShortBlocks(t *testing.T) {
+	shb := ngSections()[:28] // the first section header
+	for _, tc := range []struct {
+		typ  uint32
+		body []byte
+		want string
+	}{
+		{10, nil, "damaged decryption secrets block at offset 28"},
+		{10, []byte{1, 0, 0, 0}, "damaged decryption secrets block at offset 28"},
+		{3, nil, "damaged packet block at offset 28"},
+		{6, make([]byte, 16), "damaged packet block at offset 28"},
+		{1, []byte{1, 0, 0, 0}, "damaged interface block at offset 28"},
+	} {
+		b := append(append([]byte{}, shb...), ngBlock(binary.LittleEndian, tc.typ, tc.body)...)
+		if tc.typ == 3 { // an interface first, so that the simple packet has one
+			b = append(append(append([]byte{}, shb...), ngBlock(binary.LittleEndian, 1, make([]byte, 8))...), ngBlock(binary.LittleEndian, 3, nil)...)
+			tc.want = "damaged packet block at offset 48"
+		}
+		_, err := readNg(b)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("type %d, %d bytes: error %v, want %q", tc.typ, len(tc.body), err, tc.want)
+		}
+		p := filepath.Join(t.TempDir(), "short.pcapng")
+		must(t, os.WriteFile(p, b, 0o644))
+		scanSecrets(p) // must not panic
 	}
 }

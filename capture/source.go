@@ -289,10 +289,9 @@ func (f *Files) Run(ctx context.Context, o stream.Observer) error {
 func (f *Files) Analyzer() *Analyzer { return f.a }
 
 // scanSecrets returns the Decryption Secrets Blocks of an uncompressed pcapng file, wherever
-// they are in it, reading only the headers of its other blocks; nil for standard input, a pcap
-// or compressed file (which would cost a second decompression), or a file that cannot be read
-// (reading it for its packets then says why). A damaged block ends the skim: what came before
-// counts.
+// they are in it, skipping its other blocks; nil for standard input, a pcap or compressed
+// file (which would cost a second decompression), or a file that cannot be read (reading it
+// for its packets then says why). A damaged block ends the skim: what came before counts.
 func scanSecrets(name string) []Secrets {
 	if name == Stdin {
 		return nil
@@ -302,58 +301,28 @@ func scanSecrets(name string) []Secrets {
 		return nil
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	r, err := newNgReader(f, fi.Size()) // not pcapng (pcap, or compressed): an error
+	if err != nil {
+		return nil
+	}
 	var out []Secrets
-	var bo binary.ByteOrder = binary.LittleEndian
-	var off int64
-	hdr := make([]byte, 12)
 	for {
-		if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+		off := r.off
+		typ, b, err := r.block()
+		if err != nil {
 			return out
 		}
-		if typ := bo.Uint32(hdr); typ == 0x0A0D0D0A { // a section header: its byte order follows
-			if _, err := io.ReadFull(br, hdr[8:12]); err != nil {
+		if typ == 10 {
+			s, err := secretsBlock(r.bo, b, off)
+			if err != nil {
 				return out
 			}
-			switch binary.LittleEndian.Uint32(hdr[8:]) {
-			case 0x1A2B3C4D:
-				bo = binary.LittleEndian
-			case 0x4D3C2B1A:
-				bo = binary.BigEndian
-			default:
-				return out
-			}
-			blen := int64(bo.Uint32(hdr[4:]))
-			if blen < 28 || blen > maxBlock || blen%4 != 0 {
-				return out
-			}
-			if _, err := br.Discard(int(blen - 12)); err != nil {
-				return out
-			}
-			off += blen
-			continue
-		} else if off == 0 {
-			return nil // not pcapng: pcap, or compressed
+			out = append(out, s)
 		}
-		blen := int64(bo.Uint32(hdr[4:]))
-		if blen < 12 || blen > maxBlock || blen%4 != 0 {
-			return out
-		}
-		if bo.Uint32(hdr) != 10 {
-			if _, err := br.Discard(int(blen - 8)); err != nil {
-				return out
-			}
-			off += blen
-			continue
-		}
-		body := make([]byte, blen-8)
-		if _, err := io.ReadFull(br, body); err != nil || blen < 20 {
-			return out
-		}
-		if n := int64(bo.Uint32(body[4:])); 16+n <= blen-4 {
-			out = append(out, Secrets{Type: bo.Uint32(body), Data: body[8 : 8+n], Off: off})
-		}
-		off += blen
 	}
 }
 
