@@ -79,6 +79,7 @@ type Config struct {
 	// Now, when nil.
 	Clock Clock
 	// Logf reports what is not part of any connection (accept errors, broker logs); nil: silent.
+	// It is called from the goroutines of many connections at once.
 	Logf func(format string, args ...any)
 }
 

@@ -89,7 +89,8 @@ type Options struct {
 	Device string
 	// Decided hears of each verdict as it is decided (from the scenario's goroutine).
 	Decided func(Verdict)
-	// Logf reports what the proxy and broker log.
+	// Logf reports what the proxy and broker log, from many goroutines at once (and from
+	// scenarios running at once, when they share it).
 	Logf func(format string, args ...any)
 	// Sessions reads the sessions of a capture file that sel selects, for replay devices (the
 	// caller reads captures: this package does not).
